@@ -1,0 +1,287 @@
+"""The inventory: clusters, nodes, their interfaces and who owns each, and the history of it.
+
+Rows are never deleted because a poll failed: a node whose agent stops answering is marked stale
+and its interfaces become `unknown` with their last facts kept (see sync.py).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from inventory.choices import (
+    AttachmentStatus,
+    HistoryKind,
+    IdentityKind,
+    NadOrigin,
+    OwnershipState,
+)
+
+
+class Cluster(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    api_url = models.CharField(max_length=500, blank=True)
+    multus_version = models.CharField(
+        max_length=40, blank=True, help_text="Multus version, '' when unknown (MicroK8s: 3.9)."
+    )
+    last_sweep_at = models.DateTimeField(null=True, blank=True)
+    last_sweep_ok_at = models.DateTimeField(null=True, blank=True)
+    last_sweep_duration = models.FloatField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Node(models.Model):
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
+    name = models.CharField(max_length=253)
+    internal_ips = models.JSONField(default=list, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    ready = models.BooleanField(default=False)
+    in_cluster = models.BooleanField(
+        default=True, help_text="False once the Node object is gone from the API."
+    )
+    agent_url = models.CharField(max_length=500, blank=True, help_text="From the agent pod.")
+    agent_url_override = models.CharField(max_length=500, blank=True)
+    agent_version = models.CharField(max_length=40, blank=True)
+    agent_etag = models.CharField(max_length=200, blank=True)
+    agent_error = models.TextField(blank=True)
+    last_contact_at = models.DateTimeField(null=True, blank=True)
+    collected_at = models.DateTimeField(null=True, blank=True)
+    stale = models.BooleanField(default=False, db_index=True)
+    # CNI facts reported by the agent: bin dirs, host-device presence and supportedVersions.
+    cni = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "name"], name="node_unique_per_cluster")
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def effective_agent_url(self) -> str:
+        return self.agent_url_override or self.agent_url
+
+
+class Interface(models.Model):
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="interfaces")
+    # Identity across snapshots: PCI address, else permanent MAC, else MAC. Names change
+    # (host-device renames devices into pods and back); identities do not.
+    identity = models.CharField(max_length=64)
+    identity_kind = models.CharField(max_length=10, choices=IdentityKind.choices)
+
+    name = models.CharField(max_length=64, db_index=True)
+    ifindex = models.IntegerField(null=True, blank=True)
+    altnames = models.JSONField(default=list, blank=True)
+    alias = models.CharField(max_length=256, blank=True)
+    mac = models.CharField(max_length=64, blank=True, db_index=True)
+    permanent_mac = models.CharField(max_length=64, blank=True)
+    kind = models.CharField(max_length=32, blank=True)
+    driver = models.CharField(max_length=64, blank=True, db_index=True)
+    pci_address = models.CharField(max_length=16, blank=True, db_index=True)
+    vendor_id = models.CharField(max_length=8, blank=True)
+    device_id = models.CharField(max_length=8, blank=True)
+    speed_mbps = models.IntegerField(null=True, blank=True, db_index=True)
+    mtu = models.IntegerField(null=True, blank=True)
+    operstate = models.CharField(max_length=16, blank=True)
+    carrier = models.BooleanField(null=True, blank=True)
+    numa_node = models.IntegerField(null=True, blank=True)
+    sriov_total_vfs = models.IntegerField(null=True, blank=True)
+    sriov_num_vfs = models.IntegerField(null=True, blank=True)
+    pf = models.CharField(max_length=64, blank=True, help_text="PF (name or PCI) of a VF.")
+    master = models.CharField(max_length=64, blank=True)
+    master_kind = models.CharField(max_length=32, blank=True)
+    wireless = models.BooleanField(default=False)
+    addresses = models.JSONField(default=list, blank=True)
+    default_route_v4 = models.BooleanField(default=False)
+    default_route_v6 = models.BooleanField(default=False)
+    # False when the netdev is not in the node's namespace (moved into a pod, or bound to
+    # vfio/uio: then a PCI function without netdev is still reported).
+    has_netdev = models.BooleanField(default=True)
+    present = models.BooleanField(default=True, db_index=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    # Hash of the agent facts above: a warm sweep compares digests and writes nothing.
+    facts_digest = models.CharField(max_length=64, blank=True)
+
+    state = models.CharField(
+        max_length=12, choices=OwnershipState.choices, default=OwnershipState.UNKNOWN
+    )
+    reason = models.TextField(blank=True)
+    holder = models.CharField(max_length=300, blank=True)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["node", "identity"], name="interface_identity_per_node")
+        ]
+        indexes = [
+            models.Index(fields=["state", "node"], name="iface_state_node"),
+            models.Index(fields=["node", "name"], name="iface_node_name"),
+            models.Index(fields=["state", "id"], name="iface_state_id"),
+        ]
+        ordering = ["node__name", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.node.name}/{self.name}"
+
+
+class NetworkAttachment(models.Model):
+    """A NetworkAttachmentDefinition seen in the cluster or applied by the portal."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nads")
+    namespace = models.CharField(max_length=63)
+    name = models.CharField(max_length=253)
+    uid = models.CharField(max_length=64, blank=True)
+    config = models.TextField(blank=True, help_text="spec.config, verbatim (a JSON string).")
+    resource_name = models.CharField(max_length=253, blank=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    origin = models.CharField(max_length=10, choices=NadOrigin.choices, default=NadOrigin.CLUSTER)
+    in_cluster = models.BooleanField(default=True)
+    findings = models.JSONField(default=list, blank=True)
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "namespace", "name"], name="nad_unique_per_cluster"
+            )
+        ]
+        ordering = ["namespace", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class PodAttachment(models.Model):
+    """One Multus attachment of a pod: which NAD, which pod interface, which host NIC."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="attachments")
+    namespace = models.CharField(max_length=63)
+    pod_name = models.CharField(max_length=253)
+    pod_uid = models.CharField(max_length=64, blank=True)
+    node = models.ForeignKey(
+        Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments"
+    )
+    nad_namespace = models.CharField(max_length=63)
+    nad_name = models.CharField(max_length=253)
+    pod_interface = models.CharField(max_length=64, blank=True)
+    mac = models.CharField(max_length=64, blank=True)
+    interface = models.ForeignKey(
+        Interface, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments"
+    )
+    status = models.CharField(
+        max_length=10, choices=AttachmentStatus.choices, default=AttachmentStatus.PENDING
+    )
+    error = models.TextField(blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "namespace", "pod_name", "nad_namespace", "nad_name",
+                        "pod_interface"],
+                name="attachment_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["status"], name="attachment_status")]
+        ordering = ["namespace", "pod_name", "pod_interface"]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.pod_name}:{self.pod_interface}"
+
+
+class Reservation(models.Model):
+    """A team's claim on an interface. At most one active (unreleased) reservation per
+    interface, enforced by a partial unique index so that concurrent requests cannot both win."""
+
+    interface = models.ForeignKey(
+        Interface, on_delete=models.CASCADE, related_name="reservations"
+    )
+    team = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="reservations")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reservations"
+    )
+    purpose = models.CharField(max_length=500)
+    starts_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="released_reservations",
+    )
+    release_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["interface"],
+                condition=Q(released_at__isnull=True),
+                name="one_active_reservation_per_interface",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("starts_at")),
+                name="reservation_expires_after_start",
+            ),
+        ]
+        indexes = [models.Index(fields=["released_at", "expires_at"], name="reservation_active")]
+        ordering = ["-starts_at"]
+
+    def __str__(self) -> str:
+        return f"{self.interface} for {self.team}"
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
+
+
+class HistoryEntry(models.Model):
+    """Append-only record of ownership changes and user actions."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=12, choices=HistoryKind.choices)
+    interface = models.ForeignKey(
+        Interface, null=True, blank=True, on_delete=models.CASCADE, related_name="history"
+    )
+    node = models.ForeignKey(
+        Node, null=True, blank=True, on_delete=models.CASCADE, related_name="history"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL)
+    old_state = models.CharField(max_length=12, blank=True)
+    new_state = models.CharField(max_length=12, blank=True)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["interface", "-at"], name="history_iface_at")]
+        verbose_name_plural = "history"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.message}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValueError("history is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("history is append-only")

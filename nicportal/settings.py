@@ -1,0 +1,241 @@
+"""NICPortal settings. Everything that differs between machines comes from the environment.
+
+Defaults give the embedded set-up (SQLite, a filesystem Celery broker, a file cache) so that a
+newcomer runs the product with no services; DATABASE_URL and CELERY_BROKER_URL switch to
+PostgreSQL and Redis. NICPORTAL_PRODUCTION=1 turns on the hardened profile (`check --deploy`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from nicportal.env import env_bool, env_float, env_int, env_list, env_secret, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("NICPORTAL_VAR_DIR", str(BASE_DIR / "var")))
+
+PRODUCTION = env_bool("NICPORTAL_PRODUCTION", False)
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set")
+    SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "knox",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+    "template_partials",
+    "inventory",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "nicportal.urls"
+WSGI_APPLICATION = "nicportal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+# --- Database: SQLite embedded by default, PostgreSQL via DATABASE_URL -------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    try:
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "nicportal.sqlite3",
+            # Web, worker and beat share the file: wait for the writer instead of failing.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis / cache ---------------------------------------------------------------------------
+REDIS_URL = env_str("NICPORTAL_REDIS_URL")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+if not REDIS_URL and CELERY_BROKER_URL.startswith("redis"):
+    REDIS_URL = CELERY_BROKER_URL
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "nicportal",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": VAR_DIR / "cache",
+        }
+    }
+
+# --- Celery ----------------------------------------------------------------------------------
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The embedded broker: messages are files in var/celery (reliable, no server needed).
+    _celery_dir = VAR_DIR / "celery"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_celery_dir / "queue"),
+        "data_folder_out": str(_celery_dir / "queue"),
+        "processed_folder": str(_celery_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("NICPORTAL_TASK_SOFT_TIME_LIMIT", 60, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("NICPORTAL_TASK_TIME_LIMIT", 90, minimum=1)
+CELERY_TASK_ALWAYS_EAGER = env_bool("NICPORTAL_CELERY_EAGER", False)
+CELERY_TIMEZONE = "UTC"
+
+POLL_INTERVAL = env_float("NICPORTAL_POLL_INTERVAL", 30.0, minimum=1.0)
+CELERY_BEAT_SCHEDULE = {
+    # Every entry expires: a sweep that could not start before the next one is pointless.
+    "sweep": {
+        "task": "inventory.tasks.sweep",
+        "schedule": POLL_INTERVAL,
+        "options": {"expires": POLL_INTERVAL},
+    },
+    "expire-reservations": {
+        "task": "inventory.tasks.expire_reservations",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+}
+
+# --- Kubernetes and agents -------------------------------------------------------------------
+KUBECONFIG = env_str("KUBECONFIG")
+KUBE_IN_CLUSTER = env_bool("NICPORTAL_IN_CLUSTER", False)
+KUBE_CONTEXT = env_str("NICPORTAL_KUBE_CONTEXT")
+CLUSTER_NAME = env_str("NICPORTAL_CLUSTER_NAME", "default")
+KUBE_TIMEOUT = env_float("NICPORTAL_KUBE_TIMEOUT", 10.0, minimum=0.1)
+# Namespace and label of the agent pods (their hostIP + port give each node's agent URL).
+AGENT_NAMESPACE = env_str("NICPORTAL_AGENT_NAMESPACE", "")
+AGENT_LABEL_SELECTOR = env_str(
+    "NICPORTAL_AGENT_SELECTOR", "app.kubernetes.io/name=nicportal-agent"
+)
+AGENT_PORT_NAME = env_str("NICPORTAL_AGENT_PORT_NAME", "agent")
+AGENT_TOKEN = env_secret("NICPORTAL_AGENT_TOKEN")
+AGENT_TIMEOUT = env_float("NICPORTAL_AGENT_TIMEOUT", 5.0, minimum=0.1)
+AGENT_MAX_BYTES = env_int("NICPORTAL_AGENT_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
+AGENT_STALE_AFTER = env_float("NICPORTAL_AGENT_STALE_AFTER", 3 * POLL_INTERVAL, minimum=1.0)
+# Multus version of the cluster (MicroK8s' addon ships v3.9 -> cniVersion 0.3.1); "" = unknown.
+MULTUS_VERSION = env_str("NICPORTAL_MULTUS_VERSION", "")
+
+# --- Auth, REST ------------------------------------------------------------------------------
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+REST_KNOX = {"TOKEN_TTL": None, "AUTO_REFRESH": False}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "NICPortal API",
+    "DESCRIPTION": "Who owns each NIC of a Kubernetes fleet; reservations; host-device NADs.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Static files, i18n ----------------------------------------------------------------------
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+# --- Logging: one line per event, key=value, to stderr ---------------------------------------
+LOG_LEVEL = env_str("NICPORTAL_LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "kv": {"format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"kubernetes": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+}
+
+# --- Production profile ----------------------------------------------------------------------
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
