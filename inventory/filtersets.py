@@ -1,0 +1,147 @@
+"""One FilterSet per model: the same filters serve the htmx list views, the DRF viewsets and the
+tests, so a URL query string means the same thing in the browser and in the API.
+
+Filter names are part of the public contract (README / API docs):
+interfaces: node, cluster, state (repeatable), driver, speed_mbps, speed_min, pci (prefix),
+team (team holding an active reservation), present, kind, q (free text).
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q, QuerySet
+
+from inventory.choices import AttachmentStatus, HistoryKind, NadOrigin, OwnershipState
+from inventory.models import (
+    HistoryEntry,
+    Interface,
+    NetworkAttachment,
+    Node,
+    PodAttachment,
+    Reservation,
+)
+
+
+class InterfaceFilterSet(django_filters.FilterSet):
+    node = django_filters.CharFilter(field_name="node__name", label="Node")
+    cluster = django_filters.CharFilter(field_name="node__cluster__name", label="Cluster")
+    state = django_filters.MultipleChoiceFilter(choices=OwnershipState.choices, label="State")
+    driver = django_filters.CharFilter(field_name="driver", label="Driver")
+    speed_mbps = django_filters.NumberFilter(field_name="speed_mbps", label="Speed (Mb/s)")
+    speed_min = django_filters.NumberFilter(
+        field_name="speed_mbps", lookup_expr="gte", label="Speed at least (Mb/s)"
+    )
+    # Prefix match so that "0000:3b:" finds every function of one device or bus.
+    pci = django_filters.CharFilter(
+        field_name="pci_address", lookup_expr="istartswith", label="PCI prefix"
+    )
+    team = django_filters.CharFilter(method="filter_team", label="Reserved by team")
+    present = django_filters.BooleanFilter(field_name="present", label="Present on the node")
+    kind = django_filters.CharFilter(field_name="kind", label="Link kind")
+    q = django_filters.CharFilter(method="filter_text", label="Search")
+
+    class Meta:
+        model = Interface
+        fields = [
+            "node",
+            "cluster",
+            "state",
+            "driver",
+            "speed_mbps",
+            "speed_min",
+            "pci",
+            "team",
+            "present",
+            "kind",
+            "q",
+        ]
+
+    def filter_team(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        # One .filter() call, so both conditions apply to the same reservation row; at most one
+        # active reservation per interface (partial unique index), so the join adds no duplicates.
+        return queryset.filter(
+            reservations__released_at__isnull=True, reservations__team__name=value
+        )
+
+    def filter_text(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(name__icontains=value)
+            | Q(alias__icontains=value)
+            | Q(mac__icontains=value)
+            | Q(pci_address__icontains=value)
+            | Q(node__name__icontains=value)
+            | Q(holder__icontains=value)
+            | Q(reason__icontains=value)
+        )
+
+
+class NodeFilterSet(django_filters.FilterSet):
+    cluster = django_filters.CharFilter(field_name="cluster__name", label="Cluster")
+    name = django_filters.CharFilter(field_name="name", label="Name")
+    stale = django_filters.BooleanFilter(field_name="stale")
+    ready = django_filters.BooleanFilter(field_name="ready")
+    in_cluster = django_filters.BooleanFilter(field_name="in_cluster")
+    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", label="Search")
+
+    class Meta:
+        model = Node
+        fields = ["cluster", "name", "stale", "ready", "in_cluster", "q"]
+
+
+class ReservationFilterSet(django_filters.FilterSet):
+    team = django_filters.CharFilter(field_name="team__name", label="Team")
+    interface = django_filters.NumberFilter(field_name="interface_id", label="Interface id")
+    node = django_filters.CharFilter(field_name="interface__node__name", label="Node")
+    cluster = django_filters.CharFilter(field_name="interface__node__cluster__name")
+    active = django_filters.BooleanFilter(
+        field_name="released_at", lookup_expr="isnull", label="Active (not released)"
+    )
+    created_by = django_filters.CharFilter(field_name="created_by__username")
+
+    class Meta:
+        model = Reservation
+        fields = ["team", "interface", "node", "cluster", "active", "created_by"]
+
+
+class HistoryFilterSet(django_filters.FilterSet):
+    interface = django_filters.NumberFilter(field_name="interface_id", label="Interface id")
+    node = django_filters.CharFilter(field_name="node__name", label="Node")
+    kind = django_filters.MultipleChoiceFilter(choices=HistoryKind.choices)
+    team = django_filters.CharFilter(field_name="team__name", label="Team")
+    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    q = django_filters.CharFilter(field_name="message", lookup_expr="icontains", label="Search")
+
+    class Meta:
+        model = HistoryEntry
+        fields = ["interface", "node", "kind", "team", "since", "until", "q"]
+
+
+class PodAttachmentFilterSet(django_filters.FilterSet):
+    cluster = django_filters.CharFilter(field_name="cluster__name")
+    namespace = django_filters.CharFilter(field_name="namespace")
+    pod = django_filters.CharFilter(field_name="pod_name", label="Pod name")
+    node = django_filters.CharFilter(field_name="node__name")
+    interface = django_filters.NumberFilter(field_name="interface_id", label="Interface id")
+    status = django_filters.MultipleChoiceFilter(choices=AttachmentStatus.choices)
+    nad = django_filters.CharFilter(field_name="nad_name", label="NAD name")
+
+    class Meta:
+        model = PodAttachment
+        fields = ["cluster", "namespace", "pod", "node", "interface", "status", "nad"]
+
+
+class NetworkAttachmentFilterSet(django_filters.FilterSet):
+    cluster = django_filters.CharFilter(field_name="cluster__name")
+    namespace = django_filters.CharFilter(field_name="namespace")
+    name = django_filters.CharFilter(field_name="name")
+    origin = django_filters.ChoiceFilter(choices=NadOrigin.choices)
+    in_cluster = django_filters.BooleanFilter(field_name="in_cluster")
+    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", label="Search")
+
+    class Meta:
+        model = NetworkAttachment
+        fields = ["cluster", "namespace", "name", "origin", "in_cluster", "q"]
