@@ -1,0 +1,76 @@
+"""Command line and environment: every flag also reads NICPORTAL_AGENT_<FLAG>."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+from nodeagent.cni import DEFAULT_BIN_DIRS
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    host: str
+    port: int
+    token_file: str
+    node_name: str
+    netns: str | None
+    portal_url: str | None
+    sysfs_root: str
+    cni_bin_dirs: tuple[str, ...]
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--listen must be HOST:PORT, got {value!r}")
+    host = host.removeprefix("[").removesuffix("]")
+    return host or "0.0.0.0", int(port)
+
+
+def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> AgentConfig:
+    env = os.environ if environ is None else environ
+
+    def default(flag: str, fallback: str | None = None) -> str | None:
+        return env.get("NICPORTAL_AGENT_" + flag.upper().replace("-", "_")) or fallback
+
+    parser = argparse.ArgumentParser(
+        prog="python -m nodeagent",
+        description="NICPortal node agent: serves this node's NIC facts as a JSON snapshot.",
+    )
+    parser.add_argument("--listen", default=default("listen"), help="HOST:PORT to serve on")
+    parser.add_argument("--token-file", default=default("token-file"), help="bearer token file")
+    parser.add_argument("--node-name", default=default("node-name"), help="Kubernetes node name")
+    parser.add_argument("--netns", default=default("netns"), help="watch this named netns")
+    parser.add_argument("--portal-url", default=default("portal-url"), help="for change hints")
+    parser.add_argument("--sysfs-root", default=default("sysfs-root", "/sys"))
+    parser.add_argument(
+        "--cni-bin-dirs",
+        default=default("cni-bin-dirs", ":".join(DEFAULT_BIN_DIRS)),
+        help="colon-separated CNI plugin directories",
+    )
+    args = parser.parse_args(argv)
+    for flag in ("listen", "token_file", "node_name"):
+        if not getattr(args, flag):
+            env_name = "NICPORTAL_AGENT_" + flag.upper()
+            parser.error(f"--{flag.replace('_', '-')} (or {env_name}) is required")
+    try:
+        host, port = parse_listen(args.listen)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.portal_url and not args.portal_url.startswith(("http://", "https://")):
+        parser.error(f"--portal-url must be an http(s) URL, got {args.portal_url!r}")
+    if args.netns and ("/" in args.netns or args.netns in (".", "..")):
+        parser.error(f"--netns must be a name under /run/netns, got {args.netns!r}")
+    return AgentConfig(
+        host=host,
+        port=port,
+        token_file=args.token_file,
+        node_name=args.node_name,
+        netns=args.netns or None,
+        portal_url=args.portal_url or None,
+        sysfs_root=args.sysfs_root,
+        cni_bin_dirs=tuple(d for d in args.cni_bin_dirs.split(":") if d),
+    )
