@@ -8,6 +8,7 @@ PostgreSQL and Redis. NICPORTAL_PRODUCTION=1 turns on the hardened profile (`che
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -98,7 +99,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("NICPORTAL_REDIS_URL")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if not REDIS_URL and CELERY_BROKER_URL.startswith("redis"):
-    REDIS_URL = CELERY_BROKER_URL
+    # Same server as the broker, another database: clearing the cache must not drop tasks.
+    _broker = urlsplit(CELERY_BROKER_URL)
+    REDIS_URL = urlunsplit(_broker._replace(path="/1"))
 if REDIS_URL:
     CACHES = {
         "default": {

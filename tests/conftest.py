@@ -36,3 +36,24 @@ def browser_type_launch_args(browser_type_launch_args):
             "--disable-quic",
         ],
     }
+
+
+def pytest_sessionstart(session):
+    """With NICPORTAL_REQUIRE_SERVICES=1 (CI), every real part the suite relies on must be there:
+    a missing one stops the run with an error instead of letting tests skip."""
+    if os.environ.get("NICPORTAL_REQUIRE_SERVICES") != "1":
+        return
+    from tests.preflight import missing_parts
+
+    missing = missing_parts()
+    if missing:
+        pytest.exit("required parts missing:\n  - " + "\n  - ".join(missing), returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Agent contact times and locks live in the cache; each test starts without them."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

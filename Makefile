@@ -1,0 +1,42 @@
+# The two commands of the README:
+#   make run    set up everything and run the portal (the lab when no KUBECONFIG is given)
+#   make test   set up everything and run the whole test suite (what CI runs)
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench bench-smoke system-packages clean lab-down
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+# Debian packages the product and the tests need (root; no-op when present).
+system-packages:
+	scripts/system-packages
+
+run: system-packages $(STAMP)
+	scripts/run
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: system-packages $(STAMP) lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	scripts/bench
+
+bench-smoke: $(STAMP)
+	$(BIN)/pytest tests/bench -q
+
+lab-down: $(STAMP)
+	$(BIN)/python -m lab down
+
+clean:
+	rm -rf var artifacts staticfiles

@@ -1,0 +1,176 @@
+"""Polling workflows: one node, the cluster, a whole sweep. Shared by the Celery tasks, the
+`poll` management command and the benchmarks, so that all three run the same code.
+
+Locks live in the cache (Redis in production): `cache.add` is atomic there, so two sweeps never
+overlap and two polls of one node never interleave. A lock has a timeout a little longer than the
+task's hard time limit, so a killed worker cannot hold it forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import close_old_connections
+from django.utils import timezone
+
+from inventory import sync
+from inventory.agents import AgentClient
+from inventory.cluster import ClusterClient, ClusterError
+from inventory.models import Cluster, Node
+
+log = logging.getLogger(__name__)
+
+SWEEP_STATUS_KEY = "sweep-status"
+
+
+@contextlib.contextmanager
+def cache_lock(name: str, *, timeout: float) -> Iterator[bool]:
+    """Yields True when this caller holds the lock, False when someone else does."""
+    key = f"lock:{name}"
+    acquired = cache.add(key, "1", timeout=int(timeout) + 1)
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            cache.delete(key)
+
+
+def _lock_timeout() -> float:
+    return float(settings.CELERY_TASK_TIME_LIMIT) + 5
+
+
+def poll_cluster(
+    cluster: Cluster | None = None, *, client: ClusterClient | None = None
+) -> sync.SyncStats:
+    """List nodes, agent pods, pods, NADs and sandbox failures; apply them."""
+    cluster = cluster or sync.get_cluster()
+    client = client or ClusterClient.from_settings()
+    listing = client.listing()
+    stats = sync.apply_listing(cluster, listing)
+    api_url = client.api_url()[:500]
+    if cluster.api_url != api_url:
+        cluster.api_url = api_url
+        cluster.save(update_fields=["api_url"])
+    return stats
+
+
+def poll_node(node_id: int, *, agent: AgentClient | None = None) -> sync.SyncStats:
+    """Fetch one node's snapshot (conditional on its ETag) and apply it."""
+    node = Node.objects.filter(pk=node_id).first()
+    if node is None:
+        return sync.SyncStats()
+    url = node.effective_agent_url
+    if not url:
+        return sync.note_agent_failure(node, "no agent pod found on this node")
+    with cache_lock(f"node:{node_id}", timeout=_lock_timeout()) as held:
+        if not held:
+            stats = sync.SyncStats()
+            stats.messages.append(f"{node.name}: poll already running")
+            return stats
+        agent = agent or AgentClient.from_settings()
+        result = agent.fetch(url, node=node.name, etag=node.agent_etag)
+        if result.status == "not_modified":
+            return sync.note_not_modified(node)
+        if result.status == "ok" and result.snapshot is not None:
+            return sync.apply_snapshot(node, result.snapshot, etag=result.etag)
+        log.warning("node=%s agent=%s poll failed: %s", node.name, url, result.error)
+        return sync.note_agent_failure(node, result.error or "agent answer unusable")
+
+
+@dataclass
+class SweepReport:
+    nodes: int = 0
+    agents_ok: int = 0
+    agents_failed: int = 0
+    duration: float = 0.0
+    stats: sync.SyncStats = field(default_factory=sync.SyncStats)
+    cluster_error: str = ""
+
+
+def record_sweep(cluster: Cluster, report: SweepReport) -> None:
+    """Sweep bookkeeping goes to the cache (read by /readyz and /metrics) so that a warm sweep
+    writes no rows; the Cluster row is updated at most every few minutes, or on an error."""
+    now = timezone.now()
+    status = {
+        "at": now.isoformat(),
+        "ok": not report.cluster_error,
+        "duration": report.duration,
+        "nodes": report.nodes,
+        "agents_ok": report.agents_ok,
+        "agents_failed": report.agents_failed,
+        "rows_written": report.stats.rows_written,
+        "error": report.cluster_error,
+    }
+    cache.set(f"{SWEEP_STATUS_KEY}:{cluster.pk}", status, timeout=None)
+    if report.cluster_error:
+        if cluster.last_error != report.cluster_error:
+            cluster.last_error = report.cluster_error[:2000]
+            cluster.last_sweep_at = now
+            cluster.save(update_fields=["last_error", "last_sweep_at"])
+        return
+    stale = (
+        cluster.last_sweep_ok_at is None or (now - cluster.last_sweep_ok_at).total_seconds() > 300
+    )
+    if stale or cluster.last_error:
+        cluster.last_sweep_at = cluster.last_sweep_ok_at = now
+        cluster.last_sweep_duration = report.duration
+        cluster.last_error = ""
+        cluster.save(
+            update_fields=["last_sweep_at", "last_sweep_ok_at", "last_sweep_duration", "last_error"]
+        )
+
+
+def sweep_status(cluster: Cluster) -> dict | None:
+    return cache.get(f"{SWEEP_STATUS_KEY}:{cluster.pk}")
+
+
+def sweep_inline(
+    *,
+    workers: int = 8,
+    progress: Callable[[int, int, str], None] | None = None,
+    cluster_client: ClusterClient | None = None,
+    agent: AgentClient | None = None,
+) -> SweepReport:
+    """One full sweep in this process: the cluster, then every node with a thread pool.
+    Used by `manage.py poll` and the benchmarks; Celery fans the same per-node work out."""
+    started = time.monotonic()
+    report = SweepReport()
+    cluster = sync.get_cluster()
+    try:
+        report.stats.add(poll_cluster(cluster, client=cluster_client))
+    except ClusterError as exc:
+        report.cluster_error = str(exc)
+        log.error("cluster poll failed: %s", exc)
+    node_ids = list(
+        Node.objects.filter(cluster=cluster, in_cluster=True).values_list("pk", flat=True)
+    )
+    report.nodes = len(node_ids)
+    agent = agent or AgentClient.from_settings()
+
+    def one(node_id: int) -> sync.SyncStats:
+        try:
+            return poll_node(node_id, agent=agent)
+        finally:
+            close_old_connections()
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for node_id, stats in zip(node_ids, pool.map(one, node_ids), strict=True):
+            done += 1
+            report.stats.add(stats)
+            if stats.agent_failures:
+                report.agents_failed += 1
+            else:
+                report.agents_ok += 1
+            if progress:
+                progress(done, len(node_ids), stats.messages[-1] if stats.messages else "")
+    report.duration = time.monotonic() - started
+    record_sweep(cluster, report)
+    return report

@@ -1,0 +1,44 @@
+"""What CI requires to be present (see .ci/run)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+
+
+def missing_parts() -> list[str]:
+    missing = []
+    db_url = os.environ.get("DATABASE_URL", "")
+    if not db_url.startswith("postgres"):
+        missing.append("PostgreSQL: DATABASE_URL must point at PostgreSQL in CI")
+    else:
+        import psycopg
+
+        try:
+            psycopg.connect(db_url.rsplit("/", 1)[0] + "/postgres", connect_timeout=5).close()
+        except psycopg.Error as exc:
+            missing.append(f"PostgreSQL unreachable: {exc}")
+    try:
+        import redis
+
+        redis.Redis.from_url(os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
+                             socket_connect_timeout=3).ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means Redis is not usable
+        missing.append(f"Redis unreachable: {exc}")
+    chromium = os.environ.get("NICPORTAL_CHROMIUM", "/usr/bin/chromium")
+    if not os.access(chromium, os.X_OK):
+        missing.append(f"Chromium not found at {chromium} (apt-get install chromium)")
+    if not os.access("/usr/lib/cni/host-device", os.X_OK):
+        missing.append("host-device plugin missing (apt-get install containernetworking-plugins)")
+    if not shutil.which("ip"):
+        missing.append("iproute2 missing")
+    else:
+        name = f"nppreflight-{uuid.uuid4().hex[:8]}"
+        made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+        if made.returncode != 0:
+            missing.append(f"network namespaces unavailable: {made.stderr.strip()}")
+        else:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    return missing
