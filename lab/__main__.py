@@ -1,0 +1,73 @@
+"""python -m lab up|down|status|serve — see lab/control.py and lab/daemon.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lab import control, daemon
+from lab.layout import LayoutError
+from lab.topology import TopologyError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="build the lab and start its daemon (idempotent)")
+    up.add_argument("--name", default="demo")
+    up.add_argument("--layout", help="a YAML layout (default: the built-in 3-node layout)")
+    up.add_argument("--portal-url", help="passed to the agents for change hints")
+    up.add_argument("--api-port", type=int, help="fixed port for the API (default: a free one)")
+    up.add_argument("--timeout", type=float, default=30.0)
+
+    down = commands.add_parser("down", help="remove every namespace and process of the lab")
+    down.add_argument("--name", default="demo")
+
+    status = commands.add_parser("status", help="where the lab's API, kubeconfig and agents are")
+    status.add_argument("--name", default="demo")
+    status.add_argument("--json", action="store_true")
+
+    serve = commands.add_parser("serve", help="the daemon itself (started by `up`)")
+    serve.add_argument("--state-dir", required=True, type=Path)
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            state = control.up(
+                args.name,
+                layout_path=args.layout,
+                portal_url=args.portal_url,
+                api_port=args.api_port,
+                timeout=args.timeout,
+            )
+            print(json.dumps(state.status(), indent=2))
+            return 0
+        if args.command == "down":
+            print(json.dumps(control.down(args.name)))
+            return 0
+        if args.command == "status":
+            found = control.status(args.name)
+            if args.json:
+                print(json.dumps(found or {"name": args.name, "running": False}, indent=2))
+            elif found is None:
+                print(f"lab {args.name}: not set up")
+            else:
+                print(f"lab {args.name}: {'running' if found['running'] else 'NOT running'}")
+                print(f"  api {found['api_url']}  kubeconfig {found['kubeconfig']}")
+                for node in found["nodes"]:
+                    print(
+                        f"  {node['name']:10} {node['netns']:24} {node['internal_ip']:12}"
+                        f" {node['agent_url']}"
+                    )
+            return 0 if found and found["running"] else 3
+        return daemon.main(args.state_dir)
+    except (LayoutError, control.LabError, TopologyError) as exc:
+        print(f"lab: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""`up`, `down` and `status` of a named lab. All three are idempotent.
+
+`up` writes the state first, then builds the namespaces, then starts the daemon, so that a
+failure at any step leaves enough behind for `down` to remove everything it made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from lab import kube_api, topology
+from lab.daemon import agents_available
+from lab.layout import LAB_NAME, LayoutError, load_layout
+from lab.state import REPO_ROOT, LabState, state_dir
+
+
+class LabError(RuntimeError):
+    """`up` failed; the message says why and where the logs are."""
+
+
+def check_name(name: str) -> None:
+    if not LAB_NAME.match(name):
+        raise LayoutError(f"lab name {name!r}: 1-20 lower-case letters or digits, no dash")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
+def _alive(pid: int | None, *needles: str) -> bool:
+    """Whether pid runs and its command line holds every needle (a recycled pid does not)."""
+    if not pid:
+        return False
+    cmdline = " ".join(_cmdline(pid))
+    return bool(cmdline) and all(needle in cmdline for needle in needles)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 (127.0.0.1 only)
+            return 200 <= resp.status < 300
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def is_running(state: LabState) -> bool:
+    pid = state.daemon_pid()
+    return _alive(pid, "lab", "serve", str(state.directory)) and state.ready_file.exists()
+
+
+def agents_healthy(state: LabState) -> bool:
+    if not agents_available():
+        return True
+    return all(_http_ok(f"http://127.0.0.1:{n['agent_port']}/healthz") for n in state.data["nodes"])
+
+
+def up(
+    name: str = "demo",
+    *,
+    layout_path: str | Path | None = None,
+    portal_url: str | None = None,
+    api_port: int | None = None,
+    timeout: float = 30.0,
+) -> LabState:
+    check_name(name)
+    layout = load_layout(layout_path)  # a bad layout fails here, before anything is made
+    directory = state_dir(name)
+    if (directory / "lab.json").exists():
+        state = LabState.load(directory)
+        if is_running(state) and agents_healthy(state):
+            return state
+        down(name)
+    elif topology.list_namespaces(topology.lab_prefix(name)):
+        down(name)  # leftovers of a run that lost its state dir
+
+    ports: set[int] = set()
+    while len(ports) < len(layout.nodes):
+        ports.add(free_port())
+    port = api_port or free_port()
+    state = LabState(
+        directory,
+        {
+            "name": name,
+            "api_port": port,
+            "api_url": f"http://127.0.0.1:{port}",
+            "portal_url": portal_url or "",
+            "layout": str(layout_path) if layout_path else None,
+            "nodes": [
+                {
+                    "name": node.name,
+                    "netns": topology.node_netns(name, node.name),
+                    "internal_ip": node.internal_ip,
+                    "agent_port": agent_port,
+                }
+                for node, agent_port in zip(layout.nodes, sorted(ports), strict=True)
+            ],
+        },
+    )
+    state.save()
+    state.agent_token_file.write_text(secrets.token_urlsafe(32))
+    state.agent_token_file.chmod(0o600)
+    kube_api.write_kubeconfig(state.kubeconfig, state.data["api_url"], f"nplab-{name}")
+
+    topology.build(name, layout)
+    with state.log_file.open("ab") as log:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "lab", "serve", "--state-dir", str(directory)],
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # its own process group: `down` signals the whole group
+        )
+    state.pid_file.write_text(str(daemon.pid))
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise LabError(
+                f"lab daemon exited with {daemon.returncode}; see {state.log_file}:\n"
+                + _tail(state.log_file)
+            )
+        if state.ready_file.exists() and agents_healthy(state):
+            return state
+        time.sleep(0.05)
+    raise LabError(f"lab {name} not ready after {timeout:.0f} s; see {directory}/*.log")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def down(name: str = "demo") -> dict[str, Any]:
+    """Stop the daemon and its agents and remove every namespace of this lab."""
+    check_name(name)
+    directory = state_dir(name)
+    stopped: list[int] = []
+    if (directory / "lab.json").exists():
+        state = LabState.load(directory)
+        pid = state.daemon_pid()
+        if pid and _alive(pid, "lab", "serve", str(directory)):
+            _signal_group(pid, signal.SIGTERM)
+            stopped.append(pid)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and _alive(pid, "lab", "serve", str(directory)):
+                time.sleep(0.05)
+            _signal_group(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+        # Agents outlive a daemon that was killed hard; match them on this lab's netns names.
+        for node, agent_pid in state.read_pids().items():
+            netns = topology.node_netns(name, node)
+            if _alive(agent_pid, "nodeagent", f"--netns {netns}"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(agent_pid, signal.SIGKILL)
+                stopped.append(agent_pid)
+        for path in (state.pid_file, state.pids_file, state.ready_file):
+            path.unlink(missing_ok=True)
+    removed = topology.destroy(name)
+    return {"name": name, "stopped_pids": stopped, "removed_namespaces": removed}
+
+
+def status(name: str = "demo") -> dict[str, Any] | None:
+    check_name(name)
+    directory = state_dir(name)
+    if not (directory / "lab.json").exists():
+        return None
+    state = LabState.load(directory)
+    return {**state.status(), "running": is_running(state)}

@@ -1,0 +1,135 @@
+"""`python -m lab serve`: the lab's background process.
+
+It serves the KMock API on 127.0.0.1, runs the lab kubelet and supervises one node agent per
+lab node (restarting one that exits). It writes `ready` in the state dir once the API answers
+and the kubelet watches pods. All its children share its process group, so `down` can end them
+all with one signal even if this process died first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import kmock
+
+from lab import kube_api
+from lab.kubelet import LabKubelet, LabNode
+from lab.state import LabState
+
+log = logging.getLogger("lab.daemon")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def agents_available() -> bool:
+    """The node agent is written by another team; the lab runs it once it exists."""
+    try:
+        return importlib.util.find_spec("nodeagent.__main__") is not None
+    except ImportError:
+        return False
+
+
+def agent_command(state: LabState, node: dict[str, Any]) -> list[str]:
+    command = [
+        sys.executable, "-m", "nodeagent",
+        "--listen", f"127.0.0.1:{node['agent_port']}",
+        "--token-file", str(state.agent_token_file),
+        "--node-name", node["name"],
+        "--netns", node["netns"],
+    ]  # fmt: skip
+    if state.data.get("portal_url"):
+        command += ["--portal-url", state.data["portal_url"]]
+    return command
+
+
+class AgentSupervisor:
+    def __init__(self, state: LabState) -> None:
+        self.state = state
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._keep_running(node) for node in self.state.data["nodes"]))
+
+    async def _keep_running(self, node: dict[str, Any]) -> None:
+        log_path = self.state.directory / f"agent-{node['name']}.log"
+        while True:
+            with log_path.open("ab") as log_file:
+                proc = await asyncio.create_subprocess_exec(
+                    *agent_command(self.state, node),
+                    cwd=REPO_ROOT,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=log_file,
+                )
+            self.processes[node["name"]] = proc
+            self.state.write_pids({name: p.pid for name, p in self.processes.items()})
+            code = await proc.wait()
+            log.warning("agent for %s exited with %s; restarting in 1 s", node["name"], code)
+            await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in self.processes.values():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 3)
+            if proc.returncode is None:
+                proc.kill()
+
+
+async def serve(state: LabState) -> None:
+    data = state.data
+    emulator = kube_api.LabKubernetesEmulator()
+    kube_api.seed(emulator, [(n["name"], n["internal_ip"], n["agent_port"]) for n in data["nodes"]])
+    nodes = [
+        LabNode(name=n["name"], netns=n["netns"], internal_ip=n["internal_ip"], index=i)
+        for i, n in enumerate(data["nodes"])
+    ]
+    supervisor = AgentSupervisor(state)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with emulator, kmock.Server(emulator, host="127.0.0.1", port=data["api_port"]):
+        kubelet = LabKubelet(api_url=data["api_url"], lab=data["name"], nodes=nodes)
+        tasks = [asyncio.create_task(kubelet.run(), name="kubelet")]
+        if agents_available():
+            tasks.append(asyncio.create_task(supervisor.run(), name="agents"))
+        else:
+            log.warning("nodeagent/__main__.py not found: no agents in this lab")
+        await asyncio.wait_for(kubelet.ready.wait(), 10)
+        state.ready_file.write_text(str(os.getpid()))
+        log.info("lab %s ready on %s", data["name"], data["api_url"])
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopper and task.exception() is not None:
+                log.error("%s died: %r", task.get_name(), task.exception())
+        await supervisor.stop()
+        for task in [*tasks, stopper]:
+            task.cancel()
+    state.ready_file.unlink(missing_ok=True)
+
+
+def main(state_dir: Path) -> int:
+    state = LabState.load(state_dir)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    try:
+        asyncio.run(serve(state))
+    except OSError as exc:
+        log.error("cannot serve the lab API on 127.0.0.1:%s: %s", state.data["api_port"], exc)
+        return 2
+    return 0

@@ -1,0 +1,275 @@
+"""A running lab seen from a test (or a script): where things are, and helpers to drive pods.
+
+Everything here talks to the lab's API with the official `kubernetes` client, the same way the
+portal does, and reads node namespaces with `ip -j`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+from kubernetes.client import ApiClient, ApiException
+
+from lab import kubelet as lab_kubelet
+from lab import multus, topology
+from lab.layout import Layout, load_layout
+from lab.state import LabState
+
+NAD_GROUP, NAD_VERSION, NAD_PLURAL = "k8s.cni.cncf.io", "v1", "network-attachment-definitions"
+TEST_LABEL = "lab.nicportal.io/test"  # pods and NADs made through this handle; reset() deletes them
+
+
+@dataclass(frozen=True)
+class LabNodeInfo:
+    name: str
+    netns: str
+    internal_ip: str
+    agent_url: str
+
+
+class LabTimeout(AssertionError):
+    """The lab did not reach the awaited state in time."""
+
+
+class LabHandle:
+    def __init__(self, state: LabState) -> None:
+        self.state = state
+        self.name: str = state.data["name"]
+        self.api_url: str = state.data["api_url"]
+        self.kubeconfig: Path = state.kubeconfig
+        self.agent_token_file: Path = state.agent_token_file
+        self.agent_token: str = state.agent_token_file.read_text().strip()
+        self.nodes: list[LabNodeInfo] = [LabNodeInfo(**n) for n in state.status()["nodes"]]
+        self.layout: Layout = load_layout(state.data.get("layout"))
+        self._client: ApiClient | None = None
+
+    # --- where things are -------------------------------------------------------------------
+
+    def node(self, name: str) -> LabNodeInfo:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def kube(self) -> ApiClient:
+        """An official-client ApiClient configured from the lab's kubeconfig (shared)."""
+        if self._client is None:
+            configuration = kubernetes.client.Configuration()
+            kubernetes.config.load_kube_config(
+                config_file=str(self.kubeconfig), client_configuration=configuration
+            )
+            self._client = ApiClient(configuration)
+        return self._client
+
+    @property
+    def core(self) -> kubernetes.client.CoreV1Api:
+        return kubernetes.client.CoreV1Api(self.kube())
+
+    @property
+    def custom(self) -> kubernetes.client.CustomObjectsApi:
+        return kubernetes.client.CustomObjectsApi(self.kube())
+
+    def _raw(self, call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        # JSON as the API sent it (camelCase), not the client's model objects.
+        response = call(*args, _preload_content=False, **kwargs)
+        return json.loads(response.data)
+
+    # --- NADs -------------------------------------------------------------------------------
+
+    def create_nad(
+        self,
+        namespace: str,
+        name: str,
+        config: dict[str, Any] | str,
+        annotations: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{NAD_GROUP}/{NAD_VERSION}",
+            "kind": "NetworkAttachmentDefinition",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {TEST_LABEL: "true"},
+                "annotations": dict(annotations or {}),
+            },
+            "spec": {"config": config if isinstance(config, str) else json.dumps(config)},
+        }
+        return self.custom.create_namespaced_custom_object(
+            NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, body
+        )
+
+    def delete_nad(self, namespace: str, name: str) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(
+                NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    # --- pods -------------------------------------------------------------------------------
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._raw(self.core.read_namespaced_pod, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_pod(
+        self,
+        namespace: str,
+        name: str,
+        node: str,
+        networks: str | list[dict[str, Any]] | None = None,
+        *,
+        wait: bool = True,
+        timeout: float = 15.0,
+    ) -> dict[str, Any]:
+        """Create a pod bound to `node`; with wait, return it once Running or its sandbox failed.
+
+        `networks` is the Multus annotation: the short form as a string, or a list of selection
+        objects (written as JSON).
+        """
+        annotations = {}
+        if networks:
+            annotations[multus.NETWORKS_ANNOTATION] = (
+                networks if isinstance(networks, str) else json.dumps(networks)
+            )
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {TEST_LABEL: "true"},
+                "annotations": annotations,
+            },
+            "spec": {
+                "nodeName": node,
+                "containers": [{"name": "main", "image": "registry.invalid/pause:3.9"}],
+            },
+        }
+        created = self._raw(self.core.create_namespaced_pod, namespace, body)
+        if not wait:
+            return created
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pod = self.get_pod(namespace, name)
+            if pod is not None and pod.get("status", {}).get("phase") == "Running":
+                return pod
+            if pod is not None and any(
+                e.get("reason") == "FailedCreatePodSandBox"
+                for e in self.pod_events(namespace, name)
+            ):
+                return pod
+            time.sleep(0.05)
+        raise LabTimeout(f"pod {namespace}/{name} neither Running nor failed after {timeout} s")
+
+    def delete_pod(
+        self, namespace: str, name: str, *, wait: bool = True, timeout: float = 15.0
+    ) -> None:
+        """Delete like kubectl does; with wait, return once the kubelet ran DEL and it is gone."""
+        try:
+            self.core.delete_namespaced_pod(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        if wait:
+            self._wait_gone(namespace, name, timeout)
+
+    def _wait_gone(self, namespace: str, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.get_pod(namespace, name) is None:
+                return
+            time.sleep(0.05)
+        raise LabTimeout(f"pod {namespace}/{name} still there after {timeout} s")
+
+    def pod_netns(self, namespace: str, name: str) -> str:
+        pod = self.get_pod(namespace, name)
+        if pod is None:
+            raise KeyError(f"{namespace}/{name}")
+        return topology.pod_netns(self.name, pod["metadata"]["uid"])
+
+    def crash_pod(self, namespace: str, name: str) -> None:
+        """The pod's sandbox dies without CNI DEL, then the pod object is force-deleted.
+
+        Its namespace is removed directly (a veth NIC in it dies with it, a physical NIC would
+        come back as an orphan), then the kubelet's finalizer is dropped and the pod deleted
+        with grace period 0, as `kubectl delete --force --grace-period=0` does.
+        """
+        topology.delete_namespaces([self.pod_netns(namespace, name)])
+        self._raw(
+            self.core.patch_namespaced_pod,
+            name,
+            namespace,
+            {"metadata": {"finalizers": []}},
+        )
+        try:
+            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        self._wait_gone(namespace, name, 10.0)
+
+    def pod_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """Events about the pod of that name (only the current one's, if it exists)."""
+        selector = f"involvedObject.name={name},involvedObject.kind=Pod"
+        pod = self.get_pod(namespace, name)
+        if pod is not None:
+            selector += f",involvedObject.uid={pod['metadata']['uid']}"
+        events = self._raw(self.core.list_namespaced_event, namespace, field_selector=selector)
+        return events.get("items", [])
+
+    # --- links ------------------------------------------------------------------------------
+
+    def links(self, node: str) -> list[dict[str, Any]]:
+        """`ip -j -d link` of the node's namespace, parsed."""
+        return topology.links(self.node(node).netns)
+
+    def link_names(self, node: str) -> set[str]:
+        return {link["ifname"] for link in self.links(node)}
+
+    def pod_links(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        return topology.links(self.pod_netns(namespace, name))
+
+    # --- between tests ----------------------------------------------------------------------
+
+    def reset(self) -> list[str]:
+        """Delete every pod and NAD made through this handle, and put the NICs back as built."""
+        pods = self._raw(self.core.list_pod_for_all_namespaces, label_selector=f"{TEST_LABEL}=true")
+        for pod in pods.get("items", []):
+            self.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"], wait=False)
+        for pod in pods.get("items", []):
+            self._wait_gone(pod["metadata"]["namespace"], pod["metadata"]["name"], 15.0)
+        # Events outlive their pods (as in a real cluster); a later pod of the same name must
+        # not see them, so the ones about test pods go too.
+        uids = {pod["metadata"]["uid"] for pod in pods.get("items", [])}
+        events = self._raw(self.core.list_event_for_all_namespaces)
+        for event in events.get("items", []):
+            if event.get("involvedObject", {}).get("uid") in uids:
+                self.core.delete_namespaced_event(
+                    event["metadata"]["name"], event["metadata"]["namespace"]
+                )
+        nads = self.custom.list_cluster_custom_object(
+            NAD_GROUP, NAD_VERSION, NAD_PLURAL, label_selector=f"{TEST_LABEL}=true"
+        )
+        for nad in nads.get("items", []):
+            self.delete_nad(nad["metadata"]["namespace"], nad["metadata"]["name"])
+        return topology.restore_nics(self.name, self.layout)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+FINALIZER = lab_kubelet.FINALIZER
