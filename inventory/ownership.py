@@ -372,7 +372,7 @@ def _pci_function_only(link: LinkFacts, ctx: _Node) -> Verdict | None:
 
 
 def _loopback(link: LinkFacts, ctx: _Node) -> Verdict | None:
-    return _system("loopback: the node's own") if link.kind == "loopback" else None
+    return _system("loopback: used by the node itself") if link.kind == "loopback" else None
 
 
 def _default_route(link: LinkFacts, ctx: _Node) -> Verdict | None:
