@@ -1,1 +1,72 @@
-"""pytest fixtures that bring the lab up for integration tests (filled in by the lab work)."""
+"""pytest fixtures that bring the lab up for integration tests.
+
+- `lab` (session): one lab named `pt<pid>` with the built-in layout, up once per session and down
+  at the end; yields a lab.handle.LabHandle. The agents' hint URL comes from
+  $NICPORTAL_LAB_PORTAL_URL.
+- `clean_lab` (function): the same lab after `reset()` (no test pods or NADs, NICs as built).
+- `lab_requirements` (session): skips (or fails when NICPORTAL_REQUIRE_SERVICES=1) where the
+  machine cannot run a lab: not root, no `ip netns`, no host-device plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab import control
+from lab.handle import LabHandle
+from lab.kubelet import CNI_BIN_DIR
+from lab.state import state_dir
+
+
+def lab_unavailable_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "the lab needs root (network namespaces)"
+    if not Path(CNI_BIN_DIR, "host-device").is_file():
+        return f"no {CNI_BIN_DIR}/host-device (apt-get install containernetworking-plugins)"
+    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return "`ip netns` does not work here"
+    return None
+
+
+def require_lab() -> None:
+    reason = lab_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("NICPORTAL_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"lab required but unavailable: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def lab_requirements() -> None:
+    require_lab()
+
+
+@pytest.fixture(scope="session")
+def lab(lab_requirements: None) -> Iterator[LabHandle]:
+    name = f"pt{os.getpid()}"
+    try:
+        state = control.up(name, portal_url=os.environ.get("NICPORTAL_LAB_PORTAL_URL"))
+    except Exception:
+        control.down(name)
+        raise
+    handle = LabHandle(state)
+    try:
+        yield handle
+    finally:
+        handle.close()
+        control.down(name)
+        shutil.rmtree(state_dir(name), ignore_errors=True)
+
+
+@pytest.fixture
+def clean_lab(lab: LabHandle) -> LabHandle:
+    lab.reset()
+    return lab
