@@ -1,0 +1,360 @@
+"""Serializers of the REST API. Read serializers flatten foreign keys to the names people use
+(node, cluster, team, username); write serializers validate the request shape only, the workflow
+rules live in inventory.services."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.contrib.auth.models import Group
+from rest_framework import serializers
+
+from inventory.models import (
+    Cluster,
+    HistoryEntry,
+    Interface,
+    NetworkAttachment,
+    Node,
+    PodAttachment,
+    Reservation,
+)
+
+TRUE_VALUES = {"1", "true", "yes", "on"}
+FALSE_VALUES = {"0", "false", "no", "off", ""}
+
+
+class SelectableFieldsMixin:
+    """`?fields=a,b` keeps only the named fields, `?brief=1` keeps `brief_fields`: listing 80k
+    interfaces with every fact is megabytes nobody reads. Applies to GET requests only."""
+
+    selectable_fields = True
+    brief_fields: tuple[str, ...] = ("id",)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()  # type: ignore[misc]
+        request = self.context.get("request")  # type: ignore[attr-defined]
+        if request is None or request.method != "GET":
+            return fields
+        wanted = selected_fields(request.query_params, list(fields), self.brief_fields)
+        if wanted is None:
+            return fields
+        return {name: field for name, field in fields.items() if name in wanted}
+
+
+def selected_fields(
+    params: Any, available: list[str], brief_fields: tuple[str, ...]
+) -> list[str] | None:
+    """The field names a request asks for, None for all. Raises a 400 naming unknown fields."""
+    raw_fields = params.get("fields")
+    raw_brief = params.get("brief")
+    brief = False
+    if raw_brief is not None:
+        if raw_brief.lower() not in TRUE_VALUES | FALSE_VALUES:
+            raise serializers.ValidationError({"brief": ["Use 1/true or 0/false."]})
+        brief = raw_brief.lower() in TRUE_VALUES
+    if raw_fields:
+        names = [name.strip() for name in raw_fields.split(",") if name.strip()]
+        unknown = sorted(set(names) - set(available))
+        if unknown or not names:
+            raise serializers.ValidationError(
+                {
+                    "fields": [
+                        f"Unknown field(s) {', '.join(unknown)}; known: {', '.join(available)}."
+                    ]
+                }
+            )
+        return names
+    if brief:
+        return list(brief_fields)
+    return None
+
+
+def fields_pattern(names: list[str]) -> str:
+    """The regular expression of a comma-separated list of these field names (for the schema)."""
+    choice = "|".join(re.escape(name) for name in names)
+    return f"^({choice})(,({choice}))*$"
+
+
+class ClusterSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Cluster
+        fields = [
+            "id",
+            "name",
+            "api_url",
+            "multus_version",
+            "last_sweep_at",
+            "last_sweep_ok_at",
+            "last_sweep_duration",
+            "last_error",
+        ]
+
+
+class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "name", "cluster", "ready", "stale")
+    cluster = serializers.CharField(source="cluster.name", read_only=True)
+
+    class Meta:
+        model = Node
+        fields = [
+            "id",
+            "name",
+            "cluster",
+            "internal_ips",
+            "labels",
+            "ready",
+            "in_cluster",
+            "stale",
+            "agent_url",
+            "agent_version",
+            "agent_error",
+            "last_contact_at",
+            "collected_at",
+            "cni",
+        ]
+
+
+class InterfaceSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "node", "name", "state", "holder", "reserved_team")
+    node = serializers.CharField(source="node.name", read_only=True)
+    node_id = serializers.IntegerField(read_only=True)
+    cluster = serializers.CharField(source="node.cluster.name", read_only=True)
+    # From the active reservation (annotated by the viewset's queryset; null when none).
+    reserved_team = serializers.CharField(read_only=True, allow_null=True)
+    reservation = serializers.IntegerField(source="reservation_id", read_only=True, allow_null=True)
+    reserved_until = serializers.DateTimeField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Interface
+        fields = [
+            "id",
+            "node",
+            "node_id",
+            "cluster",
+            "name",
+            "identity",
+            "identity_kind",
+            "state",
+            "reason",
+            "holder",
+            "reserved_team",
+            "reservation",
+            "reserved_until",
+            "state_changed_at",
+            "ifindex",
+            "altnames",
+            "alias",
+            "mac",
+            "permanent_mac",
+            "kind",
+            "driver",
+            "pci_address",
+            "vendor_id",
+            "device_id",
+            "speed_mbps",
+            "mtu",
+            "operstate",
+            "carrier",
+            "numa_node",
+            "sriov_total_vfs",
+            "sriov_num_vfs",
+            "pf",
+            "master",
+            "master_kind",
+            "wireless",
+            "addresses",
+            "default_route_v4",
+            "default_route_v6",
+            "has_netdev",
+            "present",
+            "first_seen_at",
+            "last_seen_at",
+        ]
+
+
+class ReservationSerializer(serializers.ModelSerializer):
+    interface_name = serializers.CharField(source="interface.name", read_only=True)
+    identity = serializers.CharField(source="interface.identity", read_only=True)
+    node = serializers.CharField(source="interface.node.name", read_only=True)
+    team = serializers.CharField(source="team.name", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    released_by = serializers.CharField(
+        source="released_by.username", read_only=True, allow_null=True
+    )
+    active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Reservation
+        fields = [
+            "id",
+            "interface",
+            "interface_name",
+            "identity",
+            "node",
+            "team",
+            "created_by",
+            "purpose",
+            "starts_at",
+            "expires_at",
+            "active",
+            "released_at",
+            "released_by",
+            "release_reason",
+        ]
+        read_only_fields = fields
+
+
+class ReservationCreateSerializer(serializers.Serializer):
+    interface = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="Id of the interface to reserve."
+    )
+    team = serializers.CharField(
+        required=False,
+        max_length=150,
+        help_text="Team (group) name to reserve for; may be omitted when you are in one team.",
+    )
+    purpose = serializers.CharField(max_length=500, help_text="What the NIC is reserved for.")
+    expires_at = serializers.DateTimeField(help_text="End of the reservation (in the future).")
+
+    def validate_team(self, value: str) -> Group:
+        team = Group.objects.filter(name=value).first()
+        if team is None:
+            raise serializers.ValidationError(f"No team named {value!r}.")
+        return team
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "team" not in attrs:
+            user = self.context["request"].user
+            teams = list(user.groups.order_by("name")[:2])
+            if len(teams) != 1:
+                raise serializers.ValidationError(
+                    {"team": ["You are in several teams (or none): say which team reserves."]}
+                )
+            attrs["team"] = teams[0]
+        return attrs
+
+
+class ReservationExtendSerializer(serializers.Serializer):
+    expires_at = serializers.DateTimeField(help_text="New end, later than the current one.")
+
+
+class NetworkAttachmentSerializer(serializers.ModelSerializer):
+    cluster = serializers.CharField(source="cluster.name", read_only=True)
+    applied_by = serializers.CharField(
+        source="applied_by.username", read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = NetworkAttachment
+        fields = [
+            "id",
+            "cluster",
+            "namespace",
+            "name",
+            "uid",
+            "config",
+            "resource_name",
+            "annotations",
+            "origin",
+            "in_cluster",
+            "findings",
+            "applied_by",
+            "first_seen_at",
+            "updated_at",
+        ]
+
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+class NadRequestSerializer(serializers.Serializer):
+    """What the NAD builder needs: where the NAD goes, which NICs it may point at, which nodes
+    the pods will land on, and the pod side (interface name, IPAM)."""
+
+    namespace = serializers.RegexField(DNS_LABEL, max_length=63)
+    name = serializers.RegexField(DNS_SUBDOMAIN, max_length=253)
+    interfaces = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        min_length=1,
+        max_length=64,
+        help_text="Ids of the host interfaces (one per node) the NAD may hand to pods.",
+    )
+    selector = serializers.DictField(
+        child=serializers.CharField(max_length=253),
+        required=False,
+        default=dict,
+        help_text="Node selector (labels) of the pods that will use the NAD.",
+    )
+    pod_interface = serializers.RegexField(
+        r"^[A-Za-z0-9_.-]{1,15}$", required=False, default="net1", max_length=15
+    )
+    ipam = serializers.DictField(required=False, default=dict, help_text="CNI IPAM section.")
+    cni_version = serializers.CharField(required=False, allow_blank=True, max_length=20)
+    team = serializers.CharField(
+        required=False, max_length=150, help_text="Team acting (for reserved NICs)."
+    )
+
+
+class PodAttachmentSerializer(serializers.ModelSerializer):
+    cluster = serializers.CharField(source="cluster.name", read_only=True)
+    node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
+
+    class Meta:
+        model = PodAttachment
+        fields = [
+            "id",
+            "cluster",
+            "namespace",
+            "pod_name",
+            "pod_uid",
+            "node",
+            "nad_namespace",
+            "nad_name",
+            "pod_interface",
+            "mac",
+            "interface",
+            "status",
+            "error",
+            "first_seen_at",
+            "updated_at",
+        ]
+
+
+class HistoryEntrySerializer(serializers.ModelSerializer):
+    node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
+    actor = serializers.CharField(source="actor.username", read_only=True, allow_null=True)
+    team = serializers.CharField(source="team.name", read_only=True, allow_null=True)
+
+    class Meta:
+        model = HistoryEntry
+        fields = [
+            "id",
+            "at",
+            "kind",
+            "interface",
+            "node",
+            "actor",
+            "team",
+            "old_state",
+            "new_state",
+            "message",
+            "data",
+        ]
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(read_only=True, help_text="Shown once; stored hashed.")
+    token_key = serializers.CharField(read_only=True, help_text="First characters, for lists.")
+    user = serializers.CharField(read_only=True)
+    expiry = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class ConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    holder = serializers.CharField(allow_null=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
