@@ -1,0 +1,121 @@
+"""`python -m lab up|down|status`: separate labs, so they never disturb the session lab."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lab import topology
+from lab.daemon import agents_available
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_lab(*args: str, state_root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NICPORTAL_LAB_DIR": str(state_root)}
+    return subprocess.run(
+        [sys.executable, "-m", "lab", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in command:
+            found.append(command)
+    return found
+
+
+def assert_nothing_left(name: str, state_root: Path) -> None:
+    assert topology.list_namespaces(topology.lab_prefix(name)) == []
+    assert processes_mentioning(str(state_root / name)) == []
+    assert processes_mentioning(f"--netns nplab-{name}-") == []
+
+
+@pytest.fixture
+def state_root(tmp_path, lab_requirements):
+    return tmp_path / "labs"
+
+
+def test_up_status_and_down_leave_no_namespace_link_or_process(state_root):
+    name = f"lc{os.getpid()}"
+    try:
+        up = run_lab("up", "--name", name, state_root=state_root)
+        assert up.returncode == 0, up.stderr
+        again = run_lab("up", "--name", name, state_root=state_root)
+        assert again.returncode == 0 and json.loads(again.stdout) == json.loads(up.stdout)
+
+        status = run_lab("status", "--name", name, "--json", state_root=state_root)
+        found = json.loads(status.stdout)
+        assert found["running"] is True
+        assert set(found) >= {"name", "api_url", "kubeconfig", "agent_token_file", "nodes"}
+        assert [n["netns"] for n in found["nodes"]] == [
+            f"nplab-{name}-node-a", f"nplab-{name}-node-b", f"nplab-{name}-node-c"
+        ]  # fmt: skip
+        assert all(n["agent_url"].startswith("http://127.0.0.1:") for n in found["nodes"])
+        assert found["api_url"].startswith("http://127.0.0.1:")
+        assert processes_mentioning(str(state_root / name))
+        links = topology.links(f"nplab-{name}-switch")
+        assert len(links) > 10
+    finally:
+        down = run_lab("down", "--name", name, state_root=state_root)
+    assert down.returncode == 0, down.stderr
+    assert_nothing_left(name, state_root)
+    assert run_lab("status", "--name", name, state_root=state_root).returncode == 3
+    # down is idempotent
+    assert run_lab("down", "--name", name, state_root=state_root).returncode == 0
+
+
+def test_down_cleans_up_after_up_failed_on_a_taken_port(state_root):
+    name = f"lf{os.getpid()}"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        up = run_lab("up", "--name", name, "--api-port", str(port), state_root=state_root)
+        assert up.returncode == 1
+        assert "daemon exited" in up.stderr
+        assert topology.list_namespaces(topology.lab_prefix(name))  # the failed up left these
+    down = run_lab("down", "--name", name, state_root=state_root)
+    assert down.returncode == 0, down.stderr
+    assert_nothing_left(name, state_root)
+
+
+def test_a_bad_layout_fails_before_anything_is_made(state_root, tmp_path):
+    layout = tmp_path / "bad.yaml"
+    layout.write_text("nodes:\n  - name: node-x\n    nics: [{name: eth1}]\n")
+    name = f"lb{os.getpid()}"
+    up = run_lab("up", "--name", name, "--layout", str(layout), state_root=state_root)
+    assert up.returncode == 1
+    assert "no NIC with an address and the default route" in up.stderr
+    assert_nothing_left(name, state_root)
+
+
+@pytest.mark.skipif(not agents_available(), reason="nodeagent/__main__.py not written yet")
+def test_each_node_agent_answers_with_the_lab_token(lab):
+    for node in lab.nodes:
+        with urllib.request.urlopen(node.agent_url + "/healthz", timeout=5) as resp:
+            assert resp.status == 200
+        request = urllib.request.Request(
+            node.agent_url + "/v1/snapshot", headers={"Authorization": f"Bearer {lab.agent_token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            snapshot = resp.read().decode()
+        assert "eth0" in snapshot
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(lab.nodes[0].agent_url + "/v1/snapshot", timeout=5)
+    assert caught.value.code == 401
