@@ -154,17 +154,17 @@ _CNI_REGEXES = tuple((entry, re.compile(entry.pattern)) for entry in CNI_NAMES)
 _OVN_MARKERS = frozenset({"ovs-system", "br-int", "genev_sys_6081", "ovn-k8s-mp0"})
 
 USERSPACE_DRIVERS = frozenset({"vfio-pci", "uio_pci_generic", "igb_uio"})
-VIRTUAL_KINDS = frozenset(
-    {"bridge", "bond", "team", "vxlan", "geneve", "tun", "wireguard", "ipip", "sit", "gre"}
-    | {"openvswitch", "dummy", "macvlan", "ipvlan", "vlan", "other", "veth"}
-)
 # What host-device names the link in the pod (CNI_IFNAME): Multus' default is net1, net2, …
 _POD_IFNAME = re.compile(r"net\d+")
 # A Linux interface name (what an alias must look like to be host-device's saved name).
 _IFNAME = re.compile(r"[^\s/:]{1,15}")
 _LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
-_MASTER_NOUN = {"bridge": "port of bridge", "bond": "slave of bond", "team": "port of team"}
-_MASTER_NOUN["openvswitch"] = "port of Open vSwitch"
+_MASTER_NOUN = {
+    "bridge": "port of bridge",
+    "bond": "slave of bond",
+    "team": "port of team",
+    "openvswitch": "port of Open vSwitch",
+}
 
 
 # -- the node as the rules see it --------------------------------------------------------------
