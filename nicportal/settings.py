@@ -242,3 +242,9 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+
+if not PRODUCTION:
+    # Serve static files straight from the app/project folders (no collectstatic in development,
+    # the tests' live server, or the lab demo).
+    WHITENOISE_USE_FINDERS = True
+    WHITENOISE_AUTOREFRESH = True

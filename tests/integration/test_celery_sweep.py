@@ -1,0 +1,68 @@
+"""The dispatcher end to end: a real Celery worker on real Redis runs `sweep`, which polls the
+lab's API and fans out one `poll_node` task per node."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from inventory import tasks
+from inventory.models import Interface, Node
+from nicportal.celery import app
+
+pytestmark = [pytest.mark.lab, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_worker(lab, settings):
+    lab.reset()
+    settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.AGENT_TOKEN = lab.agent_token
+    settings.CLUSTER_NAME = "lab"
+    old = (app.conf.broker_url, app.conf.task_always_eager)
+    app.conf.broker_url = REDIS
+    app.conf.task_always_eager = False
+    app.conf.broker_transport_options = {}
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False,
+                      shutdown_timeout=10, loglevel="WARNING"):
+        yield lab
+    app.conf.broker_url, app.conf.task_always_eager = old
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_worker_on_redis_runs_the_sweep_and_fills_every_node(redis_worker):
+    assert app.connection_for_write().as_uri().startswith("redis://")
+
+    tasks.sweep.delay()
+
+    names = {n.name for n in redis_worker.nodes}
+    assert wait_for(lambda: set(
+        Node.objects.filter(interfaces__isnull=False).values_list("name", flat=True)) == names)
+    assert wait_for(lambda: Interface.objects.filter(name="eth1", state="free").count()
+                    == len(names))
+
+
+def test_a_hint_from_an_agent_queues_one_refresh_of_its_node(redis_worker, client):
+    tasks.sweep.delay()
+    assert wait_for(lambda: Interface.objects.filter(node__name="node-a").exists())
+    header = {"HTTP_AUTHORIZATION": f"Bearer {redis_worker.agent_token}"}
+
+    first = client.post("/api/v1/agent-hints/", {"node": "node-a"},
+                        content_type="application/json", **header)
+    second = client.post("/api/v1/agent-hints/", {"node": "node-a"},
+                         content_type="application/json", **header)
+
+    assert first.status_code == 202 and first.json()["queued"] is True
+    assert second.status_code == 202 and second.json()["queued"] is False  # debounced
