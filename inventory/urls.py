@@ -5,5 +5,13 @@ from inventory import views
 app_name = "inventory"
 
 urlpatterns = [
-    path("", views.fleet, name="fleet"),
+    path("", views.FleetView.as_view(), name="fleet"),
+    path("export.csv", views.FleetExportView.as_view(), name="fleet-export"),
+    path("nodes/<str:name>/", views.NodeView.as_view(), name="node"),
+    path("interfaces/<int:pk>/", views.InterfaceView.as_view(), name="interface"),
+    path("interfaces/<int:pk>/reserve/", views.ReserveView.as_view(), name="interface-reserve"),
+    path("reservations/<int:pk>/extend/", views.ExtendView.as_view(), name="reservation-extend"),
+    path("reservations/<int:pk>/release/", views.ReleaseView.as_view(), name="reservation-release"),
+    path("team/", views.TeamView.as_view(), name="team"),
+    path("team/switch/", views.TeamSwitchView.as_view(), name="team-switch"),
 ]
