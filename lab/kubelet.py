@@ -106,7 +106,9 @@ class LabKubelet:
     # --- main loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+        # Big pods (long annotations) make long watch lines: allow up to 4 MiB per line.
+        timeout = aiohttp.ClientTimeout(total=None)
+        async with aiohttp.ClientSession(timeout=timeout, read_bufsize=2**22) as session:
             self._session = session
             while True:
                 try:

@@ -119,3 +119,22 @@ def test_each_node_agent_answers_with_the_lab_token(lab):
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(lab.nodes[0].agent_url + "/v1/snapshot", timeout=5)
     assert caught.value.code == 401
+
+
+def test_every_lab_socket_listens_on_loopback_only(lab):
+    daemon_pid = int(lab.state.pid_file.read_text())
+    group = {
+        int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat") if _pgid(p) == daemon_pid
+    }
+    listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
+    ours = [line for line in listening.splitlines() if any(f"pid={pid}," in line for pid in group)]
+    assert len(ours) >= 1 + len(lab.nodes) * agents_available()
+    for line in ours:
+        assert line.split()[3].startswith("127.0.0.1:"), line
+
+
+def _pgid(stat: Path) -> int | None:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
