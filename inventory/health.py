@@ -1,0 +1,346 @@
+"""Operations endpoints: /healthz (liveness), /readyz (readiness) and /metrics (Prometheus).
+
+- /healthz answers from memory only: it says the process serves requests, nothing more. A
+  liveness probe that touched the database would restart every web pod when PostgreSQL blips.
+- /readyz checks what a web pod needs to do useful work: the database (SELECT 1) and the Celery
+  broker (Redis PING with a short timeout, or the embedded filesystem broker's folder being
+  writable). It also reports the last sweep, but a missing, failed or stale sweep only makes the
+  answer "degraded", still 200: the sweep is the worker's and beat's job (or the cluster API's),
+  taking the web pods out of the Service would not fix it and would hide the dashboard that shows
+  the staleness. Alert on nicportal_last_sweep_timestamp_seconds instead. 503 means database or
+  broker down, and names the failing check.
+- /metrics renders a fresh CollectorRegistry per request from the database and the cache, so
+  every web process (gunicorn workers included) answers the same numbers without multiprocess
+  bookkeeping. Optional bearer token: settings.METRICS_TOKEN.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError, connections
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from inventory.choices import OwnershipState
+from inventory.models import Cluster, Interface, Node, Reservation
+from inventory.services import polling
+
+# A readiness probe must answer well inside the kubelet's timeout (3 s in the manifests).
+BROKER_TIMEOUT = 1.0
+
+OK, DEGRADED, FAILED = "ok", "degraded", "failed"
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": OK})
+
+
+# --- readiness -------------------------------------------------------------------------------
+
+
+def check_database(alias: str = "default") -> dict[str, Any]:
+    try:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        # A broken persistent connection (conn_max_age) must not outlive the outage: drop it
+        # so that the next request reconnects once the server is back.
+        connections[alias].close_if_unusable_or_obsolete()
+        return {"status": FAILED, "error": _one_line(exc)}
+    return {"status": OK, "vendor": connections[alias].vendor}
+
+
+def check_broker(broker_url: str | None = None) -> dict[str, Any]:
+    url = broker_url if broker_url is not None else settings.CELERY_BROKER_URL
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in {"redis", "rediss"}:
+        return _check_redis_broker(url)
+    if scheme == "filesystem":
+        return _check_filesystem_broker()
+    # amqp and friends: no client of ours to ask; say so rather than pretend.
+    return {"status": OK, "transport": scheme, "detail": "not checked for this transport"}
+
+
+def _check_redis_broker(url: str) -> dict[str, Any]:
+    import redis  # comes with celery[redis]; imported here so SQLite-only set-ups need not load it
+
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=BROKER_TIMEOUT, socket_timeout=BROKER_TIMEOUT
+    )
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        return {"status": FAILED, "transport": "redis", "error": _one_line(exc)}
+    finally:
+        client.close()
+    return {"status": OK, "transport": "redis"}
+
+
+def _check_filesystem_broker() -> dict[str, Any]:
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    folders = {options.get("data_folder_in", ""), options.get("data_folder_out", "")} - {""}
+    for folder in sorted(folders):
+        if not os.path.isdir(folder):
+            return {"status": FAILED, "transport": "filesystem", "error": f"{folder} missing"}
+        if not os.access(folder, os.W_OK):
+            return {"status": FAILED, "transport": "filesystem", "error": f"{folder} not writable"}
+    return {"status": OK, "transport": "filesystem"}
+
+
+def check_sweep(now: datetime | None = None) -> dict[str, Any]:
+    """The last sweep of the configured cluster: never FAILED, at worst DEGRADED (see above)."""
+    now = now or timezone.now()
+    stale_after = 3 * float(settings.POLL_INTERVAL)
+    try:
+        cluster = Cluster.objects.filter(name=settings.CLUSTER_NAME).first()
+    except DatabaseError as exc:
+        return {"status": DEGRADED, "error": _one_line(exc)}
+    if cluster is None:
+        return {"status": DEGRADED, "detail": "no sweep yet", "stale_after": stale_after}
+    status = _cached_sweep_status(cluster)
+    result: dict[str, Any] = {"stale_after": stale_after}
+    last_ok = cluster.last_sweep_ok_at
+    if status is not None:
+        result.update(
+            last_at=status.get("at"),
+            last_ok=bool(status.get("ok")),
+            duration=status.get("duration"),
+            nodes=status.get("nodes"),
+            agents_ok=status.get("agents_ok"),
+            agents_failed=status.get("agents_failed"),
+        )
+        if status.get("error"):
+            result["error"] = status["error"]
+        if status.get("ok") and status.get("at"):
+            at = datetime.fromisoformat(status["at"])
+            last_ok = max(last_ok, at) if last_ok else at
+    if last_ok is None:
+        result.update(status=DEGRADED, detail="no successful sweep yet")
+        return result
+    age = (now - last_ok).total_seconds()
+    result["last_ok_at"] = last_ok.isoformat()
+    result["age"] = round(age, 3)
+    if age > stale_after:
+        result.update(status=DEGRADED, detail=f"last successful sweep {age:.0f}s ago")
+    elif status is not None and not status.get("ok"):
+        result.update(status=DEGRADED, detail="last sweep failed")
+    else:
+        result["status"] = OK
+    return result
+
+
+def _cached_sweep_status(cluster: Cluster) -> dict | None:
+    # The cache is Redis in production: when it is down, fall back to the Cluster row (the
+    # broker check already reports the outage).
+    try:
+        return polling.sweep_status(cluster)
+    except Exception:  # noqa: BLE001 - any cache backend error means "no cached status"
+        return None
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    checks = {
+        "database": check_database(),
+        "broker": check_broker(),
+        "sweep": check_sweep(),
+    }
+    failed = sorted(name for name, check in checks.items() if check["status"] == FAILED)
+    if failed:
+        overall = FAILED
+    elif any(check["status"] == DEGRADED for check in checks.values()):
+        overall = DEGRADED
+    else:
+        overall = OK
+    body = {"status": overall, "failed": failed, "checks": checks}
+    return JsonResponse(body, status=503 if failed else 200)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+class InventoryCollector(Collector):
+    """Gauges read from the database and the sweep status in the cache, one label set per
+    cluster. Every OwnershipState is exported, zeros included, so that a dashboard's series do
+    not vanish when the last free NIC is taken."""
+
+    def collect(self) -> Iterator[Metric]:
+        clusters = list(Cluster.objects.order_by("name"))
+        names = {cluster.pk: cluster.name for cluster in clusters}
+
+        nodes = GaugeMetricFamily(
+            "nicportal_nodes", "Nodes present in the cluster.", labels=["cluster"]
+        )
+        stale = GaugeMetricFamily(
+            "nicportal_nodes_stale",
+            "Nodes whose agent has not answered within NICPORTAL_AGENT_STALE_AFTER.",
+            labels=["cluster"],
+        )
+        agent_errors = GaugeMetricFamily(
+            "nicportal_agent_errors",
+            "Nodes whose last agent poll failed (agent_error set).",
+            labels=["cluster"],
+        )
+        node_counts = {
+            row["cluster"]: row
+            for row in Node.objects.filter(in_cluster=True)
+            .values("cluster")
+            .annotate(
+                total=Count("id"),
+                stale=Count("id", filter=Q(stale=True)),
+                errors=Count("id", filter=~Q(agent_error="")),
+            )
+        }
+        for pk, name in names.items():
+            row = node_counts.get(pk, {"total": 0, "stale": 0, "errors": 0})
+            nodes.add_metric([name], row["total"])
+            stale.add_metric([name], row["stale"])
+            agent_errors.add_metric([name], row["errors"])
+        yield nodes
+        yield stale
+        yield agent_errors
+
+        interfaces = GaugeMetricFamily(
+            "nicportal_interfaces",
+            "Interfaces by ownership state.",
+            labels=["cluster", "state"],
+        )
+        by_state: dict[tuple[int, str], int] = {
+            (row["node__cluster"], row["state"]): row["n"]
+            for row in Interface.objects.values("node__cluster", "state").annotate(n=Count("id"))
+        }
+        for pk, name in names.items():
+            for state in OwnershipState.values:
+                interfaces.add_metric([name, state], by_state.get((pk, state), 0))
+        yield interfaces
+
+        reservations = GaugeMetricFamily(
+            "nicportal_reservations_active",
+            "Reservations not yet released.",
+            labels=["cluster"],
+        )
+        active = {
+            row["interface__node__cluster"]: row["n"]
+            for row in Reservation.objects.filter(released_at__isnull=True)
+            .values("interface__node__cluster")
+            .annotate(n=Count("id"))
+        }
+        for pk, name in names.items():
+            reservations.add_metric([name], active.get(pk, 0))
+        yield reservations
+
+        yield from self._sweep_metrics(clusters)
+
+    def _sweep_metrics(self, clusters: list[Cluster]) -> Iterator[Metric]:
+        last_ok = GaugeMetricFamily(
+            "nicportal_last_sweep_timestamp_seconds",
+            "Unix time of the last successful sweep.",
+            labels=["cluster"],
+        )
+        last_ok_flag = GaugeMetricFamily(
+            "nicportal_last_sweep_ok", "1 when the last sweep succeeded.", labels=["cluster"]
+        )
+        duration = GaugeMetricFamily(
+            "nicportal_sweep_duration_seconds",
+            "Duration of the last sweep.",
+            labels=["cluster"],
+        )
+        answering = GaugeMetricFamily(
+            "nicportal_agents_answering",
+            "Agents that answered during the last sweep.",
+            labels=["cluster"],
+        )
+        failed = GaugeMetricFamily(
+            "nicportal_agents_failed",
+            "Agents that failed during the last sweep.",
+            labels=["cluster"],
+        )
+        rows = GaugeMetricFamily(
+            "nicportal_sweep_rows_written",
+            "Rows written by the last sweep (0 on a warm sweep).",
+            labels=["cluster"],
+        )
+        for cluster in clusters:
+            status = _cached_sweep_status(cluster)
+            ok_at = cluster.last_sweep_ok_at
+            if status is not None:
+                if status.get("ok") and status.get("at"):
+                    at = datetime.fromisoformat(status["at"])
+                    ok_at = max(ok_at, at) if ok_at else at
+                last_ok_flag.add_metric([cluster.name], 1 if status.get("ok") else 0)
+                duration.add_metric([cluster.name], float(status.get("duration") or 0.0))
+                answering.add_metric([cluster.name], int(status.get("agents_ok") or 0))
+                failed.add_metric([cluster.name], int(status.get("agents_failed") or 0))
+                rows.add_metric([cluster.name], int(status.get("rows_written") or 0))
+            elif cluster.last_sweep_duration is not None:
+                duration.add_metric([cluster.name], cluster.last_sweep_duration)
+            if ok_at is not None:
+                last_ok.add_metric([cluster.name], ok_at.timestamp())
+        yield from (last_ok, last_ok_flag, duration, answering, failed, rows)
+
+
+class ScrapeCollector(Collector):
+    """How long this scrape took: a slow /metrics is the first sign of a slow database."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "nicportal_scrape_duration_seconds",
+            "Time spent reading the inventory for this scrape.",
+            value=time.monotonic() - self.started,
+        )
+
+
+def render_metrics() -> bytes:
+    started = time.monotonic()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(InventoryCollector())
+    # Registered last, so it measures the inventory queries above.
+    registry.register(ScrapeCollector(started))
+    return generate_latest(registry)
+
+
+def _authorized(request: HttpRequest) -> bool:
+    token = getattr(settings, "METRICS_TOKEN", "")
+    if not token:
+        return True
+    header = request.headers.get("Authorization", "")
+    scheme, _, offered = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        offered.strip().encode(), token.encode()
+    )
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    if not _authorized(request):
+        response = HttpResponse("bearer token required\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(render_metrics(), content_type=CONTENT_TYPE_LATEST)
