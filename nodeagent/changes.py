@@ -26,7 +26,7 @@ WATCHED_GROUPS = (
 
 
 class NetlinkMonitor:
-    """Calls ``on_change()`` (from its own thread) once per batch of netlink events.
+    """Calls ``on_change()`` (from its own thread) for each burst of netlink events.
 
     The socket is opened in ``__init__`` so it belongs to the network namespace of the caller's
     thread at that moment.
@@ -48,13 +48,29 @@ class NetlinkMonitor:
         self._thread.join(timeout=2)
         self._sock.close()
 
+    def has_pending(self) -> bool:
+        """True if events are queued that the monitor thread has not picked up yet.
+
+        The kernel queues the notification before the changing syscall returns, so a snapshot
+        taken right after ``ip link set ...`` returned sees it here even if this thread sleeps.
+        """
+        try:
+            ready, _, _ = select.select([self._sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(ready)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 ready, _, _ = select.select([self._sock], [], [], 0.5)
                 if not ready:
                     continue
-                # Drain everything queued now: one callback per burst, not per message.
+                # Report before draining as well as after: a reader that finds the queue empty
+                # (has_pending() False) must already see the change counted, and a message that
+                # arrives while we drain is counted by the call after the loop.
+                self._on_change()
+                # Drain everything queued now: one burst, not one callback per message.
                 while True:
                     try:
                         self._sock.recv(1 << 16, socket.MSG_DONTWAIT)

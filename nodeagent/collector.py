@@ -19,7 +19,8 @@ Design for ``--netns`` (why a child process):
 
 Both collectors cache the facts until a netlink event arrives or FACTS_MAX_AGE passes: a dump
 through pyroute2 costs ~10 ms for 64 links, events are rare, and the age bound covers the
-sysfs-only facts (a function bound to vfio-pci elsewhere) that raise no event here.
+sysfs-only facts (a function bound to vfio-pci elsewhere) and the few netlink changes the
+kernel does not announce (an alias set on a link that is down) that raise no event here.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ class LocalCollector:
                 generation = self._generation
             now = time.monotonic()
             cached = self._cached
-            if cached and cached[0] == generation and now - cached[1] < self._max_age:
+            fresh = cached and cached[0] == generation and now - cached[1] < self._max_age
+            if fresh and not self._monitor.has_pending():
                 return cached[2]
             links, pci_functions = assemble(*read_netlink(self._ipr), self._sysfs)
             self.collections += 1

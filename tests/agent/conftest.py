@@ -33,7 +33,9 @@ def ip_json(*args: str, netns: str) -> list:
 
 
 def _netns_supported() -> bool:
-    return os.geteuid() == 0 and subprocess.run(["ip", "netns", "list"], check=False).returncode == 0
+    return (
+        os.geteuid() == 0 and subprocess.run(["ip", "netns", "list"], check=False).returncode == 0
+    )
 
 
 @pytest.fixture
@@ -104,7 +106,9 @@ class AgentProcess:
         return False
 
     def get(self, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers or {})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", headers=headers or {}
+        )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
             with opener.open(request, timeout=30) as response:
