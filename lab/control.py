@@ -153,6 +153,17 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
+def _lab_processes(name: str, directory: Path) -> list[int]:
+    marks = (f"--netns {topology.lab_prefix(name)}", f"--state-dir {directory}")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            cmdline = " ".join(_cmdline(int(entry.name)))
+            if any(mark in cmdline for mark in marks):
+                found.append(int(entry.name))
+    return found
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -175,15 +186,14 @@ def down(name: str = "demo") -> dict[str, Any]:
             _signal_group(pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(pid, os.WNOHANG)
-        # Agents outlive a daemon that was killed hard; match them on this lab's netns names.
-        for node, agent_pid in state.read_pids().items():
-            netns = topology.node_netns(name, node)
-            if _alive(agent_pid, "nodeagent", f"--netns {netns}"):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(agent_pid, signal.SIGKILL)
-                stopped.append(agent_pid)
         for path in (state.pid_file, state.pids_file, state.ready_file):
             path.unlink(missing_ok=True)
+    # Agents and their netns workers outlive a daemon that was killed hard: find them by
+    # the arguments only this lab's processes carry.
+    for leftover in _lab_processes(name, directory):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(leftover, signal.SIGKILL)
+        stopped.append(leftover)
     removed = topology.destroy(name)
     return {"name": name, "stopped_pids": stopped, "removed_namespaces": removed}
 

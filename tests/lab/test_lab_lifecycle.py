@@ -138,3 +138,18 @@ def _pgid(stat: Path) -> int | None:
         return int(stat.read_text().rsplit(")", 1)[1].split()[2])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def test_down_stops_agents_left_behind_by_a_killed_daemon(state_root):
+    name = f"lk{os.getpid()}"
+    try:
+        up = run_lab("up", "--name", name, state_root=state_root)
+        assert up.returncode == 0, up.stderr
+        daemon = int((state_root / name / "daemon.pid").read_text())
+        os.kill(daemon, 9)
+        if agents_available():
+            assert processes_mentioning(f"--netns nplab-{name}-")
+    finally:
+        down = run_lab("down", "--name", name, state_root=state_root)
+    assert down.returncode == 0, down.stderr
+    assert_nothing_left(name, state_root)
