@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -237,7 +237,7 @@ def node_reservations(node_id: int) -> list[dict[str, str]]:
             "interface": r.interface.name,
             "identity": r.interface.identity,
             "team": r.team.name,
-            "until": r.expires_at.astimezone(timezone.UTC).isoformat().replace("+00:00", "Z"),
+            "until": r.expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             "purpose": r.purpose,
             "by": r.created_by.get_username(),
         }
@@ -342,7 +342,7 @@ def _label(interface: Interface) -> str:
 
 
 def _when(moment: datetime) -> str:
-    return moment.astimezone(timezone.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _held_message(held: Reservation) -> str:
