@@ -90,7 +90,14 @@ class Sysfs:
     def pci_netdev_names(self, bdf: str) -> list[str]:
         # The sysfs mount is tagged with the network namespace that mounted it, so this lists
         # only the netdevs of that namespace (see collector.py for why the netns worker remounts).
-        return _listdir(os.path.join(self.pci_device_dir(bdf), "net"))
+        base = self.pci_device_dir(bdf)
+        names = _listdir(os.path.join(base, "net"))
+        # virtio NICs hang their netdev one level lower: <bdf>/virtio0/net/eth0. (Not */net:
+        # virtfnN symlinks would lend a VF's netdev to its PF.)
+        for child in _listdir(base):
+            if child.startswith("virtio"):
+                names += _listdir(os.path.join(base, child, "net"))
+        return names
 
     def link_device(self, ifname: str) -> dict:
         """sysfs facts of one netdev: device, driver, PCI/SR-IOV, speed, wireless."""
@@ -122,8 +129,13 @@ class Sysfs:
         except (OSError, ValueError):
             return facts
         subsystem = _link_target_name(os.path.join(device, "subsystem"))
-        if PCI_BDF.match(device_name) and subsystem in (None, "pci"):
-            pci = self.pci_function(device_name)
+        bdf = device_name if PCI_BDF.match(device_name) and subsystem in (None, "pci") else None
+        if bdf is None and subsystem == "virtio":
+            # A virtio NIC's device is virtioN, a child of the PCI function.
+            parent = os.path.basename(os.path.dirname(os.path.realpath(device)))
+            bdf = parent if PCI_BDF.match(parent) else None
+        if bdf:
+            pci = self.pci_function(bdf)
             pci.pop("driver")
             facts.update(pci)
         return facts

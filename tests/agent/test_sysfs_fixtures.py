@@ -234,3 +234,19 @@ def test_the_agent_process_reads_the_sysfs_root_it_is_given(make_netns, start_ag
     functions = {f["pci_address"]: f for f in snapshot["pci_functions"]}
     assert set(functions) == {VF1, IN_POD, VFIO}
     assert functions[VFIO]["driver"] == "vfio-pci"
+
+
+def test_it_finds_the_pci_function_behind_a_virtio_nic(tmp_path):
+    root = tmp_path / "sys"
+    base = pci_device(root, "0000:00:03.0", vendor="0x1af4", device="0x1041", driver="virtio-pci")
+    virtio = base / "virtio0"
+    (virtio / "net" / "eth0").mkdir(parents=True)
+    (root / "bus" / "virtio" / "drivers" / "virtio_net").mkdir(parents=True)
+    os.symlink("../../../bus/virtio/drivers/virtio_net", virtio / "driver")
+    os.symlink("../../../bus/virtio", virtio / "subsystem")
+    (root / "class" / "net" / "eth0").mkdir(parents=True)
+    os.symlink("../../../bus/pci/devices/0000:00:03.0/virtio0", root / "class/net/eth0/device")
+    links, functions = assemble_host(root, [raw_link(2, "eth0")])
+    assert links["eth0"]["pci_address"] == "0000:00:03.0"
+    assert links["eth0"]["driver"] == "virtio_net" and links["eth0"]["vendor_id"] == "0x1af4"
+    assert functions == {}
