@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -153,3 +154,28 @@ def test_down_stops_agents_left_behind_by_a_killed_daemon(state_root):
         down = run_lab("down", "--name", name, state_root=state_root)
     assert down.returncode == 0, down.stderr
     assert_nothing_left(name, state_root)
+
+
+@pytest.mark.skipif(not agents_available(), reason="nodeagent/__main__.py not written yet")
+def test_the_daemon_restarts_an_agent_that_exited(lab):
+    node = lab.nodes[-1]
+    old_pid = lab.state.read_pids()[node.name]
+    assert "nodeagent" in Path(f"/proc/{old_pid}/cmdline").read_bytes().decode()
+    os.kill(old_pid, 15)
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        new_pid = lab.state.read_pids()[node.name]
+        if new_pid != old_pid and _healthy(node.agent_url):
+            break
+        time.sleep(0.1)
+    assert lab.state.read_pids()[node.name] != old_pid
+    assert _healthy(node.agent_url)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
