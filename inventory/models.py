@@ -116,6 +116,8 @@ class Interface(models.Model):
     )
     reason = models.TextField(blank=True)
     holder = models.CharField(max_length=300, blank=True)
+    # A host link named netN whose alias holds its original name: returned from a dead pod.
+    orphan = models.BooleanField(default=False)
     state_changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -45,8 +45,24 @@ log = logging.getLogger(__name__)
 # Kinds whose MAC is borrowed from another link (a bridge or bond takes a port's MAC, a vlan its
 # parent's) and which host-device cannot hand to a pod anyway: their name is their identity.
 _NAME_IDENTITY_KINDS = frozenset(
-    {"loopback", "bridge", "bond", "team", "vlan", "macvlan", "ipvlan", "vxlan", "geneve", "tun",
-     "dummy", "wireguard", "ipip", "sit", "gre", "openvswitch"}
+    {
+        "loopback",
+        "bridge",
+        "bond",
+        "team",
+        "vlan",
+        "macvlan",
+        "ipvlan",
+        "vxlan",
+        "geneve",
+        "tun",
+        "dummy",
+        "wireguard",
+        "ipip",
+        "sit",
+        "gre",
+        "openvswitch",
+    }
 )
 
 # Agent facts copied onto Interface rows: (snapshot key, model field, empty value).
@@ -77,7 +93,7 @@ _LINK_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("default_route_v6", "default_route_v6", False),
 )
 FACT_FIELDS = tuple(f for _, f, _ in _LINK_FIELDS) + ("pf", "has_netdev")
-VERDICT_FIELDS = ("state", "reason", "holder", "state_changed_at")
+VERDICT_FIELDS = ("state", "reason", "holder", "orphan", "state_changed_at")
 # Fields that may be longer in a hostile snapshot than the columns allow.
 _MAX_LEN = {f.name: f.max_length for f in Interface._meta.fields if getattr(f, "max_length", None)}
 
@@ -93,17 +109,35 @@ class SyncStats:
     other_rows: int = 0
     agent_failures: int = 0  # not rows: how many agents did not answer usefully
     messages: list[str] = field(default_factory=list)
+    # Nodes whose pod claims changed in a listing applied without recomputing verdicts.
+    touched_nodes: set[int] = field(default_factory=set)
 
     @property
     def rows_written(self) -> int:
-        return (self.created + self.updated + self.vanished + self.verdicts_changed
-                + self.history + self.node_rows + self.other_rows)
+        return (
+            self.created
+            + self.updated
+            + self.vanished
+            + self.verdicts_changed
+            + self.history
+            + self.node_rows
+            + self.other_rows
+        )
 
     def add(self, other: SyncStats) -> None:
-        for name in ("created", "updated", "vanished", "verdicts_changed", "history",
-                     "node_rows", "other_rows", "agent_failures"):
+        for name in (
+            "created",
+            "updated",
+            "vanished",
+            "verdicts_changed",
+            "history",
+            "node_rows",
+            "other_rows",
+            "agent_failures",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.messages.extend(other.messages)
+        self.touched_nodes |= other.touched_nodes
 
 
 # --------------------------------------------------------------------------- snapshot -> facts
@@ -140,8 +174,10 @@ def snapshot_facts(snapshot: dict) -> dict[str, dict]:
             if ident in facts:
                 log.warning("node=%s duplicate link name %r ignored", snapshot.get("node"), ident)
                 continue
-        row = {model: (link.get(key) if link.get(key) is not None else empty)
-               for key, model, empty in _LINK_FIELDS}
+        row = {
+            model: (link.get(key) if link.get(key) is not None else empty)
+            for key, model, empty in _LINK_FIELDS
+        }
         for key in ("mac", "permanent_mac", "pci_address"):
             row[key] = (row[key] or "").lower()
         row["pf"] = link.get("pf_name") or link.get("pf_pci_address") or ""
@@ -153,15 +189,32 @@ def snapshot_facts(snapshot: dict) -> dict[str, dict]:
         if ident in facts:
             continue
         facts[ident] = {
-            "name": "", "ifindex": None, "altnames": [], "alias": "", "mac": "",
-            "permanent_mac": "", "kind": "physical", "driver": fn.get("driver") or "",
-            "pci_address": ident, "vendor_id": fn.get("vendor_id") or "",
-            "device_id": fn.get("device_id") or "", "speed_mbps": None, "mtu": None,
-            "operstate": "", "carrier": None, "numa_node": fn.get("numa_node"),
-            "sriov_total_vfs": fn.get("sriov_total_vfs"), "sriov_num_vfs": fn.get("sriov_num_vfs"),
-            "master": "", "master_kind": "", "wireless": False, "addresses": [],
-            "default_route_v4": False, "default_route_v6": False,
-            "pf": fn.get("pf_pci_address") or "", "has_netdev": False,
+            "name": "",
+            "ifindex": None,
+            "altnames": [],
+            "alias": "",
+            "mac": "",
+            "permanent_mac": "",
+            "kind": "physical",
+            "driver": fn.get("driver") or "",
+            "pci_address": ident,
+            "vendor_id": fn.get("vendor_id") or "",
+            "device_id": fn.get("device_id") or "",
+            "speed_mbps": None,
+            "mtu": None,
+            "operstate": "",
+            "carrier": None,
+            "numa_node": fn.get("numa_node"),
+            "sriov_total_vfs": fn.get("sriov_total_vfs"),
+            "sriov_num_vfs": fn.get("sriov_num_vfs"),
+            "master": "",
+            "master_kind": "",
+            "wireless": False,
+            "addresses": [],
+            "default_route_v4": False,
+            "default_route_v6": False,
+            "pf": fn.get("pf_pci_address") or "",
+            "has_netdev": False,
             "identity_kind": IdentityKind.PCI,
         }
     return facts
@@ -195,7 +248,8 @@ def _to_link_facts(iface: Interface) -> ownership.LinkFacts:
         master=iface.master,
         master_kind=iface.master_kind,
         addresses=tuple(
-            f"{a['address']}/{a['prefixlen']}" for a in (iface.addresses or [])
+            f"{a['address']}/{a['prefixlen']}"
+            for a in (iface.addresses or [])
             if isinstance(a, dict) and "address" in a and "prefixlen" in a
         ),
         default_route_v4=iface.default_route_v4,
@@ -244,9 +298,9 @@ def _claims(node: Node) -> list[ownership.PodClaim]:
 
 
 def _reservations(node: Node) -> dict[str, ownership.ReservationFacts]:
-    rows = Reservation.objects.filter(interface__node=node, released_at__isnull=True).select_related(
-        "team", "created_by", "interface"
-    )
+    rows = Reservation.objects.filter(
+        interface__node=node, released_at__isnull=True
+    ).select_related("team", "created_by", "interface")
     return {
         r.interface.identity: ownership.ReservationFacts(
             team=r.team.name,
@@ -272,11 +326,17 @@ def _decide(node: Node, interfaces: Sequence[Interface], now: datetime) -> list[
         state = str(verdict.state)
         reason = _clip("reason", verdict.reason)
         holder = _clip("holder", verdict.holder)
-        if (iface.state, iface.reason, iface.holder) == (state, reason, holder):
+        orphan = bool(verdict.orphan)
+        if (iface.state, iface.reason, iface.holder, iface.orphan) == (
+            state,
+            reason,
+            holder,
+            orphan,
+        ):
             continue
         iface._old_state = iface.state  # type: ignore[attr-defined]
         iface._old_holder = iface.holder  # type: ignore[attr-defined]
-        iface.state, iface.reason, iface.holder = state, reason, holder
+        iface.state, iface.reason, iface.holder, iface.orphan = state, reason, holder, orphan
         if iface._old_state != state:  # type: ignore[attr-defined]
             iface.state_changed_at = now
         changed.append(iface)
@@ -371,8 +431,9 @@ def _note_contact(node: Node, now: datetime) -> list[str]:
     return fields
 
 
-def apply_snapshot(node: Node, snapshot: dict, *, etag: str = "",
-                   now: datetime | None = None) -> SyncStats:
+def apply_snapshot(
+    node: Node, snapshot: dict, *, etag: str = "", now: datetime | None = None
+) -> SyncStats:
     """Apply one validated agent snapshot (nodeagent.schema) to the node's interfaces."""
     now = now or timezone.now()
     stats = SyncStats()
@@ -386,8 +447,16 @@ def apply_snapshot(node: Node, snapshot: dict, *, etag: str = "",
             if iface is None:
                 digest = facts_digest(row)
                 to_create.append(
-                    Interface(node=node, identity=ident, facts_digest=digest, present=True,
-                              first_seen_at=now, last_seen_at=now, state_changed_at=now, **row)
+                    Interface(
+                        node=node,
+                        identity=ident,
+                        facts_digest=digest,
+                        present=True,
+                        first_seen_at=now,
+                        last_seen_at=now,
+                        state_changed_at=now,
+                        **row,
+                    )
                 )
                 continue
             _keep_name_of_vanished(iface, row)
@@ -438,8 +507,14 @@ def apply_snapshot(node: Node, snapshot: dict, *, etag: str = "",
         if to_create or to_update or vanished or "stale" in node_fields:
             _save_verdicts(node, _decide(node, interfaces, now), now, stats)
     if stats.rows_written:
-        log.info("node=%s snapshot applied created=%d updated=%d vanished=%d verdicts=%d",
-                 node.name, stats.created, stats.updated, stats.vanished, stats.verdicts_changed)
+        log.info(
+            "node=%s snapshot applied created=%d updated=%d vanished=%d verdicts=%d",
+            node.name,
+            stats.created,
+            stats.updated,
+            stats.vanished,
+            stats.verdicts_changed,
+        )
     return stats
 
 
@@ -497,10 +572,16 @@ def note_agent_failure(node: Node, error: str, *, now: datetime | None = None) -
         node.save(update_fields=fields)
         stats.node_rows += 1
         if "stale" in fields:
-            log.warning("node=%s agent unreachable since %s: %s; interfaces now unknown",
-                        node.name, contact, error)
+            log.warning(
+                "node=%s agent unreachable since %s: %s; interfaces now unknown",
+                node.name,
+                contact,
+                error,
+            )
             HistoryEntry.objects.create(
-                at=now, kind=HistoryKind.AGENT, node=node,
+                at=now,
+                kind=HistoryKind.AGENT,
+                node=node,
                 message=f"agent on {node.name} stopped answering: {error}",
             )
             stats.history += 1
@@ -524,15 +605,24 @@ def _changed(obj, values: dict) -> list[str]:
     return fields
 
 
-def apply_listing(cluster: Cluster, listing, *, now: datetime | None = None) -> SyncStats:
+def apply_listing(
+    cluster: Cluster, listing, *, now: datetime | None = None, recompute: bool = True
+) -> SyncStats:
     """Apply a cluster.ClusterListing: nodes, agent endpoints, NADs and pod attachments. Then
-    recompute the verdicts of every node whose pod claims changed."""
+    recompute the verdicts of every node whose pod claims changed.
+
+    A sweep passes recompute=False and recomputes after polling the agents: judging new claims
+    against the previous snapshot would flash a NIC through `missing` (pod gone from the API,
+    NIC back on the host but not yet re-read) and write history for a state that never was."""
     now = now or timezone.now()
     stats = SyncStats()
     with transaction.atomic():
         nodes = _apply_nodes(cluster, listing, stats)
         _apply_nads(cluster, listing.nads, now, stats)
         touched = _apply_attachments(cluster, listing, nodes, now, stats)
+    if not recompute:
+        stats.touched_nodes |= touched
+        return stats
     for node in Node.objects.filter(pk__in=touched):
         stats.add(refresh_node_ownership(node, now=now))
     return stats
@@ -571,8 +661,12 @@ def _apply_nodes(cluster: Cluster, listing, stats: SyncStats) -> dict[str, Node]
         Node.objects.bulk_create(to_create, batch_size=500)
         stats.node_rows += len(to_create)
         # bulk_create sets pks on PostgreSQL and SQLite >= 3.35; re-read to be portable.
-        existing.update({n.name: n for n in Node.objects.filter(
-            cluster=cluster, name__in=[n.name for n in to_create])})
+        existing.update(
+            {
+                n.name: n
+                for n in Node.objects.filter(cluster=cluster, name__in=[n.name for n in to_create])
+            }
+        )
     if to_update:
         Node.objects.bulk_update(to_update, sorted(update_fields), batch_size=500)
         stats.node_rows += len(to_update)
@@ -595,8 +689,15 @@ def _apply_nads(cluster: Cluster, nads, now: datetime, stats: SyncStats) -> None
         }
         row = existing.get(key)
         if row is None:
-            to_create.append(NetworkAttachment(cluster=cluster, namespace=info.namespace[:63],
-                                               name=info.name[:253], first_seen_at=now, **values))
+            to_create.append(
+                NetworkAttachment(
+                    cluster=cluster,
+                    namespace=info.namespace[:63],
+                    name=info.name[:253],
+                    first_seen_at=now,
+                    **values,
+                )
+            )
             continue
         changed = _changed(row, values)
         if changed:
@@ -611,8 +712,9 @@ def _apply_nads(cluster: Cluster, nads, now: datetime, stats: SyncStats) -> None
         NetworkAttachment.objects.bulk_create(to_create, batch_size=500)
         stats.other_rows += len(to_create)
     if to_update:
-        NetworkAttachment.objects.bulk_update(to_update, sorted(fields | {"updated_at"}),
-                                              batch_size=500)
+        NetworkAttachment.objects.bulk_update(
+            to_update, sorted(fields | {"updated_at"}), batch_size=500
+        )
         stats.other_rows += len(to_update)
 
 
@@ -626,8 +728,9 @@ def _failures_by_pod(listing) -> dict[tuple[str, str], str]:
     return {k: v[1] for k, v in failures.items()}
 
 
-def _apply_attachments(cluster: Cluster, listing, nodes: dict[str, Node], now: datetime,
-                       stats: SyncStats) -> set[int]:
+def _apply_attachments(
+    cluster: Cluster, listing, nodes: dict[str, Node], now: datetime, stats: SyncStats
+) -> set[int]:
     """PodAttachment rows from the pods' Multus annotations. Returns ids of nodes whose claims
     changed (their verdicts must be recomputed)."""
     failures = _failures_by_pod(listing)
@@ -654,16 +757,22 @@ def _apply_attachments(cluster: Cluster, listing, nodes: dict[str, Node], now: d
                 if not name:
                     ns, name = pod.namespace, ns
                 wanted[(pod.namespace, pod.name, ns, name, st.interface or "")] = {
-                    "node": node, "pod_uid": pod.uid, "mac": (st.mac or "").lower(),
-                    "status": AttachmentStatus.ATTACHED, "error": "",
+                    "node": node,
+                    "pod_uid": pod.uid,
+                    "mac": (st.mac or "").lower(),
+                    "status": AttachmentStatus.ATTACHED,
+                    "error": "",
                 }
         for idx, sel in enumerate(pod.networks, start=1):
             if (sel.namespace, sel.name) in status_by_nad:
                 continue
             error = failures.get((pod.namespace, pod.name), "")
-            wanted[(pod.namespace, pod.name, sel.namespace, sel.name,
-                    sel.interface or f"net{idx}")] = {
-                "node": node, "pod_uid": pod.uid, "mac": (sel.mac or "").lower(),
+            wanted[
+                (pod.namespace, pod.name, sel.namespace, sel.name, sel.interface or f"net{idx}")
+            ] = {
+                "node": node,
+                "pod_uid": pod.uid,
+                "mac": (sel.mac or "").lower(),
                 "status": AttachmentStatus.FAILED if error else AttachmentStatus.PENDING,
                 "error": error,
             }
@@ -673,9 +782,16 @@ def _apply_attachments(cluster: Cluster, listing, nodes: dict[str, Node], now: d
         values["node_id"] = values.pop("node").pk if values.get("node") else None
         row = existing.get(key)
         if row is None:
-            row = PodAttachment(cluster=cluster, namespace=key[0][:63], pod_name=key[1][:253],
-                                nad_namespace=key[2][:63], nad_name=key[3][:253],
-                                pod_interface=key[4][:64], first_seen_at=now, **values)
+            row = PodAttachment(
+                cluster=cluster,
+                namespace=key[0][:63],
+                pod_name=key[1][:253],
+                nad_namespace=key[2][:63],
+                nad_name=key[3][:253],
+                pod_interface=key[4][:64],
+                first_seen_at=now,
+                **values,
+            )
             to_create.append(row)
             if row.node_id:
                 touched.add(row.node_id)
@@ -699,8 +815,9 @@ def _apply_attachments(cluster: Cluster, listing, nodes: dict[str, Node], now: d
         PodAttachment.objects.bulk_create(to_create, batch_size=500)
         stats.other_rows += len(to_create)
     if to_update:
-        PodAttachment.objects.bulk_update(to_update, sorted(fields | {"updated_at"}),
-                                          batch_size=500)
+        PodAttachment.objects.bulk_update(
+            to_update, sorted(fields | {"updated_at"}), batch_size=500
+        )
         stats.other_rows += len(to_update)
     _link_attachments_to_interfaces(cluster, touched)
     return touched
@@ -711,11 +828,11 @@ def _link_attachments_to_interfaces(cluster: Cluster, node_ids: set[int]) -> Non
     the NIC's MAC, so MAC + node identify the device)."""
     if not node_ids:
         return
-    rows = list(PodAttachment.objects.filter(cluster=cluster, node_id__in=node_ids)
-                .exclude(mac=""))
+    rows = list(PodAttachment.objects.filter(cluster=cluster, node_id__in=node_ids).exclude(mac=""))
     by_mac = {}
     for iface in Interface.objects.filter(node_id__in=node_ids).only(
-            "id", "node_id", "mac", "permanent_mac"):
+        "id", "node_id", "mac", "permanent_mac"
+    ):
         for mac in (iface.mac, iface.permanent_mac):
             if mac:
                 by_mac[(iface.node_id, mac)] = iface.pk

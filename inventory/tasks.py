@@ -30,8 +30,8 @@ _RETRY = {
 
 
 @shared_task(soft_time_limit=30, time_limit=45, **_RETRY)
-def poll_node(node_id: int) -> dict:
-    stats = polling.poll_node(node_id)
+def poll_node(node_id: int, recompute: bool = False) -> dict:
+    stats = polling.poll_node(node_id, recompute=recompute)
     return {"rows": stats.rows_written, "failed": bool(stats.agent_failures)}
 
 
@@ -49,16 +49,20 @@ def sweep() -> dict:
             log.info("sweep skipped: another sweep is running")
             return {"skipped": True}
         cluster = sync.get_cluster()
+        touched: set[int] = set()
         try:
-            polling.poll_cluster(cluster)
+            touched = polling.poll_cluster(cluster, recompute=False).touched_nodes
         except ClusterError as exc:
             # Keep polling the agents we know: their facts stay fresh while the API is down.
             log.error("cluster poll failed: %s", exc)
             polling.record_sweep(cluster, polling.SweepReport(cluster_error=str(exc)))
-        node_ids = list(Node.objects.filter(cluster=cluster, in_cluster=True)
-                        .values_list("pk", flat=True))
+        node_ids = list(
+            Node.objects.filter(cluster=cluster, in_cluster=True).values_list("pk", flat=True)
+        )
         for node_id in node_ids:
-            poll_node.apply_async((node_id,), expires=polling.settings.POLL_INTERVAL)
+            poll_node.apply_async(
+                (node_id, node_id in touched), expires=polling.settings.POLL_INTERVAL
+            )
         return {"nodes": len(node_ids)}
 
 
@@ -67,10 +71,11 @@ def refresh_node(node_id: int) -> dict:
     """A hint said this node changed: re-read its pods (their network-status names the pod that
     now holds a NIC) and its agent, so that the verdict is right in one step."""
     try:
-        polling.poll_cluster()
+        polling.poll_cluster(recompute=False)
     except ClusterError as exc:
         log.warning("hint: cluster poll failed: %s", exc)
-    stats = polling.poll_node(node_id)
+    # Other nodes touched by that listing are re-judged by their next poll.
+    stats = polling.poll_node(node_id, recompute=True)
     return {"rows": stats.rows_written}
 
 

@@ -7,6 +7,7 @@ PostgreSQL and Redis. NICPORTAL_PRODUCTION=1 turns on the hardened profile (`che
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -91,6 +92,10 @@ else:
             "NAME": VAR_DIR / "nicportal.sqlite3",
             # Web, worker and beat share the file: wait for the writer instead of failing.
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            # A file, not the in-memory default: threads (Celery worker, live server) share it
+            # and SQLite's shared-cache memory mode fails with "table is locked" instead of
+            # waiting for the writer.
+            "TEST": {"NAME": str(VAR_DIR / f"test-nicportal-{os.getpid()}.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from inventory import sync
@@ -47,13 +47,14 @@ def _lock_timeout() -> float:
 
 
 def poll_cluster(
-    cluster: Cluster | None = None, *, client: ClusterClient | None = None
+    cluster: Cluster | None = None, *, client: ClusterClient | None = None, recompute: bool = True
 ) -> sync.SyncStats:
-    """List nodes, agent pods, pods, NADs and sandbox failures; apply them."""
+    """List nodes, agent pods, pods, NADs and sandbox failures; apply them. With
+    recompute=False the caller polls the touched nodes' agents next (stats.touched_nodes)."""
     cluster = cluster or sync.get_cluster()
     client = client or ClusterClient.from_settings()
     listing = client.listing()
-    stats = sync.apply_listing(cluster, listing)
+    stats = sync.apply_listing(cluster, listing, recompute=recompute)
     api_url = client.api_url()[:500]
     if cluster.api_url != api_url:
         cluster.api_url = api_url
@@ -61,8 +62,20 @@ def poll_cluster(
     return stats
 
 
-def poll_node(node_id: int, *, agent: AgentClient | None = None) -> sync.SyncStats:
-    """Fetch one node's snapshot (conditional on its ETag) and apply it."""
+def poll_node(
+    node_id: int, *, agent: AgentClient | None = None, recompute: bool = False
+) -> sync.SyncStats:
+    """Fetch one node's snapshot (conditional on its ETag) and apply it. recompute=True also
+    re-judges the node when the snapshot did not change (its pod claims did)."""
+    stats = _poll_node(node_id, agent=agent)
+    if recompute and not (stats.created or stats.updated or stats.vanished):
+        node = Node.objects.filter(pk=node_id).first()
+        if node is not None:
+            stats.add(sync.refresh_node_ownership(node))
+    return stats
+
+
+def _poll_node(node_id: int, *, agent: AgentClient | None) -> sync.SyncStats:
     node = Node.objects.filter(pk=node_id).first()
     if node is None:
         return sync.SyncStats()
@@ -81,7 +94,7 @@ def poll_node(node_id: int, *, agent: AgentClient | None = None) -> sync.SyncSta
         if result.status == "ok" and result.snapshot is not None:
             return sync.apply_snapshot(node, result.snapshot, etag=result.etag)
         log.warning("node=%s agent=%s poll failed: %s", node.name, url, result.error)
-        return sync.note_agent_failure(node, result.error or "agent answer unusable")
+        return sync.note_agent_failure(node, f"{result.error or 'agent answer unusable'} ({url})")
 
 
 @dataclass
@@ -143,8 +156,11 @@ def sweep_inline(
     started = time.monotonic()
     report = SweepReport()
     cluster = sync.get_cluster()
+    touched: set[int] = set()
     try:
-        report.stats.add(poll_cluster(cluster, client=cluster_client))
+        listed = poll_cluster(cluster, client=cluster_client, recompute=False)
+        touched = listed.touched_nodes
+        report.stats.add(listed)
     except ClusterError as exc:
         report.cluster_error = str(exc)
         log.error("cluster poll failed: %s", exc)
@@ -153,10 +169,14 @@ def sweep_inline(
     )
     report.nodes = len(node_ids)
     agent = agent or AgentClient.from_settings()
+    if connection.vendor == "sqlite":
+        # One writer at a time is all SQLite allows (and its shared-cache test database fails
+        # instead of waiting): poll nodes one after another there.
+        workers = 1
 
     def one(node_id: int) -> sync.SyncStats:
         try:
-            return poll_node(node_id, agent=agent)
+            return poll_node(node_id, agent=agent, recompute=node_id in touched)
         finally:
             close_old_connections()
 

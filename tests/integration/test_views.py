@@ -179,10 +179,11 @@ def test_an_unknown_sort_falls_back_to_node_order(logged_in, node):
 
 def fleet_queries(client, team, count: int) -> int:
     node = make_node()
+    owner = make_user(teams=[team])
     for index in range(count):
         interface = make_interface(node)
         if index % 3 == 0:
-            make_reservation(interface, team)
+            make_reservation(interface, team, owner)
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/?per_page=200")
     assert response.status_code == 200

@@ -1,0 +1,410 @@
+"""AgentClient against a real HTTP server on 127.0.0.1 that plays a node agent, good or bad.
+
+The server is stdlib http.server in a thread; each test sets `server.behaviour` to a function
+that answers the request the way the agent under study would (or would not).
+"""
+
+from __future__ import annotations
+
+import copy
+import http.server
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import fastjsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from inventory.agents import AgentClient, SnapshotResult
+from nodeagent.schema import SNAPSHOT_SCHEMA
+
+TOKEN = "agent-token-123"
+ETAG = '"snap-1"'
+
+LINK = {
+    "ifindex": 2,
+    "name": "eth1",
+    "altnames": ["enp59s0f1"],
+    "alias": None,
+    "mac": "02:00:00:00:00:01",
+    "permanent_mac": None,
+    "kind": "physical",
+    "master": None,
+    "master_kind": None,
+    "operstate": "up",
+    "carrier": True,
+    "mtu": 1500,
+    "speed_mbps": 25000,
+    "driver": "ice",
+    "pci_address": "0000:3b:00.1",
+    "vendor_id": "0x8086",
+    "device_id": "0x159b",
+    "numa_node": 0,
+    "sriov_total_vfs": 8,
+    "sriov_num_vfs": 0,
+    "pf_pci_address": None,
+    "pf_name": None,
+    "wireless": False,
+    "addresses": [{"family": 4, "address": "10.0.0.11", "prefixlen": 24, "scope": "global"}],
+    "default_route_v4": False,
+    "default_route_v6": False,
+}
+SNAPSHOT = {
+    "schema_version": 1,
+    "node": "node-a",
+    "agent_version": "0.1.0",
+    "collected_at": "2025-01-31T12:00:00.123456Z",
+    "netns": None,
+    "links": [LINK],
+    "pci_functions": [
+        {
+            "pci_address": "0000:3b:00.1",
+            "driver": "ice",
+            "vendor_id": "0x8086",
+            "device_id": "0x159b",
+            "numa_node": 0,
+            "sriov_total_vfs": 8,
+            "sriov_num_vfs": 0,
+            "pf_pci_address": None,
+        }
+    ],
+    "cni": {
+        "bin_dirs": [
+            {
+                "path": "/opt/cni/bin",
+                "host_device": True,
+                "host_device_version": "1.1.1",
+                "supported_versions": ["0.3.1", "0.4.0", "1.0.0"],
+            }
+        ],
+        "host_device": {
+            "path": "/opt/cni/bin/host-device",
+            "version": "1.1.1",
+            "supported_versions": ["0.3.1", "0.4.0", "1.0.0"],
+        },
+    },
+}
+
+
+def snapshot(**changes) -> dict:
+    document = copy.deepcopy(SNAPSHOT)
+    document.update(changes)
+    return document
+
+
+class AgentServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.behaviour: Callable[[http.server.BaseHTTPRequestHandler], None] = answer_json(SNAPSHOT)
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.release = threading.Event()  # lets hanging handlers go at teardown
+        self.handled = threading.Event()
+        self.bytes_sent = 0
+        self.write_failed = False
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append((self.path, dict(self.headers)))
+                try:
+                    server.behaviour(self)
+                except OSError:  # the client hung up on us: that is what some tests want
+                    server.write_failed = True
+                finally:
+                    server.handled.set()
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def stop(self) -> None:
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+
+
+def send(handler, status: int, body: bytes = b"", headers: dict | None = None) -> None:
+    handler.send_response(status)
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def answer_json(document, *, etag: str = ETAG) -> Callable:
+    body = json.dumps(document, ensure_ascii=False).encode()
+
+    def behaviour(handler):
+        if handler.headers.get("Authorization") != f"Bearer {TOKEN}":
+            send(handler, 401, b'{"error": "unauthorized"}', {"WWW-Authenticate": "Bearer"})
+        elif handler.headers.get("If-None-Match") == etag:
+            send(handler, 304, headers={"ETag": etag})
+        else:
+            send(handler, 200, body, {"ETag": etag, "Content-Type": "application/json"})
+
+    return behaviour
+
+
+@pytest.fixture(scope="module")
+def server_for_module() -> Iterator[AgentServer]:
+    server = AgentServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def agent(server_for_module: AgentServer) -> AgentServer:
+    server = server_for_module
+    server.behaviour = answer_json(SNAPSHOT)
+    server.requests.clear()
+    server.handled.clear()
+    server.bytes_sent, server.write_failed = 0, False
+    return server
+
+
+@pytest.fixture
+def client() -> Iterator[AgentClient]:
+    agent_client = AgentClient(token=TOKEN, timeout=2.0)
+    yield agent_client
+    agent_client.close()
+
+
+def test_the_fixture_snapshot_is_valid_for_the_agents_schema():
+    fastjsonschema.compile(SNAPSHOT_SCHEMA)(copy.deepcopy(SNAPSHOT))
+
+
+def test_it_fetches_and_validates_a_snapshot_with_the_bearer_token(agent, client):
+    result = client.fetch(agent.url, node="node-a")
+
+    assert result.status == "ok", result.error
+    assert result.snapshot == SNAPSHOT
+    assert result.etag == ETAG
+    assert result.error == ""
+    assert result.elapsed >= 0
+    ((path, headers),) = agent.requests
+    assert path == "/v1/snapshot"
+    assert headers["Authorization"] == f"Bearer {TOKEN}"
+    assert "If-None-Match" not in headers
+
+
+def test_it_accepts_a_trailing_slash_on_the_agent_url(agent, client):
+    assert client.fetch(agent.url + "/", node="node-a").status == "ok"
+    assert agent.requests[0][0] == "/v1/snapshot"
+
+
+def test_it_asks_conditionally_and_reports_not_modified(agent, client):
+    result = client.fetch(agent.url, node="node-a", etag=ETAG)
+
+    assert result == SnapshotResult("not_modified", None, ETAG, "", result.elapsed)
+    assert agent.requests[0][1]["If-None-Match"] == ETAG
+
+
+def test_it_gets_the_full_snapshot_when_the_etag_changed(agent, client):
+    result = client.fetch(agent.url, node="node-a", etag='"old"')
+    assert (result.status, result.etag) == ("ok", ETAG)
+
+
+def test_it_reports_a_rejected_token(agent):
+    wrong = AgentClient(token="not-the-token", timeout=2.0)
+    result = wrong.fetch(agent.url, node="node-a")
+    assert (result.status, result.snapshot, result.error) == ("error", None, "HTTP 401 (token rejected)")
+
+
+def test_it_reports_a_timeout_when_the_agent_does_not_answer(agent):
+    agent.behaviour = lambda handler: agent.release.wait(30)
+    slow = AgentClient(token=TOKEN, timeout=0.3)
+
+    result = slow.fetch(agent.url, node="node-a")
+
+    assert (result.status, result.error) == ("error", "timeout after 0.3s")
+
+
+def test_it_rejects_a_10_mb_body_by_its_length_without_reading_it(agent, client):
+    total = 10 * 1024 * 1024
+
+    def huge(handler):
+        # A small send buffer so the kernel cannot swallow the body for a client that stopped.
+        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(total))
+        handler.end_headers()
+        chunk = b" " * 65536
+        while agent.bytes_sent < total:
+            handler.wfile.write(chunk)
+            agent.bytes_sent += len(chunk)
+
+    agent.behaviour = huge
+    result = client.fetch(agent.url, node="node-a")
+
+    assert result.status == "error"
+    assert result.error == f"body exceeds {4 * 1024 * 1024} bytes (Content-Length {total})"
+    assert agent.handled.wait(10)
+    assert agent.write_failed  # the client hung up instead of reading 10 MB
+    assert agent.bytes_sent < total
+
+
+def test_it_stops_reading_a_body_without_length_past_max_bytes(agent, client):
+    endless = 64 * 1024 * 1024
+
+    def streaming(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.end_headers()  # HTTP/1.0, no Content-Length: the body ends when we close
+        handler.wfile.write(b'{"links": [')
+        chunk = b'"x",' * 16384
+        while agent.bytes_sent < endless:
+            handler.wfile.write(chunk)
+            agent.bytes_sent += len(chunk)
+
+    agent.behaviour = streaming
+    result = client.fetch(agent.url, node="node-a")
+
+    assert (result.status, result.error) == ("error", f"body exceeds {4 * 1024 * 1024} bytes")
+    assert agent.handled.wait(10)
+    assert agent.write_failed
+    assert agent.bytes_sent < endless
+
+
+def test_it_reports_a_body_that_is_not_json(agent, client):
+    agent.behaviour = lambda handler: send(handler, 200, b"<html>Welcome to nginx</html>")
+    result = client.fetch(agent.url, node="node-a")
+    assert result.status == "error"
+    assert result.error == "not JSON: Expecting value: line 1 column 1 (char 0)"
+
+
+def test_it_reports_a_body_that_is_not_utf8(agent, client):
+    agent.behaviour = lambda handler: send(handler, 200, b'{"node": "\xff\xfe"}')
+    result = client.fetch(agent.url, node="node-a")
+    assert result.error.startswith("not JSON: ")
+
+
+def test_it_reports_the_schema_violation_with_its_path(agent, client):
+    bad_link = {**LINK, "mtu": "1500"}
+    agent.behaviour = answer_json(snapshot(links=[LINK, bad_link]))
+
+    result = client.fetch(agent.url, node="node-a")
+
+    assert result.status == "error"
+    assert result.snapshot is None
+    assert result.error.startswith("schema: data.links[1].mtu ")
+
+
+def test_it_reports_a_json_answer_that_is_not_an_object(agent, client):
+    agent.behaviour = answer_json([SNAPSHOT])
+    result = client.fetch(agent.url, node="node-a")
+    assert result.error == "schema: data must be object, got list"
+
+
+def test_it_reports_an_agent_speaking_another_schema_version(agent, client):
+    agent.behaviour = answer_json(snapshot(schema_version=2))
+    result = client.fetch(agent.url, node="node-a")
+    assert result.error.startswith("schema_version 2 is not supported (this portal reads 1")
+
+
+def test_it_rejects_an_answer_for_another_node(agent, client):
+    agent.behaviour = answer_json(snapshot(node="node-b"))
+    result = client.fetch(agent.url, node="node-a")
+    assert (result.status, result.error) == ("error", "answer is for node node-b, expected node-a")
+
+
+def test_it_passes_html_in_names_and_aliases_through_untouched(agent, client):
+    # Escaping is the template's job; here the facts must stay exactly what the node said.
+    hostile = "<script>alert(1)</script>&amp;"
+    link = {**LINK, "name": "eth<b>1", "alias": hostile, "altnames": ['x"><img src=y>']}
+    agent.behaviour = answer_json(snapshot(links=[link]))
+
+    result = client.fetch(agent.url, node="node-a")
+
+    assert result.status == "ok", result.error
+    (got,) = result.snapshot["links"]
+    assert (got["name"], got["alias"], got["altnames"]) == ("eth<b>1", hostile, ['x"><img src=y>'])
+
+
+def test_it_reports_an_agent_error_status_with_the_start_of_its_body(agent, client):
+    body = b'{"error": "netlink_failed", "detail": "' + b"x" * 1000 + b'"}'
+    agent.behaviour = lambda handler: send(handler, 503, body, {"Retry-After": "5"})
+    result = client.fetch(agent.url, node="node-a")
+    assert result.status == "error"
+    assert result.error.startswith('HTTP 503: \'{"error": "netlink_failed"')
+    assert len(result.error) < 300
+
+
+def test_it_reports_connection_refused(client):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = client.fetch(f"http://127.0.0.1:{port}", node="node-a")
+    assert (result.status, result.snapshot, result.error) == ("error", None, "connection refused")
+
+
+def test_it_reports_a_bad_agent_url(client):
+    result = client.fetch("http://", node="node-a")
+    assert result.status == "error"
+    assert result.error.startswith("bad agent URL")
+
+
+def test_it_reports_a_connection_closed_without_an_answer(agent, client):
+    agent.behaviour = lambda handler: handler.connection.shutdown(socket.SHUT_RDWR)
+    result = client.fetch(agent.url, node="node-a")
+    assert result.status == "error"
+    assert result.error.startswith("connection broken: ")
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+            lambda children: st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=8), children, max_size=4),
+            max_leaves=20,
+        ).map(lambda value: json.dumps(value).encode()),
+        st.builds(
+            lambda key, value: json.dumps(snapshot(**{key: value})).encode(),
+            st.sampled_from(sorted(SNAPSHOT)),
+            st.none() | st.integers() | st.text(max_size=5) | st.lists(st.integers(), max_size=2),
+        ),
+    ),
+    status=st.sampled_from([200, 200, 200, 204, 302, 304, 404, 500]),
+)
+def test_malformed_answers_never_raise_out_of_fetch(agent, client, body, status):
+    agent.behaviour = lambda handler: send(handler, status, body)
+    result = client.fetch(agent.url, node="node-a")
+    assert result.status in {"ok", "not_modified", "error"}
+    assert (result.status == "error") == bool(result.error)
+    if result.status == "ok":
+        fastjsonschema.compile(SNAPSHOT_SCHEMA)(result.snapshot)
+
+
+def test_it_gives_up_on_an_agent_that_drips_its_body_past_the_deadline(agent):
+    def dripping(handler):
+        handler.send_response(200)
+        handler.end_headers()
+        # Each byte comes well within the read timeout; only the overall deadline can stop this.
+        while not agent.release.wait(0.05):
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+
+    agent.behaviour = dripping
+    slow = AgentClient(token=TOKEN, timeout=0.3)
+
+    result = slow.fetch(agent.url, node="node-a")
+
+    assert (result.status, result.error) == ("error", "timeout after 0.3s (body still arriving)")
