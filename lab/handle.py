@@ -17,11 +17,12 @@ from kubernetes.client import ApiClient, ApiException
 
 from lab import kubelet as lab_kubelet
 from lab import multus, topology
+from lab.kube_api import AGENT_NAMESPACE
 from lab.layout import Layout, load_layout
 from lab.state import LabState
 
 NAD_GROUP, NAD_VERSION, NAD_PLURAL = "k8s.cni.cncf.io", "v1", "network-attachment-definitions"
-TEST_LABEL = "lab.nicportal.io/test"  # pods and NADs made through this handle; reset() deletes them
+TEST_LABEL = "lab.nicportal.io/test"  # marks pods and NADs made through this handle
 
 
 @dataclass(frozen=True)
@@ -244,8 +245,19 @@ class LabHandle:
     # --- between tests ----------------------------------------------------------------------
 
     def reset(self) -> list[str]:
-        """Delete every pod and NAD made through this handle, and put the NICs back as built."""
-        pods = self._raw(self.core.list_pod_for_all_namespaces, label_selector=f"{TEST_LABEL}=true")
+        """Delete every pod (but the agents') and every NAD; put the NICs back as built.
+
+        Returns what restore_nics() had to repair ("node-a/eth2: created again", ...).
+        """
+        listed = self._raw(self.core.list_pod_for_all_namespaces)
+        pods = {
+            "items": [
+                pod
+                for pod in listed.get("items", [])
+                if pod["metadata"].get("namespace") != AGENT_NAMESPACE
+                and not pod.get("spec", {}).get("hostNetwork")
+            ]
+        }
         for pod in pods.get("items", []):
             self.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"], wait=False)
         for pod in pods.get("items", []):
@@ -259,9 +271,7 @@ class LabHandle:
                 self.core.delete_namespaced_event(
                     event["metadata"]["name"], event["metadata"]["namespace"]
                 )
-        nads = self.custom.list_cluster_custom_object(
-            NAD_GROUP, NAD_VERSION, NAD_PLURAL, label_selector=f"{TEST_LABEL}=true"
-        )
+        nads = self.custom.list_cluster_custom_object(NAD_GROUP, NAD_VERSION, NAD_PLURAL)
         for nad in nads.get("items", []):
             self.delete_nad(nad["metadata"]["namespace"], nad["metadata"]["name"])
         return topology.restore_nics(self.name, self.layout)
