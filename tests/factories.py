@@ -4,10 +4,12 @@ the end of the file."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
@@ -59,9 +61,15 @@ def make_team(name: str | None = None) -> Group:
     return Group.objects.create(name=name or f"team-{next(_sequence)}")
 
 
+@functools.cache
+def _hashed_password() -> str:
+    # Hashing is deliberately slow; tests make many users with the same password.
+    return make_password(PASSWORD)
+
+
 def make_user(username: str | None = None, *, teams: list[Group] = (), staff: bool = False) -> User:
-    user = User.objects.create_user(
-        username=username or f"user-{next(_sequence)}", password=PASSWORD, is_staff=staff
+    user = User.objects.create(
+        username=username or f"user-{next(_sequence)}", password=_hashed_password(), is_staff=staff
     )
     user.groups.set(teams)
     return user
