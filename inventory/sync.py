@@ -850,3 +850,34 @@ def mark_origin_portal(nad: NetworkAttachment) -> None:
     if nad.origin != NadOrigin.PORTAL:
         nad.origin = NadOrigin.PORTAL
         nad.save(update_fields=["origin", "updated_at"])
+
+
+# --------------------------------------------------------------------------- NAD lint
+
+
+def lint_cluster_nads(cluster: Cluster) -> int:
+    """Re-lint every NAD of the cluster against the current inventory; write only the NADs
+    whose findings changed. Returns rows written."""
+    from inventory import nad
+    from inventory.services import facts
+
+    nodes = list(Node.objects.filter(cluster=cluster, in_cluster=True))
+    devices = facts.devices_by_node(nodes)
+    plugins = facts.plugins_by_node(nodes)
+    multus_version = cluster.multus_version or settings.MULTUS_VERSION
+    changed = []
+    for row in NetworkAttachment.objects.filter(cluster=cluster, in_cluster=True):
+        findings = [
+            f.as_dict()
+            for f in nad.lint(
+                namespace=row.namespace, name=row.name, config=row.config,
+                annotations={k: str(v) for k, v in (row.annotations or {}).items()},
+                devices_by_node=devices, plugins_by_node=plugins, multus_version=multus_version,
+            )
+        ]
+        if row.findings != findings:
+            row.findings = findings
+            changed.append(row)
+    if changed:
+        NetworkAttachment.objects.bulk_update(changed, ["findings", "updated_at"], batch_size=200)
+    return len(changed)

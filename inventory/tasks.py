@@ -63,7 +63,10 @@ def sweep() -> dict:
             poll_node.apply_async(
                 (node_id, node_id in touched), expires=polling.settings.POLL_INTERVAL
             )
-        return {"nodes": len(node_ids)}
+        # Lint the cluster's NADs against the inventory as it stands (the node polls just
+        # queued refresh it; their effect shows in the next sweep's lint).
+        linted = sync.lint_cluster_nads(cluster)
+        return {"nodes": len(node_ids), "nads_relinted": linted}
 
 
 @shared_task(soft_time_limit=30, time_limit=45, **_RETRY)

@@ -191,6 +191,7 @@ def sweep_inline(
                 report.agents_ok += 1
             if progress:
                 progress(done, len(node_ids), stats.messages[-1] if stats.messages else "")
+    report.stats.other_rows += sync.lint_cluster_nads(cluster)
     report.duration = time.monotonic() - started
     record_sweep(cluster, report)
     return report

@@ -136,3 +136,21 @@ def test_a_nic_left_in_a_crashed_pod_namespace_is_missing_after_one_poll(portal)
     assert not eth3.present
     assert eth3.state == "missing"
     assert "no pod claims it" in eth3.reason
+
+
+def test_the_sweep_lints_the_cluster_nads_against_the_inventory(portal):
+    portal.create_nad("default", "eth0-nic", {
+        "cniVersion": "0.3.1", "name": "eth0-nic", "type": "host-device", "device": "eth0",
+    })
+    portal.create_nad("default", "commented", '{"type": "host-device", # eth1\n "device": "eth1"}')
+
+    polling.sweep_inline(workers=4)
+    polling.sweep_inline(workers=4)  # the second sweep lints against the filled inventory
+
+    from inventory.models import NetworkAttachment
+
+    eth0 = NetworkAttachment.objects.get(name="eth0-nic")
+    codes = {f["code"] for f in eth0.findings}
+    assert "DEVICE_NOT_FREE" in codes or "EEXIST_RISK" in codes, eth0.findings
+    commented = NetworkAttachment.objects.get(name="commented")
+    assert any("comment" in f["message"] for f in commented.findings), commented.findings
