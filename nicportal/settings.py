@@ -83,6 +83,10 @@ DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     try:
         DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+        # One test database per test process: runs side by side never drop each other's.
+        DATABASES["default"]["TEST"] = {
+            "NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
+        }
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
 else:
