@@ -205,7 +205,8 @@ def eexist_finding(
         "EEXIST_RISK",
         severity,
         "selector",
-        f'On node {node}, "device": "{device_name}" would fail with `failed to move link file '
+        (f"On node {node}, " if node else "")
+        + f'"device": "{device_name}" would fail with `failed to move link file '
         "exists`: host-device before v1.5.0 moves the link into the pod under its host name, "
         f"and {pod_names[device_name]} (multus-cni #1209, seen with MicroK8s + Calico); "
         f"{eexist_explanation(plugin)}.",

@@ -345,7 +345,7 @@ def lint(
     if winner == "device":
         pod_names = pod_name_clauses("", ("eth0",))
         pod_names.pop("", None)
-        nodes = sorted(matched) if inventory is not None else sorted(plugins) or ["every node"]
+        nodes = sorted(matched) if inventory is not None else sorted(plugins) or [""]
         for node in nodes:
             plugin = plugins.get(node)
             bug = plugin_has_eexist_bug(plugin)
