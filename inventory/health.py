@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DatabaseError, connections
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse

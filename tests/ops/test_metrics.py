@@ -62,12 +62,19 @@ def fleet():
     user = User.objects.create(username="ana")
     now = timezone.now()
     Reservation.objects.create(
-        interface=reserved, team=team, created_by=user, purpose="test",
+        interface=reserved,
+        team=team,
+        created_by=user,
+        purpose="test",
         expires_at=now + timedelta(days=1),
     )
     Reservation.objects.create(
-        interface=free, team=team, created_by=user, purpose="done",
-        expires_at=now + timedelta(days=1), released_at=now,
+        interface=free,
+        team=team,
+        created_by=user,
+        purpose="done",
+        expires_at=now + timedelta(days=1),
+        released_at=now,
     )
     return lab, other
 

@@ -57,8 +57,16 @@ def portal(postgres_server, redis_server, tmp_path) -> Iterator[str]:
     }
     log = (tmp_path / "gunicorn.log").open("w")
     process = subprocess.Popen(
-        [str(GUNICORN), "nicportal.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--timeout", "30"],
+        [
+            str(GUNICORN),
+            "nicportal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--timeout",
+            "30",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,

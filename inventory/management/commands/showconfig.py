@@ -127,7 +127,9 @@ class Command(BaseCommand):
         width = max(len(name) for name, _ in _flatten(config))
         for name, value in _flatten(config):
             if isinstance(value, list):
-                value = ",".join(value) or "(none)"
+                value = ",".join(value)
+            if value == "":
+                value = "(none)"
             self.stdout.write(f"{name.ljust(width)}  {value}")
 
 

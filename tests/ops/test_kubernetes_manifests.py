@@ -1,0 +1,166 @@
+"""deploy/kubernetes: every manifest validates against Kubernetes 1.33 (strict), the kustomization
+lists them all, and the portal's pods are locked down as the issue asks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "deploy" / "kubernetes"
+VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
+MANIFEST_FILES = sorted(p for p in MANIFESTS.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def documents() -> list[dict]:
+    return [doc for path in MANIFEST_FILES for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def find(kind: str, name: str) -> dict:
+    for doc in documents():
+        if doc["kind"] == kind and doc["metadata"]["name"] == name:
+            return doc
+    raise AssertionError(f"no {kind} {name}")
+
+
+def run_validate(*paths: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(VALIDATE), "-k", "1.33", "--strict", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_every_manifest_validates_against_kubernetes_1_33_strictly():
+    assert len(MANIFEST_FILES) >= 8
+    result = run_validate(*MANIFEST_FILES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_strict_validation_rejects_an_unknown_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  nmespace: typo\ndata: {}\n"
+    )
+    assert run_validate(bad).returncode != 0
+
+
+def test_the_kustomization_lists_every_manifest():
+    kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
+    assert sorted(kustomization["resources"]) == sorted(p.name for p in MANIFEST_FILES)
+
+
+def test_everything_namespaced_lives_in_nicportal():
+    for doc in documents():
+        if doc["kind"] in {"Namespace", "ClusterRole", "ClusterRoleBinding"}:
+            continue
+        assert doc["metadata"].get("namespace") == "nicportal", doc["metadata"]["name"]
+
+
+PORTAL_WORKLOADS = [
+    ("Deployment", "nicportal-web"),
+    ("Deployment", "nicportal-worker"),
+    ("Deployment", "nicportal-beat"),
+    ("Job", "nicportal-migrate"),
+]
+
+
+@pytest.mark.parametrize(("kind", "name"), PORTAL_WORKLOADS)
+def test_portal_pods_run_locked_down(kind, name):
+    pod = find(kind, name)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    tmp_volumes = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"]["drop"] == ["ALL"]
+        assert {"requests", "limits"} <= set(container["resources"])
+        tmp = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+        assert tmp and tmp[0]["name"] in tmp_volumes
+
+
+def test_beat_is_a_single_replica_recreated_never_rolled():
+    beat = find("Deployment", "nicportal-beat")["spec"]
+    assert beat["replicas"] == 1
+    assert beat["strategy"] == {"type": "Recreate"}
+
+
+def test_web_probes_hit_healthz_and_readyz_with_an_allowed_host():
+    web = find("Deployment", "nicportal-web")["spec"]["template"]["spec"]["containers"][0]
+    assert web["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    config = find("ConfigMap", "nicportal-config")["data"]
+    allowed = config["DJANGO_ALLOWED_HOSTS"].split(",")
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        headers = {h["name"]: h["value"] for h in web[probe]["httpGet"]["httpHeaders"]}
+        assert headers["Host"] in allowed
+        assert headers["X-Forwarded-Proto"] == "https"
+
+
+def test_the_service_matches_the_web_pods_and_the_agents_portal_url():
+    service = find("Service", "nicportal-web")
+    web = find("Deployment", "nicportal-web")
+    labels = web["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    agent = find("DaemonSet", "nicportal-agent")["spec"]["template"]["spec"]["containers"][0]
+    portal_url = {e["name"]: e.get("value") for e in agent["env"]}["NICPORTAL_AGENT_PORTAL_URL"]
+    assert portal_url == "http://nicportal-web.nicportal.svc.cluster.local:8000"
+    assert service["spec"]["ports"][0]["port"] == 8000
+
+
+def test_the_portal_reads_the_environment_the_readme_documents():
+    config = find("ConfigMap", "nicportal-config")["data"]
+    assert config["NICPORTAL_IN_CLUSTER"] == "1"
+    assert config["NICPORTAL_PRODUCTION"] == "1"
+    assert config["NICPORTAL_AGENT_NAMESPACE"] == "nicportal"
+    assert config["CELERY_BROKER_URL"].startswith("redis://")
+    assert config["DJANGO_ALLOWED_HOSTS"]
+    for _, name in PORTAL_WORKLOADS:
+        kind = "Job" if name.endswith("migrate") else "Deployment"
+        for container in find(kind, name)["spec"]["template"]["spec"]["containers"]:
+            env = {e["name"]: e for e in container["env"]}
+            assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "nicportal-portal"
+            assert env["DJANGO_SECRET_KEY_FILE"]["value"].endswith("/DJANGO_SECRET_KEY")
+            assert env["NICPORTAL_AGENT_TOKEN_FILE"]["value"].endswith("/token")
+            assert container["envFrom"] == [{"configMapRef": {"name": "nicportal-config"}}]
+
+
+def test_secret_templates_hold_placeholders_only():
+    token = find("Secret", "nicportal-agent-token")["stringData"]
+    portal = find("Secret", "nicportal-portal")["stringData"]
+    assert set(token) == {"token"}
+    assert set(portal) == {"DJANGO_SECRET_KEY", "DATABASE_URL"}
+    for value in [*token.values(), *portal.values()]:
+        assert "REPLACE_ME" in value
+
+
+def test_rbac_grants_exactly_the_least_privilege_the_portal_needs():
+    role = find("ClusterRole", "nicportal-portal")
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    expected = {("", r, v) for r in ("nodes", "pods", "events") for v in ("get", "list", "watch")}
+    expected |= {("", "nodes", "patch")}
+    expected |= {
+        ("k8s.cni.cncf.io", "network-attachment-definitions", v)
+        for v in ("get", "list", "watch", "create", "delete")
+    }
+    assert granted == expected
+    binding = find("ClusterRoleBinding", "nicportal-portal")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "nicportal-portal", "namespace": "nicportal"}
+    ]
+    for name in ("nicportal-web", "nicportal-worker"):
+        pod = find("Deployment", name)["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == "nicportal-portal"
