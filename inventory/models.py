@@ -134,6 +134,15 @@ class Interface(models.Model):
     def __str__(self) -> str:
         return f"{self.node.name}/{self.name}"
 
+    @property
+    def address_list(self) -> list[str]:
+        """Addresses as people write them: 10.0.0.5/24."""
+        return [
+            f"{a['address']}/{a['prefixlen']}"
+            for a in self.addresses or []
+            if isinstance(a, dict) and "address" in a and "prefixlen" in a
+        ]
+
 
 class NetworkAttachment(models.Model):
     """A NetworkAttachmentDefinition seen in the cluster or applied by the portal."""

@@ -1,0 +1,50 @@
+"""The acceptance path of the dashboard with real parts: a lab pod takes a NIC through the real
+host-device plugin, the portal's sweep sees it, and the open page's badge turns `pod` without a
+reload. The page's own htmx polling carries the change."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from inventory.models import Interface
+from inventory.services import polling
+from tests.factories import PASSWORD, make_team, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def portal(lab, settings):
+    lab.reset()
+    settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.AGENT_TOKEN = lab.agent_token
+    settings.CLUSTER_NAME = "lab"
+    yield lab
+    lab.reset()
+
+
+def test_a_lab_pod_taking_a_nic_turns_its_badge_pod_without_a_reload(
+    page: Page, live_server, portal, artifacts_dir
+):
+    polling.sweep_inline(workers=4)
+    nic = Interface.objects.get(node__name="node-c", name="eth1")
+    make_user("sre", teams=[make_team("platform")])
+    page.goto(f"{live_server.url}/accounts/login/?next=/interfaces/{nic.pk}/")
+    page.get_by_label("Username").fill("sre")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    badge = page.locator(".badge").first
+    expect(badge).to_have_text("free")
+    page.screenshot(path=str(artifacts_dir / "live-lab-before.png"), full_page=True)
+
+    portal.create_nad("default", "live-nic", {
+        "cniVersion": "0.3.1", "name": "live-nic", "type": "host-device", "hwaddr": nic.mac,
+    })
+    pod = portal.create_pod("default", "live-0", "node-c", "default/live-nic@net1")
+    assert pod["status"]["phase"] == "Running"
+    polling.sweep_inline(workers=4)
+
+    expect(badge).to_have_text("pod", timeout=10_000)
+    expect(page.locator("body")).to_contain_text("default/live-0")
+    page.screenshot(path=str(artifacts_dir / "live-lab-after.png"), full_page=True)
