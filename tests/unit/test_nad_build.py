@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 import yaml
-from nad_fixtures import (
+from test_nad_fixtures import (
     DEBIAN_PLUGIN,
     NEW_PLUGIN,
     OLD_PLUGIN,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from nad_fixtures import DEBIAN_PLUGIN, NEW_PLUGIN, OLD_PLUGIN, codes, nic, only, request, veth
+from test_nad_fixtures import DEBIAN_PLUGIN, NEW_PLUGIN, OLD_PLUGIN, codes, nic, only, request, veth
 
 from inventory import nad
 

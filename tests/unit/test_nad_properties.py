@@ -8,7 +8,7 @@ import json
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nad_fixtures import DEBIAN_PLUGIN, NEW_PLUGIN, OLD_PLUGIN
+from test_nad_fixtures import DEBIAN_PLUGIN, NEW_PLUGIN, OLD_PLUGIN
 
 from inventory import nad
 from inventory.nad import DeviceFacts, IpamRequest, NadRequest, PluginFacts

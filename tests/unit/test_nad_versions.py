@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from nad_fixtures import DEBIAN_PLUGIN, NEW_PLUGIN, OLD_PLUGIN, UP_TO_1_0
+from test_nad_fixtures import DEBIAN_PLUGIN, NEW_PLUGIN, OLD_PLUGIN, UP_TO_1_0
 
 from inventory import nad
 from inventory.nad import PluginFacts

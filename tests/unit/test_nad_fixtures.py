@@ -1,4 +1,4 @@
-"""Plain-data fixtures shared by the NAD tests (no database, no I/O)."""
+"""Plain-data fixtures shared by the NAD tests (no database, no I/O; no tests here)."""
 
 from __future__ import annotations
 
