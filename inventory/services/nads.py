@@ -1,0 +1,402 @@
+"""Build, validate and apply host-device NADs against the inventory. Shared by the NAD builder
+pages, the REST API (`/api/v1/nads/render|validate|apply/`) and scripts.
+
+The rules live in the pure `inventory.nad` package; this module only turns Interface rows into
+its facts, and does the side effects of `apply`: create the NADs in the cluster, store them, and
+write the history.
+
+Applying is "all or nothing" across the cluster and the database, in this order:
+1. render the request (the dry run): any error finding refuses the whole request and nothing is
+   written anywhere;
+2. create each NAD with a plain POST. A NAD of that name already in the cluster answers 409: it
+   is never replaced (no PUT, no patch) and the NADs this call created before it are deleted
+   again, so a refused apply leaves the cluster as it found it;
+3. store the NetworkAttachment rows and one HistoryEntry per NAD in one transaction. If that
+   transaction fails, the NADs created in step 2 are deleted again.
+Two people applying the same name at the same time cannot both win: the API server's 409 on the
+create is the arbiter, not a read-then-write here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields as dataclass_fields
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+
+from inventory import nad
+from inventory.choices import HistoryKind, NadOrigin
+from inventory.cluster import ClusterClient, ClusterError, NadExists, NadInfo
+from inventory.models import Cluster, Interface, NetworkAttachment, Node
+from inventory.services import audit, facts
+from inventory.services.errors import Conflict
+from inventory.teams import can_act_for
+
+log = logging.getLogger(__name__)
+
+PRIMARY_POD_INTERFACE = "eth0"  # what the primary CNI (Calico on MicroK8s) names it in every pod
+_IPAM_FIELDS = {f.name for f in dataclass_fields(nad.IpamRequest)}
+_IPAM_LIST_FIELDS = {"addresses", "routes", "exclude"}
+# CNI spellings accepted in an `ipam` dict as well (what people copy from existing configs).
+_IPAM_ALIASES = {"rangeStart": "range_start", "rangeEnd": "range_end"}
+
+
+class NadRefused(ValidationError):
+    """The dry run found errors: nothing was created. `findings` holds every finding of the
+    build (errors and the rest); the ValidationError's message dict is keyed by finding field,
+    each message followed by its fix, so a front door can show it as is."""
+
+    def __init__(self, findings: Sequence[nad.Finding]) -> None:
+        self.findings = tuple(findings)
+        messages: dict[str, list[str]] = {}
+        for finding in self.findings:
+            if finding.severity == nad.ERROR:
+                text = (
+                    f"{finding.message} {finding.fix}".strip() if finding.fix else finding.message
+                )
+                messages.setdefault(finding.field or "non_field_errors", []).append(text)
+        super().__init__(messages)
+
+
+# --------------------------------------------------------------------------------- requests
+
+
+def ipam_request(ipam: Mapping[str, Any] | nad.IpamRequest | None) -> nad.IpamRequest:
+    """An IpamRequest from a dict of its fields (lists as lists or as comma/newline separated
+    text). Unknown keys are a ValidationError on `ipam`: a silently dropped field would give an
+    attachment without the addresses the user asked for."""
+    if ipam is None:
+        return nad.IpamRequest()
+    if isinstance(ipam, nad.IpamRequest):
+        return ipam
+    values: dict[str, Any] = {}
+    unknown = []
+    for key, value in ipam.items():
+        key = _IPAM_ALIASES.get(key, key)
+        if key not in _IPAM_FIELDS:
+            unknown.append(key)
+            continue
+        if key in _IPAM_LIST_FIELDS:
+            if isinstance(value, str):
+                items = value.replace(",", "\n").splitlines()
+            elif isinstance(value, Iterable):
+                items = [str(v) for v in value]
+            else:
+                items = [str(value)]
+            values[key] = tuple(i.strip() for i in items if i.strip())
+        else:
+            values[key] = "" if value is None else str(value).strip()
+    if unknown:
+        raise ValidationError(
+            {
+                "ipam": [
+                    f"Unknown IPAM field(s): {', '.join(sorted(unknown))}. Known: "
+                    f"{', '.join(sorted(_IPAM_FIELDS))}."
+                ]
+            }
+        )
+    values.setdefault("type", "none")
+    values["type"] = values["type"] or "none"
+    return nad.IpamRequest(**values)
+
+
+def multus_version_for(cluster: Cluster | None) -> str:
+    """The cluster row's Multus version when it is known, else the deployment's setting."""
+    if cluster is not None and cluster.multus_version:
+        return cluster.multus_version
+    return settings.MULTUS_VERSION
+
+
+def _interfaces(interface_ids: Sequence[int]) -> list[Interface]:
+    ids = list(dict.fromkeys(int(i) for i in interface_ids))
+    rows = {
+        i.pk: i
+        for i in Interface.objects.filter(pk__in=ids).select_related("node", "node__cluster")
+    }
+    missing = [i for i in ids if i not in rows]
+    if missing:
+        raise ValidationError(
+            {"interface_ids": [f"No interface with id {', '.join(map(str, missing))}."]}
+        )
+    return [rows[i] for i in ids]
+
+
+def build_request(
+    *,
+    namespace: str,
+    name: str,
+    interface_ids: Sequence[int],
+    selector: str = "auto",
+    pod_interface: str = "net1",
+    ipam: Mapping[str, Any] | nad.IpamRequest | None = None,
+    cni_version: str = "auto",
+    team: Group | None = None,
+    resource_name: str = "",
+    other_pod_interfaces: Sequence[str] = (),
+) -> nad.NadRequest:
+    """The pure request for these interfaces: each with its node's host-device facts and its
+    active reservation's team. `other_pod_interfaces` names the pod interfaces of the pod's other
+    attachments, if known; the primary CNI's eth0 is always among them."""
+    interfaces = _interfaces(interface_ids)
+    teams = facts.active_teams(i.pk for i in interfaces)
+    plugins: dict[int, nad.PluginFacts | None] = {}
+    devices = []
+    for interface in interfaces:
+        if interface.node_id not in plugins:
+            plugins[interface.node_id] = facts.plugin_facts(interface.node)
+        devices.append(
+            facts.device_facts(
+                interface,
+                reserved_team=teams.get(interface.pk, ""),
+                plugin=plugins[interface.node_id],
+            )
+        )
+    cluster = interfaces[0].node.cluster if interfaces else _configured_cluster()
+    others = tuple(
+        dict.fromkeys([PRIMARY_POD_INTERFACE, *(str(n).strip() for n in other_pod_interfaces if n)])
+    )
+    return nad.NadRequest(
+        namespace=(namespace or "").strip(),
+        name=(name or "").strip(),
+        devices=tuple(devices),
+        selector=selector or "auto",
+        pod_interface=(pod_interface or "net1").strip(),
+        other_pod_interfaces=others,
+        ipam=ipam_request(ipam),
+        cni_version=(cni_version or "auto").strip(),
+        multus_version=multus_version_for(cluster),
+        team=team.name if team is not None else "",
+        resource_name=(resource_name or "").strip(),
+    )
+
+
+def _configured_cluster() -> Cluster | None:
+    return Cluster.objects.filter(name=settings.CLUSTER_NAME).first()
+
+
+def _fields_from_api(request_data: Mapping[str, Any]) -> dict[str, Any]:
+    """The REST serializer's field names (`interfaces`) to this module's (`interface_ids`)."""
+    data = dict(request_data)
+    fields: dict[str, Any] = {}
+    if "interfaces" in data:
+        fields["interface_ids"] = data.pop("interfaces")
+    selector = data.pop("selector", "auto")
+    if isinstance(selector, Mapping):
+        # An older API serializer sent pod node-selector labels here; placement comes from the
+        # interfaces' nodes, so an empty mapping means "auto" and anything else is refused.
+        if selector:
+            raise ValidationError(
+                {
+                    "selector": [
+                        "selector is the host-device selector (auto, device, hwaddr, pciBusID, "
+                        "kernelpath); pod placement follows from the chosen interfaces."
+                    ]
+                }
+            )
+        selector = "auto"
+    fields["selector"] = selector or "auto"
+    for key in ("namespace", "name", "interface_ids", "pod_interface", "ipam", "cni_version",
+                "resource_name", "other_pod_interfaces"):  # fmt: skip
+        if key in data and data[key] is not None:
+            fields[key] = data[key]
+    return fields
+
+
+def _fields(request_data: Mapping[str, Any] | None, fields: dict[str, Any]) -> dict[str, Any]:
+    if request_data is not None:
+        fields = {**fields, **_fields_from_api(request_data)}
+    for required in ("namespace", "name", "interface_ids"):
+        if required not in fields:
+            raise ValidationError({required: ["This field is required."]})
+    return fields
+
+
+def _check_team(user: Any, team: Group | None) -> None:
+    if team is not None and not can_act_for(user, team):
+        raise PermissionDenied(f"You are not a member of team {team.name}.")
+
+
+# --------------------------------------------------------------------------------- workflows
+
+
+def render(
+    *,
+    user: Any,
+    team: Group | None = None,
+    request_data: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> nad.BuildResult:
+    """Build the NAD(s) for a request without side effects. `fields` are build_request's
+    keyword arguments; `request_data` takes the REST serializer's dict instead. Raises
+    ValidationError for unknown interfaces or IPAM fields, PermissionDenied when the user may
+    not act for `team`."""
+    _check_team(user, team)
+    return nad.build(build_request(team=team, **_fields(request_data, fields)))
+
+
+def validate_manifest(*, text: str, cluster: Cluster | None = None) -> list[nad.Finding]:
+    """Lint a pasted NAD (YAML or JSON) against the inventory of the configured cluster."""
+    cluster = cluster or _configured_cluster()
+    nodes = list(Node.objects.filter(cluster=cluster, in_cluster=True)) if cluster else []
+    return nad.lint_manifest(
+        text,
+        devices_by_node=facts.devices_by_node(nodes),
+        plugins_by_node=facts.plugins_by_node(nodes),
+        multus_version=multus_version_for(cluster),
+    )
+
+
+def apply(
+    *,
+    user: Any,
+    team: Group | None = None,
+    request_data: Mapping[str, Any] | None = None,
+    client: ClusterClient | None = None,
+    **fields: Any,
+) -> list[NetworkAttachment]:
+    """Render, then create the NAD(s) in the cluster and store them (see the module docstring).
+
+    Raises NadRefused (a ValidationError carrying the findings) when the dry run has errors,
+    PermissionDenied when the user may not act for `team`, Conflict when a NAD of that name is
+    already in the cluster, ClusterError when the cluster cannot be reached. In every one of
+    these cases nothing is left created or stored."""
+    _check_team(user, team)
+    fields = _fields(request_data, fields)
+    result = nad.build(build_request(team=team, **fields))
+    if not result.ok:
+        raise NadRefused(result.findings)
+    # The builder refuses two interfaces on one node, so the node names a NAD's interface.
+    interfaces = {i.node.name: i for i in _interfaces(fields["interface_ids"])}
+    cluster = next(iter(interfaces.values())).node.cluster
+
+    own_client = client is None
+    client = client or ClusterClient.from_settings()
+    created: list[tuple[nad.RenderedNad, NadInfo]] = []
+    try:
+        for rendered in result.nads:
+            try:
+                info = client.create_nad(
+                    namespace=rendered.namespace,
+                    name=rendered.name,
+                    config=rendered.config_json,
+                    annotations=rendered.annotations,
+                )
+            except NadExists:
+                _undo(client, created)
+                raise Conflict(
+                    f"NAD {rendered.namespace}/{rendered.name} already exists in the cluster: "
+                    "choose another name or delete it first."
+                ) from None
+            except ClusterError:
+                _undo(client, created)
+                raise
+            created.append((rendered, info))
+        try:
+            return _store(
+                cluster=cluster,
+                created=created,
+                interfaces=interfaces,
+                user=user,
+                team=team,
+            )
+        except Exception:
+            _undo(client, created)
+            raise
+    finally:
+        if own_client:
+            client.close()
+
+
+def _undo(client: ClusterClient, created: list[tuple[nad.RenderedNad, NadInfo]]) -> None:
+    """Delete the NADs this call created. Best effort: a failure here is logged with the names
+    so that an operator can delete them by hand; the original error is what the caller sees."""
+    for rendered, _info in reversed(created):
+        try:
+            client.delete_nad(rendered.namespace, rendered.name)
+        except ClusterError as exc:
+            log.error(
+                "could not delete NAD %s/%s after a failed apply: %s",
+                rendered.namespace,
+                rendered.name,
+                exc,
+            )
+
+
+def _store(
+    *,
+    cluster: Cluster,
+    created: list[tuple[nad.RenderedNad, NadInfo]],
+    interfaces: Mapping[str, Interface],
+    user: Any,
+    team: Group | None,
+) -> list[NetworkAttachment]:
+    actor = user if getattr(user, "is_authenticated", False) else None
+    rows = []
+    with transaction.atomic():
+        for rendered, info in created:
+            row, _ = NetworkAttachment.objects.update_or_create(
+                cluster=cluster,
+                namespace=rendered.namespace,
+                name=rendered.name,
+                # A row may be left from a NAD of that name deleted from the cluster earlier
+                # (sync marks it in_cluster=False): this apply is the new one.
+                defaults={
+                    "uid": (info.uid or "")[:64],
+                    "config": rendered.config_json,
+                    "annotations": dict(rendered.annotations),
+                    "resource_name": info.resource_name or "",
+                    "origin": NadOrigin.PORTAL,
+                    "in_cluster": True,
+                    "applied_by": actor,
+                    "findings": _lint_findings(cluster, rendered),
+                },
+            )
+            rows.append(row)
+            used = [interfaces[node] for node in rendered.nodes if node in interfaces]
+            who = actor.get_username() if actor is not None else "the system"
+            audit.record(
+                HistoryKind.NAD_APPLY,
+                message=(
+                    f"{who} applied NAD {rendered.namespace}/{rendered.name}"
+                    + (f" for team {team.name}" if team is not None else "")
+                    + (f" ({', '.join(f'{i.node.name}/{i.name}' for i in used)})" if used else "")
+                ),
+                actor=actor,
+                team=team,
+                interface=used[0] if len(used) == 1 else None,
+                node=used[0].node if len(used) == 1 else None,
+                data={
+                    "namespace": rendered.namespace,
+                    "name": rendered.name,
+                    "nodes": list(rendered.nodes),
+                    "interfaces": [i.pk for i in used],
+                    "config": rendered.config_json,
+                    "yaml": rendered.yaml,
+                    "pod_snippet": rendered.pod_snippet,
+                    "network_attachment": row.pk,
+                },
+            )
+    return rows
+
+
+def _lint_findings(cluster: Cluster, rendered: nad.RenderedNad) -> list[dict[str, str]]:
+    """The findings the sweep's linter will store for this NAD (sync.lint_cluster_nads), so the
+    list page shows the same thing before and after the next sweep."""
+    nodes = list(Node.objects.filter(cluster=cluster, in_cluster=True))
+    return [
+        f.as_dict()
+        for f in nad.lint(
+            namespace=rendered.namespace,
+            name=rendered.name,
+            config=rendered.config_json,
+            annotations=rendered.annotations,
+            devices_by_node=facts.devices_by_node(nodes),
+            plugins_by_node=facts.plugins_by_node(nodes),
+            multus_version=multus_version_for(cluster),
+        )
+    ]
