@@ -174,6 +174,8 @@ AGENT_LABEL_SELECTOR = env_str(
 )
 AGENT_PORT_NAME = env_str("NICPORTAL_AGENT_PORT_NAME", "agent")
 AGENT_TOKEN = env_secret("NICPORTAL_AGENT_TOKEN")
+# Bearer token for /metrics; empty = open (protect it at the network level then).
+METRICS_TOKEN = env_secret("NICPORTAL_METRICS_TOKEN")
 AGENT_TIMEOUT = env_float("NICPORTAL_AGENT_TIMEOUT", 5.0, minimum=0.1)
 AGENT_MAX_BYTES = env_int("NICPORTAL_AGENT_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
 AGENT_STALE_AFTER = env_float("NICPORTAL_AGENT_STALE_AFTER", 3 * POLL_INTERVAL, minimum=1.0)
@@ -251,6 +253,9 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+    # In-cluster callers (kubelet probes, Prometheus, the agents' hints) speak plain HTTP to the
+    # Service; TLS terminates at the ingress for people.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$", r"^api/v1/agent-hints/$"]
 
 if not PRODUCTION:
     # Serve static files straight from the app/project folders (no collectstatic in development,

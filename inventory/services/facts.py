@@ -34,7 +34,8 @@ def device_facts(interface: Interface, *, reserved_team: str = "",
         pci_address=interface.pci_address,
         # The agent does not report sysfs device paths yet: no kernelpath selector offered.
         kernelpath="",
-        kind=interface.kind or "physical",
+        # The rules refuse wireless NICs by kind (host-device cannot move them, plugins #957).
+        kind="wireless" if interface.wireless else (interface.kind or "physical"),
         driver=interface.driver,
         state=interface.state,
         reason=interface.reason,
