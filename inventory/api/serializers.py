@@ -20,8 +20,8 @@ from inventory.models import (
     Reservation,
 )
 
-TRUE_VALUES = {"1", "true", "yes", "on"}
-FALSE_VALUES = {"0", "false", "no", "off", ""}
+TRUE_VALUES = {"1", "true"}
+FALSE_VALUES = {"0", "false"}
 
 
 class SelectableFieldsMixin:
@@ -51,9 +51,9 @@ def selected_fields(
     brief = False
     if raw_brief is not None:
         if raw_brief.lower() not in TRUE_VALUES | FALSE_VALUES:
-            raise serializers.ValidationError({"brief": ["Use 1/true or 0/false."]})
+            raise serializers.ValidationError({"brief": ["Use true or false."]})
         brief = raw_brief.lower() in TRUE_VALUES
-    if raw_fields:
+    if raw_fields is not None:
         names = [name.strip() for name in raw_fields.split(",") if name.strip()]
         unknown = sorted(set(names) - set(available))
         if unknown or not names:
@@ -211,10 +211,13 @@ class ReservationCreateSerializer(serializers.Serializer):
     )
     team = serializers.CharField(
         required=False,
+        min_length=1,
         max_length=150,
         help_text="Team (group) name to reserve for; may be omitted when you are in one team.",
     )
-    purpose = serializers.CharField(max_length=500, help_text="What the NIC is reserved for.")
+    purpose = serializers.CharField(
+        min_length=1, max_length=500, help_text="What the NIC is reserved for."
+    )
     expires_at = serializers.DateTimeField(help_text="End of the reservation (in the future).")
 
     def validate_team(self, value: str) -> Group:
@@ -270,8 +273,9 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?
 
 
 class NadRequestSerializer(serializers.Serializer):
-    """What the NAD builder needs: where the NAD goes, which NICs it may point at, which nodes
-    the pods will land on, and the pod side (interface name, IPAM)."""
+    """What the NAD builder needs (inventory.services.nads): where the NAD goes, which host
+    NICs it may hand to pods (one per node; pod placement follows from their nodes), how
+    host-device finds the device, and the pod side (interface name, IPAM)."""
 
     namespace = serializers.RegexField(DNS_LABEL, max_length=63)
     name = serializers.RegexField(DNS_SUBDOMAIN, max_length=253)
@@ -281,20 +285,67 @@ class NadRequestSerializer(serializers.Serializer):
         max_length=64,
         help_text="Ids of the host interfaces (one per node) the NAD may hand to pods.",
     )
-    selector = serializers.DictField(
-        child=serializers.CharField(max_length=253),
+    selector = serializers.ChoiceField(
+        choices=["auto", "device", "hwaddr", "pciBusID", "kernelpath"],
         required=False,
-        default=dict,
-        help_text="Node selector (labels) of the pods that will use the NAD.",
+        default="auto",
+        help_text="How host-device finds the device; auto picks what the plugin supports.",
     )
     pod_interface = serializers.RegexField(
         r"^[A-Za-z0-9_.-]{1,15}$", required=False, default="net1", max_length=15
     )
-    ipam = serializers.DictField(required=False, default=dict, help_text="CNI IPAM section.")
-    cni_version = serializers.CharField(required=False, allow_blank=True, max_length=20)
-    team = serializers.CharField(
-        required=False, max_length=150, help_text="Team acting (for reserved NICs)."
+    other_pod_interfaces = serializers.ListField(
+        child=serializers.RegexField(r"^[A-Za-z0-9_.-]{1,15}$", max_length=15),
+        required=False,
+        max_length=32,
+        help_text="Pod interfaces of the pod's other attachments (eth0 is always assumed).",
     )
+    ipam = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="IPAM: type (none, static, host-local, whereabouts, dhcp), addresses, "
+        "gateway, routes, subnet, range_start, range_end, range, exclude.",
+    )
+    cni_version = serializers.CharField(required=False, max_length=20, default="auto")
+    resource_name = serializers.CharField(required=False, allow_blank=True, max_length=253)
+    team = serializers.CharField(
+        required=False,
+        min_length=1,
+        max_length=150,
+        help_text="Team acting (reserved NICs are offered to their team only).",
+    )
+
+
+class FindingSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable UPPER_SNAKE code.")
+    severity = serializers.ChoiceField(choices=["error", "warning", "info"])
+    field = serializers.CharField()
+    message = serializers.CharField()
+    fix = serializers.CharField()
+
+
+class RenderedNadSerializer(serializers.Serializer):
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+    nodes = serializers.ListField(child=serializers.CharField())
+    config = serializers.DictField()
+    config_json = serializers.CharField()
+    manifest = serializers.DictField()
+    yaml = serializers.CharField()
+    annotations = serializers.DictField()
+    pod_snippet = serializers.CharField()
+
+
+class BuildResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField(help_text="False when a finding of severity error blocks.")
+    nads = RenderedNadSerializer(many=True)
+    pod_snippet = serializers.CharField()
+    findings = FindingSerializer(many=True)
+
+
+class ValidationResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    findings = FindingSerializer(many=True)
 
 
 class PodAttachmentSerializer(serializers.ModelSerializer):

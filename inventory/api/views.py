@@ -19,11 +19,10 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import OuterRef, QuerySet, Subquery
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from knox.models import AuthToken
-from rest_framework import mixins, status, viewsets
+from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
@@ -33,6 +32,8 @@ from rest_framework.views import APIView
 from inventory import filtersets
 from inventory.api import serializers as s
 from inventory.api.pagination import BoundedLimitOffsetPagination
+from inventory.api.query import StrictDjangoFilterBackend
+from inventory.api.schema import ApiAutoSchema
 from inventory.models import (
     Cluster,
     HistoryEntry,
@@ -78,17 +79,6 @@ def service_errors() -> Iterator[None]:
         raise NotFound() from None
 
 
-class SelectableFieldsAutoSchema(AutoSchema):
-    """With `?fields=`/`?brief=` any field may be absent, so the response components of
-    serializers that support it list no required properties."""
-
-    def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
-        schema = super()._map_basic_serializer(serializer, direction)
-        if direction == "response" and getattr(serializer, "selectable_fields", False):
-            schema.pop("required", None)
-        return schema
-
-
 def field_selection_parameters(serializer_class: type) -> list[OpenApiParameter]:
     names = list(serializer_class().fields)
     return [
@@ -107,8 +97,9 @@ def field_selection_parameters(serializer_class: type) -> list[OpenApiParameter]
 
 
 class ApiViewSetMixin:
-    schema = SelectableFieldsAutoSchema()
+    schema = ApiAutoSchema()
     pagination_class = BoundedLimitOffsetPagination
+    filter_backends = [StrictDjangoFilterBackend, filters.OrderingFilter]
 
 
 class ClusterViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
@@ -160,9 +151,10 @@ class InterfaceViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     parameters=[
         OpenApiParameter(
             "active",
-            OpenApiTypes.BOOL,
-            description="Active (unreleased) reservations only. Default true; "
-            "`?active=false` for released ones, `?active=` for all.",
+            OpenApiTypes.STR,
+            enum=["true", "false", "all"],
+            description="Which reservations: active (unreleased, the default), released "
+            "(`false`) or `all`.",
         )
     ]
 )
@@ -180,6 +172,8 @@ class ReservationViewSet(
     serializer_class = s.ReservationSerializer
     filterset_class = filtersets.ReservationFilterSet
     ordering_fields = ["starts_at", "expires_at", "released_at", "id"]
+    # "all" reaches the FilterSet's boolean filter as "no value": no filtering.
+    filter_extra_values = {"active": {"all"}}
 
     def get_queryset(self) -> QuerySet[Reservation]:
         queryset = Reservation.objects.select_related(
@@ -279,11 +273,31 @@ def _team_for(request: Request, team_name: str | None) -> Group | None:
     return request.user.groups.order_by("name").first()
 
 
-NAD_BUILD_RESPONSES = {
-    200: OpenApiResponse(description="The rendered NAD (config, YAML, pod snippet) and findings."),
-    400: OpenApiResponse(description="Invalid fields, or findings that block."),
-    501: s.ErrorSerializer,
-}
+def _build_result(result: Any) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "nads": [dataclasses.asdict(rendered) for rendered in result.nads],
+        "pod_snippet": result.pod_snippet,
+        "findings": [finding.as_dict() for finding in result.findings],
+    }
+
+
+class NadRefusedError(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "nad_refused"
+
+    def __init__(self, refused: Any) -> None:
+        super().__init__()
+        # Per-field messages (as every 400 here) plus the findings with their stable codes.
+        self.detail = {
+            **refused.message_dict,
+            "findings": [finding.as_dict() for finding in refused.findings],
+        }
+
+
+class ClusterUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "cluster_unavailable"
 
 
 class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
@@ -301,33 +315,50 @@ class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
         serializer = s.NadRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         nads = _service_module("nads")
+        from inventory.cluster import ClusterError
+
         data = dict(serializer.validated_data)
         team = _team_for(request, data.pop("team", None))
         with service_errors():
-            return getattr(nads, function)(request_data=data, user=request.user, team=team)
+            try:
+                return getattr(nads, function)(request_data=data, user=request.user, team=team)
+            # Before service_errors sees it: NadRefused is a ValidationError carrying findings.
+            except nads.NadRefused as refused:
+                raise NadRefusedError(refused) from None
+            except ClusterError as exc:
+                raise ClusterUnavailable(f"The cluster did not accept the NAD: {exc}") from None
 
-    @extend_schema(request=s.NadRequestSerializer, responses=NAD_BUILD_RESPONSES)
+    @extend_schema(request=s.NadRequestSerializer, responses={200: s.BuildResultSerializer})
     @action(detail=False, methods=["post"])
     def render(self, request: Request) -> Response:
-        return Response(_as_json(self._build(request, "render")))
+        """Render the NAD(s), YAML and pod snippet for a request; nothing is created. A request
+        with blocking findings still answers 200, with `ok: false`."""
+        return Response(_build_result(self._build(request, "render")))
 
-    @extend_schema(request=s.NadRequestSerializer, responses=NAD_BUILD_RESPONSES)
+    @extend_schema(request=s.NadRequestSerializer, responses={200: s.ValidationResultSerializer})
     @action(detail=False, methods=["post"])
     def validate(self, request: Request) -> Response:
-        # Same build as render; the caller looks at `findings` only. No side effects either.
-        return Response(_as_json(self._build(request, "render")))
+        """The findings of a request only (the same dry run as render)."""
+        result = self._build(request, "render")
+        return Response(
+            {"ok": result.ok, "findings": [finding.as_dict() for finding in result.findings]}
+        )
 
     @extend_schema(
         request=s.NadRequestSerializer,
         responses={
-            **NAD_BUILD_RESPONSES,
-            201: OpenApiResponse(description="Applied."),
+            201: s.NetworkAttachmentSerializer(many=True),
             409: s.ConflictSerializer,
+            503: s.ErrorSerializer,
         },
     )
     @action(detail=False, methods=["post"])
     def apply(self, request: Request) -> Response:
-        return Response(_as_json(self._build(request, "apply")), status=status.HTTP_201_CREATED)
+        """Create the NAD(s) in the cluster and store them. Blocking findings answer 400 with
+        the per-field messages and `findings`; a NAD of that name already there answers 409."""
+        created = self._build(request, "apply")
+        body = s.NetworkAttachmentSerializer(created, many=True).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class PodAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
@@ -349,6 +380,8 @@ class HistoryViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
 class PodDiagnosisView(APIView):
     """Why a pod's host-device attachment failed (or would fail), from the stored facts."""
 
+    schema = ApiAutoSchema()
+
     @extend_schema(
         responses={
             200: OpenApiResponse(description="The diagnosis."),
@@ -366,6 +399,8 @@ class PodDiagnosisView(APIView):
 class TokenCreateView(APIView):
     """Create an API token for the logged-in user (session or token). The token is shown once;
     knox stores only its hash. `manage.py createtoken <username>` does the same from a shell."""
+
+    schema = ApiAutoSchema()
 
     @extend_schema(request=None, responses={201: s.TokenSerializer})
     def post(self, request: Request) -> Response:

@@ -160,14 +160,63 @@ def test_pod_attachments_filter_by_status(people, fleet, client_for):
 NAD_REQUEST = {"namespace": "default", "name": "fast-net", "interfaces": [1]}
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("inventory.services.nads") is not None,
-    reason="inventory.services.nads exists: its endpoints are tested with it",
-)
-@pytest.mark.parametrize("action", ["render", "validate", "apply"])
-def test_nad_building_answers_501_until_its_service_exists(people, client_for, action):
-    response = client_for(people.owner).post(f"/api/v1/nads/{action}/", NAD_REQUEST, format="json")
-    assert response.status_code == 501 and "services.nads" in response.json()["detail"]
+def nad_request(nic, **fields):
+    return {**NAD_REQUEST, "interfaces": [nic.pk], **fields}
+
+
+def test_render_builds_a_nad_for_a_free_nic_without_side_effects(people, nic, client_for):
+    response = client_for(people.outsider).post(
+        "/api/v1/nads/render/", nad_request(nic), format="json"
+    )
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert data["ok"] is True
+    assert data["nads"][0]["config"]["type"] == "host-device"
+    assert data["nads"][0]["config"]["device"] == "ens1f0"
+    assert "default/fast-net@net1" in data["pod_snippet"]
+    assert not NetworkAttachment.objects.exists()
+
+
+def test_validate_reports_blocking_findings_with_codes(people, nic, client_for):
+    nic.state, nic.reason = "system", "carries the default route"
+    nic.save(update_fields=["state", "reason"])
+    response = client_for(people.owner).post(
+        "/api/v1/nads/validate/", nad_request(nic), format="json"
+    )
+    assert response.status_code == 200
+    data = response.json()
+    assert data["ok"] is False
+    assert any(f["severity"] == "error" and f["code"].isupper() for f in data["findings"])
+
+
+def test_apply_refuses_blocking_findings_with_400_fields_and_codes(people, nic, client_for):
+    nic.state, nic.reason = "system", "carries the default route"
+    nic.save(update_fields=["state", "reason"])
+    response = client_for(people.owner).post("/api/v1/nads/apply/", nad_request(nic), format="json")
+    assert response.status_code == 400
+    data = response.json()
+    assert data["findings"] and all(f["code"] for f in data["findings"])
+    assert set(data) - {"findings"}, "per-field messages expected besides the findings"
+    assert not NetworkAttachment.objects.exists()
+
+
+def test_apply_without_a_reachable_cluster_is_503(people, nic, client_for, settings, tmp_path):
+    settings.KUBECONFIG = str(tmp_path / "missing")
+    response = client_for(people.owner).post("/api/v1/nads/apply/", nad_request(nic), format="json")
+    assert response.status_code == 503 and "cluster" in response.json()["detail"]
+    assert not NetworkAttachment.objects.exists()
+
+
+def test_nad_building_for_a_team_one_is_not_in_is_403(people, nic, client_for):
+    response = client_for(people.outsider).post(
+        "/api/v1/nads/render/", nad_request(nic, team="netlab"), format="json"
+    )
+    assert response.status_code == 403
+
+
+def test_nad_building_needs_authentication(nic, client_for):
+    response = client_for(None).post("/api/v1/nads/render/", nad_request(nic), format="json")
+    assert response.status_code == 401
 
 
 @pytest.mark.parametrize(

@@ -113,7 +113,7 @@ def test_the_list_shows_active_reservations_unless_asked(people, nic, client_for
 
     assert ids() == [second["id"]]
     assert ids("?active=false") == [reservation.pk]
-    assert sorted(ids("?active=")) == sorted([reservation.pk, second["id"]])
+    assert sorted(ids("?active=all")) == sorted([reservation.pk, second["id"]])
     assert ids("?team=storage") == []
     assert ids("?node=node-a&team=netlab") == [second["id"]]
 

@@ -1,0 +1,77 @@
+"""Strict query strings for the API: a parameter the schema types (boolean, number, date-time,
+choice) must hold such a value, and a single-valued parameter may appear once. django-filter
+itself silently ignores `?active=maybe`, `?speed_min=` or `?stale=1&stale=0`, which turns a
+script's typo into a wrong answer instead of a 400 that names the parameter."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import django_filters
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+
+# The database columns behind number filters are at most 64-bit integers.
+NUMBER_LIMIT = 2**63 - 1
+BOOLEAN_VALUES = {"true", "false", "1", "0"}
+SINGLE_VALUED = ("limit", "offset", "ordering", "fields", "brief")
+
+
+class StrictDjangoFilterBackend(DjangoFilterBackend):
+    """DjangoFilterBackend (same FilterSets as the UI) that first checks the raw query string
+    against the filters' types. A view may allow extra words for a boolean filter with
+    `filter_extra_values = {"active": {"all"}}`."""
+
+    def get_filterset(self, request: Request, queryset: Any, view: Any) -> Any:
+        filterset = super().get_filterset(request, queryset, view)
+        filters = filterset.filters if filterset is not None else {}
+        check_query(request, filters, getattr(view, "filter_extra_values", {}))
+        return filterset
+
+
+def check_query(request: Request, filters: dict[str, Any], extra: dict[str, set[str]]) -> None:
+    errors: dict[str, list[str]] = {}
+    params = request.query_params
+    for name in params:
+        values = params.getlist(name)
+        declared = filters.get(name)
+        if len(values) > 1 and (
+            name in SINGLE_VALUED
+            or (
+                declared is not None
+                and not isinstance(declared, django_filters.MultipleChoiceFilter)
+            )
+        ):
+            errors[name] = ["Give this parameter once."]
+            continue
+        if declared is None:
+            continue
+        for value in values:
+            problem = _value_problem(declared, value, extra.get(name, set()))
+            if problem:
+                errors[name] = [problem]
+                break
+    if errors:
+        raise ValidationError(errors)
+
+
+def _value_problem(declared: Any, value: str, extra: set[str]) -> str:
+    if value in extra:
+        return ""
+    if isinstance(declared, django_filters.BooleanFilter):
+        return "" if value.lower() in BOOLEAN_VALUES else "Use true or false."
+    if isinstance(declared, django_filters.NumberFilter):
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            return "A number is required."
+        if not number.is_finite() or abs(number) > NUMBER_LIMIT:
+            return f"A number between -{NUMBER_LIMIT} and {NUMBER_LIMIT} is required."
+        return ""
+    if isinstance(declared, django_filters.ChoiceFilter | django_filters.MultipleChoiceFilter):
+        return "" if value else "Choose a value."
+    if isinstance(declared, django_filters.IsoDateTimeFilter | django_filters.DateTimeFilter):
+        return "" if value else "A date and time is required."
+    return ""
