@@ -1,0 +1,481 @@
+"""Fleet simulator: thousands of node agents, and a static Kubernetes API, in ONE process.
+
+Each simulated node answers ``GET /n/<node>/v1/snapshot`` with a pre-rendered snapshot body that
+satisfies nodeagent.schema.SNAPSHOT_SCHEMA (every field present), its own ETag, and 304 when the
+request's If-None-Match is that ETag. Rendering happens at start-up and on churn only, so a warm
+sweep measures the portal, not the simulator.
+
+The same server also answers the few read-only Kubernetes API paths that ClusterClient.listing()
+uses (``/version``, nodes, pods, events, NADs), from pre-rendered pages of PAGE_SIZE items with
+``continue`` tokens like a real API server. This is the "static fake API": it exists because
+KMock is an in-memory emulator that re-serialises every object on each list (measured in
+BENCHMARKS.md), which a real API server with a watch cache does not do.
+
+Churn (``POST /control/churn?fraction=0.01&seed=1``): a fraction of the nodes get a new
+generation, in which one NIC is renamed (host-device renames devices it moves) and the snapshot
+is collected again: a new body and a new ETag. The answer lists the churned node names.
+
+Run: ``python -m bench.fleet --nodes 1000 --nics 16 --port 0 --ready-file /tmp/fleet.port``.
+The stdlib ThreadingHTTPServer with HTTP/1.1 keep-alive is used (one thread per connection;
+the portal's pool keeps a handful of connections open): see BENCHMARKS.md for its throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+TOKEN = "bench-token"
+PAGE_SIZE = 500
+AGENT_NAMESPACE = "nicportal"
+MULTUS_NAMESPACE = "workloads"
+NAD_NAME = "fast-nic"
+CLUSTER_NAME = "bench"
+# One Multus pod for this many nodes: the pod holds the node's last NIC (absent from the host).
+MULTUS_POD_EVERY = 50
+
+
+def node_name(index: int) -> str:
+    return f"sim-{index:05d}"
+
+
+def internal_ip(index: int) -> str:
+    number = index + 1
+    return f"10.{(number >> 16) & 255}.{(number >> 8) & 255}.{number & 255}"
+
+
+def _mac(index: int, port: int) -> str:
+    raw = (index << 8) | port
+    return "02:" + ":".join(f"{(raw >> shift) & 255:02x}" for shift in (32, 24, 16, 8, 0))
+
+
+def _link(ifindex: int, name: str, kind: str, mac: str | None, **facts: Any) -> dict[str, Any]:
+    link: dict[str, Any] = {
+        "ifindex": ifindex,
+        "name": name,
+        "altnames": [],
+        "alias": None,
+        "mac": mac,
+        "permanent_mac": mac if kind == "physical" else None,
+        "kind": kind,
+        "master": None,
+        "master_kind": None,
+        "operstate": "up",
+        "carrier": True,
+        "mtu": 1500,
+        "speed_mbps": None,
+        "driver": None,
+        "pci_address": None,
+        "vendor_id": None,
+        "device_id": None,
+        "numa_node": None,
+        "sriov_total_vfs": None,
+        "sriov_num_vfs": None,
+        "pf_pci_address": None,
+        "pf_name": None,
+        "wireless": False,
+        "addresses": [],
+        "default_route_v4": False,
+        "default_route_v6": False,
+    }
+    link.update(facts)
+    return link
+
+
+def nic_name(port: int, generation: int) -> str:
+    base = f"ens{1 + port // 4}f{port % 4}"
+    return base if generation == 0 else f"{base}r{generation}"
+
+
+def render_snapshot(index: int, nics: int, generation: int) -> dict[str, Any]:
+    """The snapshot of simulated node `index`: `nics` links in all (lo, eth0 with the default
+    route, one Calico veth, then physical NICs). Generation g > 0 renames NIC number g % n."""
+    name = node_name(index)
+    links = [
+        _link(1, "lo", "loopback", "00:00:00:00:00:00", addresses=[_addr("127.0.0.1", 8)]),
+        _link(
+            2,
+            "eth0",
+            "physical",
+            _mac(index, 0),
+            driver="virtio_net",
+            pci_address="0000:00:03.0",
+            vendor_id="0x1af4",
+            device_id="0x1041",
+            addresses=[_addr(internal_ip(index), 16)],
+            default_route_v4=True,
+        ),
+        _link(3, f"cali{index:011x}", "veth", _mac(index, 1)),
+    ][:nics]
+    ports = max(0, nics - 3)
+    renamed = (generation % ports) if ports and generation else -1
+    for port in range(ports):
+        links.append(
+            _link(
+                4 + port,
+                nic_name(port, generation if port == renamed else 0),
+                "physical",
+                _mac(index, 16 + port),
+                driver="ice",
+                speed_mbps=25000,
+                pci_address=f"0000:{0x18 + port // 4:02x}:00.{port % 4}",
+                vendor_id="0x8086",
+                device_id="0x159b",
+                numa_node=port // 8,
+                sriov_total_vfs=64,
+                sriov_num_vfs=0,
+            )
+        )
+    if ports and index % MULTUS_POD_EVERY == 0:
+        links.pop()  # the last NIC is in the Multus pod's netns (see multus_pod_object)
+    return {
+        "schema_version": 1,
+        "node": name,
+        "agent_version": "0.1.0-sim",
+        "collected_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "netns": None,
+        "links": links,
+        "pci_functions": [],
+        "cni": {
+            "bin_dirs": [
+                {
+                    "path": "/opt/cni/bin",
+                    "host_device": True,
+                    "host_device_version": "1.1.1",
+                    "supported_versions": ["0.3.1", "0.4.0", "1.0.0"],
+                }
+            ],
+            "host_device": {
+                "path": "/opt/cni/bin/host-device",
+                "version": "1.1.1",
+                "supported_versions": ["0.3.1", "0.4.0", "1.0.0"],
+            },
+        },
+    }
+
+
+def _addr(address: str, prefixlen: int) -> dict[str, Any]:
+    return {"family": 4, "address": address, "prefixlen": prefixlen, "scope": "global"}
+
+
+# --------------------------------------------------------------------------- Kubernetes objects
+
+
+def node_object(index: int) -> dict[str, Any]:
+    name = node_name(index)
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "uid": f"node-{index}",
+            "labels": {"kubernetes.io/hostname": name},
+            "annotations": {},
+        },
+        "spec": {},
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": internal_ip(index)},
+                {"type": "Hostname", "address": name},
+            ],
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+        },
+    }
+
+
+def agent_pod_object(index: int, port: int) -> dict[str, Any]:
+    """The agent DaemonSet's pod: hostIP 127.0.0.1 and the simulator's port, so every node's
+    discovered agent URL is http://127.0.0.1:PORT (FleetAgentClient adds the /n/<node> path)."""
+    name = node_name(index)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"nicportal-agent-{name}",
+            "namespace": AGENT_NAMESPACE,
+            "uid": f"agent-{index}",
+            "labels": {"app.kubernetes.io/name": "nicportal-agent"},
+        },
+        "spec": {
+            "nodeName": name,
+            "hostNetwork": True,
+            "containers": [
+                {
+                    "name": "agent",
+                    "ports": [{"name": "agent", "containerPort": port, "hostPort": port}],
+                }
+            ],
+        },
+        "status": {"phase": "Running", "hostIP": "127.0.0.1", "podIP": "127.0.0.1"},
+    }
+
+
+def multus_pod_object(index: int, nics: int) -> dict[str, Any]:
+    """A Running pod holding the node's last NIC through host-device (network-status by MAC)."""
+    name = node_name(index)
+    port = nics - 4
+    mac = _mac(index, 16 + port)
+    status = [
+        {"name": "k8s-pod-network", "interface": "eth0", "default": True},
+        {"name": f"{MULTUS_NAMESPACE}/{NAD_NAME}", "interface": "net1", "mac": mac},
+    ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"dpdk-{name}",
+            "namespace": MULTUS_NAMESPACE,
+            "uid": f"multus-{index}",
+            "labels": {"app": "dpdk"},
+            "annotations": {
+                "k8s.v1.cni.cncf.io/networks": NAD_NAME,
+                "k8s.v1.cni.cncf.io/network-status": json.dumps(status),
+            },
+        },
+        "spec": {"nodeName": name, "containers": [{"name": "app"}]},
+        "status": {"phase": "Running", "hostIP": internal_ip(index), "podIP": "10.244.0.2"},
+    }
+
+
+def nad_object() -> dict[str, Any]:
+    config = {
+        "cniVersion": "0.4.0",
+        "name": NAD_NAME,
+        "type": "host-device",
+        "device": nic_name(12, 0),
+    }
+    return {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": NAD_NAME, "namespace": MULTUS_NAMESPACE, "uid": "nad-1"},
+        "spec": {"config": json.dumps(config)},
+    }
+
+
+def cluster_objects(nodes: int, nics: int, agent_port: int) -> dict[str, list[dict[str, Any]]]:
+    """Everything the fake cluster holds, by resource: nodes, pods, nads, events."""
+    pods = [agent_pod_object(i, agent_port) for i in range(nodes)]
+    if nics > 3:
+        pods += [multus_pod_object(i, nics) for i in range(0, nodes, MULTUS_POD_EVERY)]
+    return {
+        "nodes": [node_object(i) for i in range(nodes)],
+        "pods": pods,
+        "nads": [nad_object()],
+        "events": [],
+    }
+
+
+# --------------------------------------------------------------------------- the simulator
+
+
+@dataclass
+class Fleet:
+    nodes: int
+    nics: int
+    generations: list[int] = field(default_factory=list)
+    bodies: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    requests: int = 0
+    not_modified: int = 0
+
+    def __post_init__(self) -> None:
+        self.generations = [0] * self.nodes
+        for index in range(self.nodes):
+            self._render(index)
+
+    def _render(self, index: int) -> None:
+        body = json.dumps(
+            render_snapshot(index, self.nics, self.generations[index]), separators=(",", ":")
+        ).encode()
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        self.bodies[node_name(index)] = (body, etag)
+
+    def churn(self, fraction: float, seed: int) -> list[str]:
+        count = round(self.nodes * fraction)
+        if fraction > 0:
+            count = max(1, count)
+        chosen = sorted(random.Random(seed).sample(range(self.nodes), min(count, self.nodes)))
+        with self.lock:
+            for index in chosen:
+                self.generations[index] += 1
+                self._render(index)
+        return [node_name(i) for i in chosen]
+
+
+def _pages(kind: str, api_version: str, items: list[dict[str, Any]]) -> list[bytes]:
+    """Pre-rendered list pages with continue tokens "<page number>" like a real API server."""
+    chunks = [items[i : i + PAGE_SIZE] for i in range(0, len(items), PAGE_SIZE)] or [[]]
+    pages = []
+    for number, chunk in enumerate(chunks):
+        metadata: dict[str, Any] = {"resourceVersion": "1"}
+        if number + 1 < len(chunks):
+            metadata["continue"] = str(number + 1)
+        body = {"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": chunk}
+        pages.append(json.dumps(body, separators=(",", ":")).encode())
+    return pages
+
+
+class StaticKubeApi:
+    """Read-only list answers for ClusterClient.listing(), pre-rendered."""
+
+    ROUTES = {
+        "/api/v1/nodes": ("nodes", "NodeList", "v1"),
+        "/api/v1/pods": ("pods", "PodList", "v1"),
+        "/api/v1/events": ("events", "EventList", "v1"),
+        "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions": (
+            "nads",
+            "NetworkAttachmentDefinitionList",
+            "k8s.cni.cncf.io/v1",
+        ),
+    }
+
+    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
+        self.pages = {
+            path: _pages(kind, version, objects[key])
+            for path, (key, kind, version) in self.ROUTES.items()
+        }
+
+    def answer(self, path: str, query: dict[str, list[str]]) -> bytes | None:
+        if path.rstrip("/") == "/version":
+            return b'{"major":"1","minor":"31","gitVersion":"v1.31.0-bench"}'
+        pages = self.pages.get(path.rstrip("/"))
+        if pages is None:
+            return None
+        token = (query.get("continue") or ["0"])[0] or "0"
+        number = int(token) if token.isdigit() else 0
+        return pages[number] if number < len(pages) else None
+
+
+class FleetHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the portal's urllib3 pool reuses connections
+    server: FleetServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if status != 304:
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body and status != 304:
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        parsed = urllib.parse.urlsplit(self.path)
+        parts = parsed.path.split("/")
+        fleet = self.server.fleet
+        # /n/<node>/v1/snapshot
+        if len(parts) == 5 and parts[1] == "n" and parts[3:] == ["v1", "snapshot"]:
+            if self.headers.get("Authorization") != f"Bearer {self.server.token}":
+                self._send(401, b'{"error":"token"}')
+                return
+            entry = fleet.bodies.get(parts[2])
+            if entry is None:
+                self._send(404, b'{"error":"no such node"}')
+                return
+            body, etag = entry
+            fleet.requests += 1  # approximate under threads; only reported, never asserted
+            if self.headers.get("If-None-Match") == etag:
+                fleet.not_modified += 1
+                self._send(304, headers={"ETag": etag})
+                return
+            self._send(200, body, {"ETag": etag})
+            return
+        if parsed.path == "/control/stats":
+            stats = {"requests": fleet.requests, "not_modified": fleet.not_modified}
+            self._send(200, json.dumps(stats).encode())
+            return
+        body = self.server.kube.answer(parsed.path, urllib.parse.parse_qs(parsed.query))
+        if body is None:
+            self._send(404, b'{"kind":"Status","status":"Failure","code":404,"reason":"NotFound"}')
+            return
+        self._send(200, body)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        parsed = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(parsed.query)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if parsed.path == "/control/churn":
+            fraction = float((query.get("fraction") or ["0.01"])[0])
+            seed = int((query.get("seed") or ["1"])[0])
+            churned = self.server.fleet.churn(fraction, seed)
+            self._send(200, json.dumps({"churned": churned}).encode())
+            return
+        self._send(404, b"{}")
+
+
+class FleetServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, fleet: Fleet, *, port: int = 0, token: str = TOKEN) -> None:
+        super().__init__(("127.0.0.1", port), FleetHandler)
+        self.fleet = fleet
+        self.token = token
+        self.kube = StaticKubeApi(cluster_objects(fleet.nodes, fleet.nics, self.port))
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def start_in_thread(nodes: int, nics: int, *, token: str = TOKEN) -> FleetServer:
+    """For the CI smoke test: a small fleet served from a daemon thread of this process."""
+    server = FleetServer(Fleet(nodes, nics), token=token)
+    threading.Thread(target=server.serve_forever, name="fleet", daemon=True).start()
+    return server
+
+
+def write_kubeconfig(path: Path, api_url: str, name: str = CLUSTER_NAME) -> Path:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": api_url}}],
+        "users": [{"name": name, "user": {"token": "bench"}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "current-context": name,
+    }
+    path.write_text(json.dumps(config))  # JSON is YAML: the client's loader reads it
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--nics", type=int, default=16)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default=TOKEN)
+    parser.add_argument("--ready-file", type=Path, help="write the port here once listening")
+    args = parser.parse_args(argv)
+    server = FleetServer(Fleet(args.nodes, args.nics), port=args.port, token=args.token)
+    if args.ready_file:
+        args.ready_file.write_text(str(server.port))
+    print(f"fleet nodes={args.nodes} nics={args.nics} url={server.url}", file=sys.stderr)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

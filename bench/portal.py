@@ -1,0 +1,158 @@
+"""The portal side of the benchmarks: environment, database, and the agent client for the
+simulated fleet. Imported before Django is set up (configure() must run first)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench import fleet
+from inventory.agents import AgentClient, SnapshotResult
+
+REPO = Path(__file__).resolve().parents[1]
+PG_ROOT = "postgres://postgres@127.0.0.1:5432"
+BENCH_DB = os.environ.get("BENCH_DB", "nicportal_bench")
+# Redis database 11: the cache of these runs (clearing it flushes the whole database, so it
+# must be one nobody else uses; the project's defaults are 0 for the broker and 1 for the cache).
+BENCH_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+
+class FleetAgentClient(AgentClient):
+    """The real AgentClient (urllib3 pool, ETag, size limit, JSON Schema validation); only the
+    URL differs. All simulated agents share one host:port (the pods' hostIP 127.0.0.1 and the
+    simulator's port), so the node's path is appended: http://127.0.0.1:PORT/n/<node>."""
+
+    def fetch(self, url: str, *, node: str, etag: str = "") -> SnapshotResult:
+        return super().fetch(f"{url.rstrip('/')}/n/{node}", node=node, etag=etag)
+
+
+def configure(*, database: str = BENCH_DB, kubeconfig: str = "") -> None:
+    """Environment for nicportal.settings: PostgreSQL database `database`, Redis cache."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nicportal.settings")
+    os.environ["DATABASE_URL"] = f"{PG_ROOT}/{database}"
+    os.environ["NICPORTAL_REDIS_URL"] = BENCH_REDIS
+    os.environ["NICPORTAL_AGENT_TOKEN"] = fleet.TOKEN
+    os.environ["NICPORTAL_CLUSTER_NAME"] = fleet.CLUSTER_NAME
+    # One INFO line per changed node would cost more than the sweep at 5,000 nodes.
+    os.environ.setdefault("NICPORTAL_LOG_LEVEL", "WARNING")
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig
+    ensure_database(database)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def ensure_database(database: str) -> None:
+    if database.startswith("test"):
+        raise SystemExit(f"refusing to use {database!r}: test* databases belong to the test runs")
+    found = subprocess.run(
+        [
+            "psql",
+            f"{PG_ROOT}/postgres",
+            "-Atc",
+            f"SELECT 1 FROM pg_database WHERE datname='{database}'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not found:
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
+
+
+def empty_inventory() -> None:
+    """Cold start: no clusters, nodes, interfaces, history; an empty cache."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    from inventory.models import Cluster
+
+    tables = [
+        m._meta.db_table
+        for m in __import__("django.apps", fromlist=["apps"])
+        .apps.get_app_config("inventory")
+        .get_models()
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
+        else:
+            Cluster.objects.all().delete()
+    cache.clear()
+
+
+def pg_row_changes() -> int:
+    """n_tup_ins + n_tup_upd + n_tup_del over every user table of this database, as the
+    statistics collector counts them (independent of SyncStats)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def settled_pg_row_changes(timeout: float = 30.0) -> int:
+    """Backends report their counters at the end of a transaction at most once a second, after
+    up to 10 s idle, and when they exit. So: close this thread's connection, let the sweep
+    threads' connections be collected, wait until no other backend is connected to this
+    database (they have exited, so they have reported), then read until two reads agree."""
+    import gc
+
+    from django.db import connection, connections
+
+    connections.close_all()
+    gc.collect()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            others = cursor.fetchone()[0]
+        if not others:
+            break
+        time.sleep(0.2)
+    previous = pg_row_changes()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        current = pg_row_changes()
+        if current == previous:
+            return current
+        previous = current
+    return previous
+
+
+@contextmanager
+def fleet_process(nodes: int, nics: int, tmp: Path) -> Iterator[str]:
+    """The simulator in its own process (its own GIL): yields its base URL."""
+    ready = tmp / f"fleet-{os.getpid()}.port"
+    ready.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.fleet", "--nodes", str(nodes), "--nics", str(nics)]
+        + ["--ready-file", str(ready)],
+        cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not ready.exists() or not ready.read_text().strip():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("fleet simulator did not start")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{ready.read_text().strip()}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        ready.unlink(missing_ok=True)
