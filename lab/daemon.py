@@ -43,6 +43,8 @@ def agent_command(state: LabState, node: dict[str, Any]) -> list[str]:
         "--token-file", str(state.agent_token_file),
         "--node-name", node["name"],
         "--netns", node["netns"],
+        # Lab nodes own no PCI devices: the machine's own NICs are not theirs to report.
+        "--no-pci-scan",
     ]  # fmt: skip
     if state.data.get("portal_url"):
         command += ["--portal-url", state.data["portal_url"]]

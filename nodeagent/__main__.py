@@ -31,9 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         hints = HintSender(portal_url=config.portal_url, node=config.node_name, token=token)
     on_change = hints.notify if hints else None
     if config.netns:
-        collector = NetnsCollector(config.netns, config.sysfs_root, on_change=on_change)
+        collector = NetnsCollector(
+            config.netns, config.sysfs_root, on_change=on_change, pci_scan=config.pci_scan
+        )
     else:
-        collector = LocalCollector(config.sysfs_root, on_change=on_change)
+        collector = LocalCollector(config.sysfs_root, on_change=on_change, pci_scan=config.pci_scan)
     try:
         collector.start()
     except CollectorError as error:

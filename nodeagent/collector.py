@@ -64,10 +64,12 @@ class LocalCollector:
         sysfs_root: str = "/sys",
         on_change: Callable[[], None] | None = None,
         max_age: float = FACTS_MAX_AGE,
+        pci_scan: bool = True,
     ) -> None:
         from pyroute2 import IPRoute  # imported here: the --netns parent never needs it
 
         self._sysfs = Sysfs(sysfs_root)
+        self._pci_scan = pci_scan
         self._on_change = on_change
         self._max_age = max_age
         self._lock = threading.Lock()
@@ -105,7 +107,9 @@ class LocalCollector:
             fresh = cached and cached[0] == generation and now - cached[1] < self._max_age
             if fresh and not self._monitor.has_pending():
                 return cached[2]
-            links, pci_functions = assemble(*read_netlink(self._ipr), self._sysfs)
+            links, pci_functions = assemble(
+                *read_netlink(self._ipr), self._sysfs, pci_scan=self._pci_scan
+            )
             self.collections += 1
             result = {"links": links, "pci_functions": pci_functions}
             self._cached = (generation, now, result)
@@ -127,9 +131,11 @@ class NetnsCollector:
         netns: str,
         sysfs_root: str = "/sys",
         on_change: Callable[[], None] | None = None,
+        pci_scan: bool = True,
     ) -> None:
         self.netns = netns
         self._sysfs_root = sysfs_root
+        self._pci_scan = pci_scan
         self._on_change = on_change
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
@@ -158,7 +164,8 @@ class NetnsCollector:
         self._replies = queue.Queue()
         proc = subprocess.Popen(
             [sys.executable, "-m", "nodeagent.netns_worker", "--netns", self.netns]
-            + ["--sysfs-root", self._sysfs_root],
+            + ["--sysfs-root", self._sysfs_root]
+            + ([] if self._pci_scan else ["--no-pci-scan"]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,

@@ -19,6 +19,9 @@ class AgentConfig:
     portal_url: str | None
     sysfs_root: str
     cni_bin_dirs: tuple[str, ...]
+    # Report PCI network functions that have no netdev here. Off for namespaces that own no
+    # PCI devices (the lab's nodes share the host's PCI bus, whose NICs are not theirs).
+    pci_scan: bool = True
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -51,6 +54,13 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> Ag
         default=default("cni-bin-dirs", ":".join(DEFAULT_BIN_DIRS)),
         help="colon-separated CNI plugin directories",
     )
+    parser.add_argument(
+        "--no-pci-scan",
+        dest="pci_scan",
+        action="store_false",
+        default=(default("pci-scan", "1") or "1").lower() not in ("0", "false", "no", "off"),
+        help="do not report netdev-less PCI functions (namespaces that own no PCI devices)",
+    )
     args = parser.parse_args(argv)
     for flag in ("listen", "token_file", "node_name"):
         if not getattr(args, flag):
@@ -73,4 +83,5 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> Ag
         portal_url=args.portal_url or None,
         sysfs_root=args.sysfs_root,
         cni_bin_dirs=tuple(d for d in args.cni_bin_dirs.split(":") if d),
+        pci_scan=args.pci_scan,
     )

@@ -127,6 +127,7 @@ def assemble(
     default_v4: set[int],
     default_v6: set[int],
     sysfs: Sysfs,
+    pci_scan: bool = True,
 ) -> tuple[list[dict], list[dict]]:
     """Join netlink and sysfs facts into the snapshot's ``links`` and ``pci_functions``."""
     by_ifindex = {link["ifindex"]: link for link in raw_links}
@@ -187,7 +188,7 @@ def assemble(
     # A NIC moved into a pod or bound to vfio-pci/uio has no netdev here; keep it visible by
     # its PCI address so the portal can tell "in a pod" / "userspace" from "gone".
     pci_functions = []
-    for bdf in sysfs.pci_network_functions():
+    for bdf in sysfs.pci_network_functions() if pci_scan else ():
         if any(name in names for name in sysfs.pci_netdev_names(bdf)):
             continue
         pci_functions.append(sysfs.pci_function(bdf))

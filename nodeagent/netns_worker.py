@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nodeagent.netns_worker")
     parser.add_argument("--netns", required=True)
     parser.add_argument("--sysfs-root", default="/sys")
+    parser.add_argument("--no-pci-scan", dest="pci_scan", action="store_false")
     args = parser.parse_args(argv)
     out = sys.stdout.buffer
     out_lock = threading.Lock()
@@ -74,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     from nodeagent.collector import LocalCollector
     from nodeagent.logs import log
 
-    collector = LocalCollector(args.sysfs_root, on_change=lambda: send({"event": "changed"}))
+    collector = LocalCollector(
+        args.sysfs_root, on_change=lambda: send({"event": "changed"}), pci_scan=args.pci_scan
+    )
     collector.start()
     send({"ready": True, "netns_inode": os.stat("/proc/self/ns/net").st_ino})
     for line in sys.stdin.buffer:

@@ -180,3 +180,10 @@ def test_the_agent_exits_with_a_clear_message_on_an_empty_token_file(tmp_path):
     )
     assert result.returncode == 2
     assert "event=bad_token_file" in result.stderr and "is empty" in result.stderr
+
+
+def test_the_pci_scan_can_be_switched_off_by_flag_or_environment():
+    base = ["--listen", "127.0.0.1:1", "--token-file", "t", "--node-name", "n"]
+    assert parse_args(base, environ={}).pci_scan is True
+    assert parse_args([*base, "--no-pci-scan"], environ={}).pci_scan is False
+    assert parse_args(base, environ={"NICPORTAL_AGENT_PCI_SCAN": "0"}).pci_scan is False

@@ -250,3 +250,11 @@ def test_it_finds_the_pci_function_behind_a_virtio_nic(tmp_path):
     assert links["eth0"]["pci_address"] == "0000:00:03.0"
     assert links["eth0"]["driver"] == "virtio_net" and links["eth0"]["vendor_id"] == "0x1af4"
     assert functions == {}
+
+
+def test_it_reports_no_pci_functions_when_the_pci_scan_is_off(sriov_host):
+    # A namespace that owns no PCI devices (a lab node) must not claim the machine's NICs.
+    _, functions = assemble_host(sriov_host, namespace_links())
+    assert functions  # the fixture has netdev-less functions...
+    _, none = assemble(namespace_links(), [], {1}, set(), Sysfs(str(sriov_host)), pci_scan=False)
+    assert none == []  # ...which the switch hides

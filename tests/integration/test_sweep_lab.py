@@ -52,6 +52,8 @@ def test_a_sweep_fills_the_inventory_with_a_verdict_for_every_nic(portal):
     assert "10.1.0." in iface("node-a", "eth5").reason
     cali = Interface.objects.get(node__name="node-a", name__startswith="cali")
     assert (cali.state, cali.holder) == ("cni", "Calico")
+    # lab nodes own no PCI devices: the machine's own NIC must not show up on every node
+    assert not Interface.objects.filter(has_netdev=False).exists()
     node_a = Node.objects.get(name="node-a")
     assert node_a.cni["host_device"]["supported_versions"][-1] == "1.0.0"
     assert node_a.internal_ips == [portal.node("node-a").internal_ip]
