@@ -120,7 +120,12 @@ class NodeView(PageMixin, LiveMixin, DetailView):
         context.update(
             groups=group_by_owner(interfaces),
             interface_count=len(interfaces),
-            cni_bin_dirs=cni.get("bin_dirs") or [],
+            # The agent reports each directory as {"path", "host_device", ...}; older or
+            # hand-made facts may be plain paths.
+            cni_bin_dirs=[
+                d.get("path", "") if isinstance(d, dict) else str(d)
+                for d in (cni.get("bin_dirs") or [])
+            ],
             host_device=cni.get("host_device") or None,
             cluster_query=f"?cluster={node.cluster.name}"
             if self.request.GET.get("cluster")
