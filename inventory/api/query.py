@@ -10,12 +10,13 @@ from typing import Any
 
 import django_filters
 from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import get_model_field
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
 # The database columns behind number filters are at most 64-bit integers.
 NUMBER_LIMIT = 2**63 - 1
-BOOLEAN_VALUES = {"true", "false", "1", "0"}
+BOOLEAN_VALUES = {"true", "false"}
 SINGLE_VALUED = ("limit", "offset", "ordering", "fields", "brief")
 
 
@@ -27,11 +28,15 @@ class StrictDjangoFilterBackend(DjangoFilterBackend):
     def get_filterset(self, request: Request, queryset: Any, view: Any) -> Any:
         filterset = super().get_filterset(request, queryset, view)
         filters = filterset.filters if filterset is not None else {}
-        check_query(request, filters, getattr(view, "filter_extra_values", {}))
+        check_query(
+            request, filters, getattr(view, "filter_extra_values", {}), model=queryset.model
+        )
         return filterset
 
 
-def check_query(request: Request, filters: dict[str, Any], extra: dict[str, set[str]]) -> None:
+def check_query(
+    request: Request, filters: dict[str, Any], extra: dict[str, set[str]], *, model: Any = None
+) -> None:
     errors: dict[str, list[str]] = {}
     params = request.query_params
     for name in params:
@@ -49,7 +54,7 @@ def check_query(request: Request, filters: dict[str, Any], extra: dict[str, set[
         if declared is None:
             continue
         for value in values:
-            problem = _value_problem(declared, value, extra.get(name, set()))
+            problem = _value_problem(declared, value, extra.get(name, set()), model)
             if problem:
                 errors[name] = [problem]
                 break
@@ -57,7 +62,18 @@ def check_query(request: Request, filters: dict[str, Any], extra: dict[str, set[
         raise ValidationError(errors)
 
 
-def _value_problem(declared: Any, value: str, extra: set[str]) -> str:
+def _integer_column(model: Any, field_name: str) -> bool:
+    if field_name == "id" or field_name.endswith("_id"):
+        return True
+    field = get_model_field(model, field_name) if model is not None else None
+    return field is not None and (
+        field.is_relation
+        or "Integer" in field.get_internal_type()
+        or "Auto" in field.get_internal_type()
+    )
+
+
+def _value_problem(declared: Any, value: str, extra: set[str], model: Any) -> str:
     if value in extra:
         return ""
     if isinstance(declared, django_filters.BooleanFilter):
@@ -69,6 +85,8 @@ def _value_problem(declared: Any, value: str, extra: set[str]) -> str:
             return "A number is required."
         if not number.is_finite() or abs(number) > NUMBER_LIMIT:
             return f"A number between -{NUMBER_LIMIT} and {NUMBER_LIMIT} is required."
+        if _integer_column(model, declared.field_name) and number != number.to_integral_value():
+            return "A whole number is required."
         return ""
     if isinstance(declared, django_filters.ChoiceFilter | django_filters.MultipleChoiceFilter):
         return "" if value else "Choose a value."

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from django.contrib.auth.models import Group
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 
 from inventory.models import (
     Cluster,
@@ -20,8 +20,8 @@ from inventory.models import (
     Reservation,
 )
 
-TRUE_VALUES = {"1", "true"}
-FALSE_VALUES = {"0", "false"}
+TRUE_VALUES = {"true"}
+FALSE_VALUES = {"false"}
 
 
 class SelectableFieldsMixin:
@@ -205,6 +205,17 @@ class ReservationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def team_named(name: str) -> Group:
+    """The team of that name. An unknown name is a 403 like a team one is not in: acting for a
+    team needs its membership either way, and outsiders learn no team names from the answer."""
+    team = Group.objects.filter(name=name).first()
+    if team is None:
+        raise exceptions.PermissionDenied(
+            f"You cannot act for team {name!r}: there is no such team, or you are not in it."
+        )
+    return team
+
+
 class ReservationCreateSerializer(serializers.Serializer):
     interface = serializers.IntegerField(
         min_value=1, max_value=2**63 - 1, help_text="Id of the interface to reserve."
@@ -221,10 +232,7 @@ class ReservationCreateSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(help_text="End of the reservation (in the future).")
 
     def validate_team(self, value: str) -> Group:
-        team = Group.objects.filter(name=value).first()
-        if team is None:
-            raise serializers.ValidationError(f"No team named {value!r}.")
-        return team
+        return team_named(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "team" not in attrs:
@@ -306,7 +314,9 @@ class NadRequestSerializer(serializers.Serializer):
         help_text="IPAM: type (none, static, host-local, whereabouts, dhcp), addresses, "
         "gateway, routes, subnet, range_start, range_end, range, exclude.",
     )
-    cni_version = serializers.CharField(required=False, max_length=20, default="auto")
+    cni_version = serializers.CharField(
+        required=False, allow_blank=True, max_length=20, default="auto"
+    )
     resource_name = serializers.CharField(required=False, allow_blank=True, max_length=253)
     team = serializers.CharField(
         required=False,
@@ -400,6 +410,19 @@ class TokenSerializer(serializers.Serializer):
     token_key = serializers.CharField(read_only=True, help_text="First characters, for lists.")
     user = serializers.CharField(read_only=True)
     expiry = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class DiagnosisSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable UPPER_SNAKE code.")
+    severity = serializers.ChoiceField(choices=["ok", "pending", "error"])
+    title = serializers.CharField()
+    explanation = serializers.CharField()
+    namespace = serializers.CharField()
+    pod = serializers.CharField()
+    node = serializers.CharField()
+    attachment = serializers.CharField(help_text='"ns/nad@ifname", "" for the pod as a whole.')
+    evidence = serializers.ListField(child=serializers.DictField())
+    fix = serializers.DictField(allow_null=True)
 
 
 class ConflictSerializer(serializers.Serializer):

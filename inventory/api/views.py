@@ -25,6 +25,7 @@ from knox.models import AuthToken
 from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -100,6 +101,23 @@ class ApiViewSetMixin:
     schema = ApiAutoSchema()
     pagination_class = BoundedLimitOffsetPagination
     filter_backends = [StrictDjangoFilterBackend, filters.OrderingFilter]
+    # JSON bodies only: form encodings turn "" into "absent" for optional fields, which would
+    # make `{"team": ""}` mean "my only team" instead of a 400.
+    parser_classes = [JSONParser]
+    # Any id-shaped segment reaches the view, so `/interfaces/abc/` is a JSON 404 like
+    # `/interfaces/999/`, not Django's HTML page.
+    lookup_value_regex = "[^/]+"
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        serializer_class = getattr(self, "serializer_class", None)
+        if request.method == "GET" and getattr(serializer_class, "selectable_fields", False):
+            # Checked here, not only when rows are serialized: an empty page must 400 too.
+            s.selected_fields(
+                request.query_params,
+                list(serializer_class().fields),
+                serializer_class.brief_fields,
+            )
 
 
 class ClusterViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
@@ -266,10 +284,7 @@ def _as_json(result: Any) -> Any:
 
 def _team_for(request: Request, team_name: str | None) -> Group | None:
     if team_name:
-        team = Group.objects.filter(name=team_name).first()
-        if team is None:
-            raise ValidationError({"team": [f"No team named {team_name!r}."]})
-        return team
+        return s.team_named(team_name)
     return request.user.groups.order_by("name").first()
 
 
@@ -378,17 +393,13 @@ class HistoryViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
 
 class PodDiagnosisView(APIView):
-    """Why a pod's host-device attachment failed (or would fail), from the stored facts."""
+    """Why a pod's host-device attachment failed (or would fail): the pod, its events and NADs
+    from the cluster, the NICs from the inventory. A pod that does not exist, or a cluster that
+    does not answer, is a diagnosis too (200 with its code)."""
 
     schema = ApiAutoSchema()
 
-    @extend_schema(
-        responses={
-            200: OpenApiResponse(description="The diagnosis."),
-            404: s.ErrorSerializer,
-            501: s.ErrorSerializer,
-        }
-    )
+    @extend_schema(responses={200: s.DiagnosisSerializer, 501: s.ErrorSerializer})
     def get(self, request: Request, namespace: str, name: str) -> Response:
         diagnosis = _service_module("diagnosis")
         with service_errors():

@@ -3,8 +3,6 @@ history, pod attachments, NADs with findings; the endpoints whose services are n
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from inventory.models import Interface, NetworkAttachment, PodAttachment
@@ -70,7 +68,7 @@ def test_fields_and_brief_trim_the_rows(people, fleet, client_for):
     client = client_for(people.owner)
     rows = results(client.get("/api/v1/interfaces/?fields=id,name,state"))
     assert all(set(row) == {"id", "name", "state"} for row in rows) and len(rows) == 3
-    rows = results(client.get("/api/v1/interfaces/?brief=1"))
+    rows = results(client.get("/api/v1/interfaces/?brief=true"))
     assert set(rows[0]) == {"id", "node", "name", "state", "holder", "reserved_team"}
     detail = client.get(f"/api/v1/interfaces/{fleet['nic'].pk}/?fields=pci_address").json()
     assert detail == {"pci_address": fleet["nic"].pci_address}
@@ -81,6 +79,11 @@ def test_fields_and_brief_trim_the_rows(people, fleet, client_for):
     [
         ("fields=id,nonsense", "fields"),
         ("brief=maybe", "brief"),
+        ("brief=", "brief"),
+        ("fields=", "fields"),
+        ("speed_min=0.5", "speed_min"),
+        ("present=1", "present"),
+        ("limit=5&limit=6", "limit"),
         ("limit=abc", "limit"),
         ("limit=0", "limit"),
         ("limit=1001", "limit"),
@@ -234,13 +237,19 @@ def test_nad_requests_are_validated_before_anything_else(people, client_for, fie
     assert response.status_code == 400 and bad in response.json()
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("inventory.services.diagnosis") is not None,
-    reason="inventory.services.diagnosis exists",
-)
-def test_pod_diagnosis_answers_501_until_its_service_exists(people, client_for):
-    response = client_for(people.owner).get("/api/v1/pods/default/web/diagnosis/")
-    assert response.status_code == 501
+def test_pod_diagnosis_says_when_the_cluster_does_not_answer(
+    people, client_for, settings, tmp_path
+):
+    settings.KUBECONFIG = str(tmp_path / "missing")
+    response = client_for(people.outsider).get("/api/v1/pods/default/web/diagnosis/")
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert (data["code"], data["namespace"], data["pod"]) == (
+        "CLUSTER_UNAVAILABLE",
+        "default",
+        "web",
+    )
+    assert client_for(None).get("/api/v1/pods/default/web/diagnosis/").status_code == 401
 
 
 def test_interfaces_of_the_api_are_not_writable(people, nic, client_for):
