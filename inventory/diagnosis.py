@@ -24,6 +24,7 @@ Stranded NICs (`recovery_commands`) are here too: the commands an operator runs 
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import shlex
@@ -66,11 +67,12 @@ _CONFIG_BROKEN = frozenset(
         "HWADDR_INVALID",
         "PCI_ADDRESS_SHORT",
         "PCI_ADDRESS_INVALID",
-        "KERNELPATH_NOT_ABSOLUTE",
-        "KERNELPATH_OUTSIDE_SYS_DEVICES",
+        "KERNELPATH_INVALID",
+        "KERNELPATH_VIRTUAL",
         "KERNELPATH_NOT_DEVICE_DIR",
         "CNI_VERSION_INVALID",
-        "CNI_VERSION_TOO_NEW",
+        "CNI_VERSION_UNSUPPORTED",
+        "CNI_VERSION_MULTUS",
     }
 )
 
@@ -401,8 +403,10 @@ def _nad_missing(ctx: _Context, selection: NetworkSelection) -> Diagnosis:
         n.name for n in ctx.facts.nads.values() if n.found and n.namespace == selection.namespace
     )
     evidence = [Evidence("Requested NAD", selection.nad_key)]
+    close = difflib.get_close_matches(selection.name, others, n=1)
     if others:
         evidence.append(Evidence(f"NADs in namespace {selection.namespace}", ", ".join(others)))
+    did_you_mean = f" Did you mean {selection.namespace}/{close[0]}?" if close else ""
     return ctx.verdict(
         "NAD_MISSING",
         f"NAD {selection.nad_key} does not exist",
@@ -414,7 +418,7 @@ def _nad_missing(ctx: _Context, selection: NetworkSelection) -> Diagnosis:
         evidence=evidence,
         fix=Fix(
             f"Create NAD {selection.nad_key} (NICPortal's NAD builder makes one for a free NIC), "
-            "or correct the name or namespace in the pod's networks annotation."
+            "or correct the name or namespace in the pod's networks annotation." + did_you_mean
         ),
     )
 
