@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from inventory import views
 
@@ -14,4 +14,5 @@ urlpatterns = [
     path("reservations/<int:pk>/release/", views.ReleaseView.as_view(), name="reservation-release"),
     path("team/", views.TeamView.as_view(), name="team"),
     path("team/switch/", views.TeamSwitchView.as_view(), name="team-switch"),
+    path("", include("inventory.urls_nads")),  # the NAD builder: nads/...
 ]
