@@ -219,7 +219,11 @@ def test_it_gets_the_full_snapshot_when_the_etag_changed(agent, client):
 def test_it_reports_a_rejected_token(agent):
     wrong = AgentClient(token="not-the-token", timeout=2.0)
     result = wrong.fetch(agent.url, node="node-a")
-    assert (result.status, result.snapshot, result.error) == ("error", None, "HTTP 401 (token rejected)")
+    assert (result.status, result.snapshot, result.error) == (
+        "error",
+        None,
+        "HTTP 401 (token rejected)",
+    )
 
 
 def test_it_reports_a_timeout_when_the_agent_does_not_answer(agent):
@@ -372,8 +376,10 @@ def test_it_reports_a_connection_closed_without_an_answer(agent, client):
         st.binary(max_size=300),
         st.recursive(
             st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-            lambda children: st.lists(children, max_size=4)
-            | st.dictionaries(st.text(max_size=8), children, max_size=4),
+            lambda children: (
+                st.lists(children, max_size=4)
+                | st.dictionaries(st.text(max_size=8), children, max_size=4)
+            ),
             max_leaves=20,
         ).map(lambda value: json.dumps(value).encode()),
         st.builds(
