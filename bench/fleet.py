@@ -97,7 +97,9 @@ def nic_name(port: int, generation: int) -> str:
     return base if generation == 0 else f"{base}r{generation}"
 
 
-def render_snapshot(index: int, nics: int, generation: int) -> dict[str, Any]:
+def render_snapshot(
+    index: int, nics: int, generation: int, multus_every: int = MULTUS_POD_EVERY
+) -> dict[str, Any]:
     """The snapshot of simulated node `index`: `nics` links in all (lo, eth0 with the default
     route, one Calico veth, then physical NICs). Generation g > 0 renames NIC number g % n."""
     name = node_name(index)
@@ -136,7 +138,7 @@ def render_snapshot(index: int, nics: int, generation: int) -> dict[str, Any]:
                 sriov_num_vfs=0,
             )
         )
-    if ports and index % MULTUS_POD_EVERY == 0:
+    if ports and multus_every and index % multus_every == 0:
         links.pop()  # the last NIC is in the Multus pod's netns (see multus_pod_object)
     return {
         "schema_version": 1,
@@ -262,11 +264,13 @@ def nad_object() -> dict[str, Any]:
     }
 
 
-def cluster_objects(nodes: int, nics: int, agent_port: int) -> dict[str, list[dict[str, Any]]]:
+def cluster_objects(
+    nodes: int, nics: int, agent_port: int, multus_every: int = MULTUS_POD_EVERY
+) -> dict[str, list[dict[str, Any]]]:
     """Everything the fake cluster holds, by resource: nodes, pods, nads, events."""
     pods = [agent_pod_object(i, agent_port) for i in range(nodes)]
-    if nics > 3:
-        pods += [multus_pod_object(i, nics) for i in range(0, nodes, MULTUS_POD_EVERY)]
+    if nics > 3 and multus_every:
+        pods += [multus_pod_object(i, nics) for i in range(0, nodes, multus_every)]
     return {
         "nodes": [node_object(i) for i in range(nodes)],
         "pods": pods,
@@ -282,6 +286,7 @@ def cluster_objects(nodes: int, nics: int, agent_port: int) -> dict[str, list[di
 class Fleet:
     nodes: int
     nics: int
+    multus_every: int = MULTUS_POD_EVERY  # 0: no Multus pods
     generations: list[int] = field(default_factory=list)
     bodies: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -295,7 +300,8 @@ class Fleet:
 
     def _render(self, index: int) -> None:
         body = json.dumps(
-            render_snapshot(index, self.nics, self.generations[index]), separators=(",", ":")
+            render_snapshot(index, self.nics, self.generations[index], self.multus_every),
+            separators=(",", ":"),
         ).encode()
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
         self.bodies[node_name(index)] = (body, etag)
@@ -428,7 +434,9 @@ class FleetServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), FleetHandler)
         self.fleet = fleet
         self.token = token
-        self.kube = StaticKubeApi(cluster_objects(fleet.nodes, fleet.nics, self.port))
+        self.kube = StaticKubeApi(
+            cluster_objects(fleet.nodes, fleet.nics, self.port, fleet.multus_every)
+        )
 
     @property
     def port(self) -> int:
@@ -439,9 +447,11 @@ class FleetServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.port}"
 
 
-def start_in_thread(nodes: int, nics: int, *, token: str = TOKEN) -> FleetServer:
+def start_in_thread(
+    nodes: int, nics: int, *, multus_every: int = MULTUS_POD_EVERY, token: str = TOKEN
+) -> FleetServer:
     """For the CI smoke test: a small fleet served from a daemon thread of this process."""
-    server = FleetServer(Fleet(nodes, nics), token=token)
+    server = FleetServer(Fleet(nodes, nics, multus_every), token=token)
     threading.Thread(target=server.serve_forever, name="fleet", daemon=True).start()
     return server
 
