@@ -15,4 +15,5 @@ urlpatterns = [
     path("team/", views.TeamView.as_view(), name="team"),
     path("team/switch/", views.TeamSwitchView.as_view(), name="team-switch"),
     path("", include("inventory.urls_nads")),  # the NAD builder: nads/...
+    path("", include("inventory.urls_diagnosis")),  # pods/, pods/<ns>/<name>/diagnosis/, stranded/
 ]
