@@ -414,3 +414,70 @@ def test_it_gives_up_on_an_agent_that_drips_its_body_past_the_deadline(agent):
     result = slow.fetch(agent.url, node="node-a")
 
     assert (result.status, result.error) == ("error", "timeout after 0.3s (body still arriving)")
+
+
+# --- contract with the real node agent -----------------------------------------------------------
+
+
+@pytest.fixture
+def real_agent(tmp_path) -> Iterator[str]:
+    """`python -m nodeagent` reading a fresh, empty network namespace of our own."""
+    import os
+    import re
+    import subprocess
+    import sys
+    import uuid
+
+    if os.geteuid() != 0 or subprocess.run(["ip", "netns", "list"], check=False).returncode:
+        if os.environ.get("NICPORTAL_REQUIRE_SERVICES") == "1":
+            pytest.fail("network namespaces are required (NICPORTAL_REQUIRE_SERVICES=1)")
+        pytest.skip("needs root and ip netns")
+    netns = f"nptest-agc-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nodeagent", "--listen", "127.0.0.1:0", "--token-file",
+         str(token_file), "--node-name", "node-x", "--netns", netns, "--no-pci-scan"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        port = None
+        for line in process.stderr:  # the agent logs its port once it listens
+            if match := re.search(r"event=listening .*port=(\d+)", line):
+                port = match.group(1)
+                break
+        assert port, "the agent did not start"
+        threading.Thread(target=process.stderr.read, daemon=True).start()  # keep the pipe drained
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        subprocess.run(["ip", "netns", "del", netns], check=False)
+
+
+@pytest.mark.netns
+def test_it_reads_the_real_agent_and_its_etag_round_trips(real_agent, client):
+    first = client.fetch(real_agent, node="node-x")
+    assert first.status == "ok", first.error
+    assert first.snapshot["node"] == "node-x"
+    assert [link["name"] for link in first.snapshot["links"]] == ["lo"]
+    assert first.etag
+
+    second = client.fetch(real_agent, node="node-x", etag=first.etag)
+    assert (second.status, second.etag, second.snapshot) == ("not_modified", first.etag, None)
+
+    wrong = client.fetch(real_agent, node="node-y")
+    assert wrong.error == "answer is for node node-x, expected node-y"
+
+
+def test_it_builds_itself_from_the_settings(settings):
+    settings.AGENT_TOKEN = "from-settings"
+    settings.AGENT_TIMEOUT = 1.5
+    settings.AGENT_MAX_BYTES = 2048
+    client = AgentClient.from_settings()
+    assert (client.token, client.timeout, client.max_bytes) == ("from-settings", 1.5, 2048)

@@ -14,6 +14,7 @@ import http.server
 import json
 import socket
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -607,3 +608,99 @@ def test_it_says_which_kubeconfig_could_not_be_loaded(tmp_path):
     missing = tmp_path / "nope.yaml"
     with pytest.raises(ClusterError, match=f"cannot load the kubeconfig '{missing}'"):
         ClusterClient(kubeconfig=str(missing))
+
+
+# --- paging --------------------------------------------------------------------------------------
+
+
+class PagingServer(http.server.ThreadingHTTPServer):
+    """Serves /api/v1/nodes in pages of one, like a real API server asked with `limit`."""
+
+    daemon_threads = True
+
+    def __init__(self, names: list[str], *, expire_once: bool = False) -> None:
+        self.names, self.expire_once, self.queries = names, expire_once, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                server.queries.append(query)
+                index = int(query.get("continue", ["0"])[0])
+                if index and server.expire_once:
+                    server.expire_once = False
+                    self.answer(410, {"kind": "Status", "code": 410, "message": "too old"})
+                    return
+                metadata = {"continue": str(index + 1)} if index + 1 < len(server.names) else {}
+                item = {"metadata": {"name": server.names[index]}}
+                self.answer(200, {"metadata": metadata, "items": [item]})
+
+            def answer(self, status, document):
+                body = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def paging_server():
+    servers = []
+
+    def start(*args, **kwargs) -> PagingServer:
+        servers.append(PagingServer(*args, **kwargs))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_it_follows_continue_tokens_through_every_page(paging_server, tmp_path):
+    server = paging_server(["n1", "n2", "n3"])
+    client = ClusterClient(kubeconfig=write_kubeconfig(tmp_path / "kc", server.url))
+
+    assert [n.name for n in client.list_nodes()] == ["n1", "n2", "n3"]
+    assert [q.get("continue") for q in server.queries] == [None, ["1"], ["2"]]
+    assert all(q["limit"] == ["500"] for q in server.queries)
+
+
+def test_it_starts_the_list_over_once_when_the_continue_token_expired(paging_server, tmp_path):
+    server = paging_server(["n1", "n2"], expire_once=True)
+    client = ClusterClient(kubeconfig=write_kubeconfig(tmp_path / "kc", server.url))
+
+    assert [n.name for n in client.list_nodes()] == ["n1", "n2"]
+    assert [q.get("continue") for q in server.queries] == [None, ["1"], None, ["1"]]
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+def test_it_builds_itself_from_the_settings(api, settings, tmp_path):
+    settings.KUBECONFIG = write_kubeconfig(tmp_path / "kc", api.url)
+    settings.KUBE_CONTEXT = "lab"
+    settings.KUBE_IN_CLUSTER = False
+    settings.KUBE_TIMEOUT = 3.5
+    settings.AGENT_NAMESPACE = "agents"
+    settings.AGENT_LABEL_SELECTOR = "app=x"
+    settings.AGENT_PORT_NAME = "http"
+
+    with ClusterClient.from_settings() as client:
+        assert client.api_url() == api.url
+        assert client.timeout == 3.5
+        assert (client.agent_namespace, client.agent_label_selector, client.agent_port_name) == (
+            "agents",
+            "app=x",
+            "http",
+        )
