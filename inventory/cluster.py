@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
@@ -277,7 +277,9 @@ class ClusterClient:
             for item in items
             if _is_pod_event(item) and (item.get("involvedObject") or {}).get("name") == name
         ]
-        return sorted(events, key=lambda event: (event.last_seen is None, event.last_seen))
+        # Events without any timestamp go last, in the order the API server listed them.
+        never = datetime.max.replace(tzinfo=UTC)
+        return sorted(events, key=lambda event: event.last_seen or never)
 
     def get_nad(self, namespace: str, name: str) -> NadInfo:
         data = self._call(
@@ -638,9 +640,11 @@ def _timestamp(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         return None
+    # The API server writes UTC; a naive value would not compare with the aware ones.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _dict(value: object) -> dict[str, Any]:

@@ -388,10 +388,18 @@ def test_it_lists_the_events_of_one_pod_oldest_first(api, cluster):
         "v1/events", "ns", "early", event("web", "Pulled", "a", eventTime="2024-05-01T00:00:00Z")
     )
     api.put("v1/events", "ns", "other", event("db", "Started", "c"))
+    api.put("v1/events", "ns", "undated-1", event("web", "Killing", "d"))
+    api.put("v1/events", "ns", "undated-2", event("web", "Killing", "e"))
+    api.put(
+        "v1/events",
+        "ns",
+        "naive",
+        event("web", "Created", "f", lastTimestamp="2024-05-01T12:00:00"),
+    )
 
     events = cluster.pod_events("ns", "web")
 
-    assert [e.reason for e in events] == ["Pulled", "Started"]
+    assert [e.reason for e in events] == ["Pulled", "Created", "Started", "Killing", "Killing"]
     assert all(e.count == 1 for e in events)
 
 
