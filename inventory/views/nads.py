@@ -214,13 +214,16 @@ class NadListView(PageMixin, ListView):
         )
 
 
-class NadDetailView(PageMixin, DetailView):
+class NadDetailView(PortalLoginRequiredMixin, DetailView):
+    """Always the whole page: apply's HX-Location loads it with an htmx request and swaps the
+    page's body, as a boosted link would."""
+
     template_name = "inventory/nad_detail.html"
     context_object_name = "attachment"
     queryset = NetworkAttachment.objects.select_related("cluster", "applied_by")
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        context = super().get_context_data(**kwargs)
+        context = {**super().get_context_data(**kwargs), **page_context(self.request)}
         row = self.object
         applied_ids = [
             int(v) for v in self.request.GET.get("applied", "").split(",") if v.strip().isdigit()
