@@ -53,10 +53,17 @@ def page_context(request: HttpRequest) -> dict[str, Any]:
     }
 
 
+def form_problems(form: NadBuilderForm) -> list[str]:
+    return [
+        f"{form[name].label}: {' '.join(errors)}" if name in form.fields else " ".join(errors)
+        for name, errors in form.errors.items()
+    ]
+
+
 def _preview(request: HttpRequest, form: NadBuilderForm) -> dict[str, Any]:
     """Render the form's request: the result, or why it could not be rendered."""
     if not form.is_valid():
-        return {"result": None, "refusals": []}
+        return {"result": None, "refusals": form_problems(form)}
     try:
         result = nad_services.render(
             user=request.user, team=teams.active_team(request), **form.service_arguments()
@@ -150,7 +157,6 @@ class NadPreviewView(PortalLoginRequiredMixin, View):
             problems = preview["refusals"] or [
                 f"{f.code}: {f.message}" for f in (result.errors if result else ())
             ]
-            problems = problems or [f"{k}: {' '.join(v)}" for k, v in form.errors.items()]
             return HttpResponse(
                 "No NAD: " + "\n".join(problems) + "\n",
                 status=400,
@@ -191,7 +197,7 @@ class NadApplyView(PortalLoginRequiredMixin, View):
                     return HttpResponseLocation(url)
                 return HttpResponseRedirect(url)
         else:
-            errors = [f"{form[k].label}: {' '.join(v)}" for k, v in form.errors.items()]
+            errors = form_problems(form)
         context = {
             **_builder_context(request, form, preview=_preview(request, form)),
             "apply_errors": errors,

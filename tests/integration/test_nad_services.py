@@ -366,3 +366,128 @@ def test_when_a_later_nad_conflicts_the_ones_created_before_are_deleted(portal):
     assert lab_nad(portal, "default", "fast-node-a") is None
     assert lab_nad(portal, "default", "fast-node-b")["config"]["device"] == "eth2"
     assert nothing_written()
+
+
+# ------------------------------------------------------------- the pages over these services
+
+
+def builder_data(*interfaces: Interface, **fields: str) -> dict:
+    return {
+        "interfaces": [i.pk for i in interfaces],
+        "namespace": "team-blue",
+        "name": "fast",
+        "selector": "auto",
+        "pod_interface": "net1",
+        "cni_version": "auto",
+        "ipam_type": "none",
+        **fields,
+    }
+
+
+@pytest.fixture
+def signed_in(inventory, client):
+    client.force_login(inventory["alice"])
+    return client
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/nads/"), ("get", "/nads/new/"), ("get", "/nads/lint/"),
+     ("post", "/nads/preview/"), ("post", "/nads/apply/"), ("post", "/nads/lint/")],
+)  # fmt: skip
+def test_the_nad_pages_need_a_login(inventory, client, method, path):
+    response = getattr(client, method)(path)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_a_post_without_the_csrf_token_is_refused(inventory):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(inventory["alice"])
+    response = client.post("/nads/apply/", builder_data(inventory["free"]))
+    assert response.status_code == 403
+    assert nothing_written()
+
+
+def test_the_builder_offers_free_nics_and_the_teams_reserved_ones_only(inventory, signed_in):
+    page = signed_in.get(f"/nads/new/?interface={inventory['free'].pk}").content.decode()
+    for offered in ("free", "free2", "blue_nic"):
+        assert f'data-testid="iface-{inventory[offered].pk}"' in page
+    for refused in ("uplink", "red_nic"):
+        assert f'data-testid="iface-{inventory[refused].pk}"' not in page
+    assert (
+        f'value="{inventory["free"].pk}" data-testid="iface-{inventory["free"].pk}" checked' in page
+    )
+
+    response = signed_in.post("/nads/preview/", builder_data(inventory["red_nic"]))
+    assert "is not free (nor reserved by your team)" in response.content.decode()
+
+
+def test_the_preview_shows_yaml_pod_snippet_and_findings_escaped(inventory, signed_in):
+    response = signed_in.post(
+        "/nads/preview/",
+        builder_data(inventory["free"], name="<b>fast</b>"),
+        HTTP_HX_REQUEST="true",
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<b>fast</b>" not in html and "&lt;b&gt;fast&lt;/b&gt;" in html
+    assert 'data-code="NAME_INVALID"' in html
+    assert 'data-testid="no-nad"' in html
+
+    html = signed_in.post("/nads/preview/", builder_data(inventory["free"])).content.decode()
+    assert 'data-testid="nad-yaml"' in html and "&quot;device&quot;: &quot;ens1f0&quot;" in html
+    assert "team-blue/fast@net1" in html
+    assert '<span class="badge s-reserved">warning</span>' in html  # Multus version unknown
+
+
+def test_the_yaml_downloads_as_a_file(inventory, signed_in):
+    response = signed_in.get(
+        "/nads/preview/", {**builder_data(inventory["free"]), "download": "yaml"}
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/yaml; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="fast.yaml"'
+    assert '"device": "ens1f0"' in response.content.decode()
+    refused = signed_in.get("/nads/preview/", builder_data(inventory["free"], name="Bad_Name"))
+    assert refused.status_code == 400 and refused.content.startswith(b"No NAD: ")
+
+
+def test_a_refused_apply_is_shown_on_the_form_and_writes_nothing(inventory, signed_in):
+    response = signed_in.post(
+        "/nads/apply/", builder_data(inventory["free"], name="Bad_Name"), HTTP_HX_REQUEST="true"
+    )
+    html = response.content.decode()
+    assert response.status_code == 200 and "HX-Location" not in response
+    assert 'data-testid="apply-errors"' in html and "Nothing was applied" in html
+    assert '<span class="badge s-missing">error</span>' in html
+    assert nothing_written()
+
+
+def test_the_list_shows_every_nad_with_its_stored_findings_escaped(inventory, signed_in):
+    NetworkAttachment.objects.create(
+        cluster=inventory["cluster"],
+        namespace="default",
+        name="legacy",
+        config="{}",
+        findings=[{"code": "PRIMARY_NIC", "severity": "error", "field": "device",
+                   "message": "<script>x</script>", "fix": ""}],
+    )  # fmt: skip
+    html = signed_in.get("/nads/").content.decode()
+    assert "default/legacy" in html and ">PRIMARY_NIC<" in html
+    assert "<script>x</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_the_lint_page_explains_a_comment_in_the_config(inventory, signed_in):
+    text = (
+        "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\n"
+        "metadata: {name: hd}\nspec:\n  config: |\n"
+        '    {"cniVersion": "0.3.1", "type": "host-device", # my NIC\n     "device": "x"}\n'
+    )
+    html = signed_in.post(
+        "/nads/lint/", {"manifest": text}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert 'data-code="CONFIG_INVALID_JSON"' in html
+    assert "it contains a comment (`# my NIC`), and JSON has no comments" in html
+    assert "<html" not in html  # the fragment only
