@@ -26,7 +26,7 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
 
     def _bounded(self, request: Request, name: str, low: int, high: int, default: int) -> int:
         raw = request.query_params.get(name)
-        if raw is None or raw == "":
+        if raw is None:
             return default
         try:
             value = int(raw)

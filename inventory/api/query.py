@@ -62,7 +62,7 @@ def check_query(
         raise ValidationError(errors)
 
 
-def _integer_column(model: Any, field_name: str) -> bool:
+def integer_column(model: Any, field_name: str) -> bool:
     if field_name == "id" or field_name.endswith("_id"):
         return True
     field = get_model_field(model, field_name) if model is not None else None
@@ -85,7 +85,7 @@ def _value_problem(declared: Any, value: str, extra: set[str], model: Any) -> st
             return "A number is required."
         if not number.is_finite() or abs(number) > NUMBER_LIMIT:
             return f"A number between -{NUMBER_LIMIT} and {NUMBER_LIMIT} is required."
-        if _integer_column(model, declared.field_name) and number != number.to_integral_value():
+        if integer_column(model, declared.field_name) and number != number.to_integral_value():
             return "A whole number is required."
         return ""
     if isinstance(declared, django_filters.ChoiceFilter | django_filters.MultipleChoiceFilter):

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_filters
 from drf_spectacular.openapi import AutoSchema
 
-from inventory.api.query import NUMBER_LIMIT
+from inventory.api.query import NUMBER_LIMIT, integer_column
 
 ERROR_BODY = {
     "type": "object",
@@ -47,8 +48,21 @@ class ApiAutoSchema(AutoSchema):
 
     def _get_filter_parameters(self) -> list[dict[str, Any]]:
         parameters = super()._get_filter_parameters()
+        filterset_class = getattr(self.view, "filterset_class", None)
+        declared = filterset_class.base_filters if filterset_class is not None else {}
+        model = filterset_class._meta.model if filterset_class is not None else None
         for parameter in parameters:
             schema = parameter.get("schema", {})
+            number_filter = declared.get(parameter["name"])
+            # django-filter's NumberFilter is a decimal; on an id or integer column the API
+            # accepts whole numbers only (query.py), so say so.
+            if (
+                isinstance(number_filter, django_filters.NumberFilter)
+                and schema.get("type") == "number"
+                and integer_column(model, number_filter.field_name)
+            ):
+                schema["type"] = "integer"
+                schema.pop("format", None)
             if schema.get("type") in ("number", "integer"):
                 schema.setdefault("minimum", -NUMBER_LIMIT)
                 schema.setdefault("maximum", NUMBER_LIMIT)

@@ -88,6 +88,7 @@ def test_fields_and_brief_trim_the_rows(people, fleet, client_for):
         ("limit=0", "limit"),
         ("limit=1001", "limit"),
         ("offset=-1", "offset"),
+        ("offset=", "offset"),
         ("state=melted", "state"),
         ("speed_min=fast", "speed_min"),
     ],
