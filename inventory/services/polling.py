@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import close_old_connections, connection
+from django.db import connection, connections
 from django.utils import timezone
 
 from inventory import sync
@@ -178,11 +178,13 @@ def sweep_inline(
         try:
             return poll_node(node_id, agent=agent, recompute=node_id in touched)
         finally:
-            close_old_connections()
+            # Connections are per thread: close this pool thread's own, or they outlive the
+            # sweep (and on PostgreSQL keep a test database from being dropped).
+            connections.close_all()
 
     done = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for node_id, stats in zip(node_ids, pool.map(one, node_ids), strict=True):
+        for stats in pool.map(one, node_ids):
             done += 1
             report.stats.add(stats)
             if stats.agent_failures:
