@@ -76,6 +76,32 @@ def fields_pattern(names: list[str]) -> str:
     return f"^({choice})(,({choice}))*$"
 
 
+class StrictStringMixin:
+    """JSON strings only: DRF would turn `0` into "0", which the schema says is a bad request."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid")  # type: ignore[attr-defined]
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictCharField(StrictStringMixin, serializers.CharField):
+    pass
+
+
+class StrictRegexField(StrictStringMixin, serializers.RegexField):
+    default_error_messages = {"invalid": "Not a valid string of the expected form."}
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """JSON integers only: DRF would accept "1" and 1.0 as well."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ClusterSerializer(serializers.ModelSerializer):
     class Meta:
         model = Cluster
@@ -217,16 +243,16 @@ def team_named(name: str) -> Group:
 
 
 class ReservationCreateSerializer(serializers.Serializer):
-    interface = serializers.IntegerField(
+    interface = StrictIntegerField(
         min_value=1, max_value=2**63 - 1, help_text="Id of the interface to reserve."
     )
-    team = serializers.CharField(
+    team = StrictCharField(
         required=False,
         min_length=1,
         max_length=150,
         help_text="Team (group) name to reserve for; may be omitted when you are in one team.",
     )
-    purpose = serializers.CharField(
+    purpose = StrictCharField(
         min_length=1, max_length=500, help_text="What the NIC is reserved for."
     )
     expires_at = serializers.DateTimeField(help_text="End of the reservation (in the future).")
@@ -285,10 +311,10 @@ class NadRequestSerializer(serializers.Serializer):
     NICs it may hand to pods (one per node; pod placement follows from their nodes), how
     host-device finds the device, and the pod side (interface name, IPAM)."""
 
-    namespace = serializers.RegexField(DNS_LABEL, max_length=63)
-    name = serializers.RegexField(DNS_SUBDOMAIN, max_length=253)
+    namespace = StrictRegexField(DNS_LABEL, max_length=63)
+    name = StrictRegexField(DNS_SUBDOMAIN, max_length=253)
     interfaces = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        child=StrictIntegerField(min_value=1, max_value=2**63 - 1),
         min_length=1,
         max_length=64,
         help_text="Ids of the host interfaces (one per node) the NAD may hand to pods.",
@@ -299,11 +325,11 @@ class NadRequestSerializer(serializers.Serializer):
         default="auto",
         help_text="How host-device finds the device; auto picks what the plugin supports.",
     )
-    pod_interface = serializers.RegexField(
+    pod_interface = StrictRegexField(
         r"^[A-Za-z0-9_.-]{1,15}$", required=False, default="net1", max_length=15
     )
     other_pod_interfaces = serializers.ListField(
-        child=serializers.RegexField(r"^[A-Za-z0-9_.-]{1,15}$", max_length=15),
+        child=StrictRegexField(r"^[A-Za-z0-9_.-]{1,15}$", max_length=15),
         required=False,
         max_length=32,
         help_text="Pod interfaces of the pod's other attachments (eth0 is always assumed).",
@@ -314,15 +340,14 @@ class NadRequestSerializer(serializers.Serializer):
         help_text="IPAM: type (none, static, host-local, whereabouts, dhcp), addresses, "
         "gateway, routes, subnet, range_start, range_end, range, exclude.",
     )
-    cni_version = serializers.CharField(
-        required=False, allow_blank=True, max_length=20, default="auto"
-    )
-    resource_name = serializers.CharField(required=False, allow_blank=True, max_length=253)
-    team = serializers.CharField(
+    cni_version = StrictCharField(required=False, allow_blank=True, max_length=20, default="auto")
+    resource_name = StrictCharField(required=False, allow_blank=True, max_length=253)
+    team = StrictCharField(
         required=False,
-        min_length=1,
+        allow_blank=True,
         max_length=150,
-        help_text="Team acting (reserved NICs are offered to their team only).",
+        help_text="Team acting (reserved NICs are offered to their team only); empty or "
+        "absent: your first team.",
     )
 
 
