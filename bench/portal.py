@@ -31,13 +31,19 @@ class FleetAgentClient(AgentClient):
         return super().fetch(f"{url.rstrip('/')}/n/{node}", node=node, etag=etag)
 
 
-def configure(*, database: str = BENCH_DB, kubeconfig: str = "") -> None:
+def configure(
+    *,
+    database: str = BENCH_DB,
+    kubeconfig: str = "",
+    agent_token: str = fleet.TOKEN,
+    cluster_name: str = fleet.CLUSTER_NAME,
+) -> None:
     """Environment for nicportal.settings: PostgreSQL database `database`, Redis cache."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nicportal.settings")
     os.environ["DATABASE_URL"] = f"{PG_ROOT}/{database}"
     os.environ["NICPORTAL_REDIS_URL"] = BENCH_REDIS
-    os.environ["NICPORTAL_AGENT_TOKEN"] = fleet.TOKEN
-    os.environ["NICPORTAL_CLUSTER_NAME"] = fleet.CLUSTER_NAME
+    os.environ["NICPORTAL_AGENT_TOKEN"] = agent_token
+    os.environ["NICPORTAL_CLUSTER_NAME"] = cluster_name
     # One INFO line per changed node would cost more than the sweep at 5,000 nodes.
     os.environ.setdefault("NICPORTAL_LOG_LEVEL", "WARNING")
     if kubeconfig:
