@@ -2,7 +2,7 @@
 tests, so a URL query string means the same thing in the browser and in the API.
 
 Filter names are part of the public contract (README / API docs):
-interfaces: node, cluster, state (repeatable), driver, speed_mbps, speed_min, pci (prefix),
+interfaces: node, name, cluster, state (repeatable), driver, speed_mbps, speed_min, pci (prefix),
 team (team holding an active reservation), present, kind, q (free text).
 """
 
@@ -24,6 +24,7 @@ from inventory.models import (
 
 class InterfaceFilterSet(django_filters.FilterSet):
     node = django_filters.CharFilter(field_name="node__name", label="Node")
+    name = django_filters.CharFilter(field_name="name", label="Interface name")
     cluster = django_filters.CharFilter(field_name="node__cluster__name", label="Cluster")
     # distinct=False: a plain column, no join, and DISTINCT over 80k rows would defeat the index.
     state = django_filters.MultipleChoiceFilter(
@@ -47,6 +48,7 @@ class InterfaceFilterSet(django_filters.FilterSet):
         model = Interface
         fields = [
             "node",
+            "name",
             "cluster",
             "state",
             "driver",

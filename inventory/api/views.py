@@ -395,15 +395,20 @@ class HistoryViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
 class PodDiagnosisView(APIView):
     """Why a pod's host-device attachment failed (or would fail): the pod, its events and NADs
     from the cluster, the NICs from the inventory. A pod that does not exist, or a cluster that
-    does not answer, is a diagnosis too (200 with its code)."""
+    does not answer, is a diagnosis too, with its code: 404 POD_NOT_FOUND for a pod the cluster
+    does not have, 200 otherwise."""
 
     schema = ApiAutoSchema()
 
-    @extend_schema(responses={200: s.DiagnosisSerializer, 501: s.ErrorSerializer})
+    @extend_schema(
+        responses={200: s.DiagnosisSerializer, 404: s.DiagnosisSerializer, 501: s.ErrorSerializer}
+    )
     def get(self, request: Request, namespace: str, name: str) -> Response:
         diagnosis = _service_module("diagnosis")
         with service_errors():
             result = diagnosis.diagnose(namespace=namespace, name=name, user=request.user)
+        if result.code == "POD_NOT_FOUND":
+            return Response(_as_json(result), status=status.HTTP_404_NOT_FOUND)
         return Response(_as_json(result))
 
 
