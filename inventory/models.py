@@ -202,8 +202,14 @@ class PodAttachment(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["cluster", "namespace", "pod_name", "nad_namespace", "nad_name",
-                        "pod_interface"],
+                fields=[
+                    "cluster",
+                    "namespace",
+                    "pod_name",
+                    "nad_namespace",
+                    "nad_name",
+                    "pod_interface",
+                ],
                 name="attachment_unique",
             )
         ]
@@ -218,9 +224,7 @@ class Reservation(models.Model):
     """A team's claim on an interface. At most one active (unreleased) reservation per
     interface, enforced by a partial unique index so that concurrent requests cannot both win."""
 
-    interface = models.ForeignKey(
-        Interface, on_delete=models.CASCADE, related_name="reservations"
-    )
+    interface = models.ForeignKey(Interface, on_delete=models.CASCADE, related_name="reservations")
     team = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="reservations")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reservations"

@@ -870,9 +870,13 @@ def lint_cluster_nads(cluster: Cluster) -> int:
         findings = [
             f.as_dict()
             for f in nad.lint(
-                namespace=row.namespace, name=row.name, config=row.config,
+                namespace=row.namespace,
+                name=row.name,
+                config=row.config,
                 annotations={k: str(v) for k, v in (row.annotations or {}).items()},
-                devices_by_node=devices, plugins_by_node=plugins, multus_version=multus_version,
+                devices_by_node=devices,
+                plugins_by_node=plugins,
+                multus_version=multus_version,
             )
         ]
         if row.findings != findings:

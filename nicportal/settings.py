@@ -170,9 +170,7 @@ CLUSTER_NAME = env_str("NICPORTAL_CLUSTER_NAME", "default")
 KUBE_TIMEOUT = env_float("NICPORTAL_KUBE_TIMEOUT", 10.0, minimum=0.1)
 # Namespace and label of the agent pods (their hostIP + port give each node's agent URL).
 AGENT_NAMESPACE = env_str("NICPORTAL_AGENT_NAMESPACE", "")
-AGENT_LABEL_SELECTOR = env_str(
-    "NICPORTAL_AGENT_SELECTOR", "app.kubernetes.io/name=nicportal-agent"
-)
+AGENT_LABEL_SELECTOR = env_str("NICPORTAL_AGENT_SELECTOR", "app.kubernetes.io/name=nicportal-agent")
 AGENT_PORT_NAME = env_str("NICPORTAL_AGENT_PORT_NAME", "agent")
 AGENT_TOKEN = env_secret("NICPORTAL_AGENT_TOKEN")
 # Bearer token for /metrics; empty = open (protect it at the network level then).

@@ -23,8 +23,10 @@ def missing_parts() -> list[str]:
     try:
         import redis
 
-        redis.Redis.from_url(os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
-                             socket_connect_timeout=3).ping()
+        redis.Redis.from_url(
+            os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
+            socket_connect_timeout=3,
+        ).ping()
     except Exception as exc:  # noqa: BLE001 - any failure means Redis is not usable
         missing.append(f"Redis unreachable: {exc}")
     chromium = os.environ.get("NICPORTAL_CHROMIUM", "/usr/bin/chromium")

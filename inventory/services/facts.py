@@ -25,8 +25,9 @@ def plugin_facts(node: Node) -> nad.PluginFacts | None:
     )
 
 
-def device_facts(interface: Interface, *, reserved_team: str = "",
-                 plugin: nad.PluginFacts | None = None) -> nad.DeviceFacts:
+def device_facts(
+    interface: Interface, *, reserved_team: str = "", plugin: nad.PluginFacts | None = None
+) -> nad.DeviceFacts:
     return nad.DeviceFacts(
         node=interface.node.name,
         name=interface.name,
@@ -66,8 +67,9 @@ def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.D
         result[node.name]  # nodes without interfaces still count: "absent on node X"
     for iface in interfaces:
         result[iface.node.name].append(
-            device_facts(iface, reserved_team=teams.get(iface.pk, ""),
-                         plugin=plugins.get(iface.node_id))
+            device_facts(
+                iface, reserved_team=teams.get(iface.pk, ""), plugin=plugins.get(iface.node_id)
+            )
         )
     return dict(result)
 

@@ -22,8 +22,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def readme_examples() -> str:
     text = README.read_text()
-    match = re.search(r"<!-- curl-examples -->\s*```sh\n(.*?)```\s*<!-- /curl-examples -->",
-                      text, re.S)
+    match = re.search(
+        r"<!-- curl-examples -->\s*```sh\n(.*?)```\s*<!-- /curl-examples -->", text, re.S
+    )
     assert match, "README has no curl-examples block"
     return match.group(1)
 
@@ -44,7 +45,9 @@ def test_the_readme_curl_examples_work_against_the_lab(lab, live_server, setting
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", "\n".join(lines)],
         env={"PATH": "/usr/bin:/bin", "PORTAL": live_server.url, "TOKEN": token},
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr + result.stdout
     outputs = [json.loads(line) for line in result.stdout.splitlines() if line[:1] in "{["]

@@ -38,9 +38,16 @@ def test_a_lab_pod_taking_a_nic_turns_its_badge_pod_without_a_reload(
     expect(badge).to_have_text("free")
     page.screenshot(path=str(artifacts_dir / "live-lab-before.png"), full_page=True)
 
-    portal.create_nad("default", "live-nic", {
-        "cniVersion": "0.3.1", "name": "live-nic", "type": "host-device", "hwaddr": nic.mac,
-    })
+    portal.create_nad(
+        "default",
+        "live-nic",
+        {
+            "cniVersion": "0.3.1",
+            "name": "live-nic",
+            "type": "host-device",
+            "hwaddr": nic.mac,
+        },
+    )
     pod = portal.create_pod("default", "live-0", "node-c", "default/live-nic@net1")
     assert pod["status"]["phase"] == "Running"
     polling.sweep_inline(workers=4)

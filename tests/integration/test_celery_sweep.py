@@ -27,8 +27,14 @@ def redis_worker(lab, settings):
     app.conf.broker_url = REDIS
     app.conf.task_always_eager = False
     app.conf.broker_transport_options = {}
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False,
-                      shutdown_timeout=10, loglevel="WARNING"):
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=2,
+        perform_ping_check=False,
+        shutdown_timeout=10,
+        loglevel="WARNING",
+    ):
         yield lab
     app.conf.broker_url, app.conf.task_always_eager = old
 
@@ -48,10 +54,15 @@ def test_a_worker_on_redis_runs_the_sweep_and_fills_every_node(redis_worker):
     tasks.sweep.delay()
 
     names = {n.name for n in redis_worker.nodes}
-    assert wait_for(lambda: set(
-        Node.objects.filter(interfaces__isnull=False).values_list("name", flat=True)) == names)
-    assert wait_for(lambda: Interface.objects.filter(name="eth1", state="free").count()
-                    == len(names))
+    assert wait_for(
+        lambda: (
+            set(Node.objects.filter(interfaces__isnull=False).values_list("name", flat=True))
+            == names
+        )
+    )
+    assert wait_for(
+        lambda: Interface.objects.filter(name="eth1", state="free").count() == len(names)
+    )
 
 
 def test_a_hint_from_an_agent_queues_one_refresh_of_its_node(redis_worker, client):
@@ -59,10 +70,12 @@ def test_a_hint_from_an_agent_queues_one_refresh_of_its_node(redis_worker, clien
     assert wait_for(lambda: Interface.objects.filter(node__name="node-a").exists())
     header = {"HTTP_AUTHORIZATION": f"Bearer {redis_worker.agent_token}"}
 
-    first = client.post("/api/v1/agent-hints/", {"node": "node-a"},
-                        content_type="application/json", **header)
-    second = client.post("/api/v1/agent-hints/", {"node": "node-a"},
-                         content_type="application/json", **header)
+    first = client.post(
+        "/api/v1/agent-hints/", {"node": "node-a"}, content_type="application/json", **header
+    )
+    second = client.post(
+        "/api/v1/agent-hints/", {"node": "node-a"}, content_type="application/json", **header
+    )
 
     assert first.status_code == 202 and first.json()["queued"] is True
     assert second.status_code == 202 and second.json()["queued"] is False  # debounced

@@ -60,8 +60,7 @@ def test_it_queues_a_refresh_for_a_known_node(client, node, monkeypatch):
     queued = []
     from inventory import tasks
 
-    monkeypatch.setattr(tasks.refresh_node, "apply_async",
-                        lambda args, **kw: queued.append(args))
+    monkeypatch.setattr(tasks.refresh_node, "apply_async", lambda args, **kw: queued.append(args))
     response = post(client, {"node": "node-a", "reason": "netlink"})
     assert response.status_code == 202
     assert queued == [(node.pk,)]

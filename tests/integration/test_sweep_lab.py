@@ -100,9 +100,16 @@ def test_an_agent_that_stops_answering_leaves_its_nics_unknown_with_facts_intact
 def test_a_pod_holding_a_nic_turns_it_pod_naming_the_pod_and_the_nad(portal):
     polling.sweep_inline(workers=4)
     eth2 = iface("node-b", "eth2")
-    portal.create_nad("default", "fast-nic", {
-        "cniVersion": "0.3.1", "name": "fast-nic", "type": "host-device", "hwaddr": eth2.mac,
-    })
+    portal.create_nad(
+        "default",
+        "fast-nic",
+        {
+            "cniVersion": "0.3.1",
+            "name": "fast-nic",
+            "type": "host-device",
+            "hwaddr": eth2.mac,
+        },
+    )
     pod = portal.create_pod("default", "trainer-0", "node-b", "default/fast-nic@net1")
     assert pod["status"]["phase"] == "Running"
 
@@ -126,9 +133,16 @@ def test_a_pod_holding_a_nic_turns_it_pod_naming_the_pod_and_the_nad(portal):
 
 def test_a_nic_left_in_a_crashed_pod_namespace_is_missing_after_one_poll(portal):
     polling.sweep_inline(workers=4)
-    portal.create_nad("default", "crash-nic", {
-        "cniVersion": "0.3.1", "name": "crash-nic", "type": "host-device", "device": "eth3",
-    })
+    portal.create_nad(
+        "default",
+        "crash-nic",
+        {
+            "cniVersion": "0.3.1",
+            "name": "crash-nic",
+            "type": "host-device",
+            "device": "eth3",
+        },
+    )
     portal.create_pod("default", "doomed", "node-c", "default/crash-nic@net1")
     portal.crash_pod("default", "doomed")
 
@@ -141,9 +155,16 @@ def test_a_nic_left_in_a_crashed_pod_namespace_is_missing_after_one_poll(portal)
 
 
 def test_the_sweep_lints_the_cluster_nads_against_the_inventory(portal):
-    portal.create_nad("default", "eth0-nic", {
-        "cniVersion": "0.3.1", "name": "eth0-nic", "type": "host-device", "device": "eth0",
-    })
+    portal.create_nad(
+        "default",
+        "eth0-nic",
+        {
+            "cniVersion": "0.3.1",
+            "name": "eth0-nic",
+            "type": "host-device",
+            "device": "eth0",
+        },
+    )
     portal.create_nad("default", "commented", '{"type": "host-device", # eth1\n "device": "eth1"}')
 
     polling.sweep_inline(workers=4)

@@ -26,13 +26,32 @@ validate = fastjsonschema.compile(SNAPSHOT_SCHEMA)
 
 def link(name: str, mac: str, **extra) -> dict:
     base = {
-        "ifindex": extra.pop("ifindex", 2), "name": name, "altnames": [], "alias": None,
-        "mac": mac, "permanent_mac": None, "kind": "physical", "master": None,
-        "master_kind": None, "operstate": "up", "carrier": True, "mtu": 1500,
-        "speed_mbps": 25000, "driver": "ixgbe", "pci_address": None, "vendor_id": None,
-        "device_id": None, "numa_node": 0, "sriov_total_vfs": None, "sriov_num_vfs": None,
-        "pf_pci_address": None, "pf_name": None, "wireless": False, "addresses": [],
-        "default_route_v4": False, "default_route_v6": False,
+        "ifindex": extra.pop("ifindex", 2),
+        "name": name,
+        "altnames": [],
+        "alias": None,
+        "mac": mac,
+        "permanent_mac": None,
+        "kind": "physical",
+        "master": None,
+        "master_kind": None,
+        "operstate": "up",
+        "carrier": True,
+        "mtu": 1500,
+        "speed_mbps": 25000,
+        "driver": "ixgbe",
+        "pci_address": None,
+        "vendor_id": None,
+        "device_id": None,
+        "numa_node": 0,
+        "sriov_total_vfs": None,
+        "sriov_num_vfs": None,
+        "pf_pci_address": None,
+        "pf_name": None,
+        "wireless": False,
+        "addresses": [],
+        "default_route_v4": False,
+        "default_route_v6": False,
     }
     base.update(extra)
     return base
@@ -40,28 +59,43 @@ def link(name: str, mac: str, **extra) -> dict:
 
 def snapshot(node: str, *links: dict, pci_functions=()) -> dict:
     snap = {
-        "schema_version": 1, "node": node, "agent_version": "0.1.0",
-        "collected_at": "2026-11-28T00:00:00Z", "netns": None, "links": list(links),
+        "schema_version": 1,
+        "node": node,
+        "agent_version": "0.1.0",
+        "collected_at": "2026-11-28T00:00:00Z",
+        "netns": None,
+        "links": list(links),
         "pci_functions": list(pci_functions),
-        "cni": {"bin_dirs": [], "host_device": {
-            "path": "/opt/cni/bin/host-device", "version": "1.2.0",
-            "supported_versions": ["0.3.1", "0.4.0", "1.0.0"]}},
+        "cni": {
+            "bin_dirs": [],
+            "host_device": {
+                "path": "/opt/cni/bin/host-device",
+                "version": "1.2.0",
+                "supported_versions": ["0.3.1", "0.4.0", "1.0.0"],
+            },
+        },
     }
     validate(snap)  # hand-made snapshots obey the agent's contract too
     return snap
 
 
-UPLINK = link("eth0", "52:54:00:00:00:01", ifindex=2, pci_address="0000:3b:00.0",
-              addresses=[{"family": 4, "address": "10.0.0.5", "prefixlen": 24,
-                          "scope": "universe"}], default_route_v4=True)
+UPLINK = link(
+    "eth0",
+    "52:54:00:00:00:01",
+    ifindex=2,
+    pci_address="0000:3b:00.0",
+    addresses=[{"family": 4, "address": "10.0.0.5", "prefixlen": 24, "scope": "universe"}],
+    default_route_v4=True,
+)
 SPARE = link("eth1", "52:54:00:00:00:02", ifindex=3, pci_address="0000:3b:00.1")
 
 
 @pytest.fixture
 def node():
     cluster = Cluster.objects.create(name="default")
-    return Node.objects.create(cluster=cluster, name="node-1", internal_ips=["10.0.0.5"],
-                               agent_url="http://127.0.0.1:9")
+    return Node.objects.create(
+        cluster=cluster, name="node-1", internal_ips=["10.0.0.5"], agent_url="http://127.0.0.1:9"
+    )
 
 
 def test_it_creates_one_row_per_link_with_its_verdict(node):
@@ -85,8 +119,11 @@ def test_applying_the_same_snapshot_again_writes_nothing(node):
         stats = sync.apply_snapshot(node, snap, etag='"e1"')
 
     assert stats.rows_written == 0
-    assert not [q for q in queries.captured_queries
-                if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert not [
+        q
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+    ]
 
 
 def test_a_renamed_nic_keeps_its_row_and_history(node):
@@ -106,10 +143,25 @@ def test_a_renamed_nic_keeps_its_row_and_history(node):
 def test_a_vanished_pci_nic_is_kept_and_marked_missing(node):
     sync.apply_snapshot(node, snapshot("node-1", UPLINK, SPARE))
 
-    sync.apply_snapshot(node, snapshot("node-1", UPLINK, pci_functions=[{
-        "pci_address": "0000:3b:00.1", "driver": "ixgbe", "vendor_id": "0x8086",
-        "device_id": "0x10fb", "numa_node": 0, "sriov_total_vfs": None, "sriov_num_vfs": None,
-        "pf_pci_address": None}]))
+    sync.apply_snapshot(
+        node,
+        snapshot(
+            "node-1",
+            UPLINK,
+            pci_functions=[
+                {
+                    "pci_address": "0000:3b:00.1",
+                    "driver": "ixgbe",
+                    "vendor_id": "0x8086",
+                    "device_id": "0x10fb",
+                    "numa_node": 0,
+                    "sriov_total_vfs": None,
+                    "sriov_num_vfs": None,
+                    "pf_pci_address": None,
+                }
+            ],
+        ),
+    )
 
     row = Interface.objects.get(identity="0000:3b:00.1")
     assert row.name == "eth1"  # the last known name stays for people to recognise it
@@ -118,8 +170,9 @@ def test_a_vanished_pci_nic_is_kept_and_marked_missing(node):
 
 
 def test_html_and_overlong_text_from_an_agent_is_stored_verbatim_and_clipped(node):
-    evil = link("eth9", "52:54:00:00:00:09", ifindex=9, alias="<script>alert(1)</script>",
-                driver="x" * 500)
+    evil = link(
+        "eth9", "52:54:00:00:00:09", ifindex=9, alias="<script>alert(1)</script>", driver="x" * 500
+    )
 
     sync.apply_snapshot(node, snapshot("node-1", UPLINK, evil))
 
@@ -129,8 +182,15 @@ def test_html_and_overlong_text_from_an_agent_is_stored_verbatim_and_clipped(nod
 
 
 def test_a_bridge_and_its_port_sharing_a_mac_get_two_rows(node):
-    port = link("eth4", "52:54:00:00:00:04", ifindex=4, kind="veth", driver="veth",
-                master="br-ex", master_kind="bridge")
+    port = link(
+        "eth4",
+        "52:54:00:00:00:04",
+        ifindex=4,
+        kind="veth",
+        driver="veth",
+        master="br-ex",
+        master_kind="bridge",
+    )
     bridge = link("br-ex", "52:54:00:00:00:04", ifindex=5, kind="bridge", driver="bridge")
 
     sync.apply_snapshot(node, snapshot("node-1", UPLINK, port, bridge))
@@ -162,13 +222,17 @@ def bad_agent():
     server.shutdown()
 
 
-@pytest.mark.parametrize("body", [
-    b"<html>not json</html>",
-    json.dumps({"schema_version": 1, "node": "node-1", "links": "nope"}).encode(),
-    json.dumps(snapshot("node-2", UPLINK)).encode(),
-])
-def test_a_malformed_agent_answer_loses_nothing_already_stored(node, bad_agent, body, settings,
-                                                                caplog):
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>not json</html>",
+        json.dumps({"schema_version": 1, "node": "node-1", "links": "nope"}).encode(),
+        json.dumps(snapshot("node-2", UPLINK)).encode(),
+    ],
+)
+def test_a_malformed_agent_answer_loses_nothing_already_stored(
+    node, bad_agent, body, settings, caplog
+):
     settings.AGENT_TOKEN = "t"
     sync.apply_snapshot(node, snapshot("node-1", UPLINK, SPARE))
     before = list(Interface.objects.order_by("id").values())
