@@ -57,3 +57,21 @@ def _clear_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture
+def lab_portal(lab, settings):
+    """The portal configured to watch the session's lab, with a clean lab (no test pods or NADs)
+    and the inventory filled by one sweep. Yields the lab handle; cleans the lab up after."""
+    from inventory.services import polling
+
+    lab.reset()
+    settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.AGENT_TOKEN = lab.agent_token
+    settings.CLUSTER_NAME = "lab"
+    settings.AGENT_NAMESPACE = "nicportal"
+    settings.MULTUS_VERSION = ""
+    report = polling.sweep_inline(workers=4)
+    assert report.cluster_error == "", report.cluster_error
+    yield lab
+    lab.reset()

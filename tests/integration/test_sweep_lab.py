@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def portal(lab, settings):
-    """The portal configured to watch the lab, with a clean lab (no test pods or NADs)."""
+    """The portal watching the lab; these tests sweep themselves, from an empty inventory."""
     lab.reset()
     settings.KUBECONFIG = str(lab.kubeconfig)
     settings.AGENT_TOKEN = lab.agent_token

@@ -17,15 +17,8 @@ NS = "default"
 
 
 @pytest.fixture
-def portal(lab, settings):
-    lab.reset()
-    settings.KUBECONFIG = str(lab.kubeconfig)
-    settings.AGENT_TOKEN = lab.agent_token
-    settings.CLUSTER_NAME = "lab"
-    settings.AGENT_NAMESPACE = "nicportal"
-    polling.sweep_inline(workers=4)
-    yield lab
-    lab.reset()
+def portal(lab_portal):
+    return lab_portal
 
 
 def host_device(name: str, **selector: str) -> dict:

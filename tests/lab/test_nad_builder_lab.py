@@ -26,16 +26,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def portal(lab, settings):
-    lab.reset()
-    settings.KUBECONFIG = str(lab.kubeconfig)
-    settings.AGENT_TOKEN = lab.agent_token
-    settings.CLUSTER_NAME = "lab"
-    settings.AGENT_NAMESPACE = "nicportal"
-    settings.MULTUS_VERSION = ""
-    assert polling.sweep_inline(workers=4).cluster_error == ""
-    yield lab
-    lab.reset()
+def portal(lab_portal):
+    return lab_portal
 
 
 @pytest.fixture
