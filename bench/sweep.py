@@ -61,6 +61,9 @@ def run_sweep(
         "vanished": stats.vanished,
         "verdicts_changed": stats.verdicts_changed,
         "history": stats.history,
+        # Node rows: a 304 still persists Node.last_contact_at once it is 5 minutes old.
+        "node_rows": stats.node_rows,
+        "other_rows": stats.other_rows,
         "cluster_error": report.cluster_error,
     }
 
