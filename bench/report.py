@@ -47,7 +47,7 @@ def sweep_section(folder: Path) -> list[str]:
         "SyncStats does not).",
         "",
         "| nodes × NICs | listing (static API) | cold sweep | warm sweep | warm rows / pg "
-        "| 1% churn sweep | churn rows / pg (churned nodes) |",
+        "| 1% churn sweep | churn rows / pg (churned nodes; node rows) |",
         "|---|---|---|---|---|---|---|",
     ]
     results = sorted(folder.glob("sweep-*-static.json"), key=lambda p: int(p.stem.split("-")[1]))
@@ -61,7 +61,8 @@ def sweep_section(folder: Path) -> list[str]:
             f"| {_fmt(data['cold']['duration'])} | {_fmt(data['warm']['duration'])} "
             f"| {warm_rows} / {warm_pg} | {_fmt(data['churn']['duration'])} "
             f"| {[r['rows_written'] for r in churn]} / {[r['pg_row_changes'] for r in churn]} "
-            f"({[r['churned_nodes'] for r in churn]}) |"
+            f"({[r['churned_nodes'] for r in churn]}; node rows "
+            f"{[r.get('node_rows', '?') for r in churn]}) |"
         )
     big = [json.loads(p.read_text()) for p in results if json.loads(p.read_text())["nodes"] >= 5000]
     if big:
