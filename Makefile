@@ -32,7 +32,8 @@ lint: $(STAMP)
 test: system-packages $(STAMP) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 	if [[ "$${DATABASE_URL:-}" == postgres* ]]; then \
-	  DATABASE_URL= $(BIN)/pytest -q -m "not slow and not browser" tests/unit tests/integration tests/api; \
+	  DATABASE_URL= NICPORTAL_REQUIRE_SERVICES=$${NICPORTAL_REQUIRE_SERVICES:+sqlite} \
+	    $(BIN)/pytest -q -m "not slow and not browser" tests/unit tests/integration tests/api; \
 	fi
 
 bench: $(STAMP)

@@ -39,7 +39,7 @@ def require_lab() -> None:
     reason = lab_unavailable_reason()
     if reason is None:
         return
-    if os.environ.get("NICPORTAL_REQUIRE_SERVICES") == "1":
+    if os.environ.get("NICPORTAL_REQUIRE_SERVICES") in ("1", "sqlite"):
         pytest.fail(f"lab required but unavailable: {reason}")
     pytest.skip(reason)
 

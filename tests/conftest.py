@@ -41,11 +41,12 @@ def browser_type_launch_args(browser_type_launch_args):
 def pytest_sessionstart(session):
     """With NICPORTAL_REQUIRE_SERVICES=1 (CI), every real part the suite relies on must be there:
     a missing one stops the run with an error instead of letting tests skip."""
-    if os.environ.get("NICPORTAL_REQUIRE_SERVICES") != "1":
+    required = os.environ.get("NICPORTAL_REQUIRE_SERVICES", "")
+    if required not in ("1", "sqlite"):
         return
     from tests.preflight import missing_parts
 
-    missing = missing_parts()
+    missing = missing_parts(database="sqlite" if required == "sqlite" else "postgres")
     if missing:
         pytest.exit("required parts missing:\n  - " + "\n  - ".join(missing), returncode=3)
 

@@ -8,10 +8,14 @@ import subprocess
 import uuid
 
 
-def missing_parts() -> list[str]:
+def missing_parts(*, database: str = "postgres") -> list[str]:
+    """database="sqlite" is the embedded pass that follows the PostgreSQL one in `make test`."""
     missing = []
     db_url = os.environ.get("DATABASE_URL", "")
-    if not db_url.startswith("postgres"):
+    if database == "sqlite":
+        if db_url:
+            missing.append("the SQLite pass must run without DATABASE_URL")
+    elif not db_url.startswith("postgres"):
         missing.append("PostgreSQL: DATABASE_URL must point at PostgreSQL in CI")
     else:
         import psycopg

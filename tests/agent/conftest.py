@@ -42,7 +42,7 @@ def _netns_supported() -> bool:
 def make_netns():
     """Creates namespaces named nptest-agent-<suffix>; deletes them all at teardown."""
     if not _netns_supported():
-        if os.environ.get("NICPORTAL_REQUIRE_SERVICES") == "1":
+        if os.environ.get("NICPORTAL_REQUIRE_SERVICES") in ("1", "sqlite"):
             pytest.fail("network namespaces are required (NICPORTAL_REQUIRE_SERVICES=1)")
         pytest.skip("needs root and ip netns")
     made: list[str] = []

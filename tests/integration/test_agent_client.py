@@ -429,7 +429,7 @@ def real_agent(tmp_path) -> Iterator[str]:
     import uuid
 
     if os.geteuid() != 0 or subprocess.run(["ip", "netns", "list"], check=False).returncode:
-        if os.environ.get("NICPORTAL_REQUIRE_SERVICES") == "1":
+        if os.environ.get("NICPORTAL_REQUIRE_SERVICES") in ("1", "sqlite"):
             pytest.fail("network namespaces are required (NICPORTAL_REQUIRE_SERVICES=1)")
         pytest.skip("needs root and ip netns")
     netns = f"nptest-agc-{uuid.uuid4().hex[:6]}"
