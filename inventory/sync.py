@@ -370,6 +370,7 @@ def _save_verdicts(node: Node, changed: list[Interface], now: datetime, stats: S
         return
     Interface.objects.bulk_update(changed, VERDICT_FIELDS, batch_size=500)
     stats.verdicts_changed += len(changed)
+    mark_lint_dirty(node.cluster_id)
     history = _history_for(node, changed, now)
     HistoryEntry.objects.bulk_create(history, batch_size=500)
     stats.history += len(history)
@@ -472,20 +473,6 @@ def apply_snapshot(
         vanished = [i for ident, i in existing.items() if ident not in facts and i.present]
         for iface in vanished:
             iface.present = False
-        if to_create:
-            Interface.objects.bulk_create(to_create, batch_size=500)
-            stats.created = len(to_create)
-        if to_update:
-            Interface.objects.bulk_update(
-                to_update,
-                [*FACT_FIELDS, "identity_kind", "facts_digest", "present", "last_seen_at"],
-                batch_size=500,
-            )
-            stats.updated = len(to_update)
-        if vanished:
-            Interface.objects.bulk_update(vanished, ["present"], batch_size=500)
-            stats.vanished = len(vanished)
-
         node_fields = _note_contact(node, now)
         for attr, value in (
             ("agent_version", _clip_node("agent_version", snapshot.get("agent_version", ""))),
@@ -503,9 +490,46 @@ def apply_snapshot(
             node.save(update_fields=node_fields)
             stats.node_rows += 1
 
-        interfaces = list(Interface.objects.filter(node=node).order_by("id"))
+        # Judge before writing (ownership is pure and every fact is in memory): new interfaces
+        # are inserted with their verdict and changed ones get facts and verdict in one UPDATE,
+        # so a cold node costs two INSERTs (interfaces, history) instead of INSERT + UPDATE.
+        judged: list[Interface] = []
         if to_create or to_update or vanished or "stale" in node_fields:
-            _save_verdicts(node, _decide(node, interfaces, now), now, stats)
+            judged = _decide(node, [*existing.values(), *to_create], now)
+        if to_create:
+            Interface.objects.bulk_create(to_create, batch_size=500)
+            stats.created = len(to_create)
+        written = {id(i) for i in to_create}
+        if to_update:
+            Interface.objects.bulk_update(
+                to_update,
+                [
+                    *FACT_FIELDS,
+                    "identity_kind",
+                    "facts_digest",
+                    "present",
+                    "last_seen_at",
+                    *VERDICT_FIELDS,
+                ],
+                batch_size=500,
+            )
+            stats.updated = len(to_update)
+            written |= {id(i) for i in to_update}
+        if vanished:
+            Interface.objects.bulk_update(vanished, ["present", *VERDICT_FIELDS], batch_size=500)
+            stats.vanished = len(vanished)
+            written |= {id(i) for i in vanished}
+        verdict_only = [i for i in judged if id(i) not in written]
+        if verdict_only:
+            Interface.objects.bulk_update(verdict_only, VERDICT_FIELDS, batch_size=500)
+        # Verdicts of inserted or updated rows rode along; count only the extra row writes.
+        stats.verdicts_changed = len(verdict_only)
+        history = _history_for(node, judged, now)
+        if history:
+            HistoryEntry.objects.bulk_create(history, batch_size=500)
+            stats.history = len(history)
+        if to_create or to_update or vanished or judged:
+            mark_lint_dirty(node.cluster_id)
     if stats.rows_written:
         log.info(
             "node=%s snapshot applied created=%d updated=%d vanished=%d verdicts=%d",
@@ -708,6 +732,8 @@ def _apply_nads(cluster: Cluster, nads, now: datetime, stats: SyncStats) -> None
             row.in_cluster = False
             to_update.append(row)
             fields.add("in_cluster")
+    if to_create or to_update:
+        mark_lint_dirty(cluster.pk)
     if to_create:
         NetworkAttachment.objects.bulk_create(to_create, batch_size=500)
         stats.other_rows += len(to_create)
@@ -855,11 +881,28 @@ def mark_origin_portal(nad: NetworkAttachment) -> None:
 # --------------------------------------------------------------------------- NAD lint
 
 
-def lint_cluster_nads(cluster: Cluster) -> int:
-    """Re-lint every NAD of the cluster against the current inventory; write only the NADs
-    whose findings changed. Returns rows written."""
+def _lint_key(cluster_id: int) -> str:
+    return f"nad-lint-dirty:{cluster_id}"
+
+
+def mark_lint_dirty(cluster_id: int) -> None:
+    """Findings depend on the NADs, the interfaces' facts and verdicts and the reservations:
+    whatever changes one of them marks the cluster's lint as due."""
+    cache.set(_lint_key(cluster_id), True, timeout=None)
+
+
+def lint_cluster_nads(cluster: Cluster, *, force: bool = False) -> int:
+    """Re-lint every NAD of the cluster against the current inventory when something they depend
+    on changed (or force); write only the NADs whose findings changed. Returns rows written.
+
+    An unknown flag (a fresh cache) counts as due, so a restart re-lints once. The flag is
+    cleared before linting: a change made meanwhile marks it again for the next sweep."""
     from inventory import nad
     from inventory.services import facts
+
+    if not force and not cache.get(_lint_key(cluster.pk), True):
+        return 0
+    cache.set(_lint_key(cluster.pk), False, timeout=None)
 
     nodes = list(Node.objects.filter(cluster=cluster, in_cluster=True))
     devices = facts.devices_by_node(nodes)

@@ -3,7 +3,6 @@ nad.PluginFacts. Used by the NAD builder, the linter of cluster NADs and diagnos
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -55,23 +54,68 @@ def active_teams(interface_ids: Iterable[int]) -> dict[int, str]:
 
 
 def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.DeviceFacts]]:
-    """Every known interface of these nodes (all nodes of the configured cluster by default)."""
+    """Every known interface of these nodes (all nodes of the configured cluster by default).
+
+    Read as value tuples, not model instances: a sweep lints every NAD against the whole fleet
+    (80,000 interfaces at 5,000 nodes), and instances with the node's JSON fields joined in cost
+    seconds there."""
     if nodes is None:
         nodes = Node.objects.filter(cluster__name=settings.CLUSTER_NAME, in_cluster=True)
-    nodes = list(nodes)
-    plugins = {n.pk: plugin_facts(n) for n in nodes}
-    interfaces = list(Interface.objects.filter(node__in=nodes).select_related("node"))
-    teams = active_teams(i.pk for i in interfaces)
-    result: dict[str, list[nad.DeviceFacts]] = defaultdict(list)
-    for node in nodes:
-        result[node.name]  # nodes without interfaces still count: "absent on node X"
-    for iface in interfaces:
-        result[iface.node.name].append(
-            device_facts(
-                iface, reserved_team=teams.get(iface.pk, ""), plugin=plugins.get(iface.node_id)
+    by_id = {n.pk: n for n in nodes}
+    plugins = {pk: plugin_facts(n) for pk, n in by_id.items()}
+    teams = dict(
+        Reservation.objects.filter(
+            interface__node_id__in=list(by_id), released_at__isnull=True
+        ).values_list("interface_id", "team__name")
+    )
+    result: dict[str, list[nad.DeviceFacts]] = {n.name: [] for n in by_id.values()}
+    rows = Interface.objects.filter(node_id__in=list(by_id)).values_list(
+        "pk",
+        "node_id",
+        "name",
+        "mac",
+        "pci_address",
+        "wireless",
+        "kind",
+        "driver",
+        "state",
+        "reason",
+        "holder",
+        "has_netdev",
+    )
+    for (
+        pk,
+        node_id,
+        name,
+        mac,
+        pci,
+        wireless,
+        kind,
+        driver,
+        state,
+        reason,
+        holder,
+        netdev,
+    ) in rows.iterator(chunk_size=5000):
+        node_name = by_id[node_id].name
+        result[node_name].append(
+            nad.DeviceFacts(
+                node=node_name,
+                name=name,
+                mac=mac,
+                pci_address=pci,
+                kernelpath="",
+                kind="wireless" if wireless else (kind or "physical"),
+                driver=driver,
+                state=state,
+                reason=reason,
+                holder=holder,
+                reserved_team=teams.get(pk, ""),
+                has_netdev=netdev,
+                plugin=plugins.get(node_id),
             )
         )
-    return dict(result)
+    return result
 
 
 def plugins_by_node(nodes: Iterable[Node]) -> dict[str, nad.PluginFacts]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -63,38 +65,48 @@ def poll_cluster(
 
 
 def poll_node(
-    node_id: int, *, agent: AgentClient | None = None, recompute: bool = False
+    node: Node | int,
+    *,
+    agent: AgentClient | None = None,
+    recompute: bool = False,
+    lock: bool = True,
 ) -> sync.SyncStats:
     """Fetch one node's snapshot (conditional on its ETag) and apply it. recompute=True also
-    re-judges the node when the snapshot did not change (its pod claims did)."""
-    stats = _poll_node(node_id, agent=agent)
+    re-judges the node when the snapshot did not change (its pod claims did).
+
+    lock=False skips the per-node cache lock: a sweep holding the sweep lock passes it (two
+    round trips to Redis per node saved); a concurrent hint-triggered poll of the same node is
+    still serialised by the node row lock in sync.apply_snapshot and finds nothing to write."""
+    if not isinstance(node, Node):
+        node = Node.objects.filter(pk=node).first()
+        if node is None:
+            return sync.SyncStats()
+    if lock:
+        with cache_lock(f"node:{node.pk}", timeout=_lock_timeout()) as held:
+            if not held:
+                stats = sync.SyncStats()
+                stats.messages.append(f"{node.name}: poll already running")
+                return stats
+            stats = _poll_node(node, agent=agent)
+    else:
+        stats = _poll_node(node, agent=agent)
     if recompute and not (stats.created or stats.updated or stats.vanished):
-        node = Node.objects.filter(pk=node_id).first()
-        if node is not None:
-            stats.add(sync.refresh_node_ownership(node))
+        stats.add(sync.refresh_node_ownership(node))
     return stats
 
 
-def _poll_node(node_id: int, *, agent: AgentClient | None) -> sync.SyncStats:
-    node = Node.objects.filter(pk=node_id).first()
-    if node is None:
-        return sync.SyncStats()
+def _poll_node(node: Node, *, agent: AgentClient | None) -> sync.SyncStats:
     url = node.effective_agent_url
     if not url:
         return sync.note_agent_failure(node, "no agent pod found on this node")
-    with cache_lock(f"node:{node_id}", timeout=_lock_timeout()) as held:
-        if not held:
-            stats = sync.SyncStats()
-            stats.messages.append(f"{node.name}: poll already running")
-            return stats
-        agent = agent or AgentClient.from_settings()
-        result = agent.fetch(url, node=node.name, etag=node.agent_etag)
-        if result.status == "not_modified":
-            return sync.note_not_modified(node)
-        if result.status == "ok" and result.snapshot is not None:
-            return sync.apply_snapshot(node, result.snapshot, etag=result.etag)
-        log.warning("node=%s agent=%s poll failed: %s", node.name, url, result.error)
-        return sync.note_agent_failure(node, f"{result.error or 'agent answer unusable'} ({url})")
+    agent = agent or AgentClient.from_settings()
+    result = agent.fetch(url, node=node.name, etag=node.agent_etag)
+    if result.status == "not_modified":
+        return sync.note_not_modified(node)
+    if result.status == "ok" and result.snapshot is not None:
+        return sync.apply_snapshot(node, result.snapshot, etag=result.etag)
+    log.warning("node=%s agent=%s poll failed: %s", node.name, url, result.error)
+    return sync.note_agent_failure(node, f"{result.error or 'agent answer unusable'} ({url})")
 
 
 @dataclass
@@ -164,35 +176,49 @@ def sweep_inline(
     except ClusterError as exc:
         report.cluster_error = str(exc)
         log.error("cluster poll failed: %s", exc)
-    node_ids = list(
-        Node.objects.filter(cluster=cluster, in_cluster=True).values_list("pk", flat=True)
-    )
-    report.nodes = len(node_ids)
+    nodes = list(Node.objects.filter(cluster=cluster, in_cluster=True))
+    report.nodes = len(nodes)
     agent = agent or AgentClient.from_settings()
     if connection.vendor == "sqlite":
         # One writer at a time is all SQLite allows (and its shared-cache test database fails
         # instead of waiting): poll nodes one after another there.
         workers = 1
+    work: queue.SimpleQueue[Node] = queue.SimpleQueue()
+    for node in nodes:
+        work.put(node)
+    done_lock = threading.Lock()
+    done = 0
 
-    def one(node_id: int) -> sync.SyncStats:
+    def worker() -> None:
+        # Each thread polls nodes until the queue is empty, on one database connection that it
+        # closes at the end (connections are per thread; left open they outlive the sweep).
+        nonlocal done
         try:
-            return poll_node(node_id, agent=agent, recompute=node_id in touched)
+            while True:
+                try:
+                    node = work.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    stats = poll_node(node, agent=agent, recompute=node.pk in touched, lock=False)
+                except Exception as exc:  # noqa: BLE001 - one node's fault must not end the sweep
+                    log.exception("node=%s poll crashed", node.name)
+                    stats = sync.SyncStats(agent_failures=1, messages=[f"{node.name}: {exc}"])
+                with done_lock:
+                    done += 1
+                    report.stats.add(stats)
+                    if stats.agent_failures:
+                        report.agents_failed += 1
+                    else:
+                        report.agents_ok += 1
+                    if progress:
+                        progress(done, len(nodes), node.name)
         finally:
-            # Connections are per thread: close this pool thread's own, or they outlive the
-            # sweep (and on PostgreSQL keep a test database from being dropped).
             connections.close_all()
 
-    done = 0
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for stats in pool.map(one, node_ids):
-            done += 1
-            report.stats.add(stats)
-            if stats.agent_failures:
-                report.agents_failed += 1
-            else:
-                report.agents_ok += 1
-            if progress:
-                progress(done, len(node_ids), stats.messages[-1] if stats.messages else "")
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(nodes) or 1))) as pool:
+        for future in [pool.submit(worker) for _ in range(max(1, min(workers, len(nodes))))]:
+            future.result()
     report.stats.other_rows += sync.lint_cluster_nads(cluster)
     report.duration = time.monotonic() - started
     record_sweep(cluster, report)
