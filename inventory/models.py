@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -70,6 +71,17 @@ class Node(models.Model):
     @property
     def effective_agent_url(self) -> str:
         return self.agent_url_override or self.agent_url
+
+    @property
+    def last_contact(self):
+        """The agent's last useful answer. Kept in the cache, written on every poll, so that a
+        warm sweep writes no rows; `last_contact_at` in the row is only updated when the node's
+        health or facts change (and is the fallback after a cache loss)."""
+        return cache.get(contact_cache_key(self.pk)) or self.last_contact_at
+
+
+def contact_cache_key(node_id: int) -> str:
+    return f"agent-contact:{node_id}"
 
 
 class Interface(models.Model):

@@ -21,7 +21,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
@@ -38,6 +38,7 @@ from inventory.models import (
     Node,
     PodAttachment,
     Reservation,
+    contact_cache_key,
 )
 
 log = logging.getLogger(__name__)
@@ -401,26 +402,17 @@ def refresh_ownership(interface_ids: Iterable[int] = (), *, node_ids: Iterable[i
 # --------------------------------------------------------------------------- agent contact
 
 
-def _contact_key(node_id: int) -> str:
-    return f"agent-contact:{node_id}"
-
-
 def last_contact(node: Node) -> datetime | None:
-    """Last successful agent answer. Kept in the cache so that a warm sweep writes no rows; the
-    Node row is updated only when the agent's health changes or every few minutes."""
-    cached = cache.get(_contact_key(node.pk))
-    if cached is not None:
-        return cached
-    return node.last_contact_at
-
-
-_CONTACT_PERSIST_EVERY = timedelta(minutes=5)
+    """Last successful agent answer (see Node.last_contact)."""
+    return node.last_contact
 
 
 def _note_contact(node: Node, now: datetime) -> list[str]:
-    cache.set(_contact_key(node.pk), now, timeout=None)
+    """Record an answer from the node's agent. Only the cache is written, unless the node's
+    health changes (first contact, back from stale, error cleared): a warm sweep writes nothing."""
+    cache.set(contact_cache_key(node.pk), now, timeout=None)
     fields = []
-    if node.last_contact_at is None or now - node.last_contact_at > _CONTACT_PERSIST_EVERY:
+    if node.last_contact_at is None or node.stale or node.agent_error:
         node.last_contact_at = now
         fields.append("last_contact_at")
     if node.stale:
@@ -484,6 +476,9 @@ def apply_snapshot(
                 node_fields.append(attr)
         collected = _parse_time(snapshot.get("collected_at"))
         if node_fields:
+            if "last_contact_at" not in node_fields:  # the row is written anyway: keep it true
+                node.last_contact_at = now
+                node_fields.append("last_contact_at")
             if collected and "agent_etag" in node_fields:
                 node.collected_at = collected
                 node_fields.append("collected_at")

@@ -120,6 +120,10 @@ class ClusterSerializer(serializers.ModelSerializer):
 class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
     brief_fields = ("id", "name", "cluster", "ready", "stale")
     cluster = serializers.CharField(source="cluster.name", read_only=True)
+    # From the cache, as fresh as the last poll (the row is written only on health changes).
+    last_contact_at = serializers.DateTimeField(
+        source="last_contact", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Node

@@ -259,3 +259,22 @@ def test_the_node_turns_stale_only_after_the_stale_window(node, settings):
     sync.note_agent_failure(node, "timeout after 5.0s", now=now + timedelta(seconds=61))
     assert Interface.objects.filter(state="unknown").count() == 2
     assert HistoryEntry.objects.filter(kind="agent", node=node).count() == 1
+
+
+def test_an_unchanged_agent_hours_later_still_costs_no_row(node):
+    now = timezone.now()
+    sync.apply_snapshot(node, snapshot("node-1", UPLINK, SPARE), etag='"e1"', now=now)
+    node.refresh_from_db()
+
+    later = now + timedelta(hours=3)
+    with CaptureQueriesContext(connection) as queries:
+        stats = sync.note_not_modified(node, now=later)
+
+    assert stats.rows_written == 0
+    assert not [
+        q
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+    ]
+    assert node.last_contact == later  # the cache has the contact; the row keeps the old one
+    assert Node.objects.get(pk=node.pk).last_contact_at == now
