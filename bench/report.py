@@ -111,11 +111,17 @@ def api_section(folder: Path) -> list[str]:
         if "error" in case:
             lines.append(f"| {label} `{case['url']}` | not measured: {case['error']} | | |")
             continue
-        target = TARGETS["fleet_ms"] if label.startswith("fleet") else TARGETS["api_p95_ms"]
-        value = case["ms"]["median" if label.startswith("fleet") else "p95"]
+        if label.startswith("fleet"):
+            # The target does not say median or p95: both are judged.
+            verdict = (
+                f"median {_verdict(case['ms']['median'], TARGETS['fleet_ms'], 'ms')}; "
+                f"p95 {_verdict(case['ms']['p95'], TARGETS['fleet_ms'], 'ms')}"
+            )
+        else:
+            verdict = "p95 " + _verdict(case["ms"]["p95"], TARGETS["api_p95_ms"], "ms")
         lines.append(
             f"| {label} `{case['url']}` | {_fmt(case['ms'], 'ms')} | {case['queries']} "
-            f"| {_verdict(value, target, 'ms')} |"
+            f"| {verdict} |"
         )
     return [*lines, ""]
 
