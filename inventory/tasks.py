@@ -83,11 +83,17 @@ def refresh_node(node_id: int) -> dict:
 
 
 def request_refresh(*, node_id: int, reason: str = "hint") -> bool:
-    """Queue a refresh of one node unless one was queued in the last second (hint debounce)."""
-    if not cache.add(f"hint:{node_id}", reason, timeout=1):
-        return False
-    refresh_node.apply_async((node_id,), expires=30)
-    return True
+    """Queue a refresh of one node for a hint. Debounced per node: the first hint of a burst
+    refreshes at once; the others within a second share one trailing refresh a second later, so
+    the last change of a burst is never left for the next sweep. Returns False when the hint was
+    folded into a refresh already queued."""
+    if cache.add(f"hint:{node_id}", reason, timeout=1):
+        refresh_node.apply_async((node_id,), expires=30)
+        return True
+    if cache.add(f"hint-trailing:{node_id}", reason, timeout=2):
+        refresh_node.apply_async((node_id,), countdown=1, expires=30)
+        return True
+    return False
 
 
 @shared_task(soft_time_limit=60, time_limit=90, **_RETRY)
