@@ -407,10 +407,14 @@ def last_contact(node: Node) -> datetime | None:
     return node.last_contact
 
 
-def _note_contact(node: Node, now: datetime) -> list[str]:
+def _note_contact(node: Node, now: datetime, contacts: dict | None = None) -> list[str]:
     """Record an answer from the node's agent. Only the cache is written, unless the node's
-    health changes (first contact, back from stale, error cleared): a warm sweep writes nothing."""
-    cache.set(contact_cache_key(node.pk), now, timeout=None)
+    health changes (first contact, back from stale, error cleared): a warm sweep writes nothing.
+    With `contacts` the cache write is left to the caller, who writes a sweep's worth at once."""
+    if contacts is None:
+        cache.set(contact_cache_key(node.pk), now, timeout=None)
+    else:
+        contacts[contact_cache_key(node.pk)] = now
     fields = []
     if node.last_contact_at is None or node.stale or node.agent_error:
         node.last_contact_at = now
@@ -552,12 +556,14 @@ def _parse_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else None
 
 
-def note_not_modified(node: Node, *, now: datetime | None = None) -> SyncStats:
+def note_not_modified(
+    node: Node, *, now: datetime | None = None, contacts: dict | None = None
+) -> SyncStats:
     """The agent answered 304: the node is alive and unchanged. Writes nothing unless the node
     was stale (its verdicts come back from `unknown`)."""
     now = now or timezone.now()
     stats = SyncStats()
-    fields = _note_contact(node, now)
+    fields = _note_contact(node, now, contacts)
     if fields:
         with transaction.atomic():
             node.save(update_fields=fields)

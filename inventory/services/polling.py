@@ -70,6 +70,7 @@ def poll_node(
     agent: AgentClient | None = None,
     recompute: bool = False,
     lock: bool = True,
+    contacts: dict | None = None,
 ) -> sync.SyncStats:
     """Fetch one node's snapshot (conditional on its ETag) and apply it. recompute=True also
     re-judges the node when the snapshot did not change (its pod claims did).
@@ -87,22 +88,24 @@ def poll_node(
                 stats = sync.SyncStats()
                 stats.messages.append(f"{node.name}: poll already running")
                 return stats
-            stats = _poll_node(node, agent=agent)
+            stats = _poll_node(node, agent=agent, contacts=contacts)
     else:
-        stats = _poll_node(node, agent=agent)
+        stats = _poll_node(node, agent=agent, contacts=contacts)
     if recompute and not (stats.created or stats.updated or stats.vanished):
         stats.add(sync.refresh_node_ownership(node))
     return stats
 
 
-def _poll_node(node: Node, *, agent: AgentClient | None) -> sync.SyncStats:
+def _poll_node(
+    node: Node, *, agent: AgentClient | None, contacts: dict | None = None
+) -> sync.SyncStats:
     url = node.effective_agent_url
     if not url:
         return sync.note_agent_failure(node, "no agent pod found on this node")
     agent = agent or AgentClient.from_settings()
     result = agent.fetch(url, node=node.name, etag=node.agent_etag)
     if result.status == "not_modified":
-        return sync.note_not_modified(node)
+        return sync.note_not_modified(node, contacts=contacts)
     if result.status == "ok" and result.snapshot is not None:
         return sync.apply_snapshot(node, result.snapshot, etag=result.etag)
     log.warning("node=%s agent=%s poll failed: %s", node.name, url, result.error)
@@ -188,6 +191,8 @@ def sweep_inline(
         work.put(node)
     done_lock = threading.Lock()
     done = 0
+    # Contact times of unchanged agents, written to the cache in one round trip at the end.
+    contacts: dict = {}
 
     def worker() -> None:
         # Each thread polls nodes until the queue is empty, on one database connection that it
@@ -200,7 +205,13 @@ def sweep_inline(
                 except queue.Empty:
                     return
                 try:
-                    stats = poll_node(node, agent=agent, recompute=node.pk in touched, lock=False)
+                    stats = poll_node(
+                        node,
+                        agent=agent,
+                        recompute=node.pk in touched,
+                        lock=False,
+                        contacts=contacts,
+                    )
                 except Exception as exc:  # noqa: BLE001 - one node's fault must not end the sweep
                     log.exception("node=%s poll crashed", node.name)
                     stats = sync.SyncStats(agent_failures=1, messages=[f"{node.name}: {exc}"])
@@ -219,6 +230,8 @@ def sweep_inline(
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(nodes) or 1))) as pool:
         for future in [pool.submit(worker) for _ in range(max(1, min(workers, len(nodes))))]:
             future.result()
+    if contacts:
+        cache.set_many(contacts, timeout=None)
     report.stats.other_rows += sync.lint_cluster_nads(cluster)
     report.duration = time.monotonic() - started
     record_sweep(cluster, report)
