@@ -170,7 +170,7 @@ def lint(
     multus_version: str = "",
 ) -> list[Finding]:
     """Findings for a NAD as it is. `devices_by_node` is the inventory of every node the NAD
-    could land on (restricted to the nodes in the nicportal/nodes annotation when present);
+    could land on (restricted to the nodes in the nicportal.io/nodes annotation when present);
     None skips every inventory check."""
     findings = name_findings(namespace, name)
     annotations = annotations or {}

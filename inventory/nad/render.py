@@ -12,7 +12,7 @@ KIND = "NetworkAttachmentDefinition"
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 RESOURCE_NAME_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
 # Which nodes a portal-built NAD was made for; the linter checks only those when present.
-NODES_ANNOTATION = "nicportal/nodes"
+NODES_ANNOTATION = "nicportal.io/nodes"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 

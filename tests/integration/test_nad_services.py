@@ -297,7 +297,7 @@ def test_apply_creates_the_nad_stores_it_and_writes_history(portal):
         "type": "host-device",
         "device": "eth1",
     }
-    assert in_cluster["annotations"]["nicportal/nodes"] == "node-a"
+    assert in_cluster["annotations"]["nicportal.io/nodes"] == "node-a"
     row.refresh_from_db()
     assert (row.namespace, row.name, row.origin, row.applied_by) == (
         "default",
