@@ -2,7 +2,9 @@
 
 Pure data and one pure function, stdlib only: the portal imports this module to validate agent
 answers (``fastjsonschema.compile(SNAPSHOT_SCHEMA)``) and to key interfaces by ``identity()``.
-Bump SCHEMA_VERSION on any incompatible change; adding an optional field is not one.
+Bump SCHEMA_VERSION on any incompatible change; adding an optional field is not one, which is
+why every object allows properties it does not name: a newer agent's extra facts must not make
+an older portal refuse the whole snapshot (required fields and their types are still enforced).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ _ID = {"type": "string", "pattern": _HEX_ID}
 _ADDRESS = {
     "type": "object",
     "required": ["family", "address", "prefixlen", "scope"],
-    "additionalProperties": False,
+    "additionalProperties": True,
     "properties": {
         "family": {"enum": [4, 6]},
         "address": _STR,
@@ -103,7 +105,7 @@ _PCI_FUNCTION_PROPERTIES = {
 _CNI_BIN_DIR = {
     "type": "object",
     "required": ["path", "host_device", "host_device_version", "supported_versions"],
-    "additionalProperties": False,
+    "additionalProperties": True,
     "properties": {
         "path": _STR,
         "host_device": _BOOL,
@@ -115,7 +117,7 @@ _CNI_BIN_DIR = {
 _HOST_DEVICE = {
     "type": "object",
     "required": ["path", "version", "supported_versions"],
-    "additionalProperties": False,
+    "additionalProperties": True,
     "properties": {
         "path": _STR,
         "version": _nullable(_STR),
@@ -137,7 +139,7 @@ SNAPSHOT_SCHEMA: dict = {
         "pci_functions",
         "cni",
     ],
-    "additionalProperties": False,
+    "additionalProperties": True,
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
         "node": {"type": "string", "minLength": 1},
@@ -153,7 +155,7 @@ SNAPSHOT_SCHEMA: dict = {
             "items": {
                 "type": "object",
                 "required": list(_LINK_PROPERTIES),
-                "additionalProperties": False,
+                "additionalProperties": True,
                 "properties": _LINK_PROPERTIES,
             },
         },
@@ -162,14 +164,14 @@ SNAPSHOT_SCHEMA: dict = {
             "items": {
                 "type": "object",
                 "required": list(_PCI_FUNCTION_PROPERTIES),
-                "additionalProperties": False,
+                "additionalProperties": True,
                 "properties": _PCI_FUNCTION_PROPERTIES,
             },
         },
         "cni": {
             "type": "object",
             "required": ["bin_dirs", "host_device"],
-            "additionalProperties": False,
+            "additionalProperties": True,
             "properties": {
                 "bin_dirs": {"type": "array", "items": _CNI_BIN_DIR},
                 "host_device": _nullable(_HOST_DEVICE),

@@ -187,3 +187,11 @@ def test_the_pci_scan_can_be_switched_off_by_flag_or_environment():
     assert parse_args(base, environ={}).pci_scan is True
     assert parse_args([*base, "--no-pci-scan"], environ={}).pci_scan is False
     assert parse_args(base, environ={"NICPORTAL_AGENT_PCI_SCAN": "0"}).pci_scan is False
+
+
+def test_it_accepts_fields_a_newer_agent_adds():
+    # Adding an optional field is not an incompatible change: an older portal must still read it.
+    document = copy.deepcopy(DOCUMENT)
+    document["uptime_seconds"] = 12
+    document["links"][0]["firmware_version"] = "4.1"
+    validate(document)
