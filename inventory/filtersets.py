@@ -8,7 +8,10 @@ team (team holding an active reservation), present, kind, q (free text).
 
 from __future__ import annotations
 
+import datetime
+
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
 
 from inventory.choices import AttachmentStatus, HistoryKind, NadOrigin, OwnershipState
@@ -111,13 +114,33 @@ class ReservationFilterSet(django_filters.FilterSet):
         fields = ["team", "interface", "node", "cluster", "active", "created_by"]
 
 
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """ISO 8601 with any offset Python accepts (up to ±23:59), handed to the database in UTC:
+    PostgreSQL refuses offsets beyond ±15:59, which must be a 400, never a 500."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is not None and value.tzinfo is not None:
+            try:
+                value = value.astimezone(datetime.UTC)
+            except OverflowError:
+                raise forms.ValidationError(
+                    "This date and time is out of range.", code="invalid"
+                ) from None
+        return value
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class HistoryFilterSet(django_filters.FilterSet):
     interface = django_filters.NumberFilter(field_name="interface_id", label="Interface id")
     node = django_filters.CharFilter(field_name="node__name", label="Node")
     kind = django_filters.MultipleChoiceFilter(choices=HistoryKind.choices, distinct=False)
     team = django_filters.CharFilter(field_name="team__name", label="Team")
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="at", lookup_expr="lt")
     q = django_filters.CharFilter(field_name="message", lookup_expr="icontains", label="Search")
 
     class Meta:
