@@ -12,6 +12,7 @@ Choices, each one deliberate:
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -60,6 +61,9 @@ def test_the_api_honours_its_openapi_schema(live_server, tmp_path, settings):
             "--request-timeout", "10",
             "--generation-allow-x00", "false",
             "--exclude-path-regex", "/nads/apply/",
+            # A fixed seed keeps CI reproducible; explore with NICPORTAL_SCHEMATHESIS_SEED=<n>
+            # (a random seed once found a 500 in the history time filters).
+            "--seed", os.environ.get("NICPORTAL_SCHEMATHESIS_SEED", "20261128"),
             "-H", f"Authorization: Token {token}",
         ],
         capture_output=True,
