@@ -364,6 +364,9 @@ class StaticKubeApi:
 
 class FleetHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the portal's urllib3 pool reuses connections
+    # Headers and body leave in two writes; on a kept-alive connection Nagle's algorithm holds
+    # the body until the client ACKs the headers, which it delays by up to 40 ms.
+    disable_nagle_algorithm = True
     server: FleetServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature

@@ -41,7 +41,11 @@ def run_sweep(
 
         profiler = cProfile.Profile()
         report = profiler.runcall(
-            polling.sweep_inline, workers=workers, cluster_client=cluster_client, agent=agent
+            polling.sweep_inline,
+            workers=workers,
+            cluster_client=cluster_client,
+            agent=agent,
+            profile_inline=workers == 1,
         )
         profiler.dump_stats(profile)
         pstats.Stats(str(profile), stream=sys.stderr).sort_stats("cumulative").print_stats(35)

@@ -27,6 +27,9 @@ class AgentRequestHandler(BaseHTTPRequestHandler):
     server_version = f"nicportal-agent/{__version__}"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes; on a kept-alive connection Nagle's algorithm holds
+    # the body until the client ACKs the headers, which it delays by up to 40 ms.
+    disable_nagle_algorithm = True
     server: AgentHTTPServer
 
     def version_string(self) -> str:

@@ -165,6 +165,7 @@ def sweep_inline(
     progress: Callable[[int, int, str], None] | None = None,
     cluster_client: ClusterClient | None = None,
     agent: AgentClient | None = None,
+    profile_inline: bool = False,
 ) -> SweepReport:
     """One full sweep in this process: the cluster, then every node with a thread pool.
     Used by `manage.py poll` and the benchmarks; Celery fans the same per-node work out."""
@@ -194,7 +195,7 @@ def sweep_inline(
     # Contact times of unchanged agents, written to the cache in one round trip at the end.
     contacts: dict = {}
 
-    def worker() -> None:
+    def worker(own_connection: bool = True) -> None:
         # Each thread polls nodes until the queue is empty, on one database connection that it
         # closes at the end (connections are per thread; left open they outlive the sweep).
         nonlocal done
@@ -225,11 +226,15 @@ def sweep_inline(
                     if progress:
                         progress(done, len(nodes), node.name)
         finally:
-            connections.close_all()
+            if own_connection:
+                connections.close_all()
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(nodes) or 1))) as pool:
-        for future in [pool.submit(worker) for _ in range(max(1, min(workers, len(nodes))))]:
-            future.result()
+    if workers == 1 and profile_inline:
+        worker(own_connection=False)  # in this thread: what a profiler of the caller sees
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(nodes) or 1))) as pool:
+            for future in [pool.submit(worker) for _ in range(max(1, min(workers, len(nodes))))]:
+                future.result()
     if contacts:
         cache.set_many(contacts, timeout=None)
     report.stats.other_rows += sync.lint_cluster_nads(cluster)
