@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from lab import kube_api, topology
-from lab.daemon import agents_available
 from lab.layout import LAB_NAME, LayoutError, load_layout
 from lab.state import REPO_ROOT, LabState, state_dir
 
@@ -69,8 +68,6 @@ def is_running(state: LabState) -> bool:
 
 
 def agents_healthy(state: LabState) -> bool:
-    if not agents_available():
-        return True
     return all(_http_ok(f"http://127.0.0.1:{n['agent_port']}/healthz") for n in state.data["nodes"])
 
 

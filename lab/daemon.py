@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import os
 import signal
@@ -26,14 +25,6 @@ from lab.state import LabState
 
 log = logging.getLogger("lab.daemon")
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def agents_available() -> bool:
-    """The node agent is written by another team; the lab runs it once it exists."""
-    try:
-        return importlib.util.find_spec("nodeagent.__main__") is not None
-    except ImportError:
-        return False
 
 
 def agent_command(state: LabState, node: dict[str, Any]) -> list[str]:
@@ -103,10 +94,7 @@ async def serve(state: LabState) -> None:
     async with emulator, kmock.Server(emulator, host="127.0.0.1", port=data["api_port"]):
         kubelet = LabKubelet(api_url=data["api_url"], lab=data["name"], nodes=nodes)
         tasks = [asyncio.create_task(kubelet.run(), name="kubelet")]
-        if agents_available():
-            tasks.append(asyncio.create_task(supervisor.run(), name="agents"))
-        else:
-            log.warning("nodeagent/__main__.py not found: no agents in this lab")
+        tasks.append(asyncio.create_task(supervisor.run(), name="agents"))
         await asyncio.wait_for(kubelet.ready.wait(), 10)
         state.ready_file.write_text(str(os.getpid()))
         log.info("lab %s ready on %s", data["name"], data["api_url"])

@@ -8,6 +8,16 @@ import subprocess
 import uuid
 
 
+def skip_or_fail(reason: str) -> None:
+    """A test that needs a part this machine lacks: skip locally, fail in CI
+    (NICPORTAL_REQUIRE_SERVICES set), where every part must be there."""
+    import pytest
+
+    if os.environ.get("NICPORTAL_REQUIRE_SERVICES") in ("1", "sqlite"):
+        pytest.fail(f"required part missing: {reason}")
+    pytest.skip(reason)
+
+
 def missing_parts(*, database: str = "postgres") -> list[str]:
     """database="sqlite" is the embedded pass that follows the PostgreSQL one in `make test`."""
     missing = []

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.preflight import skip_or_fail
+
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-agent-token"
 
@@ -42,9 +44,7 @@ def _netns_supported() -> bool:
 def make_netns():
     """Creates namespaces named nptest-agent-<suffix>; deletes them all at teardown."""
     if not _netns_supported():
-        if os.environ.get("NICPORTAL_REQUIRE_SERVICES") in ("1", "sqlite"):
-            pytest.fail("network namespaces are required (NICPORTAL_REQUIRE_SERVICES=1)")
-        pytest.skip("needs root and ip netns")
+        skip_or_fail("needs root and ip netns")
     made: list[str] = []
 
     def make(label: str = "ns") -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from nodeagent.cni import CniProbe, parse_version_text
+from tests.preflight import skip_or_fail
 
 FAKE_PLUGIN = """#!/bin/sh
 echo run >> "{log}"
@@ -84,8 +85,9 @@ def test_it_follows_a_microk8s_style_symlink_to_a_multicall_binary(tmp_path):
     assert facts["host_device"]["version"] == "v1.4.1"
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/lib/cni/host-device"), reason="needs Debian's plugin")
 def test_it_reads_debians_real_host_device_plugin():
+    if not os.path.exists("/usr/lib/cni/host-device"):
+        skip_or_fail("needs Debian's host-device plugin (containernetworking-plugins)")
     facts = CniProbe(["/usr/lib/cni"]).facts()
     assert facts["host_device"]["path"] == "/usr/lib/cni/host-device"
     assert facts["host_device"]["version"] is None  # Debian's build says "version unknown"

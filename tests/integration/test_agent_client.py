@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from inventory.agents import AgentClient, SnapshotResult
 from nodeagent.schema import SNAPSHOT_SCHEMA
+from tests.preflight import skip_or_fail
 
 TOKEN = "agent-token-123"
 ETAG = '"snap-1"'
@@ -429,9 +430,7 @@ def real_agent(tmp_path) -> Iterator[str]:
     import uuid
 
     if os.geteuid() != 0 or subprocess.run(["ip", "netns", "list"], check=False).returncode:
-        if os.environ.get("NICPORTAL_REQUIRE_SERVICES") in ("1", "sqlite"):
-            pytest.fail("network namespaces are required (NICPORTAL_REQUIRE_SERVICES=1)")
-        pytest.skip("needs root and ip netns")
+        skip_or_fail("needs root and ip netns")
     netns = f"nptest-agc-{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", netns], check=True)
     token_file = tmp_path / "token"

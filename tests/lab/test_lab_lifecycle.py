@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from lab import topology
-from lab.daemon import agents_available
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -106,7 +105,6 @@ def test_a_bad_layout_fails_before_anything_is_made(state_root, tmp_path):
     assert_nothing_left(name, state_root)
 
 
-@pytest.mark.skipif(not agents_available(), reason="nodeagent/__main__.py not written yet")
 def test_each_node_agent_answers_with_the_lab_token(lab):
     for node in lab.nodes:
         with urllib.request.urlopen(node.agent_url + "/healthz", timeout=5) as resp:
@@ -129,7 +127,7 @@ def test_every_lab_socket_listens_on_loopback_only(lab):
     }
     listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
     ours = [line for line in listening.splitlines() if any(f"pid={pid}," in line for pid in group)]
-    assert len(ours) >= 1 + len(lab.nodes) * agents_available()
+    assert len(ours) >= 1 + len(lab.nodes)
     for line in ours:
         assert line.split()[3].startswith("127.0.0.1:"), line
 
@@ -148,15 +146,13 @@ def test_down_stops_agents_left_behind_by_a_killed_daemon(state_root):
         assert up.returncode == 0, up.stderr
         daemon = int((state_root / name / "daemon.pid").read_text())
         os.kill(daemon, 9)
-        if agents_available():
-            assert processes_mentioning(f"--netns nplab-{name}-")
+        assert processes_mentioning(f"--netns nplab-{name}-")
     finally:
         down = run_lab("down", "--name", name, state_root=state_root)
     assert down.returncode == 0, down.stderr
     assert_nothing_left(name, state_root)
 
 
-@pytest.mark.skipif(not agents_available(), reason="nodeagent/__main__.py not written yet")
 def test_the_daemon_restarts_an_agent_that_exited(lab):
     node = lab.nodes[-1]
     old_pid = lab.state.read_pids()[node.name]

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.ops.servers import ThrowawayPostgres, ThrowawayRedis, free_port, postgres_available
+from tests.preflight import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -34,7 +35,7 @@ def redis_server() -> Iterator[ThrowawayRedis]:
 def postgres_server() -> Iterator[ThrowawayPostgres]:
     why_not = postgres_available()
     if why_not:
-        pytest.skip(f"no throwaway PostgreSQL: {why_not}")
+        skip_or_fail(f"no throwaway PostgreSQL: {why_not}")
     server = ThrowawayPostgres()
     try:
         server.start()
