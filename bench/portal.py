@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench import fleet
-from inventory.agents import AgentClient, SnapshotResult
+from inventory.clients.agents import AgentClient, SnapshotResult
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ROOT = "postgres://postgres@127.0.0.1:5432"

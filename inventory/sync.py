@@ -28,7 +28,6 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from inventory import ownership
 from inventory.choices import AttachmentStatus, HistoryKind, IdentityKind, NadOrigin
 from inventory.models import (
     Cluster,
@@ -40,6 +39,7 @@ from inventory.models import (
     Reservation,
     contact_cache_key,
 )
+from inventory.rules import ownership
 
 log = logging.getLogger(__name__)
 
@@ -898,8 +898,8 @@ def lint_cluster_nads(cluster: Cluster, *, force: bool = False) -> int:
 
     An unknown flag (a fresh cache) counts as due, so a restart re-lints once. The flag is
     cleared before linting: a change made meanwhile marks it again for the next sweep."""
-    from inventory import nad
-    from inventory.services import facts
+    from inventory.read import facts
+    from inventory.rules import nad
 
     if not force and not cache.get(_lint_key(cluster.pk), True):
         return 0

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 
 from inventory import sync
-from inventory.cluster import ClusterError
+from inventory.clients.cluster import ClusterError
 from inventory.models import Node
 from inventory.services import polling
 

@@ -30,7 +30,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inventory import filtersets
 from inventory.api import serializers as s
 from inventory.api.pagination import BoundedLimitOffsetPagination
 from inventory.api.query import StrictDjangoFilterBackend
@@ -44,6 +43,7 @@ from inventory.models import (
     PodAttachment,
     Reservation,
 )
+from inventory.read import filtersets
 from inventory.services import reservations
 from inventory.services.errors import Conflict
 
@@ -330,7 +330,7 @@ class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
         serializer = s.NadRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         nads = _service_module("nads")
-        from inventory.cluster import ClusterError
+        from inventory.clients.cluster import ClusterError
 
         data = dict(serializer.validated_data)
         team = _team_for(request, data.pop("team", None))

@@ -21,13 +21,13 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from inventory import diagnosis as rules
-from inventory import multus, nad
 from inventory.choices import AttachmentStatus, OwnershipState
-from inventory.cluster import ClusterClient, ClusterError, NotFound
-from inventory.diagnosis import Diagnosis
+from inventory.clients.cluster import ClusterClient, ClusterError, NotFound
 from inventory.models import Cluster, Interface, Node, PodAttachment
-from inventory.services.facts import active_teams, plugin_facts
+from inventory.read.facts import active_teams, plugin_facts
+from inventory.rules import diagnosis as rules
+from inventory.rules import multus, nad
+from inventory.rules.diagnosis import Diagnosis
 
 __all__ = [
     "Diagnosis",

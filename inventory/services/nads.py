@@ -1,7 +1,7 @@
 """Build, validate and apply host-device NADs against the inventory. Shared by the NAD builder
 pages, the REST API (`/api/v1/nads/render|validate|apply/`) and scripts.
 
-The rules live in the pure `inventory.nad` package; this module only turns Interface rows into
+The rules live in the pure `inventory.rules.nad` package; this module only turns Interface rows into
 its facts, and does the side effects of `apply`: create the NADs in the cluster, store them, and
 write the history.
 
@@ -29,13 +29,14 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from inventory import nad
 from inventory.choices import HistoryKind, NadOrigin
-from inventory.cluster import ClusterClient, ClusterError, NadExists, NadInfo
+from inventory.clients.cluster import ClusterClient, ClusterError, NadExists, NadInfo
 from inventory.models import Cluster, Interface, NetworkAttachment, Node
-from inventory.services import audit, facts
+from inventory.read import facts
+from inventory.rules import nad
+from inventory.services import audit
 from inventory.services.errors import Conflict
-from inventory.teams import can_act_for
+from inventory.services.teams import can_act_for
 
 log = logging.getLogger(__name__)
 

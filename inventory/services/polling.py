@@ -23,8 +23,8 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from inventory import sync
-from inventory.agents import AgentClient
-from inventory.cluster import ClusterClient, ClusterError
+from inventory.clients.agents import AgentClient
+from inventory.clients.cluster import ClusterClient, ClusterError
 from inventory.models import Cluster, Node
 
 log = logging.getLogger(__name__)

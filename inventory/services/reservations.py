@@ -33,7 +33,7 @@ from inventory.choices import HistoryKind, OwnershipState
 from inventory.models import Interface, Node, Reservation
 from inventory.services import audit
 from inventory.services.errors import Conflict
-from inventory.teams import can_act_for
+from inventory.services.teams import can_act_for
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ def publish_node_reservations(*, node_id: int) -> bool:
     reservations = node_reservations(node.pk)
     value = json.dumps(reservations, separators=(",", ":")) if reservations else None
     try:
-        from inventory.cluster import ClusterClient
+        from inventory.clients.cluster import ClusterClient
 
         ClusterClient.from_settings().set_node_annotation(node.name, ANNOTATION_KEY, value)
     # Any failure (API down, RBAC, timeout, no cluster configured) must not fail the user's

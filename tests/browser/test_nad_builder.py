@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from playwright.sync_api import Page, expect  # noqa: E402
 
 from inventory.choices import NadOrigin  # noqa: E402
-from inventory.cluster import ClusterClient  # noqa: E402
+from inventory.clients.cluster import ClusterClient  # noqa: E402
 from inventory.models import Interface, NetworkAttachment  # noqa: E402
 from tests.factories import PASSWORD, make_cluster, make_team, make_user  # noqa: E402
 

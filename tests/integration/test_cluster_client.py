@@ -22,7 +22,7 @@ import kmock
 import pytest
 import yaml
 
-from inventory.cluster import (
+from inventory.clients.cluster import (
     ClusterClient,
     ClusterError,
     LabelSelector,

@@ -9,10 +9,10 @@ import json
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from inventory import nad
 from inventory.choices import HistoryKind, NadOrigin, OwnershipState
-from inventory.cluster import ClusterClient
+from inventory.clients.cluster import ClusterClient
 from inventory.models import HistoryEntry, Interface, NetworkAttachment
+from inventory.rules import nad
 from inventory.services import nads, polling
 from inventory.services.errors import Conflict
 from tests.factories import (

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from inventory.choices import OwnershipState as S
-from inventory.ownership import (
+from inventory.rules.ownership import (
     LinkFacts,
     NodeFacts,
     PodClaim,

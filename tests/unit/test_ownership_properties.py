@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inventory.choices import OwnershipState as S
-from inventory.ownership import (
+from inventory.rules.ownership import (
     LinkFacts,
     NodeFacts,
     PodClaim,

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import yaml
 
 from inventory.choices import OwnershipState
-from inventory.nad import render
-from inventory.nad.devices import device_findings, where
-from inventory.nad.facts import (
+from inventory.rules.nad import render
+from inventory.rules.nad.devices import device_findings, where
+from inventory.rules.nad.facts import (
     ERROR,
     BuildResult,
     DeviceFacts,
@@ -38,8 +38,8 @@ from inventory.nad.facts import (
     info,
     warning,
 )
-from inventory.nad.ipam import ipam_config, validate_ipam
-from inventory.nad.names import (
+from inventory.rules.nad.ipam import ipam_config, validate_ipam
+from inventory.rules.nad.names import (
     dns1123_label_problem,
     ifname_problem,
     is_dns1123_label,
@@ -52,7 +52,7 @@ from inventory.nad.names import (
     node_scoped_nad_name,
     normalize_mac,
 )
-from inventory.nad.versions import (
+from inventory.rules.nad.versions import (
     CNI_VERSIONS,
     SAFE_CNI_VERSION,
     describe_plugin,

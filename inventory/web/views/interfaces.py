@@ -8,9 +8,9 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.views.generic import DetailView
 
-from inventory import teams
 from inventory.models import Interface
-from inventory.views.common import (
+from inventory.services import teams
+from inventory.web.views.common import (
     LiveMixin,
     PageMixin,
     digest,

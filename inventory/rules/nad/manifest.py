@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from inventory.nad import render
-from inventory.nad.facts import ERROR, Finding, error
-from inventory.nad.lint import _config_empty, lint
+from inventory.rules.nad import render
+from inventory.rules.nad.facts import ERROR, Finding, error
+from inventory.rules.nad.lint import _config_empty, lint
 
 
 def parse_manifest(text: str) -> tuple[dict | None, list[Finding]]:

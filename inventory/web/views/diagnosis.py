@@ -8,7 +8,7 @@ from typing import Any
 from django.views.generic import TemplateView
 
 from inventory.services import diagnosis
-from inventory.views.common import PageMixin
+from inventory.web.views.common import PageMixin
 
 QUERY_MAX = 200
 

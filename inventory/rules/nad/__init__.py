@@ -3,12 +3,12 @@
 No I/O, no ORM, no Kubernetes calls: facts come in as dataclasses, findings and rendered
 manifests go out. The rules are docs/HOST_DEVICE.md's.
 
-    from inventory import nad
+    from inventory.rules import nad
     result = nad.build(nad.NadRequest(namespace="lab", name="uplink", devices=(...,)))
 """
 
-from inventory.nad.build import SELECTORS, build
-from inventory.nad.facts import (
+from inventory.rules.nad.build import SELECTORS, build
+from inventory.rules.nad.facts import (
     ERROR,
     INFO,
     WARNING,
@@ -20,9 +20,9 @@ from inventory.nad.facts import (
     PluginFacts,
     RenderedNad,
 )
-from inventory.nad.lint import lint, parse_config_json
-from inventory.nad.manifest import lint_manifest, parse_manifest
-from inventory.nad.versions import (
+from inventory.rules.nad.lint import lint, parse_config_json
+from inventory.rules.nad.manifest import lint_manifest, parse_manifest
+from inventory.rules.nad.versions import (
     CNI_VERSIONS,
     highest_cni_version,
     multus_ceiling,

@@ -11,12 +11,12 @@ from django.views import View
 from django.views.generic import TemplateView
 from django_htmx.http import HttpResponseClientRedirect
 
-from inventory import teams
 from inventory.choices import HistoryKind
-from inventory.forms import TeamSwitchForm
 from inventory.models import HistoryEntry, Interface
-from inventory.views.common import LiveMixin, PageMixin, PortalLoginRequiredMixin
-from inventory.views.fleet import active_reservations
+from inventory.services import teams
+from inventory.web.forms import TeamSwitchForm
+from inventory.web.views.common import LiveMixin, PageMixin, PortalLoginRequiredMixin
+from inventory.web.views.fleet import active_reservations
 
 RESERVATION_KINDS = (
     HistoryKind.RESERVE,

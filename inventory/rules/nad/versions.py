@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from inventory.nad.facts import PluginFacts
+from inventory.rules.nad.facts import PluginFacts
 
 # Every CNI spec version a NAD may name, oldest first.
 CNI_VERSIONS: tuple[str, ...] = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")

@@ -30,7 +30,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-from inventory import multus
+from inventory.rules import multus
 
 logger = logging.getLogger(__name__)
 

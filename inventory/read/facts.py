@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
-from inventory import nad
 from inventory.models import Interface, Node, Reservation
+from inventory.rules import nad
 
 
 def plugin_facts(node: Node) -> nad.PluginFacts | None:

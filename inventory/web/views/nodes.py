@@ -12,14 +12,14 @@ from django.views.generic import DetailView
 
 from inventory.choices import AttachmentStatus, OwnershipState
 from inventory.models import Interface, Node, PodAttachment
-from inventory.views.common import (
+from inventory.web.views.common import (
     LiveMixin,
     PageMixin,
     digest,
     history_version,
     stop_polling,
 )
-from inventory.views.fleet import active_reservations
+from inventory.web.views.fleet import active_reservations
 
 # The order a person reads a node in: what the node and the CNI use, what is bonded or bridged,
 # what pods hold, what teams hold, what is free, then the rest.

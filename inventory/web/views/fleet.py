@@ -23,9 +23,9 @@ from django.views import View
 from django.views.generic import ListView
 
 from inventory.choices import OwnershipState
-from inventory.filtersets import InterfaceFilterSet
 from inventory.models import Interface, Node, Reservation
-from inventory.views.common import (
+from inventory.read.filtersets import InterfaceFilterSet
+from inventory.web.views.common import (
     LiveMixin,
     PageMixin,
     PortalLoginRequiredMixin,

@@ -22,8 +22,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
-from inventory import teams
 from inventory.models import HistoryEntry
+from inventory.services import teams
 
 POLL_INTERVAL = "2s"
 NAD_BUILDER_PATH = "/nads/new/"

@@ -1,5 +1,5 @@
 """The NAD builder pages: build (with a live preview), download, apply, list, detail, and lint a
-pasted NAD. Thin adapters over inventory.services.nads; the rules are inventory.nad's.
+pasted NAD. Thin adapters over inventory.services.nads; the rules are inventory.rules.nad's.
 
 One template per page, htmx requests get a named fragment of it (`nad_new.html#preview`,
 `#apply`, `nad_lint.html#findings`). Applying answers HX-Location to the detail page.
@@ -21,20 +21,21 @@ from django.views import View
 from django.views.generic import DetailView, ListView
 from django_htmx.http import HttpResponseLocation
 
-from inventory import nad, teams
 from inventory.choices import HistoryKind
-from inventory.cluster import ClusterError
-from inventory.forms_nads import (
+from inventory.clients.cluster import ClusterError
+from inventory.models import HistoryEntry, Interface, NetworkAttachment, PodAttachment
+from inventory.rules import nad
+from inventory.services import nads as nad_services
+from inventory.services import teams
+from inventory.services.errors import Conflict
+from inventory.web.forms_nads import (
     FIELDS_BY_TYPE,
     IPAM_FIELDS,
     NadBuilderForm,
     NadLintForm,
     usable_interfaces,
 )
-from inventory.models import HistoryEntry, Interface, NetworkAttachment, PodAttachment
-from inventory.services import nads as nad_services
-from inventory.services.errors import Conflict
-from inventory.views.common import PageMixin, PortalLoginRequiredMixin, wants_fragment
+from inventory.web.views.common import PageMixin, PortalLoginRequiredMixin, wants_fragment
 
 BUILDER_TEMPLATE = "inventory/nad_new.html"
 SEVERITY_ORDER = {nad.ERROR: 0, nad.WARNING: 1, nad.INFO: 2}

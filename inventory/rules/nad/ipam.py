@@ -8,7 +8,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from inventory.nad.facts import Finding, IpamRequest, error, info, warning
+from inventory.rules.nad.facts import Finding, IpamRequest, error, info, warning
 
 IPAM_TYPES = ("none", "static", "host-local", "whereabouts", "dhcp")
 

@@ -14,13 +14,13 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import FormView
 
-from inventory import teams
-from inventory.forms import ExtendForm, ReserveForm
 from inventory.models import Interface, Reservation
 from inventory.services import reservations as reservation_services
+from inventory.services import teams
 from inventory.services.errors import Conflict
-from inventory.views.common import PageMixin, PortalLoginRequiredMixin
-from inventory.views.team import redirect_after_post
+from inventory.web.forms import ExtendForm, ReserveForm
+from inventory.web.views.common import PageMixin, PortalLoginRequiredMixin
+from inventory.web.views.team import redirect_after_post
 
 
 def refusal(exc: Exception) -> list[str]:

@@ -9,16 +9,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from inventory.choices import OwnershipState
-from inventory.nad import render
-from inventory.nad.build import (
+from inventory.rules.nad import render
+from inventory.rules.nad.build import (
     SELECTORS,
     eexist_finding,
     explicit_cni_version_findings,
     name_findings,
     pod_name_clauses,
 )
-from inventory.nad.devices import device_findings
-from inventory.nad.facts import (
+from inventory.rules.nad.devices import device_findings
+from inventory.rules.nad.facts import (
     ERROR,
     WARNING,
     DeviceFacts,
@@ -28,8 +28,8 @@ from inventory.nad.facts import (
     info,
     warning,
 )
-from inventory.nad.ipam import ipam_request_from_config, validate_ipam
-from inventory.nad.names import (
+from inventory.rules.nad.ipam import ipam_request_from_config, validate_ipam
+from inventory.rules.nad.names import (
     ifname_problem,
     is_full_bdf,
     is_short_bdf,
@@ -37,7 +37,7 @@ from inventory.nad.names import (
     kernelpath_problem,
     normalize_mac,
 )
-from inventory.nad.versions import plugin_has_eexist_bug
+from inventory.rules.nad.versions import plugin_has_eexist_bug
 
 NO_SELECTOR_MESSAGE = 'specify either "device", "hwaddr", "kernelpath" or "pciBusID"'
 

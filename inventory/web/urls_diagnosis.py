@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from inventory.views.diagnosis import PodDiagnosisListView, PodDiagnosisView, StrandedView
+from inventory.web.views.diagnosis import PodDiagnosisListView, PodDiagnosisView, StrandedView
 
 urlpatterns = [
     path("pods/", PodDiagnosisListView.as_view(), name="pod-diagnosis-list"),

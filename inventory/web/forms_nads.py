@@ -1,6 +1,6 @@
 """Forms of the NAD builder pages. They only parse what the user typed into the service's
-arguments: whether a NAD would work is the pure rules' call (inventory.nad), shown as findings,
-so the fields are deliberately lenient (an empty name is a finding, not a form error)."""
+arguments: whether a NAD would work is the pure rules' call (inventory.rules.nad), shown as
+findings, so the fields are deliberately lenient (an empty name is a finding, not a form error)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
 
-from inventory import nad
 from inventory.choices import OwnershipState
 from inventory.models import Interface
-from inventory.nad.ipam import _FIELDS_BY_TYPE as FIELDS_BY_TYPE
-from inventory.nad.ipam import IPAM_TYPES
+from inventory.rules import nad
+from inventory.rules.nad.ipam import _FIELDS_BY_TYPE as FIELDS_BY_TYPE
+from inventory.rules.nad.ipam import IPAM_TYPES
 
 SELECTOR_CHOICES = [
     ("auto", "auto (the builder picks the safest)"),

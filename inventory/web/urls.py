@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from inventory import views
+from inventory.web import views
 
 app_name = "inventory"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("reservations/<int:pk>/release/", views.ReleaseView.as_view(), name="reservation-release"),
     path("team/", views.TeamView.as_view(), name="team"),
     path("team/switch/", views.TeamSwitchView.as_view(), name="team-switch"),
-    path("", include("inventory.urls_nads")),  # the NAD builder: nads/...
-    path("", include("inventory.urls_diagnosis")),  # pods/, pods/<ns>/<name>/diagnosis/, stranded/
+    path("", include("inventory.web.urls_nads")),  # the NAD builder: nads/...
+    # pods/, pods/<ns>/<name>/diagnosis/, stranded/
+    path("", include("inventory.web.urls_diagnosis")),
 ]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from inventory.views import nads
+from inventory.web.views import nads
 
 urlpatterns = [
     path("nads/", nads.NadListView.as_view(), name="nad-list"),
