@@ -47,7 +47,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from inventory.choices import OwnershipState
+from inventory.rules.states import OwnershipState
 
 # -- facts in, verdicts out -------------------------------------------------------------------
 

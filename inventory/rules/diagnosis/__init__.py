@@ -32,13 +32,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from inventory.choices import OwnershipState
 from inventory.rules import nad
 from inventory.rules.multus import NetworkSelection, NetworkStatus
 from inventory.rules.nad.devices import is_primary_nic
 from inventory.rules.nad.ipam import ipam_request_from_config
 from inventory.rules.nad.names import normalize_mac
 from inventory.rules.nad.versions import describe_plugin
+from inventory.rules.states import OwnershipState
 
 SANDBOX_FAILURE_REASON = "FailedCreatePodSandBox"
 

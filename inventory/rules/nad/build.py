@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import yaml
 
-from inventory.choices import OwnershipState
 from inventory.rules.nad import render
 from inventory.rules.nad.devices import device_findings, where
 from inventory.rules.nad.facts import (
@@ -63,6 +62,7 @@ from inventory.rules.nad.versions import (
     release_key,
     version_key,
 )
+from inventory.rules.states import OwnershipState
 
 # host-device's own precedence when several are set (getLink): device > hwaddr > kernelpath >
 # pciBusID.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from inventory.choices import OwnershipState
 from inventory.rules.nad.facts import DeviceFacts, Finding, error, warning
+from inventory.rules.states import OwnershipState
 
 # Drivers of Wi-Fi NICs: cfg80211 ties them to their phy, so the link cannot change netns
 # (plugins #957). The agent may also report kind "wireless".

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from inventory.choices import OwnershipState
+from inventory.rules.states import OwnershipState
 
 ERROR = "error"  # blocks: the builder emits nothing, the NAD would not work
 WARNING = "warning"  # explains a risk or an assumption; the NAD is still emitted

@@ -8,7 +8,6 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from inventory.choices import OwnershipState
 from inventory.rules.nad import render
 from inventory.rules.nad.build import (
     SELECTORS,
@@ -38,6 +37,7 @@ from inventory.rules.nad.names import (
     normalize_mac,
 )
 from inventory.rules.nad.versions import plugin_has_eexist_bug
+from inventory.rules.states import OwnershipState
 
 NO_SELECTOR_MESSAGE = 'specify either "device", "hwaddr", "kernelpath" or "pciBusID"'
 
