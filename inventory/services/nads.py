@@ -24,14 +24,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from inventory.choices import HistoryKind, NadOrigin
 from inventory.clients.cluster import ClusterClient, ClusterError, NadExists, NadInfo
-from inventory.models import Cluster, Interface, NetworkAttachment, Node
+from inventory.models import Cluster, Interface, NetworkAttachment
 from inventory.read import facts
 from inventory.rules import nad
 from inventory.services import audit
@@ -106,13 +105,6 @@ def ipam_request(ipam: Mapping[str, Any] | nad.IpamRequest | None) -> nad.IpamRe
     return nad.IpamRequest(**values)
 
 
-def multus_version_for(cluster: Cluster | None) -> str:
-    """The cluster row's Multus version when it is known, else the deployment's setting."""
-    if cluster is not None and cluster.multus_version:
-        return cluster.multus_version
-    return settings.MULTUS_VERSION
-
-
 def _interfaces(interface_ids: Sequence[int]) -> list[Interface]:
     ids = list(dict.fromkeys(int(i) for i in interface_ids))
     rows = {
@@ -157,7 +149,7 @@ def build_request(
                 plugin=plugins[interface.node_id],
             )
         )
-    cluster = interfaces[0].node.cluster if interfaces else _configured_cluster()
+    cluster = interfaces[0].node.cluster if interfaces else facts.configured_cluster()
     others = tuple(
         dict.fromkeys([PRIMARY_POD_INTERFACE, *(str(n).strip() for n in other_pod_interfaces if n)])
     )
@@ -170,14 +162,10 @@ def build_request(
         other_pod_interfaces=others,
         ipam=ipam_request(ipam),
         cni_version=(cni_version or "auto").strip(),
-        multus_version=multus_version_for(cluster),
+        multus_version=facts.multus_version_for(cluster),
         team=team.name if team is not None else "",
         resource_name=(resource_name or "").strip(),
     )
-
-
-def _configured_cluster() -> Cluster | None:
-    return Cluster.objects.filter(name=settings.CLUSTER_NAME).first()
 
 
 def _fields_from_api(request_data: Mapping[str, Any]) -> dict[str, Any]:
@@ -242,13 +230,13 @@ def render(
 
 def validate_manifest(*, text: str, cluster: Cluster | None = None) -> list[nad.Finding]:
     """Lint a pasted NAD (YAML or JSON) against the inventory of the configured cluster."""
-    cluster = cluster or _configured_cluster()
-    nodes = list(Node.objects.filter(cluster=cluster, in_cluster=True)) if cluster else []
+    cluster = cluster or facts.configured_cluster()
+    nodes = facts.cluster_nodes(cluster)
     return nad.lint_manifest(
         text,
         devices_by_node=facts.devices_by_node(nodes),
         plugins_by_node=facts.plugins_by_node(nodes),
-        multus_version=multus_version_for(cluster),
+        multus_version=facts.multus_version_for(cluster),
     )
 
 
@@ -388,7 +376,7 @@ def _store(
 def _lint_findings(cluster: Cluster, rendered: nad.RenderedNad) -> list[dict[str, str]]:
     """The findings the sweep's linter will store for this NAD (sync.lint_cluster_nads), so the
     list page shows the same thing before and after the next sweep."""
-    nodes = list(Node.objects.filter(cluster=cluster, in_cluster=True))
+    nodes = facts.cluster_nodes(cluster)
     return [
         f.as_dict()
         for f in nad.lint(
@@ -398,6 +386,6 @@ def _lint_findings(cluster: Cluster, rendered: nad.RenderedNad) -> list[dict[str
             annotations=rendered.annotations,
             devices_by_node=facts.devices_by_node(nodes),
             plugins_by_node=facts.plugins_by_node(nodes),
-            multus_version=multus_version_for(cluster),
+            multus_version=facts.multus_version_for(cluster),
         )
     ]

@@ -284,7 +284,7 @@ def _refresh_ownership(interface_ids: list[int]) -> dict[int, str]:
     """Recompute the verdicts of these interfaces inside the caller's transaction and return
     their new states. The ownership engine and its writer are sync's; no fallback here: a
     reservation whose state is not recomputed would show a free NIC as free."""
-    from inventory.sync import refresh_ownership
+    from inventory.sync.verdicts import refresh_ownership
 
     refresh_ownership(interface_ids=list(interface_ids))
     return dict(Interface.objects.filter(pk__in=interface_ids).values_list("pk", "state"))
