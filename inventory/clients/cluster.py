@@ -31,6 +31,8 @@ from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
 from inventory.rules import multus
+from inventory.rules.diagnosis.facts import SANDBOX_FAILURE_REASON
+from inventory.rules.nad.render import RESOURCE_NAME_ANNOTATION
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +40,6 @@ NAD_GROUP = "k8s.cni.cncf.io"
 NAD_VERSION = "v1"
 NAD_PLURAL = "network-attachment-definitions"
 NAD_KIND = "NetworkAttachmentDefinition"
-RESOURCE_NAME_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
-SANDBOX_FAILURE_REASON = "FailedCreatePodSandBox"
 
 DEFAULT_AGENT_LABEL_SELECTOR = "app.kubernetes.io/name=nicportal-agent"
 DEFAULT_AGENT_PORT_NAME = "agent"

@@ -39,7 +39,6 @@ from inventory.services.teams import can_act_for
 
 log = logging.getLogger(__name__)
 
-PRIMARY_POD_INTERFACE = "eth0"  # what the primary CNI (Calico on MicroK8s) names it in every pod
 _IPAM_FIELDS = {f.name for f in dataclass_fields(nad.IpamRequest)}
 _IPAM_LIST_FIELDS = {"addresses", "routes", "exclude"}
 # CNI spellings accepted in an `ipam` dict as well (what people copy from existing configs).
@@ -151,7 +150,9 @@ def build_request(
         )
     cluster = interfaces[0].node.cluster if interfaces else facts.configured_cluster()
     others = tuple(
-        dict.fromkeys([PRIMARY_POD_INTERFACE, *(str(n).strip() for n in other_pod_interfaces if n)])
+        dict.fromkeys(
+            [nad.PRIMARY_POD_INTERFACE, *(str(n).strip() for n in other_pod_interfaces if n)]
+        )
     )
     return nad.NadRequest(
         namespace=(namespace or "").strip(),

@@ -11,6 +11,7 @@ from inventory.rules.nad.build import SELECTORS, build
 from inventory.rules.nad.facts import (
     ERROR,
     INFO,
+    PRIMARY_POD_INTERFACE,
     WARNING,
     BuildResult,
     DeviceFacts,
@@ -31,6 +32,7 @@ from inventory.rules.nad.versions import (
 )
 
 __all__ = [
+    "PRIMARY_POD_INTERFACE",
     "CNI_VERSIONS",
     "ERROR",
     "INFO",

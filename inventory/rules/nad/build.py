@@ -27,6 +27,7 @@ from inventory.rules.nad import render
 from inventory.rules.nad.devices import device_findings, where
 from inventory.rules.nad.facts import (
     ERROR,
+    PRIMARY_POD_INTERFACE,
     BuildResult,
     DeviceFacts,
     Finding,
@@ -352,7 +353,9 @@ def pod_name_clauses(pod_interface: str, other_pod_interfaces: tuple[str, ...]) 
         "(another attachment: Multus names them net1, net2… by default)"
     }
     for name in other_pod_interfaces:
-        made_by = "the primary CNI's interface" if name == "eth0" else "another attachment"
+        made_by = (
+            "the primary CNI's interface" if name == PRIMARY_POD_INTERFACE else "another attachment"
+        )
         names[name] = f'the pod already has an interface named "{name}" ({made_by})'
     return names
 

@@ -1,5 +1,5 @@
 """The data the NAD builder and linter take in and give out. Plain frozen dataclasses: the
-inventory (models, agent snapshots) is converted into these at the edges (services.py), so the
+inventory (models, agent snapshots) is converted into these by `inventory/read/facts.py`, so the
 rules in this package never touch the ORM or the network."""
 
 from __future__ import annotations
@@ -7,6 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from inventory.rules.states import OwnershipState
+
+# What the primary CNI (Calico on MicroK8s) names its interface in every pod.
+PRIMARY_POD_INTERFACE = "eth0"
 
 ERROR = "error"  # blocks: the builder emits nothing, the NAD would not work
 WARNING = "warning"  # explains a risk or an assumption; the NAD is still emitted
@@ -60,7 +63,7 @@ class NadRequest:
     devices: tuple[DeviceFacts, ...]  # the chosen interface on each target node
     selector: str = "auto"  # "auto" | "device" | "hwaddr" | "pciBusID" | "kernelpath"
     pod_interface: str = "net1"
-    other_pod_interfaces: tuple[str, ...] = ("eth0",)
+    other_pod_interfaces: tuple[str, ...] = (PRIMARY_POD_INTERFACE,)
     ipam: IpamRequest = field(default_factory=IpamRequest)
     cni_version: str = "auto"
     multus_version: str = ""  # "" unknown; "3.9" for MicroK8s' addon

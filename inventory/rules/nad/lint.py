@@ -19,6 +19,7 @@ from inventory.rules.nad.build import (
 from inventory.rules.nad.devices import device_findings
 from inventory.rules.nad.facts import (
     ERROR,
+    PRIMARY_POD_INTERFACE,
     WARNING,
     DeviceFacts,
     Finding,
@@ -343,7 +344,7 @@ def lint(
             findings += device_findings(device, selector=winner, team="", strict_reservations=False)
 
     if winner == "device":
-        pod_names = pod_name_clauses("", ("eth0",))
+        pod_names = pod_name_clauses("", (PRIMARY_POD_INTERFACE,))
         pod_names.pop("", None)
         nodes = sorted(matched) if inventory is not None else sorted(plugins) or [""]
         for node in nodes:
