@@ -29,7 +29,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from inventory.choices import HistoryKind, NadOrigin
-from inventory.clients.cluster import ClusterClient, ClusterError, NadExists, NadInfo
+from inventory.clients.cluster import ClusterClient, ClusterError, NadExists
+from inventory.clients.cluster_objects import NadInfo
 from inventory.models import Cluster, Interface, NetworkAttachment
 from inventory.read import facts
 from inventory.rules import nad

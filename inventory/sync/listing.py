@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inventory.choices import AttachmentStatus
-from inventory.clients.cluster import ClusterListing, NadInfo
+from inventory.clients.cluster_objects import ClusterListing, NadInfo
 from inventory.models import Cluster, Interface, NetworkAttachment, Node, PodAttachment
 from inventory.sync.lint import mark_lint_dirty
 from inventory.sync.stats import BATCH_SIZE, SyncStats, bulk_write, changed_fields

@@ -7,7 +7,8 @@ manifests go out. The rules are docs/HOST_DEVICE.md's.
     result = nad.build(nad.NadRequest(namespace="lab", name="uplink", devices=(...,)))
 """
 
-from inventory.rules.nad.build import SELECTORS, build
+from inventory.rules.nad.build import build
+from inventory.rules.nad.checks import SELECTORS
 from inventory.rules.nad.facts import (
     ERROR,
     INFO,

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from inventory.rules.nad import render
-from inventory.rules.nad.build import (
+from inventory.rules.nad.checks import (
     SELECTORS,
     eexist_finding,
     explicit_cni_version_findings,
@@ -178,7 +178,7 @@ def lint(
     resource_name = str(annotations.get(render.RESOURCE_NAME_ANNOTATION) or "")
 
     if not (config or "").strip():
-        findings.append(_config_empty(name))
+        findings.append(config_empty(name))
         return findings
     parsed, problems = parse_config_json(config)
     if problems:
@@ -369,7 +369,7 @@ def lint(
     return findings
 
 
-def _config_empty(name: str) -> Finding:
+def config_empty(name: str) -> Finding:
     return warning(
         "CONFIG_EMPTY",
         "config",

@@ -10,7 +10,7 @@ import yaml
 
 from inventory.rules.nad import render
 from inventory.rules.nad.facts import ERROR, Finding, error
-from inventory.rules.nad.lint import _config_empty, lint
+from inventory.rules.nad.lint import config_empty, lint
 
 
 def parse_manifest(text: str) -> tuple[dict | None, list[Finding]]:
@@ -110,7 +110,7 @@ def parse_manifest(text: str) -> tuple[dict | None, list[Finding]]:
         )
     elif not config or not config.strip():
         name = metadata.get("name", "") if isinstance(metadata, dict) else ""
-        findings.append(_config_empty(name))
+        findings.append(config_empty(name))
     if any(f.severity == ERROR for f in findings):
         return None, findings
     return obj, findings
