@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import DatabaseError, connections
 from django.db.models import Count, Q
@@ -78,8 +79,6 @@ def check_broker(broker_url: str | None = None) -> dict[str, Any]:
 
 
 def _check_redis_broker(url: str) -> dict[str, Any]:
-    import redis  # comes with celery[redis]; imported here so SQLite-only set-ups need not load it
-
     client = redis.Redis.from_url(
         url, socket_connect_timeout=BROKER_TIMEOUT, socket_timeout=BROKER_TIMEOUT
     )

@@ -15,7 +15,7 @@ from django.db import InterfaceError, OperationalError
 
 from inventory.clients.cluster import ClusterError
 from inventory.models import Node
-from inventory.services import polling
+from inventory.services import polling, reservations
 from inventory.sync.lint import lint_cluster_nads
 from inventory.sync.listing import get_cluster
 
@@ -99,13 +99,9 @@ def request_refresh(*, node_id: int, reason: str = "hint") -> bool:
 
 @shared_task(soft_time_limit=60, time_limit=90, **_RETRY)
 def expire_reservations() -> dict:
-    from inventory.services import reservations
-
     return {"expired": reservations.expire_due()}
 
 
 @shared_task(soft_time_limit=60, time_limit=90, **_RETRY)
 def publish_node_reservations(node_id: int) -> None:
-    from inventory.services import reservations
-
     reservations.publish_node_reservations(node_id=node_id)

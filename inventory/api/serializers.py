@@ -7,8 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.contrib.auth.models import Group
-from rest_framework import exceptions, serializers
+from rest_framework import serializers
 
 from inventory.models import (
     Cluster,
@@ -235,17 +234,6 @@ class ReservationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def team_named(name: str) -> Group:
-    """The team of that name. An unknown name is a 403 like a team one is not in: acting for a
-    team needs its membership either way, and outsiders learn no team names from the answer."""
-    team = Group.objects.filter(name=name).first()
-    if team is None:
-        raise exceptions.PermissionDenied(
-            f"You cannot act for team {name!r}: there is no such team, or you are not in it."
-        )
-    return team
-
-
 class ReservationCreateSerializer(serializers.Serializer):
     interface = StrictIntegerField(
         min_value=1, max_value=2**63 - 1, help_text="Id of the interface to reserve."
@@ -254,26 +242,13 @@ class ReservationCreateSerializer(serializers.Serializer):
         required=False,
         min_length=1,
         max_length=150,
-        help_text="Team (group) name to reserve for; may be omitted when you are in one team.",
+        help_text="Team (group) name to reserve for; may be omitted when you are in one team "
+        "(services.teams).",
     )
     purpose = StrictCharField(
         min_length=1, max_length=500, help_text="What the NIC is reserved for."
     )
     expires_at = serializers.DateTimeField(help_text="End of the reservation (in the future).")
-
-    def validate_team(self, value: str) -> Group:
-        return team_named(value)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if "team" not in attrs:
-            user = self.context["request"].user
-            teams = list(user.groups.order_by("name")[:2])
-            if len(teams) != 1:
-                raise serializers.ValidationError(
-                    {"team": ["You are in several teams (or none): say which team reserves."]}
-                )
-            attrs["team"] = teams[0]
-        return attrs
 
 
 class ReservationExtendSerializer(serializers.Serializer):
@@ -351,7 +326,7 @@ class NadRequestSerializer(serializers.Serializer):
         allow_blank=True,
         max_length=150,
         help_text="Team acting (reserved NICs are offered to their team only); empty or "
-        "absent: your first team.",
+        "absent: your only team, none if you are in no team; in several teams, name one.",
     )
 
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
+from django.conf import settings
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
@@ -111,8 +112,6 @@ class ClusterClient:
 
     @classmethod
     def from_settings(cls) -> ClusterClient:
-        from django.conf import settings
-
         return cls(
             kubeconfig=settings.KUBECONFIG or None,
             context=settings.KUBE_CONTEXT or None,

@@ -1,5 +1,6 @@
 """Build, validate and apply host-device NADs against the inventory. Shared by the NAD builder
-pages, the REST API (`/api/v1/nads/render|validate|apply/`) and scripts.
+pages, the REST API (`/api/v1/nads/render|validate|apply/`) and scripts: one keyword signature
+(`render` and `apply` take the same request fields), each door translating its own input.
 
 The rules live in the pure `inventory.rules.nad` package; this module only turns Interface rows into
 its facts, and does the side effects of `apply`: create the NADs in the cluster, store them, and
@@ -25,7 +26,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from inventory.choices import HistoryKind, NadOrigin
@@ -34,9 +35,8 @@ from inventory.clients.cluster_objects import NadInfo
 from inventory.models import Cluster, Interface, NetworkAttachment
 from inventory.read import facts
 from inventory.rules import nad
-from inventory.services import audit
+from inventory.services import audit, teams
 from inventory.services.errors import Conflict
-from inventory.services.teams import can_act_for
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,13 @@ _IPAM_ALIASES = {"rangeStart": "range_start", "rangeEnd": "range_end"}
 
 
 class NadRefused(ValidationError):
-    """The dry run found errors: nothing was created. `findings` holds every finding of the
-    build (errors and the rest); the ValidationError's message dict is keyed by finding field,
-    each message followed by its fix, so a front door can show it as is."""
+    """The dry run found errors: nothing was created. `result` is that dry run and `findings`
+    every finding of it (errors and the rest); the ValidationError's message dict is keyed by
+    finding field, each message followed by its fix, so a door can show it as is."""
 
-    def __init__(self, findings: Sequence[nad.Finding]) -> None:
-        self.findings = tuple(findings)
+    def __init__(self, result: nad.BuildResult) -> None:
+        self.result = result
+        self.findings = tuple(result.findings)
         messages: dict[str, list[str]] = {}
         for finding in self.findings:
             if finding.severity == nad.ERROR:
@@ -170,48 +171,6 @@ def build_request(
     )
 
 
-def _fields_from_api(request_data: Mapping[str, Any]) -> dict[str, Any]:
-    """The REST serializer's field names (`interfaces`) to this module's (`interface_ids`)."""
-    data = dict(request_data)
-    fields: dict[str, Any] = {}
-    if "interfaces" in data:
-        fields["interface_ids"] = data.pop("interfaces")
-    selector = data.pop("selector", "auto")
-    if isinstance(selector, Mapping):
-        # An older API serializer sent pod node-selector labels here; placement comes from the
-        # interfaces' nodes, so an empty mapping means "auto" and anything else is refused.
-        if selector:
-            raise ValidationError(
-                {
-                    "selector": [
-                        "selector is the host-device selector (auto, device, hwaddr, pciBusID, "
-                        "kernelpath); pod placement follows from the chosen interfaces."
-                    ]
-                }
-            )
-        selector = "auto"
-    fields["selector"] = selector or "auto"
-    for key in ("namespace", "name", "interface_ids", "pod_interface", "ipam", "cni_version",
-                "resource_name", "other_pod_interfaces"):  # fmt: skip
-        if key in data and data[key] is not None:
-            fields[key] = data[key]
-    return fields
-
-
-def _fields(request_data: Mapping[str, Any] | None, fields: dict[str, Any]) -> dict[str, Any]:
-    if request_data is not None:
-        fields = {**fields, **_fields_from_api(request_data)}
-    for required in ("namespace", "name", "interface_ids"):
-        if required not in fields:
-            raise ValidationError({required: ["This field is required."]})
-    return fields
-
-
-def _check_team(user: Any, team: Group | None) -> None:
-    if team is not None and not can_act_for(user, team):
-        raise PermissionDenied(f"You are not a member of team {team.name}.")
-
-
 # --------------------------------------------------------------------------------- workflows
 
 
@@ -219,15 +178,34 @@ def render(
     *,
     user: Any,
     team: Group | None = None,
-    request_data: Mapping[str, Any] | None = None,
-    **fields: Any,
+    namespace: str,
+    name: str,
+    interface_ids: Sequence[int],
+    selector: str = "auto",
+    pod_interface: str = "net1",
+    ipam: Mapping[str, Any] | nad.IpamRequest | None = None,
+    cni_version: str = "auto",
+    resource_name: str = "",
+    other_pod_interfaces: Sequence[str] = (),
 ) -> nad.BuildResult:
-    """Build the NAD(s) for a request without side effects. `fields` are build_request's
-    keyword arguments; `request_data` takes the REST serializer's dict instead. Raises
-    ValidationError for unknown interfaces or IPAM fields, PermissionDenied when the user may
-    not act for `team`."""
-    _check_team(user, team)
-    return nad.build(build_request(team=team, **_fields(request_data, fields)))
+    """Build the NAD(s) for a request without side effects. Raises ValidationError for unknown
+    interfaces or IPAM fields, PermissionDenied when the user may not act for `team` (None:
+    acting for no team)."""
+    teams.check_acting(user, team)
+    return nad.build(
+        build_request(
+            namespace=namespace,
+            name=name,
+            interface_ids=interface_ids,
+            selector=selector,
+            pod_interface=pod_interface,
+            ipam=ipam,
+            cni_version=cni_version,
+            team=team,
+            resource_name=resource_name,
+            other_pod_interfaces=other_pod_interfaces,
+        )
+    )
 
 
 def validate_manifest(*, text: str, cluster: Cluster | None = None) -> list[nad.Finding]:
@@ -246,23 +224,41 @@ def apply(
     *,
     user: Any,
     team: Group | None = None,
-    request_data: Mapping[str, Any] | None = None,
+    namespace: str,
+    name: str,
+    interface_ids: Sequence[int],
+    selector: str = "auto",
+    pod_interface: str = "net1",
+    ipam: Mapping[str, Any] | nad.IpamRequest | None = None,
+    cni_version: str = "auto",
+    resource_name: str = "",
+    other_pod_interfaces: Sequence[str] = (),
     client: ClusterClient | None = None,
-    **fields: Any,
 ) -> list[NetworkAttachment]:
-    """Render, then create the NAD(s) in the cluster and store them (see the module docstring).
+    """Render (as `render`, same arguments), then create the NAD(s) in the cluster and store
+    them (see the module docstring).
 
-    Raises NadRefused (a ValidationError carrying the findings) when the dry run has errors,
+    Raises NadRefused (a ValidationError carrying the dry run) when it has errors,
     PermissionDenied when the user may not act for `team`, Conflict when a NAD of that name is
     already in the cluster, ClusterError when the cluster cannot be reached. In every one of
     these cases nothing is left created or stored."""
-    _check_team(user, team)
-    fields = _fields(request_data, fields)
-    result = nad.build(build_request(team=team, **fields))
+    result = render(
+        user=user,
+        team=team,
+        namespace=namespace,
+        name=name,
+        interface_ids=interface_ids,
+        selector=selector,
+        pod_interface=pod_interface,
+        ipam=ipam,
+        cni_version=cni_version,
+        resource_name=resource_name,
+        other_pod_interfaces=other_pod_interfaces,
+    )
     if not result.ok:
-        raise NadRefused(result.findings)
+        raise NadRefused(result)
     # The builder refuses two interfaces on one node, so the node names a NAD's interface.
-    interfaces = {i.node.name: i for i in _interfaces(fields["interface_ids"])}
+    interfaces = {i.node.name: i for i in _interfaces(interface_ids)}
     cluster = next(iter(interfaces.values())).node.cluster
 
     own_client = client is None
@@ -324,7 +320,7 @@ def _store(
     created: list[tuple[nad.RenderedNad, NadInfo]],
     interfaces: Mapping[str, Interface],
     user: Any,
-    team: Group | None,
+    team: Group | None = None,
 ) -> list[NetworkAttachment]:
     actor = user if getattr(user, "is_authenticated", False) else None
     rows = []

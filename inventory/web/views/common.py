@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.models import Group
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
@@ -27,6 +28,28 @@ from inventory.services import teams
 
 POLL_INTERVAL = "2s"
 NAD_BUILDER_PATH = "/nads/new/"
+TEAM_SESSION_KEY = "nicportal_team_id"
+
+
+def active_team(request: HttpRequest) -> Group | None:
+    """The team the switcher names: the one chosen in this session while the user may still act
+    for it, else the first of the user's own teams. The pages always name their acting team
+    this way (services.teams has the rule for the other doors)."""
+    user = request.user
+    if not user.is_authenticated:
+        return None
+    team_id = request.session.get(TEAM_SESSION_KEY)
+    if team_id is not None:
+        team = teams.teams_for(user).filter(pk=team_id).first()
+        if team is not None:
+            return team
+    return user.groups.order_by("name").first()
+
+
+def set_active_team(request: HttpRequest, team: Group) -> None:
+    """Remember the switcher's choice; PermissionDenied for a team the user may not act for."""
+    teams.check_acting(request.user, team)
+    request.session[TEAM_SESSION_KEY] = team.pk
 
 
 def digest(*values: Any) -> str:
@@ -67,7 +90,7 @@ class PageMixin(PortalLoginRequiredMixin):
         request = self.request  # type: ignore[attr-defined]
         if not wants_fragment(request):
             context["teams"] = list(teams.teams_for(request.user))
-            context["active_team"] = teams.active_team(request)
+            context["active_team"] = active_team(request)
         context["fragment"] = wants_fragment(request)
         context["poll_interval"] = POLL_INTERVAL
         context["nad_builder_path"] = NAD_BUILDER_PATH

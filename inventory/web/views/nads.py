@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -35,7 +36,12 @@ from inventory.web.forms_nads import (
     NadLintForm,
     usable_interfaces,
 )
-from inventory.web.views.common import PageMixin, PortalLoginRequiredMixin, wants_fragment
+from inventory.web.views.common import (
+    PageMixin,
+    PortalLoginRequiredMixin,
+    active_team,
+    wants_fragment,
+)
 
 BUILDER_TEMPLATE = "inventory/nad_new.html"
 SEVERITY_ORDER = {nad.ERROR: 0, nad.WARNING: 1, nad.INFO: 2}
@@ -45,11 +51,11 @@ def sorted_findings(findings: Any) -> list[Any]:
     return sorted(findings, key=lambda f: SEVERITY_ORDER.get(f.severity, 3))
 
 
-def page_context(request: HttpRequest) -> dict[str, Any]:
+def page_context(request: HttpRequest, team: Group | None) -> dict[str, Any]:
     """What base.html's top bar needs (PageMixin provides it to class-based pages)."""
     return {
         "teams": list(teams.teams_for(request.user)),
-        "active_team": teams.active_team(request),
+        "active_team": team,
         "fragment": wants_fragment(request),
     }
 
@@ -61,17 +67,20 @@ def form_problems(form: NadBuilderForm) -> list[str]:
     ]
 
 
-def _preview(request: HttpRequest, form: NadBuilderForm) -> dict[str, Any]:
+def _preview(request: HttpRequest, form: NadBuilderForm, team: Group | None) -> dict[str, Any]:
     """Render the form's request: the result, or why it could not be rendered."""
     if not form.is_valid():
         return {"result": None, "refusals": form_problems(form)}
     try:
-        result = nad_services.render(
-            user=request.user, team=teams.active_team(request), **form.service_arguments()
-        )
+        result = nad_services.render(user=request.user, team=team, **form.service_arguments())
     except (ValidationError, PermissionDenied) as exc:
         texts = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
         return {"result": None, "refusals": texts}
+    return _shown(result, form)
+
+
+def _shown(result: nad.BuildResult, form: NadBuilderForm) -> dict[str, Any]:
+    """The preview of a rendered request."""
     query = {k: v for k, v in form.data.lists() if k != "csrfmiddlewaretoken"}
     return {
         "result": result,
@@ -86,14 +95,15 @@ class NadBuilderView(PortalLoginRequiredMixin, View):
     """GET /nads/new/?interface=<id>: the form, prefilled from the inventory."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        team = teams.active_team(request)
+        team = active_team(request)
         initial: dict[str, Any] = {}
         chosen = _prefill_interface(request, team)
         if chosen is not None:
             initial["interfaces"] = [chosen.pk]
             initial["name"] = slugify(f"{chosen.node.name}-{chosen.name}")[:63]
         form = NadBuilderForm(initial=initial, team=team)
-        return render(request, BUILDER_TEMPLATE, _builder_context(request, form, preview=None))
+        context = _builder_context(request, form, team, preview=None)
+        return render(request, BUILDER_TEMPLATE, context)
 
 
 def _prefill_interface(request: HttpRequest, team: Any) -> Interface | None:
@@ -115,7 +125,11 @@ def _prefill_interface(request: HttpRequest, team: Any) -> Interface | None:
 
 
 def _builder_context(
-    request: HttpRequest, form: NadBuilderForm, *, preview: dict[str, Any] | None
+    request: HttpRequest,
+    form: NadBuilderForm,
+    team: Group | None,
+    *,
+    preview: dict[str, Any] | None,
 ) -> dict[str, Any]:
     interfaces = list(form.fields["interfaces"].queryset)
     by_node: dict[str, list[Interface]] = {}
@@ -128,7 +142,7 @@ def _builder_context(
         for name in IPAM_FIELDS
     ]  # fmt: skip
     return {
-        **page_context(request),
+        **page_context(request, team),
         "form": form,
         "core_fields": [
             form[n] for n in ("namespace", "name", "selector", "pod_interface", "cni_version")
@@ -146,13 +160,15 @@ class NadPreviewView(PortalLoginRequiredMixin, View):
     GET with download=yaml: the NAD YAML as a file (same query as the form)."""
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        form = NadBuilderForm(request.POST, team=teams.active_team(request))
-        context = _builder_context(request, form, preview=_preview(request, form))
+        team = active_team(request)
+        form = NadBuilderForm(request.POST, team=team)
+        context = _builder_context(request, form, team, preview=_preview(request, form, team))
         return render(request, f"{BUILDER_TEMPLATE}#preview", context)
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        form = NadBuilderForm(request.GET, team=teams.active_team(request))
-        preview = _preview(request, form)
+        team = active_team(request)
+        form = NadBuilderForm(request.GET, team=team)
+        preview = _preview(request, form, team)
         result = preview["result"]
         if result is None or not result.ok:
             problems = preview["refusals"] or [
@@ -174,15 +190,17 @@ class NadApplyView(PortalLoginRequiredMixin, View):
     the detail page of the (first) NAD created, which lists all of them."""
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        team = teams.active_team(request)
+        team = active_team(request)
         form = NadBuilderForm(request.POST, team=team)
         errors: list[str] = []
         findings: list[Any] = []
+        preview: dict[str, Any] | None = None
         if form.is_valid():
             try:
                 rows = nad_services.apply(user=request.user, team=team, **form.service_arguments())
             except nad_services.NadRefused as exc:
                 findings = sorted_findings(exc.findings)
+                preview = _shown(exc.result, form)
                 errors = ["Nothing was applied: the NAD would not work (see the findings)."]
             except ValidationError as exc:
                 errors = list(exc.messages)
@@ -200,7 +218,9 @@ class NadApplyView(PortalLoginRequiredMixin, View):
         else:
             errors = form_problems(form)
         context = {
-            **_builder_context(request, form, preview=_preview(request, form)),
+            **_builder_context(
+                request, form, team, preview=preview or _preview(request, form, team)
+            ),
             "apply_errors": errors,
             "apply_findings": findings,
         }
@@ -230,7 +250,10 @@ class NadDetailView(PortalLoginRequiredMixin, DetailView):
     queryset = NetworkAttachment.objects.select_related("cluster", "applied_by")
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        context = {**super().get_context_data(**kwargs), **page_context(self.request)}
+        context = {
+            **super().get_context_data(**kwargs),
+            **page_context(self.request, active_team(self.request)),
+        }
         row = self.object
         applied_ids = [
             int(v) for v in self.request.GET.get("applied", "").split(",") if v.strip().isdigit()
@@ -262,7 +285,11 @@ class NadLintView(PortalLoginRequiredMixin, View):
     template_name = "inventory/nad_lint.html"
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        return render(request, self.template_name, {**page_context(request), "form": NadLintForm()})
+        return render(
+            request,
+            self.template_name,
+            {**page_context(request, active_team(request)), "form": NadLintForm()},
+        )
 
     def post(self, request: HttpRequest) -> HttpResponse:
         form = NadLintForm(request.POST)
@@ -271,7 +298,11 @@ class NadLintView(PortalLoginRequiredMixin, View):
             findings = sorted_findings(
                 nad_services.validate_manifest(text=form.cleaned_data["manifest"])
             )
-        context = {**page_context(request), "form": form, "findings": findings}
+        context = {
+            **page_context(request, active_team(request)),
+            "form": form,
+            "findings": findings,
+        }
         name = self.template_name
         if wants_fragment(request):
             name += "#findings"

@@ -16,10 +16,9 @@ from django.views.generic import FormView
 
 from inventory.models import Interface, Reservation
 from inventory.services import reservations as reservation_services
-from inventory.services import teams
 from inventory.services.errors import Conflict
 from inventory.web.forms import ExtendForm, ReserveForm
-from inventory.web.views.common import PageMixin, PortalLoginRequiredMixin
+from inventory.web.views.common import PageMixin, PortalLoginRequiredMixin, active_team
 from inventory.web.views.team import redirect_after_post
 
 
@@ -69,7 +68,7 @@ class ReserveView(ServiceFormView):
         return super().get_context_data(interface=self.interface, **kwargs)
 
     def perform(self, data: dict[str, Any]) -> str:
-        team = teams.active_team(self.request)
+        team = active_team(self.request)
         if team is None:
             raise PermissionDenied("You are not in any team: ask an admin to add you to one.")
         reservation_services.reserve(

@@ -15,7 +15,13 @@ from inventory.choices import HistoryKind
 from inventory.models import HistoryEntry, Interface
 from inventory.services import teams
 from inventory.web.forms import TeamSwitchForm
-from inventory.web.views.common import LiveMixin, PageMixin, PortalLoginRequiredMixin
+from inventory.web.views.common import (
+    LiveMixin,
+    PageMixin,
+    PortalLoginRequiredMixin,
+    active_team,
+    set_active_team,
+)
 from inventory.web.views.fleet import active_reservations
 
 RESERVATION_KINDS = (
@@ -38,7 +44,7 @@ class TeamSwitchView(PortalLoginRequiredMixin, View):
     def post(self, request: HttpRequest) -> HttpResponse:
         form = TeamSwitchForm(request.POST, teams=teams.teams_for(request.user))
         if form.is_valid():
-            teams.set_active_team(request, form.cleaned_data["team"])
+            set_active_team(request, form.cleaned_data["team"])
             messages.success(request, f"You now act for {form.cleaned_data['team'].name}.")
         else:
             messages.error(request, "You are not a member of that team.")
@@ -56,7 +62,7 @@ class TeamView(PageMixin, LiveMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        team = teams.active_team(self.request)
+        team = active_team(self.request)
         context["team"] = team
         if team is None:
             return context
