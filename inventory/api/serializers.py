@@ -31,8 +31,8 @@ class SelectableFieldsMixin:
     brief_fields: tuple[str, ...] = ("id",)
 
     def get_fields(self) -> dict[str, serializers.Field]:
-        fields = super().get_fields()  # type: ignore[misc]
-        request = self.context.get("request")  # type: ignore[attr-defined]
+        fields = super().get_fields()
+        request = self.context.get("request")
         if request is None or request.method != "GET":
             return fields
         wanted = selected_fields(request.query_params, list(fields), self.brief_fields)
@@ -80,8 +80,8 @@ class StrictStringMixin:
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, str):
-            self.fail("invalid")  # type: ignore[attr-defined]
-        return super().to_internal_value(data)  # type: ignore[misc]
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class StrictCharField(StrictStringMixin, serializers.CharField):

@@ -102,7 +102,7 @@ class ApiViewSetMixin:
     lookup_value_regex = "[^/]+"
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        super().initial(request, *args, **kwargs)
         serializer_class = getattr(self, "serializer_class", None)
         if request.method == "GET" and getattr(serializer_class, "selectable_fields", False):
             # Checked here, not only when rows are serialized: an empty page must 400 too.

@@ -216,7 +216,7 @@ def sweep_inline(
                         lock=False,
                         contacts=contacts,
                     )
-                except Exception as exc:  # noqa: BLE001 - one node's fault must not end the sweep
+                except Exception as exc:
                     log.exception("node=%s poll crashed", node.name)
                     stats = SyncStats(agent_failures=1, messages=[f"{node.name}: {exc}"])
                 with done_lock:

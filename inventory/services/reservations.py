@@ -268,7 +268,7 @@ def publish_node_reservations(*, node_id: int) -> bool:
         ClusterClient.from_settings().set_node_annotation(node.name, ANNOTATION_KEY, value)
     # Any failure (API down, RBAC, timeout, no cluster configured) must not fail the user's
     # action, which has already committed; the annotation is re-published by the next run.
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.warning(
             "annotation publish failed node=%s key=%s", node.name, ANNOTATION_KEY, exc_info=True
         )

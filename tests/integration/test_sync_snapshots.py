@@ -204,7 +204,7 @@ def test_a_bridge_and_its_port_sharing_a_mac_get_two_rows(node):
 class BadAgent(http.server.BaseHTTPRequestHandler):
     body = b"<html>not json</html>"
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()

@@ -171,7 +171,7 @@ def device_findings(
             )
         )
     else:
-        words = _STATE_WORDS.get(state, f'in state "{state}"')  # type: ignore[call-overload]
+        words = _STATE_WORDS.get(state, f'in state "{state}"')
         findings.append(
             error(
                 "DEVICE_NOT_FREE",

@@ -13,7 +13,7 @@ from inventory.rules.nad.facts import Finding, IpamRequest, error, info, warning
 IPAM_TYPES = ("none", "static", "host-local", "whereabouts", "dhcp")
 
 # Which IpamRequest fields each type reads; anything else given is a mistake worth saying.
-_FIELDS_BY_TYPE: dict[str, tuple[str, ...]] = {
+FIELDS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "none": (),
     "dhcp": (),
     "static": ("addresses", "gateway", "routes"),
@@ -77,7 +77,7 @@ def validate_ipam(ipam: IpamRequest, *, node_count: int) -> list[Finding]:
                 f"Choose one of: {', '.join(IPAM_TYPES)}.",
             )
         ]
-    allowed = _FIELDS_BY_TYPE[kind]
+    allowed = FIELDS_BY_TYPE[kind]
     for name in _ALL_FIELDS:
         if getattr(ipam, name) and name not in allowed:
             findings.append(
@@ -86,7 +86,7 @@ def validate_ipam(ipam: IpamRequest, *, node_count: int) -> list[Finding]:
                     f"ipam.{name}",
                     f'"{name}" was given but IPAM type "{kind}" does not use it.',
                     f"Remove it, or choose an IPAM type that uses it"
-                    f" ({', '.join(t for t, f in _FIELDS_BY_TYPE.items() if name in f)}).",
+                    f" ({', '.join(t for t, f in FIELDS_BY_TYPE.items() if name in f)}).",
                 )
             )
 

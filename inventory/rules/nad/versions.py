@@ -45,7 +45,7 @@ def release_key(release: str | None) -> tuple[int, int, int] | None:
     match = _RELEASE.match(release.strip())
     if not match:
         return None
-    return tuple(int(part or 0) for part in match.groups())  # type: ignore[return-value]
+    return tuple(int(part or 0) for part in match.groups())
 
 
 def plugin_ceiling_for_release(release: tuple[int, int, int]) -> str:

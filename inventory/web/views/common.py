@@ -67,7 +67,7 @@ class PortalLoginRequiredMixin(LoginRequiredMixin):
     login form into a table cell: tell the browser to load the login page instead."""
 
     def handle_no_permission(self) -> HttpResponse:
-        request: HttpRequest = self.request  # type: ignore[attr-defined]
+        request: HttpRequest = self.request
         if getattr(request, "htmx", False) and not request.user.is_authenticated:
             login = f"{resolve_url(settings.LOGIN_URL)}?next={request.get_full_path()}"
             return HttpResponseClientRedirect(login)
@@ -80,14 +80,14 @@ class PageMixin(PortalLoginRequiredMixin):
     fragment_name: str = "live"
 
     def get_template_names(self) -> list[str]:
-        names = super().get_template_names()  # type: ignore[misc]
-        if wants_fragment(self.request):  # type: ignore[attr-defined]
+        names = super().get_template_names()
+        if wants_fragment(self.request):
             return [f"{name}#{self.fragment_name}" for name in names]
         return names
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        context = super().get_context_data(**kwargs)  # type: ignore[misc]
-        request = self.request  # type: ignore[attr-defined]
+        context = super().get_context_data(**kwargs)
+        request = self.request
         if not wants_fragment(request):
             context["teams"] = list(teams.teams_for(request.user))
             context["active_team"] = active_team(request)
@@ -110,10 +110,10 @@ class LiveMixin:
         since = request.GET.get("since")
         if since is not None and wants_fragment(request) and since == self.version:
             return HttpResponse(status=204)
-        return super().get(request, *args, **kwargs)  # type: ignore[misc]
+        return super().get(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        context = super().get_context_data(**kwargs)  # type: ignore[misc]
+        context = super().get_context_data(**kwargs)
         context["version"] = self.version
         return context
 

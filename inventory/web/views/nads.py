@@ -29,7 +29,7 @@ from inventory.rules import nad
 from inventory.services import nads as nad_services
 from inventory.services import teams
 from inventory.services.errors import Conflict
-from inventory.web.forms_nads import (
+from inventory.web.forms import (
     FIELDS_BY_TYPE,
     IPAM_FIELDS,
     NadBuilderForm,
@@ -212,7 +212,7 @@ class NadApplyView(PortalLoginRequiredMixin, View):
                     url += "?" + urlencode({"applied": ",".join(str(r.pk) for r in rows)})
                 names = ", ".join(f"{r.namespace}/{r.name}" for r in rows)
                 messages.success(request, f"Applied {names}.")
-                if request.htmx:  # type: ignore[attr-defined]
+                if request.htmx:
                     return HttpResponseLocation(url)
                 return HttpResponseRedirect(url)
         else:
@@ -224,7 +224,7 @@ class NadApplyView(PortalLoginRequiredMixin, View):
             "apply_errors": errors,
             "apply_findings": findings,
         }
-        if request.htmx:  # type: ignore[attr-defined]
+        if request.htmx:
             return render(request, f"{BUILDER_TEMPLATE}#apply", context)
         return render(request, BUILDER_TEMPLATE, context)
 

@@ -35,7 +35,7 @@ TEAM_HISTORY_SHOWN = 100
 
 def redirect_after_post(request: HttpRequest, url: str) -> HttpResponse:
     """htmx follows HX-Redirect with a full page load; a plain form gets the usual 302."""
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return HttpResponseClientRedirect(url)
     return HttpResponseRedirect(url)
 
