@@ -158,7 +158,7 @@ def agent_section(folder: Path) -> list[str]:
     path = folder / "agent_snapshot.txt"
     text = path.read_text().strip() if path.exists() else "not measured"
     return [
-        "## Node agent (bench/agent_snapshot.py, the agent engineer's)",
+        "## Node agent (bench/agent_snapshot.py)",
         "",
         "```",
         text,

@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 
 from inventory.choices import OwnershipState
 from inventory.models import Cluster, Interface, Node, Reservation
+from inventory.read import facts
 from inventory.services import polling
 
 # A readiness probe must answer well inside the kubelet's timeout (3 s in the manifests).
@@ -107,7 +108,7 @@ def check_sweep(now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     stale_after = 3 * float(settings.POLL_INTERVAL)
     try:
-        cluster = Cluster.objects.filter(name=settings.CLUSTER_NAME).first()
+        cluster = facts.configured_cluster()
     except DatabaseError as exc:
         return {"status": DEGRADED, "error": _one_line(exc)}
     if cluster is None:

@@ -18,6 +18,7 @@ from inventory.models import (
     PodAttachment,
     Reservation,
 )
+from inventory.rules import nad
 
 TRUE_VALUES = {"true"}
 FALSE_VALUES = {"false"}
@@ -299,7 +300,7 @@ class NadRequestSerializer(serializers.Serializer):
         help_text="Ids of the host interfaces (one per node) the NAD may hand to pods.",
     )
     selector = serializers.ChoiceField(
-        choices=["auto", "device", "hwaddr", "pciBusID", "kernelpath"],
+        choices=["auto", *nad.SELECTORS],
         required=False,
         default="auto",
         help_text="How host-device finds the device; auto picks what the plugin supports.",

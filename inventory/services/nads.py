@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -174,38 +174,28 @@ def build_request(
 # --------------------------------------------------------------------------------- workflows
 
 
+class NadFields(TypedDict, total=False):
+    """The request fields `render` and `apply` take (build_request's arguments but the team)."""
+
+    namespace: Required[str]
+    name: Required[str]
+    interface_ids: Required[Sequence[int]]
+    selector: str
+    pod_interface: str
+    ipam: Mapping[str, Any] | nad.IpamRequest | None
+    cni_version: str
+    resource_name: str
+    other_pod_interfaces: Sequence[str]
+
+
 def render(
-    *,
-    user: Any,
-    team: Group | None = None,
-    namespace: str,
-    name: str,
-    interface_ids: Sequence[int],
-    selector: str = "auto",
-    pod_interface: str = "net1",
-    ipam: Mapping[str, Any] | nad.IpamRequest | None = None,
-    cni_version: str = "auto",
-    resource_name: str = "",
-    other_pod_interfaces: Sequence[str] = (),
+    *, user: Any, team: Group | None = None, **request: Unpack[NadFields]
 ) -> nad.BuildResult:
     """Build the NAD(s) for a request without side effects. Raises ValidationError for unknown
     interfaces or IPAM fields, PermissionDenied when the user may not act for `team` (None:
     acting for no team)."""
     teams.check_acting(user, team)
-    return nad.build(
-        build_request(
-            namespace=namespace,
-            name=name,
-            interface_ids=interface_ids,
-            selector=selector,
-            pod_interface=pod_interface,
-            ipam=ipam,
-            cni_version=cni_version,
-            team=team,
-            resource_name=resource_name,
-            other_pod_interfaces=other_pod_interfaces,
-        )
-    )
+    return nad.build(build_request(team=team, **request))
 
 
 def validate_manifest(*, text: str, cluster: Cluster | None = None) -> list[nad.Finding]:
@@ -224,41 +214,21 @@ def apply(
     *,
     user: Any,
     team: Group | None = None,
-    namespace: str,
-    name: str,
-    interface_ids: Sequence[int],
-    selector: str = "auto",
-    pod_interface: str = "net1",
-    ipam: Mapping[str, Any] | nad.IpamRequest | None = None,
-    cni_version: str = "auto",
-    resource_name: str = "",
-    other_pod_interfaces: Sequence[str] = (),
     client: ClusterClient | None = None,
+    **request: Unpack[NadFields],
 ) -> list[NetworkAttachment]:
-    """Render (as `render`, same arguments), then create the NAD(s) in the cluster and store
-    them (see the module docstring).
+    """Render (as `render`), then create the NAD(s) in the cluster and store them (see the
+    module docstring).
 
     Raises NadRefused (a ValidationError carrying the dry run) when it has errors,
     PermissionDenied when the user may not act for `team`, Conflict when a NAD of that name is
     already in the cluster, ClusterError when the cluster cannot be reached. In every one of
     these cases nothing is left created or stored."""
-    result = render(
-        user=user,
-        team=team,
-        namespace=namespace,
-        name=name,
-        interface_ids=interface_ids,
-        selector=selector,
-        pod_interface=pod_interface,
-        ipam=ipam,
-        cni_version=cni_version,
-        resource_name=resource_name,
-        other_pod_interfaces=other_pod_interfaces,
-    )
+    result = render(user=user, team=team, **request)
     if not result.ok:
         raise NadRefused(result)
     # The builder refuses two interfaces on one node, so the node names a NAD's interface.
-    interfaces = {i.node.name: i for i in _interfaces(interface_ids)}
+    interfaces = {i.node.name: i for i in _interfaces(request["interface_ids"])}
     cluster = next(iter(interfaces.values())).node.cluster
 
     own_client = client is None
