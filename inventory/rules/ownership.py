@@ -1,7 +1,8 @@
 """Who owns this NIC? The pure ownership engine: facts in, one verdict per link out.
 
-No I/O, no ORM. ``sync.py`` turns an agent snapshot, the pods' Multus ``network-status`` and the
-active reservations into the dataclasses below and stores what :func:`decide_node` returns.
+No I/O, no ORM. ``read/facts.py`` turns the stored agent facts, the pods' Multus
+``network-status`` and the active reservations into the dataclasses below, and
+``sync/verdicts.py`` stores what :func:`decide_node` returns.
 
 Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
 

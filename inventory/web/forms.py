@@ -10,13 +10,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from inventory.choices import OwnershipState
 from inventory.models import Interface
+from inventory.read import facts
 from inventory.rules import nad
 from inventory.rules.nad.ipam import FIELDS_BY_TYPE, IPAM_TYPES
 
@@ -92,7 +92,7 @@ def usable_interfaces(team: Group | None) -> QuerySet[Interface]:
         )
     return (
         Interface.objects.filter(usable, present=True, has_netdev=True)
-        .filter(node__cluster__name=settings.CLUSTER_NAME, node__in_cluster=True)
+        .filter(node__in=facts.configured_nodes())
         .select_related("node")
         .order_by("node__name", "name")
         .distinct()

@@ -3,7 +3,7 @@ htmx requests, and the cheap "has anything changed?" check behind live updates.
 
 Live updates: each page wraps its changing part in an element that polls the page's own URL
 every 2 s with `since=<version>`. The version is a few aggregates over indexed columns (the
-newest HistoryEntry id: sync.py and the reservation services write one for every ownership
+newest HistoryEntry id: sync/ and the reservation services write one for every ownership
 change or user action). When nothing moved the answer is 204 (htmx swaps nothing); when it moved,
 the fragment is rendered again with the new version. Dashboards keep polling for as long as they
 are open (a NIC can move at any time); only when the polled object is gone do we answer 286, which
