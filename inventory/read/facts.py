@@ -169,25 +169,28 @@ _DEVICE_COLUMNS = (
 
 def _device(
     node: str,
-    values: dict,
+    columns: tuple,
     *,
     reserved_team: str,
     plugin: nad.PluginFacts | None,
 ) -> nad.DeviceFacts:
+    """A DeviceFacts from the values of _DEVICE_COLUMNS, in that order (anything after them is
+    left alone)."""
+    name, mac, pci_address, kind, wireless, driver, state, reason, holder, has_netdev = columns[:10]
     return nad.DeviceFacts(
         node=node,
-        name=values["name"],
-        mac=values["mac"],
-        pci_address=values["pci_address"],
+        name=name,
+        mac=mac,
+        pci_address=pci_address,
         # The agent does not report sysfs device paths yet: no kernelpath selector offered.
         kernelpath="",
-        kind=device_kind(values["kind"], values["wireless"]),
-        driver=values["driver"],
-        state=values["state"],
-        reason=values["reason"],
-        holder=values["holder"],
+        kind=device_kind(kind, wireless),
+        driver=driver,
+        state=state,
+        reason=reason,
+        holder=holder,
         reserved_team=reserved_team,
-        has_netdev=values["has_netdev"],
+        has_netdev=has_netdev,
         plugin=plugin,
     )
 
@@ -195,8 +198,8 @@ def _device(
 def device_facts(
     interface: Interface, *, reserved_team: str = "", plugin: nad.PluginFacts | None = None
 ) -> nad.DeviceFacts:
-    values = {column: getattr(interface, column) for column in _DEVICE_COLUMNS}
-    return _device(interface.node.name, values, reserved_team=reserved_team, plugin=plugin)
+    columns = tuple(getattr(interface, column) for column in _DEVICE_COLUMNS)
+    return _device(interface.node.name, columns, reserved_team=reserved_team, plugin=plugin)
 
 
 def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.DeviceFacts]]:
@@ -216,17 +219,13 @@ def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.D
     )
     result: dict[str, list[nad.DeviceFacts]] = {n.name: [] for n in by_id.values()}
     rows = Interface.objects.filter(node_id__in=list(by_id)).values_list(
-        "pk", "node_id", *_DEVICE_COLUMNS
+        *_DEVICE_COLUMNS, "pk", "node_id"
     )
-    for pk, node_id, *columns in rows.iterator(chunk_size=5000):
+    for row in rows.iterator(chunk_size=5000):
+        pk, node_id = row[-2:]
         node_name = by_id[node_id].name
         result[node_name].append(
-            _device(
-                node_name,
-                dict(zip(_DEVICE_COLUMNS, columns, strict=True)),
-                reserved_team=teams.get(pk, ""),
-                plugin=plugins.get(node_id),
-            )
+            _device(node_name, row, reserved_team=teams.get(pk, ""), plugin=plugins.get(node_id))
         )
     return result
 
