@@ -11,7 +11,15 @@ caused, so the snapshot after a change costs about what one link costs:
   AF_BRIDGE RTM_DELLINK means "left the bridge", not "deleted").
 - Address notifications mark their link and family; those addresses are dumped again for that
   link alone (the kernel's order, which ``ip addr`` shows and a full read keeps, depends on
-  scope and primary/secondary rules that are not worth re-implementing).
+  scope and primary/secondary rules that are not worth re-implementing). A link notification
+  re-reads the link's IPv6 addresses too: the kernel adds the link-local address when a link
+  (or its carrier) comes up, before it sends the link notification, but announces the address
+  only when duplicate address detection is over, about a second later. Addresses that
+  autoconfiguration adds on a router advertisement are likewise announced only after that
+  detection; until then (about a second) the snapshot lacks them.
+- A link notification of a bridge or bond port also re-reads its master (old and new): a port
+  going down or leaving can take the master's carrier and speed with it, which the kernel
+  announces only when linkwatch runs, up to a second later.
 - Default routes are dumped again (main table only) after a default-route notification, a link
   notification or an address removal: IPv4 drops routes silently when their link goes down or
   their source address goes away, so no route notification would say so.
@@ -90,6 +98,7 @@ class NetState:
         names_before = self._names()
         stale_addresses: set[tuple[int, int]] = set()
         stale_routes: set[int] = set()
+        masters: set[int] = set()
         for data in datagrams:
             for kind, _flags, _seq, offset, end in messages(data):
                 if kind in (RTM_NEWLINK, RTM_DELLINK):
@@ -100,14 +109,20 @@ class NetState:
                     if kind == RTM_NEWLINK:
                         link = decode_link(data, offset, end)
                         ifindex = link["ifindex"]
+                        masters |= self._masters_of(ifindex) | {link["master_ifindex"]}
+                        # The IPv6 link-local address comes with the link going up (or its
+                        # carrier), and the kernel announces it only once duplicate address
+                        # detection is over, a second later: read it with the link's notice.
+                        stale_addresses.add((ifindex, 6))
                         if ifindex not in self._links:
                             # New here (created, or moved in from another namespace): whatever
                             # it carries, read its addresses rather than assume there are none.
-                            stale_addresses |= {(ifindex, 4), (ifindex, 6)}
+                            stale_addresses.add((ifindex, 4))
                         self._links[ifindex] = link
                         self._devices[ifindex] = self._sysfs.link_device(link["name"])
                     else:
                         ifindex = IFINFOMSG.unpack_from(data, offset)[2]
+                        masters |= self._masters_of(ifindex)
                         self._links.pop(ifindex, None)
                         self._devices.pop(ifindex, None)
                         self._addresses.pop((ifindex, 4), None)
@@ -127,12 +142,21 @@ class NetState:
                     if dst_len == 0 and family in _FAMILY_NUMBERS:
                         self.applied_messages += 1
                         stale_routes.add(_FAMILY_NUMBERS[family])
+        for ifindex in sorted(masters - {None}):
+            master = self._dumper.link(ifindex)  # see the module docstring: linkwatch is late
+            if master is not None:
+                self._links[ifindex] = master
+                self._devices[ifindex] = self._sysfs.link_device(master["name"])
         self._refresh_addresses(stale_addresses)
         for family in sorted(stale_routes):
             self._default[family] = self._dumper.default_route_ifindexes(_SOCKET_FAMILIES[family])
         if self._names() != names_before:
             self._pci_functions = self._scan_pci()
         return self._publish()
+
+    def _masters_of(self, ifindex: int) -> set[int]:
+        link = self._links.get(ifindex)
+        return {link["master_ifindex"]} if link and link["master_ifindex"] else set()
 
     def _refresh_addresses(self, stale: set[tuple[int, int]]) -> None:
         stale = {(ifindex, family) for ifindex, family in stale if ifindex in self._links}

@@ -313,6 +313,26 @@ class RtnlDumper:
                 return
         raise DumpInterrupted(errno.EAGAIN, "netlink dump kept changing under us")
 
+    def link(self, ifindex: int) -> dict | None:
+        """One link's current state (RTM_GETLINK by index); None if there is no such link."""
+        seq = next(self._seq)
+        body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, ifindex, 0, 0)
+        self._sock.send(
+            NLMSG.pack(NLMSG.size + len(body), RTM_GETLINK, NLM_F_REQUEST, seq, 0) + body
+        )
+        while True:
+            data = self._sock.recv(RECV_BYTES)
+            for kind, _flags, msg_seq, offset, end in messages(data):
+                if msg_seq != seq:
+                    continue
+                if kind == NLMSG_ERROR:
+                    code = I32.unpack_from(data, offset)[0]
+                    if code in (-errno.ENODEV, 0):
+                        return None
+                    raise OSError(-code, f"netlink get failed: {errno.errorcode[-code]}")
+                if kind == RTM_NEWLINK:
+                    return decode_link(data, offset, end)
+
     def links(self) -> list[dict]:
         body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
         return [
