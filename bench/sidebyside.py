@@ -235,6 +235,14 @@ def prepare_portal(interfaces: int, nics: int) -> dict[str, str]:
     }
 
 
+def _shown(path: Path) -> str:
+    """The path relative to the checkout when it is inside it (for the report)."""
+    try:
+        return str(path.resolve().relative_to(portal.REPO))
+    except ValueError:
+        return str(path)
+
+
 def self_check_plan(plan: dict[str, Any]) -> dict[str, Any]:
     """The served target against a second served instance with the same paths."""
     served = [name for name, target in plan["targets"].items() if target.get("serve")]
@@ -343,7 +351,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for server in servers:
             server.stop()
     report: dict[str, Any] = {
-        "scenario_file": str(args.scenarios),
+        "scenario_file": _shown(args.scenarios),
         "settings": settings,
         "targets": {
             name: endpoint["served"] + f" at {endpoint['url']}"
