@@ -284,7 +284,8 @@ PREAMBLE = [
     "# NICPortal benchmarks",
     "",
     "Written by `make bench` (scripts/bench → bench/report.py); do not edit by hand: the "
-    "analysis of the misses lives in bench/ANALYSIS.md and is copied in below.",
+    "analysis of the misses lives in bench/ANALYSIS.md and is copied in below. How to run them, "
+    "re-measure a few sections, or compare side by side with a peer: bench/README.md.",
     "",
 ]
 
@@ -371,7 +372,7 @@ def updated_report(folder: Path, previous: str) -> str:
         elif key in known:
             out += fresh.pop(key, lines)
         elif key == "preamble":
-            out += lines
+            out += PREAMBLE
         else:  # the analysis copied from bench/ANALYSIS.md last time: copy it again
             for pending in list(fresh):
                 out += fresh.pop(pending)  # sections the previous report did not have yet
