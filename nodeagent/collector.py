@@ -86,6 +86,7 @@ class LocalCollector:
         self._dumper = RtnlDumper()
         self._state = NetState(self._dumper, Sysfs(sysfs_root), pci_scan=pci_scan)
         self._thread = threading.Thread(target=self._run, name="netlink-state", daemon=True)
+        self._needs_reload = False
         self.full_reads = 0
         self.resyncs_with_changes = 0
 
@@ -128,9 +129,21 @@ class LocalCollector:
             datagrams = self._events.drain()
         except EventsLost:
             log("warning", "netlink_events_lost", action="full re-read")
-            self._reload("events_lost")
+            self._needs_reload = True
+        if self._needs_reload:
+            # After lost notifications, or an apply that failed half-way (its notifications
+            # are drained and the state may be half-updated): only a full read is sure.
+            self._reload("recover")
+            self._needs_reload = False
             return
-        if datagrams and self._state.apply(datagrams):
+        if not datagrams:
+            return
+        try:
+            changed = self._state.apply(datagrams)
+        except OSError:
+            self._needs_reload = True
+            raise
+        if changed:
             self._changed()
 
     def _reload(self, reason: str) -> list[str]:

@@ -145,6 +145,8 @@ class NetState:
         for ifindex in sorted(masters - {None}):
             master = self._dumper.link(ifindex)  # see the module docstring: linkwatch is late
             if master is not None:
+                if ifindex not in self._links:  # not announced to us yet: read all of it
+                    stale_addresses |= {(ifindex, 4), (ifindex, 6)}
                 self._links[ifindex] = master
                 self._devices[ifindex] = self._sysfs.link_device(master["name"])
         self._refresh_addresses(stale_addresses)
