@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -68,31 +69,99 @@ def timed_get(client: Any, url: str, runs: int, **headers: str) -> dict[str, Any
     return result
 
 
+def add_released_reservations(wanted: int) -> int:
+    """Make the database hold at least `wanted` released reservations (history a list must not
+    pay for): ten per free NIC over the first free NICs, released a month ago."""
+    from datetime import timedelta
+
+    from django.contrib.auth.models import Group
+    from django.utils import timezone
+
+    from inventory.models import Interface, Reservation
+
+    have = Reservation.objects.filter(released_at__isnull=False).count()
+    if have >= wanted:
+        return have
+    team, _ = Group.objects.get_or_create(name="bench-history")
+    user = _bench_user()
+    free = list(Interface.objects.filter(state="free").values_list("id", flat=True)[:2000])
+    now = timezone.now()
+    Reservation.objects.bulk_create(
+        (
+            Reservation(
+                interface_id=free[number % len(free)],
+                team=team,
+                created_by=user,
+                purpose="bench history",
+                starts_at=now - timedelta(days=30, minutes=number),
+                expires_at=now - timedelta(days=29),
+                released_at=now - timedelta(days=29),
+                released_by=user,
+                release_reason="released",
+            )
+            for number in range(wanted - have)
+        ),
+        batch_size=2000,
+    )
+    return wanted
+
+
+def _bench_user() -> Any:
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.get_or_create(username="bench")[0]
+
+
+def deep_cursor(ordering: str, depth: int, **filters: Any) -> str:
+    """The cursor a client walking the list would hold after `depth` rows."""
+    from inventory.models import Interface
+    from inventory.read import pages
+
+    sort = pages.parse_sort(ordering)
+    ordered = pages.sorted_by(Interface.objects.filter(**filters), sort)
+    return pages.Cursor(sort, tuple(ordered.values_list(*sort.columns)[depth])).encode()
+
+
+# (deep page, first page) pairs judged against the 1.5x target.
+RATIO_PAIRS = (
+    ("api deep page", "api first page"),
+    ("api deep cursor page", "api cursor first page"),
+    ("api state=free deep page", "api state=free first page"),
+    ("api state=free deep cursor page", "api state=free first page"),
+    ("fleet view deep page (page number)", "fleet view first page"),
+    ("fleet view deep page (cursor)", "fleet view first page"),
+)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description="API and fleet view server time")
     parser.add_argument("--interfaces", type=int, default=80000)
     parser.add_argument("--nics", type=int, default=16)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--deep-offset", type=int, default=70000)
+    parser.add_argument(
+        "--released", type=int, default=10000, help="released reservations in the database"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
     portal.configure()
     fill(args.interfaces, args.nics)
+    released = add_released_reservations(args.released)
     from django.db import connection
 
-    # Fresh planner statistics, as autovacuum's ANALYZE gives a table after 80,000 inserts
-    # (without them PostgreSQL estimates a few thousand rows and picks worse plans).
+    # Fresh planner statistics and visibility map, as autovacuum leaves a table after 80,000
+    # inserts (without them PostgreSQL estimates a few thousand rows and picks worse plans).
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        cursor.execute("VACUUM ANALYZE")
 
-    from django.contrib.auth import get_user_model
     from django.test import Client
     from knox.models import AuthToken
 
     from inventory.models import Interface, Node
 
-    user, _ = get_user_model().objects.get_or_create(username="bench")
+    load_before = os.getloadavg()
+    user = _bench_user()
     _, token = AuthToken.objects.create(user)
     auth = {"HTTP_AUTHORIZATION": f"Token {token}"}
     total = Interface.objects.count()
@@ -101,30 +170,62 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     api = "/api/v1/interfaces/"
     deep = min(args.deep_offset, max(0, total - 100))
     deep_free = max(0, free - 100)
+    cursor = deep_cursor("node__name", deep)
+    cursor_free = deep_cursor("node__name", deep_free, state="free")
     cases = {
         "api first page": f"{api}",
-        f"api deep page (offset {deep})": f"{api}?offset={deep}",
+        "api deep page": f"{api}?offset={deep}",
+        "api cursor first page": f"{api}?cursor=",
+        "api deep cursor page": f"{api}?cursor={cursor}",
         "api state=free first page": f"{api}?state=free",
-        f"api state=free deep page (offset {deep_free})": f"{api}?state=free&offset={deep_free}",
+        "api state=free deep page": f"{api}?state=free&offset={deep_free}",
+        "api state=free deep cursor page": f"{api}?state=free&cursor={cursor_free}",
+        "api changed-first deep page": f"{api}?ordering=-state_changed_at&offset={deep}",
         f"api node={node}": f"{api}?node={node}",
     }
     client = Client()
-    results: dict[str, Any] = {"interfaces": total, "free": free, "cases": {}}
+    results: dict[str, Any] = {
+        "interfaces": total,
+        "free": free,
+        "released_reservations": released,
+        "deep_offset": deep,
+        "deep_free_offset": deep_free,
+        "cases": {},
+    }
     for label, url in cases.items():
         results["cases"][label] = timed_get(client, url, args.runs, **auth)
         print(f"{label}: {results['cases'][label]}", file=sys.stderr)
 
     session = Client()
     session.force_login(user)
+    fleet_deep = deep // 50 + 1
+    fleet_cursor = deep_cursor("node__name", (fleet_deep - 1) * 50 - 1)
     for label, url in {
         "fleet view first page": "/",
         "fleet view state=free": "/?state=free",
+        "fleet view deep page (page number)": f"/?page={fleet_deep}",
+        "fleet view deep page (cursor)": f"/?page={fleet_deep}&cursor={fleet_cursor}",
     }.items():
         try:
             results["cases"][label] = timed_get(session, url, args.runs)
         except AssertionError as exc:
             results["cases"][label] = {"url": url, "error": str(exc)[:300]}
         print(f"{label}: {results['cases'][label]}", file=sys.stderr)
+    results["ratios"] = [
+        {
+            "deep": deep_label,
+            "first": first_label,
+            "ratio": round(
+                results["cases"][deep_label]["ms"]["median"]
+                / results["cases"][first_label]["ms"]["median"],
+                2,
+            ),
+        }
+        for deep_label, first_label in RATIO_PAIRS
+        if "ms" in results["cases"].get(deep_label, {})
+        and "ms" in results["cases"].get(first_label, {})
+    ]
+    results["load"] = {"before": load_before, "after": os.getloadavg()}
     AuthToken.objects.filter(user=user).delete()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -16,6 +16,7 @@ TARGETS = {
     "cold": 30.0,  # s, 5,000 nodes
     "api_p95_ms": 50.0,
     "fleet_ms": 100.0,
+    "deep_over_first": 1.5,  # deep page's median over the first page's
     "freshness_p95": 2.0,  # s, with hints
 }
 
@@ -100,10 +101,30 @@ def api_section(folder: Path) -> list[str]:
     lines = ["## API and fleet view (server time)", ""]
     if not data:
         return [*lines, "Not measured.", ""]
+    released = data.get("released_reservations")
+    depth = (
+        f" Deep pages start at row {data['deep_offset']:,} (`state=free`: "
+        f"{data['deep_free_offset']:,}), by `offset` or by a keyset `cursor` at that row."
+        if "deep_offset" in data
+        else ""
+    )
+    load = data.get("load")
     lines += [
-        f"{data['interfaces']:,} interfaces ({data['free']:,} free). Server time = one request "
+        f"{data['interfaces']:,} interfaces ({data['free']:,} free)"
+        + (f", {released:,} released reservations" if released is not None else "")
+        + ". Server time = one request "
         "through Django's test Client in the benchmark process (all middleware, knox token or "
-        "session auth, view, queries, rendering; no socket, no WSGI server), after ANALYZE.",
+        "session auth, view, queries, rendering; no socket, no WSGI server), after VACUUM "
+        "ANALYZE." + depth,
+        *(
+            [
+                "",
+                f"Load average during this part: {' '.join(f'{x:.2f}' for x in load['before'])} "
+                f"at its start, {' '.join(f'{x:.2f}' for x in load['after'])} at its end.",
+            ]
+            if load
+            else []
+        ),
         "",
         "| request | median / p95 | queries | target |",
         "|---|---|---|---|",
@@ -124,6 +145,20 @@ def api_section(folder: Path) -> list[str]:
             f"| {label} `{case['url']}` | {_fmt(case['ms'], 'ms')} | {case['queries']} "
             f"| {verdict} |"
         )
+    ratios = data.get("ratios") or []
+    if ratios:
+        lines += [
+            "",
+            f"Deep page over first page (medians; target ≤ {TARGETS['deep_over_first']:g}× with "
+            f"{released or 0:,} released reservations in the database):",
+            "",
+        ]
+        for pair in ratios:
+            met = pair["ratio"] <= TARGETS["deep_over_first"]
+            lines.append(
+                f"- {pair['deep']} ÷ {pair['first']}: {pair['ratio']}× — "
+                + ("meets" if met else "**misses**")
+            )
     return [*lines, ""]
 
 

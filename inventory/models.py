@@ -10,7 +10,8 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inventory.choices import (
@@ -84,25 +85,38 @@ def contact_cache_key(node_id: int) -> str:
     return f"agent-contact:{node_id}"
 
 
+# The speed the lists sort by: an unknown speed sorts as the lowest, so that "fastest first"
+# starts with real speeds. NOT NULL, so a keyset cursor can compare it (a NULL compares as
+# unknown and would drop rows), and the same expression as the index that serves the sort.
+SPEED_SORT_KEY = Coalesce("speed_mbps", Value(-1))
+
+
 class Interface(models.Model):
-    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="interfaces")
+    # No separate index on node_id: the unique (node, identity) constraint leads with it.
+    node = models.ForeignKey(
+        Node, on_delete=models.CASCADE, related_name="interfaces", db_index=False
+    )
+    # A copy of node.name (Kubernetes never renames a Node, and an interface never changes
+    # node): every list sorts by node name, and only a column of this table lets one index
+    # serve "state=free, by node name" or a deep page without walking the join.
+    node_name = models.CharField(max_length=253, editable=False)
     # Identity across snapshots: PCI address, else permanent MAC, else MAC. Names change
     # (host-device renames devices into pods and back); identities do not.
     identity = models.CharField(max_length=64)
     identity_kind = models.CharField(max_length=10, choices=IdentityKind.choices)
 
-    name = models.CharField(max_length=64, db_index=True)
+    name = models.CharField(max_length=64)
     ifindex = models.IntegerField(null=True, blank=True)
     altnames = models.JSONField(default=list, blank=True)
     alias = models.CharField(max_length=256, blank=True)
     mac = models.CharField(max_length=64, blank=True, db_index=True)
     permanent_mac = models.CharField(max_length=64, blank=True)
     kind = models.CharField(max_length=32, blank=True)
-    driver = models.CharField(max_length=64, blank=True, db_index=True)
-    pci_address = models.CharField(max_length=16, blank=True, db_index=True)
+    driver = models.CharField(max_length=64, blank=True)
+    pci_address = models.CharField(max_length=16, blank=True)
     vendor_id = models.CharField(max_length=8, blank=True)
     device_id = models.CharField(max_length=8, blank=True)
-    speed_mbps = models.IntegerField(null=True, blank=True, db_index=True)
+    speed_mbps = models.IntegerField(null=True, blank=True)
     mtu = models.IntegerField(null=True, blank=True)
     operstate = models.CharField(max_length=16, blank=True)
     carrier = models.BooleanField(null=True, blank=True)
@@ -138,15 +152,32 @@ class Interface(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["node", "identity"], name="interface_identity_per_node")
         ]
+        # One index per sort the lists offer (read/pages.py: SORTS), in the same column order,
+        # each ending in the primary key: a page, a deep offset or a keyset cursor is a walk of
+        # one index, never a sort of the fleet. Their leading columns serve the filters too.
         indexes = [
-            models.Index(fields=["state", "node"], name="iface_state_node"),
-            models.Index(fields=["node", "name"], name="iface_node_name"),
+            models.Index(fields=["node_name", "name", "id"], name="iface_sort_node"),
+            models.Index(fields=["name", "node_name", "id"], name="iface_sort_name"),
+            models.Index(fields=["state", "node_name", "name", "id"], name="iface_sort_state"),
+            models.Index(fields=["driver", "node_name", "name", "id"], name="iface_sort_driver"),
+            models.Index(fields=["pci_address", "node_name", "name", "id"], name="iface_sort_pci"),
+            models.Index(
+                SPEED_SORT_KEY, F("node_name"), F("name"), F("id"), name="iface_sort_speed"
+            ),
+            models.Index(fields=["state_changed_at", "id"], name="iface_sort_changed"),
+            models.Index(fields=["last_seen_at", "id"], name="iface_sort_seen"),
             models.Index(fields=["state", "id"], name="iface_state_id"),
+            models.Index(fields=["node", "name"], name="iface_node_name"),
         ]
-        ordering = ["node__name", "name"]
+        ordering = ["node_name", "name", "id"]
 
     def __str__(self) -> str:
-        return f"{self.node.name}/{self.name}"
+        return f"{self.node_name}/{self.name}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.node_name:
+            self.node_name = self.node.name
+        super().save(*args, **kwargs)
 
     @property
     def address_list(self) -> list[str]:
@@ -268,7 +299,17 @@ class Reservation(models.Model):
                 name="reservation_expires_after_start",
             ),
         ]
-        indexes = [models.Index(fields=["released_at", "expires_at"], name="reservation_active")]
+        indexes = [
+            models.Index(fields=["released_at", "expires_at"], name="reservation_active"),
+            # The active reservations only (released ones are kept forever, as history): the
+            # lists' `team` filter and their join to the active reservation stay as cheap
+            # with 10,000 released reservations as with none.
+            models.Index(
+                fields=["team", "interface"],
+                condition=Q(released_at__isnull=True),
+                name="reservation_active_team",
+            ),
+        ]
         ordering = ["-starts_at"]
 
     def __str__(self) -> str:

@@ -147,7 +147,7 @@ class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
 
 class InterfaceSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
     brief_fields = ("id", "node", "name", "state", "holder", "reserved_team")
-    node = serializers.CharField(source="node.name", read_only=True)
+    node = serializers.CharField(source="node_name", read_only=True)
     node_id = serializers.IntegerField(read_only=True)
     cluster = serializers.CharField(source="node.cluster.name", read_only=True)
     # From the active reservation (annotated by the viewset's queryset; null when none).

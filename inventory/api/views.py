@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from knox.models import AuthToken
@@ -28,8 +28,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory.api import serializers as s
-from inventory.api.pagination import BoundedLimitOffsetPagination
-from inventory.api.query import StrictDjangoFilterBackend
+from inventory.api.pagination import BoundedLimitOffsetPagination, InterfacePagination
+from inventory.api.query import InterfaceSortFilter, StrictDjangoFilterBackend, requested_sort
 from inventory.api.schema import ApiAutoSchema
 from inventory.clients.cluster import ClusterError
 from inventory.models import (
@@ -41,7 +41,7 @@ from inventory.models import (
     PodAttachment,
     Reservation,
 )
-from inventory.read import filtersets
+from inventory.read import filtersets, pages
 from inventory.services import diagnosis, nads, reservations, teams
 from inventory.services.errors import Conflict
 
@@ -130,32 +130,26 @@ class NodeViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
 @extend_schema(parameters=field_selection_parameters(s.InterfaceSerializer))
 class InterfaceViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    """Interfaces. A list page is chosen on the interface table alone (filters, the sort's
+    index, an offset over ids or a keyset cursor: read/pages.py), then only that page's rows are
+    read with their node, cluster and active reservation."""
+
     serializer_class = s.InterfaceSerializer
     filterset_class = filtersets.InterfaceFilterSet
-    ordering_fields = [
-        "id",
-        "name",
-        "node__name",
-        "state",
-        "driver",
-        "speed_mbps",
-        "pci_address",
-        "state_changed_at",
-        "last_seen_at",
-    ]
+    filter_backends = [StrictDjangoFilterBackend, InterfaceSortFilter]
+    pagination_class = InterfacePagination
 
     def get_queryset(self) -> QuerySet[Interface]:
-        # The active reservation through the partial unique index: one index probe per row.
-        active = Reservation.objects.filter(interface=OuterRef("pk"), released_at__isnull=True)
-        return (
-            Interface.objects.select_related("node__cluster")
-            .annotate(
-                reserved_team=Subquery(active.values("team__name")[:1]),
-                reservation_id=Subquery(active.values("pk")[:1]),
-                reserved_until=Subquery(active.values("expires_at")[:1]),
-            )
-            .order_by("node__name", "name", "id")
-        )
+        if self.action == "list":
+            return Interface.objects.all()
+        return pages.with_active_reservation(Interface.objects.all())
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        ids = self.paginator.page_ids(queryset, request, requested_sort(request))
+        rows = pages.rows_in_order(ids, pages.with_active_reservation(Interface.objects.all()))
+        serializer = self.get_serializer(rows, many=True)
+        return self.paginator.get_paginated_response(serializer.data)
 
 
 @extend_schema(

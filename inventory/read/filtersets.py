@@ -26,7 +26,9 @@ from inventory.models import (
 
 
 class InterfaceFilterSet(django_filters.FilterSet):
-    node = django_filters.CharFilter(field_name="node__name", label="Node")
+    # node_name is the interface row's copy of its node's name: no join, and the sort indexes
+    # lead with it.
+    node = django_filters.CharFilter(field_name="node_name", label="Node")
     name = django_filters.CharFilter(field_name="name", label="Interface name")
     cluster = django_filters.CharFilter(field_name="node__cluster__name", label="Cluster")
     # distinct=False: a plain column, no join, and DISTINCT over 80k rows would defeat the index.
@@ -80,7 +82,7 @@ class InterfaceFilterSet(django_filters.FilterSet):
             | Q(alias__icontains=value)
             | Q(mac__icontains=value)
             | Q(pci_address__icontains=value)
-            | Q(node__name__icontains=value)
+            | Q(node_name__icontains=value)
             | Q(holder__icontains=value)
             | Q(reason__icontains=value)
         )

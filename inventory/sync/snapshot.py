@@ -179,6 +179,7 @@ def apply_snapshot(
                 to_create.append(
                     Interface(
                         node=node,
+                        node_name=node.name,
                         identity=ident,
                         facts_digest=digest,
                         present=True,

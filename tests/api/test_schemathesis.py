@@ -7,6 +7,8 @@ Choices, each one deliberate:
 - For POST reservations/, reservations/{id}/extend/ and nads/render|validate/, a 400 also counts
   as an accepted answer to "valid" data: JSON Schema cannot say "in the future" or "an id that
   exists", and those requests get a 400 naming the field (see the reservation tests).
+- For GET interfaces/ too: its `cursor` is an opaque token that only a `next` or `previous` link
+  hands out, and any other string is a 400 naming `cursor`.
 - nads/apply/ is left out: it creates objects in a Kubernetes API (tested with KMock elsewhere).
 """
 
@@ -29,9 +31,14 @@ LENIENT_OPERATIONS = (
 )
 CONFIG = f"""
 [[operations]]
+# One include with both regexes: separate include keys are OR-ed (any POST would match).
 include-path-regex = '{LENIENT_OPERATIONS}'
-include-method = "POST"
+include-method-regex = '^POST$'
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
+
+[[operations]]
+include-name = "GET /api/v1/interfaces/"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403"]
 """
 
 

@@ -1,10 +1,11 @@
 """The fleet view: every interface of every node, filtered by InterfaceFilterSet (the same
 filters as the API), sorted, paginated, counted per state, exportable as CSV.
 
-Built for 80,000 interfaces: the per-state counts are one GROUP BY over the filtered rows and the
-page total is their sum (no separate COUNT(*)); a page is one query with its node and cluster
-joined plus one for the active reservations of the rows on it; every sort ends in a unique key so
-that pages are stable.
+Built for 320,000 interfaces: the per-state counts are one GROUP BY over the filtered rows (cached
+per inventory version) and the page total is their sum (no separate COUNT(*)); a page's ids come
+from the sort's index (read/pages.py: an offset over ids for a jump, a keyset cursor for Prev and
+Next), then its rows with their node and cluster joined plus one query for their active
+reservations; every sort ends in a unique key so that pages are stable.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.core.cache import cache
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db.models import Count, Max, Prefetch, QuerySet
 from django.http import HttpRequest, QueryDict, StreamingHttpResponse
 from django.utils.functional import cached_property
@@ -24,6 +25,7 @@ from django.views.generic import ListView
 
 from inventory.choices import OwnershipState
 from inventory.models import Interface, Node, Reservation
+from inventory.read import pages
 from inventory.read.filtersets import InterfaceFilterSet
 from inventory.web.views.common import (
     LiveMixin,
@@ -33,15 +35,16 @@ from inventory.web.views.common import (
     wants_fragment,
 )
 
-# Sort key in the URL -> ORDER BY. Each ends in a unique column so that pagination is stable.
-SORTS: dict[str, tuple[str, ...]] = {
-    "node": ("node__name", "name", "id"),
-    "name": ("name", "node__name", "id"),
-    "state": ("state", "node__name", "name", "id"),
-    "speed": ("speed_mbps", "node__name", "name", "id"),
-    "driver": ("driver", "node__name", "name", "id"),
-    "pci": ("pci_address", "node__name", "id"),
-    "changed": ("state_changed_at", "id"),
+# Sort key in the URL -> the sort of read/pages.py (its columns end in the id, so pages are
+# stable, and each has its index).
+SORTS: dict[str, str] = {
+    "node": "node__name",
+    "name": "name",
+    "state": "state",
+    "speed": "speed_mbps",
+    "driver": "driver",
+    "pci": "pci_address",
+    "changed": "state_changed_at",
 }
 DEFAULT_SORT = "node"
 SORT_COLUMNS = [
@@ -61,11 +64,9 @@ def sort_key(params: QueryDict) -> str:
     return requested if requested.lstrip("-") in SORTS else DEFAULT_SORT
 
 
-def ordered(queryset: QuerySet, key: str) -> QuerySet:
-    columns = SORTS[key.lstrip("-")]
-    if key.startswith("-"):
-        columns = tuple(f"-{column}" for column in columns)
-    return queryset.order_by(*columns)
+def page_sort(params: QueryDict) -> pages.Sort:
+    key = sort_key(params)
+    return pages.Sort(SORTS[key.lstrip("-")], descending=key.startswith("-"))
 
 
 def active_reservations() -> Prefetch:
@@ -76,12 +77,17 @@ def active_reservations() -> Prefetch:
     )
 
 
+def row_queryset() -> QuerySet:
+    """What a row of the page shows: its node, cluster and active reservation."""
+    return Interface.objects.select_related("node", "node__cluster").prefetch_related(
+        active_reservations()
+    )
+
+
 def fleet_queryset(params: QueryDict) -> tuple[InterfaceFilterSet, QuerySet]:
     """The filtered, sorted interfaces for a query string: shared by the page and the export."""
-    base = Interface.objects.select_related("node", "node__cluster")
-    filterset = InterfaceFilterSet(params, queryset=base)
-    queryset = ordered(filterset.qs, sort_key(params)).prefetch_related(active_reservations())
-    return filterset, queryset
+    filterset = InterfaceFilterSet(params, queryset=row_queryset())
+    return filterset, pages.sorted_by(filterset.qs, page_sort(params))
 
 
 class CountedPaginator(Paginator):
@@ -107,7 +113,7 @@ def state_counts(params: QueryDict) -> dict[str, int]:
     or row; a filter on a fact that changed without a state change (a driver, say) may lag by
     COUNTS_TTL seconds."""
     without_state = params.copy()
-    for name in ("state", "page", "sort", "per_page", "since"):
+    for name in ("state", "page", "sort", "per_page", "since", "cursor"):
         without_state.pop(name, None)
     filters = hashlib.blake2b(without_state.urlencode().encode(), digest_size=12).hexdigest()
     newest = Interface.objects.aggregate(newest=Max("id"))["newest"] or 0
@@ -122,13 +128,18 @@ def state_counts(params: QueryDict) -> dict[str, int]:
 
 
 class FleetView(PageMixin, LiveMixin, ListView):
+    """A page is chosen on the interface table alone (read/pages.py), then its rows are read:
+    `page=N` jumps by an offset over the sort's index, and the Prev/Next links carry a keyset
+    `cursor` (with the page number they lead to, for the "page N of M" label), so walking
+    the fleet page by page costs the same on page 1,000 as on page 1."""
+
     template_name = "inventory/fleet.html"
     fragment_name = "results"
     context_object_name = "interfaces"
 
     def get_queryset(self) -> QuerySet:
-        self.filterset, queryset = fleet_queryset(self.request.GET)
-        return queryset
+        self.filterset = InterfaceFilterSet(self.request.GET, queryset=Interface.objects.all())
+        return self.filterset.qs
 
     def get_paginate_by(self, queryset: QuerySet) -> int:
         try:
@@ -142,10 +153,36 @@ class FleetView(PageMixin, LiveMixin, ListView):
         chosen = self.filterset.form.cleaned_data.get("state") if self.filterset.is_valid() else []
         self.state_counts = counts
         total = sum(n for state, n in counts.items() if not chosen or state in chosen)
-        paginator = CountedPaginator(queryset, page_size, total=total)
-        # get_page() clamps a bad or too-high page number instead of answering 404.
-        page = paginator.get_page(self.request.GET.get("page"))
-        return paginator, page, page.object_list, page.has_other_pages()
+        paginator = CountedPaginator([], page_size, total=total)
+        # As Paginator.get_page() would have it, without slicing the queryset: a bad page number
+        # is the first page, one past the end the last.
+        try:
+            number = int(self.request.GET.get("page") or 1)
+        except ValueError:
+            number = 1
+        number = min(max(number, 1), paginator.num_pages)
+        sort = page_sort(self.request.GET)
+        cursor = self._cursor(sort)
+        if cursor is not None:
+            window = pages.keyset_page_ids(queryset, sort, cursor=cursor, limit=page_size)
+        else:
+            offset = (number - 1) * page_size
+            window = pages.offset_page(queryset, sort, offset=offset, limit=page_size)
+        self.window = window
+        rows = pages.rows_in_order(window.ids, row_queryset())
+        page = Page(rows, number, paginator)
+        return paginator, page, rows, paginator.num_pages > 1
+
+    def _cursor(self, sort: pages.Sort) -> pages.Cursor | None:
+        # A cursor that does not fit (edited by hand, or from another sort) is ignored: the
+        # page number still says where to go.
+        raw = self.request.GET.get("cursor")
+        if not raw:
+            return None
+        try:
+            return pages.decode_cursor(raw, sort)
+        except pages.BadCursor:
+            return None
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -164,9 +201,11 @@ class FleetView(PageMixin, LiveMixin, ListView):
                 for state in OwnershipState
             ],
             total=context["paginator"].count,
-            query=self.query_without("page", "since"),
+            query=self.query_without("page", "since", "cursor"),
+            next_cursor=self.window.next.encode() if self.window.next else "",
+            previous_cursor=self.window.previous.encode() if self.window.previous else "",
             sort_columns=SORT_COLUMNS,
-            query_without_sort=self.query_without("page", "since", "sort"),
+            query_without_sort=self.query_without("page", "since", "sort", "cursor"),
         )
         if not wants_fragment(self.request):
             context["node_names"] = Node.objects.order_by("name").values_list("name", flat=True)
