@@ -28,11 +28,16 @@ from bench.stats import summary
 
 
 def run_sweep(
-    cluster_client: Any, agent: Any, workers: int, profile: Path | None = None
+    cluster_client: Any,
+    agent: Any,
+    workers: int,
+    profile: Path | None = None,
+    processes: int = 1,
 ) -> dict[str, Any]:
     from inventory.services import polling
 
     before = portal.settled_pg_row_changes()
+    load = os.getloadavg()
     if profile is not None:
         # cProfile sees the calling thread only: profile with --workers 1 to see the per-node
         # work (the thread pool's threads are otherwise invisible to it).
@@ -50,7 +55,9 @@ def run_sweep(
         profiler.dump_stats(profile)
         pstats.Stats(str(profile), stream=sys.stderr).sort_stats("cumulative").print_stats(35)
     else:
-        report = polling.sweep_inline(workers=workers, cluster_client=cluster_client, agent=agent)
+        report = polling.sweep_inline(
+            workers=workers, processes=processes, cluster_client=cluster_client, agent=agent
+        )
     after = portal.settled_pg_row_changes()
     stats = report.stats
     return {
@@ -69,6 +76,8 @@ def run_sweep(
         "node_rows": stats.node_rows,
         "other_rows": stats.other_rows,
         "cluster_error": report.cluster_error,
+        "load_before": [round(x, 2) for x in load],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -92,7 +101,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description="sweep benchmarks on the simulated fleet")
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--nics", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=8, help="threads per sweep process")
+    parser.add_argument("--processes", type=int, default=1, help="sweep processes (forked)")
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--warm-runs", type=int, default=5)
     parser.add_argument("--churn-runs", type=int, default=3)
@@ -107,7 +117,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="nicportal-bench-"))
-    result: dict[str, Any] = {"nodes": args.nodes, "nics": args.nics, "api": args.api}
+    result: dict[str, Any] = {
+        "nodes": args.nodes,
+        "nics": args.nics,
+        "api": args.api,
+        "workers": args.workers,
+        "processes": args.processes,
+    }
     with portal.fleet_process(args.nodes, args.nics, tmp) as fleet_url:
         kmock_proc = None
         api_url = fleet_url
@@ -136,12 +152,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for _ in range(args.cold_runs):
                 portal.empty_inventory()
                 prof = tmp / "cold.prof" if args.profile == "cold" and not cold else None
-                cold.append(run_sweep(cluster_client, agent, args.workers, prof))
+                cold.append(run_sweep(cluster_client, agent, args.workers, prof, args.processes))
                 print(f"cold: {cold[-1]}", file=sys.stderr)
             warm = []
             for _ in range(args.warm_runs):
                 prof = tmp / "warm.prof" if args.profile == "warm" and not warm else None
-                warm.append(run_sweep(cluster_client, agent, args.workers, prof))
+                warm.append(run_sweep(cluster_client, agent, args.workers, prof, args.processes))
                 print(f"warm: {warm[-1]}", file=sys.stderr)
             churn = []
             for seed in range(1, args.churn_runs + 1):
@@ -151,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 with urllib.request.urlopen(request, timeout=60) as answer:
                     churned = json.load(answer)["churned"]
                 prof = tmp / "churn.prof" if args.profile == "churn" and not churn else None
-                run = run_sweep(cluster_client, agent, args.workers, prof)
+                run = run_sweep(cluster_client, agent, args.workers, prof, args.processes)
                 run["churned_nodes"] = len(churned)
                 churn.append(run)
                 print(f"churn: {run}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Celery tasks: thin adapters over services (ids in, idempotent, time-limited).
 
 The beat schedule (settings.CELERY_BEAT_SCHEDULE) runs `sweep` every POLL_INTERVAL seconds; the
-sweep polls the cluster and fans out one `poll_node` per node. Agent faults are data, not task
+sweep polls the cluster and fans out one `poll_node_batch` per BATCH_NODES nodes (a hint polls
+one node with `refresh_node`). Agent faults are data, not task
 failures (the node is marked and the next sweep tries again); only database hiccups are retried.
 """
 
@@ -36,6 +37,15 @@ def poll_node(node_id: int, recompute: bool = False) -> dict:
     return {"rows": stats.rows_written, "failed": bool(stats.agent_failures)}
 
 
+@shared_task(soft_time_limit=90, time_limit=120, **_RETRY)
+def poll_node_batch(node_ids: list[int], touched: list[int]) -> dict:
+    """A sweep's share of nodes: polled with a few threads (the agents' round trips overlap),
+    nodes seen for the first time stored in bulk. The worker's processes (Celery's prefork
+    pool, one per core by default) take the batches in parallel."""
+    report = polling.poll_batch(node_ids, touched=set(touched))
+    return {"rows": report.stats.rows_written, "failed": report.agents_failed}
+
+
 @shared_task(soft_time_limit=60, time_limit=90, **_RETRY)
 def poll_cluster() -> dict:
     stats = polling.poll_cluster()
@@ -44,7 +54,8 @@ def poll_cluster() -> dict:
 
 @shared_task(soft_time_limit=120, time_limit=150, **_RETRY)
 def sweep() -> dict:
-    """Dispatcher: poll the cluster, then one task per node. Never two sweeps at once."""
+    """Dispatcher: poll the cluster, then one task per batch of nodes. Never two sweeps at
+    once."""
     with polling.cache_lock("sweep", timeout=150) as held:
         if not held:
             log.info("sweep skipped: another sweep is running")
@@ -60,9 +71,11 @@ def sweep() -> dict:
         node_ids = list(
             Node.objects.filter(cluster=cluster, in_cluster=True).values_list("pk", flat=True)
         )
-        for node_id in node_ids:
-            poll_node.apply_async(
-                (node_id, node_id in touched), expires=polling.settings.POLL_INTERVAL
+        for start in range(0, len(node_ids), polling.BATCH_NODES):
+            batch = node_ids[start : start + polling.BATCH_NODES]
+            poll_node_batch.apply_async(
+                (batch, [pk for pk in batch if pk in touched]),
+                expires=polling.settings.POLL_INTERVAL,
             )
         # Lint the cluster's NADs against the inventory as it stands (the node polls just
         # queued refresh it; their effect shows in the next sweep's lint).

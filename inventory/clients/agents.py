@@ -12,6 +12,7 @@ serve a whole thread pool of concurrent polls, and it lets the body be streamed 
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import time
@@ -65,14 +66,26 @@ class AgentClient:
         self.token = token
         self.timeout = timeout
         self.max_bytes = max_bytes
+        self.pool_size = pool_size
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> urllib3.PoolManager:
         # num_pools: one pool per agent host:port kept alive across sweeps (fleets are bigger,
         # the least recently used pools are closed); maxsize: concurrent requests per agent.
-        self._pool = urllib3.PoolManager(
-            num_pools=max(pool_size, 10) * 8,
-            maxsize=pool_size,
+        return urllib3.PoolManager(
+            num_pools=max(self.pool_size, 10) * 8,
+            maxsize=self.pool_size,
             retries=False,
-            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
         )
+
+    def forked(self) -> AgentClient:
+        """This client for a forked process: same settings, its own connections. The pooled
+        sockets inherited from the parent are left alone (closing or using them from two
+        processes would interleave two conversations on one connection)."""
+        clone = copy.copy(self)
+        clone._pool = clone._new_pool()
+        return clone
 
     @classmethod
     def from_settings(cls) -> AgentClient:

@@ -11,7 +11,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -49,57 +52,78 @@ def multus_version_for(cluster: Cluster | None) -> str:
 
 
 def link_facts(iface: Interface) -> ownership.LinkFacts:
+    return _link_facts(iface.identity, functools.partial(getattr, iface), present=iface.present)
+
+
+def link_facts_from_values(
+    identity: str, values: Mapping[str, Any], *, present: bool
+) -> ownership.LinkFacts:
+    """The same facts from a row not stored yet ({Interface field: value}, as sync builds it
+    from a snapshot): the first sight of a node is judged before its rows exist."""
+    return _link_facts(identity, values.__getitem__, present=present)
+
+
+def _link_facts(key: str, get: Callable[[str], Any], *, present: bool) -> ownership.LinkFacts:
+    pf = get("pf")
     return ownership.LinkFacts(
-        key=iface.identity,
-        name=iface.name,
-        kind=iface.kind,
-        mac=iface.mac,
-        permanent_mac=iface.permanent_mac,
-        alias=iface.alias,
-        altnames=tuple(iface.altnames or ()),
-        master=iface.master,
-        master_kind=iface.master_kind,
+        key=key,
+        name=get("name"),
+        kind=get("kind"),
+        mac=get("mac"),
+        permanent_mac=get("permanent_mac"),
+        alias=get("alias"),
+        altnames=tuple(get("altnames") or ()),
+        master=get("master"),
+        master_kind=get("master_kind"),
         addresses=tuple(
             f"{a['address']}/{a['prefixlen']}"
-            for a in (iface.addresses or [])
+            for a in (get("addresses") or [])
             if isinstance(a, dict) and "address" in a and "prefixlen" in a
         ),
-        default_route_v4=iface.default_route_v4,
-        default_route_v6=iface.default_route_v6,
-        driver=iface.driver,
-        pci_address=iface.pci_address,
-        pf_pci_address=iface.pf if ":" in iface.pf and "." in iface.pf else "",
-        sriov_num_vfs=iface.sriov_num_vfs or 0,
-        wireless=iface.wireless,
-        has_netdev=iface.has_netdev,
-        present=iface.present,
+        default_route_v4=get("default_route_v4"),
+        default_route_v6=get("default_route_v6"),
+        driver=get("driver"),
+        pci_address=get("pci_address"),
+        pf_pci_address=pf if ":" in pf and "." in pf else "",
+        sriov_num_vfs=get("sriov_num_vfs") or 0,
+        wireless=get("wireless"),
+        has_netdev=get("has_netdev"),
+        present=present,
     )
 
 
-def node_facts(node: Node) -> ownership.NodeFacts:
+def node_facts(node: Node, *, answered_at: datetime | None = None) -> ownership.NodeFacts:
+    """`answered_at`: the agent answered just now (its contact time is not read back)."""
     return ownership.NodeFacts(
         name=node.name,
         internal_ips=tuple(node.internal_ips or ()),
         agent_fresh=not node.stale,
-        agent_last_contact=node.last_contact,
+        agent_last_contact=answered_at or node.last_contact,
         veth_nics=str((node.labels or {}).get("nicportal.io/veth-nics", "")).lower() == "true",
     )
 
 
 def pod_claims(node: Node) -> list[ownership.PodClaim]:
-    rows = PodAttachment.objects.filter(node=node, status=AttachmentStatus.ATTACHED).only(
-        "namespace", "pod_name", "nad_namespace", "nad_name", "pod_interface", "mac"
-    )
-    return [
-        ownership.PodClaim(
-            namespace=a.namespace,
-            pod=a.pod_name,
-            nad=f"{a.nad_namespace}/{a.nad_name}",
-            pod_interface=a.pod_interface,
-            mac=a.mac,
+    return pod_claims_by_node([node.pk]).get(node.pk, [])
+
+
+def pod_claims_by_node(node_ids: Iterable[int]) -> dict[int, list[ownership.PodClaim]]:
+    """The attached pods' claims of these nodes, by node id (one query)."""
+    rows = PodAttachment.objects.filter(
+        node_id__in=list(node_ids), status=AttachmentStatus.ATTACHED
+    ).only("node_id", "namespace", "pod_name", "nad_namespace", "nad_name", "pod_interface", "mac")
+    claims: dict[int, list[ownership.PodClaim]] = {}
+    for a in rows:
+        claims.setdefault(a.node_id, []).append(
+            ownership.PodClaim(
+                namespace=a.namespace,
+                pod=a.pod_name,
+                nad=f"{a.nad_namespace}/{a.nad_name}",
+                pod_interface=a.pod_interface,
+                mac=a.mac,
+            )
         )
-        for a in rows
-    ]
+    return claims
 
 
 def reservation_facts(node: Node) -> dict[str, ownership.ReservationFacts]:

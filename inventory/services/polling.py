@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -26,6 +27,13 @@ from inventory.clients.agents import AgentClient
 from inventory.clients.cluster import ClusterClient, ClusterError
 from inventory.models import Cluster, Node
 from inventory.sync.contact import note_agent_failure, note_not_modified
+from inventory.sync.first_sight import (
+    BATCH_NODES,
+    FirstSnapshot,
+    apply_first_snapshots,
+    bulk_supported,
+    with_known_flag,
+)
 from inventory.sync.lint import lint_cluster_nads
 from inventory.sync.listing import apply_listing, get_cluster
 from inventory.sync.snapshot import apply_snapshot
@@ -101,7 +109,16 @@ def poll_node(
     return stats
 
 
-def _poll_node(node: Node, *, agent: AgentClient | None, contacts: dict | None = None) -> SyncStats:
+def _poll_node(
+    node: Node,
+    *,
+    agent: AgentClient | None,
+    contacts: dict | None = None,
+    first_sight: list[FirstSnapshot] | None = None,
+) -> SyncStats:
+    """Fetch and apply one node's snapshot. With `first_sight`, the first snapshot of a node
+    the inventory has no interface of (Node.known False, see with_known_flag) is collected there
+    for apply_first_snapshots instead of being applied now."""
     url = node.effective_agent_url
     if not url:
         return note_agent_failure(node, "no agent pod found on this node")
@@ -110,9 +127,132 @@ def _poll_node(node: Node, *, agent: AgentClient | None, contacts: dict | None =
     if result.status == "not_modified":
         return note_not_modified(node, contacts=contacts)
     if result.status == "ok" and result.snapshot is not None:
+        if first_sight is not None and getattr(node, "known", True) is False:
+            first_sight.append(FirstSnapshot(node, result.snapshot, result.etag))
+            return SyncStats()
         return apply_snapshot(node, result.snapshot, etag=result.etag)
     log.warning("node=%s agent=%s poll failed: %s", node.name, url, result.error)
     return note_agent_failure(node, f"{result.error or 'agent answer unusable'} ({url})")
+
+
+def store_first_sight(batch: list[FirstSnapshot], *, contacts: dict | None = None) -> SyncStats:
+    """Store collected first snapshots in bulk; a node that got interfaces meanwhile goes
+    through apply_snapshot instead."""
+    stats, later = apply_first_snapshots(batch, now=timezone.now(), contacts=contacts)
+    for item in later:
+        stats.add(apply_snapshot(item.node, item.snapshot, etag=item.etag))
+    batch.clear()
+    return stats
+
+
+@dataclass
+class NodesReport:
+    """What polling a set of nodes did (a sweep's share, a Celery batch)."""
+
+    agents_ok: int = 0
+    agents_failed: int = 0
+    stats: SyncStats = field(default_factory=SyncStats)
+
+    def add(self, other: NodesReport) -> None:
+        self.agents_ok += other.agents_ok
+        self.agents_failed += other.agents_failed
+        self.stats.add(other.stats)
+
+
+def poll_nodes(
+    nodes: list[Node],
+    *,
+    agent: AgentClient,
+    touched: set[int] = frozenset(),
+    workers: int = 8,
+    contacts: dict | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    profile_inline: bool = False,
+) -> NodesReport:
+    """Poll these nodes' agents with a pool of `workers` threads; a node in `touched` is judged
+    again even when its snapshot did not change (its pod claims did). Nodes seen for the first
+    time (annotated by with_known_flag) are stored in bulk, BATCH_NODES per transaction, on
+    PostgreSQL; one by one elsewhere. The caller holds the sweep lock (no per-node lock)."""
+    report = NodesReport()
+    if connection.vendor == "sqlite":
+        # One writer at a time is all SQLite allows (and its shared-cache test database fails
+        # instead of waiting): poll nodes one after another there.
+        workers = 1
+    bulk = bulk_supported()
+    work: queue.SimpleQueue[Node] = queue.SimpleQueue()
+    for node in nodes:
+        work.put(node)
+    done_lock = threading.Lock()
+    done = 0
+
+    def account(stats: SyncStats, node_name: str | None, failed: bool) -> None:
+        nonlocal done
+        with done_lock:
+            report.stats.add(stats)
+            if node_name is None:
+                return
+            done += 1
+            if failed:
+                report.agents_failed += 1
+            else:
+                report.agents_ok += 1
+            if progress:
+                progress(done, len(nodes), node_name)
+
+    def worker(own_connection: bool = True) -> None:
+        # Each thread polls nodes until the queue is empty, on one database connection that it
+        # closes at the end (connections are per thread; left open they outlive the sweep).
+        first_sight: list[FirstSnapshot] = []
+        try:
+            while True:
+                try:
+                    node = work.get_nowait()
+                except queue.Empty:
+                    break
+                try:
+                    if node.pk in touched or not bulk:
+                        stats = poll_node(
+                            node,
+                            agent=agent,
+                            recompute=node.pk in touched,
+                            lock=False,
+                            contacts=contacts,
+                        )
+                    else:
+                        stats = _poll_node(
+                            node, agent=agent, contacts=contacts, first_sight=first_sight
+                        )
+                except Exception as exc:
+                    log.exception("node=%s poll crashed", node.name)
+                    stats = SyncStats(agent_failures=1, messages=[f"{node.name}: {exc}"])
+                account(stats, node.name, bool(stats.agent_failures))
+                if len(first_sight) >= BATCH_NODES:
+                    account(_store_batch(first_sight, contacts), None, False)
+            account(_store_batch(first_sight, contacts), None, False)
+        finally:
+            if own_connection:
+                connections.close_all()
+
+    if workers == 1 and profile_inline:
+        worker(own_connection=False)  # in this thread: what a profiler of the caller sees
+    else:
+        count = max(1, min(workers, len(nodes) or 1))
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            for future in [pool.submit(worker) for _ in range(count)]:
+                future.result()
+    return report
+
+
+def _store_batch(batch: list[FirstSnapshot], contacts: dict | None) -> SyncStats:
+    if not batch:
+        return SyncStats()
+    try:
+        return store_first_sight(batch, contacts=contacts)
+    except Exception as exc:
+        log.exception("first sight of %d nodes failed", len(batch))
+        names = ", ".join(item.node.name for item in batch[:5])
+        batch.clear()
+        return SyncStats(messages=[f"first sight of {names}…: {exc}"])
 
 
 @dataclass
@@ -165,13 +305,16 @@ def sweep_status(cluster: Cluster) -> dict | None:
 def sweep_inline(
     *,
     workers: int = 8,
+    processes: int = 1,
     progress: Callable[[int, int, str], None] | None = None,
     cluster_client: ClusterClient | None = None,
     agent: AgentClient | None = None,
     profile_inline: bool = False,
 ) -> SweepReport:
-    """One full sweep in this process: the cluster, then every node with a thread pool.
-    Used by `manage.py poll` and the benchmarks; Celery fans the same per-node work out."""
+    """One full sweep from this process: the cluster, then every node with a thread pool of
+    `workers`, in `processes` processes (forked, each with its share of the nodes and its own
+    database connection; more than one needs PostgreSQL). Used by `manage.py poll` and the
+    benchmarks; Celery fans the same per-node work out over its worker processes."""
     started = time.monotonic()
     report = SweepReport()
     cluster = get_cluster()
@@ -183,64 +326,91 @@ def sweep_inline(
     except ClusterError as exc:
         report.cluster_error = str(exc)
         log.error("cluster poll failed: %s", exc)
-    nodes = list(Node.objects.filter(cluster=cluster, in_cluster=True))
+    nodes = list(with_known_flag(Node.objects.filter(cluster=cluster, in_cluster=True)))
     report.nodes = len(nodes)
     agent = agent or AgentClient.from_settings()
-    if connection.vendor == "sqlite":
-        # One writer at a time is all SQLite allows (and its shared-cache test database fails
-        # instead of waiting): poll nodes one after another there.
-        workers = 1
-    work: queue.SimpleQueue[Node] = queue.SimpleQueue()
-    for node in nodes:
-        work.put(node)
-    done_lock = threading.Lock()
-    done = 0
     # Contact times of unchanged agents, written to the cache in one round trip at the end.
     contacts: dict = {}
-
-    def worker(own_connection: bool = True) -> None:
-        # Each thread polls nodes until the queue is empty, on one database connection that it
-        # closes at the end (connections are per thread; left open they outlive the sweep).
-        nonlocal done
-        try:
-            while True:
-                try:
-                    node = work.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    stats = poll_node(
-                        node,
-                        agent=agent,
-                        recompute=node.pk in touched,
-                        lock=False,
-                        contacts=contacts,
-                    )
-                except Exception as exc:
-                    log.exception("node=%s poll crashed", node.name)
-                    stats = SyncStats(agent_failures=1, messages=[f"{node.name}: {exc}"])
-                with done_lock:
-                    done += 1
-                    report.stats.add(stats)
-                    if stats.agent_failures:
-                        report.agents_failed += 1
-                    else:
-                        report.agents_ok += 1
-                    if progress:
-                        progress(done, len(nodes), node.name)
-        finally:
-            if own_connection:
-                connections.close_all()
-
-    if workers == 1 and profile_inline:
-        worker(own_connection=False)  # in this thread: what a profiler of the caller sees
+    if processes > 1 and connection.vendor == "postgresql" and len(nodes) > 1:
+        polled = _poll_in_processes(
+            nodes, agent=agent, touched=touched, workers=workers, processes=processes
+        )
     else:
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(nodes) or 1))) as pool:
-            for future in [pool.submit(worker) for _ in range(max(1, min(workers, len(nodes))))]:
-                future.result()
+        polled = poll_nodes(
+            nodes,
+            agent=agent,
+            touched=touched,
+            workers=workers,
+            contacts=contacts,
+            progress=progress,
+            profile_inline=profile_inline,
+        )
+    report.agents_ok, report.agents_failed = polled.agents_ok, polled.agents_failed
+    report.stats.add(polled.stats)
     if contacts:
         cache.set_many(contacts, timeout=None)
     report.stats.other_rows += lint_cluster_nads(cluster)
     report.duration = time.monotonic() - started
     record_sweep(cluster, report)
     return report
+
+
+def poll_batch(node_ids: list[int], *, touched: set[int], workers: int = 4) -> NodesReport:
+    """Poll a batch of nodes by id (a Celery task's share of a sweep). The sweep task holds the
+    sweep lock while it dispatches; batches take no node locks, like a sweep's own polls: a
+    hint's concurrent poll of one of them is serialised by the node row lock in apply_snapshot
+    (or the batch's in apply_first_snapshots) and finds nothing left to write."""
+    nodes = list(with_known_flag(Node.objects.filter(pk__in=node_ids, in_cluster=True)))
+    contacts: dict = {}
+    report = poll_nodes(
+        nodes,
+        agent=AgentClient.from_settings(),
+        touched=touched,
+        workers=workers,
+        contacts=contacts,
+    )
+    if contacts:
+        cache.set_many(contacts, timeout=None)
+    return report
+
+
+# The agent client a forked process inherits (set by _poll_in_processes just before the fork).
+_forked_agent: AgentClient | None = None
+
+
+def _poll_in_processes(
+    nodes: list[Node], *, agent: AgentClient, touched: set[int], workers: int, processes: int
+) -> NodesReport:
+    """Poll the nodes in `processes` forked processes, each a share of them with its own
+    threads: one Python process cannot use more than one core for the sweep's CPU work (JSON,
+    validation, the rules, building rows). Fork is safe here: the database connections are
+    closed before it (each child opens its own), the agent client's pooled sockets are dropped
+    in the child, and redis-py resets its pool when it finds itself in a new process."""
+    global _forked_agent
+    _forked_agent = agent
+    connections.close_all()
+    shares = [[node.pk for node in nodes[index::processes]] for index in range(processes)]
+    report = NodesReport()
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        futures = [
+            pool.submit(_poll_share, share, touched & set(share), workers) for share in shares
+        ]
+        for future in futures:
+            report.add(future.result())
+    return report
+
+
+def _poll_share(node_ids: list[int], touched: set[int], workers: int) -> NodesReport:
+    """In a forked process: poll these nodes, write their contact times, close up."""
+    agent = _forked_agent.forked() if _forked_agent else AgentClient.from_settings()
+    contacts: dict = {}
+    try:
+        nodes = list(with_known_flag(Node.objects.filter(pk__in=node_ids)))
+        report = poll_nodes(nodes, agent=agent, touched=touched, workers=workers, contacts=contacts)
+        if contacts:
+            cache.set_many(contacts, timeout=None)
+        return report
+    finally:
+        agent.close()
+        connections.close_all()

@@ -203,23 +203,10 @@ def apply_snapshot(
         vanished = [i for ident, i in existing.items() if ident not in facts and i.present]
         for iface in vanished:
             iface.present = False
-        node_fields = note_contact(node, now)
-        for attr, value in (
-            ("agent_version", _clip_node("agent_version", snapshot.get("agent_version", ""))),
-            ("agent_etag", _clip_node("agent_etag", etag)),
-            ("cni", snapshot.get("cni") or {}),
-        ):
-            if getattr(node, attr) != value:
-                setattr(node, attr, value)
-                node_fields.append(attr)
-        collected = _parse_time(snapshot.get("collected_at"))
+        node_fields = node_snapshot_fields(
+            node, snapshot, etag=etag, now=now, fields=note_contact(node, now)
+        )
         if node_fields:
-            if "last_contact_at" not in node_fields:  # the row is written anyway: keep it true
-                node.last_contact_at = now
-                node_fields.append("last_contact_at")
-            if collected and "agent_etag" in node_fields:
-                node.collected_at = collected
-                node_fields.append("collected_at")
             node.save(update_fields=node_fields)
             stats.node_rows += 1
 
@@ -273,6 +260,31 @@ def apply_snapshot(
             stats.verdicts_changed,
         )
     return stats
+
+
+def node_snapshot_fields(
+    node: Node, snapshot: dict, *, etag: str, now: datetime, fields: list[str]
+) -> list[str]:
+    """Set the node's agent facts (version, ETag, CNI) from a snapshot, in memory. `fields` are
+    those already changed (by note_contact); returns every field to save, [] for none."""
+    fields = list(fields)
+    for attr, value in (
+        ("agent_version", _clip_node("agent_version", snapshot.get("agent_version", ""))),
+        ("agent_etag", _clip_node("agent_etag", etag)),
+        ("cni", snapshot.get("cni") or {}),
+    ):
+        if getattr(node, attr) != value:
+            setattr(node, attr, value)
+            fields.append(attr)
+    collected = _parse_time(snapshot.get("collected_at"))
+    if fields:
+        if "last_contact_at" not in fields:  # the row is written anyway: keep it true
+            node.last_contact_at = now
+            fields.append("last_contact_at")
+        if collected and "agent_etag" in fields:
+            node.collected_at = collected
+            fields.append("collected_at")
+    return fields
 
 
 def _clip_node(field_name: str, value: str) -> str:

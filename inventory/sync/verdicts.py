@@ -39,10 +39,7 @@ def decide(node: Node, interfaces: Sequence[Interface], now: datetime) -> list[V
     )
     changes = []
     for iface, verdict in zip(interfaces, verdicts, strict=True):
-        state = str(verdict.state)
-        reason = clip("reason", verdict.reason)
-        holder = clip("holder", verdict.holder)
-        orphan = bool(verdict.orphan)
+        state, reason, holder, orphan = verdict_values(verdict)
         if (iface.state, iface.reason, iface.holder, iface.orphan) == (
             state,
             reason,
@@ -55,6 +52,20 @@ def decide(node: Node, interfaces: Sequence[Interface], now: datetime) -> list[V
         if changes[-1].old_state != state:
             iface.state_changed_at = now
     return changes
+
+
+def verdict_values(verdict: ownership.Verdict) -> tuple[str, str, str, bool]:
+    """A verdict as the Interface columns hold it: state, reason, holder (clipped), orphan."""
+    return (
+        str(verdict.state),
+        clip("reason", verdict.reason),
+        clip("holder", verdict.holder),
+        bool(verdict.orphan),
+    )
+
+
+def history_message(label: str, old_state: str, new_state: str, reason: str) -> str:
+    return f"{label}: {old_state} -> {new_state}: {reason}"
 
 
 def history_for(node: Node, changes: Iterable[VerdictChange], now: datetime) -> list[HistoryEntry]:
@@ -71,8 +82,9 @@ def history_for(node: Node, changes: Iterable[VerdictChange], now: datetime) -> 
                 node=node,
                 old_state=old_state,
                 new_state=iface.state,
-                message=f"{iface.name or iface.identity}: {old_state} -> {iface.state}: "
-                f"{iface.reason}",
+                message=history_message(
+                    iface.name or iface.identity, old_state, iface.state, iface.reason
+                ),
                 data={"holder": iface.holder, "old_holder": old_holder},
             )
         )

@@ -11,9 +11,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from inventory.models import Interface
+from inventory.models import Interface, Node
 from inventory.read import pages
-from tests.api.builders import make_free_interface, make_node
+from inventory.services import reservations
+from inventory.sync.verdicts import refresh_ownership
+from tests.api.builders import in_days, make_free_interface, make_node
 
 pytestmark = pytest.mark.django_db
 
@@ -184,3 +186,30 @@ def test_unknown_speeds_sort_as_the_lowest(people, eleven, client_for):
     speeds = [row["speed_mbps"] for row in rows["results"]]
     assert speeds == sorted(speeds, key=lambda s: -1 if s is None else s, reverse=True)
     assert speeds[-2:] == [None, None] and speeds[-3] == 10000
+
+
+def test_the_offset_count_follows_new_rows_and_verdict_changes(people, eleven, client_for):
+    """The count is reused until the inventory moves: a new row or a new verdict is counted at
+    once."""
+    client = client_for(people.outsider)
+
+    def counts() -> tuple[int, int]:
+        answered = client.get(f"{API}?state=free&limit=1").json()["count"]
+        return answered, Interface.objects.filter(state="free").count()
+
+    assert counts() == (8, 8)
+    make_free_interface(eleven[0].node, "ens9f9")
+    assert counts() == (9, 9)
+    # The stored verdicts as the rules have them (the fixture's are made up), counted afresh.
+    refresh_ownership(node_ids=Node.objects.values_list("pk", flat=True))
+    before, truth = counts()
+    assert before == truth
+    reservations.reserve(
+        interface_id=eleven[3].pk,
+        team=people.team,
+        user=people.owner,
+        purpose="p",
+        expires_at=in_days(1),
+    )
+    assert counts() == (before - 1, before - 1)
+    assert Interface.objects.get(pk=eleven[3].pk).state == "reserved"

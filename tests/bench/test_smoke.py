@@ -8,6 +8,7 @@ import json
 import urllib.request
 
 import pytest
+from django.db import connection
 
 from bench import fleet
 from bench.portal import FleetAgentClient
@@ -115,3 +116,21 @@ def test_the_simulated_agent_answers_304_to_its_own_etag_only(simulated_fleet):
     assert first.status == "ok" and len(first.snapshot["links"]) == NICS
     assert again.status == "not_modified"
     assert other.status == "ok" and other.etag != first.etag
+
+
+def test_a_sweep_over_two_processes_fills_every_interface_then_writes_nothing(simulated_fleet):
+    if connection.vendor != "postgresql":
+        pytest.skip("several sweep processes need PostgreSQL (set DATABASE_URL)")
+    server, cluster_client, agent = simulated_fleet
+
+    cold = polling.sweep_inline(workers=2, processes=2, cluster_client=cluster_client, agent=agent)
+    before = stored_rows()
+    warm = polling.sweep_inline(workers=2, processes=2, cluster_client=cluster_client, agent=agent)
+
+    assert (cold.agents_ok, cold.agents_failed) == (NODES, 0)
+    assert cold.stats.created == NODES * NICS == Interface.objects.count()
+    # Every interface judged, with its history entry, by the bulk path of first sight.
+    assert not Interface.objects.filter(state="unknown").exists()
+    assert HistoryEntry.objects.filter(kind="ownership").count() == NODES * NICS
+    assert warm.agents_ok == NODES and warm.stats.rows_written == 0
+    assert stored_rows() == before

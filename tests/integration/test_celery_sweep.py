@@ -1,5 +1,5 @@
 """The dispatcher end to end: a real Celery worker on real Redis runs `sweep`, which polls the
-lab's API and fans out one `poll_node` task per node."""
+lab's API and fans out `poll_node_batch` tasks over the nodes."""
 
 from __future__ import annotations
 
