@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ def run_sweep(
 
     before = portal.settled_pg_row_changes()
     load = os.getloadavg()
+    cpu = _cpu_seconds()
     if profile is not None:
         # cProfile sees the calling thread only: profile with --workers 1 to see the per-node
         # work (the thread pool's threads are otherwise invisible to it).
@@ -58,6 +60,7 @@ def run_sweep(
         report = polling.sweep_inline(
             workers=workers, processes=processes, cluster_client=cluster_client, agent=agent
         )
+    cpu = _cpu_seconds() - cpu
     after = portal.settled_pg_row_changes()
     stats = report.stats
     return {
@@ -76,9 +79,19 @@ def run_sweep(
         "node_rows": stats.node_rows,
         "other_rows": stats.other_rows,
         "cluster_error": report.cluster_error,
+        # CPU time of the sweep's own processes (this one and the forked ones), user + system:
+        # what the sweep cost the portal, whatever else the cores were busy with.
+        "portal_cpu": round(cpu, 3),
+        "phases": {name: round(seconds, 3) for name, seconds in report.phases.items()},
         "load_before": [round(x, 2) for x in load],
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _kmock(nodes: int, nics: int, agent_port: int, tmp: Path) -> tuple[subprocess.Popen, str]:

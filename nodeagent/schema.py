@@ -44,7 +44,14 @@ _HEX_ID = r"^0x[0-9a-f]{4}$"
 
 
 def _nullable(schema: dict) -> dict:
-    return {"anyOf": [schema, {"type": "null"}]}
+    """The schema or null. Written as a type list (or an enum with null), not as `anyOf`: the
+    same meaning (pattern, minimum, required and properties only constrain their own type), but
+    a compiled validator tries an anyOf's branches by raising and catching an exception, which
+    cost the portal more than the rest of a snapshot's validation (most nullable facts are
+    null)."""
+    if "enum" in schema:
+        return {**schema, "enum": [*schema["enum"], None]}
+    return {**schema, "type": [schema["type"], "null"]}
 
 
 _STR = {"type": "string"}

@@ -42,6 +42,7 @@ Two annotations are added after the rules:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -256,6 +257,9 @@ def _route_clause(link: LinkFacts) -> str:
     return "carries the default route" if link.default_route_v4 else ""
 
 
+# Cached: a node's InternalIPs are compared with every link's addresses, and a cold sweep of
+# thousands of nodes parsed the same few strings tens of thousands of times.
+@functools.lru_cache(maxsize=8192)
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_interface(text.strip()).ip

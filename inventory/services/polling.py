@@ -210,7 +210,9 @@ def poll_nodes(
                 except queue.Empty:
                     break
                 try:
-                    if node.pk in touched or not bulk:
+                    # A node seen for the first time is judged with its current claims when
+                    # it is stored, touched or not.
+                    if not bulk or getattr(node, "known", True):
                         stats = poll_node(
                             node,
                             agent=agent,
@@ -263,6 +265,8 @@ class SweepReport:
     duration: float = 0.0
     stats: SyncStats = field(default_factory=SyncStats)
     cluster_error: str = ""
+    # Seconds spent per step (cluster, agents, lint): where a slow sweep's time went.
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def record_sweep(cluster: Cluster, report: SweepReport) -> None:
@@ -326,6 +330,7 @@ def sweep_inline(
     except ClusterError as exc:
         report.cluster_error = str(exc)
         log.error("cluster poll failed: %s", exc)
+    report.phases["cluster"] = time.monotonic() - started
     nodes = list(with_known_flag(Node.objects.filter(cluster=cluster, in_cluster=True)))
     report.nodes = len(nodes)
     agent = agent or AgentClient.from_settings()
@@ -349,8 +354,11 @@ def sweep_inline(
     report.stats.add(polled.stats)
     if contacts:
         cache.set_many(contacts, timeout=None)
+    linting = time.monotonic()
+    report.phases["agents"] = linting - started - report.phases["cluster"]
     report.stats.other_rows += lint_cluster_nads(cluster)
     report.duration = time.monotonic() - started
+    report.phases["lint"] = report.duration - (linting - started)
     record_sweep(cluster, report)
     return report
 

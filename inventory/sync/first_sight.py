@@ -186,18 +186,25 @@ def _copy(model: type, rows: list[dict[str, Any]]) -> None:
         return
     fields = [f for f in model._meta.concrete_fields if not (f.primary_key and "id" not in rows[0])]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    defaults = {f.attname: f.get_default() for f in fields if f.has_default()}
-    json_columns = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+    # (attname, is JSON, default) per column, worked out once for the whole batch.
+    plan = [
+        (
+            f.attname,
+            f.get_internal_type() == "JSONField",
+            f.get_default() if f.has_default() else None,
+        )
+        for f in fields
+    ]
     table = connection.ops.quote_name(model._meta.db_table)
+    dumps = json.dumps
     with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for row in rows:
-            values = []
-            for field in fields:
-                value = row[field.attname] if field.attname in row else defaults[field.attname]
-                if field.attname in json_columns:
-                    value = json.dumps(value)
-                values.append(value)
-            copy.write_row(values)
+            copy.write_row(
+                [
+                    (dumps(row.get(name, default)) if is_json else row.get(name, default))
+                    for name, is_json, default in plan
+                ]
+            )
 
 
 def _update_nodes(updates: list[tuple[Node, list[str]]]) -> int:
