@@ -5,11 +5,16 @@ satisfies nodeagent.schema.SNAPSHOT_SCHEMA (every field present), its own ETag, 
 request's If-None-Match is that ETag. Rendering happens at start-up and on churn only, so a warm
 sweep measures the portal, not the simulator.
 
-The same server also answers the few read-only Kubernetes API paths that ClusterClient.listing()
-uses (``/version``, nodes, pods, events, NADs), from pre-rendered pages of PAGE_SIZE items with
-``continue`` tokens like a real API server. This is the "static fake API": it exists because
-KMock is an in-memory emulator that re-serialises every object on each list (measured in
-BENCHMARKS.md), which a real API server with a watch cache does not do.
+The same server also answers the few read-only Kubernetes API paths that ClusterClient reads
+(``/version``, nodes, pods, events, NADs), from pre-rendered pages of PAGE_SIZE items with
+``continue`` tokens like a real API server, and watches of them with resourceVersions, bookmarks
+and 410 (StaticKubeApi). This is the "static fake API": it exists because KMock is an in-memory
+emulator that re-serialises every object on each list (measured in BENCHMARKS.md) and has no
+resourceVersions or bookmarks, which a real API server with a watch cache has.
+
+Cluster changes: ``POST /control/multus-pod?index=N&type=ADDED|DELETED`` starts or removes the
+Multus pod of node N; ``POST /control/compact`` forgets the change log (the next watch from an
+older resourceVersion gets 410).
 
 Churn (``POST /control/churn?fraction=0.01&seed=1``): a fraction of the nodes get a new
 generation, in which one NIC is renamed (host-device renames devices it moves) and the snapshot
@@ -318,12 +323,14 @@ class Fleet:
         return [node_name(i) for i in chosen]
 
 
-def _pages(kind: str, api_version: str, items: list[dict[str, Any]]) -> list[bytes]:
+def _pages(
+    kind: str, api_version: str, items: list[dict[str, Any]], version: int = 1
+) -> list[bytes]:
     """Pre-rendered list pages with continue tokens "<page number>" like a real API server."""
     chunks = [items[i : i + PAGE_SIZE] for i in range(0, len(items), PAGE_SIZE)] or [[]]
     pages = []
     for number, chunk in enumerate(chunks):
-        metadata: dict[str, Any] = {"resourceVersion": "1"}
+        metadata: dict[str, Any] = {"resourceVersion": str(version)}
         if number + 1 < len(chunks):
             metadata["continue"] = str(number + 1)
         body = {"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": chunk}
@@ -331,8 +338,22 @@ def _pages(kind: str, api_version: str, items: list[dict[str, Any]]) -> list[byt
     return pages
 
 
+def _object_key(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or "")
+
+
 class StaticKubeApi:
-    """Read-only list answers for ClusterClient.listing(), pre-rendered."""
+    """The read side of a Kubernetes API for ClusterClient: lists (pre-rendered pages) and
+    watches, with resourceVersions like a real API server's.
+
+    Every object starts at resourceVersion 1; each change (change()) takes the next version and
+    is logged. A watch from version V answers the logged changes of its collection after V, then
+    a BOOKMARK at the current version, and ends: a real server sends the same events, but its
+    bookmark only shortly before the watch's timeoutSeconds (ClusterWatch stops reading at the
+    bookmark either way). A watch from a version older than the log (compact() forgets it) gets
+    the ERROR event with code 410 that a real server sends for a version its watch cache no
+    longer has."""
 
     ROUTES = {
         "/api/v1/nodes": ("nodes", "NodeList", "v1"),
@@ -346,20 +367,80 @@ class StaticKubeApi:
     }
 
     def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
-        self.pages = {
-            path: _pages(kind, version, objects[key])
-            for path, (key, kind, version) in self.ROUTES.items()
-        }
+        self.lock = threading.Lock()
+        self.version = 1
+        self.forgotten = 0  # changes up to this version are no longer in the log
+        self.log: list[tuple[int, str, str, dict[str, Any]]] = []  # (version, key, type, object)
+        self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        for key, items in objects.items():
+            for obj in items:
+                obj.setdefault("metadata", {})["resourceVersion"] = "1"
+            self.objects[key] = {_object_key(obj): obj for obj in items}
+        self.pages = {path: self._render(path) for path in self.ROUTES}
+
+    def _render(self, path: str) -> list[bytes]:
+        key, kind, version = self.ROUTES[path]
+        return _pages(kind, version, list(self.objects[key].values()), self.version)
+
+    def change(self, key: str, kind: str, obj: dict[str, Any]) -> int:
+        """ADDED, MODIFIED or DELETED `obj` in collection `key`; returns its new version."""
+        with self.lock:
+            self.version += 1
+            obj = json.loads(json.dumps(obj))
+            obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
+            if kind == "DELETED":
+                self.objects[key].pop(_object_key(obj), None)
+            else:
+                self.objects[key][_object_key(obj)] = obj
+            self.log.append((self.version, key, kind, obj))
+            # A list answers at the current version, whatever collection changed.
+            self.pages = {path: self._render(path) for path in self.ROUTES}
+            return self.version
+
+    def compact(self) -> None:
+        """Forget the change log, as etcd compaction and a watch cache's window do."""
+        with self.lock:
+            self.forgotten = self.version
+            self.log = []
 
     def answer(self, path: str, query: dict[str, list[str]]) -> bytes | None:
         if path.rstrip("/") == "/version":
             return b'{"major":"1","minor":"31","gitVersion":"v1.31.0-bench"}'
-        pages = self.pages.get(path.rstrip("/"))
-        if pages is None:
+        if path.rstrip("/") not in self.ROUTES:
             return None
+        if (query.get("watch") or [""])[0].lower() in ("true", "1"):
+            return self.watch(path.rstrip("/"), (query.get("resourceVersion") or [""])[0])
+        pages = self.pages[path.rstrip("/")]
         token = (query.get("continue") or ["0"])[0] or "0"
         number = int(token) if token.isdigit() else 0
         return pages[number] if number < len(pages) else None
+
+    def watch(self, path: str, since: str) -> bytes:
+        key = self.ROUTES[path][0]
+        with self.lock:
+            start = int(since) if since.isdigit() else 0
+            if start < self.forgotten:
+                status = {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "reason": "Expired",
+                    "code": 410,
+                    "message": f"too old resource version: {start} ({self.forgotten})",
+                }
+                return json.dumps({"type": "ERROR", "object": status}).encode() + b"\n"
+            events = [
+                {"type": kind, "object": obj}
+                for version, log_key, kind, obj in self.log
+                if log_key == key and version > start
+            ]
+            events.append(
+                {
+                    "type": "BOOKMARK",
+                    "object": {"metadata": {"resourceVersion": str(self.version)}},
+                }
+            )
+        return b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events)
 
 
 class FleetHandler(BaseHTTPRequestHandler):
@@ -425,6 +506,18 @@ class FleetHandler(BaseHTTPRequestHandler):
             seed = int((query.get("seed") or ["1"])[0])
             churned = self.server.fleet.churn(fraction, seed)
             self._send(200, json.dumps({"churned": churned}).encode())
+            return
+        if parsed.path == "/control/multus-pod":
+            # A Multus pod on node `index` starts (ADDED) or goes (DELETED) in the fake cluster.
+            index = int((query.get("index") or ["0"])[0])
+            kind = (query.get("type") or ["ADDED"])[0]
+            pod = multus_pod_object(index, self.server.fleet.nics)
+            version = self.server.kube.change("pods", kind, pod)
+            self._send(200, json.dumps({"resourceVersion": version}).encode())
+            return
+        if parsed.path == "/control/compact":
+            self.server.kube.compact()
+            self._send(200, b"{}")
             return
         self._send(404, b"{}")
 

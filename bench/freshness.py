@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "NICPORTAL_POLL_INTERVAL": str(args.poll_interval),
                 "NICPORTAL_AGENT_TOKEN": lab.agent_token,
                 "NICPORTAL_LOG_LEVEL": "WARNING",
+                # The lab's API (KMock) has no resourceVersions or bookmarks: list, not watch.
+                "NICPORTAL_KUBE_WATCH": "0",
             }
         )
         portal.configure(

@@ -168,6 +168,12 @@ KUBE_IN_CLUSTER = env_bool("NICPORTAL_IN_CLUSTER", False)
 KUBE_CONTEXT = env_str("NICPORTAL_KUBE_CONTEXT")
 CLUSTER_NAME = env_str("NICPORTAL_CLUSTER_NAME", "default")
 KUBE_TIMEOUT = env_float("NICPORTAL_KUBE_TIMEOUT", 10.0, minimum=0.1)
+# Read the cluster by watch (a copy kept current from resourceVersions and bookmarks) instead of
+# listing everything on every sweep; off for API servers without watch semantics (the KMock lab).
+KUBE_WATCH = env_bool("NICPORTAL_KUBE_WATCH", True)
+# timeoutSeconds of a sweep's watch reads: the longest a sweep waits for the cluster's changes
+# (a busy collection's read ends earlier, at the server's bookmark).
+KUBE_WATCH_SECONDS = env_int("NICPORTAL_KUBE_WATCH_SECONDS", 3, minimum=1)
 # Namespace and label of the agent pods (their hostIP + port give each node's agent URL).
 AGENT_NAMESPACE = env_str("NICPORTAL_AGENT_NAMESPACE", "")
 AGENT_LABEL_SELECTOR = env_str("NICPORTAL_AGENT_SELECTOR", "app.kubernetes.io/name=nicportal-agent")

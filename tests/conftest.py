@@ -68,6 +68,7 @@ def lab_portal(lab, settings):
 
     lab.reset()
     settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.KUBE_WATCH = False  # the KMock lab has no resourceVersions or bookmarks
     settings.AGENT_TOKEN = lab.agent_token
     settings.CLUSTER_NAME = "lab"
     settings.AGENT_NAMESPACE = "nicportal"

@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,6 +71,10 @@ class NadExists(ClusterError):
     pass
 
 
+class Expired(ClusterError):
+    """410 Gone: a resourceVersion or continue token older than the server keeps."""
+
+
 class ClusterClient:
     """One Kubernetes API connection (pooled, thread-safe: urllib3 underneath)."""
 
@@ -109,6 +114,11 @@ class ClusterClient:
         self.agent_label_selector = agent_label_selector
         self.agent_port_name = agent_port_name
         self._agent_selector = LabelSelector(agent_label_selector)
+        # Response bytes and list requests since this client was made (for the sweep's report
+        # of what it read; a watch adds its streams' bytes too). Threads share the client.
+        self.bytes_read = 0
+        self.lists_made = 0
+        self._counter_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls) -> ClusterClient:
@@ -306,6 +316,93 @@ class ClusterClient:
             _content_type="application/merge-patch+json",
         )
 
+    # --- lists and watches for clients/watch.py ---------------------------------------------------
+    # The four collections a sweep reads (WATCHED): one page of a list with the list's
+    # resourceVersion, and the events of a watch from a resourceVersion. The copy they keep
+    # current, and the rules of following them, are clients/watch.py's.
+
+    WATCHED = ("nodes", "pods", "nads", "sandbox_failures")
+
+    def list_page(self, kind: str, *, continue_token: str | None = None) -> dict[str, Any]:
+        """One page (PAGE_SIZE items) of a watched collection, as the API server answered it
+        (`metadata.resourceVersion`, `metadata.continue`, `items`). Expired on 410."""
+        method, args, selector = self._watched(kind)
+        return self._call(
+            "list",
+            kind,
+            method,
+            *args,
+            limit=PAGE_SIZE,
+            _continue=continue_token,
+            field_selector=selector,
+        )
+
+    def watch_events(
+        self, kind: str, *, resource_version: str, timeout_seconds: int
+    ) -> Iterator[dict[str, Any]]:
+        """The events of a watch of a collection from `resource_version`, with bookmarks, as the
+        server sends them, until it ends the stream (after `timeout_seconds`) or the caller
+        stops reading. Expired when the server answers 410 to the request itself; a 410 inside
+        the stream comes as an ERROR event, for the caller to read."""
+        method, args, selector = self._watched(kind)
+        where = f"watch {kind}"
+        try:
+            response = method(
+                *args,
+                watch=True,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=timeout_seconds,
+                field_selector=selector,
+                _preload_content=False,
+                _request_timeout=(self.timeout, timeout_seconds + self.timeout),
+            )
+        except k8s.ApiException as exc:
+            raise self._api_error(where, exc) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise ClusterError(f"{where}: the Kubernetes API at {self.api_url()}: {exc}") from exc
+        try:
+            for line in response:
+                self._count(len(line))
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError as exc:
+                    raise ClusterError(f"{where}: not a JSON watch event: {exc}") from exc
+                if isinstance(event, dict):
+                    yield event
+        except urllib3.exceptions.HTTPError as exc:
+            raise ClusterError(f"{where}: the stream broke off: {exc}") from exc
+        finally:
+            # A stream left half read cannot go back to the pool: close its connection.
+            response.close()
+            response.release_conn()
+
+    def _count(self, size: int, *, listed: bool = False) -> None:
+        with self._counter_lock:
+            self.bytes_read += size
+            self.lists_made += listed
+
+    def _watched(self, kind: str) -> tuple[Callable[..., Any], tuple[Any, ...], str | None]:
+        if kind == "nodes":
+            return self._core.list_node, (), None
+        if kind == "pods":
+            return self._core.list_pod_for_all_namespaces, (), None
+        if kind == "nads":
+            return (
+                self._custom.list_cluster_custom_object,
+                (NAD_GROUP, NAD_VERSION, NAD_PLURAL),
+                None,
+            )
+        if kind == "sandbox_failures":
+            return (
+                self._core.list_event_for_all_namespaces,
+                (),
+                f"reason={SANDBOX_FAILURE_REASON}",
+            )
+        raise ValueError(f"not a watched collection: {kind}")
+
     # --- plumbing --------------------------------------------------------------------------------
 
     def _list_agent_pods(self) -> list[PodInfo]:
@@ -362,6 +459,7 @@ class ClusterClient:
                 *args, _preload_content=False, _request_timeout=self.timeout, **kwargs
             )
             body = response.data
+            self._count(len(body or b""), listed=verb == "list")
         except k8s.ApiException as exc:
             raise self._api_error(where, exc) from exc
         except urllib3.exceptions.MaxRetryError as exc:
@@ -419,8 +517,8 @@ class _Conflict(ClusterError):
     """409; turned into NadExists by create_nad, left as a ClusterError elsewhere."""
 
 
-class _Gone(ClusterError):
-    """410 on a paged list: the continue token expired."""
+class _Gone(Expired):
+    """410 on a paged list (the continue token expired) or on a watch's resourceVersion."""
 
 
 def _status_message(body: Any) -> str:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from django.utils import timezone
 
 from inventory.clients.agents import AgentClient
 from inventory.clients.cluster import ClusterClient, ClusterError
+from inventory.clients.watch import ClusterWatch, read_by_listing
 from inventory.models import Cluster, Node
 from inventory.sync.contact import note_agent_failure, note_not_modified
 from inventory.sync.first_sight import (
@@ -67,14 +70,65 @@ def poll_cluster(
     """List nodes, agent pods, pods, NADs and sandbox failures; apply them. With
     recompute=False the caller polls the touched nodes' agents next (stats.touched_nodes)."""
     cluster = cluster or get_cluster()
-    client = client or ClusterClient.from_settings()
-    listing = client.listing()
+    client = client or settings_client()
+    if settings.KUBE_WATCH:
+        reader = cluster_watch(client)
+        listing = reader.listing()
+        read = reader.last_read
+    else:
+        listing, read = read_by_listing(client)
     stats = apply_listing(cluster, listing, recompute=recompute)
+    stats.cluster_read = read.as_dict()
     api_url = client.api_url()[:500]
     if cluster.api_url != api_url:
         cluster.api_url = api_url
         cluster.save(update_fields=["api_url"])
     return stats
+
+
+# One cluster client per configuration and one watch per client, for the life of the process:
+# the watch's copy of the cluster is what lets the next sweep read only what changed.
+_clients: dict[tuple, ClusterClient] = {}
+_watches: weakref.WeakKeyDictionary[ClusterClient, ClusterWatch] = weakref.WeakKeyDictionary()
+_readers_lock = threading.Lock()
+
+
+def settings_client() -> ClusterClient:
+    """The process's ClusterClient for the configured cluster (a new one when the
+    configuration, or the kubeconfig file, changed)."""
+    kubeconfig = settings.KUBECONFIG or ""
+    try:
+        changed = os.stat(kubeconfig).st_mtime_ns if kubeconfig else 0
+    except OSError:
+        changed = -1
+    key = (
+        kubeconfig,
+        changed,
+        settings.KUBE_CONTEXT,
+        settings.KUBE_IN_CLUSTER,
+        settings.KUBE_TIMEOUT,
+        settings.AGENT_NAMESPACE,
+        settings.AGENT_LABEL_SELECTOR,
+        settings.AGENT_PORT_NAME,
+    )
+    with _readers_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = ClusterClient.from_settings()
+            for old in _clients.values():
+                old.close()
+            _clients.clear()
+            _clients[key] = client
+        return client
+
+
+def cluster_watch(client: ClusterClient) -> ClusterWatch:
+    with _readers_lock:
+        watch = _watches.get(client)
+        if watch is None:
+            watch = ClusterWatch(client, window=settings.KUBE_WATCH_SECONDS)
+            _watches[client] = watch
+        return watch
 
 
 def poll_node(
@@ -267,6 +321,8 @@ class SweepReport:
     cluster_error: str = ""
     # Seconds spent per step (cluster, agents, lint): where a slow sweep's time went.
     phases: dict[str, float] = field(default_factory=dict)
+    # What reading the cluster took from the API server (clients/watch.py: ReadStats).
+    cluster_read: dict[str, int] = field(default_factory=dict)
 
 
 def record_sweep(cluster: Cluster, report: SweepReport) -> None:
@@ -327,6 +383,7 @@ def sweep_inline(
         listed = poll_cluster(cluster, client=cluster_client, recompute=False)
         touched = listed.touched_nodes
         report.stats.add(listed)
+        report.cluster_read = listed.cluster_read
     except ClusterError as exc:
         report.cluster_error = str(exc)
         log.error("cluster poll failed: %s", exc)

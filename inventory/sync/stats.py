@@ -28,6 +28,8 @@ class SyncStats:
     messages: list[str] = field(default_factory=list)
     # Nodes whose pod claims changed in a listing applied without recomputing verdicts.
     touched_nodes: set[int] = field(default_factory=set)
+    # What reading the cluster took from the API server (set by the cluster poll; not added up).
+    cluster_read: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_written(self) -> int:

@@ -13,7 +13,7 @@ from django.db import connection
 from bench import fleet
 from bench.portal import FleetAgentClient
 from inventory.clients.cluster import ClusterClient
-from inventory.models import HistoryEntry, Interface, Node
+from inventory.models import HistoryEntry, Interface, Node, PodAttachment
 from inventory.services import polling
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -134,3 +134,66 @@ def test_a_sweep_over_two_processes_fills_every_interface_then_writes_nothing(si
     assert HistoryEntry.objects.filter(kind="ownership").count() == NODES * NICS
     assert warm.agents_ok == NODES and warm.stats.rows_written == 0
     assert stored_rows() == before
+
+
+def control(server, path: str) -> dict:
+    request = urllib.request.Request(f"{server.url}/control/{path}", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.load(answer)
+
+
+def test_a_warm_sweep_reads_no_cluster_object_and_a_change_reads_one(simulated_fleet, settings):
+    settings.KUBE_WATCH = True
+    server, cluster_client, agent = simulated_fleet
+
+    cold = sweep(cluster_client, agent)
+    warm = sweep(cluster_client, agent)
+
+    # The first sweep lists the four collections (nodes, pods, NADs, events) once.
+    assert cold.cluster_read["lists"] == 4 and cold.cluster_read["objects"] == 2 * NODES + 1
+    # An unchanged cluster: four watches, each answered by a bookmark, no object, no list.
+    assert warm.cluster_read == {
+        "lists": 0,
+        "watches": 4,
+        "relists": 0,
+        "objects": 0,
+        "bookmarks": 4,
+        "bytes": warm.cluster_read["bytes"],
+    }
+    assert 0 < warm.cluster_read["bytes"] < 400
+
+    control(server, "multus-pod?index=3&type=ADDED")
+    added = sweep(cluster_client, agent)
+    attachment = PodAttachment.objects.get(pod_name="dpdk-sim-00003")
+    assert added.cluster_read["objects"] == 1 and added.cluster_read["lists"] == 0
+    assert attachment.status == "attached" and attachment.node.name == "sim-00003"
+
+    control(server, "multus-pod?index=3&type=DELETED")
+    deleted = sweep(cluster_client, agent)
+    attachment.refresh_from_db()
+    assert deleted.cluster_read["objects"] == 1 and attachment.status == "gone"
+
+
+def test_a_resource_version_the_server_forgot_is_listed_again(simulated_fleet, settings):
+    settings.KUBE_WATCH = True
+    server, cluster_client, agent = simulated_fleet
+    sweep(cluster_client, agent)
+    control(server, "multus-pod?index=5&type=ADDED")
+    control(server, "compact")  # the change is gone from the server's log: 410 on every watch
+
+    report = sweep(cluster_client, agent)
+
+    assert report.cluster_error == ""
+    assert report.cluster_read["relists"] == 4 and report.cluster_read["lists"] == 4
+    assert PodAttachment.objects.get(pod_name="dpdk-sim-00005").status == "attached"
+    again = sweep(cluster_client, agent).cluster_read
+    assert again["objects"] == 0, again
+
+
+def test_without_watch_every_sweep_lists_everything(simulated_fleet, settings):
+    settings.KUBE_WATCH = False
+    _, cluster_client, agent = simulated_fleet
+    sweep(cluster_client, agent)
+    warm = sweep(cluster_client, agent)
+    assert warm.cluster_read["watches"] == 0
+    assert warm.cluster_read["objects"] == 2 * NODES + 1 and warm.cluster_read["lists"] == 4

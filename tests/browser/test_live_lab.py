@@ -19,6 +19,7 @@ def portal(lab, settings):
     """The portal watching the lab; these tests sweep themselves, from an empty inventory."""
     lab.reset()
     settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.KUBE_WATCH = False  # the KMock lab has no resourceVersions or bookmarks
     settings.AGENT_TOKEN = lab.agent_token
     settings.CLUSTER_NAME = "lab"
     settings.AGENT_NAMESPACE = "nicportal"

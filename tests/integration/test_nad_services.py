@@ -262,6 +262,7 @@ def test_validate_manifest_checks_the_device_against_the_inventory(inventory):
 def portal(lab, settings):
     lab.reset()
     settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.KUBE_WATCH = False  # the KMock lab has no resourceVersions or bookmarks
     settings.AGENT_TOKEN = lab.agent_token
     settings.CLUSTER_NAME = "lab"
     settings.AGENT_NAMESPACE = "nicportal"

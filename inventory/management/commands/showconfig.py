@@ -85,6 +85,9 @@ def collect_config() -> dict[str, Any]:
             "in_cluster": bool(settings.KUBE_IN_CLUSTER),
             "kubeconfig": settings.KUBECONFIG or NOT_SET,
             "context": settings.KUBE_CONTEXT or "(current)",
+            "read_by": (
+                f"watch ({settings.KUBE_WATCH_SECONDS} s)" if settings.KUBE_WATCH else "listing"
+            ),
             "multus_version": settings.MULTUS_VERSION or "(unknown)",
         },
         "poll_interval": settings.POLL_INTERVAL,
