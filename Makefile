@@ -42,8 +42,11 @@ bench: $(STAMP)
 bench-smoke: $(STAMP)
 	$(BIN)/pytest tests/bench -q
 
+# Removes the lab of the last `make run` (its name comes from var/run.env), and that file with
+# it: its kubeconfig and token would point at a lab that is gone.
 lab-down: $(STAMP)
 	$(BIN)/python -m lab down
+	if grep -qs '^NICPORTAL_LAB_NAME=' var/run.env; then rm -f var/run.env; fi
 
 clean:
 	rm -rf var artifacts staticfiles
