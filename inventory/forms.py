@@ -10,6 +10,8 @@ from django import forms
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from inventory.services import tokens
+
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 DEFAULT_RESERVATION = timedelta(days=7)
 
@@ -56,3 +58,18 @@ class ReserveForm(forms.Form):
 
 class ExtendForm(forms.Form):
     expires_at = ExpiryField(label="New end", initial=default_expiry)
+
+
+class TokenForm(forms.Form):
+    note = forms.CharField(
+        max_length=tokens.NOTE_MAX_LENGTH,
+        required=False,
+        label="What is it for?",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. CI pipeline, my laptop"}),
+    )
+    expires_in_days = forms.TypedChoiceField(
+        label="Expires after",
+        coerce=int,
+        choices=[(days, f"{days} day{'s' if days > 1 else ''}") for days in tokens.DAY_CHOICES],
+        initial=tokens.DEFAULT_DAYS,
+    )

@@ -314,3 +314,16 @@ class HistoryEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("history is append-only")
+
+
+class TokenNote(models.Model):
+    """What an API token is for ("CI pipeline"), shown on the token page. knox's AuthToken has
+    no such field; this row lives and dies with the token (its primary key is the token's)."""
+
+    token = models.OneToOneField(
+        "knox.AuthToken", primary_key=True, on_delete=models.CASCADE, related_name="note"
+    )
+    text = models.CharField(max_length=100, blank=True)
+
+    def __str__(self) -> str:
+        return self.text

@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from inventory import views
+from inventory.views import tokens
 
 app_name = "inventory"
 
@@ -14,6 +15,8 @@ urlpatterns = [
     path("reservations/<int:pk>/release/", views.ReleaseView.as_view(), name="reservation-release"),
     path("team/", views.TeamView.as_view(), name="team"),
     path("team/switch/", views.TeamSwitchView.as_view(), name="team-switch"),
+    path("tokens/", tokens.TokenPageView.as_view(), name="tokens"),
+    path("tokens/<str:token_key>/revoke/", tokens.TokenRevokeView.as_view(), name="token-revoke"),
     path("", include("inventory.urls_nads")),  # the NAD builder: nads/...
     path("", include("inventory.urls_diagnosis")),  # pods/, pods/<ns>/<name>/diagnosis/, stranded/
 ]

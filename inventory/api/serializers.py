@@ -19,6 +19,7 @@ from inventory.models import (
     PodAttachment,
     Reservation,
 )
+from inventory.services import tokens
 
 TRUE_VALUES = {"true"}
 FALSE_VALUES = {"false"}
@@ -435,10 +436,52 @@ class HistoryEntrySerializer(serializers.ModelSerializer):
 
 
 class TokenSerializer(serializers.Serializer):
+    """A token just created: the only answer that carries the secret."""
+
     token = serializers.CharField(read_only=True, help_text="Shown once; stored hashed.")
-    token_key = serializers.CharField(read_only=True, help_text="First characters, for lists.")
+    token_key = serializers.CharField(
+        read_only=True, help_text="First characters: names the token in lists and URLs."
+    )
     user = serializers.CharField(read_only=True)
+    note = serializers.CharField(read_only=True)
+    created = serializers.DateTimeField(read_only=True)
+    expiry = serializers.DateTimeField(read_only=True)
+
+
+class TokenCreateSerializer(serializers.Serializer):
+    note = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=tokens.NOTE_MAX_LENGTH,
+        help_text="What the token is for.",
+    )
+    expires_in_days = StrictIntegerField(
+        required=False,
+        min_value=1,
+        max_value=tokens.MAX_DAYS,
+        default=tokens.DEFAULT_DAYS,
+        help_text=f"Lifetime in days (default {tokens.DEFAULT_DAYS}).",
+    )
+
+
+class TokenListSerializer(serializers.Serializer):
+    """A token as lists show it: never the secret."""
+
+    token_key = serializers.CharField(read_only=True)
+    note = serializers.SerializerMethodField()
+    created = serializers.DateTimeField(read_only=True)
     expiry = serializers.DateTimeField(read_only=True, allow_null=True)
+    current = serializers.SerializerMethodField(
+        help_text="True for the token this request authenticated with."
+    )
+
+    def get_note(self, token: Any) -> str:
+        return tokens.note_of(token)
+
+    def get_current(self, token: Any) -> bool:
+        request = self.context.get("request")
+        auth = getattr(request, "auth", None)
+        return getattr(auth, "digest", None) == token.digest
 
 
 class DiagnosisSerializer(serializers.Serializer):

@@ -21,8 +21,10 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import OuterRef, QuerySet, Subquery
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from knox.auth import TokenAuthentication
 from knox.models import AuthToken
 from rest_framework import filters, mixins, status, viewsets
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.parsers import JSONParser
@@ -32,6 +34,7 @@ from rest_framework.views import APIView
 
 from inventory import filtersets
 from inventory.api import serializers as s
+from inventory.api.auth import ThrottledBasicAuthentication
 from inventory.api.pagination import BoundedLimitOffsetPagination
 from inventory.api.query import StrictDjangoFilterBackend
 from inventory.api.schema import ApiAutoSchema
@@ -44,7 +47,7 @@ from inventory.models import (
     PodAttachment,
     Reservation,
 )
-from inventory.services import reservations
+from inventory.services import reservations, tokens
 from inventory.services.errors import Conflict
 
 
@@ -412,19 +415,44 @@ class PodDiagnosisView(APIView):
         return Response(_as_json(result))
 
 
-class TokenCreateView(APIView):
-    """Create an API token for the logged-in user (session or token). The token is shown once;
-    knox stores only its hash. `manage.py createtoken <username>` does the same from a shell."""
+class TokenViewSet(
+    ApiViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Your own API tokens. Create one with your password (HTTP Basic), a session or another
+    token; the answer is the only time the token is shown (knox stores its hash). Every token
+    expires (`expires_in_days`, default 30). DELETE revokes it at once. The same as the token
+    page and `manage.py createtoken`."""
 
-    schema = ApiAutoSchema()
+    authentication_classes = [
+        ThrottledBasicAuthentication,
+        TokenAuthentication,
+        SessionAuthentication,
+    ]
+    serializer_class = s.TokenListSerializer
+    lookup_field = "token_key"
+    lookup_value_regex = "[^/]+"
+    filter_backends: list[type] = []
+    ordering_fields: list[str] = []
 
-    @extend_schema(request=None, responses={201: s.TokenSerializer})
-    def post(self, request: Request) -> Response:
-        instance, token = AuthToken.objects.create(user=request.user, expiry=None)
-        body = {
-            "token": token,
-            "token_key": instance.token_key,
-            "user": request.user.get_username(),
-            "expiry": instance.expiry,
-        }
-        return Response(s.TokenSerializer(body).data, status=status.HTTP_201_CREATED)
+    def get_queryset(self) -> QuerySet[AuthToken]:
+        return tokens.valid_tokens(self.request.user)
+
+    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.TokenSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.TokenCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors():
+            created = tokens.create(user=request.user, **serializer.validated_data)
+        body = s.TokenSerializer(dataclasses.asdict(created)).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Revoke the token: it stops authenticating at once."""
+        with service_errors():
+            tokens.revoke(user=request.user, token_key=kwargs["token_key"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
