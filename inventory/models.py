@@ -279,6 +279,16 @@ class Reservation(models.Model):
         return self.released_at is None
 
 
+def active_reservations() -> models.Prefetch:
+    """Prefetch of each interface's unreleased reservation (with its team) as
+    `interface.active_reservations`: the lists show who holds a NIC without a query per row."""
+    return models.Prefetch(
+        "reservations",
+        queryset=Reservation.objects.filter(released_at__isnull=True).select_related("team"),
+        to_attr="active_reservations",
+    )
+
+
 class HistoryEntry(models.Model):
     """Append-only record of ownership changes and user actions."""
 

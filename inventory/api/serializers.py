@@ -204,7 +204,8 @@ class InterfaceSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
         ]
 
 
-class ReservationSerializer(serializers.ModelSerializer):
+class ReservationSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "interface", "node", "interface_name", "team", "expires_at", "active")
     interface_name = serializers.CharField(source="interface.name", read_only=True)
     identity = serializers.CharField(source="interface.identity", read_only=True)
     node = serializers.CharField(source="interface.node.name", read_only=True)
@@ -281,7 +282,8 @@ class ReservationExtendSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(help_text="New end, later than the current one.")
 
 
-class NetworkAttachmentSerializer(serializers.ModelSerializer):
+class NetworkAttachmentSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "cluster", "namespace", "name", "origin", "in_cluster")
     cluster = serializers.CharField(source="cluster.name", read_only=True)
     applied_by = serializers.CharField(
         source="applied_by.username", read_only=True, allow_null=True
@@ -388,7 +390,8 @@ class ValidationResultSerializer(serializers.Serializer):
     findings = FindingSerializer(many=True)
 
 
-class PodAttachmentSerializer(serializers.ModelSerializer):
+class PodAttachmentSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "namespace", "pod_name", "node", "nad_namespace", "nad_name", "status")
     cluster = serializers.CharField(source="cluster.name", read_only=True)
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
 
@@ -413,7 +416,8 @@ class PodAttachmentSerializer(serializers.ModelSerializer):
         ]
 
 
-class HistoryEntrySerializer(serializers.ModelSerializer):
+class HistoryEntrySerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "at", "kind", "node", "message")
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
     actor = serializers.CharField(source="actor.username", read_only=True, allow_null=True)
     team = serializers.CharField(source="team.name", read_only=True, allow_null=True)

@@ -19,8 +19,14 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from knox.auth import TokenAuthentication
 from knox.models import AuthToken
 from rest_framework import filters, mixins, status, viewsets
@@ -28,11 +34,12 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.parsers import JSONParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inventory import filtersets
+from inventory import exports, filtersets
 from inventory.api import serializers as s
 from inventory.api.auth import ThrottledBasicAuthentication
 from inventory.api.pagination import BoundedLimitOffsetPagination
@@ -49,6 +56,24 @@ from inventory.models import (
 )
 from inventory.services import reservations, tokens
 from inventory.services.errors import Conflict
+
+
+class CsvRenderer(BaseRenderer):
+    """text/csv for content negotiation and the schema. The export streams its own response;
+    only an error (a bad filter) is rendered here, as `field: message` lines."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None):
+        if not isinstance(data, dict):
+            return str(data).encode()
+        lines = []
+        for key, messages in data.items():
+            text = " ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
+            lines.append(f"{key}: {text}\n")
+        return "".join(lines).encode()
 
 
 class ConflictError(APIException):
@@ -154,6 +179,17 @@ class InterfaceViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
         "last_seen_at",
     ]
 
+    @extend_schema(
+        filters=True,
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+        description="Every interface matching the filters (not one page) as CSV: the columns "
+        "of the fleet page's export, for spreadsheets. Works with a token.",
+    )
+    @action(detail=False, methods=["get"], renderer_classes=[JSONRenderer, CsvRenderer])
+    def export(self, request: Request) -> StreamingHttpResponse:
+        queryset = self.filter_queryset(Interface.objects.order_by("node__name", "name", "id"))
+        return exports.interfaces_csv_response(exports.for_export(queryset))
+
     def get_queryset(self) -> QuerySet[Interface]:
         # The active reservation through the partial unique index: one index probe per row.
         active = Reservation.objects.filter(interface=OuterRef("pk"), released_at__isnull=True)
@@ -168,6 +204,10 @@ class InterfaceViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
         )
 
 
+@extend_schema_view(
+    list=extend_schema(parameters=field_selection_parameters(s.ReservationSerializer)),
+    retrieve=extend_schema(parameters=field_selection_parameters(s.ReservationSerializer)),
+)
 @extend_schema(
     parameters=[
         OpenApiParameter(
@@ -318,6 +358,7 @@ class ClusterUnavailable(APIException):
     default_code = "cluster_unavailable"
 
 
+@extend_schema(parameters=field_selection_parameters(s.NetworkAttachmentSerializer))
 class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """NADs seen in the cluster or applied by the portal, with their stored lint findings;
     `render` and `validate` build a NAD without side effects, `apply` creates it."""
@@ -379,6 +420,7 @@ class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
+@extend_schema(parameters=field_selection_parameters(s.PodAttachmentSerializer))
 class PodAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     queryset = PodAttachment.objects.select_related("cluster", "node").order_by(
         "namespace", "pod_name", "pod_interface", "id"
@@ -388,6 +430,7 @@ class PodAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["namespace", "pod_name", "updated_at", "id"]
 
 
+@extend_schema(parameters=field_selection_parameters(s.HistoryEntrySerializer))
 class HistoryViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     queryset = HistoryEntry.objects.select_related("node", "actor", "team").order_by("-at", "-id")
     serializer_class = s.HistoryEntrySerializer

@@ -9,22 +9,21 @@ that pages are stable.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 from django.core.cache import cache
 from django.core.paginator import Paginator
-from django.db.models import Count, Max, Prefetch, QuerySet
+from django.db.models import Count, Max, QuerySet
 from django.http import HttpRequest, QueryDict, StreamingHttpResponse
 from django.utils.functional import cached_property
 from django.views import View
 from django.views.generic import ListView
 
+from inventory import exports
 from inventory.choices import OwnershipState
 from inventory.filtersets import InterfaceFilterSet
-from inventory.models import Interface, Node, Reservation
+from inventory.models import Interface, Node, active_reservations
 from inventory.views.common import (
     LiveMixin,
     PageMixin,
@@ -66,14 +65,6 @@ def ordered(queryset: QuerySet, key: str) -> QuerySet:
     if key.startswith("-"):
         columns = tuple(f"-{column}" for column in columns)
     return queryset.order_by(*columns)
-
-
-def active_reservations() -> Prefetch:
-    return Prefetch(
-        "reservations",
-        queryset=Reservation.objects.filter(released_at__isnull=True).select_related("team"),
-        to_attr="active_reservations",
-    )
 
 
 def fleet_queryset(params: QueryDict) -> tuple[InterfaceFilterSet, QuerySet]:
@@ -179,62 +170,9 @@ class FleetView(PageMixin, LiveMixin, ListView):
         return params.urlencode()
 
 
-# Spreadsheets run cells that start with these as formulas; node data is untrusted.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-CSV_COLUMNS = (
-    "cluster node interface state reason holder team alias mac pci_address driver speed_mbps "
-    "kind present state_changed_at"
-).split()
-
-
-def csv_cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-class Echo:
-    """A file-like object whose write() hands the line back to the streaming response."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_rows(queryset: QuerySet) -> Iterator[list[Any]]:
-    yield CSV_COLUMNS
-    # iterator(chunk_size) keeps memory flat over 80k rows and still runs the prefetch per chunk.
-    for interface in queryset.iterator(chunk_size=2000):
-        reservation = next(iter(interface.active_reservations), None)
-        yield [
-            csv_cell(value)
-            for value in (
-                interface.node.cluster.name,
-                interface.node.name,
-                interface.name,
-                interface.state,
-                interface.reason,
-                interface.holder,
-                reservation.team.name if reservation else "",
-                interface.alias,
-                interface.mac,
-                interface.pci_address,
-                interface.driver,
-                interface.speed_mbps if interface.speed_mbps is not None else "",
-                interface.kind,
-                interface.present,
-                interface.state_changed_at.isoformat(),
-            )
-        ]
-
-
 class FleetExportView(PortalLoginRequiredMixin, View):
     """All rows matching the fleet view's filters (not just one page), streamed."""
 
     def get(self, request: HttpRequest) -> StreamingHttpResponse:
         _, queryset = fleet_queryset(request.GET)
-        writer = csv.writer(Echo())
-        response = StreamingHttpResponse(
-            (writer.writerow(row) for row in csv_rows(queryset)), content_type="text/csv"
-        )
-        response["Content-Disposition"] = 'attachment; filename="nicportal-interfaces.csv"'
-        return response
+        return exports.interfaces_csv_response(queryset)

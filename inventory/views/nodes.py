@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.generic import DetailView
 
 from inventory.choices import AttachmentStatus, OwnershipState
-from inventory.models import Interface, Node, PodAttachment
+from inventory.models import Interface, Node, PodAttachment, active_reservations
 from inventory.views.common import (
     LiveMixin,
     PageMixin,
@@ -19,7 +19,6 @@ from inventory.views.common import (
     history_version,
     stop_polling,
 )
-from inventory.views.fleet import active_reservations
 
 # The order a person reads a node in: what the node and the CNI use, what is bonded or bridged,
 # what pods hold, what teams hold, what is free, then the rest.

@@ -14,9 +14,8 @@ from django_htmx.http import HttpResponseClientRedirect
 from inventory import teams
 from inventory.choices import HistoryKind
 from inventory.forms import TeamSwitchForm
-from inventory.models import HistoryEntry, Interface
+from inventory.models import HistoryEntry, Interface, active_reservations
 from inventory.views.common import LiveMixin, PageMixin, PortalLoginRequiredMixin
-from inventory.views.fleet import active_reservations
 
 RESERVATION_KINDS = (
     HistoryKind.RESERVE,
