@@ -366,36 +366,58 @@ def _history_for(node: Node, changed: Iterable[Interface], now: datetime) -> lis
     return entries
 
 
-def _save_verdicts(node: Node, changed: list[Interface], now: datetime, stats: SyncStats) -> None:
+def _save_verdicts(
+    node: Node,
+    changed: list[Interface],
+    now: datetime,
+    stats: SyncStats,
+    *,
+    recorded: frozenset[int] = frozenset(),
+) -> None:
+    """Store changed verdicts and their history; `recorded` interfaces get no ownership row
+    because the caller writes one for its action (a reservation), with old and new state."""
     if not changed:
         return
     Interface.objects.bulk_update(changed, VERDICT_FIELDS, batch_size=500)
     stats.verdicts_changed += len(changed)
     mark_lint_dirty(node.cluster_id)
-    history = _history_for(node, changed, now)
+    history = _history_for(node, [i for i in changed if i.pk not in recorded], now)
     HistoryEntry.objects.bulk_create(history, batch_size=500)
     stats.history += len(history)
 
 
-def refresh_node_ownership(node: Node, *, now: datetime | None = None) -> SyncStats:
+def refresh_node_ownership(
+    node: Node, *, now: datetime | None = None, recorded: frozenset[int] = frozenset()
+) -> SyncStats:
     """Recompute every verdict of one node from what is stored (after a reservation, a cluster
     listing that changed the node's pods, or a staleness change)."""
     now = now or timezone.now()
     stats = SyncStats()
     with transaction.atomic():
         interfaces = list(Interface.objects.filter(node=node).order_by("id"))
-        _save_verdicts(node, _decide(node, interfaces, now), now, stats)
+        _save_verdicts(node, _decide(node, interfaces, now), now, stats, recorded=recorded)
     return stats
 
 
-def refresh_ownership(interface_ids: Iterable[int] = (), *, node_ids: Iterable[int] = ()) -> int:
-    """Recompute the verdicts of the nodes holding these interfaces. Returns rows changed."""
+def refresh_ownership(
+    interface_ids: Iterable[int] = (),
+    *,
+    node_ids: Iterable[int] = (),
+    recorded_by_caller: bool = False,
+) -> int:
+    """Recompute the verdicts of the nodes holding these interfaces. Returns rows changed.
+
+    recorded_by_caller=True: the caller writes the history row of these interfaces' change
+    itself (a reserve, release or expiry says who and why, with old and new state), so no
+    second, ownership row is written for them; other NICs of the node still get theirs."""
+    interface_ids = list(interface_ids)
     ids = set(node_ids) | set(
-        Interface.objects.filter(pk__in=list(interface_ids)).values_list("node_id", flat=True)
+        Interface.objects.filter(pk__in=interface_ids).values_list("node_id", flat=True)
     )
+    recorded = frozenset(interface_ids) if recorded_by_caller else frozenset()
     total = 0
     for node in Node.objects.filter(pk__in=ids):
-        total += refresh_node_ownership(node).verdicts_changed
+        total += refresh_node_ownership(node, recorded=recorded).verdicts_changed
     return total
 
 

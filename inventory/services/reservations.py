@@ -286,7 +286,8 @@ def _refresh_ownership(interface_ids: list[int]) -> dict[int, str]:
     reservation whose state is not recomputed would show a free NIC as free."""
     from inventory.sync import refresh_ownership
 
-    refresh_ownership(interface_ids=list(interface_ids))
+    # The caller's audit row records the change (who, why, old -> new state): once, not twice.
+    refresh_ownership(interface_ids=list(interface_ids), recorded_by_caller=True)
     return dict(Interface.objects.filter(pk__in=interface_ids).values_list("pk", "state"))
 
 
