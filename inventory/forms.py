@@ -27,6 +27,14 @@ def default_expiry() -> datetime:
     return (timezone.localtime() + DEFAULT_RESERVATION).replace(second=0, microsecond=0)
 
 
+def extension_default(current_end: datetime) -> datetime:
+    """What the Extend form offers: another DEFAULT_RESERVATION after the current end (or after
+    now, for a reservation about to end), to the minute the input shows. Submitting the form
+    unchanged must extend, not answer "must be later than the current end"."""
+    start = max(timezone.localtime(current_end), timezone.localtime())
+    return (start + DEFAULT_RESERVATION).replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
 class TeamSwitchForm(forms.Form):
     team = forms.ModelChoiceField(queryset=Group.objects.none(), empty_label=None)
 
@@ -57,7 +65,8 @@ class ReserveForm(forms.Form):
 
 
 class ExtendForm(forms.Form):
-    expires_at = ExpiryField(label="New end", initial=default_expiry)
+    # The initial value depends on the reservation: ExtendView gives extension_default().
+    expires_at = ExpiryField(label="New end")
 
 
 class TokenForm(forms.Form):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -391,6 +392,17 @@ def test_extending_and_releasing_from_the_dashboard(logged_in, node, team, user)
     logged_in.post(reverse("inventory:reservation-release", args=[reservation.pk]))
     reservation.refresh_from_db()
     assert not reservation.active
+
+
+def test_the_extend_forms_default_extends_when_submitted_unchanged(logged_in, node, team, user):
+    reservation = make_reservation(make_interface(node), team, user)
+    before = reservation.expires_at
+    url = reverse("inventory:reservation-extend", args=[reservation.pk])
+    page = logged_in.get(url).content.decode()
+    offered = re.search(r'name="expires_at" value="([^"]+)"', page).group(1)
+    assert logged_in.post(url, {"expires_at": offered}).status_code == 302
+    reservation.refresh_from_db()
+    assert reservation.expires_at >= before + timedelta(days=7)
 
 
 def test_an_outsider_cannot_release_another_teams_reservation(client, node, team):
