@@ -415,3 +415,15 @@ def test_an_outsider_cannot_release_another_teams_reservation(client, node, team
 def test_logout_is_a_post(logged_in):
     assert logged_in.post(reverse("logout")).status_code == 302
     assert logged_in.get("/").status_code == 302
+
+
+def test_speeds_are_shown_with_units_on_every_page(logged_in, node):
+    nic = make_interface(node, name="ens1f0", speed_mbps=25000)
+    make_interface(node, name="eth9", speed_mbps=100)
+    for url in ("/", reverse("inventory:node", args=[node.name])):
+        page = logged_in.get(url).content.decode()
+        assert "25 Gb/s" in page and "100 Mb/s" in page
+        assert ">25000<" not in page
+    assert (
+        "25 Gb/s" in logged_in.get(reverse("inventory:interface", args=[nic.pk])).content.decode()
+    )
