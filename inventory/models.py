@@ -6,6 +6,8 @@ and its interfaces become `unknown` with their last facts kept (see sync.py).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
@@ -147,6 +149,15 @@ class Interface(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node.name}/{self.name}"
+
+    def seen_at(self, contact: datetime | None) -> datetime:
+        """When the node's agent last reported this NIC. A poll that finds nothing changed
+        writes no row (the agent's contact time goes to the cache, see Node.last_contact), so
+        `last_seen_at` is the last *change*; every NIC still present was in the snapshot of
+        the last contact too. `contact` is its node's `last_contact`."""
+        if self.present and contact is not None and contact > self.last_seen_at:
+            return contact
+        return self.last_seen_at
 
     @property
     def address_list(self) -> list[str]:

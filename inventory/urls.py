@@ -1,7 +1,7 @@
 from django.urls import include, path
 
 from inventory import views
-from inventory.views import tokens
+from inventory.views import status, tokens
 
 app_name = "inventory"
 
@@ -16,6 +16,7 @@ urlpatterns = [
     path("team/", views.TeamView.as_view(), name="team"),
     path("team/switch/", views.TeamSwitchView.as_view(), name="team-switch"),
     path("tokens/", tokens.TokenPageView.as_view(), name="tokens"),
+    path("status/sweep/", status.SweepStatusView.as_view(), name="sweep-status"),
     path("tokens/<str:token_key>/revoke/", tokens.TokenRevokeView.as_view(), name="token-revoke"),
     path("", include("inventory.urls_nads")),  # the NAD builder: nads/...
     path("", include("inventory.urls_diagnosis")),  # pods/, pods/<ns>/<name>/diagnosis/, stranded/

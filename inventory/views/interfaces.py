@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.views.generic import DetailView
 
 from inventory import teams
-from inventory.models import Interface
+from inventory.models import Interface, contact_cache_key
 from inventory.views.common import (
     LiveMixin,
     PageMixin,
@@ -29,10 +30,12 @@ class InterfaceView(PageMixin, LiveMixin, DetailView):
     def live_version(self) -> str:
         changed = (
             Interface.objects.filter(pk=self.kwargs["pk"])
-            .values_list("state_changed_at", "last_seen_at")
+            .values_list("state_changed_at", "last_seen_at", "node_id")
             .first()
         )
-        return f"{history_version()}-{digest(changed)}"
+        # The node's contact time (cache) moves with every poll, changed or not: "last seen".
+        contact = cache.get(contact_cache_key(changed[2])) if changed else None
+        return f"{history_version()}-{digest(changed, contact)}"
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.htmx and "since" in request.GET:
@@ -51,6 +54,7 @@ class InterfaceView(PageMixin, LiveMixin, DetailView):
         active = next((r for r in reservations if r.active), None)
         user = self.request.user
         context.update(
+            last_seen=interface.seen_at(interface.node.last_contact),
             attachments=interface.attachments.order_by("-first_seen_at", "-id"),
             reservations=reservations,
             active_reservation=active,

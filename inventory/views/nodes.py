@@ -6,12 +6,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.generic import DetailView
 
 from inventory.choices import AttachmentStatus, OwnershipState
-from inventory.models import Interface, Node, PodAttachment, active_reservations
+from inventory.models import (
+    Interface,
+    Node,
+    PodAttachment,
+    active_reservations,
+    contact_cache_key,
+)
 from inventory.views.common import (
     LiveMixin,
     PageMixin,
@@ -78,10 +85,14 @@ class NodeView(PageMixin, LiveMixin, DetailView):
         return nodes.filter(cluster__name=cluster) if cluster else nodes
 
     def live_version(self) -> str:
-        # Agent health changes without a history row (last contact every poll), so it is part
-        # of this page's version.
-        facts = self.node_queryset().values_list("last_contact_at", "stale", "agent_error")
-        return f"{history_version()}-{digest(*facts)}"
+        # Agent health changes without a history row, and an unchanged poll writes no row at
+        # all: only the contact time in the cache moves. Both are part of this page's version,
+        # so "last seen" advances with every sweep.
+        facts = list(
+            self.node_queryset().values_list("pk", "last_contact_at", "stale", "agent_error")
+        )
+        contacts = cache.get_many([contact_cache_key(row[0]) for row in facts])
+        return f"{history_version()}-{digest(*facts, sorted(contacts.items()))}"
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.htmx and "since" in request.GET and not self.node_queryset().exists():
@@ -115,10 +126,14 @@ class NodeView(PageMixin, LiveMixin, DetailView):
                 ),
             ).order_by("name")
         )
+        contact = node.last_contact
+        for interface in interfaces:
+            interface.last_seen = interface.seen_at(contact)
         cni = node.cni if isinstance(node.cni, dict) else {}
         context.update(
             groups=group_by_owner(interfaces),
             interface_count=len(interfaces),
+            last_contact=contact,
             # The agent reports each directory as {"path", "host_device", ...}; older or
             # hand-made facts may be plain paths.
             cni_bin_dirs=[
