@@ -11,6 +11,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.generic import DetailView
 
+from inventory import diagrams
 from inventory.choices import AttachmentStatus, OwnershipState
 from inventory.models import (
     Interface,
@@ -75,6 +76,34 @@ def group_by_owner(interfaces: list[Interface]) -> list[OwnerGroup]:
     return groups
 
 
+def diagram_link(interface: Interface, internal_ips: list[str]) -> diagrams.Link:
+    """An interface as the node diagram draws it. Primary: the NIC that carries the default
+    route or one of the node's InternalIPs (moving it would cut the node off)."""
+    addresses = {address.split("/", 1)[0] for address in interface.address_list}
+    return diagrams.Link(
+        pk=interface.pk,
+        name=interface.name,
+        state=interface.state,
+        kind=interface.kind,
+        master=interface.master,
+        master_kind=interface.master_kind,
+        holder=interface.holder,
+        primary=bool(
+            interface.default_route_v4
+            or interface.default_route_v6
+            or addresses.intersection(internal_ips)
+        ),
+        pods=tuple(
+            diagrams.PodUse(
+                pod=f"{a.namespace}/{a.pod_name}",
+                nad=f"{a.nad_namespace}/{a.nad_name}",
+                pod_interface=a.pod_interface,
+            )
+            for a in interface.live_attachments
+        ),
+    )
+
+
 class NodeView(PageMixin, LiveMixin, DetailView):
     template_name = "inventory/node.html"
     context_object_name = "node"
@@ -129,11 +158,17 @@ class NodeView(PageMixin, LiveMixin, DetailView):
         contact = node.last_contact
         for interface in interfaces:
             interface.last_seen = interface.seen_at(contact)
+        internal_ips = [str(ip) for ip in (node.internal_ips or [])]
         cni = node.cni if isinstance(node.cni, dict) else {}
         context.update(
             groups=group_by_owner(interfaces),
             interface_count=len(interfaces),
             last_contact=contact,
+            diagram=diagrams.node_diagram(
+                node.name,
+                ", ".join(internal_ips),
+                [diagram_link(interface, internal_ips) for interface in interfaces],
+            ),
             # The agent reports each directory as {"path", "host_device", ...}; older or
             # hand-made facts may be plain paths.
             cni_bin_dirs=[
