@@ -7,9 +7,10 @@ from typing import Any
 
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.generic import DetailView
 
-from inventory import teams
+from inventory import diagrams, teams
 from inventory.models import Interface, contact_cache_key
 from inventory.views.common import (
     LiveMixin,
@@ -53,12 +54,26 @@ class InterfaceView(PageMixin, LiveMixin, DetailView):
         )
         active = next((r for r in reservations if r.active), None)
         user = self.request.user
+        history = list(interface.history.select_related("actor", "team")[:HISTORY_SHOWN])
+        now = timezone.now()
+        # The timeline starts when the NIC was first seen, or at the oldest change shown.
+        since = interface.first_seen_at
+        if len(history) == HISTORY_SHOWN:
+            since = max(since, history[-1].at)
         context.update(
+            timeline=diagrams.state_timeline(
+                [diagrams.Change(e.at, e.old_state, e.new_state) for e in history],
+                since=since,
+                now=now,
+                current=interface.state,
+            ),
+            timeline_since=since,
+            timeline_now=now,
             last_seen=interface.seen_at(interface.node.last_contact),
             attachments=interface.attachments.order_by("-first_seen_at", "-id"),
             reservations=reservations,
             active_reservation=active,
             can_manage_reservation=bool(active and teams.can_act_for(user, active.team)),
-            history=interface.history.select_related("actor", "team")[:HISTORY_SHOWN],
+            history=history,
         )
         return context
