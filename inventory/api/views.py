@@ -34,7 +34,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.parsers import JSONParser
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -56,24 +56,6 @@ from inventory.models import (
 )
 from inventory.services import reservations, tokens
 from inventory.services.errors import Conflict
-
-
-class CsvRenderer(BaseRenderer):
-    """text/csv for content negotiation and the schema. The export streams its own response;
-    only an error (a bad filter) is rendered here, as `field: message` lines."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None):
-        if not isinstance(data, dict):
-            return str(data).encode()
-        lines = []
-        for key, messages in data.items():
-            text = " ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
-            lines.append(f"{key}: {text}\n")
-        return "".join(lines).encode()
 
 
 class ConflictError(APIException):
@@ -185,10 +167,17 @@ class InterfaceViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
         description="Every interface matching the filters (not one page) as CSV: the columns "
         "of the fleet page's export, for spreadsheets. Works with a token.",
     )
-    @action(detail=False, methods=["get"], renderer_classes=[JSONRenderer, CsvRenderer])
+    @action(detail=False, methods=["get"])
     def export(self, request: Request) -> StreamingHttpResponse:
         queryset = self.filter_queryset(Interface.objects.order_by("node__name", "name", "id"))
         return exports.interfaces_csv_response(exports.for_export(queryset))
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+        # The export answers CSV itself, whatever the Accept header (a spreadsheet tool may ask
+        # for text/csv); its errors (a bad filter) are JSON like every other 400 here.
+        if self.action == "export":
+            return JSONRenderer(), JSONRenderer.media_type
+        return super().perform_content_negotiation(request, force)
 
     def get_queryset(self) -> QuerySet[Interface]:
         # The active reservation through the partial unique index: one index probe per row.
@@ -358,7 +347,10 @@ class ClusterUnavailable(APIException):
     default_code = "cluster_unavailable"
 
 
-@extend_schema(parameters=field_selection_parameters(s.NetworkAttachmentSerializer))
+@extend_schema_view(
+    list=extend_schema(parameters=field_selection_parameters(s.NetworkAttachmentSerializer)),
+    retrieve=extend_schema(parameters=field_selection_parameters(s.NetworkAttachmentSerializer)),
+)
 class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """NADs seen in the cluster or applied by the portal, with their stored lint findings;
     `render` and `validate` build a NAD without side effects, `apply` creates it."""
@@ -420,7 +412,10 @@ class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(parameters=field_selection_parameters(s.PodAttachmentSerializer))
+@extend_schema_view(
+    list=extend_schema(parameters=field_selection_parameters(s.PodAttachmentSerializer)),
+    retrieve=extend_schema(parameters=field_selection_parameters(s.PodAttachmentSerializer)),
+)
 class PodAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     queryset = PodAttachment.objects.select_related("cluster", "node").order_by(
         "namespace", "pod_name", "pod_interface", "id"
@@ -430,7 +425,10 @@ class PodAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["namespace", "pod_name", "updated_at", "id"]
 
 
-@extend_schema(parameters=field_selection_parameters(s.HistoryEntrySerializer))
+@extend_schema_view(
+    list=extend_schema(parameters=field_selection_parameters(s.HistoryEntrySerializer)),
+    retrieve=extend_schema(parameters=field_selection_parameters(s.HistoryEntrySerializer)),
+)
 class HistoryViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     queryset = HistoryEntry.objects.select_related("node", "actor", "team").order_by("-at", "-id")
     serializer_class = s.HistoryEntrySerializer
