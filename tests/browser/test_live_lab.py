@@ -38,7 +38,7 @@ def test_a_lab_pod_taking_a_nic_turns_its_badge_pod_without_a_reload(
     page.get_by_label("Username").fill("sre")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    badge = page.locator(".badge").first
+    badge = page.get_by_test_id("owner").locator(".badge").first
     expect(badge).to_have_text("free")
     page.screenshot(path=str(artifacts_dir / "live-lab-before.png"), full_page=True)
 
