@@ -1,7 +1,7 @@
 """The inventory: clusters, nodes, their interfaces and who owns each, and the history of it.
 
 Rows are never deleted because a poll failed: a node whose agent stops answering is marked stale
-and its interfaces become `unknown` with their last facts kept (see sync.py).
+and its interfaces become `unknown` with their last facts kept (see sync/contact.py).
 """
 
 from __future__ import annotations
@@ -84,6 +84,16 @@ class Node(models.Model):
 
 def contact_cache_key(node_id: int) -> str:
     return f"agent-contact:{node_id}"
+
+
+def cached_contacts(node_ids: list[int]) -> dict[int, datetime]:
+    """The agents' contact times the sweep keeps in the cache, by node id; {} when the cache
+    cannot answer (a page then shows the rows' last_contact_at instead of failing)."""
+    try:
+        found = cache.get_many([contact_cache_key(pk) for pk in node_ids])
+    except Exception:  # noqa: BLE001 - any cache backend error means "nothing cached"
+        return {}
+    return {pk: found[contact_cache_key(pk)] for pk in node_ids if contact_cache_key(pk) in found}
 
 
 class Interface(models.Model):

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from inventory.exports import CSV_COLUMNS
+from inventory.read.exports import CSV_COLUMNS
 from inventory.services import reservations
 from tests.api.builders import in_days, make_free_interface, make_node
 

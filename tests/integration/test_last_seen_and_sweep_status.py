@@ -9,9 +9,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from inventory import sync
 from inventory.models import Interface, Node
 from inventory.services import polling
+from inventory.sync import contact
 from tests.factories import make_cluster, make_interface, make_node, make_team, make_user
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +51,7 @@ def test_an_unchanged_poll_advances_last_seen_on_the_node_and_interface_pages(lo
     rows_before = list(Node.objects.values()), list(Interface.objects.values())
 
     now = timezone.now()
-    stats = sync.note_not_modified(Node.objects.get(pk=node.pk), now=now)  # the agent said 304
+    stats = contact.note_not_modified(Node.objects.get(pk=node.pk), now=now)  # the agent said 304
 
     assert stats.rows_written == 0
     assert (list(Node.objects.values()), list(Interface.objects.values())) == rows_before
@@ -67,7 +67,7 @@ def test_an_unchanged_poll_advances_last_seen_on_the_node_and_interface_pages(lo
 
 def test_a_vanished_nic_keeps_the_time_it_was_last_reported(logged_in, node):
     gone = make_interface(node, name="ens9", present=False)
-    sync.note_not_modified(Node.objects.get(pk=node.pk), now=timezone.now())
+    contact.note_not_modified(Node.objects.get(pk=node.pk), now=timezone.now())
     page = logged_in.get(reverse("inventory:interface", args=[gone.pk]))
     assert page.context["last_seen"] == Interface.objects.get(pk=gone.pk).last_seen_at
 

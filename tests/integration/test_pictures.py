@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inventory.choices import OwnershipState
-from inventory.views.fleet import BAR_NODES
+from inventory.web.views.fleet import BAR_NODES
 from tests.factories import (
     make_cluster,
     make_history,

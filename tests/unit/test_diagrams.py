@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from inventory.diagrams import (
+from inventory.web.diagrams import (
     Change,
     Link,
     PodUse,
