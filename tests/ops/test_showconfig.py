@@ -93,7 +93,13 @@ def test_it_reports_the_configuration_from_the_environment_with_secrets_masked(t
 def test_no_secret_appears_in_either_output_format(tmp_path):
     env = {**SECRETS, "NICPORTAL_VAR_DIR": str(tmp_path)}
     outputs = run_showconfig(env) + run_showconfig(env, "--json")
-    leaks = ("very-secret-key", "db-pa55word", "broker-pa55word", "agent-master-key", "metrics-token")
+    leaks = (
+        "very-secret-key",
+        "db-pa55word",
+        "broker-pa55word",
+        "agent-master-key",
+        "metrics-token",
+    )
     for leaked in leaks:
         assert leaked not in outputs
     assert "****" in outputs
