@@ -42,7 +42,7 @@ _REFUSALS = {
     "malformed": "it could not parse our signature",
     "unknown_key": "it holds another key: check NICPORTAL_AGENT_MASTER_KEY, the cluster name "
     "and the agent's key file",
-    "bad_signature": "the signature did not match",
+    "bad_signature": "the signature did not match (a request for another address or path?)",
     "clock_skew": f"the clocks of portal and node differ by more than {auth.MAX_CLOCK_SKEW} s",
     "replayed": "it had seen our nonce already",
     "wrong_node": "the agent at this address serves another node",
@@ -164,11 +164,19 @@ class AgentClient:
         target = url.rstrip("/") + SNAPSHOT_PATH
         signing, verifying = self._node_keys(node)
         try:
-            path = urllib3.util.parse_url(target).request_uri
+            parsed = urllib3.util.parse_url(target)
         except urllib3.exceptions.LocationParseError as exc:
             raise _AgentFault(f"bad agent URL: {exc}") from None
+        if not parsed.host:
+            raise _AgentFault(f"bad agent URL: no host in {target!r}")
         authorization, signed = auth.sign_request(
-            signing, direction=auth.PORTAL_TO_AGENT, method="GET", path=path, node=node
+            signing,
+            direction=auth.PORTAL_TO_AGENT,
+            method="GET",
+            # Bound into the signature: the request is good at this address only.
+            authority=auth.authority(parsed.host.strip("[]"), parsed.port or 80),
+            path=parsed.request_uri,
+            node=node,
         )
         headers = {"Accept": "application/json", "Authorization": authorization}
         if etag:

@@ -41,8 +41,12 @@ NAD_KIND = "NetworkAttachmentDefinition"
 RESOURCE_NAME_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
 SANDBOX_FAILURE_REASON = "FailedCreatePodSandBox"
 
+DEFAULT_AGENT_NAMESPACE = "nicportal"
+DEFAULT_AGENT_DAEMONSET = "nicportal-agent"
 DEFAULT_AGENT_LABEL_SELECTOR = "app.kubernetes.io/name=nicportal-agent"
 DEFAULT_AGENT_PORT_NAME = "agent"
+# Node address types that are IP addresses (Hostname, InternalDNS and ExternalDNS are names).
+IP_ADDRESS_TYPES = ("InternalIP", "ExternalIP")
 # Big enough that a normal cluster lists in one round trip, small enough that the API server
 # never has to build a 100 MB answer for a huge one.
 PAGE_SIZE = 500
@@ -67,6 +71,16 @@ class NodeInfo:
     labels: dict[str, str]
     annotations: dict[str, str]
     ready: bool
+    # Every IP address of the node in status.addresses (InternalIP and ExternalIP).
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerReference:
+    api_version: str
+    kind: str
+    name: str
+    uid: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +100,10 @@ class PodInfo:
     annotations: dict[str, str]
     # Named container ports: name -> hostPort if set, else containerPort (for the agent URL).
     named_ports: dict[str, int] = field(default_factory=dict)
+    pod_ip: str = ""
+    host_network: bool = False
+    # The ownerReference with controller: true (the DaemonSet of an agent pod), if any.
+    controller: OwnerReference | None = None
 
     @property
     def key(self) -> str:
@@ -115,12 +133,35 @@ class EventInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class RogueAgent:
+    """A pod that looks like a node agent (it matches the agent selector) but is not one of the
+    agent DaemonSet's pods on its node: it is never contacted."""
+
+    namespace: str
+    name: str
+    node: str
+    pod_ip: str
+    reason: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentChoice:
+    endpoints: dict[str, str]  # node name -> "http://podIP:port"
+    rogues: list[RogueAgent]
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterListing:
     nodes: list[NodeInfo]
     pods: list[PodInfo]
     nads: list[NadInfo]
     sandbox_failures: list[EventInfo]
-    agent_endpoints: dict[str, str]  # node name -> "http://hostIP:port"
+    agent_endpoints: dict[str, str]  # node name -> "http://podIP:port"
+    rogue_agents: list[RogueAgent] = field(default_factory=list)
 
 
 class ClusterClient:
@@ -133,7 +174,8 @@ class ClusterClient:
         context: str | None = None,
         in_cluster: bool = False,
         timeout: float = 10.0,
-        agent_namespace: str = "",
+        agent_namespace: str = DEFAULT_AGENT_NAMESPACE,
+        agent_daemonset: str = DEFAULT_AGENT_DAEMONSET,
         agent_label_selector: str = DEFAULT_AGENT_LABEL_SELECTOR,
         agent_port_name: str = DEFAULT_AGENT_PORT_NAME,
     ) -> None:
@@ -157,8 +199,10 @@ class ClusterClient:
         self.timeout = timeout
         self._api = k8s.ApiClient(configuration)
         self._core = k8s.CoreV1Api(self._api)
+        self._apps = k8s.AppsV1Api(self._api)
         self._custom = k8s.CustomObjectsApi(self._api)
         self.agent_namespace = agent_namespace
+        self.agent_daemonset = agent_daemonset
         self.agent_label_selector = agent_label_selector
         self.agent_port_name = agent_port_name
         self._agent_selector = LabelSelector(agent_label_selector)
@@ -173,6 +217,7 @@ class ClusterClient:
             in_cluster=settings.KUBE_IN_CLUSTER,
             timeout=settings.KUBE_TIMEOUT,
             agent_namespace=settings.AGENT_NAMESPACE,
+            agent_daemonset=settings.AGENT_DAEMONSET,
             agent_label_selector=settings.AGENT_LABEL_SELECTOR,
             agent_port_name=settings.AGENT_PORT_NAME,
         )
@@ -227,35 +272,44 @@ class ClusterClient:
         events = [event_from_json(item) for item in items if _is_pod_event(item)]
         return [event for event in events if event.reason == SANDBOX_FAILURE_REASON]
 
-    def agent_endpoints(self, pods: list[PodInfo] | None = None) -> dict[str, str]:
-        """node name -> agent base URL, from the running agent pods (hostNetwork DaemonSet)."""
+    def agents(
+        self, pods: list[PodInfo] | None = None, nodes: list[NodeInfo] | None = None
+    ) -> AgentChoice:
+        """Which pod is each node's agent, and which agent-looking pods are not (choose_agents)."""
         if pods is None:
             pods = self._list_agent_pods()
-        endpoints: dict[str, str] = {}
-        # Sorted so that the choice between two live agent pods on one node (a DaemonSet rollout
-        # caught mid-way) is the same on every sweep instead of flapping.
-        for pod in sorted(pods, key=lambda pod: (pod.namespace, pod.name)):
-            if self.agent_namespace and pod.namespace != self.agent_namespace:
-                continue
-            if not self._agent_selector.matches(pod.labels):
-                continue
-            if pod.phase != "Running" or pod.deletion_timestamp is not None:
-                continue
-            port = pod.named_ports.get(self.agent_port_name)
-            if not pod.node_name or not pod.host_ip or port is None:
-                continue
-            host = f"[{pod.host_ip}]" if ":" in pod.host_ip else pod.host_ip
-            endpoints[pod.node_name] = f"http://{host}:{port}"
-        return endpoints
+        if nodes is None:
+            nodes = self.list_nodes()
+        choice = choose_agents(
+            pods,
+            nodes,
+            daemonsets=self._agent_daemonsets(),
+            namespace=self.agent_namespace,
+            daemonset=self.agent_daemonset,
+            selector=self._agent_selector,
+            port_name=self.agent_port_name,
+        )
+        for rogue in choice.rogues:
+            logger.warning(
+                "rogue agent pod %s on node %s (pod IP %s) ignored: %s",
+                rogue.key,
+                rogue.node or "-",
+                rogue.pod_ip or "-",
+                rogue.reason,
+            )
+        return choice
 
     def listing(self) -> ClusterListing:
         pods = self.list_pods()
+        nodes = self.list_nodes()
+        agents = self.agents(pods, nodes)
         return ClusterListing(
-            nodes=self.list_nodes(),
+            nodes=nodes,
             pods=pods,
             nads=self.list_nads(),
             sandbox_failures=self.list_sandbox_failures(),
-            agent_endpoints=self.agent_endpoints(pods),
+            agent_endpoints=agents.endpoints,
+            rogue_agents=agents.rogues,
         )
 
     def get_pod(self, namespace: str, name: str) -> PodInfo:
@@ -363,22 +417,48 @@ class ClusterClient:
 
     # --- plumbing --------------------------------------------------------------------------------
 
-    def _list_agent_pods(self) -> list[PodInfo]:
+    def _agent_daemonsets(self) -> dict[str, str]:
+        """namespace -> uid of the agent DaemonSet(s) of that name: the one in the agents'
+        namespace, or (development, any namespace) every namespace's."""
         if self.agent_namespace:
-            items = self._list_all(
-                "list",
-                f"pods in namespace {self.agent_namespace}",
-                self._core.list_namespaced_pod,
-                self.agent_namespace,
-                label_selector=self.agent_label_selector or None,
-            )
+            try:
+                data = self._call(
+                    "get",
+                    f"daemonset {self.agent_namespace}/{self.agent_daemonset}",
+                    self._apps.read_namespaced_daemon_set,
+                    self.agent_daemonset,
+                    self.agent_namespace,
+                )
+            except NotFound:
+                logger.warning(
+                    "the agent DaemonSet %s/%s does not exist: no pod is accepted as an agent",
+                    self.agent_namespace,
+                    self.agent_daemonset,
+                )
+                return {}
+            items = [data]
         else:
             items = self._list_all(
                 "list",
-                "pods",
-                self._core.list_pod_for_all_namespaces,
-                label_selector=self.agent_label_selector or None,
+                "daemonsets",
+                self._apps.list_daemon_set_for_all_namespaces,
+                field_selector=f"metadata.name={self.agent_daemonset}",
             )
+        found: dict[str, str] = {}
+        for item in items:
+            metadata = _dict(item.get("metadata"))
+            if _str(metadata.get("name")) == self.agent_daemonset and _str(metadata.get("uid")):
+                found[_str(metadata.get("namespace"))] = _str(metadata.get("uid"))
+        return found
+
+    def _list_agent_pods(self) -> list[PodInfo]:
+        # Every namespace: a pod elsewhere that looks like an agent is not used, but reported.
+        items = self._list_all(
+            "list",
+            "pods",
+            self._core.list_pod_for_all_namespaces,
+            label_selector=self.agent_label_selector or None,
+        )
         return [pod_from_json(item) for item in items]
 
     def _list_all(
@@ -510,13 +590,13 @@ def _connection_reason(reason: object) -> str:
 def node_from_json(item: Mapping[str, Any]) -> NodeInfo:
     metadata = _dict(item.get("metadata"))
     status = _dict(item.get("status"))
-    internal_ips = tuple(
-        address["address"]
+    typed = [
+        (address.get("type"), address["address"])
         for address in _list(status.get("addresses"))
-        if isinstance(address, dict)
-        and address.get("type") == "InternalIP"
-        and isinstance(address.get("address"), str)
-    )
+        if isinstance(address, dict) and isinstance(address.get("address"), str)
+    ]
+    internal_ips = tuple(address for kind, address in typed if kind == "InternalIP")
+    addresses = tuple(address for kind, address in typed if kind in IP_ADDRESS_TYPES)
     ready = any(
         isinstance(condition, dict)
         and condition.get("type") == "Ready"
@@ -529,6 +609,7 @@ def node_from_json(item: Mapping[str, Any]) -> NodeInfo:
         labels=_str_dict(metadata.get("labels")),
         annotations=_str_dict(metadata.get("annotations")),
         ready=ready,
+        addresses=addresses,
     )
 
 
@@ -574,7 +655,23 @@ def pod_from_json(item: Mapping[str, Any]) -> PodInfo:
         deletion_timestamp=_timestamp(metadata.get("deletionTimestamp")),
         annotations=annotations,
         named_ports=_named_ports(spec),
+        pod_ip=_str(status.get("podIP")),
+        host_network=spec.get("hostNetwork") is True,
+        controller=_controller(metadata),
     )
+
+
+def _controller(metadata: Mapping[str, Any]) -> OwnerReference | None:
+    for reference in _list(metadata.get("ownerReferences")):
+        reference = _dict(reference)
+        if reference.get("controller") is True:
+            return OwnerReference(
+                api_version=_str(reference.get("apiVersion")),
+                kind=_str(reference.get("kind")),
+                name=_str(reference.get("name")),
+                uid=_str(reference.get("uid")),
+            )
+    return None
 
 
 def _named_ports(spec: Mapping[str, Any]) -> dict[str, int]:
@@ -587,6 +684,93 @@ def _named_ports(spec: Mapping[str, Any]) -> dict[str, int]:
             if isinstance(name, str) and isinstance(number, int) and not isinstance(number, bool):
                 ports.setdefault(name, number)
     return ports
+
+
+# --- which pods are the agents (pure) -------------------------------------------------------------
+
+
+def choose_agents(
+    pods: Iterable[PodInfo],
+    nodes: Iterable[NodeInfo],
+    *,
+    daemonsets: Mapping[str, str],
+    namespace: str,
+    daemonset: str,
+    selector: LabelSelector,
+    port_name: str,
+) -> AgentChoice:
+    """Each node's agent endpoint, and every other running pod that looks like an agent.
+
+    A pod that matches the agent selector is the agent of its node only if it is in the agents'
+    namespace (any, when `namespace` is empty: development only), controlled by the DaemonSet
+    named `daemonset` whose uid is `daemonsets[pod namespace]`, runs in the host network, and its
+    pod IP is one of its Node's addresses. The URL is that pod IP and the named port, so the
+    portal only ever connects to a node's own address, on the port the DaemonSet declares.
+
+    These checks keep a pod that anyone with an ordinary namespace can create from becoming an
+    agent. They do not stand against someone who can create pods in the agents' namespace (an
+    ownerReference is plain metadata a creator may copy): keep that namespace to the DaemonSet
+    controller. Even then such a pod never learns a reusable secret (docs/agent-auth.md).
+    """
+    addresses = {node.name: set(node.addresses) for node in nodes}
+    endpoints: dict[str, str] = {}
+    rogues: list[RogueAgent] = []
+    # Sorted so that the choice between two live agent pods on one node (a DaemonSet rollout
+    # caught mid-way) is the same on every sweep instead of flapping.
+    for pod in sorted(pods, key=lambda pod: (pod.namespace, pod.name)):
+        if not selector.matches(pod.labels):
+            continue
+        if pod.phase != "Running" or pod.deletion_timestamp is not None or not pod.node_name:
+            continue  # not answering anyone yet, or any more
+        reason = _not_an_agent(
+            pod,
+            addresses.get(pod.node_name),
+            daemonsets=daemonsets,
+            namespace=namespace,
+            daemonset=daemonset,
+            port_name=port_name,
+        )
+        if reason:
+            rogues.append(RogueAgent(pod.namespace, pod.name, pod.node_name, pod.pod_ip, reason))
+            continue
+        if pod.node_name not in endpoints:
+            host = f"[{pod.pod_ip}]" if ":" in pod.pod_ip else pod.pod_ip
+            endpoints[pod.node_name] = f"http://{host}:{pod.named_ports[port_name]}"
+    return AgentChoice(endpoints, rogues)
+
+
+def _not_an_agent(
+    pod: PodInfo,
+    node_addresses: set[str] | None,
+    *,
+    daemonsets: Mapping[str, str],
+    namespace: str,
+    daemonset: str,
+    port_name: str,
+) -> str:
+    """Why `pod` is not its node's agent, or "" when it is."""
+    if namespace and pod.namespace != namespace:
+        return f"in namespace {pod.namespace}, not the agents' namespace {namespace}"
+    owner = pod.controller
+    expected = f"DaemonSet {pod.namespace}/{daemonset}"
+    if owner is None:
+        return f"not controlled by the {expected} (no controller)"
+    if owner.kind != "DaemonSet" or owner.name != daemonset:
+        return f"controlled by {owner.kind or '?'} {owner.name or '?'}, not by the {expected}"
+    uid = daemonsets.get(pod.namespace)
+    if not uid:
+        return f"the {expected} it names does not exist"
+    if owner.uid != uid:
+        return f"names the {expected} with another uid ({owner.uid or 'none'})"
+    if not pod.host_network:
+        return "not in the host network (hostNetwork is not true)"
+    if node_addresses is None:
+        return f"on node {pod.node_name}, which the API does not list"
+    if not pod.pod_ip or pod.pod_ip not in node_addresses:
+        return f"pod IP {pod.pod_ip or '(none)'} is none of node {pod.node_name}'s addresses"
+    if port_name not in pod.named_ports:
+        return f"no container port named {port_name}"
+    return ""
 
 
 def nad_from_json(item: Mapping[str, Any]) -> NadInfo:

@@ -642,7 +642,14 @@ def apply_listing(
     now = now or timezone.now()
     stats = SyncStats()
     with transaction.atomic():
+        known_rogues = {
+            name: {row.get("pod") for row in rows}
+            for name, rows in Node.objects.filter(cluster=cluster)
+            .exclude(rogue_agents=[])
+            .values_list("name", "rogue_agents")
+        }
         nodes = _apply_nodes(cluster, listing, stats)
+        _note_new_rogue_agents(nodes, listing, known_rogues, now, stats)
         _apply_nads(cluster, listing.nads, now, stats)
         touched = _apply_attachments(cluster, listing, nodes, now, stats)
     if not recompute:
@@ -653,9 +660,20 @@ def apply_listing(
     return stats
 
 
+def _rogue_rows(listing) -> dict[str, list[dict[str, str]]]:
+    """node name -> the agent-looking pods on it that are not its agent, as stored on Node."""
+    rows: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for rogue in getattr(listing, "rogue_agents", ()):
+        rows[rogue.node].append(
+            {"pod": rogue.key[:253], "pod_ip": rogue.pod_ip[:64], "reason": rogue.reason[:500]}
+        )
+    return rows
+
+
 def _apply_nodes(cluster: Cluster, listing, stats: SyncStats) -> dict[str, Node]:
     existing = {n.name: n for n in Node.objects.filter(cluster=cluster)}
     endpoints = listing.agent_endpoints
+    rogues = _rogue_rows(listing)
     to_create, to_update, update_fields = [], [], set()
     seen = set()
     for info in listing.nodes:
@@ -665,6 +683,7 @@ def _apply_nodes(cluster: Cluster, listing, stats: SyncStats) -> dict[str, Node]
             "labels": dict(info.labels),
             "ready": bool(info.ready),
             "agent_url": endpoints.get(info.name, "")[:500],
+            "rogue_agents": rogues.get(info.name, []),
             "in_cluster": True,
         }
         node = existing.get(info.name)
@@ -696,6 +715,33 @@ def _apply_nodes(cluster: Cluster, listing, stats: SyncStats) -> dict[str, Node]
         Node.objects.bulk_update(to_update, sorted(update_fields), batch_size=500)
         stats.node_rows += len(to_update)
     return existing
+
+
+def _note_new_rogue_agents(
+    nodes: dict[str, Node], listing, before: dict[str, set], now: datetime, stats: SyncStats
+) -> None:
+    """A pod newly seen posing as a node's agent (`before`: the ones already stored, by node):
+    one warning and one history entry on the node, not one per sweep; the node page lists it
+    for as long as it is there."""
+    for rogue in getattr(listing, "rogue_agents", ()):
+        node = nodes.get(rogue.node)
+        if node is None or node.pk is None or rogue.key in before.get(rogue.node, set()):
+            continue
+        log.warning(
+            "node=%s rogue agent pod %s (pod IP %s) ignored: %s",
+            rogue.node,
+            rogue.key,
+            rogue.pod_ip or "-",
+            rogue.reason,
+        )
+        HistoryEntry.objects.create(
+            at=now,
+            kind=HistoryKind.AGENT,
+            node=node,
+            message=f"pod {rogue.key} looks like an agent and is ignored: {rogue.reason}",
+            data={"rogue_agent": rogue.key, "pod_ip": rogue.pod_ip},
+        )
+        stats.history += 1
 
 
 def _apply_nads(cluster: Cluster, nads, now: datetime, stats: SyncStats) -> None:

@@ -17,11 +17,14 @@ Requests, both directions (portal -> agent `GET /v1/snapshot`, agent -> portal h
     Authorization: NPA1-HMAC-SHA256 node=<node>,ts=<unix s>,nonce=<32 hex>,sig=<kid>:<hex>[;...]
 
 where each signature is HMAC(node_key, request_message(...)). The message binds the direction,
-the method, the path, the node, the time, the nonce and the SHA-256 of the body, so a signature
-is good for that one request only. The receiver accepts a timestamp within MAX_CLOCK_SKEW of its
-own clock and each nonce once (the "replay window"): a captured request cannot be replayed later,
-and replaying it at once is refused by the nonce check. A signature from a request cannot be
-turned into one for an answer or for the other direction (different message prefixes).
+the method, the address it was sent to (host:port, portal -> agent only), the path, the node, the
+time, the nonce and the SHA-256 of the body, so a signature is good for that one request only;
+an agent refuses a request signed for another address than the one it arrived on, so whoever
+receives a request meant for an agent cannot forward it to the real one. The receiver accepts a
+timestamp within MAX_CLOCK_SKEW of its own clock and each nonce once (the "replay window"): a
+captured request cannot be replayed later, and replaying it at once is refused by the nonce
+check. A signature from a request cannot be turned into one for an answer or for the other
+direction (different message prefixes).
 
 Answers of the agent carry `X-NICPortal-Signature: <kid>:<hex>` over the request's nonce, the
 status, the ETag and the SHA-256 of the body: the portal knows that the answer comes from the
@@ -114,11 +117,25 @@ def body_digest(body: bytes) -> str:
 
 
 def request_message(
-    *, direction: str, method: str, path: str, node: str, ts: int, nonce: str, digest: str
+    *,
+    direction: str,
+    method: str,
+    authority: str,
+    path: str,
+    node: str,
+    ts: int,
+    nonce: str,
+    digest: str,
 ) -> bytes:
-    return "\n".join(
-        [SCHEME, direction, method.upper(), path, node, str(ts), nonce, digest]
-    ).encode()
+    fields = [SCHEME, direction, method.upper(), authority, path, node, str(ts), nonce, digest]
+    return "\n".join(fields).encode()
+
+
+def authority(host: str, port: int) -> str:
+    """host:port as the portal writes it in an agent URL ([v6]:port); an IPv4 address seen
+    through a dual-stack socket (::ffff:a.b.c.d) is written as the IPv4 address."""
+    host = host.removeprefix("::ffff:") if "." in host else host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def answer_message(*, node: str, nonce: str, status: int, etag: str, digest: str) -> bytes:
@@ -148,6 +165,7 @@ def sign_request(
     method: str,
     path: str,
     node: str,
+    authority: str = "",
     body: bytes = b"",
     now: float | None = None,
     nonce: str | None = None,
@@ -159,6 +177,7 @@ def sign_request(
     message = request_message(
         direction=direction,
         method=method,
+        authority=authority,
         path=path,
         node=node,
         ts=ts,
@@ -207,6 +226,7 @@ def verify_request(
     direction: str,
     method: str,
     path: str,
+    authority: str = "",
     body: bytes = b"",
     now: float | None = None,
 ) -> str:
@@ -217,6 +237,7 @@ def verify_request(
     message = request_message(
         direction=direction,
         method=method,
+        authority=authority,
         path=path,
         node=request.node,
         ts=request.ts,

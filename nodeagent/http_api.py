@@ -105,11 +105,15 @@ class AgentRequestHandler(BaseHTTPRequestHandler):
                 raise auth.AuthError(
                     "wrong_node", f"signed for node {request.node}, this is {key.node}"
                 )
+            # The address this connection arrived on: a request signed for another address (sent
+            # to somebody else, who forwards it here) does not verify.
+            local = self.connection.getsockname()
             auth.verify_request(
                 request,
                 key.keys(),
                 direction=auth.PORTAL_TO_AGENT,
                 method="GET",
+                authority=auth.authority(local[0], local[1]),
                 path=self.path,
             )
             self.server.nonces.remember(request.nonce, request.ts)

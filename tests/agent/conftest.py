@@ -26,10 +26,19 @@ NODE = "node-a"
 NODE_KEY = auth.derive_node_key(MASTER, cluster=CLUSTER, node=NODE)
 
 
-def signed(path: str = "/v1/snapshot", *, node: str = NODE, key: bytes = NODE_KEY, **kw) -> dict:
-    """Headers of a portal request to an agent, signed as the portal signs them."""
+def signed(
+    port: int, path: str = "/v1/snapshot", *, node: str = NODE, key: bytes = NODE_KEY, **kw
+) -> dict:
+    """Headers of a portal request to the agent on 127.0.0.1:port, signed as the portal signs
+    them (X-Test-Nonce: the request's nonce, for checking the answer's signature)."""
     header, request = auth.sign_request(
-        [key], direction=auth.PORTAL_TO_AGENT, method="GET", path=path, node=node, **kw
+        [key],
+        direction=auth.PORTAL_TO_AGENT,
+        method="GET",
+        authority=kw.pop("authority", f"127.0.0.1:{port}"),
+        path=path,
+        node=node,
+        **kw,
     )
     return {"Authorization": header, "X-Test-Nonce": request.nonce}
 
@@ -132,7 +141,7 @@ class AgentProcess:
 
     def snapshot(self, headers: dict | None = None) -> tuple[int, dict, bytes]:
         """A signed GET /v1/snapshot; the answer's signature is checked before it is returned."""
-        request_headers = signed()
+        request_headers = signed(self.port)
         nonce = request_headers.pop("X-Test-Nonce")
         status, response_headers, body = self.get(
             "/v1/snapshot", {**request_headers, **(headers or {})}

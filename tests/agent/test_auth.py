@@ -79,6 +79,7 @@ def test_a_signed_request_verifies_and_names_its_key():
         ({"body": b'{"node":"n2"}'}, "bad_signature"),
         ({"path": "/other/"}, "bad_signature"),
         ({"method": "GET"}, "bad_signature"),
+        ({"authority": "10.0.0.1:9550"}, "bad_signature"),
         ({"direction": auth.PORTAL_TO_AGENT}, "bad_signature"),
         ({"keys": {auth.key_id(key("n2")): key("n2")}}, "unknown_key"),
         ({"now": 1_000_000 + auth.MAX_CLOCK_SKEW + 1}, "clock_skew"),
@@ -176,3 +177,15 @@ def test_a_full_nonce_memory_refuses_rather_than_forgets():
     assert raised.value.code == "busy"
     with pytest.raises(auth.AuthError):
         memory.remember("a" * 32, 1_000, now=1_001)  # still remembered
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [
+        ("10.0.0.1", 9550, "10.0.0.1:9550"),
+        ("::ffff:10.0.0.1", 9550, "10.0.0.1:9550"),
+        ("fd00::1", 9550, "[fd00::1]:9550"),
+    ],
+)
+def test_an_authority_is_written_as_the_portal_writes_agent_urls(host, port, expected):
+    assert auth.authority(host, port) == expected

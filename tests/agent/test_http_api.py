@@ -39,9 +39,14 @@ def _bare(headers: dict) -> dict:
 OTHER_KEY = auth.derive_node_key(b"another-master-key-0123456789abcdef", cluster=CLUSTER, node=NODE)
 
 
-def _other_direction() -> dict:
+def _other_direction(port: int) -> dict:
     header, _ = auth.sign_request(
-        [NODE_KEY], direction=auth.AGENT_TO_PORTAL, method="GET", path="/v1/snapshot", node=NODE
+        [NODE_KEY],
+        direction=auth.AGENT_TO_PORTAL,
+        method="GET",
+        authority=f"127.0.0.1:{port}",
+        path="/v1/snapshot",
+        node=NODE,
     )
     return {"Authorization": header}
 
@@ -49,14 +54,15 @@ def _other_direction() -> dict:
 @pytest.mark.parametrize(
     ("headers", "reason"),
     [
-        (lambda: {}, "missing"),
-        (lambda: {"Authorization": "Bearer s3cret-agent-token"}, "wrong_scheme"),
-        (lambda: {"Authorization": auth.SCHEME + " node=node-a,ts=1"}, "malformed"),
-        (lambda: _bare(signed(key=OTHER_KEY)), "unknown_key"),
-        (lambda: _bare(signed(node="node-b")), "wrong_node"),
-        (lambda: _bare(signed(now=time.time() - 600)), "clock_skew"),
-        (lambda: _bare(signed(now=time.time() + 600)), "clock_skew"),
-        (lambda: _bare(signed(path="/v1/snapshot?other")), "bad_signature"),
+        (lambda port: {}, "missing"),
+        (lambda port: {"Authorization": "Bearer s3cret-agent-token"}, "wrong_scheme"),
+        (lambda port: {"Authorization": auth.SCHEME + " node=node-a,ts=1"}, "malformed"),
+        (lambda port: _bare(signed(port, key=OTHER_KEY)), "unknown_key"),
+        (lambda port: _bare(signed(port, node="node-b")), "wrong_node"),
+        (lambda port: _bare(signed(port, now=time.time() - 600)), "clock_skew"),
+        (lambda port: _bare(signed(port, now=time.time() + 600)), "clock_skew"),
+        (lambda port: _bare(signed(port, path="/v1/snapshot?other")), "bad_signature"),
+        (lambda port: _bare(signed(port, authority="10.1.2.3:9550")), "bad_signature"),
         (_other_direction, "bad_signature"),
     ],
     ids=[
@@ -68,12 +74,13 @@ def _other_direction() -> dict:
         "stale",
         "from-the-future",
         "signed-for-another-path",
+        "signed-for-another-address",
         "signed-for-the-other-direction",
     ],
 )
 def test_it_refuses_an_unauthenticated_request_revealing_nothing(agent, headers, reason):
     process, netns = agent
-    status, response_headers, body = process.get("/v1/snapshot", headers())
+    status, response_headers, body = process.get("/v1/snapshot", headers(process.port))
     assert status == 401
     assert json.loads(body) == {"error": "unauthorized", "reason": reason}
     assert response_headers["WWW-Authenticate"] == auth.SCHEME
@@ -84,7 +91,7 @@ def test_it_refuses_an_unauthenticated_request_revealing_nothing(agent, headers,
 
 def test_it_refuses_a_replayed_request(agent):
     process, _ = agent
-    headers = _bare(signed())
+    headers = _bare(signed(process.port))
     assert process.get("/v1/snapshot", headers)[0] == 200
     status, _, body = process.get("/v1/snapshot", headers)
     assert status == 401 and json.loads(body)["reason"] == "replayed"
@@ -96,6 +103,7 @@ def test_it_accepts_either_signature_of_a_request_signed_during_a_rotation(agent
         [OTHER_KEY, NODE_KEY],
         direction=auth.PORTAL_TO_AGENT,
         method="GET",
+        authority=f"127.0.0.1:{process.port}",
         path="/v1/snapshot",
         node=NODE,
     )
@@ -106,7 +114,7 @@ def test_it_accepts_either_signature_of_a_request_signed_during_a_rotation(agent
 
 def test_it_signs_its_answers_over_the_request_nonce(agent):
     process, _ = agent
-    headers = signed()
+    headers = signed(process.port)
     nonce = headers.pop("X-Test-Nonce")
     status, response_headers, body = process.get("/v1/snapshot", headers)
     keys = {auth.key_id(NODE_KEY): NODE_KEY}
@@ -126,9 +134,9 @@ def test_it_follows_a_new_key_file_without_a_restart(agent, key_file):
     process, _ = agent
     assert process.snapshot()[0] == 200
     key_file.write_text(auth.format_node_key(OTHER_KEY))
-    status, _, body = process.get("/v1/snapshot", _bare(signed()))
+    status, _, body = process.get("/v1/snapshot", _bare(signed(process.port)))
     assert status == 401 and json.loads(body)["reason"] == "unknown_key"
-    assert process.get("/v1/snapshot", _bare(signed(key=OTHER_KEY)))[0] == 200
+    assert process.get("/v1/snapshot", _bare(signed(process.port, key=OTHER_KEY)))[0] == 200
 
 
 def test_with_the_master_key_it_derives_its_own_node_key(make_netns, start_agent, tmp_path):
@@ -150,7 +158,7 @@ def test_a_master_key_for_another_cluster_name_gives_another_key(make_netns, sta
     process = start_agent(
         "--netns", netns, "--master-key-file", str(master_file), "--cluster-name", "elsewhere"
     )
-    status, _, body = process.get("/v1/snapshot", _bare(signed()))
+    status, _, body = process.get("/v1/snapshot", _bare(signed(process.port)))
     assert status == 401 and json.loads(body)["reason"] == "unknown_key"
 
 

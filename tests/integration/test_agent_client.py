@@ -188,6 +188,7 @@ def refused(handler, master: bytes = MASTER) -> bool:
             {auth.key_id(key): key},
             direction=auth.PORTAL_TO_AGENT,
             method="GET",
+            authority=auth.authority(*handler.connection.getsockname()[:2]),
             path=handler.path,
         )
     except auth.AuthError as error:
