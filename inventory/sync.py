@@ -721,19 +721,12 @@ def _note_new_rogue_agents(
     nodes: dict[str, Node], listing, before: dict[str, set], now: datetime, stats: SyncStats
 ) -> None:
     """A pod newly seen posing as a node's agent (`before`: the ones already stored, by node):
-    one warning and one history entry on the node, not one per sweep; the node page lists it
-    for as long as it is there."""
+    one history entry on the node, not one per sweep (cluster.py logs it on every listing, the
+    node page lists it for as long as it is there)."""
     for rogue in getattr(listing, "rogue_agents", ()):
         node = nodes.get(rogue.node)
         if node is None or node.pk is None or rogue.key in before.get(rogue.node, set()):
             continue
-        log.warning(
-            "node=%s rogue agent pod %s (pod IP %s) ignored: %s",
-            rogue.node,
-            rogue.key,
-            rogue.pod_ip or "-",
-            rogue.reason,
-        )
         HistoryEntry.objects.create(
             at=now,
             kind=HistoryKind.AGENT,
