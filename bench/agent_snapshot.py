@@ -19,18 +19,23 @@ import time
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from nodeagent import auth  # noqa: E402 - after the path is set
+
 REPO = Path(__file__).resolve().parents[1]
-TOKEN = "bench-token"
+NODE = "bench"
+KEY = auth.derive_node_key(b"bench-agent-master-not-a-secret", cluster="bench", node=NODE)
 
 
 def ip(netns: str, *args: str) -> None:
     subprocess.run(["ip", "-n", netns, *args], check=True)
 
 
-def start_agent(token_file: str, *extra: str) -> tuple[subprocess.Popen, int]:
+def start_agent(key_file: str, *extra: str) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nodeagent", "--listen", "127.0.0.1:0", "--token-file"]
-        + [token_file, "--node-name", "bench", *extra],
+        [sys.executable, "-m", "nodeagent", "--listen", "127.0.0.1:0", "--key-file"]
+        + [key_file, "--node-name", NODE, *extra],
         cwd=REPO,
         stderr=subprocess.PIPE,
         text=True,
@@ -45,7 +50,16 @@ def start_agent(token_file: str, *extra: str) -> tuple[subprocess.Popen, int]:
 
 
 def get(port: int, etag: str | None = None) -> tuple[int, str]:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    # Signed as the portal signs (the agent's check is part of what a snapshot costs).
+    authorization, _ = auth.sign_request(
+        [KEY],
+        direction=auth.PORTAL_TO_AGENT,
+        method="GET",
+        authority=f"127.0.0.1:{port}",
+        path="/v1/snapshot",
+        node=NODE,
+    )
+    headers = {"Authorization": authorization}
     if etag:
         headers["If-None-Match"] = etag
     request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/snapshot", headers=headers)
@@ -102,11 +116,11 @@ def main() -> int:
             ip(netns, "link", "set", f"eth{pair}", "up")
             ip(netns, "link", "set", f"sw{pair}", "up")
             ip(netns, "addr", "add", f"10.{pair}.0.1/24", "dev", f"eth{pair}")
-        with tempfile.NamedTemporaryFile("w", suffix=".token", delete=False) as handle:
-            handle.write(TOKEN)
-        token_file = handle.name
+        with tempfile.NamedTemporaryFile("w", suffix=".key", delete=False) as handle:
+            handle.write(auth.format_node_key(KEY))
+        key_file = handle.name
 
-        proc, port = start_agent(token_file, "--netns", netns)
+        proc, port = start_agent(key_file, "--netns", netns)
         agents.append(proc)
         status, etag = get(port)
         assert status == 200, status
@@ -135,7 +149,7 @@ def main() -> int:
             f"idle RSS --netns mode: agent {rss_mb(proc.pid):.1f} MB + netns worker {worker:.1f} MB"
         )
 
-        host_proc, host_port = start_agent(token_file)
+        host_proc, host_port = start_agent(key_file)
         agents.append(host_proc)
         for _ in range(20):
             get(host_port)
