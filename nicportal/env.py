@@ -64,11 +64,15 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def env_secret(name: str, default: str = "") -> str:
-    """A secret from NAME, or from the file named by NAME_FILE (Kubernetes/compose secrets)."""
+def env_secret(name: str, default: str = "", *, missing_file_ok: bool = False) -> str:
+    """A secret from NAME, or from the file named by NAME_FILE (Kubernetes/compose secrets).
+    missing_file_ok: a NAME_FILE that does not exist reads as unset (a key of a mounted Secret
+    that is only there some of the time)."""
     file_var = f"{name}_FILE"
     path = os.environ.get(file_var)
     if path:
+        if missing_file_ok and not Path(path).exists():
+            return default
         try:
             return Path(path).read_text().strip()
         except OSError as exc:

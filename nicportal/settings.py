@@ -193,7 +193,7 @@ AGENT_PORT_NAME = env_str("NICPORTAL_AGENT_PORT_NAME", "agent")
 # Agent authentication (docs/agent-auth.md): each node's key is derived from the master key,
 # the cluster name and the node name. The previous master is still accepted while keys rotate.
 AGENT_MASTER_KEY = env_secret("NICPORTAL_AGENT_MASTER_KEY")
-AGENT_MASTER_KEY_PREVIOUS = env_secret("NICPORTAL_AGENT_MASTER_KEY_PREVIOUS")
+AGENT_MASTER_KEY_PREVIOUS = env_secret("NICPORTAL_AGENT_MASTER_KEY_PREVIOUS", missing_file_ok=True)
 for _gone in ("NICPORTAL_AGENT_TOKEN", "NICPORTAL_AGENT_TOKEN_FILE"):
     if os.environ.get(_gone):
         raise ImproperlyConfigured(
