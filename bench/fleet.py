@@ -405,7 +405,7 @@ class FleetHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: FleetServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _send(
@@ -437,7 +437,7 @@ class FleetHandler(BaseHTTPRequestHandler):
         if body and status != 304:
             self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         parsed = urllib.parse.urlsplit(self.path)
         parts = parsed.path.split("/")
         fleet = self.server.fleet
@@ -491,7 +491,7 @@ class FleetHandler(BaseHTTPRequestHandler):
             return None
         return request
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         parsed = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(parsed.query)
         length = int(self.headers.get("Content-Length") or 0)

@@ -84,7 +84,7 @@ def env_secret(name: str, default: str = "", *, missing_file_ok: bool = False) -
 # to "put a secret here". None of them is a secret: under NICPORTAL_PRODUCTION=1 they stop the
 # process (see production_secret).
 PLACEHOLDER_MARKERS = ("replace_me", "replace-me", "changeme", "change_me", "change-me")
-DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"
 # Fewer distinct characters than this is a pattern, not a random value ("aaaa…", "0000…").
 MIN_DISTINCT_CHARACTERS = 8
 

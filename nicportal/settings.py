@@ -182,10 +182,10 @@ KUBE_IN_CLUSTER = env_bool("NICPORTAL_IN_CLUSTER", False)
 KUBE_CONTEXT = env_str("NICPORTAL_KUBE_CONTEXT")
 CLUSTER_NAME = env_str("NICPORTAL_CLUSTER_NAME", "default")
 KUBE_TIMEOUT = env_float("NICPORTAL_KUBE_TIMEOUT", 10.0, minimum=0.1)
-# Which pods are the node agents (cluster.py, "agent_candidates"): pods matching the selector
-# are candidates; only those in AGENT_NAMESPACE, controlled by the DaemonSet AGENT_DAEMONSET,
-# with hostNetwork and a pod IP that is one of their Node's addresses are used. An empty
-# namespace (any) is for development only.
+# Which pods are the node agents (choose_agents in clients/cluster_objects.py): pods matching
+# the selector are candidates; only those in AGENT_NAMESPACE, controlled by the DaemonSet
+# AGENT_DAEMONSET, with hostNetwork and a pod IP that is one of their Node's addresses are used.
+# An empty namespace (any) is for development only.
 AGENT_NAMESPACE = env_str("NICPORTAL_AGENT_NAMESPACE", "nicportal")
 AGENT_DAEMONSET = env_str("NICPORTAL_AGENT_DAEMONSET", "nicportal-agent")
 AGENT_LABEL_SELECTOR = env_str("NICPORTAL_AGENT_SELECTOR", "app.kubernetes.io/name=nicportal-agent")

@@ -1,7 +1,7 @@
 """How the portal and the node agents authenticate each other (docs/agent-auth.md).
 
 Pure functions and one small class, shared by both sides so that the two can never drift: the
-agent imports it, and so does the portal (inventory.agents, inventory.hints).
+agent imports it, and so does the portal (inventory.clients.agents, inventory.hints).
 
 Keys. The portal holds a master key. Every node has its own key,
 

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inventory.agents import AgentClient, AgentKeyring, SnapshotResult
+from inventory.clients.agents import AgentClient, AgentKeyring, SnapshotResult
 from nodeagent import auth
 from nodeagent.schema import SNAPSHOT_SCHEMA
 from tests.preflight import skip_or_fail

@@ -50,7 +50,7 @@ class FakeAgent(http.server.ThreadingHTTPServer):
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self):  # noqa: N802 - http.server's naming
+            def do_GET(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 server.requests.append(
                     {
@@ -78,7 +78,7 @@ class FakeAgent(http.server.ThreadingHTTPServer):
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_POST = do_GET  # noqa: N815
+            do_POST = do_GET
 
             def log_message(self, *args):
                 pass
@@ -116,7 +116,7 @@ def real_snapshot(lab, node: str) -> dict:
         node=node,
     )
     request = urllib.request.Request(url + "/v1/snapshot", headers={"Authorization": header})
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (127.0.0.1)
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
@@ -284,7 +284,7 @@ def test_even_a_portal_sent_to_the_impostor_gives_it_nothing_reusable(
         real + "/v1/snapshot", headers={"Authorization": request["headers"]["Authorization"]}
     )
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(forward, timeout=10)  # noqa: S310 (127.0.0.1)
+        urllib.request.urlopen(forward, timeout=10)
     assert refused.value.code == 401
     assert json.loads(refused.value.read())["reason"] == "bad_signature"
 

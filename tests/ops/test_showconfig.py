@@ -33,11 +33,18 @@ def test_it_masks_passwords_in_urls(url, masked):
     assert mask_url(url) == masked
 
 
+# The only variables the command inherits from whoever runs the tests: none of them configures
+# the portal, so a NICPORTAL_REDIS_URL or DATABASE_URL exported in the caller's shell cannot
+# change what these tests see.
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+
+
 def run_showconfig(env: dict[str, str], *args: str) -> str:
+    inherited = {name: os.environ[name] for name in INHERITED if name in os.environ}
     result = subprocess.run(
         [sys.executable, "manage.py", "showconfig", *args],
         cwd=ROOT,
-        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        env={**inherited, **env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from inventory.agents import AgentKeyring
+from inventory.clients.agents import AgentKeyring
 from nodeagent import auth
 
 
