@@ -60,6 +60,9 @@ class Node(models.Model):
     stale = models.BooleanField(default=False, db_index=True)
     # CNI facts reported by the agent: bin dirs, host-device presence and supportedVersions.
     cni = models.JSONField(default=dict, blank=True)
+    # Pods on this node that look like an agent but are not the agent DaemonSet's (never
+    # contacted): [{"pod": "ns/name", "pod_ip": ..., "reason": ...}], from the last listing.
+    rogue_agents = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [

@@ -76,7 +76,7 @@ def test_it_records_the_products_variables_only():
         {
             "DATABASE_URL": "sqlite:///x",
             "KUBECONFIG": "/k",
-            "NICPORTAL_AGENT_TOKEN_FILE": "/t",
+            "NICPORTAL_AGENT_MASTER_KEY_FILE": "/t",
             "CELERY_BROKER_URL": "redis://r/0",
             "DJANGO_DEBUG": "0",
             "DJANGO_SETTINGS_MODULE": "nicportal.settings",
@@ -91,7 +91,7 @@ def test_it_records_the_products_variables_only():
         "DATABASE_URL",
         "DJANGO_DEBUG",
         "KUBECONFIG",
-        "NICPORTAL_AGENT_TOKEN_FILE",
+        "NICPORTAL_AGENT_MASTER_KEY_FILE",
     ]
 
 

@@ -117,7 +117,9 @@ class NodeView(PageMixin, LiveMixin, DetailView):
         # all: only the contact time in the cache moves. Both are part of this page's version,
         # so "last seen" advances with every sweep.
         rows = list(
-            self.node_queryset().values_list("pk", "last_contact_at", "stale", "agent_error")
+            self.node_queryset().values_list(
+                "pk", "last_contact_at", "stale", "agent_error", "rogue_agents"
+            )
         )
         contacts = cached_contacts([row[0] for row in rows])
         return f"{history_version()}-{digest(*rows, sorted(contacts.items()))}"
