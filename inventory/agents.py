@@ -13,7 +13,6 @@ serve a whole thread pool of concurrent polls, and it lets the body be streamed 
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,11 @@ from typing import Any
 import fastjsonschema
 import urllib3
 
+from inventory import bounded_json
+
 SNAPSHOT_PATH = "/v1/snapshot"
+# A snapshot nests 5 levels (nodeagent.schema); this leaves room for the schema to grow.
+SNAPSHOT_MAX_DEPTH = 16
 _CHUNK = 64 * 1024
 
 
@@ -174,10 +177,16 @@ class AgentClient:
 
     def _validate(self, body: bytes, node: str) -> dict[str, Any]:
         try:
-            document = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            # ValueError covers JSONDecodeError and bytes that are no Unicode at all.
-            raise _AgentFault(f"not JSON: {exc}") from None
+            # Text that cannot be stored (NUL, lone surrogates) is refused with the field's path.
+            document = bounded_json.loads(
+                body,
+                max_bytes=self.max_bytes,
+                max_depth=SNAPSHOT_MAX_DEPTH,
+                forbidden=bounded_json.UNSTORABLE,
+            )
+        except bounded_json.JsonRefused as refused:
+            where = f" at {refused.field}" if refused.field else ""
+            raise _AgentFault(f"snapshot refused{where}: {refused.message}") from None
         if not isinstance(document, dict):
             raise _AgentFault(f"schema: data must be object, got {type(document).__name__}")
         schema_version, validate = _snapshot_validator()

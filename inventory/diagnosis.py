@@ -317,7 +317,7 @@ def _judging_order(ctx: _Context) -> list[NetworkSelection]:
 def _config_name(config: str) -> str:
     try:
         parsed = json.loads(config)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: nested ~1,000 deep
         return ""
     return str(parsed.get("name") or "") if isinstance(parsed, dict) else ""
 
@@ -426,7 +426,7 @@ def _nad_missing(ctx: _Context, selection: NetworkSelection) -> Diagnosis:
 def _host_device_entry(config: str) -> dict | None:
     try:
         parsed = json.loads(config)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: nested ~1,000 deep
         return None
     if not isinstance(parsed, dict):
         return None

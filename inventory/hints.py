@@ -8,19 +8,22 @@ hint can at worst cause one extra poll, and hints are debounced per node.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from inventory import bounded_json
 from inventory.models import Node
 
 log = logging.getLogger(__name__)
 
 MAX_HINT_BYTES = 4096
+MAX_HINT_DEPTH = 4
+HINT_FIELDS = ("node", "reason")
 
 
 def _token_ok(request: HttpRequest) -> bool:
@@ -39,9 +42,19 @@ def agent_hint(request: HttpRequest) -> JsonResponse:
     if len(request.body) > MAX_HINT_BYTES:
         return JsonResponse({"detail": f"hint larger than {MAX_HINT_BYTES} bytes"}, status=400)
     try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        return JsonResponse({"node": ["body is not JSON"]}, status=400)
+        body = bounded_json.loads(
+            request.body or b"{}", max_bytes=MAX_HINT_BYTES, max_depth=MAX_HINT_DEPTH
+        )
+    except bounded_json.JsonRefused as refused:
+        if refused.field:
+            return JsonResponse({refused.field: [refused.message]}, status=400)
+        return JsonResponse({"detail": refused.message}, status=400)
+    unknown = sorted(set(body) - set(HINT_FIELDS)) if isinstance(body, dict) else []
+    if unknown:
+        known = ", ".join(HINT_FIELDS)
+        return JsonResponse(
+            {name: [f"Unknown field. Known fields: {known}."] for name in unknown}, status=400
+        )
     node_name = body.get("node") if isinstance(body, dict) else None
     if not isinstance(node_name, str) or not node_name:
         return JsonResponse({"node": ["a node name (string) is required"]}, status=400)
@@ -52,5 +65,14 @@ def agent_hint(request: HttpRequest) -> JsonResponse:
 
     from inventory import tasks  # Celery import kept out of module import time
 
-    queued = tasks.request_refresh(node_id=node.pk, reason=str(body.get("reason", "hint"))[:50])
+    try:
+        queued = tasks.request_refresh(node_id=node.pk, reason=str(body.get("reason", "hint"))[:50])
+    except BrokerUnavailable as exc:
+        # The agent retries a 5xx with backoff; the next sweep polls the node anyway.
+        log.warning("hint for node=%s not queued: task queue unavailable: %s", node.name, exc)
+        response = JsonResponse(
+            {"detail": "The task queue is unavailable; the refresh was not queued."}, status=503
+        )
+        response["Retry-After"] = str(settings.RETRY_AFTER)
+        return response
     return JsonResponse({"node": node.name, "queued": queued}, status=202)

@@ -911,18 +911,22 @@ def lint_cluster_nads(cluster: Cluster, *, force: bool = False) -> int:
     multus_version = cluster.multus_version or settings.MULTUS_VERSION
     changed = []
     for row in NetworkAttachment.objects.filter(cluster=cluster, in_cluster=True):
-        findings = [
-            f.as_dict()
-            for f in nad.lint(
-                namespace=row.namespace,
-                name=row.name,
-                config=row.config,
-                annotations={k: str(v) for k, v in (row.annotations or {}).items()},
-                devices_by_node=devices,
-                plugins_by_node=plugins,
-                multus_version=multus_version,
-            )
-        ]
+        try:
+            findings = [
+                f.as_dict()
+                for f in nad.lint(
+                    namespace=row.namespace,
+                    name=row.name,
+                    config=row.config,
+                    annotations={k: str(v) for k, v in (row.annotations or {}).items()},
+                    devices_by_node=devices,
+                    plugins_by_node=plugins,
+                    multus_version=multus_version,
+                )
+            ]
+        except Exception as exc:  # noqa: BLE001 - one unreadable NAD must not stop the others
+            log.exception("nad=%s/%s lint crashed", row.namespace, row.name)
+            findings = [nad.lint_failed(exc).as_dict()]
         if row.findings != findings:
             row.findings = findings
             changed.append(row)

@@ -25,7 +25,6 @@ from knox.models import AuthToken
 from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -101,9 +100,6 @@ class ApiViewSetMixin:
     schema = ApiAutoSchema()
     pagination_class = BoundedLimitOffsetPagination
     filter_backends = [StrictDjangoFilterBackend, filters.OrderingFilter]
-    # JSON bodies only: form encodings turn "" into "absent" for optional fields, which would
-    # make `{"team": ""}` mean "my only team" instead of a 400.
-    parser_classes = [JSONParser]
     # Any id-shaped segment reaches the view, so `/interfaces/abc/` is a JSON 404 like
     # `/interfaces/999/`, not Django's HTML page.
     lookup_value_regex = "[^/]+"

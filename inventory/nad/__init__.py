@@ -20,7 +20,7 @@ from inventory.nad.facts import (
     PluginFacts,
     RenderedNad,
 )
-from inventory.nad.lint import lint, parse_config_json
+from inventory.nad.lint import lint, lint_failed, parse_config_json
 from inventory.nad.manifest import lint_manifest, parse_manifest
 from inventory.nad.versions import (
     CNI_VERSIONS,
@@ -46,6 +46,7 @@ __all__ = [
     "build",
     "highest_cni_version",
     "lint",
+    "lint_failed",
     "lint_manifest",
     "multus_ceiling",
     "parse_config_json",

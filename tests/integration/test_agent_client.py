@@ -286,13 +286,15 @@ def test_it_reports_a_body_that_is_not_json(agent, client):
     agent.behaviour = lambda handler: send(handler, 200, b"<html>Welcome to nginx</html>")
     result = client.fetch(agent.url, node="node-a")
     assert result.status == "error"
-    assert result.error == "not JSON: Expecting value: line 1 column 1 (char 0)"
+    assert result.error == (
+        "snapshot refused: Not valid JSON: Expecting value: line 1 column 1 (char 0)."
+    )
 
 
 def test_it_reports_a_body_that_is_not_utf8(agent, client):
     agent.behaviour = lambda handler: send(handler, 200, b'{"node": "\xff\xfe"}')
     result = client.fetch(agent.url, node="node-a")
-    assert result.error.startswith("not JSON: ")
+    assert result.error.startswith("snapshot refused: Not valid JSON: ")
 
 
 def test_it_reports_the_schema_violation_with_its_path(agent, client):
