@@ -85,7 +85,8 @@ def check(
         if isinstance(value, dict | list):
             depth += 1
             if depth > max_depth:
-                raise JsonRefused(_too_deep(max_depth), field=path)
+                # The document's fault, not one field's (the path would be "a[0][0][0]...").
+                raise JsonRefused(_too_deep(max_depth))
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
                 if isinstance(key, int):

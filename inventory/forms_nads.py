@@ -13,6 +13,7 @@ from django.db.models import Q, QuerySet
 
 from inventory import nad
 from inventory.choices import OwnershipState
+from inventory.forms import PortalForm
 from inventory.models import Interface
 from inventory.nad.ipam import _FIELDS_BY_TYPE as FIELDS_BY_TYPE
 from inventory.nad.ipam import IPAM_TYPES
@@ -51,7 +52,7 @@ class InterfaceChoiceField(forms.ModelMultipleChoiceField):
         return f"{obj.node.name} / {obj.name}"
 
 
-class NadBuilderForm(forms.Form):
+class NadBuilderForm(PortalForm):
     interfaces = InterfaceChoiceField(
         queryset=Interface.objects.none(),
         widget=forms.CheckboxSelectMultiple,
@@ -112,7 +113,7 @@ class NadBuilderForm(forms.Form):
         }
 
 
-class NadLintForm(forms.Form):
+class NadLintForm(PortalForm):
     manifest = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 18, "cols": 90, "spellcheck": "false"}),
         max_length=200_000,

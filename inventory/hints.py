@@ -39,8 +39,6 @@ def _token_ok(request: HttpRequest) -> bool:
 def agent_hint(request: HttpRequest) -> JsonResponse:
     if not _token_ok(request):
         return JsonResponse({"detail": "agent token missing or rejected"}, status=401)
-    if len(request.body) > MAX_HINT_BYTES:
-        return JsonResponse({"detail": f"hint larger than {MAX_HINT_BYTES} bytes"}, status=400)
     try:
         body = bounded_json.loads(
             request.body or b"{}", max_bytes=MAX_HINT_BYTES, max_depth=MAX_HINT_DEPTH
