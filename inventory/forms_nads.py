@@ -48,6 +48,18 @@ def usable_interfaces(team: Group | None) -> QuerySet[Interface]:
 
 
 class InterfaceChoiceField(forms.ModelMultipleChoiceField):
+    def _check_values(self, value: Any) -> Any:
+        # An id no 64-bit column can hold is refused here: SQLite raises OverflowError (not the
+        # ValueError Django's field catches) when such a number reaches a query.
+        for pk in value:
+            if not str(pk).isdigit() or not 0 < int(str(pk)) < 2**63:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": pk},
+                )
+        return super()._check_values(value)
+
     def label_from_instance(self, obj: Interface) -> str:
         return f"{obj.node.name} / {obj.name}"
 

@@ -137,3 +137,20 @@ def test_a_nul_in_a_page_url_is_a_400_page(client, world, path):
     response = client.get(path)
     assert response.status_code == 400
     assert "NUL characters are not allowed" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/nads/new/?interface={2**64}",
+        f"/interfaces/{2**64}/",
+        f"/interfaces/{2**64}/reserve/",
+        f"/reservations/{2**64}/extend/",
+        f"/nads/{2**64}/",
+        f"/?page={2**64}",
+        f"/?speed_min={2**64}",
+    ],
+)
+def test_numbers_no_database_column_holds_are_not_a_server_error(client, world, path):
+    response = client.get(path)
+    assert response.status_code < 500
