@@ -119,10 +119,10 @@ def unknown_field_message(name: str, known: list[str]) -> str:
     return f"Unknown field.{hint} Known fields: {', '.join(known)}."
 
 
+# A write serializer that refuses fields it does not know (400 naming each), instead of DRF's
+# default of ignoring them; its schema says `additionalProperties: false` (api/schema.py). A
+# comment, not a docstring: drf-spectacular would show it as every subclass's description.
 class StrictSerializer(serializers.Serializer):
-    """A write serializer that refuses fields it does not know (400 naming each), instead of
-    DRF's default of ignoring them."""
-
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
             known = [name for name, field in self.fields.items() if not field.read_only]

@@ -101,8 +101,9 @@ class ApiViewSetMixin:
     pagination_class = BoundedLimitOffsetPagination
     filter_backends = [StrictDjangoFilterBackend, filters.OrderingFilter]
     # Any id-shaped segment reaches the view, so `/interfaces/abc/` is a JSON 404 like
-    # `/interfaces/999/`, not Django's HTML page.
-    lookup_value_regex = "[^/]+"
+    # `/interfaces/999/`, not Django's HTML page. Control characters excepted: they are a 400
+    # before routing (nicportal.middleware), and the schema's pattern says so.
+    lookup_value_regex = "[^/\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]+"
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
