@@ -27,7 +27,7 @@ from django.utils import timezone
 from inventory import sync
 from inventory.agents import AgentClient
 from inventory.cluster import ClusterClient, ClusterError
-from inventory.models import Cluster, Node
+from inventory.models import Cluster, Node, contact_cache_key
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +125,25 @@ def poll_node(
                 stats.messages.append(f"{node.name}: poll already running")
                 return stats
             stats = _poll_node(node, agent=agent, contacts=contacts)
+            if contacts is None and not stats.agent_failures:
+                _keep_contacts_without_cache({contact_cache_key(node.pk): node.pk})
     else:
         stats = _poll_node(node, agent=agent, contacts=contacts)
     if recompute and not (stats.created or stats.updated or stats.vanished):
         stats.add(sync.refresh_node_ownership(node))
     return stats
+
+
+def _keep_contacts_without_cache(node_ids: dict[str, int]) -> None:
+    """The agents' contact times just written to the cache ({cache key: node id}): when the
+    cache did not keep them (Redis down), they go to the Node rows, which every reader falls
+    back to, so that a node is not judged stale, nor shown as silent, from an old row. One read
+    of the cache per call: with Redis up, nothing else happens."""
+    sample = next(iter(node_ids), None)
+    if sample is None or cache.get(sample) is not None:
+        return
+    now = timezone.now()
+    Node.objects.filter(pk__in=node_ids.values()).update(last_contact_at=now)
 
 
 def _poll_node(
@@ -310,6 +324,8 @@ def sweep_inline(
                 future.result()
     if contacts:
         cache.set_many(contacts, timeout=None)
+        ids = {contact_cache_key(node.pk): node.pk for node in nodes}
+        _keep_contacts_without_cache({key: ids[key] for key in contacts if key in ids})
     report.stats.other_rows += sync.lint_cluster_nads(cluster)
     report.duration = time.monotonic() - started
     record_sweep(cluster, report)
