@@ -10,6 +10,7 @@ row counts before and after match, plus what the test itself created).
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -220,8 +221,6 @@ def checked(portal) -> Iterator[Portal]:
 
 
 def _postgres_up(postgres: ThrowawayPostgres) -> bool:
-    import socket
-
     try:
         with socket.create_connection(("127.0.0.1", postgres.port), timeout=1):
             return True
