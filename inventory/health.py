@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connections
@@ -33,12 +34,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_redis import get_redis_connection
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from inventory.choices import OwnershipState
 from inventory.models import Cluster, Interface, Node, Reservation
+from inventory.read import facts
 from inventory.services import polling
 
 # A readiness probe must answer well inside the kubelet's timeout (3 s in the manifests).
@@ -81,8 +84,6 @@ def check_broker(broker_url: str | None = None) -> dict[str, Any]:
 
 
 def _check_redis_broker(url: str) -> dict[str, Any]:
-    import redis  # comes with celery[redis]; imported here so SQLite-only set-ups need not load it
-
     client = redis.Redis.from_url(
         url, socket_connect_timeout=BROKER_TIMEOUT, socket_timeout=BROKER_TIMEOUT
     )
@@ -112,12 +113,9 @@ def check_cache() -> dict[str, Any]:
     database (polling.cache_lock)."""
     backend = settings.CACHES["default"]["BACKEND"]
     if backend.startswith("django_redis."):
-        from django_redis import get_redis_connection
-        from redis import RedisError
-
         try:
             get_redis_connection("default").ping()
-        except (RedisError, OSError) as exc:
+        except (redis.RedisError, OSError) as exc:
             return {"status": DEGRADED, "backend": "redis", "error": _one_line(exc)}
         return {"status": OK, "backend": "redis"}
     # Other backends (the embedded file cache): a round trip through the Django cache API.
@@ -138,7 +136,7 @@ def check_sweep(now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     stale_after = 3 * float(settings.POLL_INTERVAL)
     try:
-        cluster = Cluster.objects.filter(name=settings.CLUSTER_NAME).first()
+        cluster = facts.configured_cluster()
     except DatabaseError as exc:
         return {"status": DEGRADED, "error": _one_line(exc)}
     if cluster is None:

@@ -16,8 +16,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from inventory import bounded_json
+from inventory import tasks
 from inventory.models import Node
+from inventory.rules import bounded_json
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ def agent_hint(request: HttpRequest) -> JsonResponse:
     if node is None:
         log.info("hint for unknown node=%r ignored", node_name[:100])
         return JsonResponse({"node": [f"unknown node {node_name[:100]!r}"]}, status=404)
-
-    from inventory import tasks  # Celery import kept out of module import time
 
     try:
         queued = tasks.request_refresh(node_id=node.pk, reason=str(body.get("reason", "hint"))[:50])

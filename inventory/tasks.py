@@ -14,8 +14,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 
-from inventory.cluster import ClusterError
-from inventory.services import polling
+from inventory.clients.cluster import ClusterError
+from inventory.services import polling, reservations
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +99,9 @@ def request_refresh(*, node_id: int, reason: str = "hint") -> bool:
 
 @shared_task(soft_time_limit=60, time_limit=90, **_RETRY)
 def expire_reservations() -> dict:
-    from inventory.services import reservations
-
     return {"expired": reservations.expire_due()}
 
 
 @shared_task(soft_time_limit=60, time_limit=90, **_RETRY)
 def publish_node_reservations(node_id: int) -> None:
-    from inventory.services import reservations
-
     reservations.publish_node_reservations(node_id=node_id)

@@ -19,7 +19,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
-from inventory import bounded_json
+from inventory.rules import bounded_json
 
 log = logging.getLogger(__name__)
 

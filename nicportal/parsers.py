@@ -1,4 +1,4 @@
-"""The API's JSON parser: DRF's, with the limits of inventory.bounded_json.
+"""The API's JSON parser: DRF's, with the limits of inventory.rules.bounded_json.
 
 DRF's JSONParser reads the whole body whatever its size, lets RecursionError through (a body
 nested a few thousand levels deep was a 500) and hands NUL characters and lone surrogates on to
@@ -14,7 +14,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from inventory import bounded_json
+from inventory.rules import bounded_json
 
 
 class BoundedJSONParser(JSONParser):

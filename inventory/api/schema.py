@@ -18,8 +18,8 @@ ERROR_BODY = {
     "additionalProperties": True,
 }
 # No control character (tab and line breaks aside) in any text the API takes: the rule of
-# inventory.bounded_json.CONTROL, enforced by nicportal.middleware (query parameters and paths)
-# and nicportal.parsers (bodies), written into the schema so that the contract says it.
+# inventory.rules.bounded_json.CONTROL, enforced by nicportal.middleware (query parameters and
+# paths) and nicportal.parsers (bodies), written into the schema so that the contract says it.
 TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
 
 DEFAULT_ERRORS = {

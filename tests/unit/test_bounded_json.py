@@ -1,4 +1,4 @@
-"""inventory.bounded_json: every way a JSON document from outside can break the portal is one
+"""inventory.rules.bounded_json: every way a JSON document from outside can break the portal is one
 JsonRefused naming the limit or the rule (and the field), never RecursionError or a value the
 database cannot store."""
 
@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from inventory import bounded_json
-from inventory.bounded_json import JsonRefused
-from inventory.nad import lint, parse_config_json, parse_manifest
-from inventory.nad.lint import CONFIG_MAX_DEPTH
+from inventory.rules import bounded_json
+from inventory.rules.bounded_json import JsonRefused
+from inventory.rules.nad import lint, parse_config_json, parse_manifest
+from inventory.rules.nad.lint import CONFIG_MAX_DEPTH
 
 
 def loads(text: str | bytes, **limits):
