@@ -117,12 +117,23 @@ def usable_interfaces(team: Group | None) -> QuerySet[Interface]:
     )
 
 
+def database_id(text: str) -> int | None:
+    """The row id `text` spells, or None when it spells none a 64-bit column can hold. ASCII
+    digits only: str.isdigit() also takes "²" and Arabic-Indic digits, which int() refuses or
+    reads, and an id past 2**63 makes SQLite raise OverflowError in the query."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        return None
+    number = int(text)
+    return number if 0 < number < 2**63 else None
+
+
 class InterfaceChoiceField(forms.ModelMultipleChoiceField):
     def _check_values(self, value: Any) -> Any:
-        # An id no 64-bit column can hold is refused here: SQLite raises OverflowError (not the
-        # ValueError Django's field catches) when such a number reaches a query.
+        # An id that is no row id is refused here, with the field's own message: past 2**63
+        # SQLite raises OverflowError (not the ValueError Django's field catches).
         for pk in value:
-            if not str(pk).isdigit() or not 0 < int(str(pk)) < 2**63:
+            if database_id(str(pk)) is None:
                 raise forms.ValidationError(
                     self.error_messages["invalid_pk_value"],
                     code="invalid_pk_value",

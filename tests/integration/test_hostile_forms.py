@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from inventory.models import Reservation
+from inventory.models import Cluster, NetworkAttachment, Reservation
 from tests.api.builders import in_days, make_free_interface, make_node, make_people
 
 pytestmark = pytest.mark.django_db
@@ -20,6 +20,9 @@ HOSTILE_VALUES = {
     "2**64": str(2**64),
     "-2**63-1": str(-(2**63) - 1),
     "10**30": "9" * 30,
+    "5,000 digits": "9" * 5_000,
+    "superscript two": "\u00b2",
+    "Arabic-Indic digits": "\u0661\u0662",
     "right-to-left override": "abc\u202edef",
     "long": "x" * 20_000,
     "deep JSON": "[" * 3_000 + "]" * 3_000,
@@ -154,3 +157,16 @@ def test_a_nul_in_a_page_url_is_a_400_page(client, world, path):
 def test_numbers_no_database_column_holds_are_not_a_server_error(client, world, path):
     response = client.get(path)
     assert response.status_code < 500
+
+
+@pytest.mark.parametrize(
+    "value", [str(2**64), "9" * 5_000, "\u00b2", "\u0661\u0662", "1,\u00b2,3", "-1", " 7 "]
+)
+def test_ids_in_query_parameters_that_name_no_row_are_not_a_server_error(client, world, value):
+    cluster = Cluster.objects.create(name="probe")
+    attachment = NetworkAttachment.objects.create(
+        cluster=cluster, namespace="default", name="fast-net", config="{}"
+    )
+    for path in (f"/nads/{attachment.pk}/?applied={value}", f"/nads/new/?interface={value}"):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.status_code)

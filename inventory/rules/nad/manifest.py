@@ -58,6 +58,16 @@ def parse_manifest(text: str) -> tuple[dict | None, list[Finding]]:
                 "Check the indentation (spaces, not tabs) around that line.",
             )
         ]
+    except ValueError as exc:  # a value YAML reads but Python cannot: 5,000-digit integers,
+        # dates such as 2026-13-45
+        return None, [
+            error(
+                "MANIFEST_INVALID_YAML",
+                "manifest",
+                f"The manifest holds a value that cannot be read: {exc}.",
+                "Quote the value if it is meant as text.",
+            )
+        ]
     documents = [d for d in documents if d is not None]
     if not documents:
         return None, [
