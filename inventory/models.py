@@ -58,6 +58,9 @@ class Node(models.Model):
     stale = models.BooleanField(default=False, db_index=True)
     # CNI facts reported by the agent: bin dirs, host-device presence and supportedVersions.
     cni = models.JSONField(default=dict, blank=True)
+    # Pods on this node that look like an agent but are not the agent DaemonSet's (never
+    # contacted): [{"pod": "ns/name", "pod_ip": ..., "reason": ...}], from the last listing.
+    rogue_agents = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -314,3 +317,20 @@ class HistoryEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("history is append-only")
+
+
+class AgentNonce(models.Model):
+    """A nonce of a signed agent hint, accepted once: kept here only while the cache (where
+    inventory.hints remembers nonces) does not answer, until the signature's window ends."""
+
+    node = models.CharField(max_length=253)
+    nonce = models.CharField(max_length=64)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["node", "nonce"], name="agent_nonce_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node}:{self.nonce}"

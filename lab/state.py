@@ -1,7 +1,8 @@
 """The lab's state directory: what `up` made, so that `down` and `status` can find it.
 
 Layout of `<state dir>` (default `<repo>/var/lab/<name>/`, or `$NICPORTAL_LAB_DIR/<name>/`):
-`lab.json` (name, ports, nodes), `kubeconfig`, `agent-token`, `daemon.pid`, `pids.json`
+`lab.json` (name, ports, nodes), `kubeconfig`, `agent-master-key` (the portal's master key),
+`agent-key-<node>` (each agent's own node key, derived from it), `daemon.pid`, `pids.json`
 (agent pids), `ready`, `daemon.log`, `agent-<node>.log`.
 """
 
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The portal's NICPORTAL_CLUSTER_NAME for a lab: part of every node key's derivation.
+CLUSTER_NAME = "lab"
 
 
 def state_root() -> Path:
@@ -43,8 +46,11 @@ class LabState:
         return self.directory / "kubeconfig"
 
     @property
-    def agent_token_file(self) -> Path:
-        return self.directory / "agent-token"
+    def agent_master_key_file(self) -> Path:
+        return self.directory / "agent-master-key"
+
+    def agent_key_file(self, node: str) -> Path:
+        return self.directory / f"agent-key-{node}"
 
     @property
     def pid_file(self) -> Path:
@@ -85,7 +91,8 @@ class LabState:
             "name": self.data["name"],
             "api_url": self.data["api_url"],
             "kubeconfig": str(self.kubeconfig),
-            "agent_token_file": str(self.agent_token_file),
+            "cluster_name": CLUSTER_NAME,
+            "agent_master_key_file": str(self.agent_master_key_file),
             "nodes": [
                 {
                     "name": node["name"],

@@ -2,9 +2,10 @@
 
 The write endpoints are read from the OpenAPI schema (every operation with a JSON request body),
 so a new endpoint is covered without touching this file; the agent-hint endpoint, which has its
-own credential and is not part of the user API, is added by hand. Each endpoint gets a table of
-hostile bodies: too deep, too large, NUL and control characters and lone surrogates in every
-string field, unknown fields, integers that overflow 64 bits, NaN, and odd but valid Unicode.
+own credential (signed with the node's key) and is not part of the user API, is added by hand.
+Each endpoint gets a table of hostile bodies: too deep, too large, NUL and control characters
+and lone surrogates in every string field, unknown fields, integers that overflow 64 bits, NaN,
+and odd but valid Unicode.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from inventory.models import Reservation
+from nodeagent import auth
 from tests.api.builders import in_days, make_free_interface, make_node, make_people, token_for
 
 pytestmark = pytest.mark.django_db
 
 HINT_PATH = "/api/v1/agent-hints/"
-AGENT_TOKEN = "hostile-bodies-agent-token"
+AGENT_MASTER_KEY = "hostile-bodies-master-key-0123456789"
+CLUSTER = "hostile-bodies"
 
 
 def _schema() -> dict:
@@ -167,7 +170,9 @@ def hostile_bodies(properties: dict, interface_id: int) -> list[tuple[str, str |
 @pytest.fixture
 def world(settings, tmp_path):
     settings.KUBECONFIG = str(tmp_path / "no-cluster")  # publishing annotations just logs
-    settings.AGENT_TOKEN = AGENT_TOKEN
+    settings.AGENT_MASTER_KEY = AGENT_MASTER_KEY
+    settings.AGENT_MASTER_KEY_PREVIOUS = ""
+    settings.CLUSTER_NAME = CLUSTER
     people = make_people()
     node = make_node("node-a")
     nic = make_free_interface(node, "ens1f0")
@@ -189,6 +194,18 @@ def _send(client, method: str, path: str, body: str | bytes, token: str, scheme:
         body.encode() if isinstance(body, str) else body,
         content_type="application/json",
         HTTP_AUTHORIZATION=f"{scheme} {token}",
+    )
+
+
+def _send_hint(client, body: str | bytes, node: str = "node-a"):
+    """POST a hint signed as node-a's agent signs it, over exactly these bytes."""
+    data = body.encode() if isinstance(body, str) else body
+    key = auth.derive_node_key(AGENT_MASTER_KEY.encode(), cluster=CLUSTER, node=node)
+    header, _ = auth.sign_request(
+        [key], direction=auth.AGENT_TO_PORTAL, method="POST", path=HINT_PATH, node=node, body=data
+    )
+    return client.generic(
+        "POST", HINT_PATH, data, content_type="application/json", HTTP_AUTHORIZATION=header
     )
 
 
@@ -217,13 +234,12 @@ def test_no_hostile_body_makes_the_agent_hint_endpoint_fail(client, world):
         size = len(body.encode() if isinstance(body, str) else body)
         if size > 4096:
             expect = "limit of 4096 bytes"  # refused for its size before anything else
-        response = _send(client, "POST", HINT_PATH, body, AGENT_TOKEN, scheme="Bearer")
-        _check(response, label, expect)
+        _check(_send_hint(client, body), label, expect)
 
 
 def test_a_hint_nested_past_its_depth_limit_is_refused_naming_it(client, world):
     body = '{"node": "node-a", "reason": ' + "[" * 200 + "]" * 200 + "}"
-    response = _send(client, "POST", HINT_PATH, body, AGENT_TOKEN, scheme="Bearer")
+    response = _send_hint(client, body)
     assert response.status_code == 400
     assert response.json() == {
         "detail": "The JSON document is nested deeper than the limit of 4 levels."

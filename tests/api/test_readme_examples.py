@@ -32,7 +32,7 @@ def readme_examples() -> str:
 def test_the_readme_curl_examples_work_against_the_lab(lab, live_server, settings):
     lab.reset()
     settings.KUBECONFIG = str(lab.kubeconfig)
-    settings.AGENT_TOKEN = lab.agent_token
+    settings.AGENT_MASTER_KEY = lab.agent_master_key
     settings.CLUSTER_NAME = "lab"
     polling.sweep_inline(workers=4)
     user = make_user("demo", teams=[make_team("platform")])

@@ -1,18 +1,23 @@
 """The Redis cache is an optimisation: with a real Redis that the test stops, the locks fall back
 to PostgreSQL advisory locks (still exclusive), the sweep status falls back to the Cluster row,
-and /readyz says the cache is degraded, by name."""
+the nonces of agent hints are remembered in the database (a hint is still accepted once), and
+/readyz says the cache is degraded, by name."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 
-from inventory import health
-from inventory.models import Cluster
+from inventory import health, tasks
+from inventory.models import AgentNonce, Cluster, Node
 from inventory.services import polling
+from nodeagent import auth
 from tests.ops.servers import ThrowawayRedis
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -102,3 +107,68 @@ def test_readyz_names_the_cache_as_degraded_while_redis_is_down(redis_cache, cli
     body = client.get("/readyz").json()
     assert body["checks"]["cache"]["status"] == "degraded"
     assert "cache" not in body["failed"]
+
+
+HINT_URL = "/api/v1/agent-hints/"
+MASTER = "cache-outage-master-key-0123456789abcdef"
+
+
+@pytest.fixture
+def hint_node(settings, monkeypatch) -> list:
+    """node-a of the configured cluster; returns the refreshes its hints queued."""
+    settings.AGENT_MASTER_KEY = MASTER
+    settings.AGENT_MASTER_KEY_PREVIOUS = ""
+    settings.CLUSTER_NAME = "default"
+    Node.objects.create(cluster=Cluster.objects.create(name="default"), name="node-a")
+    queued: list = []
+    monkeypatch.setattr(tasks.refresh_node, "apply_async", lambda args, **kw: queued.append(args))
+    return queued
+
+
+def signed_hint() -> tuple[bytes, str]:
+    body = json.dumps({"node": "node-a", "reason": "netlink"}).encode()
+    key = auth.derive_node_key(MASTER.encode(), cluster="default", node="node-a")
+    header, _ = auth.sign_request(
+        [key],
+        direction=auth.AGENT_TO_PORTAL,
+        method="POST",
+        path=HINT_URL,
+        node="node-a",
+        body=body,
+    )
+    return body, header
+
+
+def send(client, hint: tuple[bytes, str]):
+    body, header = hint
+    return client.post(HINT_URL, body, content_type="application/json", HTTP_AUTHORIZATION=header)
+
+
+def test_hint_nonces_stay_in_the_cache_while_redis_answers(redis_cache, hint_node, client):
+    hint = signed_hint()
+    assert send(client, hint).status_code == 202
+    replayed = send(client, hint)
+    assert replayed.status_code == 401 and replayed.json()["reason"] == "replayed"
+    assert AgentNonce.objects.count() == 0
+
+
+def test_a_hint_is_accepted_once_while_redis_is_down(redis_cache, hint_node, client):
+    redis_cache.stop()
+    hint = signed_hint()
+    first = send(client, hint)
+    assert first.status_code == 202, first.content
+    replayed = send(client, hint)
+    assert replayed.status_code == 401 and replayed.json()["reason"] == "replayed"
+    # Another hint (a new nonce) is accepted, and queued: nothing to debounce with.
+    assert send(client, signed_hint()).status_code == 202
+    assert len(hint_node) == 2
+    assert AgentNonce.objects.filter(node="node-a").count() == 2
+
+
+def test_expired_nonces_leave_the_database(redis_cache, hint_node, client):
+    redis_cache.stop()
+    AgentNonce.objects.create(
+        node="node-a", nonce="0" * 32, expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert send(client, signed_hint()).status_code == 202
+    assert not AgentNonce.objects.filter(nonce="0" * 32).exists()

@@ -9,6 +9,7 @@ row counts before and after match, plus what the test itself created).
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
+from nodeagent import auth
 from tests.ops.servers import (
     ThrowawayPostgres,
     ThrowawayRedis,
@@ -32,7 +34,7 @@ from tests.preflight import skip_or_fail
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
-AGENT_TOKEN = "faults-agent-token"
+AGENT_MASTER_KEY = "faults-agent-master-key-0123456789abcdef"
 PASSWORD = "faults-password-1"
 SEED = f"""
 from django.contrib.auth.models import Group, User
@@ -95,11 +97,15 @@ class Portal:
         )
 
     def hint(self, node: str = "node-a") -> requests.Response:
+        """A hint signed as the node's agent signs it (a fresh nonce each time)."""
+        return self.send_hint(*signed_hint(node))
+
+    def send_hint(self, body: bytes, header: str) -> requests.Response:
         return self.request(
             "POST",
             "/api/v1/agent-hints/",
-            json={"node": node, "reason": "netlink"},
-            headers={"Authorization": f"Bearer {AGENT_TOKEN}"},
+            data=body,
+            headers={"Authorization": header, "Content-Type": "application/json"},
         )
 
     def readyz(self) -> tuple[int, dict]:
@@ -120,6 +126,20 @@ class Portal:
             "interfaces api": self.api("GET", "/api/v1/interfaces/?brief=true"),
             "metrics": self.request("GET", "/metrics"),
         }
+
+
+def signed_hint(node: str) -> tuple[bytes, str]:
+    body = json.dumps({"node": node, "reason": "netlink"}).encode()
+    key = auth.derive_node_key(AGENT_MASTER_KEY.encode(), cluster="default", node=node)
+    header, _ = auth.sign_request(
+        [key],
+        direction=auth.AGENT_TO_PORTAL,
+        method="POST",
+        path="/api/v1/agent-hints/",
+        node=node,
+        body=body,
+    )
+    return body, header
 
 
 def wait_until(condition: Callable[[], bool], deadline: float = 60.0) -> None:
@@ -160,7 +180,7 @@ def portal(servers, tmp_path_factory) -> Iterator[Portal]:
         cache_url=cache.url,
         var_dir=var / "var",
         KUBECONFIG=str(var / "no-cluster"),  # publishing reservation annotations just logs
-        NICPORTAL_AGENT_TOKEN=AGENT_TOKEN,
+        NICPORTAL_AGENT_MASTER_KEY=AGENT_MASTER_KEY,
         NICPORTAL_DB_CONNECT_TIMEOUT="2",
     )
     manage(env, "migrate", "--no-input")
@@ -240,6 +260,13 @@ def test_with_the_cache_down_everything_answers_from_the_database(checked):
     assert portal.reserve().status_code == 201
     # No cache to debounce with: each hint queues its refresh (the broker is up).
     assert [portal.hint().json()["queued"] for _ in range(3)] == [True, True, True]
+    # Nor to remember nonces with: the database does, so a hint is still accepted once only
+    # (the two web workers share it).
+    once = signed_hint("node-b")
+    assert portal.send_hint(*once).status_code == 202
+    for _ in range(2):
+        replayed = portal.send_hint(*once)
+        assert replayed.status_code == 401 and replayed.json()["reason"] == "replayed"
     status, body = portal.readyz()
     assert status == 200, body
     assert body["status"] == "degraded"

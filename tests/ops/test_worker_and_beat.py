@@ -60,7 +60,7 @@ def deployed(lab, tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
             cache_url="",  # the broker's server, database 1: the documented default
             var_dir=tmp_path / "var",
             KUBECONFIG=str(lab.kubeconfig),
-            NICPORTAL_AGENT_TOKEN=lab.agent_token,
+            NICPORTAL_AGENT_MASTER_KEY=lab.agent_master_key,
             NICPORTAL_CLUSTER_NAME="lab",
             NICPORTAL_AGENT_NAMESPACE="nicportal",
             NICPORTAL_POLL_INTERVAL="2",

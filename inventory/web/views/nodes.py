@@ -81,7 +81,9 @@ class NodeView(PageMixin, LiveMixin, DetailView):
     def live_version(self) -> str:
         # Agent health changes without a history row (last contact every poll), so it is part
         # of this page's version.
-        facts = self.node_queryset().values_list("last_contact_at", "stale", "agent_error")
+        facts = self.node_queryset().values_list(
+            "last_contact_at", "stale", "agent_error", "rogue_agents"
+        )
         return f"{history_version()}-{digest(*facts)}"
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
