@@ -8,6 +8,7 @@ PostgreSQL and Redis. NICPORTAL_PRODUCTION=1 turns on the hardened profile (`che
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -87,6 +88,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "inventory.web.views.status.sweep_context",
             ],
         },
     }
@@ -282,7 +284,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
-REST_KNOX = {"TOKEN_TTL": None, "AUTO_REFRESH": False}
+# Tokens are created by inventory.services.tokens, which always sets an expiry (at most a
+# year); TOKEN_TTL is the default for any other caller.
+REST_KNOX = {"TOKEN_TTL": timedelta(days=30), "AUTO_REFRESH": False}
+# knox's model is swappable; naming it lets inventory.TokenNote point at it in migrations.
+KNOX_TOKEN_MODEL = "knox.AuthToken"
 SPECTACULAR_SETTINGS = {
     "TITLE": "NICPortal API",
     "DESCRIPTION": "Who owns each NIC of a Kubernetes fleet; reservations; host-device NADs.",

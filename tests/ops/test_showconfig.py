@@ -73,6 +73,8 @@ def test_it_reports_the_configuration_from_the_environment_with_secrets_masked(t
         "NICPORTAL_MULTUS_VERSION": "3.9",
         "NICPORTAL_PRODUCTION": "1",
         "DJANGO_ALLOWED_HOSTS": "nicportal.example.com",
+        # The cache follows the broker unless told otherwise (a developer's shell may say).
+        "NICPORTAL_REDIS_URL": "",
     }
     config = json.loads(run_showconfig(env, "--json"))
     assert config["production"] is True

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
 
+from nicportal import runenv
 from nicportal.env import DEVELOPMENT_SECRET_KEY
 
 MASK = "****"
@@ -103,6 +104,8 @@ def collect_config() -> dict[str, Any]:
         },
         "metrics_token": mask_secret(getattr(settings, "METRICS_TOKEN", "")),
         "log_level": getattr(settings, "LOG_LEVEL", ""),
+        # The file `make run` wrote that this command read (nicportal/runenv.py), if any.
+        "run_env": str(runenv.loaded_from) if runenv.loaded_from else "(none)",
     }
 
 
