@@ -361,3 +361,20 @@ class TokenNote(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class AgentNonce(models.Model):
+    """A nonce of a signed agent hint, accepted once: kept here only while the cache (where
+    inventory.hints remembers nonces) does not answer, until the signature's window ends."""
+
+    node = models.CharField(max_length=253)
+    nonce = models.CharField(max_length=64)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["node", "nonce"], name="agent_nonce_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node}:{self.nonce}"

@@ -60,10 +60,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: a database that is down or restarting answers 503 + Retry-After, never 500.
+    "nicportal.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # NUL and control characters in the path or a query parameter: 400 naming the parameter.
+    "nicportal.middleware.ControlCharactersMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -98,7 +102,16 @@ if PRODUCTION and any(m in DATABASE_URL.lower() for m in ("replace_me", "changem
     )
 if DATABASE_URL:
     try:
-        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+        # Persistent connections, checked before their first use in each request or task: a
+        # connection broken by a PostgreSQL restart is replaced instead of failing a request.
+        DATABASES = {
+            "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+        }
+        if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+            # An unreachable server fails the request fast (503) instead of hanging a worker.
+            DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+                "connect_timeout", env_int("NICPORTAL_DB_CONNECT_TIMEOUT", 5, minimum=1)
+            )
         # One test database per test process: runs side by side never drop each other's.
         DATABASES["default"]["TEST"] = {
             "NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
@@ -127,12 +140,22 @@ if not REDIS_URL and CELERY_BROKER_URL.startswith("redis"):
     # Same server as the broker, another database: clearing the cache must not drop tasks.
     _broker = urlsplit(CELERY_BROKER_URL)
     REDIS_URL = urlunsplit(_broker._replace(path="/1"))
+# The cache is an optimisation (agent contact times, sweep status, lint flags, locks, fleet
+# counts): every reader falls back to the database. So a Redis that is down or slow is a cache
+# miss (django-redis IGNORE_EXCEPTIONS), never a 500; /readyz reports it as degraded, and the
+# locks fall back to PostgreSQL advisory locks (inventory.services.polling.cache_lock).
+CACHE_TIMEOUT = env_float("NICPORTAL_CACHE_TIMEOUT", 0.5, minimum=0.05)
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "nicportal",
+            "OPTIONS": {
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": CACHE_TIMEOUT,
+                "SOCKET_TIMEOUT": CACHE_TIMEOUT,
+            },
         }
     }
 else:
@@ -238,7 +261,16 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# Request bodies of the API (and agent hints): larger or deeper JSON is a 400 naming the limit.
+API_MAX_JSON_BYTES = env_int("NICPORTAL_API_MAX_JSON_BYTES", 256 * 1024, minimum=1024)
+API_MAX_JSON_DEPTH = env_int("NICPORTAL_API_MAX_JSON_DEPTH", 32, minimum=4)
+# Seconds a client is asked to wait (Retry-After) when the database or the task queue is down.
+RETRY_AFTER = env_int("NICPORTAL_RETRY_AFTER", 10, minimum=1)
+
 REST_FRAMEWORK = {
+    # JSON bodies only (form encodings turn "" into "absent" for optional fields, which would
+    # make `{"team": ""}` mean "my only team" instead of a 400), within size and depth limits.
+    "DEFAULT_PARSER_CLASSES": ["nicportal.parsers.BoundedJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

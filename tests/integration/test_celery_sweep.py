@@ -4,6 +4,7 @@ lab's API and fans out one `poll_node` task per node."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -16,7 +17,10 @@ from nodeagent import auth
 
 pytestmark = [pytest.mark.lab, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
-REDIS = "redis://127.0.0.1:6379/0"
+# The broker this run was given (several runs share one Redis, each with its own database
+# number), like tests/preflight.py; the local default otherwise.
+_BROKER = os.environ.get("CELERY_BROKER_URL", "")
+REDIS = _BROKER if _BROKER.startswith("redis://") else "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
