@@ -5,10 +5,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
-    # Both 0004s (rogue agents, token notes) were written side by side: this one follows both.
     dependencies = [
-        ('inventory', '0004_node_rogue_agents'),
-        ('inventory', '0004_token_note'),
+        ('inventory', '0005_token_note'),
     ]
 
     operations = [
