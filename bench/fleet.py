@@ -2,8 +2,10 @@
 
 Each simulated node answers ``GET /n/<node>/v1/snapshot`` with a pre-rendered snapshot body that
 satisfies nodeagent.schema.SNAPSHOT_SCHEMA (every field present), its own ETag, and 304 when the
-request's If-None-Match is that ETag. Rendering happens at start-up and on churn only, so a warm
-sweep measures the portal, not the simulator.
+request's If-None-Match is that ETag. Like the real agent it checks the portal's signature (its
+node's key derived from MASTER_KEY, the address, a fresh nonce) and signs every answer.
+Rendering happens at start-up and on churn only, so a warm sweep measures the portal, not the
+simulator.
 
 The same server also answers the few read-only Kubernetes API paths that ClusterClient reads
 (``/version``, nodes, pods, events, NADs), from pre-rendered pages of PAGE_SIZE items with
@@ -40,9 +42,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-TOKEN = "bench-token"
-PAGE_SIZE = 500
-AGENT_NAMESPACE = "nicportal"
+from bench.static_api import AGENT_NAMESPACE, StaticKubeApi
+from nodeagent import auth
+
+# The benchmark's master key (a fixed value: nothing here is secret, everything is on loopback).
+MASTER_KEY = "bench-master-key-not-a-secret-0123456789"
+DAEMONSET_UID = "bench-agent-daemonset"
 MULTUS_NAMESPACE = "workloads"
 NAD_NAME = "fast-nic"
 CLUSTER_NAME = "bench"
@@ -193,6 +198,8 @@ def node_object(index: int) -> dict[str, Any]:
         "status": {
             "addresses": [
                 {"type": "InternalIP", "address": internal_ip(index)},
+                # Where the simulator answers for this node's agent (see agent_pod_object).
+                {"type": "ExternalIP", "address": "127.0.0.1"},
                 {"type": "Hostname", "address": name},
             ],
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
@@ -200,9 +207,24 @@ def node_object(index: int) -> dict[str, Any]:
     }
 
 
+def daemonset_object() -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {
+            "name": "nicportal-agent",
+            "namespace": AGENT_NAMESPACE,
+            "uid": DAEMONSET_UID,
+            "labels": {"app.kubernetes.io/name": "nicportal-agent"},
+        },
+        "spec": {"selector": {"matchLabels": {"app.kubernetes.io/name": "nicportal-agent"}}},
+    }
+
+
 def agent_pod_object(index: int, port: int) -> dict[str, Any]:
-    """The agent DaemonSet's pod: hostIP 127.0.0.1 and the simulator's port, so every node's
-    discovered agent URL is http://127.0.0.1:PORT (FleetAgentClient adds the /n/<node> path)."""
+    """The agent DaemonSet's pod: pod IP 127.0.0.1 (one of its Node's addresses) and the
+    simulator's port, so every node's discovered agent URL is http://127.0.0.1:PORT
+    (FleetAgentClient adds the /n/<node> path)."""
     name = node_name(index)
     return {
         "apiVersion": "v1",
@@ -212,6 +234,15 @@ def agent_pod_object(index: int, port: int) -> dict[str, Any]:
             "namespace": AGENT_NAMESPACE,
             "uid": f"agent-{index}",
             "labels": {"app.kubernetes.io/name": "nicportal-agent"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "DaemonSet",
+                    "name": "nicportal-agent",
+                    "uid": DAEMONSET_UID,
+                    "controller": True,
+                }
+            ],
         },
         "spec": {
             "nodeName": name,
@@ -272,7 +303,8 @@ def nad_object() -> dict[str, Any]:
 def cluster_objects(
     nodes: int, nics: int, agent_port: int, multus_every: int = MULTUS_POD_EVERY
 ) -> dict[str, list[dict[str, Any]]]:
-    """Everything the fake cluster holds, by resource: nodes, pods, nads, events."""
+    """Everything the fake cluster holds, by resource: nodes, pods, nads, events, the agents'
+    DaemonSet."""
     pods = [agent_pod_object(i, agent_port) for i in range(nodes)]
     if nics > 3 and multus_every:
         pods += [multus_pod_object(i, nics) for i in range(0, nodes, multus_every)]
@@ -281,6 +313,7 @@ def cluster_objects(
         "pods": pods,
         "nads": [nad_object()],
         "events": [],
+        "daemonsets": [daemonset_object()],
     }
 
 
@@ -323,126 +356,6 @@ class Fleet:
         return [node_name(i) for i in chosen]
 
 
-def _pages(
-    kind: str, api_version: str, items: list[dict[str, Any]], version: int = 1
-) -> list[bytes]:
-    """Pre-rendered list pages with continue tokens "<page number>" like a real API server."""
-    chunks = [items[i : i + PAGE_SIZE] for i in range(0, len(items), PAGE_SIZE)] or [[]]
-    pages = []
-    for number, chunk in enumerate(chunks):
-        metadata: dict[str, Any] = {"resourceVersion": str(version)}
-        if number + 1 < len(chunks):
-            metadata["continue"] = str(number + 1)
-        body = {"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": chunk}
-        pages.append(json.dumps(body, separators=(",", ":")).encode())
-    return pages
-
-
-def _object_key(obj: dict[str, Any]) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return (meta.get("namespace") or "", meta.get("name") or "")
-
-
-class StaticKubeApi:
-    """The read side of a Kubernetes API for ClusterClient: lists (pre-rendered pages) and
-    watches, with resourceVersions like a real API server's.
-
-    Every object starts at resourceVersion 1; each change (change()) takes the next version and
-    is logged. A watch from version V answers the logged changes of its collection after V, then
-    a BOOKMARK at the current version, and ends: a real server sends the same events, but its
-    bookmark only shortly before the watch's timeoutSeconds (ClusterWatch stops reading at the
-    bookmark either way). A watch from a version older than the log (compact() forgets it) gets
-    the ERROR event with code 410 that a real server sends for a version its watch cache no
-    longer has."""
-
-    ROUTES = {
-        "/api/v1/nodes": ("nodes", "NodeList", "v1"),
-        "/api/v1/pods": ("pods", "PodList", "v1"),
-        "/api/v1/events": ("events", "EventList", "v1"),
-        "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions": (
-            "nads",
-            "NetworkAttachmentDefinitionList",
-            "k8s.cni.cncf.io/v1",
-        ),
-    }
-
-    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
-        self.lock = threading.Lock()
-        self.version = 1
-        self.forgotten = 0  # changes up to this version are no longer in the log
-        self.log: list[tuple[int, str, str, dict[str, Any]]] = []  # (version, key, type, object)
-        self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
-        for key, items in objects.items():
-            for obj in items:
-                obj.setdefault("metadata", {})["resourceVersion"] = "1"
-            self.objects[key] = {_object_key(obj): obj for obj in items}
-        self.pages = {path: self._render(path) for path in self.ROUTES}
-
-    def _render(self, path: str) -> list[bytes]:
-        key, kind, version = self.ROUTES[path]
-        return _pages(kind, version, list(self.objects[key].values()), self.version)
-
-    def change(self, key: str, kind: str, obj: dict[str, Any]) -> int:
-        """ADDED, MODIFIED or DELETED `obj` in collection `key`; returns its new version."""
-        with self.lock:
-            self.version += 1
-            obj = json.loads(json.dumps(obj))
-            obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
-            if kind == "DELETED":
-                self.objects[key].pop(_object_key(obj), None)
-            else:
-                self.objects[key][_object_key(obj)] = obj
-            self.log.append((self.version, key, kind, obj))
-            # A list answers at the current version, whatever collection changed.
-            self.pages = {path: self._render(path) for path in self.ROUTES}
-            return self.version
-
-    def compact(self) -> None:
-        """Forget the change log, as etcd compaction and a watch cache's window do."""
-        with self.lock:
-            self.forgotten = self.version
-            self.log = []
-
-    def answer(self, path: str, query: dict[str, list[str]]) -> bytes | None:
-        if path.rstrip("/") == "/version":
-            return b'{"major":"1","minor":"31","gitVersion":"v1.31.0-bench"}'
-        if path.rstrip("/") not in self.ROUTES:
-            return None
-        if (query.get("watch") or [""])[0].lower() in ("true", "1"):
-            return self.watch(path.rstrip("/"), (query.get("resourceVersion") or [""])[0])
-        pages = self.pages[path.rstrip("/")]
-        token = (query.get("continue") or ["0"])[0] or "0"
-        number = int(token) if token.isdigit() else 0
-        return pages[number] if number < len(pages) else None
-
-    def watch(self, path: str, since: str) -> bytes:
-        key = self.ROUTES[path][0]
-        with self.lock:
-            start = int(since) if since.isdigit() else 0
-            if start < self.forgotten:
-                status = {
-                    "kind": "Status",
-                    "apiVersion": "v1",
-                    "status": "Failure",
-                    "reason": "Expired",
-                    "code": 410,
-                    "message": f"too old resource version: {start} ({self.forgotten})",
-                }
-                return json.dumps({"type": "ERROR", "object": status}).encode() + b"\n"
-            events = [
-                {"type": kind, "object": obj}
-                for version, log_key, kind, obj in self.log
-                if log_key == key and version > start
-            ]
-            events.append(
-                {
-                    "type": "BOOKMARK",
-                    "object": {"metadata": {"resourceVersion": str(self.version)}},
-                }
-            )
-        return b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events)
-
-
 class FleetHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the portal's urllib3 pool reuses connections
     # Headers and body leave in two writes; on a kept-alive connection Nagle's algorithm holds
@@ -453,9 +366,27 @@ class FleetHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        *,
+        answer_to: auth.SignedRequest | None = None,
+    ) -> None:
+        """Send an answer; one to an authenticated agent request is signed like the agent's."""
+        headers = dict(headers or {})
+        if answer_to is not None:
+            headers[auth.SIGNATURE_HEADER] = auth.sign_answer(
+                self.server.node_key(answer_to.node),
+                node=answer_to.node,
+                nonce=answer_to.nonce,
+                status=status,
+                etag=headers.get("ETag", ""),
+                body=body if status != 304 else b"",
+            )
         self.send_response(status)
-        for key, value in (headers or {}).items():
+        for key, value in headers.items():
             self.send_header(key, value)
         if status != 304:
             self.send_header("Content-Type", "application/json")
@@ -470,20 +401,20 @@ class FleetHandler(BaseHTTPRequestHandler):
         fleet = self.server.fleet
         # /n/<node>/v1/snapshot
         if len(parts) == 5 and parts[1] == "n" and parts[3:] == ["v1", "snapshot"]:
-            if self.headers.get("Authorization") != f"Bearer {self.server.token}":
-                self._send(401, b'{"error":"token"}')
+            request = self._authenticate(parts[2])
+            if request is None:
                 return
             entry = fleet.bodies.get(parts[2])
             if entry is None:
-                self._send(404, b'{"error":"no such node"}')
+                self._send(404, b'{"error":"no such node"}', answer_to=request)
                 return
             body, etag = entry
             fleet.requests += 1  # approximate under threads; only reported, never asserted
             if self.headers.get("If-None-Match") == etag:
                 fleet.not_modified += 1
-                self._send(304, headers={"ETag": etag})
+                self._send(304, headers={"ETag": etag}, answer_to=request)
                 return
-            self._send(200, body, {"ETag": etag})
+            self._send(200, body, {"ETag": etag}, answer_to=request)
             return
         if parsed.path == "/control/stats":
             stats = {"requests": fleet.requests, "not_modified": fleet.not_modified}
@@ -494,6 +425,29 @@ class FleetHandler(BaseHTTPRequestHandler):
             self._send(404, b'{"kind":"Status","status":"Failure","code":404,"reason":"NotFound"}')
             return
         self._send(200, body)
+
+    def _authenticate(self, node: str) -> auth.SignedRequest | None:
+        """Check the portal's signature as the agent of `node` does (nodeagent.http_api)."""
+        try:
+            request = auth.parse_authorization(self.headers.get("Authorization"))
+            if request.node != node:
+                raise auth.AuthError("wrong_node", "signed for another node")
+            key = self.server.node_key(node)
+            local = self.connection.getsockname()
+            auth.verify_request(
+                request,
+                {auth.key_id(key): key},
+                direction=auth.PORTAL_TO_AGENT,
+                method="GET",
+                authority=auth.authority(local[0], local[1]),
+                path=self.path,
+            )
+            self.server.nonces.remember(request.nonce, request.ts)
+        except auth.AuthError as error:
+            body = json.dumps({"error": "unauthorized", "reason": error.code}).encode()
+            self._send(401, body)
+            return None
+        return request
 
     def do_POST(self) -> None:
         parsed = urllib.parse.urlsplit(self.path)
@@ -526,13 +480,24 @@ class FleetServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, fleet: Fleet, *, port: int = 0, token: str = TOKEN) -> None:
+    def __init__(self, fleet: Fleet, *, port: int = 0, master_key: str = MASTER_KEY) -> None:
         super().__init__(("127.0.0.1", port), FleetHandler)
         self.fleet = fleet
-        self.token = token
+        self.master_key = master_key.encode()
+        self._node_keys: dict[str, bytes] = {}
+        # One memory for all simulated agents (nonces are random); sized for many sweeps of a
+        # big fleet within the replay window.
+        self.nonces = auth.NonceMemory(capacity=10_000_000)
         self.kube = StaticKubeApi(
             cluster_objects(fleet.nodes, fleet.nics, self.port, fleet.multus_every)
         )
+
+    def node_key(self, node: str) -> bytes:
+        key = self._node_keys.get(node)
+        if key is None:
+            key = auth.derive_node_key(self.master_key, cluster=CLUSTER_NAME, node=node)
+            self._node_keys[node] = key
+        return key
 
     @property
     def port(self) -> int:
@@ -544,10 +509,10 @@ class FleetServer(ThreadingHTTPServer):
 
 
 def start_in_thread(
-    nodes: int, nics: int, *, multus_every: int = MULTUS_POD_EVERY, token: str = TOKEN
+    nodes: int, nics: int, *, multus_every: int = MULTUS_POD_EVERY, master_key: str = MASTER_KEY
 ) -> FleetServer:
     """For the CI smoke test: a small fleet served from a daemon thread of this process."""
-    server = FleetServer(Fleet(nodes, nics, multus_every), token=token)
+    server = FleetServer(Fleet(nodes, nics, multus_every), master_key=master_key)
     threading.Thread(target=server.serve_forever, name="fleet", daemon=True).start()
     return server
 
@@ -570,10 +535,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--nics", type=int, default=16)
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--token", default=TOKEN)
+    parser.add_argument("--master-key", default=MASTER_KEY)
     parser.add_argument("--ready-file", type=Path, help="write the port here once listening")
     args = parser.parse_args(argv)
-    server = FleetServer(Fleet(args.nodes, args.nics), port=args.port, token=args.token)
+    server = FleetServer(Fleet(args.nodes, args.nics), port=args.port, master_key=args.master_key)
     if args.ready_file:
         args.ready_file.write_text(str(server.port))
     print(f"fleet nodes={args.nodes} nics={args.nics} url={server.url}", file=sys.stderr)

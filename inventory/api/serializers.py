@@ -4,7 +4,9 @@ rules live in inventory.services."""
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
@@ -19,6 +21,7 @@ from inventory.models import (
     Reservation,
 )
 from inventory.rules import nad
+from inventory.services import tokens
 
 TRUE_VALUES = {"true"}
 FALSE_VALUES = {"false"}
@@ -99,6 +102,36 @@ class StrictIntegerField(serializers.IntegerField):
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def unknown_field_message(name: str, known: list[str]) -> str:
+    """Names the field the caller probably meant: `cniVersion` is CNI's spelling of this API's
+    `cni_version`, and a silently dropped field would give them a NAD they did not ask for."""
+    guess = _snake_case(name) if _snake_case(name) in known else ""
+    if not guess:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        guess = close[0] if close else ""
+    hint = f" Did you mean {guess!r}?" if guess else ""
+    return f"Unknown field.{hint} Known fields: {', '.join(known)}."
+
+
+# A write serializer that refuses fields it does not know (400 naming each), instead of DRF's
+# default of ignoring them; its schema says `additionalProperties: false` (api/schema.py). A
+# comment, not a docstring: drf-spectacular would show it as every subclass's description.
+class StrictSerializer(serializers.Serializer):
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            known = [name for name, field in self.fields.items() if not field.read_only]
+            unknown = sorted(str(name) for name in data if name not in known)
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [unknown_field_message(name, known)] for name in unknown}
+                )
         return super().to_internal_value(data)
 
 
@@ -203,7 +236,8 @@ class InterfaceSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
         ]
 
 
-class ReservationSerializer(serializers.ModelSerializer):
+class ReservationSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "interface", "node", "interface_name", "team", "expires_at", "active")
     interface_name = serializers.CharField(source="interface.name", read_only=True)
     identity = serializers.CharField(source="interface.identity", read_only=True)
     node = serializers.CharField(source="interface.node.name", read_only=True)
@@ -235,7 +269,7 @@ class ReservationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReservationCreateSerializer(serializers.Serializer):
+class ReservationCreateSerializer(StrictSerializer):
     interface = StrictIntegerField(
         min_value=1, max_value=2**63 - 1, help_text="Id of the interface to reserve."
     )
@@ -252,11 +286,12 @@ class ReservationCreateSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(help_text="End of the reservation (in the future).")
 
 
-class ReservationExtendSerializer(serializers.Serializer):
+class ReservationExtendSerializer(StrictSerializer):
     expires_at = serializers.DateTimeField(help_text="New end, later than the current one.")
 
 
-class NetworkAttachmentSerializer(serializers.ModelSerializer):
+class NetworkAttachmentSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "cluster", "namespace", "name", "origin", "in_cluster")
     cluster = serializers.CharField(source="cluster.name", read_only=True)
     applied_by = serializers.CharField(
         source="applied_by.username", read_only=True, allow_null=True
@@ -286,7 +321,7 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
-class NadRequestSerializer(serializers.Serializer):
+class NadRequestSerializer(StrictSerializer):
     """What the NAD builder needs (inventory.services.nads): where the NAD goes, which host
     NICs it may hand to pods (one per node; pod placement follows from their nodes), how
     host-device finds the device, and the pod side (interface name, IPAM)."""
@@ -363,7 +398,8 @@ class ValidationResultSerializer(serializers.Serializer):
     findings = FindingSerializer(many=True)
 
 
-class PodAttachmentSerializer(serializers.ModelSerializer):
+class PodAttachmentSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "namespace", "pod_name", "node", "nad_namespace", "nad_name", "status")
     cluster = serializers.CharField(source="cluster.name", read_only=True)
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
 
@@ -388,7 +424,8 @@ class PodAttachmentSerializer(serializers.ModelSerializer):
         ]
 
 
-class HistoryEntrySerializer(serializers.ModelSerializer):
+class HistoryEntrySerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "at", "kind", "node", "message")
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
     actor = serializers.CharField(source="actor.username", read_only=True, allow_null=True)
     team = serializers.CharField(source="team.name", read_only=True, allow_null=True)
@@ -411,10 +448,52 @@ class HistoryEntrySerializer(serializers.ModelSerializer):
 
 
 class TokenSerializer(serializers.Serializer):
+    """A token just created: the only answer that carries the secret."""
+
     token = serializers.CharField(read_only=True, help_text="Shown once; stored hashed.")
-    token_key = serializers.CharField(read_only=True, help_text="First characters, for lists.")
+    token_key = serializers.CharField(
+        read_only=True, help_text="First characters: names the token in lists and URLs."
+    )
     user = serializers.CharField(read_only=True)
+    note = serializers.CharField(read_only=True)
+    created = serializers.DateTimeField(read_only=True)
+    expiry = serializers.DateTimeField(read_only=True)
+
+
+class TokenCreateSerializer(StrictSerializer):
+    note = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=tokens.NOTE_MAX_LENGTH,
+        help_text="What the token is for.",
+    )
+    expires_in_days = StrictIntegerField(
+        required=False,
+        min_value=1,
+        max_value=tokens.MAX_DAYS,
+        default=tokens.DEFAULT_DAYS,
+        help_text=f"Lifetime in days (default {tokens.DEFAULT_DAYS}).",
+    )
+
+
+class TokenListSerializer(serializers.Serializer):
+    """A token as lists show it: never the secret."""
+
+    token_key = serializers.CharField(read_only=True)
+    note = serializers.SerializerMethodField()
+    created = serializers.DateTimeField(read_only=True)
     expiry = serializers.DateTimeField(read_only=True, allow_null=True)
+    current = serializers.SerializerMethodField(
+        help_text="True for the token this request authenticated with."
+    )
+
+    def get_note(self, token: Any) -> str:
+        return tokens.note_of(token)
+
+    def get_current(self, token: Any) -> bool:
+        request = self.context.get("request")
+        auth = getattr(request, "auth", None)
+        return getattr(auth, "digest", None) == token.digest
 
 
 class DiagnosisSerializer(serializers.Serializer):

@@ -1,6 +1,7 @@
-"""The cluster read by watch, not by relisting: a copy of the four collections a sweep needs
-(Nodes, Pods, NetworkAttachmentDefinitions and the FailedCreatePodSandBox Events) kept current
-from the API server's watch streams, so that a sweep of an unchanged cluster reads no object.
+"""The cluster read by watch, not by relisting: a copy of the collections a sweep needs (Nodes,
+Pods, NetworkAttachmentDefinitions, the FailedCreatePodSandBox Events and the agents' DaemonSet)
+kept current from the API server's watch streams, so that a sweep of an unchanged cluster reads
+no object.
 
 How it follows the Kubernetes API's rules (api-concepts, "Efficient detection of changes"):
 
@@ -15,7 +16,7 @@ How it follows the Kubernetes API's rules (api-concepts, "Efficient detection of
   in the collection, or etcd's progress notification), about 2 s before the timeout: on a busy
   collection the read ends at that bookmark, on an idle one at the timeout (measured on
   kube-apiserver 1.37: idle watches of 3, 5 and 10 s ended at their timeout with nothing sent).
-  The four collections are read in parallel, so a sweep waits at most `window` seconds here.
+  The collections are read in parallel, so a sweep waits at most `window` seconds here.
 - 410 Gone (the resourceVersion is older than the server's watch cache keeps, as after a long
   outage), as the answer to the request or as an ERROR event inside the stream: the collection
   is listed again from scratch, and the copy replaced by what the list says.
@@ -42,6 +43,7 @@ from typing import Any
 from inventory.clients.cluster import ClusterClient, ClusterError, Expired, NotFound
 from inventory.clients.cluster_objects import (
     ClusterListing,
+    daemonset_uids,
     event_from_json,
     is_pod_event,
     nad_from_json,
@@ -94,6 +96,8 @@ KINDS: dict[str, _Kind] = {
     "pods": _Kind(pod_from_json, lambda obj: True),
     "nads": _Kind(nad_from_json, lambda obj: True),
     "sandbox_failures": _Kind(event_from_json, _is_sandbox_failure),
+    # Kept as the API sent them: choose_agents needs only their namespaces and uids.
+    "agent_daemonsets": _Kind(lambda obj: obj, lambda obj: True),
 }
 
 
@@ -195,7 +199,7 @@ class ClusterWatch:
         self._lock = threading.Lock()
 
     def listing(self) -> ClusterListing:
-        """Bring the four collections up to date (in parallel) and return them as a listing."""
+        """Bring the collections up to date (in parallel) and return them as a listing."""
         with self._lock:
             stats = ReadStats()
             shares = {name: ReadStats() for name in self.collections}
@@ -215,12 +219,18 @@ class ClusterWatch:
                 if error is not None:
                     raise error
             pods = list(self.collections["pods"].items.values())
+            nodes = list(self.collections["nodes"].items.values())
+            daemonsets = daemonset_uids(
+                self.collections["agent_daemonsets"].items.values(), self.client.agent_daemonset
+            )
+            agents = self.client.agents(pods, nodes, daemonsets=daemonsets)
             return ClusterListing(
-                nodes=list(self.collections["nodes"].items.values()),
+                nodes=nodes,
                 pods=pods,
                 nads=list(self.collections["nads"].items.values()),
                 sandbox_failures=list(self.collections["sandbox_failures"].items.values()),
-                agent_endpoints=self.client.agent_endpoints(pods),
+                agent_endpoints=agents.endpoints,
+                rogue_agents=agents.rogues,
             )
 
 

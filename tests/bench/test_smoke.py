@@ -27,7 +27,7 @@ def simulated_fleet(tmp_path, settings):
     settings.CLUSTER_NAME = fleet.CLUSTER_NAME
     kubeconfig = fleet.write_kubeconfig(tmp_path / "kubeconfig", server.url)
     cluster_client = ClusterClient(kubeconfig=str(kubeconfig), timeout=10)
-    agent = FleetAgentClient(token=fleet.TOKEN, timeout=5)
+    agent = FleetAgentClient.for_fleet(timeout=5)
     yield server, cluster_client, agent
     agent.close()
     cluster_client.close()
@@ -149,15 +149,16 @@ def test_a_warm_sweep_reads_no_cluster_object_and_a_change_reads_one(simulated_f
     cold = sweep(cluster_client, agent)
     warm = sweep(cluster_client, agent)
 
-    # The first sweep lists the four collections (nodes, pods, NADs, events) once.
-    assert cold.cluster_read["lists"] == 4 and cold.cluster_read["objects"] == 2 * NODES + 1
-    # An unchanged cluster: four watches, each answered by a bookmark, no object, no list.
+    # The first sweep lists the five collections (nodes, pods, NADs, events, the agents'
+    # DaemonSet) once: NODES nodes, NODES agent pods, one NAD, one DaemonSet.
+    assert cold.cluster_read["lists"] == 5 and cold.cluster_read["objects"] == 2 * NODES + 2
+    # An unchanged cluster: five watches, each answered by a bookmark, no object, no list.
     assert warm.cluster_read == {
         "lists": 0,
-        "watches": 4,
+        "watches": 5,
         "relists": 0,
         "objects": 0,
-        "bookmarks": 4,
+        "bookmarks": 5,
         "bytes": warm.cluster_read["bytes"],
     }
     assert 0 < warm.cluster_read["bytes"] < 400
@@ -184,7 +185,7 @@ def test_a_resource_version_the_server_forgot_is_listed_again(simulated_fleet, s
     report = sweep(cluster_client, agent)
 
     assert report.cluster_error == ""
-    assert report.cluster_read["relists"] == 4 and report.cluster_read["lists"] == 4
+    assert report.cluster_read["relists"] == 5 and report.cluster_read["lists"] == 5
     assert PodAttachment.objects.get(pod_name="dpdk-sim-00005").status == "attached"
     again = sweep(cluster_client, agent).cluster_read
     assert again["objects"] == 0, again

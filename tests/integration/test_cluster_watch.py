@@ -69,9 +69,10 @@ def test_an_unchanged_cluster_is_read_with_no_object(core, namespace, watched):
     assert node in {n.name for n in first.nodes}
     assert (namespace, "app-1") in {(p.namespace, p.name) for p in first.pods}
     assert cold.lists >= 3 and cold.objects >= 2
-    # Nodes, pods and events are watched (no NAD CRD here: that one is asked again, and 404s).
+    # Nodes, pods, events and the agents' DaemonSet are watched (no NAD CRD here: that one is
+    # asked again, and 404s).
     assert (warm.lists, warm.objects, warm.relists) == (0, 0, 0)
-    assert warm.watches == 3
+    assert warm.watches == 4
     assert {n.name for n in again.nodes} == {n.name for n in first.nodes}
     pods = {(p.namespace, p.name) for p in first.pods}
     assert {(p.namespace, p.name) for p in again.pods} == pods

@@ -263,7 +263,7 @@ def portal(lab, settings):
     lab.reset()
     settings.KUBECONFIG = str(lab.kubeconfig)
     settings.KUBE_WATCH = False  # the KMock lab has no resourceVersions or bookmarks
-    settings.AGENT_TOKEN = lab.agent_token
+    settings.AGENT_MASTER_KEY = lab.agent_master_key
     settings.CLUSTER_NAME = "lab"
     settings.AGENT_NAMESPACE = "nicportal"
     settings.MULTUS_VERSION = ""

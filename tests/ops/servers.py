@@ -3,9 +3,11 @@ them. The machine's own services (6379, 5432) are never touched."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -163,3 +165,92 @@ def postgres_available() -> str:
     except KeyError:
         return "no postgres user"
     return ""
+
+
+# --- the portal's own processes, against those servers ----------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def portal_env(
+    *, database_url: str, broker_url: str, cache_url: str, var_dir: Path, **extra: str
+) -> dict[str, str]:
+    """The environment of a portal process: the project's settings on these servers, nothing
+    from the test run's own DATABASE_URL/Redis."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "nicportal.settings",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "NICPORTAL_REDIS_URL": cache_url,
+        "NICPORTAL_VAR_DIR": str(var_dir),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra)
+    return env
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)}: {result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+class PortalProcess:
+    """One long-running portal process (gunicorn, a Celery worker, beat) with its log file;
+    stopped with SIGTERM, by its own pid."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.argv = argv
+        self.env = env
+        self.log_path = log
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def gunicorn(env: dict[str, str], port: int, log: Path, *, workers: int = 2) -> PortalProcess:
+    return PortalProcess(
+        [
+            str(VENV_BIN / "gunicorn"),
+            "nicportal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--timeout",
+            "30",
+        ],
+        env,
+        log,
+    )

@@ -34,6 +34,7 @@ from inventory.web.forms import (
     IPAM_FIELDS,
     NadBuilderForm,
     NadLintForm,
+    database_id,
     usable_interfaces,
 )
 from inventory.web.views.common import (
@@ -108,9 +109,10 @@ class NadBuilderView(PortalLoginRequiredMixin, View):
 
 def _prefill_interface(request: HttpRequest, team: Any) -> Interface | None:
     raw = request.GET.get("interface", "")
-    if not raw.isdigit():
+    pk = database_id(raw)
+    if pk is None:
         return None
-    interface = Interface.objects.select_related("node").filter(pk=int(raw)).first()
+    interface = Interface.objects.select_related("node").filter(pk=pk).first()
     if interface is None:
         messages.error(request, f"No interface with id {raw}.")
         return None
@@ -162,7 +164,11 @@ class NadPreviewView(PortalLoginRequiredMixin, View):
     def post(self, request: HttpRequest) -> HttpResponse:
         team = active_team(request)
         form = NadBuilderForm(request.POST, team=team)
-        context = _builder_context(request, form, team, preview=_preview(request, form, team))
+        # The form asks for a preview as soon as it loads: before an interface is picked or a
+        # name typed, the answer is the hint, not a table of errors about empty fields.
+        untouched = not request.POST.getlist("interfaces") and not request.POST.get("name")
+        preview = None if untouched else _preview(request, form, team)
+        context = _builder_context(request, form, team, preview=preview)
         return render(request, f"{BUILDER_TEMPLATE}#preview", context)
 
     def get(self, request: HttpRequest) -> HttpResponse:
@@ -256,7 +262,7 @@ class NadDetailView(PortalLoginRequiredMixin, DetailView):
         }
         row = self.object
         applied_ids = [
-            int(v) for v in self.request.GET.get("applied", "").split(",") if v.strip().isdigit()
+            pk for v in self.request.GET.get("applied", "").split(",") if (pk := database_id(v))
         ]
         applied = list(
             NetworkAttachment.objects.filter(pk__in=applied_ids).order_by("namespace", "name")

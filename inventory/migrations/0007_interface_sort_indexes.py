@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('inventory', '0003_node_name_index'),
+        ('inventory', '0006_agent_nonce'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
