@@ -29,8 +29,9 @@ def fill(interfaces: int, nics: int) -> None:
     from inventory.models import Interface
     from inventory.services import polling
 
-    if Interface.objects.count() >= interfaces:
-        return
+    have = Interface.objects.count()
+    if interfaces <= have <= interfaces * 1.1:
+        return  # the inventory a sweep benchmark left (--keep) is this size
     # Every MULTUS_POD_EVERY-th node has one NIC in a pod (not on the host, never seen).
     per_node = nics - 1 / fleet.MULTUS_POD_EVERY
     nodes = math.ceil(interfaces / per_node)
@@ -39,7 +40,8 @@ def fill(interfaces: int, nics: int) -> None:
         kubeconfig = fleet.write_kubeconfig(tmp / "kubeconfig", url)
         portal.empty_inventory()
         polling.sweep_inline(
-            workers=8,
+            workers=4,
+            processes=2,
             cluster_client=ClusterClient(kubeconfig=str(kubeconfig), timeout=120),
             agent=portal.FleetAgentClient.for_fleet(timeout=10),
         )

@@ -83,6 +83,8 @@ def run_sweep(
         # what the sweep cost the portal, whatever else the cores were busy with.
         "portal_cpu": round(cpu, 3),
         "phases": {name: round(seconds, 3) for name, seconds in report.phases.items()},
+        # What reading the cluster took from the API server (clients/watch.py ReadStats).
+        "cluster_read": report.cluster_read,
         "load_before": [round(x, 2) for x in load],
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }
