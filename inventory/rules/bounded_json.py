@@ -75,31 +75,48 @@ def check(
     so that it cannot itself run out of stack. `max_values` bounds the values visited: a YAML
     document can share one list a billion times through aliases (PyYAML parses that in
     microseconds; walking or dumping it never ends)."""
-    stack: list[tuple[Any, int, str]] = [(document, 0, "")]
+    # Each entry: (value, depth, where), where is None for the document or (parent's where, key
+    # or index). The dotted path is spelled out only for a refusal: building it for every value
+    # cost more than the rest of the walk (an agent snapshot has thousands of values).
+    stack: list[tuple[Any, int, Any]] = [(document, 0, None)]
     visited = 0
     while stack:
-        value, depth, path = stack.pop()
+        value, depth, where = stack.pop()
         visited += 1
         if max_values is not None and visited > max_values:
             raise JsonRefused(f"The document holds more than the limit of {max_values} values.")
-        if isinstance(value, dict | list):
+        if isinstance(value, dict):
             depth += 1
             if depth > max_depth:
                 # The document's fault, not one field's (the path would be "a[0][0][0]...").
                 raise JsonRefused(_too_deep(max_depth))
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
+            for key, item in value.items():
                 if isinstance(key, int):
-                    stack.append((item, depth, f"{path}[{key}]"))
+                    stack.append((item, depth, (where, key)))
                     continue
-                problem = text_problem(key, forbidden) if forbidden is not None else ""
-                if problem:
-                    raise JsonRefused(f"The key {key!r} is refused: {problem}", field=path)
-                stack.append((item, depth, f"{path}.{key}" if path else key))
+                if forbidden is not None and forbidden.search(key) is not None:
+                    problem = text_problem(key, forbidden)
+                    raise JsonRefused(f"The key {key!r} is refused: {problem}", field=_path(where))
+                stack.append((item, depth, (where, key)))
+        elif isinstance(value, list):
+            depth += 1
+            if depth > max_depth:
+                raise JsonRefused(_too_deep(max_depth))
+            stack.extend((item, depth, (where, index)) for index, item in enumerate(value))
         elif isinstance(value, str):
-            _check_text(value, forbidden, path)
+            if forbidden is not None and forbidden.search(value) is not None:
+                _check_text(value, forbidden, _path(where))
         elif isinstance(value, float) and not math.isfinite(value):
-            raise JsonRefused("The number is out of range.", field=path)
+            raise JsonRefused("The number is out of range.", field=_path(where))
+
+
+def _path(where: Any) -> str:
+    """The dotted path of a value ("links[3].name") from its (parent, key) chain."""
+    parts: list[str] = []
+    while where is not None:
+        where, key = where
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return "".join(reversed(parts)).lstrip(".")
 
 
 def text_problem(text: str, forbidden: re.Pattern[str] = CONTROL) -> str:
