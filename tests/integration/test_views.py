@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from inventory.choices import OwnershipState
 from inventory.models import Reservation
+from inventory.web.views import fleet as fleet_views
 from tests.factories import (
     make_history,
     make_interface,
@@ -200,6 +201,17 @@ def test_next_and_prev_links_walk_the_fleet_by_cursor(logged_in, node):
     # A cursor that does not fit this sort is ignored: the page number decides.
     other = logged_in.get(f"/?sort=name&per_page=25&page=2&cursor={back.context['next_cursor']}")
     assert other.status_code == 200 and other.context["page_obj"].number == 2
+
+
+def test_the_node_filter_suggests_names_only_for_a_fleet_of_reasonable_size(
+    logged_in, node, monkeypatch
+):
+    make_node(node.cluster, name="node-zz")
+    page = logged_in.get("/")
+    assert list(page.context["node_names"]) == sorted([node.name, "node-zz"])
+    assert '<option value="node-zz">' in page.content.decode()
+    monkeypatch.setattr(fleet_views, "NODE_SUGGESTIONS", 1)
+    assert logged_in.get("/").context["node_names"] == []
 
 
 def test_an_unknown_sort_falls_back_to_node_order(logged_in, node):
