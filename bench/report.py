@@ -118,6 +118,7 @@ def sweep_section(folder: Path) -> list[str]:
         )
     for path in results:
         lines += _sweep_details(json.loads(path.read_text()))
+    lines.append("")
     kmock = sorted(folder.glob("sweep-*-kmock.json"), key=lambda p: int(p.stem.split("-")[1]))
     if kmock:
         lines += [
