@@ -73,6 +73,8 @@ def nad_object(obj: Any, *, namespace: str, name: str = "") -> NadObject:
     problem = ""
     if not isinstance(obj, Mapping):
         problem = "the object is not a JSON object"
+    elif not isinstance(obj.get("metadata"), Mapping):
+        problem = "metadata is not an object"
     elif not isinstance(annotations, Mapping) or not all(
         isinstance(v, str) for v in annotations.values()
     ):

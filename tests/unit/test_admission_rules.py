@@ -374,7 +374,10 @@ def test_a_fleet_of_errors_is_summarised_not_listed():
 
 
 def test_an_unreadable_nad_is_allowed_with_a_warning():
-    obj = decide.nad_object({"spec": {"config": {"type": "host-device"}}}, namespace="default")
+    obj = decide.nad_object(
+        {"metadata": {"name": "x"}, "spec": {"config": {"type": "host-device"}}},
+        namespace="default",
+    )
     decision = decide.decide_nad(
         request(), obj, devices_by_node=None, plugins_by_node={}, multus_version=""
     )
