@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from inventory import views
+from inventory.views.admission import AdmissionView
 
 app_name = "inventory"
 
@@ -13,6 +14,7 @@ urlpatterns = [
     path("reservations/<int:pk>/extend/", views.ExtendView.as_view(), name="reservation-extend"),
     path("reservations/<int:pk>/release/", views.ReleaseView.as_view(), name="reservation-release"),
     path("team/", views.TeamView.as_view(), name="team"),
+    path("admission/", AdmissionView.as_view(), name="admission"),
     path("team/switch/", views.TeamSwitchView.as_view(), name="team-switch"),
     path("", include("inventory.urls_nads")),  # the NAD builder: nads/...
     path("", include("inventory.urls_diagnosis")),  # pods/, pods/<ns>/<name>/diagnosis/, stranded/
