@@ -64,6 +64,13 @@ MIDDLEWARE = [
 # nicportal/webhook_gunicorn.py) serves only the webhook's URLs, never the UI or the API.
 WEBHOOK_SERVER = env_bool("NICPORTAL_WEBHOOK_SERVER", False)
 ROOT_URLCONF = "nicportal.urls_webhook" if WEBHOOK_SERVER else "nicportal.urls"
+if WEBHOOK_SERVER:
+    # No sessions, CSRF, users, messages or htmx for the API server's calls: each middleware is
+    # time on every pod creation in the cluster.
+    MIDDLEWARE = [
+        "django.middleware.security.SecurityMiddleware",
+        "django.middleware.common.CommonMiddleware",
+    ]
 WSGI_APPLICATION = "nicportal.wsgi.application"
 
 TEMPLATES = [
@@ -208,8 +215,9 @@ if WEBHOOK_FAILURE_POLICY not in {"Ignore", "Fail"}:
         f"NICPORTAL_WEBHOOK_FAILURE_POLICY must be Ignore or Fail, got {WEBHOOK_FAILURE_POLICY!r}"
     )
 # Nodes, NADs and team namespaces are held in memory and refreshed in the background at most
-# this old (seconds); NIC ownership and reservations are read fresh for every review.
-WEBHOOK_INDEX_MAX_AGE = env_float("NICPORTAL_WEBHOOK_INDEX_MAX_AGE", 10.0, minimum=0.0)
+# this old (seconds; the sweep interval by default, the pace at which nodes and NADs change in
+# the database anyway); NIC ownership and reservations are read fresh for every review.
+WEBHOOK_INDEX_MAX_AGE = env_float("NICPORTAL_WEBHOOK_INDEX_MAX_AGE", POLL_INTERVAL, minimum=0.0)
 
 # --- Auth, REST ------------------------------------------------------------------------------
 LOGIN_URL = "login"

@@ -98,6 +98,12 @@ def collect_config() -> dict[str, Any]:
             "token": mask_secret(settings.AGENT_TOKEN),
         },
         "metrics_token": mask_secret(getattr(settings, "METRICS_TOKEN", "")),
+        "webhook": {
+            "server": bool(settings.WEBHOOK_SERVER),
+            "mode": settings.WEBHOOK_MODE,
+            "failure_policy": settings.WEBHOOK_FAILURE_POLICY,
+            "index_max_age": settings.WEBHOOK_INDEX_MAX_AGE,
+        },
         "log_level": getattr(settings, "LOG_LEVEL", ""),
     }
 
