@@ -15,7 +15,9 @@ from bench import fleet
 from inventory.agents import AgentClient, SnapshotResult
 
 REPO = Path(__file__).resolve().parents[1]
-PG_ROOT = "postgres://postgres@127.0.0.1:5432"
+# BENCH_PG_ROOT: another role, e.g. postgres://nicportal:PASSWORD@127.0.0.1:5432 where PostgreSQL
+# refuses password-less logins (create the database first then).
+PG_ROOT = os.environ.get("BENCH_PG_ROOT", "postgres://postgres@127.0.0.1:5432")
 BENCH_DB = os.environ.get("BENCH_DB", "nicportal_bench")
 # Redis database 11: the cache of these runs (clearing it flushes the whole database, so it
 # must be one nobody else uses; the project's defaults are 0 for the broker and 1 for the cache).

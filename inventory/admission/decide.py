@@ -126,6 +126,14 @@ def nad_selector(
     return None
 
 
+def nad_nodes(annotations: Mapping[str, str]) -> frozenset[str] | None:
+    """The nodes a NICPortal-built NAD was made for (nicportal.io/nodes), None when it does not
+    say: the linter then checks every node."""
+    text = str(annotations.get(render.NODES_ANNOTATION) or "")
+    names = frozenset(n.strip() for n in text.split(",") if n.strip())
+    return names or None
+
+
 def is_host_device(config: str) -> bool:
     parsed, problems = nad.parse_config_json(config or "")
     if problems or not isinstance(parsed, dict):
