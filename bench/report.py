@@ -154,6 +154,47 @@ def nad_section(folder: Path) -> list[str]:
     return [*lines, ""]
 
 
+def webhook_section(folder: Path) -> list[str]:
+    data = _load(folder, "webhook.json")
+    lines = ["## Admission webhook (server time, PostgreSQL)", ""]
+    if not data:
+        return [*lines, "Not measured.", ""]
+    build = data["index_build_ms"]
+    lines += [
+        f"{data['nodes']:,} nodes, {data['interfaces']:,} interfaces. One POST /validate through "
+        "Django's test Client with the webhook server's settings (no socket, no TLS); the "
+        "in-memory index warm. `reads` = queries other than the denial's record; the index "
+        f"itself (nodes, NADs, team namespaces) builds in {build['median']} ms median "
+        f"(n={build['n']}), in a background thread.",
+        "",
+        "| review | wall median / p95 / p99 ms | CPU median / p99 ms | answer | queries (reads) |",
+        "|---|---|---|---|---|",
+    ]
+    target = data.get("target_ms", 10.0)
+    for label, case in data["cases"].items():
+        ms = case["ms"]
+        cpu = case.get("cpu_ms") or {"median": "-", "p99": "-"}
+        lines.append(
+            f"| {label} | {ms['median']} / {ms['p95']} / {ms['p99']} (n={ms['n']}) | "
+            f"{cpu['median']} / {cpu['p99']} | {'allowed' if case['allowed'] else 'denied'} | "
+            f"{case['queries']} ({case['reads']}) |"
+        )
+    everyday = [
+        case
+        for label, case in data["cases"].items()
+        if "fleet-wide (" not in label and "candidate" not in label
+    ]
+    worst = max(c["ms"]["p99"] for c in everyday)
+    lines += [
+        "",
+        f"Goal p99 < {target:g} ms for the everyday reviews (pods pinned to a node, "
+        f"NICPortal-built NADs, the seed's NAD): worst wall p99 {worst} ms, "
+        + ("meets it." if worst < target else f"**misses** it ({worst / target:.1f}×)."),
+        "",
+    ]
+    return lines
+
+
 def agent_section(folder: Path) -> list[str]:
     path = folder / "agent_snapshot.txt"
     text = path.read_text().strip() if path.exists() else "not measured"
@@ -193,6 +234,7 @@ def main() -> None:
         *api_section(folder),
         *freshness_section(folder),
         *nad_section(folder),
+        *webhook_section(folder),
         *agent_section(folder),
     ]
     if analysis.exists():

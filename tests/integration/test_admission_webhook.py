@@ -7,6 +7,7 @@ queries a review costs."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -14,6 +15,7 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
+from inventory.admission import decide
 from inventory.choices import OwnershipState
 from inventory.models import AdmissionRecord, NetworkAttachment, TeamNamespace
 from inventory.services import admission_facts, nads
@@ -432,3 +434,23 @@ def test_decisions_and_latency_are_counted_in_metrics(client, inventory, setting
         ("nicportal_admission_latency_seconds_bucket", (("le", "+Inf"), ("resource", "nads")))
     ]
     assert inf == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_index_is_rebuilt_in_the_background_while_the_old_one_answers(settings):
+    settings.CLUSTER_NAME = "bg"
+    cluster = make_cluster(name="bg")
+    make_node(cluster, name="node-a")
+    holder = admission_facts.IndexHolder()
+    first = holder.get()
+    assert set(first.nodes) == {"node-a"} and not first.nads
+    NetworkAttachment.objects.create(
+        cluster=cluster, namespace="default", name="late", config=host_device("late", device="eth9")
+    )
+    settings.WEBHOOK_INDEX_MAX_AGE = 0
+    assert holder.get() is first  # stale-while-revalidate: the old index answers meanwhile
+    deadline = time.monotonic() + 10
+    while "default/late" not in holder.get().nads:
+        assert time.monotonic() < deadline, "the background refresh did not happen"
+        time.sleep(0.05)
+    assert holder.get().nads["default/late"].selector == decide.DeviceSelector("device", "eth9")
