@@ -46,6 +46,16 @@ def quantiles(values: list[float]) -> dict[str, float]:
     }
 
 
+def reads(queries: Any) -> int:
+    """The SELECTs of a review other than its record's: the inventory it read."""
+    return sum(
+        1
+        for q in queries
+        if q["sql"].lstrip().upper().startswith("SELECT")
+        and "inventory_admissionrecord" not in q["sql"]
+    )
+
+
 def review(resource: str, obj: dict, namespace: str) -> bytes:
     group, _, plural = resource.rpartition("/")
     return json.dumps(
@@ -214,6 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         admission_facts.INDEX.reload()
         builds.append(time.perf_counter() - started)
     results: dict[str, Any] = {
+        "load_average_at_start": Path("/proc/loadavg").read_text().split()[:3],
         "nodes": setup["nodes"],
         "interfaces": setup["interfaces"],
         "target_ms": TARGET_MS,
@@ -244,10 +255,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 # for PostgreSQL and Redis, and without waiting for a CPU on a shared machine.
                 "cpu_ms": quantiles(cpu),
                 "allowed": answer["allowed"],
-                "queries": len(queries),
-                "reads": sum(1 for q in queries if "inventory_admissionrecord" not in q["sql"]),
+                "queries": len(queries),  # BEGIN, SET LOCAL and COMMIT of a record included
+                "reads": reads(queries),
             }
             print(f"{label}: {results['cases'][label]}", file=sys.stderr)
+    results["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))
