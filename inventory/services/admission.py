@@ -13,7 +13,8 @@ For every request, in this order:
    /metrics) and log one key=value line.
 
 When a step raises (database down, a bug), the review is "errored" and answered as the
-configured failure policy says: Ignore allows with a warning, Fail denies with code 500. The
+configured failure policy says: Ignore allows with a warning, Fail denies with code 500 (in
+enforce mode only: warn mode never denies). The
 API server never sees a 500 from this server, so the failure policy the operator chose is the
 one that applies.
 """
@@ -240,7 +241,8 @@ def _errored(
     request: AdmissionRequest, resource: str, mode: str, exc: Exception, started: float
 ) -> dict[str, Any]:
     what = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-    if settings.WEBHOOK_FAILURE_POLICY == "Fail":
+    # Warn mode never denies, not even on an error: it is how a cluster tries the webhook out.
+    if settings.WEBHOOK_FAILURE_POLICY == "Fail" and mode == "enforce":
         body = response(
             request.uid,
             allowed=False,
@@ -253,7 +255,8 @@ def _errored(
             request.uid,
             allowed=True,
             warnings=[
-                f"NICPortal could not check this request ({what}); allowed (failurePolicy Ignore)."
+                f"NICPortal could not check this request ({what}); allowed "
+                f"({'warn mode' if mode == 'warn' else 'failurePolicy Ignore'})."
             ],
         )
     _count(resource, ERRORED, mode, request.dry_run, time.perf_counter() - started)

@@ -400,6 +400,9 @@ def test_an_error_is_answered_as_the_failure_policy_says(
         assert "could not check this request (OperationalError" in answer["warnings"][0]
     else:
         assert answer["status"]["code"] == 500 and answer["status"]["reason"] == "InternalError"
+        settings.WEBHOOK_MODE = "warn"  # warn mode never denies, not even on an error
+        answer = post(client, review(POD, pod_object("p", "default/fast", nodeName="node-a")))
+        assert answer["allowed"] is True and "allowed (warn mode)" in answer["warnings"][0]
 
 
 @pytest.mark.redis
