@@ -450,10 +450,25 @@ def test_the_index_is_rebuilt_in_the_background_while_the_old_one_answers(settin
     NetworkAttachment.objects.create(
         cluster=cluster, namespace="default", name="late", config=host_device("late", device="eth9")
     )
-    settings.WEBHOOK_INDEX_MAX_AGE = 0
+    settings.WEBHOOK_INDEX_MAX_AGE = 0.001
+    time.sleep(0.01)
     assert holder.get() is first  # stale-while-revalidate: the old index answers meanwhile
     deadline = time.monotonic() + 10
     while "default/late" not in holder.get().nads:
         assert time.monotonic() < deadline, "the background refresh did not happen"
         time.sleep(0.05)
     assert holder.get().nads["default/late"].selector == decide.DeviceSelector("device", "eth9")
+
+
+def test_a_max_age_of_zero_reads_the_index_for_every_review(client, inventory, settings):
+    settings.WEBHOOK_INDEX_MAX_AGE = 0
+    pod = pod_object("p", "default/late", nodeName="node-a")
+    assert "not in its inventory" in post(client, review(POD, pod, namespace="ml"))["warnings"][0]
+    NetworkAttachment.objects.create(
+        cluster=inventory["cluster"],
+        namespace="default",
+        name="late",
+        config=host_device("late", device="eth3"),
+    )
+    answer = post(client, review(POD, pod, namespace="ml"))
+    assert answer["allowed"] is False and "DEVICE_IN_POD" in answer["status"]["message"]
