@@ -141,8 +141,11 @@ def response(
     message: str = "",
     causes: Sequence[Cause] = (),
     warnings: Sequence[str] = (),
+    subject: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An AdmissionReview v1 response body."""
+    """An AdmissionReview v1 response body. `subject` ({"group", "kind", "name"}) goes into
+    status.details: kubectl then says `The <kind> "<name>" is invalid:` and lists each cause as
+    `field: message` (it prints no cause code, so each message starts with it)."""
     answer: dict[str, Any] = {"uid": uid, "allowed": allowed}
     if not allowed or message:
         status: dict[str, Any] = {"status": "Success" if allowed else "Failure"}
@@ -153,16 +156,17 @@ def response(
         if message:
             status["message"] = message
         if causes:
-            status["details"] = {
-                "causes": [
-                    {
-                        "reason": cause.code,
-                        "field": cause.field,
-                        "message": cause.message + (f" Fix: {cause.fix}" if cause.fix else ""),
-                    }
-                    for cause in causes
-                ]
-            }
+            details: dict[str, Any] = {k: v for k, v in (subject or {}).items() if v}
+            details["causes"] = [
+                {
+                    "reason": cause.code,
+                    "field": cause.field,
+                    "message": f"NICPortal {cause.code}: {cause.message}"
+                    + (f" Fix: {cause.fix}" if cause.fix else ""),
+                }
+                for cause in causes
+            ]
+            status["details"] = details
         answer["status"] = status
     clipped = [_clip(w, MAX_WARNING_CHARS) for w in warnings if w]
     if len(clipped) > MAX_WARNINGS:

@@ -233,6 +233,7 @@ def _answer(request: AdmissionRequest, decision: Decision, mode: str) -> tuple[d
         message=decision.message(),
         causes=decision.causes,
         warnings=decision.warnings,
+        subject={"group": request.group, "kind": _kind(request), "name": _object_name(request)},
     )
     return body, DENIED
 
@@ -261,6 +262,11 @@ def _errored(
         )
     _count(resource, ERRORED, mode, request.dry_run, time.perf_counter() - started)
     return body
+
+
+def _kind(request: AdmissionRequest) -> str:
+    obj = request.object if isinstance(request.object, dict) else {}
+    return obj.get("kind") if isinstance(obj.get("kind"), str) else ""
 
 
 def _object_name(request: AdmissionRequest) -> str:

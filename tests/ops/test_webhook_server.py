@@ -17,22 +17,14 @@ import pytest
 import requests
 from cryptography import x509
 from django.core.management import call_command
-from django.db import connection
 
 from inventory.models import Cluster
-from tests.ops.servers import free_port
+from tests.ops.servers import database_url, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -70,9 +62,9 @@ def webhook_server(certificates, tmp_path) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                requests.get(f"{base}/healthz", verify=certificates / "ca.crt", timeout=2)
+                requests.get(f"{base}/healthz", verify=certificates / "ca.crt", timeout=10)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 assert process.poll() is None, (tmp_path / "webhook.log").read_text()
                 assert time.monotonic() < deadline, "the webhook server did not start"
                 time.sleep(0.2)

@@ -108,6 +108,7 @@ def test_a_denial_echoes_the_uid_with_code_reason_message_and_causes():
         message="NICPortal: NAD default/x",
         causes=[Cause("NO_SELECTOR", "spec.config", "no device", "Add one.")],
         warnings=["w" * 2000, ""],
+        subject={"group": "k8s.cni.cncf.io", "kind": "NetworkAttachmentDefinition", "name": ""},
     )
     assert body["apiVersion"] == "admission.k8s.io/v1" and body["kind"] == "AdmissionReview"
     answer = body["response"]
@@ -118,13 +119,15 @@ def test_a_denial_echoes_the_uid_with_code_reason_message_and_causes():
         "reason": "Invalid",
         "message": "NICPortal: NAD default/x",
         "details": {
+            "group": "k8s.cni.cncf.io",
+            "kind": "NetworkAttachmentDefinition",
             "causes": [
                 {
                     "reason": "NO_SELECTOR",
                     "field": "spec.config",
-                    "message": "no device Fix: Add one.",
+                    "message": "NICPortal NO_SELECTOR: no device Fix: Add one.",
                 }
-            ]
+            ],
         },
     }
     assert len(answer["warnings"]) == 1 and len(answer["warnings"][0]) == 512
