@@ -361,7 +361,7 @@ def _pod_causes(
         for finding in device_findings(device, selector=selector.selector, team=own_team):
             if finding.code == "NO_NETDEV" and device.state == OwnershipState.POD:
                 continue  # its netdev is in that pod, which DEVICE_IN_POD already says
-            text = f"NAD {key} selects {finding.message}"
+            text = f"NAD {key}: {finding.message}"
             if finding.code == "DEVICE_RESERVED":
                 belongs = (
                     f"namespace {namespace} belongs to team {', '.join(sorted(teams))}"
