@@ -9,8 +9,8 @@ For every request, in this order:
 4. record a denial (or would-be denial) in AdmissionRecord, unless the request is a dry run
    (`kubectl --dry-run=server`): a dry run changes nothing, this record included. It is still
    counted in the metrics (label dry_run="true"), which are not state anyone acts on;
-5. count the decision and its latency (Redis, shared by every server process and read by
-   /metrics) and log one key=value line.
+5. count the decision and its latency (in this process, flushed to Redis at most once a second:
+   shared by every server process and read by /metrics) and log one key=value line.
 
 When a step raises (database down, a bug), the review is "errored" and answered as the
 configured failure policy says: Ignore allows with a warning, Fail denies with code 500 (in
@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -338,34 +340,64 @@ def _redis(url: str) -> Any:
     return redis.Redis.from_url(url, socket_connect_timeout=0.2, socket_timeout=0.2)
 
 
+# Counts wait in this process and go to Redis at most once a FLUSH_EVERY seconds (one pipeline):
+# a Redis round trip on every review would be most of a busy server's time. /metrics may so lag
+# by that much, and a process that dies loses at most that much counting.
+FLUSH_EVERY = 1.0
+_pending: Counter[str] = Counter()
+_pending_lock = threading.Lock()
+_flushed_at = 0.0
+
+
 def _count(resource: str, outcome: str, mode: str, dry_run: bool, seconds: float) -> None:
-    """Add one decision to the shared counters. Redis when configured (atomic, shared by every
-    process); otherwise the cache (the embedded set-up: approximate under concurrency)."""
+    """Add one decision to the counters (flushed to the shared store when due)."""
+    global _flushed_at
     labels = f"{resource}|{outcome}|{mode}|{str(dry_run).lower()}"
     bucket = next((str(b) for b in LATENCY_BUCKETS if seconds <= b), "+Inf")
+    with _pending_lock:
+        _pending[f"decision|{labels}"] += 1
+        _pending[f"bucket|{resource}|{bucket}"] += 1
+        _pending[f"sum|{resource}"] += seconds
+        due = time.monotonic() - _flushed_at >= FLUSH_EVERY
+        if due:
+            _flushed_at = time.monotonic()
+    if due:
+        flush_counters()
+
+
+def flush_counters() -> None:
+    """Move this process's pending counts to Redis when configured (atomic, shared by every
+    process), otherwise to the cache (the embedded set-up: approximate under concurrency).
+    A failed flush keeps the counts for the next one; it never fails a review."""
+    with _pending_lock:
+        counts = dict(_pending)
+        _pending.clear()
+    if not counts:
+        return
     try:
         if settings.REDIS_URL:
             pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
-            pipe.hincrby(METRICS_KEY, f"decision|{labels}", 1)
-            pipe.hincrby(METRICS_KEY, f"bucket|{resource}|{bucket}", 1)
-            pipe.hincrbyfloat(METRICS_KEY, f"sum|{resource}", seconds)
+            for field, amount in counts.items():
+                if field.startswith("sum|"):
+                    pipe.hincrbyfloat(METRICS_KEY, field, amount)
+                else:
+                    pipe.hincrby(METRICS_KEY, field, int(amount))
             pipe.execute()
         else:
             from django.core.cache import cache
 
             data = cache.get(METRICS_KEY) or {}
-            for field, amount in (
-                (f"decision|{labels}", 1),
-                (f"bucket|{resource}|{bucket}", 1),
-                (f"sum|{resource}", seconds),
-            ):
+            for field, amount in counts.items():
                 data[field] = data.get(field, 0) + amount
             cache.set(METRICS_KEY, data, None)
     except Exception:  # noqa: BLE001 - metrics never fail a review
-        log.warning("admission metrics not counted", exc_info=True)
+        log.warning("admission metrics not flushed; kept for the next flush", exc_info=True)
+        with _pending_lock:
+            _pending.update(counts)
 
 
 def read_counters() -> dict[str, float]:
+    flush_counters()  # this process's own pending counts first
     if settings.REDIS_URL:
         raw = _redis(settings.REDIS_URL).hgetall(METRICS_KEY)
         return {k.decode(): float(v) for k, v in raw.items()}

@@ -11,6 +11,7 @@ import time
 import uuid
 
 import pytest
+from django.core.cache import cache
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from inventory.admission import decide
 from inventory.choices import OwnershipState
 from inventory.models import AdmissionRecord, NetworkAttachment, TeamNamespace
-from inventory.services import admission_facts, nads
+from inventory.services import admission, admission_facts, nads
 from tests.factories import (
     make_cluster,
     make_interface,
@@ -27,6 +28,7 @@ from tests.factories import (
     make_team,
     make_user,
 )
+from tests.ops.servers import free_port
 
 pytestmark = [pytest.mark.urls("nicportal.urls_webhook"), pytest.mark.django_db]
 
@@ -408,6 +410,8 @@ def test_an_error_is_answered_as_the_failure_policy_says(
 @pytest.mark.redis
 def test_decisions_and_latency_are_counted_in_metrics(client, inventory, settings):
     assert settings.REDIS_URL, "the metrics are counted in Redis"
+    admission.flush_counters()  # earlier tests' counts still pending in this process
+    cache.clear()
     post(client, review(NAD, nad_object("macvlan-conf", SEED_CONFIG)))
     post(client, review(NAD, nad_object("macvlan-conf", SEED_CONFIG), dryRun=True))
     post(client, review(POD, pod_object("p", "default/free", nodeName="node-a"), namespace="ml"))
@@ -472,3 +476,17 @@ def test_a_max_age_of_zero_reads_the_index_for_every_review(client, inventory, s
     )
     answer = post(client, review(POD, pod, namespace="ml"))
     assert answer["allowed"] is False and "DEVICE_IN_POD" in answer["status"]["message"]
+
+
+@pytest.mark.redis
+def test_counts_survive_a_redis_outage_until_the_next_flush(settings):
+    admission.flush_counters()
+    cache.clear()
+    real = settings.REDIS_URL
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    admission._count("pods", "allowed", "enforce", False, 0.002)
+    admission.flush_counters()  # fails: the counts stay pending
+    settings.REDIS_URL = real
+    counters = admission.read_counters()  # flushes them first
+    assert counters["decision|pods|allowed|enforce|false"] == 1
+    assert counters["bucket|pods|0.0025"] == 1
