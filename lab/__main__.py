@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--layout", help="a YAML layout (default: the built-in 3-node layout)")
     up.add_argument("--portal-url", help="passed to the agents for change hints")
     up.add_argument("--api-port", type=int, help="fixed port for the API (default: a free one)")
-    up.add_argument("--timeout", type=float, default=30.0)
+    up.add_argument("--timeout", type=float, default=120.0)
 
     down = commands.add_parser("down", help="remove every namespace and process of the lab")
     down.add_argument("--name", default="demo")

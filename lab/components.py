@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -29,6 +30,8 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from lab.layout import HOST_DEVICE_RELEASES
 
 MODULES_DIR = Path(__file__).resolve().parent / "components"
 DEFAULT_CACHE = Path("/var/cache/nicportal/components")
@@ -44,6 +47,15 @@ class Component:
     binary: str  # the executable's name in the cache
     module: str  # the Go module that go.mod requires (its version is the component's)
     package: str  # the main package to build
+    # -X settings the projects' own release builds stamp in ({version}, {major}, {minor}):
+    # without them kube-apiserver reports v0.0.0-master and host-device "version unknown".
+    stamps: tuple[str, ...] = ()
+
+    def ldflags(self) -> str:
+        version = self.version
+        major, minor = version.lstrip("v").split(".")[:2]
+        values = {"version": version, "major": major, "minor": minor}
+        return " ".join(f"-X {stamp.format(**values)}" for stamp in self.stamps)
 
     @property
     def module_dir(self) -> Path:
@@ -59,6 +71,9 @@ class Component:
         return match[1]
 
 
+_CNI_BUILD_VERSION = (
+    "github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion={version}"
+)
 COMPONENTS: dict[str, Component] = {
     c.name: c
     for c in (
@@ -67,6 +82,15 @@ COMPONENTS: dict[str, Component] = {
             "kube-apiserver",
             "k8s.io/kubernetes",
             "k8s.io/kubernetes/cmd/kube-apiserver",
+            (
+                "k8s.io/component-base/version.gitVersion={version}",
+                "k8s.io/component-base/version.gitMajor={major}",
+                "k8s.io/component-base/version.gitMinor={minor}",
+                "k8s.io/component-base/version.gitTreeState=clean",
+                "k8s.io/client-go/pkg/version.gitVersion={version}",
+                "k8s.io/client-go/pkg/version.gitMajor={major}",
+                "k8s.io/client-go/pkg/version.gitMinor={minor}",
+            ),
         ),
         Component("etcd", "etcd", "go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/server/v3"),
         Component(
@@ -74,22 +98,22 @@ COMPONENTS: dict[str, Component] = {
             "host-device",
             "github.com/containernetworking/plugins",
             "github.com/containernetworking/plugins/plugins/main/host-device",
+            (_CNI_BUILD_VERSION,),
         ),
         Component(
             "host-device-v1.6.2",
             "host-device",
             "github.com/containernetworking/plugins",
             "github.com/containernetworking/plugins/plugins/main/host-device",
+            (_CNI_BUILD_VERSION,),
         ),
     )
 }
 
-# host-device releases a lab node can be given (layout `host_device:`): the built ones and
-# Debian's package. MicroK8s 1.27-1.31 bundle v1.2.0 (EEXIST on a name the pod already has),
-# 1.33 bundles v1.6.2 (fixed); Debian 12 ships v1.1.1 (same generation as v1.2.0).
+# host-device releases a lab node can be given (layout `host_device:`, lab/layout.py): the built
+# ones and Debian's package. MicroK8s 1.27-1.31 bundle v1.2.0 (EEXIST on a name the pod already
+# has), 1.33 bundles v1.6.2 (fixed); Debian 12 ships v1.1.1 (the same generation as v1.2.0).
 DEBIAN_HOST_DEVICE = Path("/usr/lib/cni/host-device")
-HOST_DEVICE_RELEASES = ("1.1.1", "1.2.0", "1.6.2")
-DEFAULT_HOST_DEVICE = "1.1.1"
 
 
 def cache_root() -> Path:
@@ -112,6 +136,7 @@ def go_env() -> dict[str, str]:
     return env
 
 
+@functools.cache
 def go_version(go: Path) -> str:
     out = subprocess.run(
         [str(go), "env", "GOVERSION"], env=go_env(), capture_output=True, text=True, check=True
@@ -124,6 +149,7 @@ def build_key(component: Component, go_ver: str) -> str:
     for name in ("go.mod", "go.sum"):
         digest.update((component.module_dir / name).read_bytes())
     digest.update(go_ver.encode())
+    digest.update(component.ldflags().encode())
     return digest.hexdigest()[:12]
 
 
@@ -197,7 +223,17 @@ def build(component: Component, go: Path | None = None) -> Path:
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
             output = Path(tmp) / component.binary
             proc = subprocess.Popen(
-                [str(go), "build", "-v", "-trimpath", "-o", str(output), component.package],
+                [
+                    str(go),
+                    "build",
+                    "-v",
+                    "-trimpath",
+                    "-ldflags",
+                    component.ldflags(),
+                    "-o",
+                    str(output),
+                    component.package,
+                ],  # fmt: skip
                 cwd=component.module_dir,
                 env=env,
                 stdout=subprocess.PIPE,

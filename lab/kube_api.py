@@ -204,14 +204,23 @@ def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
     )
 
 
-def node_object(name: str, internal_ip: str) -> dict[str, Any]:
-    """A Ready Node with the labels the portal reads (veth links are this lab's NICs)."""
+def node_object(
+    name: str, internal_ip: str, labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A Ready Node with the labels kubelet sets and the portal reads (veth links are this lab's
+    NICs), plus the layout's own labels."""
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
             "name": name,
-            "labels": {"kubernetes.io/hostname": name, "nicportal.io/veth-nics": "true"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "nicportal.io/veth-nics": "true",
+                **(labels or {}),
+            },
             "annotations": {},
         },
         "spec": {},

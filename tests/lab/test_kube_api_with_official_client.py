@@ -1,4 +1,6 @@
-"""The portal's cluster.py uses the official client against the lab API: every call it needs."""
+"""The portal's cluster.py uses the official client against the lab's real kube-apiserver: every
+call it needs works there (the selector tests at the end are for KMock's emulator, which the
+fast unit tests of cluster.py still use)."""
 
 from __future__ import annotations
 
@@ -110,13 +112,26 @@ def test_it_streams_node_watch_events(lab):
     assert first["object"].metadata.name in {n.name for n in lab.nodes}
 
 
-def test_it_refuses_put_with_a_hint_to_use_patch(lab):
-    core = client.CoreV1Api(lab.kube())
-    node = core.read_node("node-a")
+def test_it_is_a_real_api_server_with_rbac_and_the_nad_crd(lab):
+    info = client.VersionApi(lab.kube()).get_code()
+    assert info.git_version == "v1.37.2"
+    crd = client.ApiextensionsV1Api(lab.kube()).read_custom_resource_definition(
+        "network-attachment-definitions.k8s.cni.cncf.io"
+    )
+    assert {c.type: c.status for c in crd.status.conditions}["Established"] == "True"
+    roles = client.RbacAuthorizationV1Api(lab.kube()).read_cluster_role("multus")
+    assert any("pods/status" in rule.resources for rule in roles.rules)
+
+
+def test_a_stale_status_write_gets_409_conflict(clean_lab):
+    """The conflict Multus' retry loop exists for: a PUT with an old resourceVersion."""
+    core = client.CoreV1Api(clean_lab.kube())
+    clean_lab.create_pod("default", "conflict", "node-c")
+    stale = core.read_namespaced_pod("conflict", "default")
+    core.patch_namespaced_pod("conflict", "default", {"metadata": {"labels": {"x": "1"}}})
     with pytest.raises(client.ApiException) as caught:
-        core.replace_node("node-a", node)
-    assert caught.value.status == 405
-    assert "PATCH" in caught.value.body
+        core.replace_namespaced_pod_status("conflict", "default", stale)
+    assert caught.value.status == 409
 
 
 @pytest.mark.parametrize(
