@@ -246,7 +246,13 @@ class ControlPlane:
         )
         for node in self.state.data["nodes"]:
             await api.create(
-                kube_api.node_object(node["name"], node["internal_ip"], node.get("labels")),
+                kube_api.node_object(
+                    node["name"],
+                    node["internal_ip"],
+                    node.get("labels"),
+                    # The lab kubelet answers for the API server's release.
+                    kubelet_version=components.COMPONENTS["kube-apiserver"].version,
+                ),
                 exist_ok=True,
             )
             await api.create(kube_api.agent_pod_object(node["name"], node["agent_port"]),

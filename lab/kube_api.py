@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -205,7 +206,10 @@ def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
 
 
 def node_object(
-    name: str, internal_ip: str, labels: Mapping[str, str] | None = None
+    name: str,
+    internal_ip: str,
+    labels: Mapping[str, str] | None = None,
+    kubelet_version: str = "",
 ) -> dict[str, Any]:
     """A Ready Node with the labels kubelet sets and the portal reads (veth links are this lab's
     NICs), plus the layout's own labels."""
@@ -230,6 +234,18 @@ def node_object(
                 {"type": "Hostname", "address": name},
             ],
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+            "nodeInfo": {
+                "kubeletVersion": kubelet_version,
+                "osImage": "NICPortal lab (network namespace)",
+                "kernelVersion": os.uname().release,
+                "containerRuntimeVersion": "lab://1",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+                "kubeProxyVersion": "",
+            },
         },
     }
 

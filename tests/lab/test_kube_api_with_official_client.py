@@ -5,6 +5,7 @@ fast unit tests of cluster.py still use)."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from kubernetes import client, watch
@@ -121,6 +122,17 @@ def test_it_is_a_real_api_server_with_rbac_and_the_nad_crd(lab):
     assert {c.type: c.status for c in crd.status.conditions}["Established"] == "True"
     roles = client.RbacAuthorizationV1Api(lab.kube()).read_cluster_role("multus")
     assert any("pods/status" in rule.resources for rule in roles.rules)
+
+
+def test_kubectl_lists_the_nodes_as_ready(lab):
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", str(lab.kubeconfig), "get", "nodes", "--no-headers"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()}
+    assert set(rows) == {node.name for node in lab.nodes}
+    assert all(row[0] == "Ready" and row[-1] == "v1.37.2" for row in rows.values())
 
 
 def test_a_stale_status_write_gets_409_conflict(clean_lab):
