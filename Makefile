@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-smoke system-packages clean lab-down
+.PHONY: run test lint bench bench-smoke system-packages components clean lab-down
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,7 +19,13 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 system-packages:
 	scripts/system-packages
 
-run: system-packages $(STAMP)
+# The lab's real components (kube-apiserver, etcd, host-device releases), built from the pinned
+# modules in lab/components/ once per machine into /var/cache/nicportal (see lab/components.py).
+# A failed build fails the target: the lab and its tests cannot run without them.
+components: $(STAMP)
+	$(BIN)/python -m lab build
+
+run: system-packages $(STAMP) components
 	scripts/run
 
 lint: $(STAMP)
@@ -29,7 +35,7 @@ lint: $(STAMP)
 
 # The whole suite on the configured database (PostgreSQL in CI), then the database-facing part
 # again on the embedded SQLite, so both stay supported.
-test: system-packages $(STAMP) lint
+test: system-packages $(STAMP) lint components
 	$(BIN)/pytest $(PYTEST_ARGS)
 	if [[ "$${DATABASE_URL:-}" == postgres* ]]; then \
 	  DATABASE_URL= NICPORTAL_REQUIRE_SERVICES=$${NICPORTAL_REQUIRE_SERVICES:+sqlite} \

@@ -15,7 +15,6 @@ from typing import Any
 import kubernetes
 from kubernetes.client import ApiClient, ApiException
 
-from lab import kubelet as lab_kubelet
 from lab import multus, topology
 from lab.kube_api import AGENT_NAMESPACE
 from lab.layout import Layout, load_layout
@@ -31,6 +30,8 @@ class LabNodeInfo:
     netns: str
     internal_ip: str
     agent_url: str
+    host_device: str  # the node's host-device release
+    multus: str  # the Multus generation its Multus behaves as
 
 
 class LabTimeout(AssertionError):
@@ -42,7 +43,9 @@ class LabHandle:
         self.state = state
         self.name: str = state.data["name"]
         self.api_url: str = state.data["api_url"]
-        self.kubeconfig: Path = state.kubeconfig
+        self.kubeconfig: Path = state.kubeconfig  # cluster-admin, for tests and kubectl
+        # The portal's ServiceAccount with deploy/kubernetes/rbac.yaml: what the portal uses.
+        self.portal_kubeconfig: Path = state.portal_kubeconfig
         self.agent_token_file: Path = state.agent_token_file
         self.agent_token: str = state.agent_token_file.read_text().strip()
         self.nodes: list[LabNodeInfo] = [LabNodeInfo(**n) for n in state.status()["nodes"]]
@@ -127,13 +130,17 @@ class LabHandle:
         self,
         namespace: str,
         name: str,
-        node: str,
+        node: str | None,
         networks: str | list[dict[str, Any]] | None = None,
         *,
+        node_selector: dict[str, str] | None = None,
+        affinity: dict[str, Any] | None = None,
         wait: bool = True,
         timeout: float = 15.0,
     ) -> dict[str, Any]:
-        """Create a pod bound to `node`; with wait, return it once Running or its sandbox failed.
+        """Create a pod bound to `node` (None: the lab kubelet schedules it by `node_selector`
+        and `affinity`); with wait, return it once Running, or once its sandbox or its
+        scheduling failed.
 
         `networks` is the Multus annotation: the short form as a string, or a list of selection
         objects (written as JSON).
@@ -143,7 +150,7 @@ class LabHandle:
             annotations[multus.NETWORKS_ANNOTATION] = (
                 networks if isinstance(networks, str) else json.dumps(networks)
             )
-        body = {
+        body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
@@ -153,10 +160,15 @@ class LabHandle:
                 "annotations": annotations,
             },
             "spec": {
-                "nodeName": node,
                 "containers": [{"name": "main", "image": "registry.invalid/pause:3.9"}],
             },
         }
+        if node:
+            body["spec"]["nodeName"] = node
+        if node_selector:
+            body["spec"]["nodeSelector"] = node_selector
+        if affinity:
+            body["spec"]["affinity"] = affinity
         created = self._raw(self.core.create_namespaced_pod, namespace, body)
         if not wait:
             return created
@@ -166,7 +178,7 @@ class LabHandle:
             if pod is not None and pod.get("status", {}).get("phase") == "Running":
                 return pod
             if pod is not None and any(
-                e.get("reason") == "FailedCreatePodSandBox"
+                e.get("reason") in ("FailedCreatePodSandBox", "FailedScheduling")
                 for e in self.pod_events(namespace, name)
             ):
                 return pod
@@ -204,16 +216,10 @@ class LabHandle:
         """The pod's sandbox dies without CNI DEL, then the pod object is force-deleted.
 
         Its namespace is removed directly (a veth NIC in it dies with it, a physical NIC would
-        come back as an orphan), then the kubelet's finalizer is dropped and the pod deleted
-        with grace period 0, as `kubectl delete --force --grace-period=0` does.
+        come back as an orphan), then the pod is deleted with grace period 0, as
+        `kubectl delete --force --grace-period=0` does.
         """
         topology.delete_namespaces([self.pod_netns(namespace, name)])
-        self._raw(
-            self.core.patch_namespaced_pod,
-            name,
-            namespace,
-            {"metadata": {"finalizers": []}},
-        )
         try:
             self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
         except ApiException as exc:
@@ -280,6 +286,3 @@ class LabHandle:
         if self._client is not None:
             self._client.close()
             self._client = None
-
-
-FINALIZER = lab_kubelet.FINALIZER

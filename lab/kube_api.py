@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -204,14 +205,26 @@ def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
     )
 
 
-def node_object(name: str, internal_ip: str) -> dict[str, Any]:
-    """A Ready Node with the labels the portal reads (veth links are this lab's NICs)."""
+def node_object(
+    name: str,
+    internal_ip: str,
+    labels: Mapping[str, str] | None = None,
+    kubelet_version: str = "",
+) -> dict[str, Any]:
+    """A Ready Node with the labels kubelet sets and the portal reads (veth links are this lab's
+    NICs), plus the layout's own labels."""
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
             "name": name,
-            "labels": {"kubernetes.io/hostname": name, "nicportal.io/veth-nics": "true"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "nicportal.io/veth-nics": "true",
+                **(labels or {}),
+            },
             "annotations": {},
         },
         "spec": {},
@@ -221,6 +234,18 @@ def node_object(name: str, internal_ip: str) -> dict[str, Any]:
                 {"type": "Hostname", "address": name},
             ],
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+            "nodeInfo": {
+                "kubeletVersion": kubelet_version,
+                "osImage": "NICPortal lab (network namespace)",
+                "kernelVersion": os.uname().release,
+                "containerRuntimeVersion": "lab://1",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+                "kubeProxyVersion": "",
+            },
         },
     }
 

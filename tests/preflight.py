@@ -48,6 +48,13 @@ def missing_parts(*, database: str = "postgres") -> list[str]:
         missing.append(f"Chromium not found at {chromium} (apt-get install chromium)")
     if not os.access("/usr/lib/cni/host-device", os.X_OK):
         missing.append("host-device plugin missing (apt-get install containernetworking-plugins)")
+    from lab import components
+
+    for name in components.COMPONENTS:
+        try:
+            components.binary(name)
+        except components.ComponentError as exc:
+            missing.append(str(exc))
     if not shutil.which("ip"):
         missing.append("iproute2 missing")
     else:

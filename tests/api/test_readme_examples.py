@@ -31,7 +31,7 @@ def readme_examples() -> str:
 
 def test_the_readme_curl_examples_work_against_the_lab(lab, live_server, settings):
     lab.reset()
-    settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.KUBECONFIG = str(lab.portal_kubeconfig)
     settings.AGENT_TOKEN = lab.agent_token
     settings.CLUSTER_NAME = "lab"
     polling.sweep_inline(workers=4)

@@ -20,7 +20,7 @@ REDIS = "redis://127.0.0.1:6379/0"
 @pytest.fixture
 def redis_worker(lab, settings):
     lab.reset()
-    settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.KUBECONFIG = str(lab.portal_kubeconfig)
     settings.AGENT_TOKEN = lab.agent_token
     settings.CLUSTER_NAME = "lab"
     old = (app.conf.broker_url, app.conf.task_always_eager)
