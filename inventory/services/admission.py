@@ -46,6 +46,7 @@ from inventory.admission.review import (
     response,
 )
 from inventory.models import AdmissionRecord
+from inventory.nad import render
 from inventory.services import admission_facts
 
 log = logging.getLogger("inventory.admission")
@@ -138,6 +139,11 @@ def _decide_nad(request: AdmissionRequest) -> Decision:
         # linter checks only those), else every node.
         landing = decide.nad_nodes(new.annotations)
         names = sorted(n for n in landing if n in index.nodes) if landing else list(index.nodes)
+        if landing and len(names) < len(landing):
+            notes.append(
+                f"NICPortal: {', '.join(sorted(landing - set(names)))} (in "
+                f"{render.NODES_ANNOTATION}) not in its inventory: not checked there."
+            )
         found = (
             admission_facts.devices(
                 index, selectors=selectors, nodes=names if landing is not None else None

@@ -490,3 +490,13 @@ def test_counts_survive_a_redis_outage_until_the_next_flush(settings):
     counters = admission.read_counters()  # flushes them first
     assert counters["decision|pods|allowed|enforce|false"] == 1
     assert counters["bucket|pods|0.0025"] == 1
+
+
+def test_nodes_a_nad_names_that_the_inventory_lacks_are_named_in_a_warning(client, inventory):
+    obj = nad_object("pinned", host_device("pinned", device="eth1"))
+    obj["metadata"]["annotations"] = {"nicportal.io/nodes": "node-a,node-x"}
+    answer = post(client, review(NAD, obj))
+    assert answer["allowed"] is True
+    assert any(
+        "node-x (in nicportal.io/nodes) not in its inventory" in w for w in answer["warnings"]
+    )
