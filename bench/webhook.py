@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cursor.execute("ANALYZE")
     setup = prepare()
 
-    from inventory.services import admission_facts
+    from inventory.read import admission as admission_facts
 
     admission_facts.INDEX.background = False
     builds = []

@@ -1,6 +1,6 @@
 """The admission webhook's workflow: an AdmissionReview body in, the status and body to answer
-out. The door (inventory/webhook.py) only moves bytes; the rules are inventory/admission/; the
-facts come from admission_facts.py (an in-memory index and one query per review).
+out. The door (inventory/webhook.py) only moves bytes; the rules are inventory/rules/admission/;
+the facts come from read/admission.py (an in-memory index and one query per review).
 
 For every request, in this order:
 1. parse: a body that is not an AdmissionReview v1 with a uid is a 400 (nothing to answer);
@@ -36,18 +36,18 @@ from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from inventory import multus, nad
-from inventory.admission import decide, placement
-from inventory.admission.review import (
+from inventory.models import AdmissionRecord
+from inventory.read import admission as admission_facts
+from inventory.rules import multus, nad
+from inventory.rules.admission import decide, placement
+from inventory.rules.admission.review import (
     AdmissionRequest,
     Decision,
     ReviewError,
     parse_review,
     response,
 )
-from inventory.models import AdmissionRecord
-from inventory.nad import render
-from inventory.services import admission_facts
+from inventory.rules.nad import render
 
 log = logging.getLogger("inventory.admission")
 
@@ -70,7 +70,7 @@ def review(body: bytes) -> tuple[int, dict[str, Any]]:
     mode = settings.WEBHOOK_MODE
     try:
         decision = decide_request(request)
-    except Exception as exc:  # noqa: BLE001 - any failure is answered per the failure policy
+    except Exception as exc:
         log.exception("admission error uid=%s resource=%s", request.uid, resource)
         return 200, _errored(request, resource, mode, exc, started)
     answer, outcome = _answer(request, decision, mode)
@@ -396,7 +396,7 @@ def flush_counters() -> None:
             for field, amount in counts.items():
                 data[field] = data.get(field, 0) + amount
             cache.set(METRICS_KEY, data, None)
-    except Exception:  # noqa: BLE001 - metrics never fail a review
+    except Exception:
         log.warning("admission metrics not flushed; kept for the next flush", exc_info=True)
         with _pending_lock:
             _pending.update(counts)
@@ -419,7 +419,7 @@ class AdmissionCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         try:
             counters = read_counters()
-        except Exception:  # noqa: BLE001 - a metrics scrape without Redis still answers
+        except Exception:
             log.warning("admission metrics unavailable", exc_info=True)
             return
         decisions = CounterMetricFamily(

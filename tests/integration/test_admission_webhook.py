@@ -16,10 +16,11 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
-from inventory.admission import decide
 from inventory.choices import OwnershipState
 from inventory.models import AdmissionRecord, NetworkAttachment, TeamNamespace
-from inventory.services import admission, admission_facts, nads
+from inventory.read import admission as admission_facts
+from inventory.rules.admission import decide
+from inventory.services import admission, nads
 from tests.factories import (
     make_cluster,
     make_interface,

@@ -9,15 +9,15 @@ from dataclasses import replace
 import pytest
 from test_nad_fixtures import OLD_PLUGIN, veth
 
-from inventory.admission import decide, placement
-from inventory.admission.review import (
+from inventory.rules.admission import decide, placement
+from inventory.rules.admission.review import (
     AdmissionRequest,
     Cause,
     ReviewError,
     parse_review,
     response,
 )
-from inventory.multus import parse_networks
+from inventory.rules.multus import parse_networks
 
 SEED_CONFIG = (
     '{\n  "cniVersion": "0.3.1",\n  # the uplink\n  "type": "host-device",\n  "device": "eth0"\n}'
