@@ -36,6 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/check-module-size
 
 # The whole suite on the configured database (PostgreSQL in CI), then the database-facing part
 # again on the embedded SQLite, so both stay supported.

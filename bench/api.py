@@ -24,7 +24,7 @@ from bench.stats import summary
 
 
 def fill(interfaces: int, nics: int) -> None:
-    from inventory.cluster import ClusterClient
+    from inventory.clients.cluster import ClusterClient
     from inventory.models import Interface
     from inventory.services import polling
 

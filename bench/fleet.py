@@ -369,7 +369,7 @@ class FleetHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: FleetServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
@@ -383,7 +383,7 @@ class FleetHandler(BaseHTTPRequestHandler):
         if body and status != 304:
             self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         parsed = urllib.parse.urlsplit(self.path)
         parts = parsed.path.split("/")
         fleet = self.server.fleet
@@ -414,7 +414,7 @@ class FleetHandler(BaseHTTPRequestHandler):
             return
         self._send(200, body)
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         parsed = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(parsed.query)
         length = int(self.headers.get("Content-Length") or 0)

@@ -1,5 +1,6 @@
-"""NAD render + validate time: inventory.nad.build() for a request, then inventory.nad.lint() of
-the rendered config against the inventory of the NAD's nodes (pure functions, no I/O).
+"""NAD render + validate time: inventory.rules.nad.build() for a request, then
+inventory.rules.nad.lint() of the rendered config against the inventory of the NAD's nodes
+(pure functions, no I/O).
 
     .venv/bin/python -m bench.nad_render --runs 2000 --fleet-nodes 5000
 
@@ -20,7 +21,7 @@ from bench.stats import summary
 
 
 def _devices(node: str, count: int) -> list[Any]:
-    from inventory import nad
+    from inventory.rules import nad
 
     plugin = nad.PluginFacts(version="1.1.1", supported_versions=("0.3.1", "0.4.0", "1.0.0"))
     return [
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nicportal.settings")
     django.setup()
-    from inventory import nad
+    from inventory.rules import nad
 
     results: dict[str, Any] = {}
     for nodes in (1, 16):

@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench import fleet
-from inventory.agents import AgentClient, SnapshotResult
+from inventory.clients.agents import AgentClient, SnapshotResult
 
 REPO = Path(__file__).resolve().parents[1]
-PG_ROOT = "postgres://postgres@127.0.0.1:5432"
+# A role that may create databases; BENCH_PG_ROOT overrides it (e.g. with a password).
+PG_ROOT = os.environ.get("BENCH_PG_ROOT", "postgres://postgres@127.0.0.1:5432")
 BENCH_DB = os.environ.get("BENCH_DB", "nicportal_bench")
 # Redis database 11: the cache of these runs (clearing it flushes the whole database, so it
 # must be one nobody else uses; the project's defaults are 0 for the broker and 1 for the cache).
@@ -72,7 +73,9 @@ def ensure_database(database: str) -> None:
         check=True,
     ).stdout.strip()
     if not found:
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
+        subprocess.run(
+            ["psql", f"{PG_ROOT}/postgres", "-qc", f'CREATE DATABASE "{database}"'], check=True
+        )
 
 
 def empty_inventory() -> None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -154,51 +155,246 @@ def nad_section(folder: Path) -> list[str]:
     return [*lines, ""]
 
 
+AGENT_TARGETS = {"change_ms": 10.0, "rss_mb": 40.0}
+
+
 def agent_section(folder: Path) -> list[str]:
-    path = folder / "agent_snapshot.txt"
-    text = path.read_text().strip() if path.exists() else "not measured"
-    return [
-        "## Node agent (bench/agent_snapshot.py, the agent engineer's)",
+    data = _load(folder, "agent.json")
+    lines = ["## Node agent (bench/agent_snapshot.py)", ""]
+    if not data:
+        return [*lines, "Not measured.", ""]
+    columns = [
+        (label, mode)
+        for label in ("baseline", "current")
+        if label in data["agents"]
+        for mode in ("netns", "host")
+    ]
+    names = {"baseline": "before", "current": "now"}
+    modes = {"netns": "`--netns` mode", "host": "host mode"}
+    header = [
+        f"{names[label]} ({data['revisions'][label]}), {modes[mode]}" for label, mode in columns
+    ]
+    lines += [
+        f"{data['links']} links (veth pairs with addresses, and lo) in one namespace. Each "
+        "request is `GET /v1/snapshot` on a new TCP connection, median / p95 in ms; the requests "
+        "after a change are sent as soon as `ip` returned, and every answer was checked to show "
+        "its change. `--netns` mode is the lab's (the agent in the host namespace, its worker "
+        "process in the node's); host mode is the DaemonSet's. Runs interleaved round by round; "
+        f"load average {' '.join(map(str, data['load_average_start']))} at the start, "
+        f"{' '.join(map(str, data['load_average_end']))} at the end.",
         "",
-        "```",
-        text,
-        "```",
+        "| request | " + " | ".join(header) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    scenarios = list(data["agents"]["current"]["host"]["scenarios"])
+    for name in scenarios:
+        cells = [
+            _fmt_ms(data["agents"][label][mode]["scenarios"].get(name)) for label, mode in columns
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    stale = [str(data["agents"][label][mode]["stale_answers"]) for label, mode in columns]
+    lines.append("| stale answers after a change | " + " | ".join(stale) + " |")
+    rss = []
+    for label, mode in columns:
+        entry = data["agents"][label][mode]
+        worker = f" + worker {entry['worker_rss_mb']:.1f}" if mode == "netns" else ""
+        rss.append(f"{entry['rss_mb']:.1f}{worker}")
+    lines += ["| idle RSS, MB | " + " | ".join(rss) + " |", ""]
+    current = data["agents"]["current"]
+    worst = max(
+        (entry["scenarios"][name]["median"], name, mode)
+        for mode, entry in current.items()
+        for name in entry["scenarios"]
+        if name.startswith("after")
+    )
+    host_rss = current["host"]["rss_mb"]
+    worst_rss = max([host_rss] + [current["netns"]["worker_rss_mb"]])
+    lines += [
+        f"Targets: a change answered in ≤ {AGENT_TARGETS['change_ms']:g} ms — the slowest median "
+        f"after a change is {worst[0]} ms ({worst[1].removeprefix('after: ')}, {modes[worst[2]]}): "
+        f"{_verdict(worst[0], AGENT_TARGETS['change_ms'], 'ms')}. Idle RSS ≤ "
+        f"{AGENT_TARGETS['rss_mb']:g} MB — host mode {host_rss:.1f} MB, the netns worker "
+        f"{current['netns']['worker_rss_mb']:.1f} MB: "
+        f"{_verdict(round(worst_rss, 1), AGENT_TARGETS['rss_mb'], 'MB')}.",
         "",
     ]
+    return lines
 
 
-def main() -> None:
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "var/bench")
-    machine = (
-        (folder / "machine.txt").read_text().strip() if (folder / "machine.txt").exists() else ""
-    )
-    commands = (
-        (folder / "commands.txt").read_text().strip() if (folder / "commands.txt").exists() else ""
-    )
+def _fmt_ms(summary: dict[str, Any] | None) -> str:
+    if not summary or not summary.get("n"):
+        return "—"
+    return f"{summary['median']} / {summary['p95']}"
+
+
+def sidebyside_section(folder: Path) -> list[str]:
+    data = _load(folder, "sidebyside.json")
+    lines = ["## Side by side (bench/sidebyside.py, wrk)", ""]
+    if not data:
+        return [*lines, "Not measured.", ""]
+    settings = data["settings"]
+    targets = list(data["targets"])
+    lines += [
+        f"`wrk -t{settings['threads']} -c{settings['connections']} -d{settings['duration']}s "
+        f"--latency`, {settings['rounds']} interleaved rounds per scenario and target (req/s: "
+        "median of the rounds; latency: median of each round's percentile, ms). Scenario file "
+        f"`{data['scenario_file']}`; {data.get('interfaces') or '?'} interfaces in the served "
+        "portal's database.",
+        "",
+        *[f"- `{name}`: {description}" for name, description in data["targets"].items()],
+        "",
+        "| scenario | "
+        + " | ".join(f"{name} req/s (p50 / p99 ms)" for name in targets)
+        + (f" | {targets[0]} ÷ {targets[1]} |" if len(targets) == 2 else " |"),
+        "|---|" + "---|" * (len(targets) + (1 if len(targets) == 2 else 0)),
+    ]
+    for scenario in data["scenarios"]:
+        cells = []
+        rates = []
+        for name in targets:
+            result = scenario["results"].get(name)
+            if not result:
+                cells.append("—")
+            elif "skipped" in result:
+                cells.append(f"skipped: {result['skipped']}")
+            else:
+                errors = result["non_2xx"] + result["socket_errors"]
+                cells.append(
+                    f"{result['requests_per_second']} ({result['latency_ms']['p50']} / "
+                    f"{result['latency_ms']['p99']})" + (f", **{errors} errors**" if errors else "")
+                )
+                rates.append(result["requests_per_second"])
+        ratio = ""
+        if len(targets) == 2:
+            ratio = f" {rates[0] / rates[1]:.2f}× |" if len(rates) == 2 and rates[1] else " — |"
+        lines.append(f"| {scenario['name']} | " + " | ".join(cells) + " |" + ratio)
+    return [*lines, ""]
+
+
+# Data sections in their order: (heading without its parenthesis, renderer, data files).
+SECTIONS = [
+    ("## Full sweeps", sweep_section, ("sweep-*-static.json", "sweep-*-kmock.json")),
+    ("## API and fleet view", api_section, ("api.json",)),
+    ("## Freshness in the lab", freshness_section, ("freshness-*.json",)),
+    ("## NAD build + lint", nad_section, ("nad.json",)),
+    ("## Node agent", agent_section, ("agent.json",)),
+    ("## Side by side", sidebyside_section, ("sidebyside.json",)),
+]
+PREAMBLE = [
+    "# NICPortal benchmarks",
+    "",
+    "Written by `make bench` (scripts/bench → bench/report.py); do not edit by hand: the "
+    "analysis of the misses lives in bench/ANALYSIS.md and is copied in below. How to run them, "
+    "re-measure a few sections, or compare side by side with a peer: bench/README.md.",
+    "",
+]
+
+
+def _key(heading: str) -> str:
+    return heading.split(" (", 1)[0].strip()
+
+
+def _read(folder: Path, name: str) -> str:
+    path = folder / name
+    return path.read_text().strip() if path.exists() else ""
+
+
+def _measured(folder: Path, patterns: tuple[str, ...]) -> bool:
+    return any(any(folder.glob(pattern)) for pattern in patterns)
+
+
+def _analysis() -> list[str]:
     analysis = Path(__file__).with_name("ANALYSIS.md")
-    lines = [
-        "# NICPortal benchmarks",
-        "",
-        "Written by `make bench` (scripts/bench → bench/report.py); do not edit by hand: the "
-        "analysis of the misses lives in bench/ANALYSIS.md and is copied in below.",
-        "",
-        "## Machine",
-        "",
-        "```",
-        machine,
-        "```",
-        "",
-        *sweep_section(folder),
-        "",
-        *api_section(folder),
-        *freshness_section(folder),
-        *nad_section(folder),
-        *agent_section(folder),
-    ]
-    if analysis.exists():
-        lines += [analysis.read_text().strip(), ""]
-    lines += ["## Exact commands", "", "```", commands, "```", ""]
-    sys.stdout.write("\n".join(lines))
+    return [analysis.read_text().strip(), ""] if analysis.exists() else []
+
+
+def full_report(folder: Path) -> str:
+    lines = [*PREAMBLE, "## Machine", "", "```", _read(folder, "machine.txt"), "```", ""]
+    for index, (_heading, render, _patterns) in enumerate(SECTIONS):
+        lines += render(folder)
+        if index == 0:
+            lines.append("")
+    lines += _analysis()
+    lines += ["## Exact commands", "", "```", _read(folder, "commands.txt"), "```", ""]
+    return "\n".join(lines)
+
+
+def _chunks(text: str) -> list[tuple[str, list[str]]]:
+    """("preamble" or a level-2 heading's key, its lines) in the order of the document."""
+    chunks: list[tuple[str, list[str]]] = [("preamble", [])]
+    for line in text.splitlines():
+        if line.startswith("## "):
+            chunks.append((_key(line), []))
+        chunks[-1][1].append(line)
+    return chunks
+
+
+def _later_run(lines: list[str], label: str, block: list[str]) -> list[str]:
+    """``lines`` (a Machine or Exact commands section) with the block of a later run of the
+    same sections replaced, or this one appended."""
+    marker = f"Re-measured later: {label}"
+    if marker in lines:
+        start = lines.index(marker)
+        end = start + 1
+        while end < len(lines) and not lines[end].startswith("Re-measured later: "):
+            end += 1
+        lines = lines[:start] + lines[end:]
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    return [*lines, "", marker, "", *block, ""]
+
+
+def updated_report(folder: Path, previous: str) -> str:
+    """``previous`` with the sections measured in ``folder`` replaced (or added), the others
+    kept as they were, the analysis copied in afresh, and this run's machine, load and
+    commands added under Machine and Exact commands."""
+    fresh = {
+        key: render(folder) for key, render, patterns in SECTIONS if _measured(folder, patterns)
+    }
+    if not fresh:
+        raise SystemExit(f"{folder}: no benchmark results to update from")
+    label = ", ".join(key.removeprefix("## ") for key in fresh)
+    known = {key for key, _render, _patterns in SECTIONS}
+    out: list[str] = []
+    analysis_done = False
+    for key, lines in _chunks(previous):
+        if key == "## Machine":
+            block = ["```", _read(folder, "machine.txt"), "```"]
+            out += _later_run(lines, label, block)
+        elif key == "## Exact commands":
+            for pending in list(fresh):
+                out += fresh.pop(pending)
+            if not analysis_done:
+                out += _analysis()
+                analysis_done = True
+            block = ["```", _read(folder, "commands.txt"), "```"]
+            out += _later_run(lines, label, block)
+        elif key in known:
+            out += fresh.pop(key, lines)
+        elif key == "preamble":
+            out += PREAMBLE
+        else:  # the analysis copied from bench/ANALYSIS.md last time: copy it again
+            for pending in list(fresh):
+                out += fresh.pop(pending)  # sections the previous report did not have yet
+            if not analysis_done:
+                out += _analysis()
+                analysis_done = True
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Render BENCHMARKS.md from make bench's JSON")
+    parser.add_argument("folder", nargs="?", default="var/bench", type=Path)
+    parser.add_argument(
+        "--update",
+        type=Path,
+        help="replace only the sections measured in FOLDER in this report, keep the rest",
+    )
+    args = parser.parse_args(argv)
+    if args.update:
+        sys.stdout.write(updated_report(args.folder, args.update.read_text()))
+    else:
+        sys.stdout.write(full_report(args.folder))
 
 
 if __name__ == "__main__":

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         try:
             kubeconfig = fleet.write_kubeconfig(tmp / "kubeconfig", api_url)
             portal.configure(kubeconfig=str(kubeconfig))
-            from inventory.cluster import ClusterClient
+            from inventory.clients.cluster import ClusterClient
 
             cluster_client = ClusterClient(kubeconfig=str(kubeconfig), timeout=120)
             agent = portal.FleetAgentClient(token=fleet.TOKEN, timeout=10)

@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# NICPortal node agent image: the standalone nodeagent package and pyroute2, nothing of Django.
+# NICPortal node agent image: the standalone nodeagent package (standard library only).
 # Build from the repository root:  docker build -f deploy/agent.Dockerfile -t nicportal-agent:0.1.0 .
 #
 # It runs as nobody (65534) in the host network namespace (DaemonSet, hostNetwork: true):

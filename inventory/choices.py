@@ -1,20 +1,23 @@
-"""Every status in NICPortal, as TextChoices. The ownership states are the contract in
-docs/ARCHITECTURE.md ("Ownership states")."""
+"""Every status in NICPortal, as TextChoices. The ownership states are the pure rules' own
+vocabulary (`inventory.rules.states`, the contract in docs/ARCHITECTURE.md "Ownership states"),
+given here the labels people read; a unit test keeps the two member for member alike."""
 
 from django.db import models
 
+from inventory.rules.states import OwnershipState as State
+
 
 class OwnershipState(models.TextChoices):
-    SYSTEM = "system", "system"
-    CNI = "cni", "primary CNI"
-    ENSLAVED = "enslaved", "enslaved"
-    VIRTUAL = "virtual", "virtual"
-    USERSPACE = "userspace", "userspace (DPDK)"
-    POD = "pod", "in a pod"
-    RESERVED = "reserved", "reserved"
-    FREE = "free", "free"
-    MISSING = "missing", "missing"
-    UNKNOWN = "unknown", "unknown"
+    SYSTEM = State.SYSTEM.value, "system"
+    CNI = State.CNI.value, "primary CNI"
+    ENSLAVED = State.ENSLAVED.value, "enslaved"
+    VIRTUAL = State.VIRTUAL.value, "virtual"
+    USERSPACE = State.USERSPACE.value, "userspace (DPDK)"
+    POD = State.POD.value, "in a pod"
+    RESERVED = State.RESERVED.value, "reserved"
+    FREE = State.FREE.value, "free"
+    MISSING = State.MISSING.value, "missing"
+    UNKNOWN = State.UNKNOWN.value, "unknown"
 
 
 class IdentityKind(models.TextChoices):

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import DatabaseError, connections
 from django.db.models import Count, Q
@@ -36,6 +37,7 @@ from prometheus_client.registry import Collector
 
 from inventory.choices import OwnershipState
 from inventory.models import Cluster, Interface, Node, Reservation
+from inventory.read import facts
 from inventory.services import polling
 
 # A readiness probe must answer well inside the kubelet's timeout (3 s in the manifests).
@@ -78,8 +80,6 @@ def check_broker(broker_url: str | None = None) -> dict[str, Any]:
 
 
 def _check_redis_broker(url: str) -> dict[str, Any]:
-    import redis  # comes with celery[redis]; imported here so SQLite-only set-ups need not load it
-
     client = redis.Redis.from_url(
         url, socket_connect_timeout=BROKER_TIMEOUT, socket_timeout=BROKER_TIMEOUT
     )
@@ -108,7 +108,7 @@ def check_sweep(now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     stale_after = 3 * float(settings.POLL_INTERVAL)
     try:
-        cluster = Cluster.objects.filter(name=settings.CLUSTER_NAME).first()
+        cluster = facts.configured_cluster()
     except DatabaseError as exc:
         return {"status": DEGRADED, "error": _one_line(exc)}
     if cluster is None:

@@ -16,6 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from inventory import tasks
 from inventory.models import Node
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,6 @@ def agent_hint(request: HttpRequest) -> JsonResponse:
     if node is None:
         log.info("hint for unknown node=%r ignored", node_name[:100])
         return JsonResponse({"node": [f"unknown node {node_name[:100]!r}"]}, status=404)
-
-    from inventory import tasks  # Celery import kept out of module import time
 
     queued = tasks.request_refresh(node_id=node.pk, reason=str(body.get("reason", "hint"))[:50])
     return JsonResponse({"node": node.name, "queued": queued}, status=202)

@@ -1,7 +1,7 @@
 """The inventory: clusters, nodes, their interfaces and who owns each, and the history of it.
 
 Rows are never deleted because a poll failed: a node whose agent stops answering is marked stale
-and its interfaces become `unknown` with their last facts kept (see sync.py).
+and its interfaces become `unknown` with their last facts kept (see sync/contact.py).
 """
 
 from __future__ import annotations

@@ -13,10 +13,11 @@ from celery import shared_task
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 
-from inventory import sync
-from inventory.cluster import ClusterError
+from inventory.clients.cluster import ClusterError
 from inventory.models import Node
-from inventory.services import polling
+from inventory.services import polling, reservations
+from inventory.sync.lint import lint_cluster_nads
+from inventory.sync.listing import get_cluster
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def sweep() -> dict:
         if not held:
             log.info("sweep skipped: another sweep is running")
             return {"skipped": True}
-        cluster = sync.get_cluster()
+        cluster = get_cluster()
         touched: set[int] = set()
         try:
             touched = polling.poll_cluster(cluster, recompute=False).touched_nodes
@@ -65,7 +66,7 @@ def sweep() -> dict:
             )
         # Lint the cluster's NADs against the inventory as it stands (the node polls just
         # queued refresh it; their effect shows in the next sweep's lint).
-        linted = sync.lint_cluster_nads(cluster)
+        linted = lint_cluster_nads(cluster)
         return {"nodes": len(node_ids), "nads_relinted": linted}
 
 
@@ -98,13 +99,9 @@ def request_refresh(*, node_id: int, reason: str = "hint") -> bool:
 
 @shared_task(soft_time_limit=60, time_limit=90, **_RETRY)
 def expire_reservations() -> dict:
-    from inventory.services import reservations
-
     return {"expired": reservations.expire_due()}
 
 
 @shared_task(soft_time_limit=60, time_limit=90, **_RETRY)
 def publish_node_reservations(node_id: int) -> None:
-    from inventory.services import reservations
-
     reservations.publish_node_reservations(node_id=node_id)

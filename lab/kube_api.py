@@ -181,12 +181,12 @@ class LabKubernetesEmulator(kmock.KubernetesEmulator):
                 metadata["namespace"] = request.namespace
             metadata.setdefault("generation", 1)
         if request.action in (kmock.action.CREATE, kmock.action.UPDATE):
-            metadata["resourceVersion"] = str(next(self._versions))  # type: ignore[call-overload]
+            metadata["resourceVersion"] = str(next(self._versions))
 
     async def _serve_list(self, request: kmock.Request) -> kmock.Payload:
-        payload: dict[str, Any] = await super()._serve_list(request)  # type: ignore[assignment]
+        payload: dict[str, Any] = await super()._serve_list(request)
         payload["items"] = [obj for obj in payload["items"] if object_matches(obj, request.params)]
-        payload["metadata"] = {"resourceVersion": str(next(self._versions))}  # type: ignore[call-overload]
+        payload["metadata"] = {"resourceVersion": str(next(self._versions))}
         info = self.resources.get(request.resource) if request.resource else None
         if info is not None and info.kind:
             payload["kind"] = f"{info.kind}List"

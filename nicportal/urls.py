@@ -6,5 +6,5 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("inventory.api.urls")),
     path("", include("nicportal.urls_ops")),
-    path("", include("inventory.urls")),
+    path("", include("inventory.web.urls")),
 ]

@@ -11,16 +11,18 @@ Design for ``--netns`` (why a child process):
   the wrong namespace.
 - So, like ``ip netns exec``, a persistent single-purpose child (``nodeagent.netns_worker``)
   enters the namespace, remounts sysfs in its own mount namespace, and answers "facts?" requests
-  over a pipe (JSON lines); it also forwards netlink change events. The parent keeps its HTTP
-  socket and hint POSTs in the host namespace and never imports pyroute2 (less memory).
+  over a pipe (JSON lines); it also forwards "changed" notices. The parent keeps its HTTP
+  socket and hint POSTs in the host namespace and opens no netlink socket at all.
 - A child holds a reference on the namespace. When ``/run/netns/NAME`` disappears the parent
   stops the child (so the namespace can really go away) and answers 503 until it comes back; a
   namespace re-created under the same name (new inode) gets a new child.
 
-Both collectors cache the facts until a netlink event arrives or FACTS_MAX_AGE passes: a dump
-through pyroute2 costs ~10 ms for 64 links, events are rare, and the age bound covers the
-sysfs-only facts (a function bound to vfio-pci elsewhere) and the few netlink changes the
-kernel does not announce (an alias set on a link that is down) that raise no event here.
+Facts are kept current from netlink notifications (netstate.py): the first request after a
+change applies what the change announced instead of re-reading every link, and a full re-read
+every RESYNC_INTERVAL seconds (in the background, never on a request) catches what the kernel
+does not announce (an alias set on a link that is down, a function rebound to vfio-pci, SR-IOV
+counts in sysfs) and would repair any drift. In ``--netns`` mode the parent keeps the last
+facts and their version, and the worker sends facts only when they changed.
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from nodeagent.changes import NetlinkMonitor
+from nodeagent.changes import EVENT_BUFFER_BYTES, EventsLost, NetlinkEvents
 from nodeagent.logs import log
+from nodeagent.netstate import NetState
+from nodeagent.rtnetlink import RtnlDumper
 from nodeagent.sysfs import Sysfs
 
-FACTS_MAX_AGE = 5.0
+RESYNC_INTERVAL = 5.0
 NETNS_RUN_DIR = "/run/netns"
 WORKER_REPLY_TIMEOUT = 15.0
 WATCHDOG_INTERVAL = 1.0
@@ -57,63 +61,127 @@ class NamespaceMissing(CollectorError):
 
 
 class LocalCollector:
-    """Facts of the namespace this process runs in."""
+    """Facts of the namespace this process runs in, kept current from netlink notifications.
+
+    One lock serialises the state: a request applies whatever is queued before it answers (so it
+    sees a change whose syscall has returned), and the background thread applies notifications
+    as they come (so hints go out without a request) and does the periodic full re-read.
+    ``on_change`` is called, under that lock, whenever the facts changed.
+    """
 
     def __init__(
         self,
         sysfs_root: str = "/sys",
         on_change: Callable[[], None] | None = None,
-        max_age: float = FACTS_MAX_AGE,
+        resync_interval: float = RESYNC_INTERVAL,
         pci_scan: bool = True,
+        event_buffer_bytes: int = EVENT_BUFFER_BYTES,
     ) -> None:
-        from pyroute2 import IPRoute  # imported here: the --netns parent never needs it
-
-        self._sysfs = Sysfs(sysfs_root)
-        self._pci_scan = pci_scan
         self._on_change = on_change
-        self._max_age = max_age
+        self._resync_interval = resync_interval
         self._lock = threading.Lock()
-        # The generation has its own lock: a change must be recorded even while a (slow) dump
-        # holds the main lock, or that dump's result would be cached as current.
-        self._generation_lock = threading.Lock()
-        self._generation = 0
-        self._cached: tuple[int, float, dict] | None = None
-        # The monitor opens its socket before the first dump, so no change can slip between.
-        self._monitor = NetlinkMonitor(self._changed)
-        self._ipr = IPRoute()
-        self.collections = 0
+        self._stop = threading.Event()
+        # Subscribed before the first dump, so no change can slip between the two.
+        self._events = NetlinkEvents(event_buffer_bytes)
+        self._dumper = RtnlDumper()
+        self._state = NetState(self._dumper, Sysfs(sysfs_root), pci_scan=pci_scan)
+        self._thread = threading.Thread(target=self._run, name="netlink-state", daemon=True)
+        self._needs_reload = False
+        self.full_reads = 0
+        self.resyncs_with_changes = 0
 
     def start(self) -> None:
-        self._monitor.start()
+        try:
+            with self._lock:
+                self._reload("start")
+        except OSError as error:
+            raise CollectorError(f"reading netlink failed: {error}") from error
+        self._thread.start()
 
     def stop(self) -> None:
-        self._monitor.stop()
-        self._ipr.close()
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=3)
+        self._events.close()
+        self._dumper.close()
+
+    def current(self) -> tuple[int, dict]:
+        """(version, facts) as of now: every change whose syscall returned is included. The
+        facts object is never modified once handed out; a change makes a new one."""
+        with self._lock:
+            try:
+                self._catch_up()
+            except OSError as error:
+                raise CollectorError(f"reading netlink failed: {error}") from error
+            return self._state.version, self._state.facts
+
+    def facts(self) -> dict:
+        return self.current()[1]
+
+    @property
+    def applied_messages(self) -> int:
+        return self._state.applied_messages
+
+    # -- callers hold self._lock --
+
+    def _catch_up(self) -> None:
+        try:
+            datagrams = self._events.drain()
+        except EventsLost:
+            log("warning", "netlink_events_lost", action="full re-read")
+            self._needs_reload = True
+        if self._needs_reload:
+            # After lost notifications, or an apply that failed half-way (its notifications
+            # are drained and the state may be half-updated): only a full read is sure.
+            self._reload("recover")
+            self._needs_reload = False
+            return
+        if not datagrams:
+            return
+        try:
+            changed = self._state.apply(datagrams)
+        except OSError:
+            self._needs_reload = True
+            raise
+        if changed:
+            self._changed()
+
+    def _reload(self, reason: str) -> list[str]:
+        changed = self._state.reload()
+        self.full_reads += 1
+        if changed and reason == "resync":
+            # Either the kernel announced nothing (see the module docstring) or the incremental
+            # state drifted: worth knowing either way.
+            self.resyncs_with_changes += 1
+            log("info", "resync_changed", changed=",".join(changed)[:200])
+        if changed and reason != "start":
+            self._changed()
+        return changed
 
     def _changed(self) -> None:
-        with self._generation_lock:
-            self._generation += 1
         if self._on_change:
             self._on_change()
 
-    def facts(self) -> dict:
-        from nodeagent.facts import assemble, read_netlink
+    # -- background thread --
 
-        with self._lock:
-            with self._generation_lock:
-                generation = self._generation
-            now = time.monotonic()
-            cached = self._cached
-            fresh = cached and cached[0] == generation and now - cached[1] < self._max_age
-            if fresh and not self._monitor.has_pending():
-                return cached[2]
-            links, pci_functions = assemble(
-                *read_netlink(self._ipr), self._sysfs, pci_scan=self._pci_scan
-            )
-            self.collections += 1
-            result = {"links": links, "pci_functions": pci_functions}
-            self._cached = (generation, now, result)
-            return result
+    def _run(self) -> None:
+        next_resync = time.monotonic() + self._resync_interval
+        while not self._stop.is_set():
+            timeout = max(0.0, min(0.5, next_resync - time.monotonic()))
+            try:
+                ready = self._events.wait(timeout)
+                with self._lock:
+                    if ready:
+                        self._catch_up()
+                    if time.monotonic() >= next_resync:
+                        self._catch_up()
+                        self._reload("resync")
+                        next_resync = time.monotonic() + self._resync_interval
+            except OSError as error:
+                if self._stop.is_set():
+                    return
+                log("error", "netlink_state_failed", error=error)
+                self._stop.wait(1)
 
 
 def _namespace_inode(name: str) -> int | None:
@@ -141,6 +209,9 @@ class NetnsCollector:
         self._proc: subprocess.Popen | None = None
         self._replies: queue.Queue = queue.Queue()
         self._inode: int | None = None
+        # The last facts the worker sent and their version; the worker's versions count from
+        # its start, so a new worker starts a new cache.
+        self._cached: tuple[int, dict] | None = None
         self._vanished_logged = False
         self._stop = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="netns-watchdog", daemon=True)
@@ -171,6 +242,7 @@ class NetnsCollector:
             close_fds=True,
         )
         self._proc = proc
+        self._cached = None
         threading.Thread(
             target=self._read_replies, args=(proc, self._replies), name="netns-reader", daemon=True
         ).start()
@@ -251,11 +323,14 @@ class NetnsCollector:
                         pass
 
     def facts(self) -> dict:
+        """The worker's facts as of now; it sends them only when their version moved on, so an
+        unchanged namespace yields the same object again."""
         with self._lock:
             self._ensure_worker()
             proc = self._proc
+            have = self._cached[0] if self._cached else None
             try:
-                proc.stdin.write(b'{"op": "facts"}\n')
+                proc.stdin.write(json.dumps({"op": "facts", "have": have}).encode() + b"\n")
                 proc.stdin.flush()
             except OSError:
                 self._kill()
@@ -266,4 +341,8 @@ class NetnsCollector:
                     self._kill()
                     raise NamespaceMissing(f"network namespace {self.netns!r} no longer exists")
                 raise CollectorError(reply.get("error") or "netns worker failed")
-            return reply["facts"]
+            if "facts" in reply:
+                self._cached = (reply["version"], reply["facts"])
+            elif self._cached is None or self._cached[0] != reply["version"]:
+                raise CollectorError("netns worker answered without facts")  # protocol bug
+            return self._cached[1]

@@ -35,7 +35,7 @@ class AgentRequestHandler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's name
+    def log_message(self, format: str, *args: object) -> None:
         pass  # one key=value line per request is written by _send instead
 
     def _send(self, status: int, body: bytes | None, headers: dict[str, str] | None = None):
@@ -60,7 +60,7 @@ class AgentRequestHandler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: dict, headers: dict[str, str] | None = None):
         self._send(status, json.dumps(payload).encode() + b"\n", headers)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             self._json(200, {"status": "ok", "agent_version": __version__})
@@ -90,7 +90,7 @@ class AgentRequestHandler(BaseHTTPRequestHandler):
     def _method_not_allowed(self) -> None:
         self._json(405, {"error": "method_not_allowed"}, {"Allow": "GET"})
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = _method_not_allowed  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_PATCH = _method_not_allowed
 
 
 class AgentHTTPServer(ThreadingHTTPServer):

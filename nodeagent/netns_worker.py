@@ -2,9 +2,11 @@
 
 Run by collector.NetnsCollector as ``python -m nodeagent.netns_worker --netns NAME``; see the
 design note there. Protocol (JSON lines): first line ``{"ready": true, "netns_inode": N}`` or
-``{"ready": false, "error": "..."}``; then one reply ``{"ok": true, "facts": {...}}`` per request
-line on stdin, and ``{"event": "changed"}`` whenever netlink reports a change. EOF on stdin (the
-parent is gone) ends the worker.
+``{"ready": false, "error": "..."}``; then one reply per request line on stdin: the request
+``{"op": "facts", "have": V}`` (V the version the parent holds, or null) is answered
+``{"ok": true, "version": V}`` when the facts are still those, else
+``{"ok": true, "version": W, "facts": {...}}``. ``{"event": "changed"}`` is sent whenever the
+facts changed. EOF on stdin (the parent is gone) ends the worker.
 """
 
 from __future__ import annotations
@@ -72,19 +74,28 @@ def main(argv: list[str] | None = None) -> int:
         send({"ready": False, "error": f"cannot enter network namespace {args.netns!r}: {error}"})
         return 3
 
-    from nodeagent.collector import LocalCollector
+    from nodeagent.collector import CollectorError, LocalCollector
     from nodeagent.logs import log
 
     collector = LocalCollector(
         args.sysfs_root, on_change=lambda: send({"event": "changed"}), pci_scan=args.pci_scan
     )
-    collector.start()
+    try:
+        collector.start()
+    except CollectorError as error:
+        send({"ready": False, "error": f"cannot read {args.netns!r}: {error}"})
+        return 3
     send({"ready": True, "netns_inode": os.stat("/proc/self/ns/net").st_ino})
     for line in sys.stdin.buffer:
         if not line.strip():
             continue
         try:
-            send({"ok": True, "facts": collector.facts()})
+            request = json.loads(line)
+            version, facts = collector.current()
+            reply: dict = {"ok": True, "version": version}
+            if request.get("have") != version:
+                reply["facts"] = facts
+            send(reply)
         except Exception as error:  # noqa: BLE001 - any failure becomes a 503, never a crash
             log("error", "netns_collect_failed", netns=args.netns, error=repr(error))
             send({"ok": False, "error": f"collecting facts in {args.netns!r} failed: {error}"})

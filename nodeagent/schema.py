@@ -1,7 +1,10 @@
 """The snapshot contract between the node agent and the portal.
 
 Pure data and one pure function, stdlib only: the portal imports this module to validate agent
-answers (``fastjsonschema.compile(SNAPSHOT_SCHEMA)``) and to key interfaces by ``identity()``.
+answers (``fastjsonschema.compile(SNAPSHOT_SCHEMA)``). ``identity()`` is the agent side's
+strongest key of a link; the portal does not use it: it keys interfaces with its own
+``link_identity`` (inventory/sync/snapshot.py), which also lowercases and names the virtual
+links whose MAC is borrowed from a port or parent.
 Bump SCHEMA_VERSION on any incompatible change; adding an optional field is not one, which is
 why every object allows properties it does not name: a newer agent's extra facts must not make
 an older portal refuse the whole snapshot (required fields and their types are still enforced).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import threading
 
 from nodeagent.cni import CniProbe
 from nodeagent.schema import SCHEMA_VERSION
@@ -24,13 +25,22 @@ def etag_of(document: dict) -> str:
 
 
 class SnapshotBuilder:
-    """Builds ``(document, etag)`` from a collector (LocalCollector/NetnsCollector) and CNI."""
+    """Builds ``(document, etag)`` from a collector (LocalCollector/NetnsCollector) and CNI.
+
+    Collectors hand out the same facts object until the facts change (they never modify one
+    they handed out), so the ETag, a SHA-256 over the canonical JSON of every fact, is computed
+    again only when that object or the CNI facts changed: polling an unchanged node costs no
+    hashing.
+    """
 
     def __init__(self, *, node: str, netns: str | None, collector, cni: CniProbe) -> None:
         self.node = node
         self.netns = netns
         self.collector = collector
         self.cni = cni
+        self._lock = threading.Lock()
+        self._etag_of: tuple[dict, dict] | None = None  # (facts, cni) the ETag was computed for
+        self._etag = ""
 
     def build(self) -> tuple[dict, str]:
         """Raises collector.CollectorError when the facts cannot be read."""
@@ -46,4 +56,9 @@ class SnapshotBuilder:
             "pci_functions": facts["pci_functions"],
             "cni": cni,
         }
-        return document, etag_of(document)
+        with self._lock:
+            cached = self._etag_of
+            if cached is None or cached[0] is not facts or cached[1] != cni:
+                self._etag_of = (facts, cni)
+                self._etag = etag_of(document)
+            return document, self._etag

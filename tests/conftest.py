@@ -22,7 +22,7 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    # Debian's Chromium, never a downloaded browser (no internet); flags from docs/MACHINE.md.
+    # Debian's Chromium, never a downloaded browser (no internet).
     return {
         **browser_type_launch_args,
         "executable_path": os.environ.get("NICPORTAL_CHROMIUM", "/usr/bin/chromium"),

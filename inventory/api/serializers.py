@@ -7,8 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.contrib.auth.models import Group
-from rest_framework import exceptions, serializers
+from rest_framework import serializers
 
 from inventory.models import (
     Cluster,
@@ -19,6 +18,7 @@ from inventory.models import (
     PodAttachment,
     Reservation,
 )
+from inventory.rules import nad
 
 TRUE_VALUES = {"true"}
 FALSE_VALUES = {"false"}
@@ -32,8 +32,8 @@ class SelectableFieldsMixin:
     brief_fields: tuple[str, ...] = ("id",)
 
     def get_fields(self) -> dict[str, serializers.Field]:
-        fields = super().get_fields()  # type: ignore[misc]
-        request = self.context.get("request")  # type: ignore[attr-defined]
+        fields = super().get_fields()
+        request = self.context.get("request")
         if request is None or request.method != "GET":
             return fields
         wanted = selected_fields(request.query_params, list(fields), self.brief_fields)
@@ -81,8 +81,8 @@ class StrictStringMixin:
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, str):
-            self.fail("invalid")  # type: ignore[attr-defined]
-        return super().to_internal_value(data)  # type: ignore[misc]
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class StrictCharField(StrictStringMixin, serializers.CharField):
@@ -235,17 +235,6 @@ class ReservationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def team_named(name: str) -> Group:
-    """The team of that name. An unknown name is a 403 like a team one is not in: acting for a
-    team needs its membership either way, and outsiders learn no team names from the answer."""
-    team = Group.objects.filter(name=name).first()
-    if team is None:
-        raise exceptions.PermissionDenied(
-            f"You cannot act for team {name!r}: there is no such team, or you are not in it."
-        )
-    return team
-
-
 class ReservationCreateSerializer(serializers.Serializer):
     interface = StrictIntegerField(
         min_value=1, max_value=2**63 - 1, help_text="Id of the interface to reserve."
@@ -254,26 +243,13 @@ class ReservationCreateSerializer(serializers.Serializer):
         required=False,
         min_length=1,
         max_length=150,
-        help_text="Team (group) name to reserve for; may be omitted when you are in one team.",
+        help_text="Team (group) name to reserve for; may be omitted when you are in one team "
+        "(services.teams).",
     )
     purpose = StrictCharField(
         min_length=1, max_length=500, help_text="What the NIC is reserved for."
     )
     expires_at = serializers.DateTimeField(help_text="End of the reservation (in the future).")
-
-    def validate_team(self, value: str) -> Group:
-        return team_named(value)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if "team" not in attrs:
-            user = self.context["request"].user
-            teams = list(user.groups.order_by("name")[:2])
-            if len(teams) != 1:
-                raise serializers.ValidationError(
-                    {"team": ["You are in several teams (or none): say which team reserves."]}
-                )
-            attrs["team"] = teams[0]
-        return attrs
 
 
 class ReservationExtendSerializer(serializers.Serializer):
@@ -324,7 +300,7 @@ class NadRequestSerializer(serializers.Serializer):
         help_text="Ids of the host interfaces (one per node) the NAD may hand to pods.",
     )
     selector = serializers.ChoiceField(
-        choices=["auto", "device", "hwaddr", "pciBusID", "kernelpath"],
+        choices=["auto", *nad.SELECTORS],
         required=False,
         default="auto",
         help_text="How host-device finds the device; auto picks what the plugin supports.",
@@ -351,7 +327,7 @@ class NadRequestSerializer(serializers.Serializer):
         allow_blank=True,
         max_length=150,
         help_text="Team acting (reserved NICs are offered to their team only); empty or "
-        "absent: your first team.",
+        "absent: your only team, none if you are in no team; in several teams, name one.",
     )
 
 

@@ -8,13 +8,10 @@ a missing row -> 404.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.contrib.auth.models import Group
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -30,11 +27,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inventory import filtersets
 from inventory.api import serializers as s
 from inventory.api.pagination import BoundedLimitOffsetPagination
 from inventory.api.query import StrictDjangoFilterBackend
 from inventory.api.schema import ApiAutoSchema
+from inventory.clients.cluster import ClusterError
 from inventory.models import (
     Cluster,
     HistoryEntry,
@@ -44,7 +41,8 @@ from inventory.models import (
     PodAttachment,
     Reservation,
 )
-from inventory.services import reservations
+from inventory.read import filtersets
+from inventory.services import diagnosis, nads, reservations, teams
 from inventory.services.errors import Conflict
 
 
@@ -57,11 +55,6 @@ class ConflictError(APIException):
         super().__init__()
         # A dict detail becomes the body as is: {"detail": ..., "holder": ...}.
         self.detail = {"detail": conflict.message, "holder": conflict.holder}
-
-
-class NotImplementedYet(APIException):
-    status_code = status.HTTP_501_NOT_IMPLEMENTED
-    default_code = "not_implemented"
 
 
 @contextmanager
@@ -109,7 +102,7 @@ class ApiViewSetMixin:
     lookup_value_regex = "[^/]+"
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        super().initial(request, *args, **kwargs)
         serializer_class = getattr(self, "serializer_class", None)
         if request.method == "GET" and getattr(serializer_class, "selectable_fields", False):
             # Checked here, not only when rows are serialized: an empty page must 400 too.
@@ -216,9 +209,10 @@ class ReservationViewSet(
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         with service_errors():
+            team = teams.acting_team(request.user, data.get("team"), required=True)
             reservation = reservations.reserve(
                 interface_id=data["interface"],
-                team=data["team"],
+                team=team,
                 user=request.user,
                 purpose=data["purpose"],
                 expires_at=data["expires_at"],
@@ -266,26 +260,12 @@ class ReservationViewSet(
         ).get(pk=reservation.pk)
 
 
-def _service_module(name: str) -> Any:
-    """An optional workflow module (NAD building, diagnosis) or a 501 saying it is not there."""
-    full_name = f"inventory.services.{name}"
-    if importlib.util.find_spec(full_name) is None:
-        raise NotImplementedYet(f"{full_name} is not available in this build yet.")
-    return importlib.import_module(full_name)
-
-
 def _as_json(result: Any) -> Any:
     if dataclasses.is_dataclass(result) and not isinstance(result, type):
         return dataclasses.asdict(result)
     if hasattr(result, "as_dict"):
         return result.as_dict()
     return result
-
-
-def _team_for(request: Request, team_name: str | None) -> Group | None:
-    if team_name:
-        return s.team_named(team_name)
-    return request.user.groups.order_by("name").first()
 
 
 def _build_result(result: Any) -> dict[str, Any]:
@@ -326,17 +306,18 @@ class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = filtersets.NetworkAttachmentFilterSet
     ordering_fields = ["namespace", "name", "updated_at", "id"]
 
-    def _build(self, request: Request, function: str) -> Any:
+    def _build(self, request: Request, workflow: Callable[..., Any]) -> Any:
+        """Run nads.render or nads.apply for the request body: the serializer's `interfaces`
+        are the service's `interface_ids`, its `team` the acting-team rule's name."""
         serializer = s.NadRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        nads = _service_module("nads")
-        from inventory.cluster import ClusterError
-
         data = dict(serializer.validated_data)
-        team = _team_for(request, data.pop("team", None))
+        name = data.pop("team", None)
+        data["interface_ids"] = data.pop("interfaces")
         with service_errors():
+            team = teams.acting_team(request.user, name, required=False)
             try:
-                return getattr(nads, function)(request_data=data, user=request.user, team=team)
+                return workflow(user=request.user, team=team, **data)
             # Before service_errors sees it: NadRefused is a ValidationError carrying findings.
             except nads.NadRefused as refused:
                 raise NadRefusedError(refused) from None
@@ -348,13 +329,13 @@ class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     def render(self, request: Request) -> Response:
         """Render the NAD(s), YAML and pod snippet for a request; nothing is created. A request
         with blocking findings still answers 200, with `ok: false`."""
-        return Response(_build_result(self._build(request, "render")))
+        return Response(_build_result(self._build(request, nads.render)))
 
     @extend_schema(request=s.NadRequestSerializer, responses={200: s.ValidationResultSerializer})
     @action(detail=False, methods=["post"])
     def validate(self, request: Request) -> Response:
         """The findings of a request only (the same dry run as render)."""
-        result = self._build(request, "render")
+        result = self._build(request, nads.render)
         return Response(
             {"ok": result.ok, "findings": [finding.as_dict() for finding in result.findings]}
         )
@@ -371,7 +352,7 @@ class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     def apply(self, request: Request) -> Response:
         """Create the NAD(s) in the cluster and store them. Blocking findings answer 400 with
         the per-field messages and `findings`; a NAD of that name already there answers 409."""
-        created = self._build(request, "apply")
+        created = self._build(request, nads.apply)
         body = s.NetworkAttachmentSerializer(created, many=True).data
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -400,11 +381,8 @@ class PodDiagnosisView(APIView):
 
     schema = ApiAutoSchema()
 
-    @extend_schema(
-        responses={200: s.DiagnosisSerializer, 404: s.DiagnosisSerializer, 501: s.ErrorSerializer}
-    )
+    @extend_schema(responses={200: s.DiagnosisSerializer, 404: s.DiagnosisSerializer})
     def get(self, request: Request, namespace: str, name: str) -> Response:
-        diagnosis = _service_module("diagnosis")
         with service_errors():
             result = diagnosis.diagnose(namespace=namespace, name=name, user=request.user)
         if result.code == "POD_NOT_FOUND":

@@ -1,5 +1,7 @@
-"""Writing the append-only history. Every user action and ownership change goes through
-`record()` so that the rows look the same whichever door (UI, API, task) the action came from.
+"""Writing the append-only history of user actions. Every reservation and NAD action goes
+through `record()`, so the rows look the same whichever door (UI, API, task) the action came
+from. The history the sync writes (ownership changes, an agent that stops answering) is written
+by `sync/` itself (verdicts, snapshot, contact), in bulk, in the transaction of the change.
 
 Call it inside the transaction of the change it describes: the history row commits or rolls back
 with the change, never without it.

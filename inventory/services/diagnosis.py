@@ -1,5 +1,5 @@
 """Pod diagnosis and stranded NICs: gather the facts (the cluster + the inventory), let the pure
-rules in inventory/diagnosis.py judge them.
+rules in inventory/rules/diagnosis/ judge them.
 
 - `diagnose(namespace=, name=)`: why is this pod stuck in ContainerCreating? Reads the pod, its
   Events and the NADs it names from the Kubernetes API (live: the answer must match what
@@ -21,13 +21,13 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from inventory import diagnosis as rules
-from inventory import multus, nad
 from inventory.choices import AttachmentStatus, OwnershipState
-from inventory.cluster import ClusterClient, ClusterError, NotFound
-from inventory.diagnosis import Diagnosis
-from inventory.models import Cluster, Interface, Node, PodAttachment
-from inventory.services.facts import active_teams, plugin_facts
+from inventory.clients.cluster import ClusterClient, ClusterError, NotFound
+from inventory.models import Interface, PodAttachment
+from inventory.read import facts
+from inventory.rules import diagnosis as rules
+from inventory.rules import multus, nad
+from inventory.rules.diagnosis import Diagnosis
 
 __all__ = [
     "Diagnosis",
@@ -124,16 +124,12 @@ class _ClientScope:
             self.made.close()
 
 
-def _cluster(name: str | None = None) -> Cluster | None:
-    return Cluster.objects.filter(name=name or settings.CLUSTER_NAME).first()
-
-
 def _facts(cluster: ClusterClient, pod: rules.PodFacts) -> rules.DiagnosisFacts:
-    stored = _cluster()
-    nodes = list(Node.objects.filter(cluster=stored, in_cluster=True)) if stored else []
-    interfaces_by_node = _interfaces_by_node(nodes)
-    plugins = {n.name: p for n in nodes if (p := plugin_facts(n)) is not None}
-    multus_version = (stored.multus_version if stored else "") or settings.MULTUS_VERSION
+    stored = facts.configured_cluster()
+    nodes = facts.cluster_nodes(stored)
+    interfaces_by_node = facts.host_interfaces_by_node(nodes)
+    plugins = facts.plugins_by_node(nodes)
+    multus_version = facts.multus_version_for(stored)
     nads: dict[str, rules.NadFacts] = {}
     for selection in pod.networks:
         if selection.nad_key in nads:
@@ -174,32 +170,6 @@ def _facts(cluster: ClusterClient, pod: rules.PodFacts) -> rules.DiagnosisFacts:
         plugin=plugins.get(pod.node),
         multus_version=multus_version,
     )
-
-
-def _interfaces_by_node(nodes: list[Node]) -> dict[str, list[rules.HostInterface]]:
-    rows = list(Interface.objects.filter(node__in=nodes).select_related("node"))
-    teams = active_teams(i.pk for i in rows)
-    result: dict[str, list[rules.HostInterface]] = {n.name: [] for n in nodes}
-    for row in rows:
-        result[row.node.name].append(
-            rules.HostInterface(
-                node=row.node.name,
-                name=row.name,
-                mac=row.mac,
-                pci_address=row.pci_address,
-                alias=row.alias,
-                kind=row.kind or "physical",
-                driver=row.driver,
-                state=row.state,
-                reason=row.reason,
-                holder=row.holder,
-                present=row.present,
-                has_netdev=row.has_netdev,
-                orphan=row.orphan,
-                reserved_team=teams.get(row.pk, ""),
-            )
-        )
-    return result
 
 
 def _cluster_unavailable(namespace: str, name: str, exc: ClusterError) -> Diagnosis:

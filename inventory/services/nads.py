@@ -1,7 +1,8 @@
 """Build, validate and apply host-device NADs against the inventory. Shared by the NAD builder
-pages, the REST API (`/api/v1/nads/render|validate|apply/`) and scripts.
+pages, the REST API (`/api/v1/nads/render|validate|apply/`) and scripts: one keyword signature
+(`render` and `apply` take the same request fields), each door translating its own input.
 
-The rules live in the pure `inventory.nad` package; this module only turns Interface rows into
+The rules live in the pure `inventory.rules.nad` package; this module only turns Interface rows into
 its facts, and does the side effects of `apply`: create the NADs in the cluster, store them, and
 write the history.
 
@@ -22,24 +23,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
-from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from inventory import nad
 from inventory.choices import HistoryKind, NadOrigin
-from inventory.cluster import ClusterClient, ClusterError, NadExists, NadInfo
-from inventory.models import Cluster, Interface, NetworkAttachment, Node
-from inventory.services import audit, facts
+from inventory.clients.cluster import ClusterClient, ClusterError, NadExists
+from inventory.clients.cluster_objects import NadInfo
+from inventory.models import Cluster, Interface, NetworkAttachment
+from inventory.read import facts
+from inventory.rules import nad
+from inventory.services import audit, teams
 from inventory.services.errors import Conflict
-from inventory.teams import can_act_for
 
 log = logging.getLogger(__name__)
 
-PRIMARY_POD_INTERFACE = "eth0"  # what the primary CNI (Calico on MicroK8s) names it in every pod
 _IPAM_FIELDS = {f.name for f in dataclass_fields(nad.IpamRequest)}
 _IPAM_LIST_FIELDS = {"addresses", "routes", "exclude"}
 # CNI spellings accepted in an `ipam` dict as well (what people copy from existing configs).
@@ -47,12 +47,13 @@ _IPAM_ALIASES = {"rangeStart": "range_start", "rangeEnd": "range_end"}
 
 
 class NadRefused(ValidationError):
-    """The dry run found errors: nothing was created. `findings` holds every finding of the
-    build (errors and the rest); the ValidationError's message dict is keyed by finding field,
-    each message followed by its fix, so a front door can show it as is."""
+    """The dry run found errors: nothing was created. `result` is that dry run and `findings`
+    every finding of it (errors and the rest); the ValidationError's message dict is keyed by
+    finding field, each message followed by its fix, so a door can show it as is."""
 
-    def __init__(self, findings: Sequence[nad.Finding]) -> None:
-        self.findings = tuple(findings)
+    def __init__(self, result: nad.BuildResult) -> None:
+        self.result = result
+        self.findings = tuple(result.findings)
         messages: dict[str, list[str]] = {}
         for finding in self.findings:
             if finding.severity == nad.ERROR:
@@ -105,13 +106,6 @@ def ipam_request(ipam: Mapping[str, Any] | nad.IpamRequest | None) -> nad.IpamRe
     return nad.IpamRequest(**values)
 
 
-def multus_version_for(cluster: Cluster | None) -> str:
-    """The cluster row's Multus version when it is known, else the deployment's setting."""
-    if cluster is not None and cluster.multus_version:
-        return cluster.multus_version
-    return settings.MULTUS_VERSION
-
-
 def _interfaces(interface_ids: Sequence[int]) -> list[Interface]:
     ids = list(dict.fromkeys(int(i) for i in interface_ids))
     rows = {
@@ -156,9 +150,11 @@ def build_request(
                 plugin=plugins[interface.node_id],
             )
         )
-    cluster = interfaces[0].node.cluster if interfaces else _configured_cluster()
+    cluster = interfaces[0].node.cluster if interfaces else facts.configured_cluster()
     others = tuple(
-        dict.fromkeys([PRIMARY_POD_INTERFACE, *(str(n).strip() for n in other_pod_interfaces if n)])
+        dict.fromkeys(
+            [nad.PRIMARY_POD_INTERFACE, *(str(n).strip() for n in other_pod_interfaces if n)]
+        )
     )
     return nad.NadRequest(
         namespace=(namespace or "").strip(),
@@ -169,85 +165,48 @@ def build_request(
         other_pod_interfaces=others,
         ipam=ipam_request(ipam),
         cni_version=(cni_version or "auto").strip(),
-        multus_version=multus_version_for(cluster),
+        multus_version=facts.multus_version_for(cluster),
         team=team.name if team is not None else "",
         resource_name=(resource_name or "").strip(),
     )
 
 
-def _configured_cluster() -> Cluster | None:
-    return Cluster.objects.filter(name=settings.CLUSTER_NAME).first()
-
-
-def _fields_from_api(request_data: Mapping[str, Any]) -> dict[str, Any]:
-    """The REST serializer's field names (`interfaces`) to this module's (`interface_ids`)."""
-    data = dict(request_data)
-    fields: dict[str, Any] = {}
-    if "interfaces" in data:
-        fields["interface_ids"] = data.pop("interfaces")
-    selector = data.pop("selector", "auto")
-    if isinstance(selector, Mapping):
-        # An older API serializer sent pod node-selector labels here; placement comes from the
-        # interfaces' nodes, so an empty mapping means "auto" and anything else is refused.
-        if selector:
-            raise ValidationError(
-                {
-                    "selector": [
-                        "selector is the host-device selector (auto, device, hwaddr, pciBusID, "
-                        "kernelpath); pod placement follows from the chosen interfaces."
-                    ]
-                }
-            )
-        selector = "auto"
-    fields["selector"] = selector or "auto"
-    for key in ("namespace", "name", "interface_ids", "pod_interface", "ipam", "cni_version",
-                "resource_name", "other_pod_interfaces"):  # fmt: skip
-        if key in data and data[key] is not None:
-            fields[key] = data[key]
-    return fields
-
-
-def _fields(request_data: Mapping[str, Any] | None, fields: dict[str, Any]) -> dict[str, Any]:
-    if request_data is not None:
-        fields = {**fields, **_fields_from_api(request_data)}
-    for required in ("namespace", "name", "interface_ids"):
-        if required not in fields:
-            raise ValidationError({required: ["This field is required."]})
-    return fields
-
-
-def _check_team(user: Any, team: Group | None) -> None:
-    if team is not None and not can_act_for(user, team):
-        raise PermissionDenied(f"You are not a member of team {team.name}.")
-
-
 # --------------------------------------------------------------------------------- workflows
 
 
+class NadFields(TypedDict, total=False):
+    """The request fields `render` and `apply` take (build_request's arguments but the team)."""
+
+    namespace: Required[str]
+    name: Required[str]
+    interface_ids: Required[Sequence[int]]
+    selector: str
+    pod_interface: str
+    ipam: Mapping[str, Any] | nad.IpamRequest | None
+    cni_version: str
+    resource_name: str
+    other_pod_interfaces: Sequence[str]
+
+
 def render(
-    *,
-    user: Any,
-    team: Group | None = None,
-    request_data: Mapping[str, Any] | None = None,
-    **fields: Any,
+    *, user: Any, team: Group | None = None, **request: Unpack[NadFields]
 ) -> nad.BuildResult:
-    """Build the NAD(s) for a request without side effects. `fields` are build_request's
-    keyword arguments; `request_data` takes the REST serializer's dict instead. Raises
-    ValidationError for unknown interfaces or IPAM fields, PermissionDenied when the user may
-    not act for `team`."""
-    _check_team(user, team)
-    return nad.build(build_request(team=team, **_fields(request_data, fields)))
+    """Build the NAD(s) for a request without side effects. Raises ValidationError for unknown
+    interfaces or IPAM fields, PermissionDenied when the user may not act for `team` (None:
+    acting for no team)."""
+    teams.check_acting(user, team)
+    return nad.build(build_request(team=team, **request))
 
 
 def validate_manifest(*, text: str, cluster: Cluster | None = None) -> list[nad.Finding]:
     """Lint a pasted NAD (YAML or JSON) against the inventory of the configured cluster."""
-    cluster = cluster or _configured_cluster()
-    nodes = list(Node.objects.filter(cluster=cluster, in_cluster=True)) if cluster else []
+    cluster = cluster or facts.configured_cluster()
+    nodes = facts.cluster_nodes(cluster)
     return nad.lint_manifest(
         text,
         devices_by_node=facts.devices_by_node(nodes),
         plugins_by_node=facts.plugins_by_node(nodes),
-        multus_version=multus_version_for(cluster),
+        multus_version=facts.multus_version_for(cluster),
     )
 
 
@@ -255,23 +214,21 @@ def apply(
     *,
     user: Any,
     team: Group | None = None,
-    request_data: Mapping[str, Any] | None = None,
     client: ClusterClient | None = None,
-    **fields: Any,
+    **request: Unpack[NadFields],
 ) -> list[NetworkAttachment]:
-    """Render, then create the NAD(s) in the cluster and store them (see the module docstring).
+    """Render (as `render`), then create the NAD(s) in the cluster and store them (see the
+    module docstring).
 
-    Raises NadRefused (a ValidationError carrying the findings) when the dry run has errors,
+    Raises NadRefused (a ValidationError carrying the dry run) when it has errors,
     PermissionDenied when the user may not act for `team`, Conflict when a NAD of that name is
     already in the cluster, ClusterError when the cluster cannot be reached. In every one of
     these cases nothing is left created or stored."""
-    _check_team(user, team)
-    fields = _fields(request_data, fields)
-    result = nad.build(build_request(team=team, **fields))
+    result = render(user=user, team=team, **request)
     if not result.ok:
-        raise NadRefused(result.findings)
+        raise NadRefused(result)
     # The builder refuses two interfaces on one node, so the node names a NAD's interface.
-    interfaces = {i.node.name: i for i in _interfaces(fields["interface_ids"])}
+    interfaces = {i.node.name: i for i in _interfaces(request["interface_ids"])}
     cluster = next(iter(interfaces.values())).node.cluster
 
     own_client = client is None
@@ -333,7 +290,7 @@ def _store(
     created: list[tuple[nad.RenderedNad, NadInfo]],
     interfaces: Mapping[str, Interface],
     user: Any,
-    team: Group | None,
+    team: Group | None = None,
 ) -> list[NetworkAttachment]:
     actor = user if getattr(user, "is_authenticated", False) else None
     rows = []
@@ -387,7 +344,7 @@ def _store(
 def _lint_findings(cluster: Cluster, rendered: nad.RenderedNad) -> list[dict[str, str]]:
     """The findings the sweep's linter will store for this NAD (sync.lint_cluster_nads), so the
     list page shows the same thing before and after the next sweep."""
-    nodes = list(Node.objects.filter(cluster=cluster, in_cluster=True))
+    nodes = facts.cluster_nodes(cluster)
     return [
         f.as_dict()
         for f in nad.lint(
@@ -397,6 +354,6 @@ def _lint_findings(cluster: Cluster, rendered: nad.RenderedNad) -> list[dict[str
             annotations=rendered.annotations,
             devices_by_node=facts.devices_by_node(nodes),
             plugins_by_node=facts.plugins_by_node(nodes),
-            multus_version=multus_version_for(cluster),
+            multus_version=facts.multus_version_for(cluster),
         )
     ]

@@ -22,10 +22,15 @@ from django.core.cache import cache
 from django.db import connection, connections
 from django.utils import timezone
 
-from inventory import sync
-from inventory.agents import AgentClient
-from inventory.cluster import ClusterClient, ClusterError
+from inventory.clients.agents import AgentClient
+from inventory.clients.cluster import ClusterClient, ClusterError
 from inventory.models import Cluster, Node
+from inventory.sync.contact import note_agent_failure, note_not_modified
+from inventory.sync.lint import lint_cluster_nads
+from inventory.sync.listing import apply_listing, get_cluster
+from inventory.sync.snapshot import apply_snapshot
+from inventory.sync.stats import SyncStats
+from inventory.sync.verdicts import refresh_node_ownership
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +55,13 @@ def _lock_timeout() -> float:
 
 def poll_cluster(
     cluster: Cluster | None = None, *, client: ClusterClient | None = None, recompute: bool = True
-) -> sync.SyncStats:
+) -> SyncStats:
     """List nodes, agent pods, pods, NADs and sandbox failures; apply them. With
     recompute=False the caller polls the touched nodes' agents next (stats.touched_nodes)."""
-    cluster = cluster or sync.get_cluster()
+    cluster = cluster or get_cluster()
     client = client or ClusterClient.from_settings()
     listing = client.listing()
-    stats = sync.apply_listing(cluster, listing, recompute=recompute)
+    stats = apply_listing(cluster, listing, recompute=recompute)
     api_url = client.api_url()[:500]
     if cluster.api_url != api_url:
         cluster.api_url = api_url
@@ -71,45 +76,43 @@ def poll_node(
     recompute: bool = False,
     lock: bool = True,
     contacts: dict | None = None,
-) -> sync.SyncStats:
+) -> SyncStats:
     """Fetch one node's snapshot (conditional on its ETag) and apply it. recompute=True also
     re-judges the node when the snapshot did not change (its pod claims did).
 
     lock=False skips the per-node cache lock: a sweep holding the sweep lock passes it (two
     round trips to Redis per node saved); a concurrent hint-triggered poll of the same node is
-    still serialised by the node row lock in sync.apply_snapshot and finds nothing to write."""
+    still serialised by the node row lock in apply_snapshot and finds nothing to write."""
     if not isinstance(node, Node):
         node = Node.objects.filter(pk=node).first()
         if node is None:
-            return sync.SyncStats()
+            return SyncStats()
     if lock:
         with cache_lock(f"node:{node.pk}", timeout=_lock_timeout()) as held:
             if not held:
-                stats = sync.SyncStats()
+                stats = SyncStats()
                 stats.messages.append(f"{node.name}: poll already running")
                 return stats
             stats = _poll_node(node, agent=agent, contacts=contacts)
     else:
         stats = _poll_node(node, agent=agent, contacts=contacts)
     if recompute and not (stats.created or stats.updated or stats.vanished):
-        stats.add(sync.refresh_node_ownership(node))
+        stats.add(refresh_node_ownership(node))
     return stats
 
 
-def _poll_node(
-    node: Node, *, agent: AgentClient | None, contacts: dict | None = None
-) -> sync.SyncStats:
+def _poll_node(node: Node, *, agent: AgentClient | None, contacts: dict | None = None) -> SyncStats:
     url = node.effective_agent_url
     if not url:
-        return sync.note_agent_failure(node, "no agent pod found on this node")
+        return note_agent_failure(node, "no agent pod found on this node")
     agent = agent or AgentClient.from_settings()
     result = agent.fetch(url, node=node.name, etag=node.agent_etag)
     if result.status == "not_modified":
-        return sync.note_not_modified(node, contacts=contacts)
+        return note_not_modified(node, contacts=contacts)
     if result.status == "ok" and result.snapshot is not None:
-        return sync.apply_snapshot(node, result.snapshot, etag=result.etag)
+        return apply_snapshot(node, result.snapshot, etag=result.etag)
     log.warning("node=%s agent=%s poll failed: %s", node.name, url, result.error)
-    return sync.note_agent_failure(node, f"{result.error or 'agent answer unusable'} ({url})")
+    return note_agent_failure(node, f"{result.error or 'agent answer unusable'} ({url})")
 
 
 @dataclass
@@ -118,7 +121,7 @@ class SweepReport:
     agents_ok: int = 0
     agents_failed: int = 0
     duration: float = 0.0
-    stats: sync.SyncStats = field(default_factory=sync.SyncStats)
+    stats: SyncStats = field(default_factory=SyncStats)
     cluster_error: str = ""
 
 
@@ -171,7 +174,7 @@ def sweep_inline(
     Used by `manage.py poll` and the benchmarks; Celery fans the same per-node work out."""
     started = time.monotonic()
     report = SweepReport()
-    cluster = sync.get_cluster()
+    cluster = get_cluster()
     touched: set[int] = set()
     try:
         listed = poll_cluster(cluster, client=cluster_client, recompute=False)
@@ -213,9 +216,9 @@ def sweep_inline(
                         lock=False,
                         contacts=contacts,
                     )
-                except Exception as exc:  # noqa: BLE001 - one node's fault must not end the sweep
+                except Exception as exc:
                     log.exception("node=%s poll crashed", node.name)
-                    stats = sync.SyncStats(agent_failures=1, messages=[f"{node.name}: {exc}"])
+                    stats = SyncStats(agent_failures=1, messages=[f"{node.name}: {exc}"])
                 with done_lock:
                     done += 1
                     report.stats.add(stats)
@@ -237,7 +240,7 @@ def sweep_inline(
                 future.result()
     if contacts:
         cache.set_many(contacts, timeout=None)
-    report.stats.other_rows += sync.lint_cluster_nads(cluster)
+    report.stats.other_rows += lint_cluster_nads(cluster)
     report.duration = time.monotonic() - started
     record_sweep(cluster, report)
     return report

@@ -10,10 +10,11 @@ Concurrency. Two people reserving the same NIC at the same moment must not both 
   IntegrityError becomes the same Conflict naming the holder.
 
 After reserve/release/expire the interface's ownership verdict is recomputed in the same
-transaction (`inventory.sync.refresh_ownership`), so the state a reader sees never disagrees with
-the reservations table. The node's active reservations are then published as the Node annotation
-`nicportal.io/reservations` once the transaction has committed: a cluster outage must not undo a
-reservation, so cluster errors are logged, and `publish_node_reservations` can be re-run by a task.
+transaction (`inventory.sync.verdicts.refresh_ownership`), so the state a reader sees never
+disagrees with the reservations table. The node's active reservations are then published as the
+Node annotation `nicportal.io/reservations` once the transaction has committed: a cluster outage
+must not undo a reservation, so cluster errors are logged, and `publish_node_reservations` can be
+re-run by a task.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from inventory.choices import HistoryKind, OwnershipState
+from inventory.clients.cluster import ClusterClient
 from inventory.models import Interface, Node, Reservation
-from inventory.services import audit
+from inventory.services import audit, teams
 from inventory.services.errors import Conflict
-from inventory.teams import can_act_for
+from inventory.sync.verdicts import refresh_ownership
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,7 @@ def reserve(
         errors["expires_at"] = [expiry_error]
     if errors:
         raise ValidationError(errors)
-    if not can_act_for(user, team):
-        raise PermissionDenied(f"You are not a member of team {team.name}.")
+    teams.check_acting(user, team)
 
     with transaction.atomic():
         try:
@@ -264,12 +265,10 @@ def publish_node_reservations(*, node_id: int) -> bool:
     reservations = node_reservations(node.pk)
     value = json.dumps(reservations, separators=(",", ":")) if reservations else None
     try:
-        from inventory.cluster import ClusterClient
-
         ClusterClient.from_settings().set_node_annotation(node.name, ANNOTATION_KEY, value)
     # Any failure (API down, RBAC, timeout, no cluster configured) must not fail the user's
     # action, which has already committed; the annotation is re-published by the next run.
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.warning(
             "annotation publish failed node=%s key=%s", node.name, ANNOTATION_KEY, exc_info=True
         )
@@ -284,8 +283,6 @@ def _refresh_ownership(interface_ids: list[int]) -> dict[int, str]:
     """Recompute the verdicts of these interfaces inside the caller's transaction and return
     their new states. The ownership engine and its writer are sync's; no fallback here: a
     reservation whose state is not recomputed would show a free NIC as free."""
-    from inventory.sync import refresh_ownership
-
     refresh_ownership(interface_ids=list(interface_ids))
     return dict(Interface.objects.filter(pk__in=interface_ids).values_list("pk", "state"))
 
@@ -306,7 +303,7 @@ def _check_may_manage(user: Any, reservation: Reservation) -> None:
     # The creator always may (even after leaving the team); otherwise team members and staff.
     if getattr(user, "is_authenticated", False) and reservation.created_by_id == user.pk:
         return
-    if not can_act_for(user, reservation.team):
+    if not teams.can_act_for(user, reservation.team):
         raise PermissionDenied(
             f"Only members of team {reservation.team.name} can change this reservation."
         )

@@ -29,7 +29,7 @@ class HintCounter(ThreadingHTTPServer):
             def log_message(self, *args):
                 pass
 
-            def do_POST(handler):  # noqa: N802
+            def do_POST(handler):
                 body = handler.rfile.read(int(handler.headers["Content-Length"]))
                 with self.lock:
                     self.posts.append(

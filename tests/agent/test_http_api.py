@@ -68,7 +68,7 @@ def test_it_changes_the_etag_when_a_link_changes(agent):
     ip("link", "set", "eth0", "up", netns=netns)
     _, headers, _ = process.snapshot()
     # On an UP link the kernel announces an alias change (on a down link it does not; the
-    # cache's age bound covers that case).
+    # periodic full re-read covers that case).
     ip("link", "set", "eth0", "alias", "renamed-by-host-device", netns=netns)
     status, new_headers, body = process.snapshot({"If-None-Match": headers["ETag"]})
     assert status == 200 and new_headers["ETag"] != headers["ETag"]

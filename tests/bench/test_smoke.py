@@ -11,7 +11,7 @@ import pytest
 
 from bench import fleet
 from bench.portal import FleetAgentClient
-from inventory.cluster import ClusterClient
+from inventory.clients.cluster import ClusterClient
 from inventory.models import HistoryEntry, Interface, Node
 from inventory.services import polling
 

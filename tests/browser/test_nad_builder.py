@@ -9,16 +9,16 @@ import os
 # Playwright's sync API runs an event loop in the test thread; the test reads rows directly.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-import json  # noqa: E402
-import re  # noqa: E402
+import json
+import re
 
-import pytest  # noqa: E402
-from playwright.sync_api import Page, expect  # noqa: E402
+import pytest
+from playwright.sync_api import Page, expect
 
-from inventory.choices import NadOrigin  # noqa: E402
-from inventory.cluster import ClusterClient  # noqa: E402
-from inventory.models import Interface, NetworkAttachment  # noqa: E402
-from tests.factories import PASSWORD, make_cluster, make_team, make_user  # noqa: E402
+from inventory.choices import NadOrigin
+from inventory.clients.cluster import ClusterClient
+from inventory.models import Interface, NetworkAttachment
+from tests.factories import PASSWORD, make_cluster, make_team, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inventory.agents import AgentClient, SnapshotResult
+from inventory.clients.agents import AgentClient, SnapshotResult
 from nodeagent.schema import SNAPSHOT_SCHEMA
 from tests.preflight import skip_or_fail
 

@@ -2,7 +2,7 @@
 
 The emulator runs in its own event loop on a background thread, so the client under test makes
 ordinary blocking HTTP calls exactly as it does in production. Two gaps of KMock 0.8 are bridged
-here, as docs/MACHINE.md describes: create answers 201 (the real API server's code) and
+here: create answers 201 (the real API server's code) and
 `/version/` has a route. Selectors are ignored by KMock, which is what proves that cluster.py
 filters on its own side too.
 """
@@ -22,7 +22,7 @@ import kmock
 import pytest
 import yaml
 
-from inventory.cluster import (
+from inventory.clients.cluster import (
     ClusterClient,
     ClusterError,
     LabelSelector,

@@ -11,8 +11,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from inventory import diagnosis as rules
 from inventory.choices import AttachmentStatus, OwnershipState
+from inventory.rules import diagnosis as rules
 from inventory.services import diagnosis
 from tests.factories import make_cluster, make_interface, make_node, make_pod_attachment, make_user
 

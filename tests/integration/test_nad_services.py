@@ -8,11 +8,12 @@ import json
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from rest_framework.test import APIClient
 
-from inventory import nad
 from inventory.choices import HistoryKind, NadOrigin, OwnershipState
-from inventory.cluster import ClusterClient
+from inventory.clients.cluster import ClusterClient
 from inventory.models import HistoryEntry, Interface, NetworkAttachment
+from inventory.rules import nad
 from inventory.services import nads, polling
 from inventory.services.errors import Conflict
 from tests.factories import (
@@ -199,24 +200,29 @@ def test_unknown_interfaces_and_ipam_fields_are_validation_errors(inventory):
     assert "adresses" in caught.value.message_dict["ipam"][0]
 
 
-def test_the_rest_serializers_fields_are_accepted(inventory):
-    result = nads.render(
-        user=inventory["alice"],
-        team=None,
-        request_data={
+def test_the_api_door_translates_its_fields_into_the_services_arguments(inventory):
+    """The REST body's `interfaces` and `team` reach nads.render as `interface_ids` and the
+    acting team; the service itself takes one shape only."""
+    client = APIClient()
+    client.force_authenticate(inventory["alice"])
+    response = client.post(
+        "/api/v1/nads/render/",
+        {
             "namespace": "n",
             "name": "two",
             "interfaces": [inventory["free"].pk, inventory["free2"].pk],
-            "selector": {},
             "pod_interface": "data0",
             "ipam": {"type": "whereabouts", "range": "10.9.0.0/24"},
         },
+        format="json",
     )
-    assert result.ok, result.errors
-    [rendered] = result.nads  # same name on both nodes: one device NAD, affinity for both
-    assert rendered.nodes == ("worker-1", "worker-2")
-    assert rendered.config["ipam"]["type"] == "whereabouts"
-    assert "n/two@data0" in result.pod_snippet
+    assert response.status_code == 200, response.content
+    result = response.json()
+    assert result["ok"], result["findings"]
+    [rendered] = result["nads"]  # same name on both nodes: one device NAD, affinity for both
+    assert rendered["nodes"] == ["worker-1", "worker-2"]
+    assert rendered["config"]["ipam"]["type"] == "whereabouts"
+    assert "n/two@data0" in result["pod_snippet"]
 
 
 def test_validate_manifest_explains_a_comment_inside_the_config(inventory):

@@ -1,4 +1,4 @@
-"""sync.apply_snapshot and the agent poll path on hand-made snapshots (validated against the
+"""apply_snapshot and the agent poll path on hand-made snapshots (validated against the
 agent's own schema) and a real local HTTP agent that misbehaves."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from inventory import sync
 from inventory.models import Cluster, HistoryEntry, Interface, Node
 from inventory.services import polling
+from inventory.sync.contact import note_agent_failure, note_not_modified
+from inventory.sync.snapshot import apply_snapshot
 from nodeagent.schema import SNAPSHOT_SCHEMA
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +100,7 @@ def node():
 
 
 def test_it_creates_one_row_per_link_with_its_verdict(node):
-    stats = sync.apply_snapshot(node, snapshot("node-1", UPLINK, SPARE), etag='"e1"')
+    stats = apply_snapshot(node, snapshot("node-1", UPLINK, SPARE), etag='"e1"')
 
     assert stats.created == 2
     eth0, eth1 = Interface.objects.get(name="eth0"), Interface.objects.get(name="eth1")
@@ -112,11 +113,11 @@ def test_it_creates_one_row_per_link_with_its_verdict(node):
 
 def test_applying_the_same_snapshot_again_writes_nothing(node):
     snap = snapshot("node-1", UPLINK, SPARE)
-    sync.apply_snapshot(node, snap, etag='"e1"')
+    apply_snapshot(node, snap, etag='"e1"')
     node.refresh_from_db()
 
     with CaptureQueriesContext(connection) as queries:
-        stats = sync.apply_snapshot(node, snap, etag='"e1"')
+        stats = apply_snapshot(node, snap, etag='"e1"')
 
     assert stats.rows_written == 0
     assert not [
@@ -127,12 +128,12 @@ def test_applying_the_same_snapshot_again_writes_nothing(node):
 
 
 def test_a_renamed_nic_keeps_its_row_and_history(node):
-    sync.apply_snapshot(node, snapshot("node-1", UPLINK, SPARE))
+    apply_snapshot(node, snapshot("node-1", UPLINK, SPARE))
     row = Interface.objects.get(name="eth1")
     # host-device's orphan: returned from a dead pod under its pod name, old name in the alias
     orphan = dict(SPARE, name="net1", alias="eth1")
 
-    sync.apply_snapshot(node, snapshot("node-1", UPLINK, orphan))
+    apply_snapshot(node, snapshot("node-1", UPLINK, orphan))
 
     row.refresh_from_db()
     assert (row.name, row.alias) == ("net1", "eth1")
@@ -141,9 +142,9 @@ def test_a_renamed_nic_keeps_its_row_and_history(node):
 
 
 def test_a_vanished_pci_nic_is_kept_and_marked_missing(node):
-    sync.apply_snapshot(node, snapshot("node-1", UPLINK, SPARE))
+    apply_snapshot(node, snapshot("node-1", UPLINK, SPARE))
 
-    sync.apply_snapshot(
+    apply_snapshot(
         node,
         snapshot(
             "node-1",
@@ -174,7 +175,7 @@ def test_html_and_overlong_text_from_an_agent_is_stored_verbatim_and_clipped(nod
         "eth9", "52:54:00:00:00:09", ifindex=9, alias="<script>alert(1)</script>", driver="x" * 500
     )
 
-    sync.apply_snapshot(node, snapshot("node-1", UPLINK, evil))
+    apply_snapshot(node, snapshot("node-1", UPLINK, evil))
 
     row = Interface.objects.get(name="eth9")
     assert row.alias == "<script>alert(1)</script>"  # escaping is the templates' job
@@ -193,7 +194,7 @@ def test_a_bridge_and_its_port_sharing_a_mac_get_two_rows(node):
     )
     bridge = link("br-ex", "52:54:00:00:00:04", ifindex=5, kind="bridge", driver="bridge")
 
-    sync.apply_snapshot(node, snapshot("node-1", UPLINK, port, bridge))
+    apply_snapshot(node, snapshot("node-1", UPLINK, port, bridge))
 
     assert Interface.objects.get(name="br-ex").identity == "br-ex"
     assert Interface.objects.get(name="eth4").identity == "52:54:00:00:00:04"
@@ -203,7 +204,7 @@ def test_a_bridge_and_its_port_sharing_a_mac_get_two_rows(node):
 class BadAgent(http.server.BaseHTTPRequestHandler):
     body = b"<html>not json</html>"
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -234,7 +235,7 @@ def test_a_malformed_agent_answer_loses_nothing_already_stored(
     node, bad_agent, body, settings, caplog
 ):
     settings.AGENT_TOKEN = "t"
-    sync.apply_snapshot(node, snapshot("node-1", UPLINK, SPARE))
+    apply_snapshot(node, snapshot("node-1", UPLINK, SPARE))
     before = list(Interface.objects.order_by("id").values())
     Node.objects.filter(pk=node.pk).update(agent_url=bad_agent)
     BadAgent.body = body
@@ -251,24 +252,24 @@ def test_a_malformed_agent_answer_loses_nothing_already_stored(
 def test_the_node_turns_stale_only_after_the_stale_window(node, settings):
     settings.AGENT_STALE_AFTER = 60
     now = timezone.now()
-    sync.apply_snapshot(node, snapshot("node-1", UPLINK, SPARE), now=now)
+    apply_snapshot(node, snapshot("node-1", UPLINK, SPARE), now=now)
 
-    sync.note_agent_failure(node, "timeout after 5.0s", now=now + timedelta(seconds=30))
+    note_agent_failure(node, "timeout after 5.0s", now=now + timedelta(seconds=30))
     assert Interface.objects.filter(state="unknown").count() == 0
 
-    sync.note_agent_failure(node, "timeout after 5.0s", now=now + timedelta(seconds=61))
+    note_agent_failure(node, "timeout after 5.0s", now=now + timedelta(seconds=61))
     assert Interface.objects.filter(state="unknown").count() == 2
     assert HistoryEntry.objects.filter(kind="agent", node=node).count() == 1
 
 
 def test_an_unchanged_agent_hours_later_still_costs_no_row(node):
     now = timezone.now()
-    sync.apply_snapshot(node, snapshot("node-1", UPLINK, SPARE), etag='"e1"', now=now)
+    apply_snapshot(node, snapshot("node-1", UPLINK, SPARE), etag='"e1"', now=now)
     node.refresh_from_db()
 
     later = now + timedelta(hours=3)
     with CaptureQueriesContext(connection) as queries:
-        stats = sync.note_not_modified(node, now=later)
+        stats = note_not_modified(node, now=later)
 
     assert stats.rows_written == 0
     assert not [

@@ -21,9 +21,10 @@ import subprocess
 import pytest
 import yaml
 
-from inventory import nad
 from inventory.models import Interface, Node
-from inventory.services import diagnosis, facts, nads, polling
+from inventory.read import facts
+from inventory.rules import nad
+from inventory.services import diagnosis, nads, polling
 from lab import control
 from lab.handle import LabHandle
 from lab.multus import NETWORK_STATUS_ANNOTATION, OLD_NETWORK_STATUS_ANNOTATION

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from inventory.cluster import ClusterClient, ClusterError
+from inventory.clients.cluster import ClusterClient, ClusterError
 from inventory.models import Interface
 from inventory.services import nads, polling
 from lab.control_plane import PORTAL_RBAC

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from inventory import diagnosis as d
-from inventory import multus, nad
+from inventory.rules import diagnosis as d
+from inventory.rules import multus, nad
 
 NS = "default"
 MULTUS = (

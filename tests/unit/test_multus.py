@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from inventory.multus import (
+from inventory.rules.multus import (
     MultusAnnotationError,
     NetworkSelection,
     NetworkStatus,

@@ -19,8 +19,8 @@ from test_nad_fixtures import (
     veth,
 )
 
-from inventory import nad
-from inventory.nad import IpamRequest, PluginFacts
+from inventory.rules import nad
+from inventory.rules.nad import IpamRequest, PluginFacts
 
 # --- refusals and warnings, one row per rule ---------------------------------------------------
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from inventory import nad
-from inventory.nad import DeviceFacts, NadRequest, PluginFacts
+from inventory.rules import nad
+from inventory.rules.nad import DeviceFacts, NadRequest, PluginFacts
 
 UP_TO_1_0 = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0")
 # Debian's containernetworking-plugins 1.1.1 (the lab's): has the EEXIST bug.

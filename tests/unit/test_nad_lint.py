@@ -8,7 +8,7 @@ import json
 import pytest
 from test_nad_fixtures import DEBIAN_PLUGIN, NEW_PLUGIN, OLD_PLUGIN, codes, nic, only, request, veth
 
-from inventory import nad
+from inventory.rules import nad
 
 
 def config(**fields) -> str:

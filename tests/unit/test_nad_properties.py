@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_nad_fixtures import DEBIAN_PLUGIN, NEW_PLUGIN, OLD_PLUGIN
 
-from inventory import nad
-from inventory.nad import DeviceFacts, IpamRequest, NadRequest, PluginFacts
-from inventory.nad.names import is_dns1123_label, is_full_bdf, normalize_mac
-from inventory.nad.versions import multus_ceiling, plugin_supported_versions, version_key
+from inventory.rules import nad
+from inventory.rules.nad import DeviceFacts, IpamRequest, NadRequest, PluginFacts
+from inventory.rules.nad.names import is_dns1123_label, is_full_bdf, normalize_mac
+from inventory.rules.nad.versions import multus_ceiling, plugin_supported_versions, version_key
 
 STATES = (
     "free", "free", "free", "reserved", "system", "cni", "enslaved", "virtual", "userspace",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from test_nad_fixtures import DEBIAN_PLUGIN, NEW_PLUGIN, OLD_PLUGIN, UP_TO_1_0
 
-from inventory import nad
-from inventory.nad import PluginFacts
+from inventory.rules import nad
+from inventory.rules.nad import PluginFacts
 
 
 @pytest.mark.parametrize(

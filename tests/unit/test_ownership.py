@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from inventory.choices import OwnershipState as S
-from inventory.ownership import (
+from inventory.rules.ownership import (
     LinkFacts,
     NodeFacts,
     PodClaim,
@@ -18,6 +17,7 @@ from inventory.ownership import (
     decide,
     decide_node,
 )
+from inventory.rules.states import OwnershipState as S
 
 NODE = NodeFacts("node-a", internal_ips=("10.0.0.5", "fd00::5"))
 LAB = NodeFacts("lab-1", veth_nics=True)

@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inventory.choices import OwnershipState as S
-from inventory.ownership import (
+from inventory.rules.ownership import (
     LinkFacts,
     NodeFacts,
     PodClaim,
@@ -18,6 +17,7 @@ from inventory.ownership import (
     decide,
     decide_node,
 )
+from inventory.rules.states import OwnershipState as S
 
 NAMES = (
     "lo eth0 eth1 eth3 ens1f0 net1 net2 fast0 bond0 br0 br-ex breth0 cni0 docker0 cali12ab "
@@ -89,7 +89,7 @@ def test_it_gives_every_link_exactly_one_readable_verdict(node, facts, pod_claim
 
     assert len(verdicts) == len(facts)
     for verdict in verdicts:
-        assert verdict.state in S.values
+        assert verdict.state in {s.value for s in S}
         assert isinstance(verdict.state, S)
         assert verdict.reason.strip()
         assert isinstance(verdict.holder, str)

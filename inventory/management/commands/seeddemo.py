@@ -14,7 +14,7 @@ class Command(BaseCommand):
         user_model = get_user_model()
         user = user_model.objects.filter(username="demo").first()
         if user is None:
-            user = user_model.objects.create_user("demo", password="demo", is_staff=True)  # noqa: S106
+            user = user_model.objects.create_user("demo", password="demo", is_staff=True)
             self.stdout.write("created user demo (password: demo) -- a lab-only account")
         user.groups.add(platform, ml)
         self.stdout.write("log in at http://127.0.0.1:8000/ as demo / demo")

@@ -1,0 +1,216 @@
+"""The only module that talks to node agents: `GET {agent}/v1/snapshot` with a bearer token and a
+conditional request (ETag), answer validated against the agent's own JSON Schema.
+
+An agent is a program on somebody else's node: it may be down, slow, old, misconfigured or
+compromised. So `fetch()` never raises for anything the agent does; every failure comes back as
+`SnapshotResult(status="error", error=...)` with a message specific enough to act on, and the
+caller (sync) keeps the last known facts and marks the node stale.
+
+urllib3 is used directly (not requests): its PoolManager is thread-safe, so one AgentClient can
+serve a whole thread pool of concurrent polls, and it lets the body be streamed and abandoned.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import fastjsonschema
+import urllib3
+from django.conf import settings
+
+from nodeagent.schema import SCHEMA_VERSION, SNAPSHOT_SCHEMA
+
+SNAPSHOT_PATH = "/v1/snapshot"
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    status: str  # "ok" | "not_modified" | "error"
+    snapshot: dict[str, Any] | None  # validated against nodeagent.schema.SNAPSHOT_SCHEMA
+    etag: str  # the agent's ETag for "ok", the one we sent for "not_modified", else ""
+    error: str  # "" or a specific, loggable message
+    elapsed: float  # seconds
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class _AgentFault(Exception):
+    """Internal: one thing the agent did wrong; becomes SnapshotResult.error."""
+
+
+@functools.cache
+def _snapshot_validator() -> tuple[int, Callable[[Any], Any]]:
+    # Compiled once per process: compiling the schema costs milliseconds, validating a snapshot
+    # with the compiled function costs microseconds.
+    return SCHEMA_VERSION, fastjsonschema.compile(SNAPSHOT_SCHEMA)
+
+
+class AgentClient:
+    def __init__(
+        self,
+        *,
+        token: str,
+        timeout: float = 5.0,
+        max_bytes: int = 4 * 1024 * 1024,
+        pool_size: int = 32,
+    ) -> None:
+        self.token = token
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        # num_pools: one pool per agent host:port kept alive across sweeps (fleets are bigger,
+        # the least recently used pools are closed); maxsize: concurrent requests per agent.
+        self._pool = urllib3.PoolManager(
+            num_pools=max(pool_size, 10) * 8,
+            maxsize=pool_size,
+            retries=False,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        )
+
+    @classmethod
+    def from_settings(cls) -> AgentClient:
+        return cls(
+            token=settings.AGENT_TOKEN,
+            timeout=settings.AGENT_TIMEOUT,
+            max_bytes=settings.AGENT_MAX_BYTES,
+        )
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    def fetch(self, url: str, *, node: str, etag: str = "") -> SnapshotResult:
+        """GET {url}/v1/snapshot for `node`; "not_modified" when the agent's ETag is `etag`."""
+        started = time.monotonic()
+        try:
+            status, snapshot, new_etag = self._fetch(url, node, etag, started)
+        except _AgentFault as fault:
+            return SnapshotResult("error", None, "", str(fault), time.monotonic() - started)
+        return SnapshotResult(status, snapshot, new_etag, "", time.monotonic() - started)
+
+    def _fetch(
+        self, url: str, node: str, etag: str, started: float
+    ) -> tuple[str, dict[str, Any] | None, str]:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if etag:
+            headers["If-None-Match"] = etag
+        try:
+            response = self._pool.request(
+                "GET",
+                url.rstrip("/") + SNAPSHOT_PATH,
+                headers=headers,
+                preload_content=False,
+                redirect=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise _AgentFault(self._transport_error(exc)) from None
+        except (OSError, ValueError) as exc:
+            raise _AgentFault(f"request failed: {exc}") from None
+        try:
+            return self._answer(response, node, etag, started)
+        finally:
+            # Closing (not draining) matters: a 10 MB answer we refused must not be read to the
+            # end just to put the connection back in the pool.
+            response.close()
+            response.release_conn()
+
+    def _answer(
+        self, response: urllib3.BaseHTTPResponse, node: str, etag: str, started: float
+    ) -> tuple[str, dict[str, Any] | None, str]:
+        if response.status == 304:
+            return "not_modified", None, response.headers.get("ETag") or etag
+        if response.status == 401:
+            raise _AgentFault("HTTP 401 (token rejected)")
+        if response.status == 403:
+            raise _AgentFault("HTTP 403 (forbidden)")
+        if response.status != 200:
+            snippet = self._read_body(response, started, limit=200, truncate=True)
+            text = snippet.decode("utf-8", "replace").strip()
+            raise _AgentFault(f"HTTP {response.status}" + (f": {text!r}" if text else ""))
+
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            raise _AgentFault(f"body exceeds {self.max_bytes} bytes (Content-Length {length})")
+        body = self._read_body(response, started, limit=self.max_bytes, truncate=False)
+        snapshot = self._validate(body, node)
+        return "ok", snapshot, response.headers.get("ETag", "")
+
+    def _read_body(
+        self, response: urllib3.BaseHTTPResponse, started: float, *, limit: int, truncate: bool
+    ) -> bytes:
+        """Read at most `limit` bytes; past it, stop reading (error unless `truncate`).
+
+        The read timeout bounds each wait for data; the deadline bounds the whole transfer, so
+        an agent dripping one byte a second cannot hold a worker for minutes.
+        """
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            # read1, not read/stream: those wait for a full chunk, so an agent dripping bytes
+            # would never give the deadline check below a chance to run.
+            while chunk := response.read1(_CHUNK):
+                size += len(chunk)
+                chunks.append(chunk)
+                if size > limit:
+                    if truncate:
+                        break
+                    raise _AgentFault(f"body exceeds {limit} bytes")
+                if time.monotonic() - started > self.timeout:
+                    raise _AgentFault(f"timeout after {float(self.timeout)}s (body still arriving)")
+        except urllib3.exceptions.HTTPError as exc:
+            raise _AgentFault(self._transport_error(exc)) from None
+        except OSError as exc:
+            raise _AgentFault(f"reading the body failed: {exc}") from None
+        return b"".join(chunks)[:limit]
+
+    def _validate(self, body: bytes, node: str) -> dict[str, Any]:
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            # ValueError covers JSONDecodeError and bytes that are no Unicode at all.
+            raise _AgentFault(f"not JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise _AgentFault(f"schema: data must be object, got {type(document).__name__}")
+        schema_version, validate = _snapshot_validator()
+        if document.get("schema_version") != schema_version:
+            raise _AgentFault(
+                f"schema_version {document.get('schema_version')!r} is not supported "
+                f"(this portal reads {schema_version}; upgrade the agent or the portal)"
+            )
+        reported = document.get("node")
+        if isinstance(reported, str) and reported != node:
+            raise _AgentFault(f"answer is for node {reported}, expected {node}")
+        try:
+            validate(document)
+        except fastjsonschema.JsonSchemaException as exc:
+            raise _AgentFault(f"schema: {exc.message}") from None
+        except RecursionError:
+            raise _AgentFault("schema: document nested too deeply") from None
+        return document
+
+    def _transport_error(self, exc: Exception) -> str:
+        # Order matters: in urllib3 2.x NewConnectionError is a ConnectTimeoutError subclass.
+        if isinstance(exc, urllib3.exceptions.NewConnectionError):
+            text = str(exc)
+            if "refused" in text.lower():
+                return "connection refused"
+            return f"cannot connect: {text.split(': ', 1)[-1]}"
+        if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+            return f"timeout after {float(self.timeout)}s (connecting)"
+        if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+            return f"timeout after {float(self.timeout)}s"
+        if isinstance(exc, urllib3.exceptions.TimeoutError):
+            return f"timeout after {float(self.timeout)}s"
+        if isinstance(exc, urllib3.exceptions.LocationValueError):
+            return f"bad agent URL: {exc}"
+        if isinstance(exc, urllib3.exceptions.ProtocolError):
+            return f"connection broken: {exc.args[0] if exc.args else exc}"
+        return f"request failed: {exc}"

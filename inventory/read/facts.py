@@ -1,0 +1,260 @@
+"""The inventory as the pure rules see it: the one place where stored rows become rule inputs.
+
+- ownership: Interface -> ownership.LinkFacts, Node -> ownership.NodeFacts, its attached pods ->
+  ownership.PodClaim, its active reservations -> ownership.ReservationFacts (used by sync);
+- NADs: Interface -> nad.DeviceFacts, Node.cni -> nad.PluginFacts (the NAD builder, the linter
+  of cluster NADs);
+- diagnosis: Interface -> diagnosis.HostInterface (what the diagnosis needs beyond DeviceFacts);
+- the configured cluster, its nodes and its Multus version (the row's when known, else the
+  deployment's setting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from inventory.choices import AttachmentStatus
+from inventory.models import Cluster, Interface, Node, PodAttachment, Reservation
+from inventory.rules import diagnosis, nad, ownership
+
+# --- the configured cluster ---------------------------------------------------------------------
+
+
+def configured_cluster() -> Cluster | None:
+    """The cluster this portal watches (settings.CLUSTER_NAME), None before its first sweep."""
+    return Cluster.objects.filter(name=settings.CLUSTER_NAME).first()
+
+
+def configured_nodes() -> QuerySet[Node]:
+    """The nodes of the configured cluster that the Kubernetes API still lists."""
+    return Node.objects.filter(cluster__name=settings.CLUSTER_NAME, in_cluster=True)
+
+
+def cluster_nodes(cluster: Cluster | None) -> list[Node]:
+    """The nodes of `cluster` that the Kubernetes API still lists ([] for no cluster)."""
+    return list(Node.objects.filter(cluster=cluster, in_cluster=True)) if cluster else []
+
+
+def multus_version_for(cluster: Cluster | None) -> str:
+    """The cluster row's Multus version when it is known, else the deployment's setting."""
+    if cluster is not None and cluster.multus_version:
+        return cluster.multus_version
+    return settings.MULTUS_VERSION
+
+
+# --- ownership ----------------------------------------------------------------------------------
+
+
+def link_facts(iface: Interface) -> ownership.LinkFacts:
+    return ownership.LinkFacts(
+        key=iface.identity,
+        name=iface.name,
+        kind=iface.kind,
+        mac=iface.mac,
+        permanent_mac=iface.permanent_mac,
+        alias=iface.alias,
+        altnames=tuple(iface.altnames or ()),
+        master=iface.master,
+        master_kind=iface.master_kind,
+        addresses=tuple(
+            f"{a['address']}/{a['prefixlen']}"
+            for a in (iface.addresses or [])
+            if isinstance(a, dict) and "address" in a and "prefixlen" in a
+        ),
+        default_route_v4=iface.default_route_v4,
+        default_route_v6=iface.default_route_v6,
+        driver=iface.driver,
+        pci_address=iface.pci_address,
+        pf_pci_address=iface.pf if ":" in iface.pf and "." in iface.pf else "",
+        sriov_num_vfs=iface.sriov_num_vfs or 0,
+        wireless=iface.wireless,
+        has_netdev=iface.has_netdev,
+        present=iface.present,
+    )
+
+
+def node_facts(node: Node) -> ownership.NodeFacts:
+    return ownership.NodeFacts(
+        name=node.name,
+        internal_ips=tuple(node.internal_ips or ()),
+        agent_fresh=not node.stale,
+        agent_last_contact=node.last_contact,
+        veth_nics=str((node.labels or {}).get("nicportal.io/veth-nics", "")).lower() == "true",
+    )
+
+
+def pod_claims(node: Node) -> list[ownership.PodClaim]:
+    rows = PodAttachment.objects.filter(node=node, status=AttachmentStatus.ATTACHED).only(
+        "namespace", "pod_name", "nad_namespace", "nad_name", "pod_interface", "mac"
+    )
+    return [
+        ownership.PodClaim(
+            namespace=a.namespace,
+            pod=a.pod_name,
+            nad=f"{a.nad_namespace}/{a.nad_name}",
+            pod_interface=a.pod_interface,
+            mac=a.mac,
+        )
+        for a in rows
+    ]
+
+
+def reservation_facts(node: Node) -> dict[str, ownership.ReservationFacts]:
+    """The node's active reservations by interface identity."""
+    rows = Reservation.objects.filter(
+        interface__node=node, released_at__isnull=True
+    ).select_related("team", "created_by", "interface")
+    return {
+        r.interface.identity: ownership.ReservationFacts(
+            team=r.team.name,
+            expires_at=r.expires_at,
+            purpose=r.purpose,
+            reserved_by=r.created_by.get_username(),
+        )
+        for r in rows
+    }
+
+
+# --- NADs ---------------------------------------------------------------------------------------
+
+
+def device_kind(kind: str, wireless: bool) -> str:
+    """The kind the NAD and diagnosis rules judge: they refuse wireless NICs by kind
+    (host-device cannot move them, plugins #957)."""
+    return "wireless" if wireless else (kind or "physical")
+
+
+def plugin_facts(node: Node) -> nad.PluginFacts | None:
+    """What the agent found of host-device on this node; None when it found none (or has not
+    reported yet)."""
+    host_device = (node.cni or {}).get("host_device") if isinstance(node.cni, dict) else None
+    if not isinstance(host_device, dict):
+        return None
+    versions = host_device.get("supported_versions") or []
+    return nad.PluginFacts(
+        version=host_device.get("version") or None,
+        supported_versions=tuple(str(v) for v in versions if isinstance(v, str)),
+    )
+
+
+def plugins_by_node(nodes: Iterable[Node]) -> dict[str, nad.PluginFacts]:
+    return {n.name: p for n in nodes if (p := plugin_facts(n)) is not None}
+
+
+def active_teams(interface_ids: Iterable[int]) -> dict[int, str]:
+    """interface id -> the team of its active reservation."""
+    rows = Reservation.objects.filter(
+        interface_id__in=list(interface_ids), released_at__isnull=True
+    ).values_list("interface_id", "team__name")
+    return dict(rows)
+
+
+# The Interface columns a DeviceFacts is made of, read as value tuples (see devices_by_node).
+_DEVICE_COLUMNS = (
+    "name",
+    "mac",
+    "pci_address",
+    "kind",
+    "wireless",
+    "driver",
+    "state",
+    "reason",
+    "holder",
+    "has_netdev",
+)
+
+
+def _device(
+    node: str,
+    columns: tuple,
+    *,
+    reserved_team: str,
+    plugin: nad.PluginFacts | None,
+) -> nad.DeviceFacts:
+    """A DeviceFacts from the values of _DEVICE_COLUMNS, in that order (anything after them is
+    left alone)."""
+    name, mac, pci_address, kind, wireless, driver, state, reason, holder, has_netdev = columns[:10]
+    return nad.DeviceFacts(
+        node=node,
+        name=name,
+        mac=mac,
+        pci_address=pci_address,
+        # The agent does not report sysfs device paths yet: no kernelpath selector offered.
+        kernelpath="",
+        kind=device_kind(kind, wireless),
+        driver=driver,
+        state=state,
+        reason=reason,
+        holder=holder,
+        reserved_team=reserved_team,
+        has_netdev=has_netdev,
+        plugin=plugin,
+    )
+
+
+def device_facts(
+    interface: Interface, *, reserved_team: str = "", plugin: nad.PluginFacts | None = None
+) -> nad.DeviceFacts:
+    columns = tuple(getattr(interface, column) for column in _DEVICE_COLUMNS)
+    return _device(interface.node.name, columns, reserved_team=reserved_team, plugin=plugin)
+
+
+def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.DeviceFacts]]:
+    """Every known interface of these nodes (all nodes of the configured cluster by default).
+
+    Read as value tuples, not model instances: a sweep lints every NAD against the whole fleet
+    (80,000 interfaces at 5,000 nodes), and instances with the node's JSON fields joined in cost
+    seconds there."""
+    if nodes is None:
+        nodes = configured_nodes()
+    by_id = {n.pk: n for n in nodes}
+    plugins = {pk: plugin_facts(n) for pk, n in by_id.items()}
+    teams = dict(
+        Reservation.objects.filter(
+            interface__node_id__in=list(by_id), released_at__isnull=True
+        ).values_list("interface_id", "team__name")
+    )
+    result: dict[str, list[nad.DeviceFacts]] = {n.name: [] for n in by_id.values()}
+    rows = Interface.objects.filter(node_id__in=list(by_id)).values_list(
+        *_DEVICE_COLUMNS, "pk", "node_id"
+    )
+    for row in rows.iterator(chunk_size=5000):
+        pk, node_id = row[-2:]
+        node_name = by_id[node_id].name
+        result[node_name].append(
+            _device(node_name, row, reserved_team=teams.get(pk, ""), plugin=plugins.get(node_id))
+        )
+    return result
+
+
+# --- diagnosis ----------------------------------------------------------------------------------
+
+
+def host_interfaces_by_node(nodes: list[Node]) -> dict[str, list[diagnosis.HostInterface]]:
+    """Every interface of these nodes as the diagnosis rules see it."""
+    rows = list(Interface.objects.filter(node__in=nodes).select_related("node"))
+    teams = active_teams(i.pk for i in rows)
+    result: dict[str, list[diagnosis.HostInterface]] = {n.name: [] for n in nodes}
+    for row in rows:
+        result[row.node.name].append(
+            diagnosis.HostInterface(
+                node=row.node.name,
+                name=row.name,
+                mac=row.mac,
+                pci_address=row.pci_address,
+                alias=row.alias,
+                kind=device_kind(row.kind, row.wireless),
+                driver=row.driver,
+                state=row.state,
+                reason=row.reason,
+                holder=row.holder,
+                present=row.present,
+                has_netdev=row.has_netdev,
+                orphan=row.orphan,
+                reserved_team=teams.get(row.pk, ""),
+            )
+        )
+    return result

@@ -1,0 +1,618 @@
+"""Who owns this NIC? The pure ownership engine: facts in, one verdict per link out.
+
+No I/O, no ORM. ``read/facts.py`` turns the stored agent facts, the pods' Multus
+``network-status`` and the active reservations into the dataclasses below, and
+``sync/verdicts.py`` stores what :func:`decide_node` returns.
+
+Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
+
+1. ``unknown``   the node's agent has not answered recently (facts may be stale).
+2. ``pod`` / ``missing``  the link is gone from the host: a pod on this node claims it by MAC,
+   permanent MAC or PCI address (``pod``), or nobody does (``missing``).
+3. ``pod`` / ``userspace`` / ``missing``  a PCI function whose netdev is not on the host, or one
+   bound to a userspace driver: claimed by a pod through its PCI address (``pod``, e.g. an SR-IOV
+   VF handed out by a device plugin), bound to vfio-pci/uio (``userspace``), or otherwise
+   ``missing``.
+4. ``system``    loopback.
+5. ``system``    carries the default route (IPv4 or IPv6; IPv6-only nodes included).
+6. ``system``    holds one of the node's InternalIPs.
+7. ``system``    in the master tree of a link of rules 5-6 (bond slaves, bridge ports, the
+   other ports of a bridge whose bond carries the route): moving it cuts the node off.
+8. ``cni``       a primary-CNI / kube-infrastructure name that the other facts do not contradict,
+   or a master (bridge, OVS datapath) that is one: see :func:`cni_owner`.
+9. ``system``    any other address that is not IPv6 link-local (fe80::/10): the node uses it.
+10. ``enslaved`` has a master (bridge, bond, team, Open vSwitch): the master decides.
+11. ``enslaved`` an SR-IOV VF whose PF is used by the node, the CNI or a master (rules 4-10).
+12. ``enslaved`` an SR-IOV PF with VFs enabled: moving it would take the VFs with it.
+13. ``system``   wireless: host-device cannot move it (containernetworking/plugins #957).
+14. ``virtual``  a virtual kind (bridge, bond, vxlan, tun, …; veth unless the node's veth links
+   are its NICs, as in the lab): nothing a NAD should point at.
+15. ``reserved`` free, but a team holds a reservation on its identity.
+16. ``free``     a physical (or lab veth) NIC that nothing above uses.
+
+Two annotations are added after the rules:
+
+- ``orphan``: a host link named like a pod interface (``netN``, or a name pods on this node use)
+  whose alias holds another name is a NIC that host-device returned from a pod whose netns died
+  without DEL. The flag is a fact and is set whatever the state; the orphan sentence replaces the
+  reason only when the link is otherwise free (the only case where the user can act on it).
+- a reservation on a link that is not free (in a pod, grabbed by the node, …) is named at the end
+  of the reason, so the team sees why its NIC is not usable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from inventory.rules.states import OwnershipState
+
+# -- facts in, verdicts out -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LinkFacts:
+    key: str  # identity (PCI address, else permanent MAC, else MAC, else name)
+    name: str
+    kind: str  # "physical", "loopback", "veth", "bridge", "bond", … "other"
+    mac: str = ""
+    permanent_mac: str = ""
+    alias: str = ""
+    altnames: tuple[str, ...] = ()
+    master: str = ""  # the master's name
+    master_kind: str = ""
+    addresses: tuple[str, ...] = ()  # "10.0.0.5/24", "fe80::1/64"
+    default_route_v4: bool = False
+    default_route_v6: bool = False
+    driver: str = ""
+    pci_address: str = ""
+    pf_pci_address: str = ""  # set for an SR-IOV VF
+    sriov_num_vfs: int = 0
+    wireless: bool = False
+    has_netdev: bool = True  # False: a PCI function in sysfs with no netdev in the node netns
+    present: bool = True  # False: not in the latest snapshot (seen before)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFacts:
+    name: str
+    internal_ips: tuple[str, ...] = ()
+    agent_fresh: bool = True  # False: the agent has not answered recently
+    agent_last_contact: datetime | None = None
+    veth_nics: bool = False  # label nicportal.io/veth-nics="true": veth links are NICs (the lab)
+
+
+@dataclass(frozen=True, slots=True)
+class PodClaim:
+    """One entry of a pod's ``k8s.v1.cni.cncf.io/network-status`` on this node."""
+
+    namespace: str
+    pod: str
+    nad: str  # "ns/name"
+    pod_interface: str  # "net1"
+    mac: str = ""
+    pci_address: str = ""  # from device-info when present
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationFacts:
+    team: str
+    expires_at: datetime
+    purpose: str
+    reserved_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    state: OwnershipState
+    reason: str  # one sentence a person reads
+    holder: str  # "" or e.g. "pod ml/trainer-0", "team rdma", "bridge br-ex", "Calico", "node"
+    orphan: bool = False  # a host link named netN whose alias holds its original name
+
+
+# -- data: names that belong to the primary CNI or kube infrastructure (docs/HOST_DEVICE.md) ---
+
+
+@dataclass(frozen=True, slots=True)
+class CniName:
+    owner: str
+    pattern: str  # a regular expression the whole name must match
+    label: str = ""  # how the reason names the pattern; "" names the link itself
+    kinds: frozenset[str] = frozenset()  # when set, the link's kind must be one of these
+    needs_ovn: bool = False  # generic enough to need other OVN-Kubernetes evidence on the node
+
+
+_VETH = frozenset({"veth"})
+
+CNI_NAMES: tuple[CniName, ...] = (
+    # Prefix patterns are restricted to veth: "lxcbr0" is LXC's bridge, not Cilium's.
+    CniName("Calico", r"cali.+", "cali* veth", _VETH),
+    CniName("Calico", r"tunl0|vxlan\.calico|vxlan-v6\.calico|wireguard\.cali|wg-v6\.cali"),
+    CniName("Calico", r"bpfin\.cali|bpfout\.cali"),
+    CniName("Flannel", r"flannel\.\d+"),
+    CniName("Flannel", r"cni0"),
+    CniName("Cilium", r"lxc_health|cilium_.+"),
+    CniName("Cilium", r"lxc.+", "lxc* veth", _VETH),
+    CniName("OVN-Kubernetes", r"ovn-k8s-mp\d+|br-int|ovs-system|genev_sys_6081"),
+    # "br-ex" is also what people call a plain external bridge (the lab has one): only OVN-K's
+    # when the node shows other OVN evidence, see _ovn_evidence().
+    CniName("OVN-Kubernetes", r"br-ex|breth0", needs_ovn=True),
+    CniName("Kube-OVN", r"ovn0"),
+    CniName("Weave", r"weave|datapath|vxlan-6784"),
+    CniName("Weave", r"vethwe-.+", "vethwe-* veth", _VETH),
+    CniName("Weave", r"vethwepl.+", "vethwepl* veth", _VETH),
+    CniName("Antrea", r"antrea-gw0|antrea-tun0"),
+    CniName("kube-proxy", r"kube-ipvs0", "kube-ipvs0, IPVS mode"),
+    CniName("kube-router", r"kube-bridge|kube-dummy-if|kube-tunnel-if"),
+    CniName("NodeLocal DNS", r"nodelocaldns"),
+    CniName("Docker", r"docker0"),
+    CniName("kubenet", r"cbr0"),
+)
+_CNI_REGEXES = tuple((entry, re.compile(entry.pattern)) for entry in CNI_NAMES)
+_OVN_MARKERS = frozenset({"ovs-system", "br-int", "genev_sys_6081", "ovn-k8s-mp0"})
+
+USERSPACE_DRIVERS = frozenset({"vfio-pci", "uio_pci_generic", "igb_uio"})
+# What host-device names the link in the pod (CNI_IFNAME): Multus' default is net1, net2, …
+_POD_IFNAME = re.compile(r"net\d+")
+# A Linux interface name (what an alias must look like to be host-device's saved name).
+_IFNAME = re.compile(r"[^\s/:]{1,15}")
+_LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
+_MASTER_NOUN = {
+    "bridge": "port of bridge",
+    "bond": "slave of bond",
+    "team": "port of team",
+    "openvswitch": "port of Open vSwitch",
+}
+
+
+# -- the node as the rules see it --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Node:
+    """Everything a rule may look up besides the link itself, built once per node."""
+
+    facts: NodeFacts
+    by_name: dict[str, LinkFacts]  # present links only: masters, PFs and uplinks live here
+    by_pci: dict[str, LinkFacts]
+    claims: Sequence[PodClaim]
+    reservations: Mapping[str, ReservationFacts]
+    pod_ifnames: frozenset[str]
+    ovn: bool
+    uplinks: dict[str, str] = field(default_factory=dict)  # name -> "carries the default route"
+    uplink_of_root: dict[str, str] = field(default_factory=dict)  # tree root -> uplink name
+    pf_verdicts: dict[str, Verdict | None] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        node: NodeFacts,
+        links: Sequence[LinkFacts],
+        claims: Sequence[PodClaim],
+        reservations: Mapping[str, ReservationFacts] | None,
+    ) -> _Node:
+        present = [link for link in links if link.present]
+        by_name: dict[str, LinkFacts] = {}
+        by_pci: dict[str, LinkFacts] = {}
+        for link in present:
+            by_name.setdefault(link.name, link)
+            if link.pci_address and link.has_netdev:
+                by_pci.setdefault(link.pci_address.lower(), link)
+        ctx = cls(
+            facts=node,
+            by_name=by_name,
+            by_pci=by_pci,
+            claims=claims,
+            reservations=reservations or {},
+            pod_ifnames=frozenset(claim.pod_interface for claim in claims),
+            ovn=any(link.name in _OVN_MARKERS for link in present),
+        )
+        for link in present:
+            clause = _route_clause(link) or _internal_ip_clause(link, node)
+            if clause and link.name not in ctx.uplinks:
+                ctx.uplinks[link.name] = clause
+                ctx.uplink_of_root.setdefault(ctx.root(link).name, link.name)
+        return ctx
+
+    def masters(self, link: LinkFacts) -> list[LinkFacts]:
+        """The chain of masters above ``link``, nearest first (cycle-safe)."""
+        chain: list[LinkFacts] = []
+        seen = {link.name}
+        current = link
+        while current.master and current.master not in seen:
+            above = self.by_name.get(current.master)
+            if above is None:
+                break
+            chain.append(above)
+            seen.add(above.name)
+            current = above
+        return chain
+
+    def root(self, link: LinkFacts) -> LinkFacts:
+        chain = self.masters(link)
+        return chain[-1] if chain else link
+
+
+Rule = Callable[[LinkFacts, _Node], Verdict | None]
+
+
+# -- small helpers -----------------------------------------------------------------------------
+
+
+def _utc(moment: datetime) -> str:
+    # Naive datetimes are taken as UTC: that is what the models store with USE_TZ.
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _route_clause(link: LinkFacts) -> str:
+    if link.default_route_v4 and link.default_route_v6:
+        return "carries the default route (IPv4 and IPv6)"
+    if link.default_route_v6:
+        return "carries the default route (IPv6)"
+    return "carries the default route" if link.default_route_v4 else ""
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_interface(text.strip()).ip
+    except ValueError:
+        return None
+
+
+def _internal_ip_clause(link: LinkFacts, node: NodeFacts) -> str:
+    wanted = {ip for ip in map(_ip, node.internal_ips) if ip is not None}
+    for address in link.addresses:
+        ip = _ip(address)
+        if ip is not None and ip in wanted:
+            return f"holds the node's InternalIP {ip}"
+    return ""
+
+
+def _used_address(link: LinkFacts) -> str:
+    """The first address that is not IPv6 link-local. An unparsable one counts as used: the
+    engine never calls a link free on facts it cannot read."""
+    for address in link.addresses:
+        ip = _ip(address)
+        if ip is None or ip not in _LINK_LOCAL_V6:
+            return address
+    return ""
+
+
+def _claim_for(link: LinkFacts, claims: Sequence[PodClaim], *, by_mac: bool) -> PodClaim | None:
+    macs = {mac.lower() for mac in (link.mac, link.permanent_mac) if mac} if by_mac else set()
+    pci = link.pci_address.lower()
+    for claim in claims:
+        if claim.mac and claim.mac.lower() in macs:
+            return claim
+        if pci and claim.pci_address and claim.pci_address.lower() == pci:
+            return claim
+    return None
+
+
+def _in_pod(claim: PodClaim) -> Verdict:
+    pod = f"pod {claim.namespace}/{claim.pod}"
+    reason = f"in {pod} as {claim.pod_interface} via NAD {claim.nad}"
+    return Verdict(OwnershipState.POD, reason, pod)
+
+
+def _system(reason: str) -> Verdict:
+    return Verdict(OwnershipState.SYSTEM, reason, "node")
+
+
+def cni_owner(link: LinkFacts, *, ovn_on_node: bool = False) -> CniName | None:
+    """The CNI name entry that ``link``'s name matches, if its other facts agree.
+
+    Names are evidence, not proof. A name is not trusted on a link that is hardware (a PCI
+    address, kind ``physical``, or wireless): a NIC someone named ``cali0`` is still a NIC.
+    Prefix patterns (``cali*``, ``lxc*``, ``vethwe*``) also need the kind the CNI creates (veth).
+    ``br-ex``/``breth0`` count only with OVN evidence: the link is an Open vSwitch bridge, or the
+    node has ``ovs-system``, ``br-int``, ``genev_sys_6081`` or ``ovn-k8s-mp0``.
+    """
+    if link.pci_address or link.kind == "physical" or link.wireless:
+        return None
+    for entry, regex in _CNI_REGEXES:
+        if not regex.fullmatch(link.name):
+            continue
+        if entry.kinds and link.kind not in entry.kinds:
+            continue
+        if entry.needs_ovn and not (ovn_on_node or link.kind == "openvswitch"):
+            continue
+        return entry
+    return None
+
+
+def _master_phrase(link: LinkFacts, ctx: _Node) -> tuple[str, str]:
+    """("port of bridge br-ex", "bridge br-ex") for a link's direct master."""
+    master_link = ctx.by_name.get(link.master)
+    kind = link.master_kind or (master_link.kind if master_link else "")
+    noun = _MASTER_NOUN.get(kind, f"port of {kind}" if kind else "enslaved to")
+    return f"{noun} {link.master}", f"{kind} {link.master}".strip()
+
+
+# -- the rules, in precedence order ------------------------------------------------------------
+
+
+def _agent_silent(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    node = ctx.facts
+    if node.agent_fresh:
+        return None
+    since = f"since {_utc(node.agent_last_contact)}" if node.agent_last_contact else "recently"
+    reason = f"agent on {node.name} has not answered {since}; last known facts shown"
+    return Verdict(OwnershipState.UNKNOWN, reason, "")
+
+
+def _gone_from_host(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    if link.present:
+        return None
+    claim = _claim_for(link, ctx.claims, by_mac=True)
+    if claim:
+        return _in_pod(claim)
+    reason = "gone from the host and no pod claims it (stranded in a deleted pod's namespace?)"
+    return Verdict(OwnershipState.MISSING, reason, "")
+
+
+def _pci_function_only(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    # Claims count only for links whose netdev is not on the host: a MAC that is on the host is
+    # not in a pod, whatever an old network-status says. A PCI claim covers SR-IOV VFs handed to
+    # a pod by a device plugin (netdev moved by sriov-cni, or bound to vfio-pci for DPDK).
+    userspace = link.driver in USERSPACE_DRIVERS
+    if link.has_netdev and not userspace:
+        return None
+    claim = _claim_for(link, ctx.claims, by_mac=False)
+    if claim:
+        return _in_pod(claim)
+    if userspace:
+        reason = f"bound to {link.driver} (DPDK): usable only through pciBusID / a device plugin"
+        return Verdict(OwnershipState.USERSPACE, reason, "")
+    what = f"PCI function {link.pci_address}" if link.pci_address else link.name
+    return Verdict(OwnershipState.MISSING, f"{what} has no netdev on the host", "")
+
+
+def _loopback(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    return _system("loopback: used by the node itself") if link.kind == "loopback" else None
+
+
+def _default_route(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    clause = _route_clause(link)
+    return _system(clause) if clause else None
+
+
+def _internal_ip(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    clause = _internal_ip_clause(link, ctx.facts)
+    return _system(clause) if clause else None
+
+
+def _uplink_member(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    """A link in the master tree of an uplink: below it (bond slave, bridge port, nested), or,
+    when the tree's root is a Linux bridge, above it (the bridge the routed bond is a port of) or
+    beside it (another port of that bridge: it shares the node's L2 segment).
+
+    Not through Open vSwitch: every OVS port's master is the one ``ovs-system`` datapath, so
+    netlink does not say which OVS bridge a port is in; those are left to the CNI rule."""
+    if link.name in ctx.uplinks:
+        return None
+    chain = ctx.masters(link)
+    for position, above in enumerate(chain):
+        if above.name in ctx.uplinks:
+            via = f" through {chain[position - 1].name}" if position else ""
+            return _system(f"member of {above.name}{via}, which {ctx.uplinks[above.name]}")
+    root = chain[-1] if chain else link
+    uplink = ctx.uplink_of_root.get(root.name)
+    if uplink is None or root.kind != "bridge" or ctx.by_name.get(root.name) is not root:
+        return None
+    if root is link:
+        return _system(f"holds {uplink}, which {ctx.uplinks[uplink]}")
+    return _system(f"in {root.name} together with {uplink}, which {ctx.uplinks[uplink]}")
+
+
+def _primary_cni(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    entry = cni_owner(link, ovn_on_node=ctx.ovn)
+    if entry:
+        label = entry.label or link.name
+        return Verdict(OwnershipState.CNI, f"created by {entry.owner} ({label})", entry.owner)
+    # A link under a CNI master (a veth in cni0/docker0, a NIC in Open vSwitch) belongs to it.
+    chain = ctx.masters(link)
+    for position, above in enumerate(chain):
+        entry = cni_owner(above, ovn_on_node=ctx.ovn)
+        if entry is None:
+            continue
+        if position == 0:
+            where = _master_phrase(link, ctx)[0]
+        else:
+            where = f"member of {above.name} through {link.master}"
+        return Verdict(OwnershipState.CNI, f"{where}, which belongs to {entry.owner}", entry.owner)
+    if link.master and link.master not in ctx.by_name:
+        # The master is not among the links (partial snapshot): judge it by name and kind.
+        ghost = LinkFacts(key=link.master, name=link.master, kind=link.master_kind or "other")
+        entry = cni_owner(ghost, ovn_on_node=ctx.ovn)
+        if entry:
+            where = _master_phrase(link, ctx)[0]
+            reason = f"{where}, which belongs to {entry.owner}"
+            return Verdict(OwnershipState.CNI, reason, entry.owner)
+    return None
+
+
+def _other_address(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    address = _used_address(link)
+    return _system(f"has address {address}: used by the node") if address else None
+
+
+def _master(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    if not link.master:
+        return None
+    reason, holder = _master_phrase(link, ctx)
+    return Verdict(OwnershipState.ENSLAVED, reason, holder)
+
+
+_HOST_USE_RULES: tuple[Rule, ...] = (
+    _loopback,
+    _default_route,
+    _internal_ip,
+    _uplink_member,
+    _primary_cni,
+    _other_address,
+    _master,
+)
+_BUSY_PF_STATES = frozenset({OwnershipState.SYSTEM, OwnershipState.CNI, OwnershipState.ENSLAVED})
+
+
+def _pf_use(pf: LinkFacts, ctx: _Node) -> Verdict | None:
+    """How the node uses a PF itself (rules 4-10 only: "has VFs" must not make its VFs busy)."""
+    if pf.name not in ctx.pf_verdicts:
+        ctx.pf_verdicts[pf.name] = next(
+            (verdict for rule in _HOST_USE_RULES if (verdict := rule(pf, ctx))), None
+        )
+    return ctx.pf_verdicts[pf.name]
+
+
+def _vf_of_busy_pf(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    pf = ctx.by_pci.get(link.pf_pci_address.lower()) if link.pf_pci_address else None
+    if pf is None or pf is link:
+        return None
+    pf_verdict = _pf_use(pf, ctx)
+    if pf_verdict is None or pf_verdict.state not in _BUSY_PF_STATES:
+        return None
+    first_word = pf_verdict.reason.split(" ", 1)[0]
+    if first_word in {"carries", "holds", "has"}:
+        reason = f"VF of {pf.name}, which {pf_verdict.reason}"
+    else:
+        reason = f"VF of {pf.name} ({pf_verdict.reason})"
+    return Verdict(OwnershipState.ENSLAVED, reason, pf_verdict.holder)
+
+
+def _pf_with_vfs(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    # Enslaved rather than system: the PF is not the node's, its VFs are (they are what a NAD
+    # should point at); handing the PF to a pod would take every VF with it.
+    if link.sriov_num_vfs <= 0:
+        return None
+    reason = f"PF with {link.sriov_num_vfs} VFs enabled: moving it would take the VFs away"
+    return Verdict(OwnershipState.ENSLAVED, reason, "SR-IOV VFs")
+
+
+def _wireless(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    if not link.wireless:
+        return None
+    return _system("wireless NIC: host-device cannot move it (containernetworking/plugins #957)")
+
+
+def _virtual_kind(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    # Unknown kinds count as virtual: only a known NIC kind may ever be called free.
+    if link.kind == "physical" or (link.kind == "veth" and ctx.facts.veth_nics):
+        return None
+    kind = link.kind or "other"
+    return Verdict(OwnershipState.VIRTUAL, f"{kind}: a virtual link, not a NIC", "")
+
+
+def _reservation_text(reservation: ReservationFacts) -> str:
+    text = f"reserved by team {reservation.team} until {_utc(reservation.expires_at)}"
+    return f"{text}: {reservation.purpose}" if reservation.purpose else text
+
+
+def _reserved(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    reservation = ctx.reservations.get(link.key)
+    if reservation is None:
+        return None
+    holder = f"team {reservation.team}"
+    return Verdict(OwnershipState.RESERVED, _reservation_text(reservation), holder)
+
+
+def _free(link: LinkFacts, ctx: _Node) -> Verdict:
+    if link.kind == "veth":
+        return Verdict(OwnershipState.FREE, "lab NIC (veth): no address, no master, not in use", "")
+    details = ", ".join(
+        part for part in (f"driver {link.driver}" if link.driver else "", link.pci_address) if part
+    )
+    what = f"physical NIC ({details})" if details else "physical NIC"
+    return Verdict(OwnershipState.FREE, f"{what}: no address, no master, not in use", "")
+
+
+_RULES: tuple[Rule, ...] = (
+    _agent_silent,
+    _gone_from_host,
+    _pci_function_only,
+    *_HOST_USE_RULES,
+    _vf_of_busy_pf,
+    _pf_with_vfs,
+    _wireless,
+    _virtual_kind,
+    _reserved,
+    _free,
+)
+
+
+# -- annotations and the public entry points ---------------------------------------------------
+
+
+def orphan_original_name(link: LinkFacts, *, pod_ifnames: frozenset[str] = frozenset()) -> str:
+    """The name host-device saved in the alias of a link that came back from a dead pod.
+
+    A present link named like a pod interface (``netN``, or a name pods on this node use) whose
+    alias is another valid interface name. "" when the link is not an orphan.
+    """
+    if not link.present or not link.alias or link.alias == link.name:
+        return ""
+    if not (_POD_IFNAME.fullmatch(link.name) or link.name in pod_ifnames):
+        return ""
+    return link.alias if _IFNAME.fullmatch(link.alias) else ""
+
+
+def _annotate(link: LinkFacts, verdict: Verdict, ctx: _Node) -> Verdict:
+    original = orphan_original_name(link, pod_ifnames=ctx.pod_ifnames)
+    reason = verdict.reason
+    if original:
+        orphan_text = (
+            f"orphan returned from a dead pod as {link.name}; its original name was {original}"
+            f" (rename back: ip link set {link.name} name {original})"
+        )
+        if verdict.state == OwnershipState.FREE:
+            reason = orphan_text
+        elif verdict.state == OwnershipState.RESERVED:
+            reason = f"{reason}; {orphan_text}"
+    reservation = ctx.reservations.get(link.key)
+    if reservation and verdict.state not in {
+        OwnershipState.RESERVED,
+        OwnershipState.UNKNOWN,
+    }:
+        reason = f"{reason}; {_reservation_text(reservation)}"
+    return Verdict(verdict.state, reason, verdict.holder, orphan=bool(original))
+
+
+def _decide_in(link: LinkFacts, ctx: _Node) -> Verdict:
+    for rule in _RULES:
+        verdict = rule(link, ctx)
+        if verdict is not None:
+            return _annotate(link, verdict, ctx)
+    raise AssertionError("unreachable: _free always answers")  # pragma: no cover
+
+
+def decide_node(
+    node: NodeFacts,
+    links: Sequence[LinkFacts],
+    *,
+    claims: Sequence[PodClaim] = (),
+    reservations: Mapping[str, ReservationFacts] | None = None,
+) -> list[Verdict]:
+    """One verdict per link, same order. Needs all links of the node (masters, subtrees, VFs).
+
+    ``claims`` are the network-status entries of pods scheduled on this node; ``reservations``
+    the active ones, keyed by ``LinkFacts.key`` (the caller drops expired ones).
+    """
+    ctx = _Node.build(node, links, claims, reservations)
+    return [_decide_in(link, ctx) for link in links]
+
+
+def decide(
+    link: LinkFacts,
+    node: NodeFacts,
+    *,
+    links: Sequence[LinkFacts] = (),
+    claims: Sequence[PodClaim] = (),
+    reservations: Mapping[str, ReservationFacts] | None = None,
+) -> Verdict:
+    """The verdict for one link; ``links`` is the rest of the node (masters, uplinks, the PF)."""
+    context_links = list(links) if link in links else [link, *links]
+    return _decide_in(link, _Node.build(node, context_links, claims, reservations))

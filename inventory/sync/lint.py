@@ -1,0 +1,56 @@
+"""The stored findings of the cluster's NADs: re-linted against the inventory when something
+they depend on changed, written only where they changed."""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+
+from inventory.models import Cluster, NetworkAttachment
+from inventory.read import facts
+from inventory.rules import nad
+
+
+def _lint_key(cluster_id: int) -> str:
+    return f"nad-lint-dirty:{cluster_id}"
+
+
+def mark_lint_dirty(cluster_id: int) -> None:
+    """Findings depend on the NADs, the interfaces' facts and verdicts and the reservations:
+    whatever changes one of them marks the cluster's lint as due."""
+    cache.set(_lint_key(cluster_id), True, timeout=None)
+
+
+def lint_cluster_nads(cluster: Cluster, *, force: bool = False) -> int:
+    """Re-lint every NAD of the cluster against the current inventory when something they depend
+    on changed (or force); write only the NADs whose findings changed. Returns rows written.
+
+    An unknown flag (a fresh cache) counts as due, so a restart re-lints once. The flag is
+    cleared before linting: a change made meanwhile marks it again for the next sweep."""
+    if not force and not cache.get(_lint_key(cluster.pk), True):
+        return 0
+    cache.set(_lint_key(cluster.pk), False, timeout=None)
+
+    nodes = facts.cluster_nodes(cluster)
+    devices = facts.devices_by_node(nodes)
+    plugins = facts.plugins_by_node(nodes)
+    multus_version = facts.multus_version_for(cluster)
+    changed = []
+    for row in NetworkAttachment.objects.filter(cluster=cluster, in_cluster=True):
+        findings = [
+            f.as_dict()
+            for f in nad.lint(
+                namespace=row.namespace,
+                name=row.name,
+                config=row.config,
+                annotations={k: str(v) for k, v in (row.annotations or {}).items()},
+                devices_by_node=devices,
+                plugins_by_node=plugins,
+                multus_version=multus_version,
+            )
+        ]
+        if row.findings != findings:
+            row.findings = findings
+            changed.append(row)
+    if changed:
+        NetworkAttachment.objects.bulk_update(changed, ["findings", "updated_at"], batch_size=200)
+    return len(changed)

@@ -1,0 +1,289 @@
+"""An agent's snapshot (nodeagent.schema) -> the node's Interface rows: their facts, compared by
+digest so that an unchanged link writes nothing, and their presence (a vanished link is kept,
+`present=False`). Verdicts are judged before writing, so a changed row gets facts and verdict in
+one UPDATE."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from inventory.choices import IdentityKind
+from inventory.models import HistoryEntry, Interface, Node
+from inventory.sync.contact import note_contact
+from inventory.sync.lint import mark_lint_dirty
+from inventory.sync.stats import BATCH_SIZE, SyncStats, clip
+from inventory.sync.verdicts import VERDICT_FIELDS, decide, history_for
+
+log = logging.getLogger(__name__)
+
+# Kinds whose MAC is borrowed from another link (a bridge or bond takes a port's MAC, a vlan its
+# parent's) and which host-device cannot hand to a pod anyway: their name is their identity.
+_NAME_IDENTITY_KINDS = frozenset(
+    {
+        "loopback",
+        "bridge",
+        "bond",
+        "team",
+        "vlan",
+        "macvlan",
+        "ipvlan",
+        "vxlan",
+        "geneve",
+        "tun",
+        "dummy",
+        "wireguard",
+        "ipip",
+        "sit",
+        "gre",
+        "openvswitch",
+    }
+)
+
+
+# Agent facts copied onto Interface rows: (snapshot key, model field, empty value).
+_LINK_FIELDS: tuple[tuple[str, str, object], ...] = (
+    ("name", "name", ""),
+    ("ifindex", "ifindex", None),
+    ("altnames", "altnames", []),
+    ("alias", "alias", ""),
+    ("mac", "mac", ""),
+    ("permanent_mac", "permanent_mac", ""),
+    ("kind", "kind", ""),
+    ("driver", "driver", ""),
+    ("pci_address", "pci_address", ""),
+    ("vendor_id", "vendor_id", ""),
+    ("device_id", "device_id", ""),
+    ("speed_mbps", "speed_mbps", None),
+    ("mtu", "mtu", None),
+    ("operstate", "operstate", ""),
+    ("carrier", "carrier", None),
+    ("numa_node", "numa_node", None),
+    ("sriov_total_vfs", "sriov_total_vfs", None),
+    ("sriov_num_vfs", "sriov_num_vfs", None),
+    ("master", "master", ""),
+    ("master_kind", "master_kind", ""),
+    ("wireless", "wireless", False),
+    ("addresses", "addresses", []),
+    ("default_route_v4", "default_route_v4", False),
+    ("default_route_v6", "default_route_v6", False),
+)
+
+
+FACT_FIELDS = tuple(f for _, f, _ in _LINK_FIELDS) + ("pf", "has_netdev")
+
+
+def link_identity(link: dict) -> tuple[str, str]:
+    """PCI address, else permanent MAC, else MAC (docs/ARCHITECTURE.md); virtual links whose MAC
+    is borrowed from a port or parent are identified by name."""
+    if link.get("kind") in _NAME_IDENTITY_KINDS and not link.get("pci_address"):
+        return IdentityKind.NAME, link["name"]
+    if link.get("pci_address"):
+        return IdentityKind.PCI, link["pci_address"].lower()
+    if link.get("permanent_mac"):
+        return IdentityKind.PERMANENT_MAC, link["permanent_mac"].lower()
+    if link.get("mac"):
+        return IdentityKind.MAC, link["mac"].lower()
+    return IdentityKind.NAME, link["name"]
+
+
+def snapshot_facts(snapshot: dict) -> dict[str, dict]:
+    """identity -> {model field: value} for every link and netdev-less PCI function."""
+    facts: dict[str, dict] = {}
+    for link in snapshot.get("links", []):
+        kind, ident = link_identity(link)
+        if ident in facts:  # two links claim one identity (e.g. a veth pair end with a copied
+            kind, ident = IdentityKind.NAME, link["name"]  # MAC): fall back to the name
+            if ident in facts:
+                log.warning("node=%s duplicate link name %r ignored", snapshot.get("node"), ident)
+                continue
+        row = {
+            model: (link.get(key) if link.get(key) is not None else empty)
+            for key, model, empty in _LINK_FIELDS
+        }
+        for key in ("mac", "permanent_mac", "pci_address"):
+            row[key] = (row[key] or "").lower()
+        row["pf"] = link.get("pf_name") or link.get("pf_pci_address") or ""
+        row["has_netdev"] = True
+        row["identity_kind"] = kind
+        facts[ident] = {k: clip(k, v) for k, v in row.items()}
+    for fn in snapshot.get("pci_functions", []):
+        ident = fn["pci_address"].lower()
+        if ident in facts:
+            continue
+        facts[ident] = {
+            "name": "",
+            "ifindex": None,
+            "altnames": [],
+            "alias": "",
+            "mac": "",
+            "permanent_mac": "",
+            "kind": "physical",
+            "driver": fn.get("driver") or "",
+            "pci_address": ident,
+            "vendor_id": fn.get("vendor_id") or "",
+            "device_id": fn.get("device_id") or "",
+            "speed_mbps": None,
+            "mtu": None,
+            "operstate": "",
+            "carrier": None,
+            "numa_node": fn.get("numa_node"),
+            "sriov_total_vfs": fn.get("sriov_total_vfs"),
+            "sriov_num_vfs": fn.get("sriov_num_vfs"),
+            "master": "",
+            "master_kind": "",
+            "wireless": False,
+            "addresses": [],
+            "default_route_v4": False,
+            "default_route_v6": False,
+            "pf": fn.get("pf_pci_address") or "",
+            "has_netdev": False,
+            "identity_kind": IdentityKind.PCI,
+        }
+    return facts
+
+
+def facts_digest(row: dict) -> str:
+    blob = json.dumps([row.get(f) for f in FACT_FIELDS], sort_keys=True, default=str)
+    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+def _keep_name_of_vanished(iface: Interface, row: dict) -> None:
+    # A netdev-less PCI function has no name: keep the last name we knew so people recognise it.
+    if not row["name"] and iface.name:
+        row["name"] = iface.name
+        row["mac"] = row["mac"] or iface.mac
+        row["permanent_mac"] = row["permanent_mac"] or iface.permanent_mac
+
+
+def apply_snapshot(
+    node: Node, snapshot: dict, *, etag: str = "", now: datetime | None = None
+) -> SyncStats:
+    """Apply one validated agent snapshot (nodeagent.schema) to the node's interfaces."""
+    now = now or timezone.now()
+    stats = SyncStats()
+    facts = snapshot_facts(snapshot)
+    with transaction.atomic():
+        node = Node.objects.select_for_update().get(pk=node.pk)
+        existing = {i.identity: i for i in Interface.objects.filter(node=node).order_by("id")}
+        to_create, to_update = [], []
+        for ident, row in facts.items():
+            iface = existing.get(ident)
+            if iface is None:
+                digest = facts_digest(row)
+                to_create.append(
+                    Interface(
+                        node=node,
+                        identity=ident,
+                        facts_digest=digest,
+                        present=True,
+                        first_seen_at=now,
+                        last_seen_at=now,
+                        state_changed_at=now,
+                        **row,
+                    )
+                )
+                continue
+            _keep_name_of_vanished(iface, row)
+            digest = facts_digest(row)
+            if iface.facts_digest == digest and iface.present:
+                continue
+            for key, value in row.items():
+                setattr(iface, key, value)
+            iface.facts_digest = digest
+            iface.present = True
+            iface.last_seen_at = now
+            to_update.append(iface)
+        vanished = [i for ident, i in existing.items() if ident not in facts and i.present]
+        for iface in vanished:
+            iface.present = False
+        node_fields = note_contact(node, now)
+        for attr, value in (
+            ("agent_version", _clip_node("agent_version", snapshot.get("agent_version", ""))),
+            ("agent_etag", _clip_node("agent_etag", etag)),
+            ("cni", snapshot.get("cni") or {}),
+        ):
+            if getattr(node, attr) != value:
+                setattr(node, attr, value)
+                node_fields.append(attr)
+        collected = _parse_time(snapshot.get("collected_at"))
+        if node_fields:
+            if "last_contact_at" not in node_fields:  # the row is written anyway: keep it true
+                node.last_contact_at = now
+                node_fields.append("last_contact_at")
+            if collected and "agent_etag" in node_fields:
+                node.collected_at = collected
+                node_fields.append("collected_at")
+            node.save(update_fields=node_fields)
+            stats.node_rows += 1
+
+        # Judge before writing (ownership is pure and every fact is in memory): new interfaces
+        # are inserted with their verdict and changed ones get facts and verdict in one UPDATE,
+        # so a cold node costs two INSERTs (interfaces, history) instead of INSERT + UPDATE.
+        judged = []
+        if to_create or to_update or vanished or "stale" in node_fields:
+            judged = decide(node, [*existing.values(), *to_create], now)
+        if to_create:
+            Interface.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
+            stats.created = len(to_create)
+        if to_update:
+            Interface.objects.bulk_update(
+                to_update,
+                [
+                    *FACT_FIELDS,
+                    "identity_kind",
+                    "facts_digest",
+                    "present",
+                    "last_seen_at",
+                    *VERDICT_FIELDS,
+                ],
+                batch_size=BATCH_SIZE,
+            )
+            stats.updated = len(to_update)
+        if vanished:
+            Interface.objects.bulk_update(
+                vanished, ["present", *VERDICT_FIELDS], batch_size=BATCH_SIZE
+            )
+            stats.vanished = len(vanished)
+        written = {id(i) for i in (*to_create, *to_update, *vanished)}
+        verdict_only = [c.interface for c in judged if id(c.interface) not in written]
+        if verdict_only:
+            Interface.objects.bulk_update(verdict_only, VERDICT_FIELDS, batch_size=BATCH_SIZE)
+        # Verdicts of inserted or updated rows rode along; count only the extra row writes.
+        stats.verdicts_changed = len(verdict_only)
+        history = history_for(node, judged, now)
+        if history:
+            HistoryEntry.objects.bulk_create(history, batch_size=BATCH_SIZE)
+            stats.history = len(history)
+        if to_create or to_update or vanished or judged:
+            mark_lint_dirty(node.cluster_id)
+    if stats.rows_written:
+        log.info(
+            "node=%s snapshot applied created=%d updated=%d vanished=%d verdicts=%d",
+            node.name,
+            stats.created,
+            stats.updated,
+            stats.vanished,
+            stats.verdicts_changed,
+        )
+    return stats
+
+
+def _clip_node(field_name: str, value: str) -> str:
+    limit = Node._meta.get_field(field_name).max_length
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None

@@ -1,0 +1,121 @@
+"""The ownership verdicts of a node's interfaces: judged by the pure rules from what is stored,
+written only where they changed, with one HistoryEntry per change of state or holder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from inventory.choices import HistoryKind
+from inventory.models import HistoryEntry, Interface, Node
+from inventory.read import facts
+from inventory.rules import ownership
+from inventory.sync.lint import mark_lint_dirty
+from inventory.sync.stats import BATCH_SIZE, SyncStats, clip
+
+VERDICT_FIELDS = ("state", "reason", "holder", "orphan", "state_changed_at")
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictChange:
+    """An interface whose verdict was just changed in memory, with what it was before."""
+
+    interface: Interface
+    old_state: str
+    old_holder: str
+
+
+def decide(node: Node, interfaces: Sequence[Interface], now: datetime) -> list[VerdictChange]:
+    """Recompute the verdicts of these interfaces of `node` in memory; return the changes."""
+    verdicts = ownership.decide_node(
+        facts.node_facts(node),
+        [facts.link_facts(i) for i in interfaces],
+        claims=facts.pod_claims(node),
+        reservations=facts.reservation_facts(node),
+    )
+    changes = []
+    for iface, verdict in zip(interfaces, verdicts, strict=True):
+        state = str(verdict.state)
+        reason = clip("reason", verdict.reason)
+        holder = clip("holder", verdict.holder)
+        orphan = bool(verdict.orphan)
+        if (iface.state, iface.reason, iface.holder, iface.orphan) == (
+            state,
+            reason,
+            holder,
+            orphan,
+        ):
+            continue
+        changes.append(VerdictChange(iface, old_state=iface.state, old_holder=iface.holder))
+        iface.state, iface.reason, iface.holder, iface.orphan = state, reason, holder, orphan
+        if changes[-1].old_state != state:
+            iface.state_changed_at = now
+    return changes
+
+
+def history_for(node: Node, changes: Iterable[VerdictChange], now: datetime) -> list[HistoryEntry]:
+    entries = []
+    for change in changes:
+        iface, old_state, old_holder = change.interface, change.old_state, change.old_holder
+        if old_state == iface.state and old_holder == iface.holder:
+            continue  # only the wording of the reason changed
+        entries.append(
+            HistoryEntry(
+                at=now,
+                kind=HistoryKind.OWNERSHIP,
+                interface=iface,
+                node=node,
+                old_state=old_state,
+                new_state=iface.state,
+                message=f"{iface.name or iface.identity}: {old_state} -> {iface.state}: "
+                f"{iface.reason}",
+                data={"holder": iface.holder, "old_holder": old_holder},
+            )
+        )
+    return entries
+
+
+def save_verdicts(
+    node: Node, changes: list[VerdictChange], now: datetime, stats: SyncStats
+) -> None:
+    if not changes:
+        return
+    Interface.objects.bulk_update(
+        [c.interface for c in changes], VERDICT_FIELDS, batch_size=BATCH_SIZE
+    )
+    stats.verdicts_changed += len(changes)
+    mark_lint_dirty(node.cluster_id)
+    history = history_for(node, changes, now)
+    HistoryEntry.objects.bulk_create(history, batch_size=BATCH_SIZE)
+    stats.history += len(history)
+
+
+def rejudge(node: Node, now: datetime, stats: SyncStats) -> None:
+    """Judge and save every interface of the node, inside the caller's transaction."""
+    interfaces = list(Interface.objects.filter(node=node).order_by("id"))
+    save_verdicts(node, decide(node, interfaces, now), now, stats)
+
+
+def refresh_node_ownership(node: Node, *, now: datetime | None = None) -> SyncStats:
+    """Recompute every verdict of one node from what is stored (after a reservation, a cluster
+    listing that changed the node's pods, or a staleness change)."""
+    now = now or timezone.now()
+    stats = SyncStats()
+    with transaction.atomic():
+        rejudge(node, now, stats)
+    return stats
+
+
+def refresh_ownership(interface_ids: Iterable[int] = (), *, node_ids: Iterable[int] = ()) -> int:
+    """Recompute the verdicts of the nodes holding these interfaces. Returns rows changed."""
+    ids = set(node_ids) | set(
+        Interface.objects.filter(pk__in=list(interface_ids)).values_list("node_id", flat=True)
+    )
+    total = 0
+    for node in Node.objects.filter(pk__in=ids):
+        total += refresh_node_ownership(node).verdicts_changed
+    return total

@@ -1,0 +1,174 @@
+"""Forms of the dashboard: the team switcher, the reservation actions and the NAD builder. They
+only turn a browser's POST into the services' typed arguments and show the answer next to the
+field: who may reserve what lives in inventory.services.reservations, and whether a NAD would
+work is the pure rules' call (inventory.rules.nad), shown as findings, so the NAD fields are
+deliberately lenient (an empty name is a finding, not a form error)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django import forms
+from django.contrib.auth.models import Group
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from inventory.choices import OwnershipState
+from inventory.models import Interface
+from inventory.read import facts
+from inventory.rules import nad
+from inventory.rules.nad.ipam import FIELDS_BY_TYPE, IPAM_TYPES
+
+DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+DEFAULT_RESERVATION = timedelta(days=7)
+
+
+class DateTimeLocalInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self) -> None:
+        super().__init__(format=DATETIME_LOCAL)
+
+
+def default_expiry() -> datetime:
+    return (timezone.localtime() + DEFAULT_RESERVATION).replace(second=0, microsecond=0)
+
+
+class TeamSwitchForm(forms.Form):
+    team = forms.ModelChoiceField(queryset=Group.objects.none(), empty_label=None)
+
+    def __init__(self, *args, teams=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if teams is not None:
+            self.fields["team"].queryset = teams
+
+
+class ExpiryField(forms.DateTimeField):
+    widget = DateTimeLocalInput
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(input_formats=[DATETIME_LOCAL, "iso-8601"], **kwargs)
+
+    def validate(self, value: datetime | None) -> None:
+        super().validate(value)
+        if value is not None and value <= timezone.now():
+            raise forms.ValidationError("Choose a time in the future.")
+
+
+class ReserveForm(forms.Form):
+    purpose = forms.CharField(
+        max_length=500,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. SR-IOV test for the 5G core"}),
+    )
+    expires_at = ExpiryField(label="Until", initial=default_expiry)
+
+
+class ExtendForm(forms.Form):
+    expires_at = ExpiryField(label="New end", initial=default_expiry)
+
+
+# --- the NAD builder ---------------------------------------------------------------------------
+
+SELECTOR_CHOICES = [
+    ("auto", "auto (the builder picks the safest)"),
+    ("device", "device (interface name)"),
+    ("hwaddr", "hwaddr (MAC address)"),
+    ("pciBusID", "pciBusID (PCI address)"),
+]
+IPAM_FIELDS = ("addresses", "gateway", "routes", "subnet", "range_start", "range_end", "range",
+               "exclude")  # fmt: skip
+
+
+def usable_interfaces(team: Group | None) -> QuerySet[Interface]:
+    """The interfaces a NAD of this team may point at: free ones, and those its team reserved,
+    on the nodes of the cluster the portal applies NADs to."""
+    usable = Q(state=OwnershipState.FREE)
+    if team is not None:
+        usable |= Q(
+            state=OwnershipState.RESERVED,
+            reservations__team=team,
+            reservations__released_at__isnull=True,
+        )
+    return (
+        Interface.objects.filter(usable, present=True, has_netdev=True)
+        .filter(node__in=facts.configured_nodes())
+        .select_related("node")
+        .order_by("node__name", "name")
+        .distinct()
+    )
+
+
+class InterfaceChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Interface) -> str:
+        return f"{obj.node.name} / {obj.name}"
+
+
+class NadBuilderForm(forms.Form):
+    interfaces = InterfaceChoiceField(
+        queryset=Interface.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="One interface per node the pod may run on.",
+    )
+    namespace = forms.CharField(max_length=63, required=False, initial="default")
+    name = forms.CharField(max_length=253, required=False, label="NAD name")
+    selector = forms.ChoiceField(choices=SELECTOR_CHOICES, initial="auto")
+    pod_interface = forms.CharField(
+        max_length=15, required=False, initial="net1", label="Interface name in the pod"
+    )
+    cni_version = forms.ChoiceField(
+        choices=[("auto", "auto")] + [(v, v) for v in nad.CNI_VERSIONS],
+        initial="auto",
+        label="cniVersion",
+    )
+    ipam_type = forms.ChoiceField(
+        choices=[(t, t) for t in IPAM_TYPES], initial="none", label="IPAM"
+    )
+    ipam_addresses = forms.CharField(
+        required=False, label="Addresses", help_text="CIDRs, comma separated (static)"
+    )
+    ipam_gateway = forms.CharField(required=False, label="Gateway")
+    ipam_routes = forms.CharField(
+        required=False, label="Routes", help_text='"10.2.0.0/16" or "10.2.0.0/16 via 10.1.0.1"'
+    )
+    ipam_subnet = forms.CharField(required=False, label="Subnet", help_text="host-local")
+    ipam_range_start = forms.CharField(required=False, label="Range start")
+    ipam_range_end = forms.CharField(required=False, label="Range end")
+    ipam_range = forms.CharField(required=False, label="Range", help_text="whereabouts CIDR")
+    ipam_exclude = forms.CharField(required=False, label="Exclude", help_text="whereabouts")
+
+    def __init__(self, *args: Any, team: Group | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["interfaces"].queryset = usable_interfaces(team)
+        self.fields["interfaces"].error_messages["invalid_choice"] = (
+            "Interface %(value)s is not free (nor reserved by your team): pick one of the list."
+        )
+
+    def service_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of services.nads.render/apply (user and team aside)."""
+        data = self.cleaned_data
+        ipam: dict[str, Any] = {"type": data["ipam_type"]}
+        # Only the fields of the chosen type: a value left in a hidden field of another type
+        # must not turn into a finding about a field the user cannot see.
+        for name in FIELDS_BY_TYPE.get(data["ipam_type"], ()):
+            if data.get(f"ipam_{name}"):
+                ipam[name] = data[f"ipam_{name}"]
+        return {
+            "namespace": data["namespace"],
+            "name": data["name"],
+            "interface_ids": [i.pk for i in data["interfaces"]],
+            "selector": data["selector"],
+            "pod_interface": data["pod_interface"] or "net1",
+            "cni_version": data["cni_version"],
+            "ipam": ipam,
+        }
+
+
+class NadLintForm(forms.Form):
+    manifest = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 18, "cols": 90, "spellcheck": "false"}),
+        max_length=200_000,
+        label="NetworkAttachmentDefinition (YAML or JSON)",
+        strip=False,
+    )

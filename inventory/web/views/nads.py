@@ -1,0 +1,309 @@
+"""The NAD builder pages: build (with a live preview), download, apply, list, detail, and lint a
+pasted NAD. Thin adapters over inventory.services.nads; the rules are inventory.rules.nad's.
+
+One template per page, htmx requests get a named fragment of it (`nad_new.html#preview`,
+`#apply`, `nad_lint.html#findings`). Applying answers HX-Location to the detail page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.text import slugify
+from django.views import View
+from django.views.generic import DetailView, ListView
+from django_htmx.http import HttpResponseLocation
+
+from inventory.choices import HistoryKind
+from inventory.clients.cluster import ClusterError
+from inventory.models import HistoryEntry, Interface, NetworkAttachment, PodAttachment
+from inventory.rules import nad
+from inventory.services import nads as nad_services
+from inventory.services import teams
+from inventory.services.errors import Conflict
+from inventory.web.forms import (
+    FIELDS_BY_TYPE,
+    IPAM_FIELDS,
+    NadBuilderForm,
+    NadLintForm,
+    usable_interfaces,
+)
+from inventory.web.views.common import (
+    PageMixin,
+    PortalLoginRequiredMixin,
+    active_team,
+    wants_fragment,
+)
+
+BUILDER_TEMPLATE = "inventory/nad_new.html"
+SEVERITY_ORDER = {nad.ERROR: 0, nad.WARNING: 1, nad.INFO: 2}
+
+
+def sorted_findings(findings: Any) -> list[Any]:
+    return sorted(findings, key=lambda f: SEVERITY_ORDER.get(f.severity, 3))
+
+
+def page_context(request: HttpRequest, team: Group | None) -> dict[str, Any]:
+    """What base.html's top bar needs (PageMixin provides it to class-based pages)."""
+    return {
+        "teams": list(teams.teams_for(request.user)),
+        "active_team": team,
+        "fragment": wants_fragment(request),
+    }
+
+
+def form_problems(form: NadBuilderForm) -> list[str]:
+    return [
+        f"{form[name].label}: {' '.join(errors)}" if name in form.fields else " ".join(errors)
+        for name, errors in form.errors.items()
+    ]
+
+
+def _preview(request: HttpRequest, form: NadBuilderForm, team: Group | None) -> dict[str, Any]:
+    """Render the form's request: the result, or why it could not be rendered."""
+    if not form.is_valid():
+        return {"result": None, "refusals": form_problems(form)}
+    try:
+        result = nad_services.render(user=request.user, team=team, **form.service_arguments())
+    except (ValidationError, PermissionDenied) as exc:
+        texts = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
+        return {"result": None, "refusals": texts}
+    return _shown(result, form)
+
+
+def _shown(result: nad.BuildResult, form: NadBuilderForm) -> dict[str, Any]:
+    """The preview of a rendered request."""
+    query = {k: v for k, v in form.data.lists() if k != "csrfmiddlewaretoken"}
+    return {
+        "result": result,
+        "findings": sorted_findings(result.findings),
+        "yaml": "---\n".join(n.yaml for n in result.nads),
+        "download_query": urlencode(query, doseq=True),
+        "refusals": [],
+    }
+
+
+class NadBuilderView(PortalLoginRequiredMixin, View):
+    """GET /nads/new/?interface=<id>: the form, prefilled from the inventory."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        team = active_team(request)
+        initial: dict[str, Any] = {}
+        chosen = _prefill_interface(request, team)
+        if chosen is not None:
+            initial["interfaces"] = [chosen.pk]
+            initial["name"] = slugify(f"{chosen.node.name}-{chosen.name}")[:63]
+        form = NadBuilderForm(initial=initial, team=team)
+        context = _builder_context(request, form, team, preview=None)
+        return render(request, BUILDER_TEMPLATE, context)
+
+
+def _prefill_interface(request: HttpRequest, team: Any) -> Interface | None:
+    raw = request.GET.get("interface", "")
+    if not raw.isdigit():
+        return None
+    interface = Interface.objects.select_related("node").filter(pk=int(raw)).first()
+    if interface is None:
+        messages.error(request, f"No interface with id {raw}.")
+        return None
+    if not usable_interfaces(team).filter(pk=interface.pk).exists():
+        messages.error(
+            request,
+            f"{interface.node.name}/{interface.name} cannot be used for a NAD: it is "
+            f"{interface.get_state_display()} ({interface.reason or 'no reason recorded'}).",
+        )
+        return None
+    return interface
+
+
+def _builder_context(
+    request: HttpRequest,
+    form: NadBuilderForm,
+    team: Group | None,
+    *,
+    preview: dict[str, Any] | None,
+) -> dict[str, Any]:
+    interfaces = list(form.fields["interfaces"].queryset)
+    by_node: dict[str, list[Interface]] = {}
+    for interface in interfaces:
+        by_node.setdefault(interface.node.name, []).append(interface)
+    selected = {str(v) for v in (form["interfaces"].value() or [])}
+    ipam_fields = [
+        (form[f"ipam_{name}"], " ".join(f"ipam-{t}" for t, names in FIELDS_BY_TYPE.items()
+                                          if name in names))
+        for name in IPAM_FIELDS
+    ]  # fmt: skip
+    return {
+        **page_context(request, team),
+        "form": form,
+        "core_fields": [
+            form[n] for n in ("namespace", "name", "selector", "pod_interface", "cni_version")
+        ],  # fmt: skip
+        "ipam_fields": ipam_fields,
+        "ipam_types": list(FIELDS_BY_TYPE),
+        "interfaces_by_node": by_node,
+        "selected_interfaces": selected,
+        **(preview or {"result": None, "refusals": []}),
+    }
+
+
+class NadPreviewView(PortalLoginRequiredMixin, View):
+    """POST: the preview fragment (YAML, pod snippet, findings) for the form as typed.
+    GET with download=yaml: the NAD YAML as a file (same query as the form)."""
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        team = active_team(request)
+        form = NadBuilderForm(request.POST, team=team)
+        context = _builder_context(request, form, team, preview=_preview(request, form, team))
+        return render(request, f"{BUILDER_TEMPLATE}#preview", context)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        team = active_team(request)
+        form = NadBuilderForm(request.GET, team=team)
+        preview = _preview(request, form, team)
+        result = preview["result"]
+        if result is None or not result.ok:
+            problems = preview["refusals"] or [
+                f"{f.code}: {f.message}" for f in (result.errors if result else ())
+            ]
+            return HttpResponse(
+                "No NAD: " + "\n".join(problems) + "\n",
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
+        filename = slugify(result.nads[0].name) or "nad"
+        response = HttpResponse(preview["yaml"], content_type="text/yaml; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}.yaml"'
+        return response
+
+
+class NadApplyView(PortalLoginRequiredMixin, View):
+    """POST: apply through services.nads.apply. Refusals are shown on the form; success goes to
+    the detail page of the (first) NAD created, which lists all of them."""
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        team = active_team(request)
+        form = NadBuilderForm(request.POST, team=team)
+        errors: list[str] = []
+        findings: list[Any] = []
+        preview: dict[str, Any] | None = None
+        if form.is_valid():
+            try:
+                rows = nad_services.apply(user=request.user, team=team, **form.service_arguments())
+            except nad_services.NadRefused as exc:
+                findings = sorted_findings(exc.findings)
+                preview = _shown(exc.result, form)
+                errors = ["Nothing was applied: the NAD would not work (see the findings)."]
+            except ValidationError as exc:
+                errors = list(exc.messages)
+            except (Conflict, PermissionDenied, ClusterError) as exc:
+                errors = [str(exc) or "You may not do that."]
+            else:
+                url = reverse("inventory:nad-detail", args=[rows[0].pk])
+                if len(rows) > 1:
+                    url += "?" + urlencode({"applied": ",".join(str(r.pk) for r in rows)})
+                names = ", ".join(f"{r.namespace}/{r.name}" for r in rows)
+                messages.success(request, f"Applied {names}.")
+                if request.htmx:
+                    return HttpResponseLocation(url)
+                return HttpResponseRedirect(url)
+        else:
+            errors = form_problems(form)
+        context = {
+            **_builder_context(
+                request, form, team, preview=preview or _preview(request, form, team)
+            ),
+            "apply_errors": errors,
+            "apply_findings": findings,
+        }
+        if request.htmx:
+            return render(request, f"{BUILDER_TEMPLATE}#apply", context)
+        return render(request, BUILDER_TEMPLATE, context)
+
+
+class NadListView(PageMixin, ListView):
+    template_name = "inventory/nad_list.html"
+    context_object_name = "attachments"
+    fragment_name = "table"
+    paginate_by = 100
+
+    def get_queryset(self):
+        return NetworkAttachment.objects.select_related("cluster", "applied_by").order_by(
+            "namespace", "name", "id"
+        )
+
+
+class NadDetailView(PortalLoginRequiredMixin, DetailView):
+    """Always the whole page: apply's HX-Location loads it with an htmx request and swaps the
+    page's body, as a boosted link would."""
+
+    template_name = "inventory/nad_detail.html"
+    context_object_name = "attachment"
+    queryset = NetworkAttachment.objects.select_related("cluster", "applied_by")
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = {
+            **super().get_context_data(**kwargs),
+            **page_context(self.request, active_team(self.request)),
+        }
+        row = self.object
+        applied_ids = [
+            int(v) for v in self.request.GET.get("applied", "").split(",") if v.strip().isdigit()
+        ]
+        applied = list(
+            NetworkAttachment.objects.filter(pk__in=applied_ids).order_by("namespace", "name")
+        )
+        refs = Q(nad_namespace=row.namespace, nad_name=row.name, cluster=row.cluster)
+        # The apply's history row holds the YAML and pod snippet as applied; a NAD found in
+        # the cluster has none, and the page shows its spec.config instead.
+        entry = (
+            HistoryEntry.objects.filter(kind=HistoryKind.NAD_APPLY, data__network_attachment=row.pk)
+            .select_related("actor", "team")
+            .first()
+        )
+        context.update(
+            applied=applied or [row],
+            pods=PodAttachment.objects.filter(refs).select_related("node")[:50],
+            entry=entry,
+            yaml=(entry.data.get("yaml") if entry else "") or "",
+            pod_snippet=(entry.data.get("pod_snippet") if entry else "") or "",
+        )
+        return context
+
+
+class NadLintView(PortalLoginRequiredMixin, View):
+    """GET: the form; POST: the findings for the pasted NAD."""
+
+    template_name = "inventory/nad_lint.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return render(
+            request,
+            self.template_name,
+            {**page_context(request, active_team(request)), "form": NadLintForm()},
+        )
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = NadLintForm(request.POST)
+        findings = None
+        if form.is_valid():
+            findings = sorted_findings(
+                nad_services.validate_manifest(text=form.cleaned_data["manifest"])
+            )
+        context = {
+            **page_context(request, active_team(request)),
+            "form": form,
+            "findings": findings,
+        }
+        name = self.template_name
+        if wants_fragment(request):
+            name += "#findings"
+        return render(request, name, context)

@@ -1,0 +1,89 @@
+"""bench/report.py's partial update: only the measured sections change, the rest stays."""
+
+from __future__ import annotations
+
+import json
+
+from bench import report
+
+PREVIOUS = """# NICPortal benchmarks
+
+Written by `make bench`.
+
+## Machine
+
+```
+the full run's machine
+```
+
+## API and fleet view (server time)
+
+kept as it was
+
+## Node agent (bench/agent_snapshot.py, an older heading)
+
+old agent figures
+
+## What the simulator is, honestly labelled
+
+an old copy of the analysis
+
+## Exact commands
+
+```
+the full run's commands
+```
+"""
+
+SCENARIO = {"n": 10, "median": 2.5, "p95": 4.0, "min": 2.0, "max": 4.5}
+AGENT = {
+    "links": 65,
+    "revisions": {"current": "abc1234"},
+    "load_average_start": [1.0, 1.1, 1.2],
+    "load_average_end": [1.3, 1.4, 1.5],
+    "agents": {
+        "current": {
+            mode: {
+                "scenarios": {"unchanged (200)": SCENARIO, "after: MTU change": SCENARIO},
+                "stale_answers": 0,
+                "rss_mb": 24.0,
+                "worker_rss_mb": 15.0 if mode == "netns" else 0.0,
+            }
+            for mode in ("netns", "host")
+        }
+    },
+}
+
+
+def measured_folder(tmp_path):
+    (tmp_path / "agent.json").write_text(json.dumps(AGENT))
+    (tmp_path / "machine.txt").write_text("the later run's machine, load average 1.0")
+    (tmp_path / "commands.txt").write_text("bench/agent_snapshot.py")
+    return tmp_path
+
+
+def test_an_update_replaces_only_the_measured_sections(tmp_path):
+    text = report.updated_report(measured_folder(tmp_path), PREVIOUS)
+    assert "old agent figures" not in text and "an older heading" not in text
+    assert "| after: MTU change | 2.5 / 4.0 | 2.5 / 4.0 |" in text
+    assert "meets ≤ 10 ms" in text and "meets ≤ 40 MB" in text
+    assert "kept as it was" in text  # a section this run did not measure
+    assert "the full run's machine" in text and "the later run's machine" in text
+    assert "Re-measured later: Node agent" in text
+    assert "the full run's commands" in text and "bench/agent_snapshot.py" in text
+    assert "an old copy of the analysis" not in text  # bench/ANALYSIS.md is copied afresh
+
+
+def test_updating_twice_with_the_same_run_changes_nothing(tmp_path):
+    folder = measured_folder(tmp_path)
+    once = report.updated_report(folder, PREVIOUS)
+    assert report.updated_report(folder, once) == once
+    assert once.count("Re-measured later: Node agent") == 2  # Machine and Exact commands
+
+
+def test_a_missed_target_says_by_how_much(tmp_path):
+    slow = json.loads(json.dumps(AGENT))
+    slow["agents"]["current"]["host"]["scenarios"]["after: MTU change"]["median"] = 25.0
+    (tmp_path / "agent.json").write_text(json.dumps(slow))
+    lines = "\n".join(report.agent_section(tmp_path))
+    assert "**misses** ≤ 10 ms by 15 ms (2.5×)" in lines
