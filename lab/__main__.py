@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                 for node in found["nodes"]:
                     print(
                         f"  {node['name']:10} {node['netns']:24} {node['internal_ip']:12}"
-                        f" {node['agent_url']}"
+                        f" {node['agent_url']}  host-device {node['host_device']}"
+                        f"  multus {node['multus']}"
                     )
             return 0 if found and found["running"] else 3
         if args.command == "build":

@@ -206,6 +206,13 @@ class LabHandle:
             time.sleep(0.05)
         raise LabTimeout(f"pod {namespace}/{name} still there after {timeout} s")
 
+    def _force_delete(self, namespace: str, name: str) -> None:
+        try:
+            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def pod_netns(self, namespace: str, name: str) -> str:
         pod = self.get_pod(namespace, name)
         if pod is None:
@@ -220,11 +227,7 @@ class LabHandle:
         `kubectl delete --force --grace-period=0` does.
         """
         topology.delete_namespaces([self.pod_netns(namespace, name)])
-        try:
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        self._force_delete(namespace, name)
         self._wait_gone(namespace, name, 10.0)
 
     def pod_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
@@ -264,8 +267,15 @@ class LabHandle:
                 and not pod.get("spec", {}).get("hostNetwork")
             ]
         }
+        lab_nodes = {node.name for node in self.nodes}
         for pod in pods.get("items", []):
-            self.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"], wait=False)
+            meta = pod["metadata"]
+            if pod.get("spec", {}).get("nodeName", "") in lab_nodes:
+                self.delete_pod(meta["namespace"], meta["name"], wait=False)
+            else:
+                # Bound to a node no kubelet runs: nothing would ever confirm a graceful
+                # deletion, so force it, as for a node that is gone.
+                self._force_delete(meta["namespace"], meta["name"])
         for pod in pods.get("items", []):
             self._wait_gone(pod["metadata"]["namespace"], pod["metadata"]["name"], 15.0)
         # Events outlive their pods (as in a real cluster); a later pod of the same name must

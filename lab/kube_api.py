@@ -1,4 +1,8 @@
-"""The lab's Kubernetes API: KMock's emulator, with its known gaps worked around in this one place.
+"""Kubernetes objects the lab creates (its Nodes and agent pods), and KMock's emulator.
+
+The lab itself runs the real kube-apiserver (lab/control_plane.py). KMock's emulator stays for the
+fast tests of the portal's cluster client and the benchmarks, which need an API server in-process
+with thousands of objects; its known gaps are worked around in this one place.
 
 KMock 0.8 is a stateful in-memory API server, but a few of its answers differ from a real API
 server in ways the official `kubernetes` client notices (checked against client 37):
