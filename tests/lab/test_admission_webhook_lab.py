@@ -78,7 +78,11 @@ class Webhook:
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=15)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
 
 
 @pytest.fixture
@@ -136,35 +140,37 @@ def webhook(inventory, tmp_path) -> Iterator[Webhook]:
             stderr=subprocess.STDOUT,
         )
     server = Webhook(process, log)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(f"https://127.0.0.1:{port}/healthz", verify=tls / "ca.crt", timeout=10)
-            break
-        except (requests.ConnectionError, requests.Timeout):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the webhook server did not start"
-            time.sleep(0.2)
-    # The shipped configuration, with the URL of this server instead of the Service.
-    configuration = yaml.safe_load(
-        (ROOT / "deploy" / "kubernetes" / "webhook-configuration.yaml").read_text()
-    )
-    bundle = base64.b64encode((tls / "ca.crt").read_bytes()).decode()
-    for hook in configuration["webhooks"]:
-        hook["clientConfig"] = {"url": f"https://127.0.0.1:{port}/validate", "caBundle": bundle}
-    kubectl(lab, "apply", "-f", "-", stdin=json.dumps(configuration))
-    try:
+    registered = False
+    try:  # the server is stopped whatever happens from here on, a failed start included
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"https://127.0.0.1:{port}/healthz", verify=tls / "ca.crt", timeout=10)
+                break
+            except (requests.ConnectionError, requests.Timeout):
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "the webhook server did not start"
+                time.sleep(0.2)
+        # The shipped configuration, with the URL of this server instead of the Service.
+        configuration = yaml.safe_load(
+            (ROOT / "deploy" / "kubernetes" / "webhook-configuration.yaml").read_text()
+        )
+        bundle = base64.b64encode((tls / "ca.crt").read_bytes()).decode()
+        for hook in configuration["webhooks"]:
+            hook["clientConfig"] = {
+                "url": f"https://127.0.0.1:{port}/validate",
+                "caBundle": bundle,
+            }
+        kubectl(lab, "apply", "-f", "-", stdin=json.dumps(configuration))
+        registered = True
         yield server
     finally:
         server.stop()
-        kubectl(
-            lab,
-            "delete",
-            "validatingwebhookconfiguration",
-            "nicportal",
-            "--ignore-not-found",
-        )
-        kubectl(lab, "delete", "net-attach-def", "--all", "-n", "default")
+        if registered:
+            kubectl(
+                lab, "delete", "validatingwebhookconfiguration", "nicportal", "--ignore-not-found"
+            )
+            kubectl(lab, "delete", "net-attach-def", "--all", "-n", "default")
 
 
 def test_the_seeds_nad_is_denied_with_nicportals_reason(inventory, webhook):

@@ -71,7 +71,11 @@ def webhook_server(certificates, tmp_path) -> Iterator[str]:
         yield base
     finally:
         process.terminate()
-        process.wait(timeout=15)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
         log.close()
 
 
