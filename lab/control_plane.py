@@ -15,7 +15,8 @@ service-account signing key pair and a static token file with one identity per a
 lab needs: the `nicportal` namespace, the NetworkAttachmentDefinition CRD (until it is served),
 Multus' RBAC, the portal's RBAC from `deploy/kubernetes/rbac.yaml` with a token of its
 ServiceAccount (`portal.kubeconfig`: the portal runs with exactly the shipped permissions), the
-Nodes and the agent pods.
+Nodes, the agent DaemonSet (apps/v1, never reconciled) and the agent pods it controls (their
+ownerReferences name it with its uid; the lab kubelet marks them Running).
 
 There is no controller-manager and no scheduler: the lab kubelet schedules (by nodeSelector and
 required node affinity) and confirms deletions itself. Without the service-account controller no
@@ -244,6 +245,14 @@ class ControlPlane:
             token["status"]["token"],
             user=f"system:serviceaccount:{namespace}:{account}",
         )
+        # The agent DaemonSet: its uid is what makes the agent pods agents to the portal. No
+        # controller-manager runs, so nothing reconciles it; the lab daemon runs the agents.
+        daemonset = await api.create(kube_api.agent_daemonset_object(), exist_ok=True)
+        if not daemonset.get("metadata", {}).get("uid"):  # it existed (a restarted daemon)
+            daemonset = await api.get(
+                f"/apis/apps/v1/namespaces/{kube_api.AGENT_NAMESPACE}/daemonsets/"
+                f"{kube_api.AGENT_DAEMONSET}"
+            )
         for node in self.state.data["nodes"]:
             await api.create(
                 kube_api.node_object(
@@ -255,8 +264,13 @@ class ControlPlane:
                 ),
                 exist_ok=True,
             )
-            await api.create(kube_api.agent_pod_object(node["name"], node["agent_port"]),
-                             exist_ok=True)  # fmt: skip
+            # Controlled by the DaemonSet; the lab kubelet marks it Running with pod IP = host IP
+            # = kube_api.AGENT_HOST_IP, one of the Node's addresses (the status subresource).
+            pod = kube_api.agent_pod_object(
+                node["name"], node["agent_port"], daemonset["metadata"]["uid"]
+            )
+            del pod["status"]  # the API server ignores a status on create: the kubelet writes it
+            await api.create(pod, exist_ok=True)
 
     async def stop(self) -> None:
         for proc in reversed(self.processes):  # the API server first, etcd last

@@ -16,9 +16,10 @@ import kubernetes
 from kubernetes.client import ApiClient, ApiException
 
 from lab import multus, topology
-from lab.kube_api import AGENT_NAMESPACE
+from lab.kube_api import AGENT_DAEMONSET, AGENT_HOST_IP, AGENT_LABELS, AGENT_NAMESPACE
 from lab.layout import Layout, load_layout
-from lab.state import LabState
+from lab.state import CLUSTER_NAME, LabState
+from nodeagent import auth
 
 NAD_GROUP, NAD_VERSION, NAD_PLURAL = "k8s.cni.cncf.io", "v1", "network-attachment-definitions"
 TEST_LABEL = "lab.nicportal.io/test"  # marks pods and NADs made through this handle
@@ -46,8 +47,9 @@ class LabHandle:
         self.kubeconfig: Path = state.kubeconfig  # cluster-admin, for tests and kubectl
         # The portal's ServiceAccount with deploy/kubernetes/rbac.yaml: what the portal uses.
         self.portal_kubeconfig: Path = state.portal_kubeconfig
-        self.agent_token_file: Path = state.agent_token_file
-        self.agent_token: str = state.agent_token_file.read_text().strip()
+        self.cluster_name: str = CLUSTER_NAME
+        self.agent_master_key_file: Path = state.agent_master_key_file
+        self.agent_master_key: str = state.agent_master_key_file.read_text().strip()
         self.nodes: list[LabNodeInfo] = [LabNodeInfo(**n) for n in state.status()["nodes"]]
         self.layout: Layout = load_layout(state.data.get("layout"))
         self._client: ApiClient | None = None
@@ -239,6 +241,76 @@ class LabHandle:
         events = self._raw(self.core.list_namespaced_event, namespace, field_selector=selector)
         return events.get("items", [])
 
+    def create_agent_lookalike(
+        self,
+        namespace: str,
+        name: str,
+        node: str,
+        *,
+        port: int,
+        pod_ip: str = AGENT_HOST_IP,
+        host_network: bool = True,
+        owner: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A Running pod that looks like a node agent (the agent label, a port named `agent`),
+        as anyone who may create pods somewhere could make one (its namespace is created if
+        needed). Its status is written here through the status subresource, as a kubelet would;
+        the lab kubelet marks a hostNetwork pod Running only over the version it saw, so this
+        status stays. `owner`: an ownerReference to give it (e.g. a forged one naming the agent
+        DaemonSet). reset() deletes it with grace period 0."""
+        self.ensure_namespace(namespace)
+        metadata: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**AGENT_LABELS, TEST_LABEL: "true"},
+        }
+        if owner:
+            metadata["ownerReferences"] = [owner]
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": metadata,
+            "spec": {
+                "nodeName": node,
+                "hostNetwork": host_network,
+                "containers": [
+                    {
+                        "name": "agent",
+                        "image": "registry.invalid/evil-agent:1",
+                        "ports": [{"name": "agent", "containerPort": port, "hostPort": port}],
+                    }
+                ],
+            },
+        }
+        self._raw(self.core.create_namespaced_pod, namespace, body)
+        status = {"phase": "Running", "hostIP": AGENT_HOST_IP, "podIP": pod_ip}
+        status["podIPs"] = [{"ip": pod_ip}]
+        return self._raw(
+            self.core.patch_namespaced_pod_status,
+            name,
+            namespace,
+            {"status": status},
+            _content_type="application/strategic-merge-patch+json",
+        )
+
+    def ensure_namespace(self, namespace: str) -> None:
+        """Create the namespace unless it exists (the API server refuses pods in a missing one).
+        Namespaces made here stay, as after a `kubectl create namespace`."""
+        try:
+            self.core.create_namespace({"apiVersion": "v1", "metadata": {"name": namespace}})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    def agent_daemonset_uid(self) -> str:
+        apps = kubernetes.client.AppsV1Api(self.kube())
+        found = self._raw(apps.read_namespaced_daemon_set, AGENT_DAEMONSET, AGENT_NAMESPACE)
+        return found["metadata"]["uid"]
+
+    def agent_key(self, node: str) -> bytes:
+        """The node key the lab gave that node's agent (the only key that agent holds)."""
+        return auth.parse_node_key(self.state.agent_key_file(node).read_text())
+
     # --- links ------------------------------------------------------------------------------
 
     def links(self, node: str) -> list[dict[str, Any]]:
@@ -267,6 +339,16 @@ class LabHandle:
                 and not pod.get("spec", {}).get("hostNetwork")
             ]
         }
+        # Agent look-alikes made by tests (hostNetwork, the test label, any namespace): gone at
+        # once, as `kubectl delete --force --grace-period=0` does.
+        lookalikes = [
+            pod
+            for pod in listed.get("items", [])
+            if pod.get("spec", {}).get("hostNetwork")
+            and TEST_LABEL in (pod["metadata"].get("labels") or {})
+        ]
+        for pod in lookalikes:
+            self._force_delete(pod["metadata"]["namespace"], pod["metadata"]["name"])
         lab_nodes = {node.name for node in self.nodes}
         for pod in pods.get("items", []):
             meta = pod["metadata"]
@@ -276,7 +358,7 @@ class LabHandle:
                 # Bound to a node no kubelet runs: nothing would ever confirm a graceful
                 # deletion, so force it, as for a node that is gone.
                 self._force_delete(meta["namespace"], meta["name"])
-        for pod in pods.get("items", []):
+        for pod in [*lookalikes, *pods.get("items", [])]:
             self._wait_gone(pod["metadata"]["namespace"], pod["metadata"]["name"], 15.0)
         # Events outlive their pods (as in a real cluster); a later pod of the same name must
         # not see them, so the ones about test pods go too.

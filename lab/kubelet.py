@@ -18,7 +18,8 @@ identity:
    then DELETE with grace period 0 and the pod's UID as precondition, as kubelet confirms.
 
 A pod whose namespace vanished (crash) is forgotten without DEL, as containerd does when the
-netns is gone. Host-network pods (the agents) are only marked Running. Work is done one item at
+netns is gone. Host-network pods (the agents) are only marked Running, with pod IP = host IP =
+127.0.0.1, an address every lab Node lists. Work is done one item at
 a time from one queue (watch events and retry timers), so no two steps race on one pod.
 """
 
@@ -37,6 +38,7 @@ from typing import Any
 
 from lab import multus, topology
 from lab.api import Api, ApiError
+from lab.kube_api import AGENT_HOST_IP
 
 log = logging.getLogger("lab.kubelet")
 
@@ -224,7 +226,15 @@ class LabKubelet:
             return
         if spec.get("hostNetwork"):
             if (pod.get("status") or {}).get("phase") != "Running":
-                await self._set_running(pod, "127.0.0.1", "127.0.0.1")
+                # The host's address, which every lab Node lists; only over the version seen
+                # here, so a status someone wrote meanwhile (a test's look-alike) stays.
+                try:
+                    await self._set_running(
+                        pod, AGENT_HOST_IP, AGENT_HOST_IP, resource_version=meta["resourceVersion"]
+                    )
+                except ApiError as exc:
+                    if exc.status != 409:
+                        raise
             return
         if uid in self.sandboxes:
             return
@@ -397,8 +407,14 @@ class LabKubelet:
         await self.record_event(pod, "Normal", "Created", "Created container: main")
         await self.record_event(pod, "Normal", "Started", "Started container main")
 
-    async def _set_running(self, pod: dict[str, Any], host_ip: str, pod_ip: str) -> None:
+    async def _set_running(
+        self, pod: dict[str, Any], host_ip: str, pod_ip: str, *, resource_version: str = ""
+    ) -> None:
         meta = pod["metadata"]
+        # With a resourceVersion the API server applies the patch to that version only (409).
+        precondition = (
+            {"metadata": {"resourceVersion": resource_version}} if resource_version else {}
+        )
         conditions = [
             {"type": kind, "status": "True", "lastTransitionTime": now()}
             for kind in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
@@ -407,6 +423,7 @@ class LabKubelet:
         await self.api.strategic_patch(
             pod_path(meta["namespace"], meta["name"]) + "/status",
             {
+                **precondition,
                 "status": {
                     "phase": "Running",
                     "hostIP": host_ip,
@@ -427,7 +444,7 @@ class LabKubelet:
                         }
                         for c in containers
                     ],
-                }
+                },
             },
         )
 

@@ -27,7 +27,10 @@ def lab_unavailable_reason() -> str | None:
     if os.geteuid() != 0:
         return "the lab needs root (network namespaces)"
     if not components.DEBIAN_HOST_DEVICE.is_file():
-        return f"no {components.DEBIAN_HOST_DEVICE} (apt-get install containernetworking-plugins)"
+        return (
+            f"no {components.DEBIAN_HOST_DEVICE}"
+            " (apt-get install --no-install-recommends containernetworking-plugins)"
+        )
     for name in components.COMPONENTS:
         try:
             components.binary(name)

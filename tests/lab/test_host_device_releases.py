@@ -82,7 +82,7 @@ def releases_lab(lab_requirements, tmp_path_factory):
 def portal(releases_lab, settings):
     releases_lab.reset()
     settings.KUBECONFIG = str(releases_lab.portal_kubeconfig)
-    settings.AGENT_TOKEN = releases_lab.agent_token
+    settings.AGENT_MASTER_KEY = releases_lab.agent_master_key
     settings.CLUSTER_NAME = "releases"
     settings.AGENT_NAMESPACE = "nicportal"
     settings.MULTUS_VERSION = ""

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('inventory', '0003_node_name_index'),
+        ('inventory', '0005_node_rogue_agents'),
     ]
 
     operations = [
