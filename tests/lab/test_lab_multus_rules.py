@@ -5,6 +5,7 @@ retry of the status write against the real API server."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 
 import pytest
@@ -127,7 +128,9 @@ def test_a_stale_first_status_write_is_retried_after_a_conflict(clean_lab):
         async with api_for(clean_lab.state, "multus") as api:
             await multus.Multus(api).set_network_status(sandbox, "[]", first=stale)
 
-    asyncio.run(write())
+    # In a thread of its own: a browser test earlier in the session may own this thread's loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, write()).result()
     annotations = clean_lab.get_pod("default", "racy")["metadata"]["annotations"]
     assert annotations[multus.NETWORK_STATUS_ANNOTATION] == "[]"
     assert annotations[multus.OLD_NETWORK_STATUS_ANNOTATION] == "[]"
