@@ -14,12 +14,13 @@
 - lab/api.py       the lab actors' asyncio client of that API server
 - lab/kubelet.py   scheduling, pods -> namespaces, graceful deletion, sandbox retry, Events
 - lab/multus.py    the lab's Multus: what the real thin plugin does, step by step
-- lab/kube_api.py  Node/agent pod objects; KMock's emulator, kept for fast unit tests
+- lab/kube_api.py  Node, agent DaemonSet and agent pod objects; KMock's emulator, kept for
+                   fast unit tests
 - lab/daemon.py    `python -m lab serve`: control plane + kubelet + one agent per node
 - lab/control.py   up / down / status; lab/state.py the state dir
 - lab/handle.py    LabHandle, what tests use; lab/pytest_plugin.py the fixtures
 
-Never imported by the product (inventory/, nicportal/, nodeagent/), and it imports none of it:
-it emulates kubelet and Multus on its own, so the portal is tested against an independent
-implementation.
+Never imported by the product (inventory/, nicportal/, nodeagent/), and it imports none of it
+but `nodeagent.auth` (to derive each agent's node key): it emulates kubelet and Multus on its
+own, so the portal is tested against an independent implementation.
 """

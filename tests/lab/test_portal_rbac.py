@@ -109,3 +109,30 @@ def test_without_create_on_nads_the_apply_fails_and_leaves_nothing(lab_portal):
         )["items"]
         == []
     )
+
+
+def test_without_get_on_the_agent_daemonset_the_sweep_fails_with_403(lab_portal):
+    """The agents' Role lets the portal read that one DaemonSet (whose uid makes a pod an agent);
+    without it the sweep stops with the API server's 403 rather than trust any pod."""
+    rbac = client.RbacAuthorizationV1Api(lab_portal.kube())
+    [role] = [
+        d
+        for d in yaml.safe_load_all(PORTAL_RBAC.read_text())
+        if d["kind"] == "Role" and d["metadata"]["name"] == "nicportal-portal-agents"
+    ]
+    assert role["rules"][0]["verbs"] == ["get"]
+    empty = [{**role["rules"][0], "verbs": ["list"]}]
+    rbac.patch_namespaced_role(
+        role["metadata"]["name"], "nicportal", [{"op": "replace", "path": "/rules", "value": empty}]
+    )
+    try:
+        report = polling.sweep_inline(workers=4)
+    finally:
+        rbac.patch_namespaced_role(
+            role["metadata"]["name"],
+            "nicportal",
+            [{"op": "replace", "path": "/rules", "value": role["rules"]}],
+        )
+    assert "403 Forbidden" in report.cluster_error
+    assert "nicportal-agent" in report.cluster_error
+    assert polling.sweep_inline(workers=4).cluster_error == ""
