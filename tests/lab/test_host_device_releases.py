@@ -83,7 +83,7 @@ def portal(releases_lab, settings):
     releases_lab.reset()
     settings.KUBECONFIG = str(releases_lab.portal_kubeconfig)
     settings.AGENT_MASTER_KEY = releases_lab.agent_master_key
-    settings.CLUSTER_NAME = "releases"
+    settings.CLUSTER_NAME = releases_lab.cluster_name  # what the lab derived the node keys with
     settings.AGENT_NAMESPACE = "nicportal"
     settings.MULTUS_VERSION = ""
     report = polling.sweep_inline(workers=3)
