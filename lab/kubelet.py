@@ -68,7 +68,6 @@ class PodSandbox:
     node: LabNode
     multus: multus.Sandbox
     pod_ip: str = ""
-    running: bool = False
 
     @property
     def netns(self) -> str:
@@ -402,7 +401,6 @@ class LabKubelet:
         self.retry_at.pop(uid, None)
         self._failure_counts.pop(uid, None)
         sandbox.pod_ip = pod_ip
-        sandbox.running = True
         await self._set_running(pod, node.internal_ip, pod_ip)
         await self.record_event(pod, "Normal", "Created", "Created container: main")
         await self.record_event(pod, "Normal", "Started", "Started container main")
