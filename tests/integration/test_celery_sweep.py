@@ -26,7 +26,7 @@ REDIS = _BROKER if _BROKER.startswith("redis://") else "redis://127.0.0.1:6379/0
 @pytest.fixture
 def redis_worker(lab, settings):
     lab.reset()
-    settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.KUBECONFIG = str(lab.portal_kubeconfig)
     settings.AGENT_MASTER_KEY = lab.agent_master_key
     settings.CLUSTER_NAME = "lab"
     old = (app.conf.broker_url, app.conf.task_always_eager)
