@@ -79,8 +79,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "NICPORTAL_POLL_INTERVAL": str(args.poll_interval),
                 "NICPORTAL_AGENT_MASTER_KEY": lab.agent_master_key,
                 "NICPORTAL_LOG_LEVEL": "WARNING",
-                # The lab's API (KMock) has no resourceVersions or bookmarks: list, not watch.
-                "NICPORTAL_KUBE_WATCH": "0",
             }
         )
         portal.configure(

@@ -42,7 +42,7 @@ from prometheus_client.registry import Collector
 from inventory.choices import OwnershipState
 from inventory.models import Cluster, Interface, Node, Reservation
 from inventory.read import facts
-from inventory.services import polling
+from inventory.services import admission, polling
 
 # A readiness probe must answer well inside the kubelet's timeout (3 s in the manifests).
 BROKER_TIMEOUT = 1.0
@@ -365,6 +365,7 @@ def render_metrics() -> bytes:
     started = time.monotonic()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(InventoryCollector())
+    registry.register(admission.AdmissionCollector())
     # Registered last, so it measures the inventory queries above.
     registry.register(ScrapeCollector(started))
     return generate_latest(registry)

@@ -419,3 +419,53 @@ class AgentNonce(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node}:{self.nonce}"
+
+
+class TeamNamespace(models.Model):
+    """A Kubernetes namespace that belongs to a team: a name, or a shell pattern such as `ml-*`.
+    Pods in it may take the team's reserved NICs; the admission webhook denies pods from other
+    namespaces that ask for them. Managed by staff (admin, `manage.py createteam --namespace`)."""
+
+    team = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="namespaces")
+    pattern = models.CharField(max_length=253)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "pattern"], name="team_namespace_unique")
+        ]
+        ordering = ["team__name", "pattern"]
+
+    def __str__(self) -> str:
+        return f"{self.pattern} ({self.team.name})"
+
+
+class AdmissionRecord(models.Model):
+    """A request the admission webhook denied, or would have denied in warn mode (`enforced`
+    False). One row per object, reason and mode, counted: a controller that retries the same
+    pod moves `last_at` and `count` instead of adding rows. Dry-run requests (kubectl
+    --dry-run=server) are never recorded: they change nothing, the record included."""
+
+    resource = models.CharField(max_length=64)  # "pods", "network-attachment-definitions"
+    namespace = models.CharField(max_length=63)
+    name = models.CharField(max_length=253)  # generateName + "*" when the name is not set yet
+    codes = models.CharField(max_length=300)  # finding codes, comma-separated
+    enforced = models.BooleanField()
+    operation = models.CharField(max_length=10)
+    username = models.CharField(max_length=253, blank=True)
+    uid = models.CharField(max_length=64, blank=True)  # of the last request
+    message = models.TextField()
+    count = models.PositiveIntegerField(default=1)
+    first_at = models.DateTimeField(default=timezone.now)
+    last_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resource", "namespace", "name", "codes", "enforced"],
+                name="admission_record_unique",
+            )
+        ]
+        ordering = ["-last_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.resource} {self.namespace}/{self.name}: {self.codes}"

@@ -75,7 +75,17 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
-ROOT_URLCONF = "nicportal.urls"
+# The admission webhook server (its own Deployment, gunicorn with TLS, see
+# nicportal/webhook_gunicorn.py) serves only the webhook's URLs, never the UI or the API.
+WEBHOOK_SERVER = env_bool("NICPORTAL_WEBHOOK_SERVER", False)
+ROOT_URLCONF = "nicportal.urls_webhook" if WEBHOOK_SERVER else "nicportal.urls"
+if WEBHOOK_SERVER:
+    # No sessions, CSRF, users, messages or htmx for the API server's calls: each middleware is
+    # time on every pod creation in the cluster.
+    MIDDLEWARE = [
+        "django.middleware.security.SecurityMiddleware",
+        "django.middleware.common.CommonMiddleware",
+    ]
 WSGI_APPLICATION = "nicportal.wsgi.application"
 
 TEMPLATES = [
@@ -118,6 +128,14 @@ if DATABASE_URL:
         }
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
+    # A cap on every statement (milliseconds; 0 = none): the webhook server sets it well under
+    # its own deadline, so a slow database ends a review in an error, not in the API server's
+    # timeout.
+    _statement_timeout = env_int("NICPORTAL_DB_STATEMENT_TIMEOUT_MS", 0, minimum=0)
+    if _statement_timeout and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+            f"-c statement_timeout={_statement_timeout}"
+        )
 else:
     DATABASES = {
         "default": {
@@ -261,6 +279,26 @@ AGENT_MAX_BYTES = env_int("NICPORTAL_AGENT_MAX_BYTES", 4 * 1024 * 1024, minimum=
 AGENT_STALE_AFTER = env_float("NICPORTAL_AGENT_STALE_AFTER", 3 * POLL_INTERVAL, minimum=1.0)
 # Multus version of the cluster (MicroK8s' addon ships v3.9 -> cniVersion 0.3.1); "" = unknown.
 MULTUS_VERSION = env_str("NICPORTAL_MULTUS_VERSION", "")
+
+# --- Admission webhook (inventory/webhook.py, docs/WEBHOOK.md) -------------------------------
+# enforce: deny what breaks the rules; warn: allow it with a warning and record the would-be
+# denial (the page at /admission/), to watch a cluster before enforcing.
+WEBHOOK_MODE = env_str("NICPORTAL_WEBHOOK_MODE", "enforce").strip().lower()
+if WEBHOOK_MODE not in {"enforce", "warn"}:
+    raise ImproperlyConfigured(
+        f"NICPORTAL_WEBHOOK_MODE must be enforce or warn, got {WEBHOOK_MODE!r}"
+    )
+# Must match the ValidatingWebhookConfiguration's failurePolicy: what the server answers when it
+# cannot decide (database down): Ignore allows with a warning, Fail denies.
+WEBHOOK_FAILURE_POLICY = env_str("NICPORTAL_WEBHOOK_FAILURE_POLICY", "Ignore").strip().capitalize()
+if WEBHOOK_FAILURE_POLICY not in {"Ignore", "Fail"}:
+    raise ImproperlyConfigured(
+        f"NICPORTAL_WEBHOOK_FAILURE_POLICY must be Ignore or Fail, got {WEBHOOK_FAILURE_POLICY!r}"
+    )
+# Nodes, NADs and team namespaces are held in memory and refreshed in the background at most
+# this old (seconds; the sweep interval by default, the pace at which nodes and NADs change in
+# the database anyway); NIC ownership and reservations are read fresh for every review.
+WEBHOOK_INDEX_MAX_AGE = env_float("NICPORTAL_WEBHOOK_INDEX_MAX_AGE", POLL_INTERVAL, minimum=0.0)
 
 # --- Auth, REST ------------------------------------------------------------------------------
 LOGIN_URL = "login"

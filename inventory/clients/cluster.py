@@ -342,13 +342,10 @@ class ClusterClient:
             _content_type="application/merge-patch+json",
         )
 
-    # --- lists and watches for clients/watch.py ---------------------------------------------------
-    # One page of a list with the list's resourceVersion, and the events of a watch from one; the
-    # copy they keep current, and the rules of following them, are clients/watch.py's.
+    # --- lists and watches for clients/watch.py (which keeps the copy and the rules) -------------
 
     def list_page(self, kind: str, *, continue_token: str | None = None) -> dict[str, Any]:
-        """One page (PAGE_SIZE items) of a watched collection, as the API server answered it
-        (`metadata.resourceVersion`, `metadata.continue`, `items`). Expired on 410."""
+        """A page of a watched collection as the server sent it (items, resourceVersion)."""
         method, args, selector = self._watched(kind)
         return self._call(
             "list",
@@ -361,12 +358,12 @@ class ClusterClient:
         )
 
     def watch_events(
-        self, kind: str, *, resource_version: str, timeout_seconds: int
+        self, kind: str, *, resource_version: str, timeout_seconds: int, idle: float
     ) -> Iterator[dict[str, Any]]:
         """The events of a watch of a collection from `resource_version`, with bookmarks, as the
-        server sends them, until it ends the stream (after `timeout_seconds`) or the caller
-        stops reading. Expired when the server answers 410 to the request itself; a 410 inside
-        the stream comes as an ERROR event, for the caller to read."""
+        server sends them, until it ends the stream (after `timeout_seconds`), `idle` seconds
+        pass without a byte, or the caller stops reading. Expired when the server answers 410
+        to the request itself; a 410 inside the stream comes as an ERROR event."""
         method, args, selector = self._watched(kind)
         where = f"watch {kind}"
         try:
@@ -378,7 +375,8 @@ class ClusterClient:
                 timeout_seconds=timeout_seconds,
                 field_selector=selector,
                 _preload_content=False,
-                _request_timeout=(self.timeout, timeout_seconds + self.timeout),
+                # The read timeout is the silence that ends the read (the headers come at once).
+                _request_timeout=(self.timeout, idle),
             )
         except k8s.ApiException as exc:
             raise self._api_error(where, exc) from exc
@@ -395,6 +393,8 @@ class ClusterClient:
                     raise ClusterError(f"{where}: not a JSON watch event: {exc}") from exc
                 if isinstance(event, dict):
                     yield event
+        except urllib3.exceptions.ReadTimeoutError:
+            return  # quiet for `idle` seconds: what the server had to say is said
         except urllib3.exceptions.HTTPError as exc:
             raise ClusterError(f"{where}: the stream broke off: {exc}") from exc
         finally:

@@ -16,7 +16,10 @@ How it follows the Kubernetes API's rules (api-concepts, "Efficient detection of
   in the collection, or etcd's progress notification), about 2 s before the timeout: on a busy
   collection the read ends at that bookmark, on an idle one at the timeout (measured on
   kube-apiserver 1.37: idle watches of 3, 5 and 10 s ended at their timeout with nothing sent).
-  The collections are read in parallel, so a sweep waits at most `window` seconds here.
+  So a read also ends after IDLE seconds without a byte: the server sends what it has (its
+  watch cache's events after the resourceVersion) at once, and stopping early can only delay a
+  change to the next read, never lose it (the copy stands at the last event read). The
+  collections are read in parallel: a sweep waits IDLE seconds, at most `window`.
 - 410 Gone (the resourceVersion is older than the server's watch cache keeps, as after a long
   outage), as the answer to the request or as an ERROR event inside the stream: the collection
   is listed again from scratch, and the copy replaced by what the list says.
@@ -54,6 +57,8 @@ from inventory.rules.diagnosis.facts import SANDBOX_FAILURE_REASON
 
 # Seconds a watch read is given (timeoutSeconds): the most a sweep waits for the cluster.
 DEFAULT_WINDOW = 3
+# Seconds of silence that end a watch read.
+IDLE = 0.5
 
 
 @dataclass
@@ -158,7 +163,10 @@ class _Collection:
     def _follow(self, stats: ReadStats) -> None:
         stats.watches += 1
         events = self.client.watch_events(
-            self.name, resource_version=self.version or "", timeout_seconds=self.window
+            self.name,
+            resource_version=self.version or "",
+            timeout_seconds=self.window,
+            idle=min(IDLE, self.window),
         )
         try:
             for event in events:

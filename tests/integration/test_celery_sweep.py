@@ -1,5 +1,5 @@
 """The dispatcher end to end: a real Celery worker on real Redis runs `sweep`, which polls the
-lab's API and fans out `poll_node_batch` tasks over the nodes."""
+lab's API and fans out one `poll_node` task per node."""
 
 from __future__ import annotations
 
@@ -26,8 +26,7 @@ REDIS = _BROKER if _BROKER.startswith("redis://") else "redis://127.0.0.1:6379/0
 @pytest.fixture
 def redis_worker(lab, settings):
     lab.reset()
-    settings.KUBECONFIG = str(lab.kubeconfig)
-    settings.KUBE_WATCH = False  # the KMock lab has no resourceVersions or bookmarks
+    settings.KUBECONFIG = str(lab.portal_kubeconfig)
     settings.AGENT_MASTER_KEY = lab.agent_master_key
     settings.CLUSTER_NAME = "lab"
     old = (app.conf.broker_url, app.conf.task_always_eager)

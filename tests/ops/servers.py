@@ -15,6 +15,17 @@ from pathlib import Path
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
+def database_url() -> str:
+    """A URL of the database this test process uses (its test database), for a server started
+    in another process to read the same rows (transactional tests: committed rows)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

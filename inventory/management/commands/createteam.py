@@ -1,13 +1,20 @@
-"""`manage.py createteam NAME [--member USER ...]`: a team is a Django group; members are added
-(never removed) so that the command can be re-run safely."""
+"""`manage.py createteam NAME [--member USER ...] [--namespace PATTERN ...]`: a team is a Django
+group; members and namespaces are added (never removed) so that the command can be re-run
+safely. A namespace (a name or a shell pattern such as `ml-*`) belongs to the team: its pods may
+take the team's reserved NICs (the admission webhook checks it)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from inventory.models import TeamNamespace
+
+_PATTERN = re.compile(r"^[a-z0-9*?\[\]-]{1,63}$")
 
 
 class Command(BaseCommand):
@@ -18,8 +25,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--member", action="append", default=[], metavar="USERNAME", help="Repeatable."
         )
+        parser.add_argument(
+            "--namespace",
+            action="append",
+            default=[],
+            metavar="PATTERN",
+            help="A namespace of the team, or a shell pattern such as 'ml-*' (repeatable).",
+        )
 
-    def handle(self, *args: Any, name: str, member: list[str], **options: Any) -> None:
+    def handle(
+        self, *args: Any, name: str, member: list[str], namespace: list[str], **options: Any
+    ) -> None:
         name = name.strip()
         if not name or len(name) > Group._meta.get_field("name").max_length:
             raise CommandError("the team name must be 1 to 150 characters")
@@ -27,9 +43,18 @@ class Command(BaseCommand):
         missing = sorted(set(member) - {u.get_username() for u in users})
         if missing:
             raise CommandError(f"no such user(s): {', '.join(missing)}")
+        bad = [p for p in namespace if not _PATTERN.match(p)]
+        if bad:
+            raise CommandError(
+                f"not a namespace name or pattern: {', '.join(bad)} (lower-case letters, digits, "
+                "'-' and the wildcards * ? [], at most 63 characters)"
+            )
         team, created = Group.objects.get_or_create(name=name)
         for user in users:
             user.groups.add(team)
+        for pattern in namespace:
+            TeamNamespace.objects.get_or_create(team=team, pattern=pattern)
         verb = "created" if created else "exists"
         members = ", ".join(sorted(u.get_username() for u in team.user_set.all())) or "none"
-        self.stdout.write(f"team {team.name} {verb}; members: {members}")
+        patterns = ", ".join(team.namespaces.values_list("pattern", flat=True)) or "none"
+        self.stdout.write(f"team {team.name} {verb}; members: {members}; namespaces: {patterns}")

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('inventory', '0006_agent_nonce'),
+        ('inventory', '0007_admission_webhook'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
