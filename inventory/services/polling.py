@@ -158,6 +158,16 @@ def settings_client() -> ClusterClient:
         return client
 
 
+def forget_cluster_reads() -> None:
+    """Drop this process's cluster clients and their watches: the next sweep lists the cluster
+    again, as a new process's first sweep does."""
+    with _readers_lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()
+        _watches.clear()
+
+
 def cluster_watch(client: ClusterClient) -> ClusterWatch:
     with _readers_lock:
         watch = _watches.get(client)

@@ -86,13 +86,21 @@ def test_with_the_shipped_role_it_completes_a_sweep_and_an_apply(lab_portal):
     assert row.in_cluster
 
 
-def test_without_list_on_pods_the_sweep_fails_with_403(lab_portal):
+def test_without_list_on_pods_the_first_sweep_fails_with_403(lab_portal):
+    # A process's first sweep lists the cluster (later ones watch it from there).
+    polling.forget_cluster_reads()
     with role_without(lab_portal, "", "pods", "list"):
         report = polling.sweep_inline(workers=4)
     assert "403 Forbidden" in report.cluster_error
-    assert (
-        'cannot list resource \\"pods\\"' in report.cluster_error or "pods" in report.cluster_error
-    )
+    assert "list pods" in report.cluster_error
+
+
+def test_without_watch_on_pods_a_later_sweep_fails_with_403(lab_portal):
+    assert polling.sweep_inline(workers=4).cluster_error == ""
+    with role_without(lab_portal, "", "pods", "watch"):
+        report = polling.sweep_inline(workers=4)
+    assert "403 Forbidden" in report.cluster_error
+    assert "watch pods" in report.cluster_error
 
 
 def test_without_create_on_nads_the_apply_fails_and_leaves_nothing(lab_portal):
@@ -111,19 +119,28 @@ def test_without_create_on_nads_the_apply_fails_and_leaves_nothing(lab_portal):
     )
 
 
-def test_without_get_on_the_agent_daemonset_the_sweep_fails_with_403(lab_portal):
-    """The agents' Role lets the portal read that one DaemonSet (whose uid makes a pod an agent);
-    without it the sweep stops with the API server's 403 rather than trust any pod."""
+@pytest.mark.parametrize("first_sweep", [True, False])
+def test_without_reading_the_agent_daemonset_the_sweep_fails_with_403(lab_portal, first_sweep):
+    """The agents' Role lets the portal read that one DaemonSet (whose uid makes a pod an agent):
+    get it, or list and watch it by name; without that the sweep stops with the API server's 403
+    rather than trust any pod, whether it lists the cluster (a process's first sweep) or
+    watches it."""
     rbac = client.RbacAuthorizationV1Api(lab_portal.kube())
     [role] = [
         d
         for d in yaml.safe_load_all(PORTAL_RBAC.read_text())
         if d["kind"] == "Role" and d["metadata"]["name"] == "nicportal-portal-agents"
     ]
-    assert role["rules"][0]["verbs"] == ["get"]
-    empty = [{**role["rules"][0], "verbs": ["list"]}]
+    assert role["rules"][0]["verbs"] == ["get", "list", "watch"]
+    if first_sweep:
+        polling.forget_cluster_reads()
+    else:
+        assert polling.sweep_inline(workers=4).cluster_error == ""
+    unreadable = [{**role["rules"][0], "verbs": ["update"]}]
     rbac.patch_namespaced_role(
-        role["metadata"]["name"], "nicportal", [{"op": "replace", "path": "/rules", "value": empty}]
+        role["metadata"]["name"],
+        "nicportal",
+        [{"op": "replace", "path": "/rules", "value": unreadable}],
     )
     try:
         report = polling.sweep_inline(workers=4)
@@ -134,5 +151,5 @@ def test_without_get_on_the_agent_daemonset_the_sweep_fails_with_403(lab_portal)
             [{"op": "replace", "path": "/rules", "value": role["rules"]}],
         )
     assert "403 Forbidden" in report.cluster_error
-    assert "nicportal-agent" in report.cluster_error
+    assert "daemonsets" in report.cluster_error
     assert polling.sweep_inline(workers=4).cluster_error == ""
