@@ -132,6 +132,9 @@ class Interface(models.Model):
     holder = models.CharField(max_length=300, blank=True)
     # A host link named netN whose alias holds its original name: returned from a dead pod.
     orphan = models.BooleanField(default=False)
+    # "" or why this NIC is a reservation breach: reserved by one team, held by a pod that is
+    # not that team's (rules/teams.py says whose a pod is). Judged with the verdict.
+    breach = models.TextField(blank=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -142,6 +145,8 @@ class Interface(models.Model):
             models.Index(fields=["state", "node"], name="iface_state_node"),
             models.Index(fields=["node", "name"], name="iface_node_name"),
             models.Index(fields=["state", "id"], name="iface_state_id"),
+            # Breaches are few: /metrics and the breach filters read them through this index.
+            models.Index(fields=["node"], condition=~Q(breach=""), name="iface_breach"),
         ]
         ordering = ["node__name", "name"]
 
@@ -173,6 +178,11 @@ class NetworkAttachment(models.Model):
     findings = models.JSONField(default=list, blank=True)
     applied_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    # The team the portal applied it for (the acting team of the apply); None for a NAD found in
+    # the cluster. A NAD of that team may hand the team's reserved NICs to pods.
+    team = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="nads"
     )
     first_seen_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -284,8 +294,10 @@ class HistoryEntry(models.Model):
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=12, choices=HistoryKind.choices)
+    # SET_NULL: a virtual link gone for good is dropped from the inventory (sync/snapshot.py),
+    # its history stays (the message names it, `node` says where).
     interface = models.ForeignKey(
-        Interface, null=True, blank=True, on_delete=models.CASCADE, related_name="history"
+        Interface, null=True, blank=True, on_delete=models.SET_NULL, related_name="history"
     )
     node = models.ForeignKey(
         Node, null=True, blank=True, on_delete=models.CASCADE, related_name="history"
@@ -314,3 +326,22 @@ class HistoryEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("history is append-only")
+
+
+class TeamNamespace(models.Model):
+    """A Kubernetes namespace that belongs to a team: a name, or a shell pattern such as `ml-*`.
+    Pods in it may take the team's reserved NICs; a pod from another team's namespace holding
+    one is a reservation breach (rules/teams.py). Managed by staff (admin, `manage.py createteam
+    --namespace`)."""
+
+    team = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="namespaces")
+    pattern = models.CharField(max_length=253)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "pattern"], name="team_namespace_unique")
+        ]
+        ordering = ["team__name", "pattern"]
+
+    def __str__(self) -> str:
+        return f"{self.pattern} ({self.team.name})"

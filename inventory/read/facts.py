@@ -1,7 +1,9 @@
 """The inventory as the pure rules see it: the one place where stored rows become rule inputs.
 
 - ownership: Interface -> ownership.LinkFacts, Node -> ownership.NodeFacts, its attached pods ->
-  ownership.PodClaim, its active reservations -> ownership.ReservationFacts (used by sync);
+  ownership.PodClaim (with their namespace's teams and their NAD's team), its active
+  reservations -> ownership.ReservationFacts (used by sync);
+- teams: the namespaces each team owns (TeamNamespace), the team a NAD was applied for;
 - NADs: Interface -> nad.DeviceFacts, Node.cni -> nad.PluginFacts (the NAD builder, the linter
   of cluster NADs);
 - diagnosis: Interface -> diagnosis.HostInterface (what the diagnosis needs beyond DeviceFacts);
@@ -11,14 +13,23 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from inventory.choices import AttachmentStatus
-from inventory.models import Cluster, Interface, Node, PodAttachment, Reservation
-from inventory.rules import diagnosis, nad, ownership
+from inventory.models import (
+    Cluster,
+    Interface,
+    NetworkAttachment,
+    Node,
+    PodAttachment,
+    Reservation,
+    TeamNamespace,
+)
+from inventory.rules import diagnosis, nad, ownership, teams
 
 # --- the configured cluster ---------------------------------------------------------------------
 
@@ -87,9 +98,15 @@ def node_facts(node: Node) -> ownership.NodeFacts:
 
 
 def pod_claims(node: Node) -> list[ownership.PodClaim]:
-    rows = PodAttachment.objects.filter(node=node, status=AttachmentStatus.ATTACHED).only(
-        "namespace", "pod_name", "nad_namespace", "nad_name", "pod_interface", "mac"
+    rows = list(
+        PodAttachment.objects.filter(node=node, status=AttachmentStatus.ATTACHED).only(
+            "namespace", "pod_name", "nad_namespace", "nad_name", "pod_interface", "mac"
+        )
     )
+    if not rows:
+        return []
+    patterns = team_namespaces()
+    nad_teams = nad_teams_for(node.cluster_id, {(a.nad_namespace, a.nad_name) for a in rows})
     return [
         ownership.PodClaim(
             namespace=a.namespace,
@@ -97,9 +114,36 @@ def pod_claims(node: Node) -> list[ownership.PodClaim]:
             nad=f"{a.nad_namespace}/{a.nad_name}",
             pod_interface=a.pod_interface,
             mac=a.mac,
+            namespace_teams=teams.namespace_teams(a.namespace, patterns),
+            nad_team=nad_teams.get((a.nad_namespace, a.nad_name), ""),
         )
         for a in rows
     ]
+
+
+# --- teams --------------------------------------------------------------------------------------
+
+
+def team_namespaces() -> dict[str, list[str]]:
+    """team name -> the namespace names and patterns it owns (a small table, read whole)."""
+    result: dict[str, list[str]] = defaultdict(list)
+    for team, pattern in TeamNamespace.objects.values_list("team__name", "pattern"):
+        result[team].append(pattern)
+    return dict(result)
+
+
+def nad_teams_for(cluster_id: int, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(namespace, name) -> the team NICPortal applied that NAD for, for the NADs of `keys`
+    that have one."""
+    condition = Q()
+    for namespace, name in set(keys):
+        condition |= Q(namespace=namespace, name=name)
+    if not condition:
+        return {}
+    rows = NetworkAttachment.objects.filter(
+        condition, cluster_id=cluster_id, in_cluster=True, team__isnull=False
+    ).values_list("namespace", "name", "team__name")
+    return {(namespace, name): team for namespace, name, team in rows}
 
 
 def reservation_facts(node: Node) -> dict[str, ownership.ReservationFacts]:
@@ -173,6 +217,7 @@ def _device(
     *,
     reserved_team: str,
     plugin: nad.PluginFacts | None,
+    pod_nad: str = "",
 ) -> nad.DeviceFacts:
     """A DeviceFacts from the values of _DEVICE_COLUMNS, in that order (anything after them is
     left alone)."""
@@ -192,14 +237,39 @@ def _device(
         reserved_team=reserved_team,
         has_netdev=has_netdev,
         plugin=plugin,
+        pod_nad=pod_nad,
     )
+
+
+def pod_nads(
+    interface_ids: Iterable[int] | None = None, *, node_ids: Iterable[int] = ()
+) -> dict[int, str]:
+    """interface id -> the NAD ("ns/name") of the attached pod holding it, for these interfaces
+    or the interfaces of these nodes."""
+    rows = PodAttachment.objects.filter(status=AttachmentStatus.ATTACHED, interface__isnull=False)
+    if interface_ids is not None:
+        rows = rows.filter(interface_id__in=list(interface_ids))
+    else:
+        rows = rows.filter(interface__node_id__in=list(node_ids))
+    return {
+        interface_id: f"{namespace}/{name}"
+        for interface_id, namespace, name in rows.values_list(
+            "interface_id", "nad_namespace", "nad_name"
+        )
+    }
 
 
 def device_facts(
     interface: Interface, *, reserved_team: str = "", plugin: nad.PluginFacts | None = None
 ) -> nad.DeviceFacts:
     columns = tuple(getattr(interface, column) for column in _DEVICE_COLUMNS)
-    return _device(interface.node.name, columns, reserved_team=reserved_team, plugin=plugin)
+    return _device(
+        interface.node.name,
+        columns,
+        reserved_team=reserved_team,
+        plugin=plugin,
+        pod_nad=pod_nads([interface.pk]).get(interface.pk, "") if interface.pk else "",
+    )
 
 
 def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.DeviceFacts]]:
@@ -212,11 +282,12 @@ def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.D
         nodes = configured_nodes()
     by_id = {n.pk: n for n in nodes}
     plugins = {pk: plugin_facts(n) for pk, n in by_id.items()}
-    teams = dict(
+    reserved = dict(
         Reservation.objects.filter(
             interface__node_id__in=list(by_id), released_at__isnull=True
         ).values_list("interface_id", "team__name")
     )
+    in_pods = pod_nads(node_ids=by_id)
     result: dict[str, list[nad.DeviceFacts]] = {n.name: [] for n in by_id.values()}
     rows = Interface.objects.filter(node_id__in=list(by_id)).values_list(
         *_DEVICE_COLUMNS, "pk", "node_id"
@@ -225,7 +296,13 @@ def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.D
         pk, node_id = row[-2:]
         node_name = by_id[node_id].name
         result[node_name].append(
-            _device(node_name, row, reserved_team=teams.get(pk, ""), plugin=plugins.get(node_id))
+            _device(
+                node_name,
+                row,
+                reserved_team=reserved.get(pk, ""),
+                plugin=plugins.get(node_id),
+                pod_nad=in_pods.get(pk, ""),
+            )
         )
     return result
 

@@ -7,8 +7,11 @@ No I/O, no ORM. ``read/facts.py`` turns the stored agent facts, the pods' Multus
 Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
 
 1. ``unknown``   the node's agent has not answered recently (facts may be stale).
-2. ``pod`` / ``missing``  the link is gone from the host: a pod on this node claims it by MAC,
-   permanent MAC or PCI address (``pod``), or nobody does (``missing``).
+2. ``pod`` / ``missing`` / gone  the link is gone from the host: a pod on this node claims it by
+   MAC, permanent MAC or PCI address (``pod``); nobody does and it is a NIC (``missing``: a NIC
+   host-device took and never gave back); nobody does and it is no NIC (a ``cali*`` veth, any
+   virtual link): it died with the network namespace it lived in, nothing can bring it back,
+   and the verdict says ``gone`` so that sync drops it from the inventory.
 3. ``pod`` / ``userspace`` / ``missing``  a PCI function whose netdev is not on the host, or one
    bound to a userspace driver: claimed by a pod through its PCI address (``pod``, e.g. an SR-IOV
    VF handed out by a device plugin), bound to vfio-pci/uio (``userspace``), or otherwise
@@ -30,7 +33,7 @@ Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
 15. ``reserved`` free, but a team holds a reservation on its identity.
 16. ``free``     a physical (or lab veth) NIC that nothing above uses.
 
-Two annotations are added after the rules:
+Three annotations are added after the rules:
 
 - ``orphan``: a host link named like a pod interface (``netN``, or a name pods on this node use)
   whose alias holds another name is a NIC that host-device returned from a pod whose netns died
@@ -38,6 +41,8 @@ Two annotations are added after the rules:
   reason only when the link is otherwise free (the only case where the user can act on it).
 - a reservation on a link that is not free (in a pod, grabbed by the node, …) is named at the end
   of the reason, so the team sees why its NIC is not usable.
+- ``breach``: a reserved link in a pod that is not the reserving team's (``rules/teams.py`` says
+  whose a pod is) carries the sentence that says so.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from inventory.rules import teams
 from inventory.rules.states import OwnershipState
 
 # -- facts in, verdicts out -------------------------------------------------------------------
@@ -95,6 +101,8 @@ class PodClaim:
     pod_interface: str  # "net1"
     mac: str = ""
     pci_address: str = ""  # from device-info when present
+    namespace_teams: frozenset[str] = frozenset()  # the teams the pod's namespace belongs to
+    nad_team: str = ""  # the team NICPortal applied the NAD for, "" for a NAD found in the cluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +119,8 @@ class Verdict:
     reason: str  # one sentence a person reads
     holder: str  # "" or e.g. "pod ml/trainer-0", "team rdma", "bridge br-ex", "Calico", "node"
     orphan: bool = False  # a host link named netN whose alias holds its original name
+    breach: str = ""  # why a reserved link in a pod is in the wrong team's pod, "" when it is not
+    gone: bool = False  # a virtual link that vanished for good: nothing to keep in the inventory
 
 
 # -- data: names that belong to the primary CNI or kube infrastructure (docs/HOST_DEVICE.md) ---
@@ -345,12 +355,38 @@ def _agent_silent(link: LinkFacts, ctx: _Node) -> Verdict | None:
     return Verdict(OwnershipState.UNKNOWN, reason, "")
 
 
+def is_nic(link: LinkFacts, node: NodeFacts) -> bool:
+    """Could host-device have taken this link and kept it? A NIC: a PCI function, a physical or
+    wireless link, or a veth on a node whose veth links are its NICs (the lab), unless the
+    primary CNI owns it by name. Every other link dies with the network namespace it is in."""
+    if cni_owner(link) is not None:
+        return False
+    return (
+        bool(link.pci_address)
+        or link.kind == "physical"
+        or link.wireless
+        or (link.kind == "veth" and node.veth_nics)
+    )
+
+
 def _gone_from_host(link: LinkFacts, ctx: _Node) -> Verdict | None:
     if link.present:
         return None
     claim = _claim_for(link, ctx.claims, by_mac=True)
     if claim:
         return _in_pod(claim)
+    if not is_nic(link, ctx.facts):
+        # A cali* veth goes when its pod's namespace goes; a bridge or vlan when someone deletes
+        # it. Neither is stranded anywhere: calling it missing would be a permanent false alarm.
+        entry = cni_owner(link)
+        what = (
+            f"created by {entry.owner} ({entry.label or link.name})"
+            if entry
+            else (f"{link.kind or 'other'}: a virtual link, not a NIC")
+        )
+        state = OwnershipState.CNI if entry else OwnershipState.VIRTUAL
+        reason = f"{what}; destroyed (a virtual link is never stranded)"
+        return Verdict(state, reason, entry.owner if entry else "", gone=True)
     reason = "gone from the host and no pod claims it (stranded in a deleted pod's namespace?)"
     return Verdict(OwnershipState.MISSING, reason, "")
 
@@ -578,7 +614,26 @@ def _annotate(link: LinkFacts, verdict: Verdict, ctx: _Node) -> Verdict:
         OwnershipState.UNKNOWN,
     }:
         reason = f"{reason}; {_reservation_text(reservation)}"
-    return Verdict(verdict.state, reason, verdict.holder, orphan=bool(original))
+    breach = ""
+    if reservation and verdict.state == OwnershipState.POD:
+        claim = _claim_for(link, ctx.claims, by_mac=True)
+        if claim is not None:
+            breach = teams.breach(
+                reserved_team=reservation.team,
+                namespace=claim.namespace,
+                pod=claim.pod,
+                nad=claim.nad,
+                namespace_teams=claim.namespace_teams,
+                nad_team=claim.nad_team,
+            )
+    return Verdict(
+        verdict.state,
+        reason,
+        verdict.holder,
+        orphan=bool(original),
+        breach=breach,
+        gone=verdict.gone,
+    )
 
 
 def _decide_in(link: LinkFacts, ctx: _Node) -> Verdict:

@@ -310,7 +310,8 @@ def _store(
                     "origin": NadOrigin.PORTAL,
                     "in_cluster": True,
                     "applied_by": actor,
-                    "findings": _lint_findings(cluster, rendered),
+                    "team": team,
+                    "findings": _lint_findings(cluster, rendered, team),
                 },
             )
             rows.append(row)
@@ -341,7 +342,9 @@ def _store(
     return rows
 
 
-def _lint_findings(cluster: Cluster, rendered: nad.RenderedNad) -> list[dict[str, str]]:
+def _lint_findings(
+    cluster: Cluster, rendered: nad.RenderedNad, team: Group | None
+) -> list[dict[str, str]]:
     """The findings the sweep's linter will store for this NAD (sync.lint_cluster_nads), so the
     list page shows the same thing before and after the next sweep."""
     nodes = facts.cluster_nodes(cluster)
@@ -355,5 +358,6 @@ def _lint_findings(cluster: Cluster, rendered: nad.RenderedNad) -> list[dict[str
             devices_by_node=facts.devices_by_node(nodes),
             plugins_by_node=facts.plugins_by_node(nodes),
             multus_version=facts.multus_version_for(cluster),
+            team=team.name if team is not None else "",
         )
     ]

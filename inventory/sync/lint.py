@@ -35,7 +35,8 @@ def lint_cluster_nads(cluster: Cluster, *, force: bool = False) -> int:
     plugins = facts.plugins_by_node(nodes)
     multus_version = facts.multus_version_for(cluster)
     changed = []
-    for row in NetworkAttachment.objects.filter(cluster=cluster, in_cluster=True):
+    rows = NetworkAttachment.objects.filter(cluster=cluster, in_cluster=True).select_related("team")
+    for row in rows:
         findings = [
             f.as_dict()
             for f in nad.lint(
@@ -46,6 +47,7 @@ def lint_cluster_nads(cluster: Cluster, *, force: bool = False) -> int:
                 devices_by_node=devices,
                 plugins_by_node=plugins,
                 multus_version=multus_version,
+                team=row.team.name if row.team is not None else "",
             )
         ]
         if row.findings != findings:

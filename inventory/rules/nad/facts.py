@@ -41,6 +41,7 @@ class DeviceFacts:
     reserved_team: str = ""
     has_netdev: bool = True
     plugin: PluginFacts | None = None
+    pod_nad: str = ""  # in a pod: the NAD ("ns/name") it was attached through, "" if not known
 
 
 @dataclass(frozen=True, slots=True)
