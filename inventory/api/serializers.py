@@ -146,7 +146,7 @@ class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
 
 
 class InterfaceSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
-    brief_fields = ("id", "node", "name", "state", "holder", "reserved_team")
+    brief_fields = ("id", "node", "name", "state", "holder", "reserved_team", "breach")
     node = serializers.CharField(source="node.name", read_only=True)
     node_id = serializers.IntegerField(read_only=True)
     cluster = serializers.CharField(source="node.cluster.name", read_only=True)
@@ -171,6 +171,7 @@ class InterfaceSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
             "reserved_team",
             "reservation",
             "reserved_until",
+            "breach",
             "state_changed_at",
             "ifindex",
             "altnames",

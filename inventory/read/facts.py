@@ -162,6 +162,23 @@ def reservation_facts(node: Node) -> dict[str, ownership.ReservationFacts]:
     }
 
 
+def nad_team(cluster: Cluster | None, namespace: str, name: str, uid: str = "") -> str:
+    """The team NICPortal applied NAD namespace/name for, "" when none (or when the NAD in the
+    cluster, `uid`, is not the one the portal applied)."""
+    if cluster is None:
+        return ""
+    row = (
+        NetworkAttachment.objects.filter(
+            cluster=cluster, namespace=namespace, name=name, team__isnull=False
+        )
+        .values_list("uid", "team__name")
+        .first()
+    )
+    if row is None or (uid and row[0] and row[0] != uid):
+        return ""
+    return row[1]
+
+
 # --- NADs ---------------------------------------------------------------------------------------
 
 

@@ -53,7 +53,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from inventory.rules import teams
+from inventory.rules import cni_names, teams
+from inventory.rules.cni_names import OVN_MARKERS, CniName
 from inventory.rules.states import OwnershipState
 
 # -- facts in, verdicts out -------------------------------------------------------------------
@@ -123,47 +124,6 @@ class Verdict:
     gone: bool = False  # a virtual link that vanished for good: nothing to keep in the inventory
 
 
-# -- data: names that belong to the primary CNI or kube infrastructure (docs/HOST_DEVICE.md) ---
-
-
-@dataclass(frozen=True, slots=True)
-class CniName:
-    owner: str
-    pattern: str  # a regular expression the whole name must match
-    label: str = ""  # how the reason names the pattern; "" names the link itself
-    kinds: frozenset[str] = frozenset()  # when set, the link's kind must be one of these
-    needs_ovn: bool = False  # generic enough to need other OVN-Kubernetes evidence on the node
-
-
-_VETH = frozenset({"veth"})
-
-CNI_NAMES: tuple[CniName, ...] = (
-    # Prefix patterns are restricted to veth: "lxcbr0" is LXC's bridge, not Cilium's.
-    CniName("Calico", r"cali.+", "cali* veth", _VETH),
-    CniName("Calico", r"tunl0|vxlan\.calico|vxlan-v6\.calico|wireguard\.cali|wg-v6\.cali"),
-    CniName("Calico", r"bpfin\.cali|bpfout\.cali"),
-    CniName("Flannel", r"flannel\.\d+"),
-    CniName("Flannel", r"cni0"),
-    CniName("Cilium", r"lxc_health|cilium_.+"),
-    CniName("Cilium", r"lxc.+", "lxc* veth", _VETH),
-    CniName("OVN-Kubernetes", r"ovn-k8s-mp\d+|br-int|ovs-system|genev_sys_6081"),
-    # "br-ex" is also what people call a plain external bridge (the lab has one): only OVN-K's
-    # when the node shows other OVN evidence, see _ovn_evidence().
-    CniName("OVN-Kubernetes", r"br-ex|breth0", needs_ovn=True),
-    CniName("Kube-OVN", r"ovn0"),
-    CniName("Weave", r"weave|datapath|vxlan-6784"),
-    CniName("Weave", r"vethwe-.+", "vethwe-* veth", _VETH),
-    CniName("Weave", r"vethwepl.+", "vethwepl* veth", _VETH),
-    CniName("Antrea", r"antrea-gw0|antrea-tun0"),
-    CniName("kube-proxy", r"kube-ipvs0", "kube-ipvs0, IPVS mode"),
-    CniName("kube-router", r"kube-bridge|kube-dummy-if|kube-tunnel-if"),
-    CniName("NodeLocal DNS", r"nodelocaldns"),
-    CniName("Docker", r"docker0"),
-    CniName("kubenet", r"cbr0"),
-)
-_CNI_REGEXES = tuple((entry, re.compile(entry.pattern)) for entry in CNI_NAMES)
-_OVN_MARKERS = frozenset({"ovs-system", "br-int", "genev_sys_6081", "ovn-k8s-mp0"})
-
 USERSPACE_DRIVERS = frozenset({"vfio-pci", "uio_pci_generic", "igb_uio"})
 # What host-device names the link in the pod (CNI_IFNAME): Multus' default is net1, net2, …
 _POD_IFNAME = re.compile(r"net\d+")
@@ -218,7 +178,7 @@ class _Node:
             claims=claims,
             reservations=reservations or {},
             pod_ifnames=frozenset(claim.pod_interface for claim in claims),
-            ovn=any(link.name in _OVN_MARKERS for link in present),
+            ovn=any(link.name in OVN_MARKERS for link in present),
         )
         for link in present:
             clause = _route_clause(link) or _internal_ip_clause(link, node)
@@ -314,25 +274,14 @@ def _system(reason: str) -> Verdict:
 
 
 def cni_owner(link: LinkFacts, *, ovn_on_node: bool = False) -> CniName | None:
-    """The CNI name entry that ``link``'s name matches, if its other facts agree.
-
-    Names are evidence, not proof. A name is not trusted on a link that is hardware (a PCI
-    address, kind ``physical``, or wireless): a NIC someone named ``cali0`` is still a NIC.
-    Prefix patterns (``cali*``, ``lxc*``, ``vethwe*``) also need the kind the CNI creates (veth).
-    ``br-ex``/``breth0`` count only with OVN evidence: the link is an Open vSwitch bridge, or the
-    node has ``ovs-system``, ``br-int``, ``genev_sys_6081`` or ``ovn-k8s-mp0``.
-    """
-    if link.pci_address or link.kind == "physical" or link.wireless:
-        return None
-    for entry, regex in _CNI_REGEXES:
-        if not regex.fullmatch(link.name):
-            continue
-        if entry.kinds and link.kind not in entry.kinds:
-            continue
-        if entry.needs_ovn and not (ovn_on_node or link.kind == "openvswitch"):
-            continue
-        return entry
-    return None
+    """The CNI name entry that ``link``'s name matches, if its other facts agree
+    (``rules/cni_names.py``)."""
+    return cni_names.owner(
+        name=link.name,
+        kind=link.kind,
+        hardware=bool(link.pci_address) or link.kind == "physical" or link.wireless,
+        ovn_on_node=ovn_on_node,
+    )
 
 
 def _master_phrase(link: LinkFacts, ctx: _Node) -> tuple[str, str]:

@@ -121,6 +121,16 @@ def state_counts(params: QueryDict) -> dict[str, int]:
     return counts
 
 
+def breach_count(params: QueryDict) -> int:
+    """Reservation breaches under every filter but `breach` itself (the chip shows what choosing
+    it would give). Breaches are few and a partial index holds them: no cache needed."""
+    without = params.copy()
+    for name in ("breach", "page", "sort", "per_page", "since"):
+        without.pop(name, None)
+    filterset = InterfaceFilterSet(without, queryset=Interface.objects.all())
+    return filterset.qs.exclude(breach="").order_by().count()
+
+
 class FleetView(PageMixin, LiveMixin, ListView):
     template_name = "inventory/fleet.html"
     fragment_name = "results"
@@ -164,6 +174,8 @@ class FleetView(PageMixin, LiveMixin, ListView):
                 for state in OwnershipState
             ],
             total=context["paginator"].count,
+            breach_only=params.get("breach") == "true",
+            breach_count=breach_count(params),
             query=self.query_without("page", "since"),
             sort_columns=SORT_COLUMNS,
             query_without_sort=self.query_without("page", "since", "sort"),
@@ -182,8 +194,8 @@ class FleetView(PageMixin, LiveMixin, ListView):
 # Spreadsheets run cells that start with these as formulas; node data is untrusted.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = (
-    "cluster node interface state reason holder team alias mac pci_address driver speed_mbps "
-    "kind present state_changed_at"
+    "cluster node interface state reason holder team breach alias mac pci_address driver "
+    "speed_mbps kind present state_changed_at"
 ).split()
 
 
@@ -215,6 +227,7 @@ def csv_rows(queryset: QuerySet) -> Iterator[list[Any]]:
                 interface.reason,
                 interface.holder,
                 reservation.team.name if reservation else "",
+                interface.breach,
                 interface.alias,
                 interface.mac,
                 interface.pci_address,

@@ -120,6 +120,7 @@ class NodeView(PageMixin, LiveMixin, DetailView):
         context.update(
             groups=group_by_owner(interfaces),
             interface_count=len(interfaces),
+            breaches=[i for i in interfaces if i.breach],
             # The agent reports each directory as {"path", "host_device", ...}; older or
             # hand-made facts may be plain paths.
             cni_bin_dirs=[
