@@ -324,6 +324,38 @@ def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.D
     return result
 
 
+def selectors_elsewhere(
+    interfaces: Iterable[Interface],
+) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(selector, value) -> the other nodes of the same cluster with an interface that selector
+    would match: by name ("device"), MAC ("hwaddr") or PCI address ("pciBusID"), for the names,
+    MACs and PCI addresses of `interfaces` (the NAD builder's chosen devices; their own nodes
+    are not "other")."""
+    interfaces = list(interfaces)
+    if not interfaces:
+        return {}
+    names = {i.name for i in interfaces if i.name}
+    macs = {i.mac.lower() for i in interfaces if i.mac}
+    pcis = {i.pci_address.lower() for i in interfaces if i.pci_address}
+    rows = (
+        Interface.objects.filter(
+            node__cluster_id__in={i.node.cluster_id for i in interfaces}, node__in_cluster=True
+        )
+        .exclude(node_id__in={i.node_id for i in interfaces})
+        .filter(Q(name__in=names) | Q(mac__in=macs) | Q(pci_address__in=pcis))
+        .values_list("name", "mac", "pci_address", "node__name")
+    )
+    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for name, mac, pci, node in rows:
+        if name in names:
+            found["device", name].add(node)
+        if mac and mac.lower() in macs:
+            found["hwaddr", mac.lower()].add(node)
+        if pci and pci.lower() in pcis:
+            found["pciBusID", pci.lower()].add(node)
+    return {key: tuple(sorted(nodes)) for key, nodes in found.items()}
+
+
 # --- diagnosis ----------------------------------------------------------------------------------
 
 

@@ -168,6 +168,7 @@ def build_request(
         multus_version=facts.multus_version_for(cluster),
         team=team.name if team is not None else "",
         resource_name=(resource_name or "").strip(),
+        elsewhere=facts.selectors_elsewhere(interfaces),
     )
 
 

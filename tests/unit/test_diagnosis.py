@@ -105,7 +105,9 @@ def test_it_explains_the_file_exists_collision_and_refuses_to_offer_the_uplink()
         "Do not hand eth0 to a pod at all: it is node node-b's primary"
     )
     assert "this NAD selects node-b/eth1" in result.fix.text
-    assert '"device": "eth1"' in result.fix.nad_yaml  # eth1 is no pod interface: safe by name
+    # node-a has an eth1 too: a NAD selecting by name would take it from a pod there, so the
+    # offered NAD selects node-b's eth1 by its MAC.
+    assert '"hwaddr": "02:00:00:00:62:02"' in result.fix.nad_yaml
     assert INVENTORY["node-b"][0].mac not in result.fix.nad_yaml
     assert result.evidence[0].label == "Event" and "file exists" in result.evidence[0].value
     assert ("Colliding pod interface", "eth0: the pod's eth0 (made by the primary CNI)") in [
