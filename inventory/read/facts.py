@@ -44,6 +44,13 @@ def configured_nodes() -> QuerySet[Node]:
     return Node.objects.filter(cluster__name=settings.CLUSTER_NAME, in_cluster=True)
 
 
+def configured_interfaces() -> QuerySet[Interface]:
+    """The interfaces of the configured cluster's nodes that the Kubernetes API still lists."""
+    return Interface.objects.filter(
+        node__cluster__name=settings.CLUSTER_NAME, node__in_cluster=True
+    )
+
+
 def cluster_nodes(cluster: Cluster | None) -> list[Node]:
     """The nodes of `cluster` that the Kubernetes API still lists ([] for no cluster)."""
     return list(Node.objects.filter(cluster=cluster, in_cluster=True)) if cluster else []

@@ -52,7 +52,7 @@ def test_the_readme_curl_examples_work_against_the_lab(lab, live_server, setting
     assert result.returncode == 0, result.stderr + result.stdout
     outputs = [json.loads(line) for line in result.stdout.splitlines() if line[:1] in "{["]
 
-    free, reservation, rendered, applied, diagnosis = outputs
+    free, reservation, rendered, applied, by_name, diagnosis = outputs
     assert {row["name"] for row in free["results"]} >= {"eth1", "eth2", "eth3"}
     assert all(row["state"] == "free" for row in free["results"])
     held = Reservation.objects.get(pk=reservation["id"])
@@ -65,5 +65,12 @@ def test_the_readme_curl_examples_work_against_the_lab(lab, live_server, setting
     config = json.loads(nad["spec"]["config"])
     assert config["type"] == "host-device" and config["name"] == "fast-net"
     assert applied  # the apply answer is the list of stored NADs
+    # eth3 is on node-a too: one NAD per node, each selecting its NIC by MAC.
+    assert by_name["ok"] is True, by_name["findings"]
+    assert [n["nodes"] for n in by_name["nads"]] == [["node-b"], ["node-c"]]
+    assert all("hwaddr" in n["config"] for n in by_name["nads"])
+    assert by_name["nads"][0]["config"]["ipam"]["routes"] == [
+        {"dst": "198.51.100.0/24", "gw": "192.0.2.1"}
+    ]
     assert diagnosis["code"] == "POD_NOT_FOUND"
     lab.reset()
