@@ -1,28 +1,35 @@
 # The two commands of the README:
-#   make run    set up everything and run the portal (the lab when no KUBECONFIG is given)
-#   make test   set up everything and run the whole test suite (what CI runs)
+#   make run    set up what running needs and run the portal (the lab when no KUBECONFIG is given)
+#   make test   set up everything, the test tool chain included, and run the whole suite (CI)
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two stamps: `make run` installs the runtime and the lab only; `make test` adds the tools.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-smoke system-packages clean lab-down
+.PHONY: run test lint bench bench-smoke clean lab-down
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# pip itself comes from constraints.txt (pinned, like everything else) before it installs anything.
+$(RUN_STAMP): requirements.txt requirements-lab.txt constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt pip
+	$(BIN)/pip install -q -r requirements-lab.txt -c constraints.txt
+	touch $@
+
+$(TEST_STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
-	touch $(STAMP)
+	touch $@
 
-# Debian packages the product and the tests need (root; no-op when present).
-system-packages:
-	scripts/system-packages
-
-run: system-packages $(STAMP)
+# Debian packages (root; no-op when present; never the recommended extras): scripts/system-packages.
+run: $(RUN_STAMP)
+	scripts/system-packages run
 	scripts/run
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
@@ -30,21 +37,25 @@ lint: $(STAMP)
 
 # The whole suite on the configured database (PostgreSQL in CI), then the database-facing part
 # again on the embedded SQLite, so both stay supported.
-test: system-packages $(STAMP) lint
+test: $(TEST_STAMP) lint
+	scripts/system-packages test
 	$(BIN)/pytest $(PYTEST_ARGS)
 	if [[ "$${DATABASE_URL:-}" == postgres* ]]; then \
 	  DATABASE_URL= NICPORTAL_REQUIRE_SERVICES=$${NICPORTAL_REQUIRE_SERVICES:+sqlite} \
 	    $(BIN)/pytest -q -m "not slow and not browser" tests/unit tests/integration tests/api; \
 	fi
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	scripts/bench
 
-bench-smoke: $(STAMP)
+bench-smoke: $(TEST_STAMP)
 	$(BIN)/pytest tests/bench -q
 
-lab-down: $(STAMP)
+# Removes the lab of the last `make run` (its name comes from var/run.env), and that file with
+# it: its kubeconfig and token would point at a lab that is gone.
+lab-down: $(RUN_STAMP)
 	$(BIN)/python -m lab down
+	if grep -qs '^NICPORTAL_LAB_NAME=' var/run.env; then rm -f var/run.env; fi
 
 clean:
 	rm -rf var artifacts staticfiles

@@ -14,9 +14,13 @@ change has returned from ``ip``: an MTU change, an address added or removed, a l
 or up, the default route moved to another link. Every answer after a change is checked to show
 that change; a stale answer is counted and reported, never silently timed.
 
+Requests are signed as the portal signs them (nodeagent.auth, docs/agent-auth.md), so checking
+the signature is part of what is timed.
+
 ``--baseline-repo DIR`` runs the agent of another checkout (e.g. the previous release) as well,
 interleaved round by round with this one in the same namespace, for before/after figures under
-the same load. Traffic stays on 127.0.0.1.
+the same load. A checkout from before per-node keys (no ``nodeagent/auth.py``) is given a bearer
+token file and asked with that token instead. Traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -40,8 +44,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.stats import summary  # noqa: E402 - run as a script from any directory
+from nodeagent import auth  # noqa: E402
 
-TOKEN = "bench-token"
+NODE = "bench"
+KEY = auth.derive_node_key(b"bench-agent-master-not-a-secret", cluster="bench", node=NODE)
+# Only for a baseline checkout from before per-node keys (it reads --token-file).
+LEGACY_TOKEN = "bench-token"
 PAIRS = 32
 CLONE_NEWNET = 0x40000000
 
@@ -80,12 +88,35 @@ def in_namespace(netns: str | None) -> Iterator[None]:
         os.close(target)
 
 
+class Credentials:
+    """The agent's node key file, and a token file for a baseline from before per-node keys."""
+
+    def __init__(self) -> None:
+        self.key_file = self._write(".key", auth.format_node_key(KEY))
+        self.token_file = self._write(".token", LEGACY_TOKEN)
+
+    @staticmethod
+    def _write(suffix: str, text: str) -> str:
+        with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False) as handle:
+            handle.write(text)
+        return handle.name
+
+    def remove(self) -> None:
+        for name in (self.key_file, self.token_file):
+            os.unlink(name)
+
+
 class Agent:
     """``python -m nodeagent`` from ``repo``; ``inside`` runs it in that namespace (host mode)."""
 
-    def __init__(self, repo: Path, token_file: str, *, netns: str | None, inside: str | None):
+    def __init__(self, repo: Path, files: Credentials, *, netns: str | None, inside: str | None):
         command = [sys.executable, "-m", "nodeagent", "--listen", "127.0.0.1:0"]
-        command += ["--token-file", token_file, "--node-name", "bench"]
+        self.signed = (repo / "nodeagent" / "auth.py").exists()
+        if self.signed:
+            command += ["--key-file", files.key_file]
+        else:
+            command += ["--token-file", files.token_file]
+        command += ["--node-name", NODE]
         command += ["--netns", netns] if netns else []
         if inside:
             command = ["ip", "netns", "exec", inside, *command]
@@ -105,7 +136,18 @@ class Agent:
         threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
 
     def get(self, etag: str | None = None) -> tuple[int, str, bytes]:
-        headers = {"Authorization": f"Bearer {TOKEN}"}
+        if self.signed:
+            authorization, _ = auth.sign_request(
+                [KEY],
+                direction=auth.PORTAL_TO_AGENT,
+                method="GET",
+                authority=f"127.0.0.1:{self.port}",
+                path="/v1/snapshot",
+                node=NODE,
+            )
+        else:
+            authorization = f"Bearer {LEGACY_TOKEN}"
+        headers = {"Authorization": authorization}
         if etag:
             headers["If-None-Match"] = etag
         with in_namespace(self.inside):
@@ -235,9 +277,7 @@ def main() -> int:
         "load_average_start": load_average(),
         "agents": {},
     }
-    with tempfile.NamedTemporaryFile("w", suffix=".token", delete=False) as handle:
-        handle.write(TOKEN)
-    token_file = handle.name
+    files = Credentials()
     build_namespace(netns)
     try:
         samples: dict[tuple[str, str], dict] = {}
@@ -248,7 +288,7 @@ def main() -> int:
                     ("netns", {"netns": netns, "inside": None}),
                     ("host", {"netns": None, "inside": netns}),
                 ):
-                    agent = Agent(repo, token_file, **kwargs)
+                    agent = Agent(repo, files, **kwargs)
                     try:
                         measure(
                             agent,
@@ -275,7 +315,7 @@ def main() -> int:
             }
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False)
-        os.unlink(token_file)
+        files.remove()
     results["load_average_end"] = load_average()
     text = json.dumps(results, indent=2)
     if args.json:

@@ -40,7 +40,7 @@ def fill(interfaces: int, nics: int) -> None:
         polling.sweep_inline(
             workers=8,
             cluster_client=ClusterClient(kubeconfig=str(kubeconfig), timeout=120),
-            agent=portal.FleetAgentClient(token=fleet.TOKEN, timeout=10),
+            agent=portal.FleetAgentClient.for_fleet(timeout=10),
         )
 
 

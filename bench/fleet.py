@@ -2,8 +2,10 @@
 
 Each simulated node answers ``GET /n/<node>/v1/snapshot`` with a pre-rendered snapshot body that
 satisfies nodeagent.schema.SNAPSHOT_SCHEMA (every field present), its own ETag, and 304 when the
-request's If-None-Match is that ETag. Rendering happens at start-up and on churn only, so a warm
-sweep measures the portal, not the simulator.
+request's If-None-Match is that ETag. Like the real agent it checks the portal's signature (its
+node's key derived from MASTER_KEY, the address, a fresh nonce) and signs every answer.
+Rendering happens at start-up and on churn only, so a warm sweep measures the portal, not the
+simulator.
 
 The same server also answers the few read-only Kubernetes API paths that ClusterClient.listing()
 uses (``/version``, nodes, pods, events, NADs), from pre-rendered pages of PAGE_SIZE items with
@@ -35,7 +37,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-TOKEN = "bench-token"
+from nodeagent import auth
+
+# The benchmark's master key (a fixed value: nothing here is secret, everything is on loopback).
+MASTER_KEY = "bench-master-key-not-a-secret-0123456789"
+DAEMONSET_UID = "bench-agent-daemonset"
 PAGE_SIZE = 500
 AGENT_NAMESPACE = "nicportal"
 MULTUS_NAMESPACE = "workloads"
@@ -188,6 +194,8 @@ def node_object(index: int) -> dict[str, Any]:
         "status": {
             "addresses": [
                 {"type": "InternalIP", "address": internal_ip(index)},
+                # Where the simulator answers for this node's agent (see agent_pod_object).
+                {"type": "ExternalIP", "address": "127.0.0.1"},
                 {"type": "Hostname", "address": name},
             ],
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
@@ -195,9 +203,24 @@ def node_object(index: int) -> dict[str, Any]:
     }
 
 
+def daemonset_object() -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {
+            "name": "nicportal-agent",
+            "namespace": AGENT_NAMESPACE,
+            "uid": DAEMONSET_UID,
+            "labels": {"app.kubernetes.io/name": "nicportal-agent"},
+        },
+        "spec": {"selector": {"matchLabels": {"app.kubernetes.io/name": "nicportal-agent"}}},
+    }
+
+
 def agent_pod_object(index: int, port: int) -> dict[str, Any]:
-    """The agent DaemonSet's pod: hostIP 127.0.0.1 and the simulator's port, so every node's
-    discovered agent URL is http://127.0.0.1:PORT (FleetAgentClient adds the /n/<node> path)."""
+    """The agent DaemonSet's pod: pod IP 127.0.0.1 (one of its Node's addresses) and the
+    simulator's port, so every node's discovered agent URL is http://127.0.0.1:PORT
+    (FleetAgentClient adds the /n/<node> path)."""
     name = node_name(index)
     return {
         "apiVersion": "v1",
@@ -207,6 +230,15 @@ def agent_pod_object(index: int, port: int) -> dict[str, Any]:
             "namespace": AGENT_NAMESPACE,
             "uid": f"agent-{index}",
             "labels": {"app.kubernetes.io/name": "nicportal-agent"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "DaemonSet",
+                    "name": "nicportal-agent",
+                    "uid": DAEMONSET_UID,
+                    "controller": True,
+                }
+            ],
         },
         "spec": {
             "nodeName": name,
@@ -351,9 +383,13 @@ class StaticKubeApi:
             for path, (key, kind, version) in self.ROUTES.items()
         }
 
+    DAEMONSET_PATH = f"/apis/apps/v1/namespaces/{AGENT_NAMESPACE}/daemonsets/nicportal-agent"
+
     def answer(self, path: str, query: dict[str, list[str]]) -> bytes | None:
         if path.rstrip("/") == "/version":
             return b'{"major":"1","minor":"31","gitVersion":"v1.31.0-bench"}'
+        if path.rstrip("/") == self.DAEMONSET_PATH:
+            return json.dumps(daemonset_object()).encode()
         pages = self.pages.get(path.rstrip("/"))
         if pages is None:
             return None
@@ -372,9 +408,27 @@ class FleetHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        *,
+        answer_to: auth.SignedRequest | None = None,
+    ) -> None:
+        """Send an answer; one to an authenticated agent request is signed like the agent's."""
+        headers = dict(headers or {})
+        if answer_to is not None:
+            headers[auth.SIGNATURE_HEADER] = auth.sign_answer(
+                self.server.node_key(answer_to.node),
+                node=answer_to.node,
+                nonce=answer_to.nonce,
+                status=status,
+                etag=headers.get("ETag", ""),
+                body=body if status != 304 else b"",
+            )
         self.send_response(status)
-        for key, value in (headers or {}).items():
+        for key, value in headers.items():
             self.send_header(key, value)
         if status != 304:
             self.send_header("Content-Type", "application/json")
@@ -389,20 +443,20 @@ class FleetHandler(BaseHTTPRequestHandler):
         fleet = self.server.fleet
         # /n/<node>/v1/snapshot
         if len(parts) == 5 and parts[1] == "n" and parts[3:] == ["v1", "snapshot"]:
-            if self.headers.get("Authorization") != f"Bearer {self.server.token}":
-                self._send(401, b'{"error":"token"}')
+            request = self._authenticate(parts[2])
+            if request is None:
                 return
             entry = fleet.bodies.get(parts[2])
             if entry is None:
-                self._send(404, b'{"error":"no such node"}')
+                self._send(404, b'{"error":"no such node"}', answer_to=request)
                 return
             body, etag = entry
             fleet.requests += 1  # approximate under threads; only reported, never asserted
             if self.headers.get("If-None-Match") == etag:
                 fleet.not_modified += 1
-                self._send(304, headers={"ETag": etag})
+                self._send(304, headers={"ETag": etag}, answer_to=request)
                 return
-            self._send(200, body, {"ETag": etag})
+            self._send(200, body, {"ETag": etag}, answer_to=request)
             return
         if parsed.path == "/control/stats":
             stats = {"requests": fleet.requests, "not_modified": fleet.not_modified}
@@ -413,6 +467,29 @@ class FleetHandler(BaseHTTPRequestHandler):
             self._send(404, b'{"kind":"Status","status":"Failure","code":404,"reason":"NotFound"}')
             return
         self._send(200, body)
+
+    def _authenticate(self, node: str) -> auth.SignedRequest | None:
+        """Check the portal's signature as the agent of `node` does (nodeagent.http_api)."""
+        try:
+            request = auth.parse_authorization(self.headers.get("Authorization"))
+            if request.node != node:
+                raise auth.AuthError("wrong_node", "signed for another node")
+            key = self.server.node_key(node)
+            local = self.connection.getsockname()
+            auth.verify_request(
+                request,
+                {auth.key_id(key): key},
+                direction=auth.PORTAL_TO_AGENT,
+                method="GET",
+                authority=auth.authority(local[0], local[1]),
+                path=self.path,
+            )
+            self.server.nonces.remember(request.nonce, request.ts)
+        except auth.AuthError as error:
+            body = json.dumps({"error": "unauthorized", "reason": error.code}).encode()
+            self._send(401, body)
+            return None
+        return request
 
     def do_POST(self) -> None:
         parsed = urllib.parse.urlsplit(self.path)
@@ -433,13 +510,24 @@ class FleetServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, fleet: Fleet, *, port: int = 0, token: str = TOKEN) -> None:
+    def __init__(self, fleet: Fleet, *, port: int = 0, master_key: str = MASTER_KEY) -> None:
         super().__init__(("127.0.0.1", port), FleetHandler)
         self.fleet = fleet
-        self.token = token
+        self.master_key = master_key.encode()
+        self._node_keys: dict[str, bytes] = {}
+        # One memory for all simulated agents (nonces are random); sized for many sweeps of a
+        # big fleet within the replay window.
+        self.nonces = auth.NonceMemory(capacity=10_000_000)
         self.kube = StaticKubeApi(
             cluster_objects(fleet.nodes, fleet.nics, self.port, fleet.multus_every)
         )
+
+    def node_key(self, node: str) -> bytes:
+        key = self._node_keys.get(node)
+        if key is None:
+            key = auth.derive_node_key(self.master_key, cluster=CLUSTER_NAME, node=node)
+            self._node_keys[node] = key
+        return key
 
     @property
     def port(self) -> int:
@@ -451,10 +539,10 @@ class FleetServer(ThreadingHTTPServer):
 
 
 def start_in_thread(
-    nodes: int, nics: int, *, multus_every: int = MULTUS_POD_EVERY, token: str = TOKEN
+    nodes: int, nics: int, *, multus_every: int = MULTUS_POD_EVERY, master_key: str = MASTER_KEY
 ) -> FleetServer:
     """For the CI smoke test: a small fleet served from a daemon thread of this process."""
-    server = FleetServer(Fleet(nodes, nics, multus_every), token=token)
+    server = FleetServer(Fleet(nodes, nics, multus_every), master_key=master_key)
     threading.Thread(target=server.serve_forever, name="fleet", daemon=True).start()
     return server
 
@@ -477,10 +565,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--nics", type=int, default=16)
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--token", default=TOKEN)
+    parser.add_argument("--master-key", default=MASTER_KEY)
     parser.add_argument("--ready-file", type=Path, help="write the port here once listening")
     args = parser.parse_args(argv)
-    server = FleetServer(Fleet(args.nodes, args.nics), port=args.port, token=args.token)
+    server = FleetServer(Fleet(args.nodes, args.nics), port=args.port, master_key=args.master_key)
     if args.ready_file:
         args.ready_file.write_text(str(server.port))
     print(f"fleet nodes={args.nodes} nics={args.nics} url={server.url}", file=sys.stderr)

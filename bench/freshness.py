@@ -77,14 +77,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             {
                 "CELERY_BROKER_URL": BROKER,
                 "NICPORTAL_POLL_INTERVAL": str(args.poll_interval),
-                "NICPORTAL_AGENT_TOKEN": lab.agent_token,
+                "NICPORTAL_AGENT_MASTER_KEY": lab.agent_master_key,
                 "NICPORTAL_LOG_LEVEL": "WARNING",
             }
         )
         portal.configure(
             database=FRESH_DB,
             kubeconfig=str(lab.kubeconfig),
-            agent_token=lab.agent_token,
+            agent_master_key=lab.agent_master_key,
             cluster_name="lab",
         )
         portal.empty_inventory()

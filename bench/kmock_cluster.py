@@ -30,6 +30,8 @@ def seeded_emulator(nodes: int, nics: int, agent_port: int) -> kube_api.LabKuber
             "kind": "Namespace",
             "metadata": {"name": namespace, "uid": f"ns-{namespace}"},
         }
+    daemonset = fleet.daemonset_object()
+    emulator.objects["apps/v1/daemonsets", fleet.AGENT_NAMESPACE, "nicportal-agent"] = daemonset
     for node in objects["nodes"]:
         emulator.objects["v1/nodes", None, node["metadata"]["name"]] = node
     for pod in objects["pods"]:

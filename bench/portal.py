@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench import fleet
-from inventory.clients.agents import AgentClient, SnapshotResult
+from inventory.clients.agents import AgentClient, AgentKeyring, SnapshotResult
 
 REPO = Path(__file__).resolve().parents[1]
 # A role that may create databases; BENCH_PG_ROOT overrides it (e.g. with a password).
@@ -31,19 +31,25 @@ class FleetAgentClient(AgentClient):
     def fetch(self, url: str, *, node: str, etag: str = "") -> SnapshotResult:
         return super().fetch(f"{url.rstrip('/')}/n/{node}", node=node, etag=etag)
 
+    @classmethod
+    def for_fleet(cls, **kwargs) -> FleetAgentClient:
+        """Holding the simulated fleet's master key, as the portal holds its own."""
+        keyring = AgentKeyring([fleet.MASTER_KEY.encode()], cluster=fleet.CLUSTER_NAME)
+        return cls(keyring=keyring, **kwargs)
+
 
 def configure(
     *,
     database: str = BENCH_DB,
     kubeconfig: str = "",
-    agent_token: str = fleet.TOKEN,
+    agent_master_key: str = fleet.MASTER_KEY,
     cluster_name: str = fleet.CLUSTER_NAME,
 ) -> None:
     """Environment for nicportal.settings: PostgreSQL database `database`, Redis cache."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nicportal.settings")
     os.environ["DATABASE_URL"] = f"{PG_ROOT}/{database}"
     os.environ["NICPORTAL_REDIS_URL"] = BENCH_REDIS
-    os.environ["NICPORTAL_AGENT_TOKEN"] = agent_token
+    os.environ["NICPORTAL_AGENT_MASTER_KEY"] = agent_master_key
     os.environ["NICPORTAL_CLUSTER_NAME"] = cluster_name
     # One INFO line per changed node would cost more than the sweep at 5,000 nodes.
     os.environ.setdefault("NICPORTAL_LOG_LEVEL", "WARNING")

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             from inventory.clients.cluster import ClusterClient
 
             cluster_client = ClusterClient(kubeconfig=str(kubeconfig), timeout=120)
-            agent = portal.FleetAgentClient(token=fleet.TOKEN, timeout=10)
+            agent = portal.FleetAgentClient.for_fleet(timeout=10)
 
             listings = []
             for _ in range(args.listing_runs):

@@ -222,6 +222,23 @@ class InventoryCollector(Collector):
         yield stale
         yield agent_errors
 
+        rogues = GaugeMetricFamily(
+            "nicportal_rogue_agents",
+            "Running pods that look like a node agent but are not the agent DaemonSet's pod on "
+            "their node (never contacted; listed on the node page).",
+            labels=["cluster"],
+        )
+        rogue_counts: dict[int, int] = dict.fromkeys(names, 0)
+        for pk, rows in (
+            Node.objects.filter(in_cluster=True)
+            .exclude(rogue_agents=[])
+            .values_list("cluster", "rogue_agents")
+        ):
+            rogue_counts[pk] = rogue_counts.get(pk, 0) + len(rows)
+        for pk, name in names.items():
+            rogues.add_metric([name], rogue_counts[pk])
+        yield rogues
+
         interfaces = GaugeMetricFamily(
             "nicportal_interfaces",
             "Interfaces by ownership state.",

@@ -6,6 +6,8 @@ and its interfaces become `unknown` with their last facts kept (see sync/contact
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
@@ -58,6 +60,9 @@ class Node(models.Model):
     stale = models.BooleanField(default=False, db_index=True)
     # CNI facts reported by the agent: bin dirs, host-device presence and supportedVersions.
     cni = models.JSONField(default=dict, blank=True)
+    # Pods on this node that look like an agent but are not the agent DaemonSet's (never
+    # contacted): [{"pod": "ns/name", "pod_ip": ..., "reason": ...}], from the last listing.
+    rogue_agents = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -82,6 +87,16 @@ class Node(models.Model):
 
 def contact_cache_key(node_id: int) -> str:
     return f"agent-contact:{node_id}"
+
+
+def cached_contacts(node_ids: list[int]) -> dict[int, datetime]:
+    """The agents' contact times the sweep keeps in the cache, by node id; {} when the cache
+    cannot answer (a page then shows the rows' last_contact_at instead of failing)."""
+    try:
+        found = cache.get_many([contact_cache_key(pk) for pk in node_ids])
+    except Exception:  # noqa: BLE001 - any cache backend error means "nothing cached"
+        return {}
+    return {pk: found[contact_cache_key(pk)] for pk in node_ids if contact_cache_key(pk) in found}
 
 
 class Interface(models.Model):
@@ -152,6 +167,15 @@ class Interface(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node.name}/{self.name}"
+
+    def seen_at(self, contact: datetime | None) -> datetime:
+        """When the node's agent last reported this NIC. A poll that finds nothing changed
+        writes no row (the agent's contact time goes to the cache, see Node.last_contact), so
+        `last_seen_at` is the last *change*; every NIC still present was in the snapshot of
+        the last contact too. `contact` is its node's `last_contact`."""
+        if self.present and contact is not None and contact > self.last_seen_at:
+            return contact
+        return self.last_seen_at
 
     @property
     def address_list(self) -> list[str]:
@@ -289,6 +313,16 @@ class Reservation(models.Model):
         return self.released_at is None
 
 
+def active_reservations() -> models.Prefetch:
+    """Prefetch of each interface's unreleased reservation (with its team) as
+    `interface.active_reservations`: the lists show who holds a NIC without a query per row."""
+    return models.Prefetch(
+        "reservations",
+        queryset=Reservation.objects.filter(released_at__isnull=True).select_related("team"),
+        to_attr="active_reservations",
+    )
+
+
 class HistoryEntry(models.Model):
     """Append-only record of ownership changes and user actions."""
 
@@ -328,11 +362,24 @@ class HistoryEntry(models.Model):
         raise ValueError("history is append-only")
 
 
+class TokenNote(models.Model):
+    """What an API token is for ("CI pipeline"), shown on the token page. knox's AuthToken has
+    no such field; this row lives and dies with the token (its primary key is the token's)."""
+
+    token = models.OneToOneField(
+        "knox.AuthToken", primary_key=True, on_delete=models.CASCADE, related_name="note"
+    )
+    text = models.CharField(max_length=100, blank=True)
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class TeamNamespace(models.Model):
     """A Kubernetes namespace that belongs to a team: a name, or a shell pattern such as `ml-*`.
     Pods in it may take the team's reserved NICs; a pod from another team's namespace holding
-    one is a reservation breach (rules/teams.py). Managed by staff (admin, `manage.py createteam
-    --namespace`)."""
+    one is a reservation breach (rules/teams.py). Staff manage them with `manage.py createteam
+    TEAM --namespace NS`."""
 
     team = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="namespaces")
     pattern = models.CharField(max_length=253)

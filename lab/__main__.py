@@ -9,25 +9,28 @@ from pathlib import Path
 
 from lab import control, daemon
 from lab.layout import LayoutError
+from lab.state import default_name, load_run_env
 from lab.topology import TopologyError
 
 
 def main(argv: list[str] | None = None) -> int:
+    load_run_env()  # what `make run` set (var/run.env): the lab's name and folder
+    name = default_name()
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="build the lab and start its daemon (idempotent)")
-    up.add_argument("--name", default="demo")
+    up.add_argument("--name", default=name)
     up.add_argument("--layout", help="a YAML layout (default: the built-in 3-node layout)")
     up.add_argument("--portal-url", help="passed to the agents for change hints")
     up.add_argument("--api-port", type=int, help="fixed port for the API (default: a free one)")
     up.add_argument("--timeout", type=float, default=30.0)
 
     down = commands.add_parser("down", help="remove every namespace and process of the lab")
-    down.add_argument("--name", default="demo")
+    down.add_argument("--name", default=name)
 
     status = commands.add_parser("status", help="where the lab's API, kubeconfig and agents are")
-    status.add_argument("--name", default="demo")
+    status.add_argument("--name", default=name)
     status.add_argument("--json", action="store_true")
 
     serve = commands.add_parser("serve", help="the daemon itself (started by `up`)")

@@ -21,7 +21,8 @@ from typing import Any
 
 from lab import kube_api, topology
 from lab.layout import LAB_NAME, LayoutError, load_layout
-from lab.state import REPO_ROOT, LabState, state_dir
+from lab.state import CLUSTER_NAME, REPO_ROOT, LabState, state_dir
+from nodeagent import auth
 
 
 class LabError(RuntimeError):
@@ -71,6 +72,23 @@ def agents_healthy(state: LabState) -> bool:
     return all(_http_ok(f"http://127.0.0.1:{n['agent_port']}/healthz") for n in state.data["nodes"])
 
 
+def write_agent_keys(state: LabState) -> None:
+    """A fresh master key for the portal, and for each lab agent its own node's key only, as
+    the stricter deployment gives them (docs/agent-auth.md): one agent's key cannot speak for
+    another node."""
+    master = secrets.token_urlsafe(32)
+    _write_secret(state.agent_master_key_file, master)
+    for node in state.data["nodes"]:
+        key = auth.derive_node_key(master.encode(), cluster=CLUSTER_NAME, node=node["name"])
+        _write_secret(state.agent_key_file(node["name"]), auth.format_node_key(key))
+
+
+def _write_secret(path: Path, value: str) -> None:
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(value + "\n")
+
+
 def up(
     name: str = "demo",
     *,
@@ -114,8 +132,7 @@ def up(
         },
     )
     state.save()
-    state.agent_token_file.write_text(secrets.token_urlsafe(32))
-    state.agent_token_file.chmod(0o600)
+    write_agent_keys(state)
     kube_api.write_kubeconfig(state.kubeconfig, state.data["api_url"], f"nplab-{name}")
 
     topology.build(name, layout)

@@ -31,7 +31,7 @@ def agent_command(state: LabState, node: dict[str, Any]) -> list[str]:
     command = [
         sys.executable, "-m", "nodeagent",
         "--listen", f"127.0.0.1:{node['agent_port']}",
-        "--token-file", str(state.agent_token_file),
+        "--key-file", str(state.agent_key_file(node["name"])),
         "--node-name", node["name"],
         "--netns", node["netns"],
         # Lab nodes own no PCI devices: the machine's own NICs are not theirs to report.

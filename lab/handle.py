@@ -17,9 +17,10 @@ from kubernetes.client import ApiClient, ApiException
 
 from lab import kubelet as lab_kubelet
 from lab import multus, topology
-from lab.kube_api import AGENT_NAMESPACE
+from lab.kube_api import AGENT_DAEMONSET, AGENT_HOST_IP, AGENT_LABELS, AGENT_NAMESPACE
 from lab.layout import Layout, load_layout
-from lab.state import LabState
+from lab.state import CLUSTER_NAME, LabState
+from nodeagent import auth
 
 NAD_GROUP, NAD_VERSION, NAD_PLURAL = "k8s.cni.cncf.io", "v1", "network-attachment-definitions"
 TEST_LABEL = "lab.nicportal.io/test"  # marks pods and NADs made through this handle
@@ -43,8 +44,9 @@ class LabHandle:
         self.name: str = state.data["name"]
         self.api_url: str = state.data["api_url"]
         self.kubeconfig: Path = state.kubeconfig
-        self.agent_token_file: Path = state.agent_token_file
-        self.agent_token: str = state.agent_token_file.read_text().strip()
+        self.cluster_name: str = CLUSTER_NAME
+        self.agent_master_key_file: Path = state.agent_master_key_file
+        self.agent_master_key: str = state.agent_master_key_file.read_text().strip()
         self.nodes: list[LabNodeInfo] = [LabNodeInfo(**n) for n in state.status()["nodes"]]
         self.layout: Layout = load_layout(state.data.get("layout"))
         self._client: ApiClient | None = None
@@ -230,6 +232,58 @@ class LabHandle:
         events = self._raw(self.core.list_namespaced_event, namespace, field_selector=selector)
         return events.get("items", [])
 
+    def create_agent_lookalike(
+        self,
+        namespace: str,
+        name: str,
+        node: str,
+        *,
+        port: int,
+        pod_ip: str = AGENT_HOST_IP,
+        host_network: bool = True,
+        owner: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A Running pod that looks like a node agent (the agent label, a port named `agent`),
+        as anyone who may create pods somewhere could make one. The lab kubelet leaves
+        hostNetwork pods alone, so the status is written here, as a kubelet would.
+        `owner`: an ownerReference to give it (e.g. a forged one naming the agent DaemonSet)."""
+        metadata: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**AGENT_LABELS, TEST_LABEL: "true"},
+        }
+        if owner:
+            metadata["ownerReferences"] = [owner]
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": metadata,
+            "spec": {
+                "nodeName": node,
+                "hostNetwork": host_network,
+                "containers": [
+                    {
+                        "name": "agent",
+                        "image": "registry.invalid/evil-agent:1",
+                        "ports": [{"name": "agent", "containerPort": port, "hostPort": port}],
+                    }
+                ],
+            },
+        }
+        self._raw(self.core.create_namespaced_pod, namespace, body)
+        status = {"phase": "Running", "hostIP": AGENT_HOST_IP, "podIP": pod_ip}
+        status["podIPs"] = [{"ip": pod_ip}]
+        return self._raw(self.core.patch_namespaced_pod_status, name, namespace, {"status": status})
+
+    def agent_daemonset_uid(self) -> str:
+        apps = kubernetes.client.AppsV1Api(self.kube())
+        found = self._raw(apps.read_namespaced_daemon_set, AGENT_DAEMONSET, AGENT_NAMESPACE)
+        return found["metadata"]["uid"]
+
+    def agent_key(self, node: str) -> bytes:
+        """The node key the lab gave that node's agent (the only key that agent holds)."""
+        return auth.parse_node_key(self.state.agent_key_file(node).read_text())
+
     # --- links ------------------------------------------------------------------------------
 
     def links(self, node: str) -> list[dict[str, Any]]:
@@ -258,6 +312,20 @@ class LabHandle:
                 and not pod.get("spec", {}).get("hostNetwork")
             ]
         }
+        # Agent look-alikes made by tests: no kubelet handles hostNetwork pods here, so they
+        # go at once, as `kubectl delete --force --grace-period=0` does.
+        for pod in listed.get("items", []):
+            metadata = pod["metadata"]
+            if pod.get("spec", {}).get("hostNetwork") and TEST_LABEL in (
+                metadata.get("labels") or {}
+            ):
+                try:
+                    self.core.delete_namespaced_pod(
+                        metadata["name"], metadata["namespace"], grace_period_seconds=0
+                    )
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
         for pod in pods.get("items", []):
             self.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"], wait=False)
         for pod in pods.get("items", []):

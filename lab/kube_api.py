@@ -38,6 +38,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
     "v1/namespaces": {"kind": "Namespace", "singular": "namespace", "namespaced": False},
     "v1/pods": {"kind": "Pod", "singular": "pod", "namespaced": True, "subresources": {"status"}},
     "v1/events": {"kind": "Event", "singular": "event", "namespaced": True},
+    "apps/v1/daemonsets": {"kind": "DaemonSet", "singular": "daemonset", "namespaced": True},
     NAD_RESOURCE: {
         "kind": "NetworkAttachmentDefinition",
         "singular": "network-attachment-definition",
@@ -204,6 +205,12 @@ def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
     )
 
 
+# Where the host reaches every lab agent (their HTTP sockets stay in the host namespace): each
+# lab Node lists it among its addresses, as a real node lists the address its hostNetwork pods
+# get, because the portal accepts an agent only on an address of its own node.
+AGENT_HOST_IP = "127.0.0.1"
+
+
 def node_object(name: str, internal_ip: str) -> dict[str, Any]:
     """A Ready Node with the labels the portal reads (veth links are this lab's NICs)."""
     return {
@@ -218,6 +225,7 @@ def node_object(name: str, internal_ip: str) -> dict[str, Any]:
         "status": {
             "addresses": [
                 {"type": "InternalIP", "address": internal_ip},
+                {"type": "ExternalIP", "address": AGENT_HOST_IP},
                 {"type": "Hostname", "address": name},
             ],
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
@@ -226,19 +234,58 @@ def node_object(name: str, internal_ip: str) -> dict[str, Any]:
 
 
 AGENT_NAMESPACE = "nicportal"
+AGENT_DAEMONSET = "nicportal-agent"
 AGENT_LABELS = {"app.kubernetes.io/name": "nicportal-agent"}
 
 
-def agent_pod_object(node: str, port: int) -> dict[str, Any]:
-    """The agent DaemonSet's pod on one lab node, as the portal discovers it (hostIP + port)."""
+def agent_daemonset_object(uid: str) -> dict[str, Any]:
+    """The agent DaemonSet, so that the agent pods have a real owner (nothing here reconciles
+    it: the lab daemon starts the agents itself)."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {
+            "name": AGENT_DAEMONSET,
+            "namespace": AGENT_NAMESPACE,
+            "uid": uid,
+            "labels": dict(AGENT_LABELS),
+        },
+        "spec": {
+            "selector": {"matchLabels": dict(AGENT_LABELS)},
+            "template": {
+                "metadata": {"labels": dict(AGENT_LABELS)},
+                "spec": {
+                    "hostNetwork": True,
+                    "containers": [{"name": "agent", "image": "nicportal-agent:lab"}],
+                },
+            },
+        },
+    }
+
+
+def agent_pod_object(node: str, port: int, daemonset_uid: str = "") -> dict[str, Any]:
+    """The agent DaemonSet's pod on one lab node, as the portal accepts it: controlled by the
+    DaemonSet, hostNetwork, pod IP = one of its Node's addresses, a port named `agent`."""
+    metadata: dict[str, Any] = {
+        "name": f"nicportal-agent-{node}",
+        "namespace": AGENT_NAMESPACE,
+        "labels": dict(AGENT_LABELS),
+    }
+    if daemonset_uid:
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "DaemonSet",
+                "name": AGENT_DAEMONSET,
+                "uid": daemonset_uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {
-            "name": f"nicportal-agent-{node}",
-            "namespace": AGENT_NAMESPACE,
-            "labels": dict(AGENT_LABELS),
-        },
+        "metadata": metadata,
         "spec": {
             "nodeName": node,
             "hostNetwork": True,
@@ -250,23 +297,33 @@ def agent_pod_object(node: str, port: int) -> dict[str, Any]:
                 }
             ],
         },
-        "status": {"phase": "Running", "hostIP": "127.0.0.1", "podIP": "127.0.0.1"},
+        "status": {
+            "phase": "Running",
+            "hostIP": AGENT_HOST_IP,
+            "podIP": AGENT_HOST_IP,
+            "podIPs": [{"ip": AGENT_HOST_IP}],
+        },
     }
 
 
 def seed(emulator: kmock.KubernetesEmulator, nodes: Iterable[tuple[str, str, int]]) -> None:
-    """Store the Nodes, namespaces and agent pods: `nodes` is (name, internal_ip, agent_port)."""
+    """Store the Nodes, namespaces, the agent DaemonSet and its pods: `nodes` is
+    (name, internal_ip, agent_port)."""
     for namespace in ("default", AGENT_NAMESPACE, "kube-system"):
         emulator.objects["v1/namespaces", None, namespace] = {
             "apiVersion": "v1",
             "kind": "Namespace",
             "metadata": {"name": namespace, "uid": str(uuid.uuid4())},
         }
+    daemonset_uid = str(uuid.uuid4())
+    emulator.objects["apps/v1/daemonsets", AGENT_NAMESPACE, AGENT_DAEMONSET] = (
+        agent_daemonset_object(daemonset_uid)
+    )
     for name, internal_ip, port in nodes:
         node = node_object(name, internal_ip)
         node["metadata"]["uid"] = str(uuid.uuid4())
         emulator.objects["v1/nodes", None, name] = node
-        pod = agent_pod_object(name, port)
+        pod = agent_pod_object(name, port, daemonset_uid)
         pod["metadata"]["uid"] = str(uuid.uuid4())
         emulator.objects["v1/pods", AGENT_NAMESPACE, pod["metadata"]["name"]] = pod
 

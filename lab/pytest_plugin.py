@@ -28,7 +28,10 @@ def lab_unavailable_reason() -> str | None:
     if os.geteuid() != 0:
         return "the lab needs root (network namespaces)"
     if not Path(CNI_BIN_DIR, "host-device").is_file():
-        return f"no {CNI_BIN_DIR}/host-device (apt-get install containernetworking-plugins)"
+        return (
+            f"no {CNI_BIN_DIR}/host-device"
+            " (apt-get install --no-install-recommends containernetworking-plugins)"
+        )
     probe = subprocess.run(["ip", "netns", "list"], capture_output=True, check=False)
     if probe.returncode != 0:
         return "`ip netns` does not work here"

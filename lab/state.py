@@ -1,7 +1,8 @@
 """The lab's state directory: what `up` made, so that `down` and `status` can find it.
 
 Layout of `<state dir>` (default `<repo>/var/lab/<name>/`, or `$NICPORTAL_LAB_DIR/<name>/`):
-`lab.json` (name, ports, nodes), `kubeconfig`, `agent-token`, `daemon.pid`, `pids.json`
+`lab.json` (name, ports, nodes), `kubeconfig`, `agent-master-key` (the portal's master key),
+`agent-key-<node>` (each agent's own node key, derived from it), `daemon.pid`, `pids.json`
 (agent pids), `ready`, `daemon.log`, `agent-<node>.log`.
 """
 
@@ -9,11 +10,47 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The portal's NICPORTAL_CLUSTER_NAME for a lab: part of every node key's derivation.
+CLUSTER_NAME = "lab"
+
+
+DEFAULT_NAME = "demo"
+
+
+def default_name() -> str:
+    """The lab the CLI acts on without --name: $NICPORTAL_LAB_NAME (what `make run` used)."""
+    return os.environ.get("NICPORTAL_LAB_NAME") or DEFAULT_NAME
+
+
+def load_run_env() -> dict[str, str]:
+    """Take what `make run` recorded in var/run.env (NICPORTAL_LAB_NAME, NICPORTAL_LAB_DIR…) for
+    every variable this process's environment does not set, as the portal's entry points do.
+
+    The file is `NAME='value'` lines in POSIX shell quoting, written by the portal's
+    nicportal/runenv.py; the lab reads it with shlex rather than importing the portal (the lab
+    runs without Django). NICPORTAL_RUN_ENV names another file, or none when empty."""
+    if "NICPORTAL_RUN_ENV" in os.environ:
+        chosen = os.environ["NICPORTAL_RUN_ENV"].strip()
+        path = Path(chosen) if chosen else None
+    else:
+        path = Path(os.environ.get("NICPORTAL_VAR_DIR") or REPO_ROOT / "var") / "run.env"
+    try:
+        text = path.read_text() if path else ""
+    except FileNotFoundError:
+        return {}
+    added = {}
+    for line in text.splitlines():
+        words = shlex.split(line, comments=True)
+        name, equals, value = words[0].partition("=") if len(words) == 1 else ("", "", "")
+        if equals and name.isidentifier() and name not in os.environ:
+            added[name] = os.environ[name] = value
+    return added
 
 
 def state_root() -> Path:
@@ -43,8 +80,11 @@ class LabState:
         return self.directory / "kubeconfig"
 
     @property
-    def agent_token_file(self) -> Path:
-        return self.directory / "agent-token"
+    def agent_master_key_file(self) -> Path:
+        return self.directory / "agent-master-key"
+
+    def agent_key_file(self, node: str) -> Path:
+        return self.directory / f"agent-key-{node}"
 
     @property
     def pid_file(self) -> Path:
@@ -85,7 +125,8 @@ class LabState:
             "name": self.data["name"],
             "api_url": self.data["api_url"],
             "kubeconfig": str(self.kubeconfig),
-            "agent_token_file": str(self.agent_token_file),
+            "cluster_name": CLUSTER_NAME,
+            "agent_master_key_file": str(self.agent_master_key_file),
             "nodes": [
                 {
                     "name": node["name"],

@@ -8,13 +8,23 @@ PostgreSQL and Redis. NICPORTAL_PRODUCTION=1 turns on the hardened profile (`che
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from nicportal.env import env_bool, env_float, env_int, env_list, env_secret, env_str
+from nicportal.env import (
+    DEVELOPMENT_SECRET_KEY,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    production_secret,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("NICPORTAL_VAR_DIR", str(BASE_DIR / "var")))
@@ -23,10 +33,11 @@ PRODUCTION = env_bool("NICPORTAL_PRODUCTION", False)
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 SECRET_KEY = env_secret("DJANGO_SECRET_KEY")
-if not SECRET_KEY:
-    if PRODUCTION:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set")
-    SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"
+if PRODUCTION:
+    # 50: the length Django's own `check --deploy` asks for (security.W009).
+    SECRET_KEY = production_secret("DJANGO_SECRET_KEY", SECRET_KEY, min_length=50)
+elif not SECRET_KEY:
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
@@ -73,6 +84,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "inventory.web.views.status.sweep_context",
             ],
         },
     }
@@ -80,6 +92,10 @@ TEMPLATES = [
 
 # --- Database: SQLite embedded by default, PostgreSQL via DATABASE_URL -------------------------
 DATABASE_URL = env_str("DATABASE_URL")
+if PRODUCTION and any(m in DATABASE_URL.lower() for m in ("replace_me", "changeme")):
+    raise ImproperlyConfigured(
+        "DATABASE_URL still holds a placeholder password (REPLACE_ME): set the real one"
+    )
 if DATABASE_URL:
     try:
         DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
@@ -168,13 +184,49 @@ KUBE_IN_CLUSTER = env_bool("NICPORTAL_IN_CLUSTER", False)
 KUBE_CONTEXT = env_str("NICPORTAL_KUBE_CONTEXT")
 CLUSTER_NAME = env_str("NICPORTAL_CLUSTER_NAME", "default")
 KUBE_TIMEOUT = env_float("NICPORTAL_KUBE_TIMEOUT", 10.0, minimum=0.1)
-# Namespace and label of the agent pods (their hostIP + port give each node's agent URL).
-AGENT_NAMESPACE = env_str("NICPORTAL_AGENT_NAMESPACE", "")
+# Which pods are the node agents (choose_agents in clients/cluster_objects.py): pods matching
+# the selector are candidates; only those in AGENT_NAMESPACE, controlled by the DaemonSet
+# AGENT_DAEMONSET, with hostNetwork and a pod IP that is one of their Node's addresses are used.
+# An empty namespace (any) is for development only.
+AGENT_NAMESPACE = env_str("NICPORTAL_AGENT_NAMESPACE", "nicportal")
+AGENT_DAEMONSET = env_str("NICPORTAL_AGENT_DAEMONSET", "nicportal-agent")
 AGENT_LABEL_SELECTOR = env_str("NICPORTAL_AGENT_SELECTOR", "app.kubernetes.io/name=nicportal-agent")
 AGENT_PORT_NAME = env_str("NICPORTAL_AGENT_PORT_NAME", "agent")
-AGENT_TOKEN = env_secret("NICPORTAL_AGENT_TOKEN")
+# Agent authentication (docs/agent-auth.md): each node's key is derived from the master key,
+# the cluster name and the node name. The previous master is still accepted while keys rotate.
+AGENT_MASTER_KEY = env_secret("NICPORTAL_AGENT_MASTER_KEY")
+AGENT_MASTER_KEY_PREVIOUS = env_secret("NICPORTAL_AGENT_MASTER_KEY_PREVIOUS", missing_file_ok=True)
+for _gone in ("NICPORTAL_AGENT_TOKEN", "NICPORTAL_AGENT_TOKEN_FILE"):
+    if os.environ.get(_gone):
+        raise ImproperlyConfigured(
+            f"{_gone} is no longer read: agents authenticate with per-node keys derived from "
+            "NICPORTAL_AGENT_MASTER_KEY (see docs/agent-auth.md)"
+        )
 # Bearer token for /metrics; empty = open (protect it at the network level then).
 METRICS_TOKEN = env_secret("NICPORTAL_METRICS_TOKEN")
+if PRODUCTION:
+    AGENT_MASTER_KEY = production_secret(
+        "NICPORTAL_AGENT_MASTER_KEY", AGENT_MASTER_KEY, min_length=32
+    )
+    AGENT_MASTER_KEY_PREVIOUS = production_secret(
+        "NICPORTAL_AGENT_MASTER_KEY_PREVIOUS",
+        AGENT_MASTER_KEY_PREVIOUS,
+        min_length=32,
+        required=False,
+    )
+    METRICS_TOKEN = production_secret(
+        "NICPORTAL_METRICS_TOKEN", METRICS_TOKEN, min_length=32, required=False
+    )
+    if not AGENT_NAMESPACE:
+        raise ImproperlyConfigured(
+            "NICPORTAL_AGENT_NAMESPACE must name the agents' namespace in production: with any "
+            "namespace, whoever can create a DaemonSet somewhere could pose as the agents"
+        )
+if AGENT_MASTER_KEY_PREVIOUS and AGENT_MASTER_KEY_PREVIOUS == AGENT_MASTER_KEY:
+    raise ImproperlyConfigured(
+        "NICPORTAL_AGENT_MASTER_KEY_PREVIOUS equals NICPORTAL_AGENT_MASTER_KEY: unset it "
+        "once the rotation is over"
+    )
 AGENT_TIMEOUT = env_float("NICPORTAL_AGENT_TIMEOUT", 5.0, minimum=0.1)
 AGENT_MAX_BYTES = env_int("NICPORTAL_AGENT_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
 AGENT_STALE_AFTER = env_float("NICPORTAL_AGENT_STALE_AFTER", 3 * POLL_INTERVAL, minimum=1.0)
@@ -200,7 +252,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
-REST_KNOX = {"TOKEN_TTL": None, "AUTO_REFRESH": False}
+# Tokens are created by inventory.services.tokens, which always sets an expiry (at most a
+# year); TOKEN_TTL is the default for any other caller.
+REST_KNOX = {"TOKEN_TTL": timedelta(days=30), "AUTO_REFRESH": False}
+# knox's model is swappable; naming it lets inventory.TokenNote point at it in migrations.
+KNOX_TOKEN_MODEL = "knox.AuthToken"
 SPECTACULAR_SETTINGS = {
     "TITLE": "NICPortal API",
     "DESCRIPTION": "Who owns each NIC of a Kubernetes fleet; reservations; host-device NADs.",

@@ -11,9 +11,9 @@ from nodeagent.collector import CollectorError, LocalCollector, NetnsCollector
 from nodeagent.config import parse_args
 from nodeagent.hints import HintSender
 from nodeagent.http_api import AgentHTTPServer
+from nodeagent.keys import KeyFileError, NodeKey
 from nodeagent.logs import log
 from nodeagent.snapshot import SnapshotBuilder
-from nodeagent.token import TokenError, TokenFile
 from nodeagent.version import __version__
 
 
@@ -21,14 +21,20 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     log("info", "starting", version=__version__, node=config.node_name, netns=config.netns)
     try:
-        token = TokenFile(config.token_file)
-    except TokenError as error:
-        log("error", "bad_token_file", detail=str(error))
+        key = NodeKey(
+            config.key_file,
+            node=config.node_name,
+            cluster=config.cluster_name,
+            master=config.master_key,
+        )
+    except KeyFileError as error:
+        log("error", "bad_key_file", detail=str(error))
         return 2
+    log("info", "key_loaded", kind=key.kind, key_id=next(iter(key.keys())))
 
     hints = None
     if config.portal_url:
-        hints = HintSender(portal_url=config.portal_url, node=config.node_name, token=token)
+        hints = HintSender(portal_url=config.portal_url, node=config.node_name, key=key)
     on_change = hints.notify if hints else None
     if config.netns:
         collector = NetnsCollector(
@@ -48,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         cni=CniProbe(config.cni_bin_dirs),
     )
     try:
-        server = AgentHTTPServer((config.host, config.port), snapshots=snapshots, token=token)
+        server = AgentHTTPServer((config.host, config.port), snapshots=snapshots, key=key)
     except OSError as error:
         log("error", "listen_failed", host=config.host, port=config.port, detail=str(error))
         collector.stop()

@@ -6,6 +6,7 @@ import argparse
 import os
 from dataclasses import dataclass
 
+from nodeagent.auth import NODE_NAME
 from nodeagent.cni import DEFAULT_BIN_DIRS
 
 
@@ -13,7 +14,9 @@ from nodeagent.cni import DEFAULT_BIN_DIRS
 class AgentConfig:
     host: str
     port: int
-    token_file: str
+    key_file: str  # this node's key, or the master key when master_key is True
+    master_key: bool
+    cluster_name: str  # part of the key derivation: the portal's NICPORTAL_CLUSTER_NAME
     node_name: str
     netns: str | None
     portal_url: str | None
@@ -44,7 +47,20 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> Ag
         description="NICPortal node agent: serves this node's NIC facts as a JSON snapshot.",
     )
     parser.add_argument("--listen", default=default("listen"), help="HOST:PORT to serve on")
-    parser.add_argument("--token-file", default=default("token-file"), help="bearer token file")
+    parser.add_argument(
+        "--key-file", default=default("key-file"), help="this node's key (manage.py agentkey)"
+    )
+    parser.add_argument(
+        "--master-key-file",
+        default=default("master-key-file"),
+        help="the portal's master key, to derive this node's key from (instead of --key-file)",
+    )
+    parser.add_argument(
+        "--cluster-name",
+        default=default("cluster-name", "default"),
+        help="the portal's NICPORTAL_CLUSTER_NAME (used with --master-key-file)",
+    )
+    parser.add_argument("--token-file", default=default("token-file"), help=argparse.SUPPRESS)
     parser.add_argument("--node-name", default=default("node-name"), help="Kubernetes node name")
     parser.add_argument("--netns", default=default("netns"), help="watch this named netns")
     parser.add_argument("--portal-url", default=default("portal-url"), help="for change hints")
@@ -62,7 +78,17 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> Ag
         help="do not report netdev-less PCI functions (namespaces that own no PCI devices)",
     )
     args = parser.parse_args(argv)
-    for flag in ("listen", "token_file", "node_name"):
+    if args.token_file:
+        parser.error(
+            "--token-file (NICPORTAL_AGENT_TOKEN_FILE) is gone: the agent no longer shares a token "
+            "with the portal; give it --key-file or --master-key-file (docs/agent-auth.md)"
+        )
+    if bool(args.key_file) == bool(args.master_key_file):
+        parser.error(
+            "exactly one of --key-file (NICPORTAL_AGENT_KEY_FILE) and --master-key-file "
+            "(NICPORTAL_AGENT_MASTER_KEY_FILE) is required"
+        )
+    for flag in ("listen", "node_name"):
         if not getattr(args, flag):
             env_name = "NICPORTAL_AGENT_" + flag.upper()
             parser.error(f"--{flag.replace('_', '-')} (or {env_name}) is required")
@@ -70,6 +96,8 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> Ag
         host, port = parse_listen(args.listen)
     except ValueError as error:
         parser.error(str(error))
+    if not NODE_NAME.fullmatch(args.node_name):
+        parser.error(f"--node-name must be a Kubernetes node name, got {args.node_name!r}")
     if args.portal_url and not args.portal_url.startswith(("http://", "https://")):
         parser.error(f"--portal-url must be an http(s) URL, got {args.portal_url!r}")
     if args.netns and ("/" in args.netns or args.netns in (".", "..")):
@@ -77,7 +105,9 @@ def parse_args(argv: list[str] | None = None, environ: dict | None = None) -> Ag
     return AgentConfig(
         host=host,
         port=port,
-        token_file=args.token_file,
+        key_file=args.key_file or args.master_key_file,
+        master_key=bool(args.master_key_file),
+        cluster_name=args.cluster_name,
         node_name=args.node_name,
         netns=args.netns or None,
         portal_url=args.portal_url or None,

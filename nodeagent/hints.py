@@ -1,8 +1,12 @@
 """Change hints to the portal: "node X changed, poll it now".
 
-Contract: ``POST {portal_url}/api/v1/agent-hints/`` with ``Authorization: Bearer <agent token>``
-and ``{"node": NAME, "reason": "netlink"}``; the portal answers 202. Hints only make the portal
-faster (it polls anyway), so a hint may be merged with others or dropped after a few retries.
+Contract: ``POST {portal_url}/api/v1/agent-hints/`` with ``{"node": NAME, "reason": "netlink"}``,
+signed with this node's key (``Authorization: NPA1-HMAC-SHA256 ...``, nodeagent.auth: a fresh
+timestamp and nonce each attempt, so a captured hint cannot be replayed); the portal answers 202.
+The portal accepts a hint for the node whose key signed it only. Nothing secret is sent, so the
+agent needs no proof of who answers: an impostor learns that the node changed, nothing more.
+Hints only make the portal faster (it polls anyway), so a hint may be merged with others or
+dropped after a few retries.
 
 Rate: a burst of events (a CNI ADD touches links, addresses and routes many times) waits
 COALESCE_SECONDS, then becomes one POST; never more than one POST per MIN_INTERVAL_SECONDS,
@@ -15,10 +19,12 @@ import json
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
+from nodeagent import auth
+from nodeagent.keys import KeyFileError, NodeKey
 from nodeagent.logs import log
-from nodeagent.token import TokenError, TokenFile
 from nodeagent.version import __version__
 
 HINT_PATH = "/api/v1/agent-hints/"
@@ -30,10 +36,11 @@ POST_TIMEOUT_SECONDS = 5.0
 
 
 class HintSender:
-    def __init__(self, *, portal_url: str, node: str, token: TokenFile) -> None:
+    def __init__(self, *, portal_url: str, node: str, key: NodeKey) -> None:
         self.url = portal_url.rstrip("/") + HINT_PATH
+        self.path = urllib.parse.urlsplit(self.url).path
         self.node = node
-        self.token = token
+        self.key = key
         self._pending = threading.Event()
         self._stop = threading.Event()
         self._last_post = float("-inf")
@@ -84,19 +91,26 @@ class HintSender:
         log("warning", "hint_dropped", url=self.url, attempts=MAX_ATTEMPTS)
 
     def _post(self) -> str:
+        body = json.dumps({"node": self.node, "reason": "netlink"}).encode()
         try:
-            token = self.token.current().decode("utf-8", errors="replace")
-        except TokenError as error:
+            authorization, _ = auth.sign_request(
+                [self.key.current()],
+                direction=auth.AGENT_TO_PORTAL,
+                method="POST",
+                path=self.path,
+                node=self.node,
+                body=body,
+            )
+        except KeyFileError as error:
             log("error", "hint_not_sent", reason=str(error))
             return "give_up"
-        body = json.dumps({"node": self.node, "reason": "netlink"}).encode()
         # The scheme was checked to be http(s) in config.parse_args.
         request = urllib.request.Request(  # noqa: S310
             self.url,
             data=body,
             method="POST",
             headers={
-                "Authorization": f"Bearer {token}",
+                "Authorization": authorization,
                 "Content-Type": "application/json",
                 "User-Agent": f"nicportal-agent/{__version__}",
             },
@@ -108,7 +122,7 @@ class HintSender:
                 return "done"
         except urllib.error.HTTPError as error:
             error.close()
-            # 4xx other than "try later" will not get better by retrying (wrong token, no route).
+            # 4xx other than "try later" will not get better by retrying (wrong key, no route).
             if 400 <= error.code < 500 and error.code not in (408, 429):
                 log("error", "hint_rejected", url=self.url, status=error.code)
                 return "give_up"

@@ -1,4 +1,10 @@
-"""The agent's HTTP front door: GET /v1/snapshot (bearer token, ETag) and GET /healthz."""
+"""The agent's HTTP front door: GET /v1/snapshot (signed request and answer, ETag) and
+GET /healthz (open: it says nothing but "up").
+
+A snapshot request must carry the portal's signature for this node (nodeagent.auth); every
+answer to it carries this agent's signature over the request's nonce, so the portal can tell
+the answer came from this node's key holder, for its own request. Nothing secret is ever sent.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,14 @@ import json
 import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from nodeagent import auth
 from nodeagent.collector import CollectorError
+from nodeagent.keys import KeyFileError, NodeKey
 from nodeagent.logs import log
 from nodeagent.snapshot import SnapshotBuilder
-from nodeagent.token import TokenFile
 from nodeagent.version import __version__
+
+SNAPSHOT_PATH = "/v1/snapshot"
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
@@ -31,6 +40,8 @@ class AgentRequestHandler(BaseHTTPRequestHandler):
     # the body until the client ACKs the headers, which it delays by up to 40 ms.
     disable_nagle_algorithm = True
     server: AgentHTTPServer
+    # The nonce of an authenticated snapshot request: its answer is signed over it.
+    _answer_nonce: str | None = None
 
     def version_string(self) -> str:
         return self.server_version
@@ -39,8 +50,22 @@ class AgentRequestHandler(BaseHTTPRequestHandler):
         pass  # one key=value line per request is written by _send instead
 
     def _send(self, status: int, body: bytes | None, headers: dict[str, str] | None = None):
+        headers = dict(headers or {})
+        if self._answer_nonce is not None:
+            # Signed with the current key: an answer the portal can verify, or none at all.
+            try:
+                headers[auth.SIGNATURE_HEADER] = auth.sign_answer(
+                    self.server.key.current(),
+                    node=self.server.key.node,
+                    nonce=self._answer_nonce,
+                    status=status,
+                    etag=headers.get("ETag", ""),
+                    body=body or b"",
+                )
+            except KeyFileError:
+                pass
         self.send_response(status)
-        for key, value in (headers or {}).items():
+        for key, value in headers.items():
             self.send_header(key, value)
         if body is not None:
             self.send_header("Content-Type", "application/json")
@@ -61,18 +86,55 @@ class AgentRequestHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode() + b"\n", headers)
 
     def do_GET(self) -> None:
+        self._answer_nonce = None
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             self._json(200, {"status": "ok", "agent_version": __version__})
-        elif path == "/v1/snapshot":
+        elif path == SNAPSHOT_PATH:
             self._snapshot()
         else:
             self._json(404, {"error": "not_found"})
 
+    def _authenticate(self) -> bool:
+        """Verify the portal's signature; on failure answer 401 with a fixed reason code (no
+        secret, no snapshot data) and log why."""
+        key = self.server.key
+        try:
+            request = auth.parse_authorization(self.headers.get("Authorization"))
+            if request.node != key.node:
+                raise auth.AuthError(
+                    "wrong_node", f"signed for node {request.node}, this is {key.node}"
+                )
+            # The address this connection arrived on: a request signed for another address (sent
+            # to somebody else, who forwards it here) does not verify.
+            local = self.connection.getsockname()
+            auth.verify_request(
+                request,
+                key.keys(),
+                direction=auth.PORTAL_TO_AGENT,
+                method="GET",
+                authority=auth.authority(local[0], local[1]),
+                path=self.path,
+            )
+            self.server.nonces.remember(request.nonce, request.ts)
+        except KeyFileError as error:
+            log("error", "key_unreadable", detail=str(error))
+            self._json(503, {"error": "key_unreadable"}, {"Retry-After": "5"})
+            return False
+        except auth.AuthError as error:
+            client = self.client_address[0]
+            log("warning", "unauthorized", reason=error.code, detail=str(error), client=client)
+            self._json(
+                401,
+                {"error": "unauthorized", "reason": error.code},
+                {"WWW-Authenticate": auth.SCHEME},
+            )
+            return False
+        self._answer_nonce = request.nonce
+        return True
+
     def _snapshot(self) -> None:
-        if not self.server.token.matches(self.headers.get("Authorization")):
-            # Nothing but the status: no hint whether the token was missing, wrong or unreadable.
-            self._json(401, {"error": "unauthorized"}, {"WWW-Authenticate": "Bearer"})
+        if not self._authenticate():
             return
         try:
             document, etag = self.server.snapshots.build()
@@ -88,6 +150,7 @@ class AgentRequestHandler(BaseHTTPRequestHandler):
         self._send(200, body, headers)
 
     def _method_not_allowed(self) -> None:
+        self._answer_nonce = None
         self._json(405, {"error": "method_not_allowed"}, {"Allow": "GET"})
 
     do_POST = do_PUT = do_DELETE = do_PATCH = _method_not_allowed
@@ -96,9 +159,10 @@ class AgentRequestHandler(BaseHTTPRequestHandler):
 class AgentHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], *, snapshots: SnapshotBuilder, token: TokenFile):
+    def __init__(self, address: tuple[str, int], *, snapshots: SnapshotBuilder, key: NodeKey):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.snapshots = snapshots
-        self.token = token
+        self.key = key
+        self.nonces = auth.NonceMemory()
         super().__init__(address, AgentRequestHandler)

@@ -11,6 +11,11 @@ import pytest
 
 pytest_plugins = ["lab.pytest_plugin"]
 
+# The commands the tests start (manage.py, celery, gunicorn, python -m lab) must not read the
+# var/run.env a developer's last `make run` left behind (nicportal/runenv.py); a test that wants
+# one points NICPORTAL_RUN_ENV or NICPORTAL_VAR_DIR at its own.
+os.environ["NICPORTAL_RUN_ENV"] = ""
+
 ARTIFACTS = Path(os.environ.get("NICPORTAL_ARTIFACTS", Path(__file__).parent.parent / "artifacts"))
 
 
@@ -68,7 +73,7 @@ def lab_portal(lab, settings):
 
     lab.reset()
     settings.KUBECONFIG = str(lab.kubeconfig)
-    settings.AGENT_TOKEN = lab.agent_token
+    settings.AGENT_MASTER_KEY = lab.agent_master_key
     settings.CLUSTER_NAME = "lab"
     settings.AGENT_NAMESPACE = "nicportal"
     settings.MULTUS_VERSION = ""

@@ -45,9 +45,14 @@ def missing_parts(*, database: str = "postgres") -> list[str]:
         missing.append(f"Redis unreachable: {exc}")
     chromium = os.environ.get("NICPORTAL_CHROMIUM", "/usr/bin/chromium")
     if not os.access(chromium, os.X_OK):
-        missing.append(f"Chromium not found at {chromium} (apt-get install chromium)")
+        missing.append(
+            f"Chromium not found at {chromium} (apt-get install --no-install-recommends chromium)"
+        )
     if not os.access("/usr/lib/cni/host-device", os.X_OK):
-        missing.append("host-device plugin missing (apt-get install containernetworking-plugins)")
+        missing.append(
+            "host-device plugin missing"
+            " (apt-get install --no-install-recommends containernetworking-plugins)"
+        )
     if not shutil.which("ip"):
         missing.append("iproute2 missing")
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
 from inventory.api.query import NUMBER_LIMIT, integer_column
@@ -67,3 +68,13 @@ class ApiAutoSchema(AutoSchema):
                 schema.setdefault("minimum", -NUMBER_LIMIT)
                 schema.setdefault("maximum", NUMBER_LIMIT)
         return parameters
+
+
+class PasswordScheme(OpenApiAuthenticationExtension):
+    """HTTP Basic on the token endpoint (inventory/api/auth.py)."""
+
+    target_class = "inventory.api.auth.ThrottledBasicAuthentication"
+    name = "basicAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "basic"}

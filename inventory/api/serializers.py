@@ -23,6 +23,7 @@ from inventory.models import (
 )
 from inventory.rules import nad
 from inventory.rules.nad import names as nad_names
+from inventory.services import tokens
 
 TRUE_VALUES = {"true"}
 FALSE_VALUES = {"false"}
@@ -273,7 +274,8 @@ class InterfaceSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
         ]
 
 
-class ReservationSerializer(serializers.ModelSerializer):
+class ReservationSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "interface", "node", "interface_name", "team", "expires_at", "active")
     interface_name = serializers.CharField(source="interface.name", read_only=True)
     identity = serializers.CharField(source="interface.identity", read_only=True)
     node = serializers.CharField(source="interface.node.name", read_only=True)
@@ -326,7 +328,8 @@ class ReservationExtendSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(help_text="New end, later than the current one.")
 
 
-class NetworkAttachmentSerializer(serializers.ModelSerializer):
+class NetworkAttachmentSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "cluster", "namespace", "name", "origin", "in_cluster")
     cluster = serializers.CharField(source="cluster.name", read_only=True)
     applied_by = serializers.CharField(
         source="applied_by.username", read_only=True, allow_null=True
@@ -461,7 +464,8 @@ class ValidationResultSerializer(serializers.Serializer):
     findings = FindingSerializer(many=True)
 
 
-class PodAttachmentSerializer(serializers.ModelSerializer):
+class PodAttachmentSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "namespace", "pod_name", "node", "nad_namespace", "nad_name", "status")
     cluster = serializers.CharField(source="cluster.name", read_only=True)
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
 
@@ -486,7 +490,8 @@ class PodAttachmentSerializer(serializers.ModelSerializer):
         ]
 
 
-class HistoryEntrySerializer(serializers.ModelSerializer):
+class HistoryEntrySerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+    brief_fields = ("id", "at", "kind", "node", "message")
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
     actor = serializers.CharField(source="actor.username", read_only=True, allow_null=True)
     team = serializers.CharField(source="team.name", read_only=True, allow_null=True)
@@ -509,10 +514,52 @@ class HistoryEntrySerializer(serializers.ModelSerializer):
 
 
 class TokenSerializer(serializers.Serializer):
+    """A token just created: the only answer that carries the secret."""
+
     token = serializers.CharField(read_only=True, help_text="Shown once; stored hashed.")
-    token_key = serializers.CharField(read_only=True, help_text="First characters, for lists.")
+    token_key = serializers.CharField(
+        read_only=True, help_text="First characters: names the token in lists and URLs."
+    )
     user = serializers.CharField(read_only=True)
+    note = serializers.CharField(read_only=True)
+    created = serializers.DateTimeField(read_only=True)
+    expiry = serializers.DateTimeField(read_only=True)
+
+
+class TokenCreateSerializer(serializers.Serializer):
+    note = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=tokens.NOTE_MAX_LENGTH,
+        help_text="What the token is for.",
+    )
+    expires_in_days = StrictIntegerField(
+        required=False,
+        min_value=1,
+        max_value=tokens.MAX_DAYS,
+        default=tokens.DEFAULT_DAYS,
+        help_text=f"Lifetime in days (default {tokens.DEFAULT_DAYS}).",
+    )
+
+
+class TokenListSerializer(serializers.Serializer):
+    """A token as lists show it: never the secret."""
+
+    token_key = serializers.CharField(read_only=True)
+    note = serializers.SerializerMethodField()
+    created = serializers.DateTimeField(read_only=True)
     expiry = serializers.DateTimeField(read_only=True, allow_null=True)
+    current = serializers.SerializerMethodField(
+        help_text="True for the token this request authenticated with."
+    )
+
+    def get_note(self, token: Any) -> str:
+        return tokens.note_of(token)
+
+    def get_current(self, token: Any) -> bool:
+        request = self.context.get("request")
+        auth = getattr(request, "auth", None)
+        return getattr(auth, "digest", None) == token.digest
 
 
 class DiagnosisSerializer(serializers.Serializer):

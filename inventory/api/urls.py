@@ -16,10 +16,10 @@ router.register("reservations", views.ReservationViewSet, basename="reservation"
 router.register("nads", views.NetworkAttachmentViewSet, basename="nad")
 router.register("pod-attachments", views.PodAttachmentViewSet, basename="podattachment")
 router.register("history", views.HistoryViewSet, basename="history")
+router.register("tokens", views.TokenViewSet, basename="token")
 
 urlpatterns = [
     path("v1/agent-hints/", hints.agent_hint, name="agent-hint"),
-    path("v1/tokens/", views.TokenCreateView.as_view(), name="api-token-create"),
     path(
         "v1/pods/<str:namespace>/<str:name>/diagnosis/",
         views.PodDiagnosisView.as_view(),

@@ -16,18 +16,28 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from knox.auth import TokenAuthentication
 from knox.models import AuthToken
 from rest_framework import filters, mixins, status, viewsets
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory.api import serializers as s
+from inventory.api.auth import ThrottledBasicAuthentication
 from inventory.api.pagination import BoundedLimitOffsetPagination
 from inventory.api.query import StrictDjangoFilterBackend
 from inventory.api.schema import ApiAutoSchema
@@ -41,8 +51,8 @@ from inventory.models import (
     PodAttachment,
     Reservation,
 )
-from inventory.read import filtersets
-from inventory.services import diagnosis, nads, reservations, teams
+from inventory.read import exports, filtersets
+from inventory.services import diagnosis, nads, reservations, teams, tokens
 from inventory.services.errors import Conflict
 
 
@@ -144,6 +154,24 @@ class InterfaceViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
         "last_seen_at",
     ]
 
+    @extend_schema(
+        filters=True,
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+        description="Every interface matching the filters (not one page) as CSV: the columns "
+        "of the fleet page's export, for spreadsheets. Works with a token.",
+    )
+    @action(detail=False, methods=["get"])
+    def export(self, request: Request) -> StreamingHttpResponse:
+        queryset = self.filter_queryset(Interface.objects.order_by("node__name", "name", "id"))
+        return exports.interfaces_csv_response(exports.for_export(queryset))
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+        # The export answers CSV itself, whatever the Accept header (a spreadsheet tool may ask
+        # for text/csv); its errors (a bad filter) are JSON like every other 400 here.
+        if self.action == "export":
+            return JSONRenderer(), JSONRenderer.media_type
+        return super().perform_content_negotiation(request, force)
+
     def get_queryset(self) -> QuerySet[Interface]:
         # The active reservation through the partial unique index: one index probe per row.
         active = Reservation.objects.filter(interface=OuterRef("pk"), released_at__isnull=True)
@@ -158,6 +186,10 @@ class InterfaceViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
         )
 
 
+@extend_schema_view(
+    list=extend_schema(parameters=field_selection_parameters(s.ReservationSerializer)),
+    retrieve=extend_schema(parameters=field_selection_parameters(s.ReservationSerializer)),
+)
 @extend_schema(
     parameters=[
         OpenApiParameter(
@@ -309,6 +341,10 @@ def _interfaces_field() -> Iterator[None]:
         raise DjangoValidationError(messages) from None
 
 
+@extend_schema_view(
+    list=extend_schema(parameters=field_selection_parameters(s.NetworkAttachmentSerializer)),
+    retrieve=extend_schema(parameters=field_selection_parameters(s.NetworkAttachmentSerializer)),
+)
 class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """NADs seen in the cluster or applied by the portal, with their stored lint findings;
     `render` and `validate` build a NAD without side effects, `apply` creates it."""
@@ -371,6 +407,10 @@ class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    list=extend_schema(parameters=field_selection_parameters(s.PodAttachmentSerializer)),
+    retrieve=extend_schema(parameters=field_selection_parameters(s.PodAttachmentSerializer)),
+)
 class PodAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     queryset = PodAttachment.objects.select_related("cluster", "node").order_by(
         "namespace", "pod_name", "pod_interface", "id"
@@ -380,6 +420,10 @@ class PodAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["namespace", "pod_name", "updated_at", "id"]
 
 
+@extend_schema_view(
+    list=extend_schema(parameters=field_selection_parameters(s.HistoryEntrySerializer)),
+    retrieve=extend_schema(parameters=field_selection_parameters(s.HistoryEntrySerializer)),
+)
 class HistoryViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     queryset = HistoryEntry.objects.select_related("node", "actor", "team").order_by("-at", "-id")
     serializer_class = s.HistoryEntrySerializer
@@ -404,19 +448,44 @@ class PodDiagnosisView(APIView):
         return Response(_as_json(result))
 
 
-class TokenCreateView(APIView):
-    """Create an API token for the logged-in user (session or token). The token is shown once;
-    knox stores only its hash. `manage.py createtoken <username>` does the same from a shell."""
+class TokenViewSet(
+    ApiViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Your own API tokens. Create one with your password (HTTP Basic), a session or another
+    token; the answer is the only time the token is shown (knox stores its hash). Every token
+    expires (`expires_in_days`, default 30). DELETE revokes it at once. The same as the token
+    page and `manage.py createtoken`."""
 
-    schema = ApiAutoSchema()
+    authentication_classes = [
+        ThrottledBasicAuthentication,
+        TokenAuthentication,
+        SessionAuthentication,
+    ]
+    serializer_class = s.TokenListSerializer
+    lookup_field = "token_key"
+    lookup_value_regex = "[^/]+"
+    filter_backends: list[type] = []
+    ordering_fields: list[str] = []
 
-    @extend_schema(request=None, responses={201: s.TokenSerializer})
-    def post(self, request: Request) -> Response:
-        instance, token = AuthToken.objects.create(user=request.user, expiry=None)
-        body = {
-            "token": token,
-            "token_key": instance.token_key,
-            "user": request.user.get_username(),
-            "expiry": instance.expiry,
-        }
-        return Response(s.TokenSerializer(body).data, status=status.HTTP_201_CREATED)
+    def get_queryset(self) -> QuerySet[AuthToken]:
+        return tokens.valid_tokens(self.request.user)
+
+    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.TokenSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = s.TokenCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors():
+            created = tokens.create(user=request.user, **serializer.validated_data)
+        body = s.TokenSerializer(dataclasses.asdict(created)).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Revoke the token: it stops authenticating at once."""
+        with service_errors():
+            tokens.revoke(user=request.user, token_key=kwargs["token_key"])
+        return Response(status=status.HTTP_204_NO_CONTENT)

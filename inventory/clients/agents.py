@@ -1,5 +1,12 @@
-"""The only module that talks to node agents: `GET {agent}/v1/snapshot` with a bearer token and a
-conditional request (ETag), answer validated against the agent's own JSON Schema.
+"""The only module that talks to node agents: `GET {agent}/v1/snapshot`, signed with the node's
+key, as a conditional request (ETag); the answer's signature is checked before anything in it is
+read, then the body is validated against the agent's own JSON Schema.
+
+Authentication (nodeagent.auth, docs/agent-auth.md): the request carries HMACs made with the
+node's key (derived from the master key, two during a rotation) over a fresh timestamp and nonce;
+no secret leaves the portal, so a pod that is not the agent learns nothing it can reuse. The
+answer must carry the agent's HMAC over our nonce, its status, ETag and body: an answer from
+anything without the node's key is refused, whatever it says.
 
 An agent is a program on somebody else's node: it may be down, slow, old, misconfigured or
 compromised. So `fetch()` never raises for anything the agent does; every failure comes back as
@@ -23,10 +30,52 @@ import fastjsonschema
 import urllib3
 from django.conf import settings
 
+from nodeagent import auth
 from nodeagent.schema import SCHEMA_VERSION, SNAPSHOT_SCHEMA
 
 SNAPSHOT_PATH = "/v1/snapshot"
 _CHUNK = 64 * 1024
+_ERROR_BODY_BYTES = 64 * 1024
+# What an agent's 401 reason code means, in words a person can act on. Only these fixed texts
+# are shown: the reason comes from an unsigned answer.
+_REFUSALS = {
+    "missing": "it saw no signature (is it an older agent?)",
+    "wrong_scheme": "it expects another scheme (is it an older agent?)",
+    "malformed": "it could not parse our signature",
+    "unknown_key": "it holds another key: check NICPORTAL_AGENT_MASTER_KEY, the cluster name "
+    "and the agent's key file",
+    "bad_signature": "the signature did not match (a request for another address or path?)",
+    "clock_skew": f"the clocks of portal and node differ by more than {auth.MAX_CLOCK_SKEW} s",
+    "replayed": "it had seen our nonce already",
+    "wrong_node": "the agent at this address serves another node",
+    "busy": "too many requests",
+}
+
+
+class AgentKeyring:
+    """The portal's master keys (current, then the previous one during a rotation) and the
+    per-node keys derived from them."""
+
+    def __init__(self, masters: list[bytes], *, cluster: str) -> None:
+        self.masters = [master for master in masters if master]
+        self.cluster = cluster
+
+    @classmethod
+    def from_settings(cls) -> AgentKeyring:
+        from django.conf import settings
+
+        masters = [settings.AGENT_MASTER_KEY, settings.AGENT_MASTER_KEY_PREVIOUS]
+        return cls([m.encode() for m in masters if m], cluster=settings.CLUSTER_NAME)
+
+    def __bool__(self) -> bool:
+        return bool(self.masters)
+
+    def node_keys(self, node: str) -> list[bytes]:
+        """This node's keys, the current master's first."""
+        return [auth.derive_node_key(m, cluster=self.cluster, node=node) for m in self.masters]
+
+    def verification_keys(self, node: str) -> dict[str, bytes]:
+        return {auth.key_id(key): key for key in self.node_keys(node)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +106,14 @@ class AgentClient:
     def __init__(
         self,
         *,
-        token: str,
+        keyring: AgentKeyring,
         timeout: float = 5.0,
         max_bytes: int = 4 * 1024 * 1024,
         pool_size: int = 32,
     ) -> None:
-        self.token = token
+        self.keyring = keyring
+        # Derived keys per node: two HMACs saved per poll (a sweep polls every node).
+        self._keys: dict[str, tuple[list[bytes], dict[str, bytes]]] = {}
         self.timeout = timeout
         self.max_bytes = max_bytes
         # num_pools: one pool per agent host:port kept alive across sweeps (fleets are bigger,
@@ -77,7 +128,7 @@ class AgentClient:
     @classmethod
     def from_settings(cls) -> AgentClient:
         return cls(
-            token=settings.AGENT_TOKEN,
+            keyring=AgentKeyring.from_settings(),
             timeout=settings.AGENT_TIMEOUT,
             max_bytes=settings.AGENT_MAX_BYTES,
         )
@@ -94,18 +145,44 @@ class AgentClient:
             return SnapshotResult("error", None, "", str(fault), time.monotonic() - started)
         return SnapshotResult(status, snapshot, new_etag, "", time.monotonic() - started)
 
+    def _node_keys(self, node: str) -> tuple[list[bytes], dict[str, bytes]]:
+        keys = self._keys.get(node)
+        if keys is None:
+            signing = self.keyring.node_keys(node)
+            keys = self._keys[node] = (signing, {auth.key_id(k): k for k in signing})
+        return keys
+
     def _fetch(
         self, url: str, node: str, etag: str, started: float
     ) -> tuple[str, dict[str, Any] | None, str]:
-        headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        if not self.keyring:
+            raise _AgentFault(
+                "NICPORTAL_AGENT_MASTER_KEY is not set: the portal cannot authenticate to agents"
+            )
+        target = url.rstrip("/") + SNAPSHOT_PATH
+        signing, verifying = self._node_keys(node)
+        try:
+            parsed = urllib3.util.parse_url(target)
+        except urllib3.exceptions.LocationParseError as exc:
+            raise _AgentFault(f"bad agent URL: {exc}") from None
+        if not parsed.host:
+            raise _AgentFault(f"bad agent URL: no host in {target!r}")
+        authorization, signed = auth.sign_request(
+            signing,
+            direction=auth.PORTAL_TO_AGENT,
+            method="GET",
+            # Bound into the signature: the request is good at this address only.
+            authority=auth.authority(parsed.host.strip("[]"), parsed.port or 80),
+            path=parsed.request_uri,
+            node=node,
+        )
+        headers = {"Accept": "application/json", "Authorization": authorization}
         if etag:
             headers["If-None-Match"] = etag
         try:
             response = self._pool.request(
                 "GET",
-                url.rstrip("/") + SNAPSHOT_PATH,
+                target,
                 headers=headers,
                 preload_content=False,
                 redirect=False,
@@ -115,7 +192,7 @@ class AgentClient:
         except (OSError, ValueError) as exc:
             raise _AgentFault(f"request failed: {exc}") from None
         try:
-            return self._answer(response, node, etag, started)
+            return self._answer(response, node, etag, started, signed.nonce, verifying)
         finally:
             # Closing (not draining) matters: a 10 MB answer we refused must not be read to the
             # end just to put the connection back in the pool.
@@ -123,25 +200,50 @@ class AgentClient:
             response.release_conn()
 
     def _answer(
-        self, response: urllib3.BaseHTTPResponse, node: str, etag: str, started: float
+        self,
+        response: urllib3.BaseHTTPResponse,
+        node: str,
+        etag: str,
+        started: float,
+        nonce: str,
+        keys: dict[str, bytes],
     ) -> tuple[str, dict[str, Any] | None, str]:
-        if response.status == 304:
-            return "not_modified", None, response.headers.get("ETag") or etag
         if response.status == 401:
-            raise _AgentFault("HTTP 401 (token rejected)")
+            snippet = self._read_body(response, started, limit=200, truncate=True)
+            raise _AgentFault(f"HTTP 401 (the agent refused our signature: {_refusal(snippet)})")
+        if response.status == 200:
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                raise _AgentFault(f"body exceeds {self.max_bytes} bytes (Content-Length {length})")
+            body = self._read_body(response, started, limit=self.max_bytes, truncate=False)
+        else:
+            # Whole (bounded): the signature covers the whole body; only its start is shown.
+            body = self._read_body(response, started, limit=_ERROR_BODY_BYTES, truncate=False)
+        answer_etag = response.headers.get("ETag", "")
+        try:
+            auth.verify_answer(
+                response.headers.get(auth.SIGNATURE_HEADER),
+                keys,
+                node=node,
+                nonce=nonce,
+                status=response.status,
+                etag=answer_etag,
+                body=body,
+            )
+        except auth.AuthError as exc:
+            # Nothing of an unverified answer is shown: not its body, not its headers.
+            raise _AgentFault(
+                f"HTTP {response.status} not signed with node {node}'s key ({exc.code}): ignored"
+            ) from None
+        if response.status == 304:
+            return "not_modified", None, answer_etag or etag
         if response.status == 403:
             raise _AgentFault("HTTP 403 (forbidden)")
         if response.status != 200:
-            snippet = self._read_body(response, started, limit=200, truncate=True)
-            text = snippet.decode("utf-8", "replace").strip()
+            text = body[:200].decode("utf-8", "replace").strip()
             raise _AgentFault(f"HTTP {response.status}" + (f": {text!r}" if text else ""))
-
-        length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            raise _AgentFault(f"body exceeds {self.max_bytes} bytes (Content-Length {length})")
-        body = self._read_body(response, started, limit=self.max_bytes, truncate=False)
         snapshot = self._validate(body, node)
-        return "ok", snapshot, response.headers.get("ETag", "")
+        return "ok", snapshot, answer_etag
 
     def _read_body(
         self, response: urllib3.BaseHTTPResponse, started: float, *, limit: int, truncate: bool
@@ -214,3 +316,14 @@ class AgentClient:
         if isinstance(exc, urllib3.exceptions.ProtocolError):
             return f"connection broken: {exc.args[0] if exc.args else exc}"
         return f"request failed: {exc}"
+
+
+def _refusal(body: bytes) -> str:
+    """The fixed explanation of an agent's 401 reason code (never the agent's own text)."""
+    try:
+        reason = json.loads(body).get("reason")
+    except (ValueError, AttributeError, RecursionError):
+        reason = None
+    return (
+        _REFUSALS.get(reason, "no reason given") if isinstance(reason, str) else "no reason given"
+    )

@@ -1,9 +1,10 @@
 """The only module that talks to the Kubernetes API (official `kubernetes` client).
 
-It reads Nodes, Pods (with their Multus annotations), NetworkAttachmentDefinitions, Events and the
-node agents' pods, and writes exactly three things: a new NAD (never over an existing one), a NAD
-deletion, and one node annotation. Everything comes back as the plain frozen dataclasses of
-`cluster_objects.py`; the ORM is `sync/`'s business.
+It reads Nodes, Pods (with their Multus annotations), NetworkAttachmentDefinitions, Events, the
+node agents' pods and their DaemonSet, and writes exactly three things: a new NAD (never over an
+existing one), a NAD deletion, and one node annotation. Everything comes back as the plain frozen
+dataclasses of `cluster_objects.py` (which also decides, without I/O, which pods are the agents:
+`choose_agents`); the ORM is `sync/`'s business.
 
 Why raw JSON instead of the generated models: every call asks for `_preload_content=False` and
 reads the body with `json.loads`. Deserializing thousands of pods into `V1Pod` models costs more
@@ -31,11 +32,14 @@ from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
 from inventory.clients.cluster_objects import (
+    AgentChoice,
     ClusterListing,
     EventInfo,
     NadInfo,
     NodeInfo,
     PodInfo,
+    choose_agents,
+    daemonset_uids,
     event_from_json,
     is_pod_event,
     nad_from_json,
@@ -51,6 +55,8 @@ NAD_VERSION = "v1"
 NAD_PLURAL = "network-attachment-definitions"
 NAD_KIND = "NetworkAttachmentDefinition"
 
+DEFAULT_AGENT_NAMESPACE = "nicportal"
+DEFAULT_AGENT_DAEMONSET = "nicportal-agent"
 DEFAULT_AGENT_LABEL_SELECTOR = "app.kubernetes.io/name=nicportal-agent"
 DEFAULT_AGENT_PORT_NAME = "agent"
 # Big enough that a normal cluster lists in one round trip, small enough that the API server
@@ -80,7 +86,8 @@ class ClusterClient:
         context: str | None = None,
         in_cluster: bool = False,
         timeout: float = 10.0,
-        agent_namespace: str = "",
+        agent_namespace: str = DEFAULT_AGENT_NAMESPACE,
+        agent_daemonset: str = DEFAULT_AGENT_DAEMONSET,
         agent_label_selector: str = DEFAULT_AGENT_LABEL_SELECTOR,
         agent_port_name: str = DEFAULT_AGENT_PORT_NAME,
     ) -> None:
@@ -104,8 +111,10 @@ class ClusterClient:
         self.timeout = timeout
         self._api = k8s.ApiClient(configuration)
         self._core = k8s.CoreV1Api(self._api)
+        self._apps = k8s.AppsV1Api(self._api)
         self._custom = k8s.CustomObjectsApi(self._api)
         self.agent_namespace = agent_namespace
+        self.agent_daemonset = agent_daemonset
         self.agent_label_selector = agent_label_selector
         self.agent_port_name = agent_port_name
         self._agent_selector = LabelSelector(agent_label_selector)
@@ -118,6 +127,7 @@ class ClusterClient:
             in_cluster=settings.KUBE_IN_CLUSTER,
             timeout=settings.KUBE_TIMEOUT,
             agent_namespace=settings.AGENT_NAMESPACE,
+            agent_daemonset=settings.AGENT_DAEMONSET,
             agent_label_selector=settings.AGENT_LABEL_SELECTOR,
             agent_port_name=settings.AGENT_PORT_NAME,
         )
@@ -172,35 +182,44 @@ class ClusterClient:
         events = [event_from_json(item) for item in items if is_pod_event(item)]
         return [event for event in events if event.reason == SANDBOX_FAILURE_REASON]
 
-    def agent_endpoints(self, pods: list[PodInfo] | None = None) -> dict[str, str]:
-        """node name -> agent base URL, from the running agent pods (hostNetwork DaemonSet)."""
+    def agents(
+        self, pods: list[PodInfo] | None = None, nodes: list[NodeInfo] | None = None
+    ) -> AgentChoice:
+        """Which pod is each node's agent, and which agent-looking pods are not (choose_agents)."""
         if pods is None:
             pods = self._list_agent_pods()
-        endpoints: dict[str, str] = {}
-        # Sorted so that the choice between two live agent pods on one node (a DaemonSet rollout
-        # caught mid-way) is the same on every sweep instead of flapping.
-        for pod in sorted(pods, key=lambda pod: (pod.namespace, pod.name)):
-            if self.agent_namespace and pod.namespace != self.agent_namespace:
-                continue
-            if not self._agent_selector.matches(pod.labels):
-                continue
-            if pod.phase != "Running" or pod.deletion_timestamp is not None:
-                continue
-            port = pod.named_ports.get(self.agent_port_name)
-            if not pod.node_name or not pod.host_ip or port is None:
-                continue
-            host = f"[{pod.host_ip}]" if ":" in pod.host_ip else pod.host_ip
-            endpoints[pod.node_name] = f"http://{host}:{port}"
-        return endpoints
+        if nodes is None:
+            nodes = self.list_nodes()
+        choice = choose_agents(
+            pods,
+            nodes,
+            daemonsets=self._agent_daemonsets(),
+            namespace=self.agent_namespace,
+            daemonset=self.agent_daemonset,
+            selector=self._agent_selector,
+            port_name=self.agent_port_name,
+        )
+        for rogue in choice.rogues:
+            logger.warning(
+                "rogue agent pod %s on node %s (pod IP %s) ignored: %s",
+                rogue.key,
+                rogue.node or "-",
+                rogue.pod_ip or "-",
+                rogue.reason,
+            )
+        return choice
 
     def listing(self) -> ClusterListing:
         pods = self.list_pods()
+        nodes = self.list_nodes()
+        agents = self.agents(pods, nodes)
         return ClusterListing(
-            nodes=self.list_nodes(),
+            nodes=nodes,
             pods=pods,
             nads=self.list_nads(),
             sandbox_failures=self.list_sandbox_failures(),
-            agent_endpoints=self.agent_endpoints(pods),
+            agent_endpoints=agents.endpoints,
+            rogue_agents=agents.rogues,
         )
 
     def get_pod(self, namespace: str, name: str) -> PodInfo:
@@ -308,22 +327,43 @@ class ClusterClient:
 
     # --- plumbing --------------------------------------------------------------------------------
 
-    def _list_agent_pods(self) -> list[PodInfo]:
+    def _agent_daemonsets(self) -> dict[str, str]:
+        """namespace -> uid of the agent DaemonSet(s) of that name: the one in the agents'
+        namespace, or (development, any namespace) every namespace's."""
         if self.agent_namespace:
-            items = self._list_all(
-                "list",
-                f"pods in namespace {self.agent_namespace}",
-                self._core.list_namespaced_pod,
-                self.agent_namespace,
-                label_selector=self.agent_label_selector or None,
-            )
+            try:
+                data = self._call(
+                    "get",
+                    f"daemonset {self.agent_namespace}/{self.agent_daemonset}",
+                    self._apps.read_namespaced_daemon_set,
+                    self.agent_daemonset,
+                    self.agent_namespace,
+                )
+            except NotFound:
+                logger.warning(
+                    "the agent DaemonSet %s/%s does not exist: no pod is accepted as an agent",
+                    self.agent_namespace,
+                    self.agent_daemonset,
+                )
+                return {}
+            items = [data]
         else:
             items = self._list_all(
                 "list",
-                "pods",
-                self._core.list_pod_for_all_namespaces,
-                label_selector=self.agent_label_selector or None,
+                "daemonsets",
+                self._apps.list_daemon_set_for_all_namespaces,
+                field_selector=f"metadata.name={self.agent_daemonset}",
             )
+        return daemonset_uids(items, self.agent_daemonset)
+
+    def _list_agent_pods(self) -> list[PodInfo]:
+        # Every namespace: a pod elsewhere that looks like an agent is not used, but reported.
+        items = self._list_all(
+            "list",
+            "pods",
+            self._core.list_pod_for_all_namespaces,
+            label_selector=self.agent_label_selector or None,
+        )
         return [pod_from_json(item) for item in items]
 
     def _list_all(

@@ -283,7 +283,8 @@ def _refresh_ownership(interface_ids: list[int]) -> dict[int, str]:
     """Recompute the verdicts of these interfaces inside the caller's transaction and return
     their new states. The ownership engine and its writer are sync's; no fallback here: a
     reservation whose state is not recomputed would show a free NIC as free."""
-    refresh_ownership(interface_ids=list(interface_ids))
+    # The caller's audit row records the change (who, why, old -> new state): once, not twice.
+    refresh_ownership(interface_ids=list(interface_ids), recorded_by_caller=True)
     return dict(Interface.objects.filter(pk__in=interface_ids).values_list("pk", "state"))
 
 

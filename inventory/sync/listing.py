@@ -11,9 +11,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from inventory.choices import AttachmentStatus, NadOrigin
+from inventory.choices import AttachmentStatus, HistoryKind, NadOrigin
 from inventory.clients.cluster_objects import ClusterListing, NadInfo
-from inventory.models import Cluster, Interface, NetworkAttachment, Node, PodAttachment
+from inventory.models import (
+    Cluster,
+    HistoryEntry,
+    Interface,
+    NetworkAttachment,
+    Node,
+    PodAttachment,
+)
 from inventory.sync.lint import mark_lint_dirty
 from inventory.sync.stats import BATCH_SIZE, SyncStats, bulk_write, changed_fields
 from inventory.sync.verdicts import refresh_node_ownership
@@ -40,7 +47,14 @@ def apply_listing(
     now = now or timezone.now()
     stats = SyncStats()
     with transaction.atomic():
+        known_rogues = {
+            name: {row.get("pod") for row in rows}
+            for name, rows in Node.objects.filter(cluster=cluster)
+            .exclude(rogue_agents=[])
+            .values_list("name", "rogue_agents")
+        }
         nodes = _apply_nodes(cluster, listing, stats)
+        _note_new_rogue_agents(nodes, listing, known_rogues, now, stats)
         _apply_nads(cluster, listing.nads, now, stats)
         touched = _apply_attachments(cluster, listing, nodes, now, stats)
     if not recompute:
@@ -51,9 +65,20 @@ def apply_listing(
     return stats
 
 
+def _rogue_rows(listing: ClusterListing) -> dict[str, list[dict[str, str]]]:
+    """node name -> the agent-looking pods on it that are not its agent, as stored on Node."""
+    rows: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for rogue in listing.rogue_agents:
+        rows[rogue.node].append(
+            {"pod": rogue.key[:253], "pod_ip": rogue.pod_ip[:64], "reason": rogue.reason[:500]}
+        )
+    return rows
+
+
 def _apply_nodes(cluster: Cluster, listing: ClusterListing, stats: SyncStats) -> dict[str, Node]:
     existing = {n.name: n for n in Node.objects.filter(cluster=cluster)}
     endpoints = listing.agent_endpoints
+    rogues = _rogue_rows(listing)
     to_create, to_update, update_fields = [], [], set()
     seen = set()
     for info in listing.nodes:
@@ -63,6 +88,7 @@ def _apply_nodes(cluster: Cluster, listing: ClusterListing, stats: SyncStats) ->
             "labels": dict(info.labels),
             "ready": bool(info.ready),
             "agent_url": endpoints.get(info.name, "")[:500],
+            "rogue_agents": rogues.get(info.name, []),
             "in_cluster": True,
         }
         node = existing.get(info.name)
@@ -90,6 +116,30 @@ def _apply_nodes(cluster: Cluster, listing: ClusterListing, stats: SyncStats) ->
             }
         )
     return existing
+
+
+def _note_new_rogue_agents(
+    nodes: dict[str, Node],
+    listing: ClusterListing,
+    before: dict[str, set],
+    now: datetime,
+    stats: SyncStats,
+) -> None:
+    """A pod newly seen posing as a node's agent (`before`: the ones already stored, by node):
+    one history entry on the node, not one per sweep (clients.cluster logs it on every listing,
+    the node page lists it for as long as it is there)."""
+    for rogue in listing.rogue_agents:
+        node = nodes.get(rogue.node)
+        if node is None or node.pk is None or rogue.key in before.get(rogue.node, set()):
+            continue
+        HistoryEntry.objects.create(
+            at=now,
+            kind=HistoryKind.AGENT,
+            node=node,
+            message=f"pod {rogue.key} looks like an agent and is ignored: {rogue.reason}",
+            data={"rogue_agent": rogue.key, "pod_ip": rogue.pod_ip},
+        )
+        stats.history += 1
 
 
 def _apply_nads(cluster: Cluster, nads: list[NadInfo], now: datetime, stats: SyncStats) -> None:

@@ -145,8 +145,15 @@ def forget_gone(node: Node, gone: Sequence[Interface], now: datetime, stats: Syn
 
 
 def save_verdicts(
-    node: Node, changes: list[VerdictChange], now: datetime, stats: SyncStats
+    node: Node,
+    changes: list[VerdictChange],
+    now: datetime,
+    stats: SyncStats,
+    *,
+    recorded: frozenset[int] = frozenset(),
 ) -> None:
+    """Store changed verdicts and their history; `recorded` interfaces get no ownership row
+    because the caller writes one for its action (a reservation), with old and new state."""
     if not changes:
         return
     Interface.objects.bulk_update(
@@ -154,35 +161,50 @@ def save_verdicts(
     )
     stats.verdicts_changed += len(changes)
     mark_lint_dirty(node.cluster_id)
-    history = history_for(node, changes, now)
+    history = history_for(node, [c for c in changes if c.interface.pk not in recorded], now)
     HistoryEntry.objects.bulk_create(history, batch_size=BATCH_SIZE)
     stats.history += len(history)
 
 
-def rejudge(node: Node, now: datetime, stats: SyncStats) -> None:
+def rejudge(
+    node: Node, now: datetime, stats: SyncStats, *, recorded: frozenset[int] = frozenset()
+) -> None:
     """Judge and save every interface of the node, inside the caller's transaction."""
     interfaces = list(Interface.objects.filter(node=node).order_by("id"))
     judgement = decide(node, interfaces, now)
-    save_verdicts(node, judgement.changes, now, stats)
+    save_verdicts(node, judgement.changes, now, stats, recorded=recorded)
     forget_gone(node, judgement.gone, now, stats)
 
 
-def refresh_node_ownership(node: Node, *, now: datetime | None = None) -> SyncStats:
+def refresh_node_ownership(
+    node: Node, *, now: datetime | None = None, recorded: frozenset[int] = frozenset()
+) -> SyncStats:
     """Recompute every verdict of one node from what is stored (after a reservation, a cluster
     listing that changed the node's pods, or a staleness change)."""
     now = now or timezone.now()
     stats = SyncStats()
     with transaction.atomic():
-        rejudge(node, now, stats)
+        rejudge(node, now, stats, recorded=recorded)
     return stats
 
 
-def refresh_ownership(interface_ids: Iterable[int] = (), *, node_ids: Iterable[int] = ()) -> int:
-    """Recompute the verdicts of the nodes holding these interfaces. Returns rows changed."""
+def refresh_ownership(
+    interface_ids: Iterable[int] = (),
+    *,
+    node_ids: Iterable[int] = (),
+    recorded_by_caller: bool = False,
+) -> int:
+    """Recompute the verdicts of the nodes holding these interfaces. Returns rows changed.
+
+    recorded_by_caller=True: the caller writes the history row of these interfaces' change
+    itself (a reserve, release or expiry says who and why, with old and new state), so no
+    second, ownership row is written for them; other NICs of the node still get theirs."""
+    interface_ids = list(interface_ids)
     ids = set(node_ids) | set(
-        Interface.objects.filter(pk__in=list(interface_ids)).values_list("node_id", flat=True)
+        Interface.objects.filter(pk__in=interface_ids).values_list("node_id", flat=True)
     )
+    recorded = frozenset(interface_ids) if recorded_by_caller else frozenset()
     total = 0
     for node in Node.objects.filter(pk__in=ids):
-        total += refresh_node_ownership(node).verdicts_changed
+        total += refresh_node_ownership(node, recorded=recorded).verdicts_changed
     return total

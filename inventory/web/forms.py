@@ -19,6 +19,7 @@ from inventory.models import Interface
 from inventory.read import facts
 from inventory.rules import nad
 from inventory.rules.nad.ipam import FIELDS_BY_TYPE, IPAM_TYPES
+from inventory.services import tokens
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 DEFAULT_RESERVATION = timedelta(days=7)
@@ -33,6 +34,14 @@ class DateTimeLocalInput(forms.DateTimeInput):
 
 def default_expiry() -> datetime:
     return (timezone.localtime() + DEFAULT_RESERVATION).replace(second=0, microsecond=0)
+
+
+def extension_default(current_end: datetime) -> datetime:
+    """What the Extend form offers: another DEFAULT_RESERVATION after the current end (or after
+    now, for a reservation about to end), to the minute the input shows. Submitting the form
+    unchanged must extend, not answer "must be later than the current end"."""
+    start = max(timezone.localtime(current_end), timezone.localtime())
+    return (start + DEFAULT_RESERVATION).replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
 class TeamSwitchForm(forms.Form):
@@ -65,7 +74,8 @@ class ReserveForm(forms.Form):
 
 
 class ExtendForm(forms.Form):
-    expires_at = ExpiryField(label="New end", initial=default_expiry)
+    # The initial value depends on the reservation: ExtendView gives extension_default().
+    expires_at = ExpiryField(label="New end")
 
 
 # --- the NAD builder ---------------------------------------------------------------------------
@@ -171,4 +181,19 @@ class NadLintForm(forms.Form):
         max_length=200_000,
         label="NetworkAttachmentDefinition (YAML or JSON)",
         strip=False,
+    )
+
+
+class TokenForm(forms.Form):
+    note = forms.CharField(
+        max_length=tokens.NOTE_MAX_LENGTH,
+        required=False,
+        label="What is it for?",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. CI pipeline, my laptop"}),
+    )
+    expires_in_days = forms.TypedChoiceField(
+        label="Expires after",
+        coerce=int,
+        choices=[(days, f"{days} day{'s' if days > 1 else ''}") for days in tokens.DAY_CHOICES],
+        initial=tokens.DEFAULT_DAYS,
     )

@@ -1,10 +1,11 @@
 """The dashboard's pages (app namespace "inventory"), included at the root by nicportal/urls.py:
-the fleet, nodes, interfaces and reservations, the team, the NAD builder and the diagnosis."""
+the fleet, nodes, interfaces and reservations, the team, the NAD builder, the diagnosis and the
+API tokens."""
 
 from django.urls import path
 
 from inventory.web import views
-from inventory.web.views import diagnosis, nads
+from inventory.web.views import diagnosis, nads, status, tokens
 
 app_name = "inventory"
 
@@ -18,6 +19,10 @@ urlpatterns = [
     path("reservations/<int:pk>/release/", views.ReleaseView.as_view(), name="reservation-release"),
     path("team/", views.TeamView.as_view(), name="team"),
     path("team/switch/", views.TeamSwitchView.as_view(), name="team-switch"),
+    # The user's API tokens, and the header's sweep status (polled by every page).
+    path("tokens/", tokens.TokenPageView.as_view(), name="tokens"),
+    path("tokens/<str:token_key>/revoke/", tokens.TokenRevokeView.as_view(), name="token-revoke"),
+    path("status/sweep/", status.SweepStatusView.as_view(), name="sweep-status"),
     # The NAD builder.
     path("nads/", nads.NadListView.as_view(), name="nad-list"),
     path("nads/new/", nads.NadBuilderView.as_view(), name="nad-new"),

@@ -16,10 +16,31 @@ from pathlib import Path
 
 import pytest
 
+from nodeagent import auth
 from tests.preflight import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
-TOKEN = "s3cret-agent-token"
+MASTER = b"agent-tests-master-key-0123456789abcdef"
+CLUSTER = "agent-tests"
+NODE = "node-a"
+NODE_KEY = auth.derive_node_key(MASTER, cluster=CLUSTER, node=NODE)
+
+
+def signed(
+    port: int, path: str = "/v1/snapshot", *, node: str = NODE, key: bytes = NODE_KEY, **kw
+) -> dict:
+    """Headers of a portal request to the agent on 127.0.0.1:port, signed as the portal signs
+    them (X-Test-Nonce: the request's nonce, for checking the answer's signature)."""
+    header, request = auth.sign_request(
+        [key],
+        direction=auth.PORTAL_TO_AGENT,
+        method="GET",
+        authority=kw.pop("authority", f"127.0.0.1:{port}"),
+        path=path,
+        node=node,
+        **kw,
+    )
+    return {"Authorization": header, "X-Test-Nonce": request.nonce}
 
 
 def ip(*args: str, netns: str | None = None, check: bool = True) -> str:
@@ -60,9 +81,10 @@ def make_netns():
 
 
 @pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    path = tmp_path / "token"
-    path.write_text(TOKEN + "\n")
+def key_file(tmp_path: Path) -> Path:
+    """node-a's own key, as `manage.py agentkey node-a` prints it."""
+    path = tmp_path / "node.key"
+    path.write_text(auth.format_node_key(NODE_KEY) + "\n")
     return path
 
 
@@ -118,7 +140,22 @@ class AgentProcess:
             return error.code, dict(error.headers), body
 
     def snapshot(self, headers: dict | None = None) -> tuple[int, dict, bytes]:
-        return self.get("/v1/snapshot", {"Authorization": f"Bearer {TOKEN}", **(headers or {})})
+        """A signed GET /v1/snapshot; the answer's signature is checked before it is returned."""
+        request_headers = signed(self.port)
+        nonce = request_headers.pop("X-Test-Nonce")
+        status, response_headers, body = self.get(
+            "/v1/snapshot", {**request_headers, **(headers or {})}
+        )
+        auth.verify_answer(
+            response_headers.get(auth.SIGNATURE_HEADER),
+            {auth.key_id(NODE_KEY): NODE_KEY},
+            node=NODE,
+            nonce=nonce,
+            status=status,
+            etag=response_headers.get("ETag", ""),
+            body=body,
+        )
+        return status, response_headers, body
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -131,11 +168,13 @@ class AgentProcess:
 
 
 @pytest.fixture
-def start_agent(token_file: Path):
+def start_agent(key_file: Path):
     started: list[AgentProcess] = []
 
     def start(*args: str, wait: bool = True) -> AgentProcess:
-        agent = AgentProcess(["--token-file", str(token_file), "--node-name", "node-a", *args])
+        if not any(arg in args for arg in ("--key-file", "--master-key-file")):
+            args = ("--key-file", str(key_file), *args)
+        agent = AgentProcess(["--node-name", NODE, *args])
         started.append(agent)
         return agent.wait_listening() if wait else agent
 

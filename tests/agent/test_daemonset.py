@@ -45,16 +45,24 @@ def test_it_runs_in_the_host_network_with_a_named_agent_port(daemonset):
     assert container["resources"]["requests"] and container["resources"]["limits"]
 
 
-def test_it_gets_node_name_from_the_downward_api_and_token_from_the_secret(daemonset):
+def test_it_gets_node_name_from_the_downward_api_and_the_current_master_key_only(daemonset):
     pod = daemonset["spec"]["template"]["spec"]
     env = {item["name"]: item for item in pod["containers"][0]["env"]}
     node = env["NICPORTAL_AGENT_NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"]
     assert node == "spec.nodeName"
+    cluster = env["NICPORTAL_AGENT_CLUSTER_NAME"]["valueFrom"]["configMapKeyRef"]
+    assert cluster == {"name": "nicportal-config", "key": "NICPORTAL_CLUSTER_NAME"}
+    assert "NICPORTAL_AGENT_TOKEN_FILE" not in env and "NICPORTAL_AGENT_KEY_FILE" not in env
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
-    assert volumes["token"]["secret"]["secretName"] == "nicportal-agent-token"
+    secret = volumes["agent-key"]["secret"]
+    assert secret["secretName"] == "nicportal-agent-master-key"
+    # Only the current master: not the previous one kept during a rotation.
+    assert secret["items"] == [{"key": "NICPORTAL_AGENT_MASTER_KEY", "path": "master"}]
+    assert secret["defaultMode"] == 0o440
     mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
-    token_dir = env["NICPORTAL_AGENT_TOKEN_FILE"]["value"].rsplit("/", 1)[0]
-    assert mounts[token_dir]["name"] == "token"
+    key_dir, key_name = env["NICPORTAL_AGENT_MASTER_KEY_FILE"]["value"].rsplit("/", 1)
+    assert mounts[key_dir]["name"] == "agent-key" and key_name == "master"
+    assert pod.get("automountServiceAccountToken") is False
 
 
 def test_it_mounts_the_cni_bin_dirs_read_only_from_the_host(daemonset):

@@ -10,9 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from nodeagent import auth
 from nodeagent.hints import HintSender
-from nodeagent.token import TokenFile
-from tests.agent.conftest import TOKEN, ip
+from nodeagent.keys import NodeKey
+from tests.agent.conftest import CLUSTER, NODE, NODE_KEY, ip
 
 
 class HintCounter(ThreadingHTTPServer):
@@ -36,6 +37,7 @@ class HintCounter(ThreadingHTTPServer):
                         {
                             "path": handler.path,
                             "authorization": handler.headers.get("Authorization"),
+                            "raw": body,
                             "body": json.loads(body),
                         }
                     )
@@ -86,10 +88,12 @@ def test_it_turns_a_netlink_storm_into_a_handful_of_hints(make_netns, start_agen
     start_agent("--netns", netns, "--portal-url", portal.url)
     assert portal.quiet_count(quiet=1.5) == 0  # no change, no hint
     started = time.monotonic()
-    # 400 address changes in one `ip -batch`: 400+ netlink events (address and route each).
+    # 401 address changes in one `ip -batch`: 400+ netlink events (address and route each).
+    # The last one adds an address, so the facts after the storm differ from those before it:
+    # an agent that reads the whole storm in one go (a busy machine) still has a change to hint.
     commands = "".join(
         f"addr {'add' if i % 2 == 0 else 'del'} 10.66.{i // 200}.1/32 dev eth0\n"
-        for i in range(400)
+        for i in range(401)
     )
     subprocess.run(["ip", "-n", netns, "-batch", "-"], input=commands, text=True, check=True)
     storm_seconds = time.monotonic() - started
@@ -98,29 +102,54 @@ def test_it_turns_a_netlink_storm_into_a_handful_of_hints(make_netns, start_agen
     assert 1 <= count <= int(storm_seconds) + 3, (count, storm_seconds)
     assert {post["path"] for post in portal.posts} == {"/api/v1/agent-hints/"}
     assert portal.posts[0]["body"] == {"node": "node-a", "reason": "netlink"}
-    assert portal.posts[0]["authorization"] == f"Bearer {TOKEN}"
+    for post in portal.posts:
+        assert_signed_by_node_a(post)
+    nonces = {auth.parse_authorization(post["authorization"]).nonce for post in portal.posts}
+    assert len(nonces) == len(portal.posts)
 
 
-def test_it_retries_a_failed_hint_with_backoff(token_file):
-    portal = HintCounter(statuses=[503, 500, 202])
-    sender = HintSender(
-        portal_url=portal.url + "/", node="node-b", token=TokenFile(str(token_file))
+def assert_signed_by_node_a(post: dict) -> None:
+    """Signed with node-a's key for exactly this body; no key material in the request."""
+    request = auth.parse_authorization(post["authorization"])
+    assert request.node == NODE
+    auth.verify_request(
+        request,
+        {auth.key_id(NODE_KEY): NODE_KEY},
+        direction=auth.AGENT_TO_PORTAL,
+        method="POST",
+        path=post["path"],
+        body=post["raw"],
     )
+    assert NODE_KEY.hex() not in post["authorization"]
+    assert NODE_KEY.hex().encode() not in post["raw"]
+
+
+def node_key(key_file, node: str = "node-b") -> NodeKey:
+    return NodeKey(str(key_file), node=node, cluster=CLUSTER, master=False)
+
+
+def test_it_retries_a_failed_hint_with_backoff(key_file):
+    portal = HintCounter(statuses=[503, 500, 202])
+    sender = HintSender(portal_url=portal.url + "/", node=NODE, key=node_key(key_file, NODE))
     sender.start()
     try:
         sender.notify()
         assert portal.wait_for(3, timeout=20) == 3
         assert portal.quiet_count(quiet=1.5) == 3  # the 202 ends the retries
         assert sender.sent == 1
+        # Each attempt is signed afresh: a new nonce, so the portal's replay check passes.
+        for post in portal.posts:
+            assert_signed_by_node_a(post)
+        assert len({auth.parse_authorization(p["authorization"]).nonce for p in portal.posts}) == 3
     finally:
         sender.stop()
         portal.shutdown()
         portal.server_close()
 
 
-def test_it_does_not_retry_a_hint_the_portal_refuses(token_file):
+def test_it_does_not_retry_a_hint_the_portal_refuses(key_file):
     portal = HintCounter(statuses=[401])
-    sender = HintSender(portal_url=portal.url, node="node-b", token=TokenFile(str(token_file)))
+    sender = HintSender(portal_url=portal.url, node="node-b", key=node_key(key_file))
     sender.start()
     try:
         sender.notify()
@@ -133,8 +162,8 @@ def test_it_does_not_retry_a_hint_the_portal_refuses(token_file):
         portal.server_close()
 
 
-def test_it_merges_notifications_that_arrive_together(token_file, portal):
-    sender = HintSender(portal_url=portal.url, node="node-b", token=TokenFile(str(token_file)))
+def test_it_merges_notifications_that_arrive_together(key_file, portal):
+    sender = HintSender(portal_url=portal.url, node="node-b", key=node_key(key_file))
     sender.start()
     try:
         for _ in range(500):

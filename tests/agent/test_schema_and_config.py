@@ -118,7 +118,7 @@ def test_it_reads_every_setting_from_the_environment():
         [],
         {
             "NICPORTAL_AGENT_LISTEN": "127.0.0.1:9551",
-            "NICPORTAL_AGENT_TOKEN_FILE": "/run/token",
+            "NICPORTAL_AGENT_KEY_FILE": "/run/key",
             "NICPORTAL_AGENT_NODE_NAME": "node-7",
             "NICPORTAL_AGENT_NETNS": "lab-node-7",
             "NICPORTAL_AGENT_PORTAL_URL": "http://127.0.0.1:8000",
@@ -126,7 +126,8 @@ def test_it_reads_every_setting_from_the_environment():
             "NICPORTAL_AGENT_CNI_BIN_DIRS": "/a:/b",
         },
     )
-    assert (config.host, config.port, config.token_file) == ("127.0.0.1", 9551, "/run/token")
+    assert (config.host, config.port, config.key_file) == ("127.0.0.1", 9551, "/run/key")
+    assert config.master_key is False and config.cluster_name == "default"
     assert (config.node_name, config.netns) == ("node-7", "lab-node-7")
     assert config.portal_url == "http://127.0.0.1:8000" and config.sysfs_root == "/tmp/sys"
     assert config.cni_bin_dirs == ("/a", "/b")
@@ -138,10 +139,12 @@ def test_flags_win_over_the_environment():
         {
             "NICPORTAL_AGENT_LISTEN": "0.0.0.0:1",
             "NICPORTAL_AGENT_NODE_NAME": "env-node",
-            "NICPORTAL_AGENT_TOKEN_FILE": "/t",
+            "NICPORTAL_AGENT_MASTER_KEY_FILE": "/m",
+            "NICPORTAL_AGENT_CLUSTER_NAME": "prod",
         },
     )
     assert (config.node_name, config.host, config.port) == ("flag-node", "::1", 9552)
+    assert (config.key_file, config.master_key, config.cluster_name) == ("/m", True, "prod")
     assert config.netns is None and config.sysfs_root == "/sys"
     assert "/usr/lib/cni" in config.cni_bin_dirs
 
@@ -149,11 +152,24 @@ def test_flags_win_over_the_environment():
 @pytest.mark.parametrize(
     "argv",
     [
-        ["--token-file", "/t", "--node-name", "n"],
+        ["--key-file", "/k", "--node-name", "n"],
         ["--listen", "0.0.0.0:9550", "--node-name", "n"],
-        ["--listen", "nowhere", "--token-file", "/t", "--node-name", "n"],
-        ["--listen", ":1", "--token-file", "/t", "--node-name", "n", "--portal-url", "ftp://x"],
-        ["--listen", ":1", "--token-file", "/t", "--node-name", "n", "--netns", "../x"],
+        ["--listen", "nowhere", "--key-file", "/k", "--node-name", "n"],
+        ["--listen", ":1", "--key-file", "/k", "--node-name", "n", "--portal-url", "ftp://x"],
+        ["--listen", ":1", "--key-file", "/k", "--node-name", "n", "--netns", "../x"],
+        ["--listen", ":1", "--key-file", "/k", "--node-name", "Not_A_Node"],
+        ["--listen", ":1", "--key-file", "/k", "--master-key-file", "/m", "--node-name", "n"],
+        ["--listen", ":1", "--token-file", "/t", "--node-name", "n"],
+    ],
+    ids=[
+        "no-listen",
+        "no-key",
+        "bad-listen",
+        "bad-portal-url",
+        "bad-netns",
+        "bad-node-name",
+        "two-keys",
+        "retired-token-file",
     ],
 )
 def test_it_rejects_incomplete_or_bad_settings(argv):
@@ -169,21 +185,35 @@ def test_it_parses_listen_addresses():
         parse_listen("host:99999")
 
 
-def test_the_agent_exits_with_a_clear_message_on_an_empty_token_file(tmp_path):
-    (tmp_path / "token").write_text("\n")
+def test_the_retired_token_file_is_refused_with_directions(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--listen", ":1", "--node-name", "n"], {"NICPORTAL_AGENT_TOKEN_FILE": "/t"})
+    assert "docs/agent-auth.md" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "flag", "message"),
+    [
+        ("\n", "--key-file", "is empty"),
+        ("\n", "--master-key-file", "is empty"),
+        ("not-hex-and-too-short", "--key-file", "64 hex digits"),
+    ],
+)
+def test_the_agent_exits_with_a_clear_message_on_a_bad_key_file(tmp_path, content, flag, message):
+    (tmp_path / "key").write_text(content)
     result = subprocess.run(
         [sys.executable, "-m", "nodeagent", "--listen", "127.0.0.1:0", "--node-name", "n"]
-        + ["--token-file", str(tmp_path / "token")],
+        + [flag, str(tmp_path / "key")],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
-    assert "event=bad_token_file" in result.stderr and "is empty" in result.stderr
+    assert "event=bad_key_file" in result.stderr and message in result.stderr
 
 
 def test_the_pci_scan_can_be_switched_off_by_flag_or_environment():
-    base = ["--listen", "127.0.0.1:1", "--token-file", "t", "--node-name", "n"]
+    base = ["--listen", "127.0.0.1:1", "--key-file", "k", "--node-name", "n"]
     assert parse_args(base, environ={}).pci_scan is True
     assert parse_args([*base, "--no-pci-scan"], environ={}).pci_scan is False
     assert parse_args(base, environ={"NICPORTAL_AGENT_PCI_SCAN": "0"}).pci_scan is False

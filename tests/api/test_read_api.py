@@ -275,3 +275,32 @@ def test_history_time_filters_take_any_offset_python_reads(people, client_for, s
     assert response.status_code == status, response.content
     if status == 400:
         assert "since" in response.json()
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("/api/v1/nads/", "id,name"),
+        ("/api/v1/reservations/?active=all", "id,team"),
+        ("/api/v1/pod-attachments/", "id,status"),
+        ("/api/v1/history/", "id,kind"),
+    ],
+)
+def test_every_list_honours_fields_and_brief(client_for, people, path, fields, nic):
+    reservations.reserve(
+        interface_id=nic.pk, team=people.team, user=people.owner, purpose="x", expires_at=in_days(1)
+    )
+    NetworkAttachment.objects.create(cluster=nic.node.cluster, namespace="default", name="n1")
+    PodAttachment.objects.create(
+        cluster=nic.node.cluster, namespace="default", pod_name="p", nad_namespace="default",
+        nad_name="n1",
+    )  # fmt: skip
+    client = client_for(people.owner)
+    separator = "&" if "?" in path else "?"
+    rows = client.get(f"{path}{separator}fields={fields}").json()["results"]
+    assert rows and all(sorted(row) == sorted(fields.split(",")) for row in rows)
+    brief = client.get(f"{path}{separator}brief=true").json()["results"]
+    assert brief and all("id" in row for row in brief)
+    assert len(brief[0]) < len(client.get(path).json()["results"][0])
+    bad = client.get(f"{path}{separator}fields=id,nonsense")
+    assert bad.status_code == 400 and "fields" in bad.json()

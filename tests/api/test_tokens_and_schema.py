@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 from django.middleware.csrf import _get_new_csrf_string
+from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
@@ -27,7 +29,7 @@ def test_a_logged_in_user_creates_a_token_that_then_authenticates(people):
     response = browser.post("/api/v1/tokens/", HTTP_X_CSRFTOKEN=secret)
     assert response.status_code == 201, response.content
     token = response.json()["token"]
-    assert response.json()["user"] == "olivia" and response.json()["expiry"] is None
+    assert response.json()["user"] == "olivia" and response.json()["expiry"] is not None
 
     # knox stores only a digest of it.
     assert not AuthToken.objects.filter(digest=token).exists()
@@ -54,7 +56,9 @@ def test_createtoken_prints_a_working_token_once(people):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert client.get("/api/v1/reservations/").status_code == 200
-    assert AuthToken.objects.get(user=people.mate).expiry is None
+    # Every token expires; 30 days unless told otherwise.
+    lifetime = AuthToken.objects.get(user=people.mate).expiry - timezone.now()
+    assert timedelta(days=29, hours=23) < lifetime <= timedelta(days=30)
 
 
 def test_createtoken_rejects_unknown_and_inactive_users(people):
@@ -66,9 +70,20 @@ def test_createtoken_rejects_unknown_and_inactive_users(people):
         call_command("createtoken", "oscar")
 
 
-def test_createtoken_can_set_an_expiry(people):
-    call_command("createtoken", "olivia", "--expires-in-days", "30", stdout=io.StringIO())
-    assert AuthToken.objects.get(user=people.owner).expiry is not None
+def test_createtoken_can_set_an_expiry_and_a_note(people):
+    call_command(
+        "createtoken", "olivia", "--expires-in-days", "2", "--note", "ci", stdout=io.StringIO()
+    )
+    token = AuthToken.objects.get(user=people.owner)
+    assert token.expiry - timezone.now() <= timedelta(days=2)
+    assert token.note.text == "ci"
+
+
+@pytest.mark.parametrize("days", ["0", "366", "-1"])
+def test_createtoken_refuses_a_lifetime_out_of_range(people, days):
+    with pytest.raises(CommandError, match="--expires-in-days: A whole number of days from 1"):
+        call_command("createtoken", "olivia", "--expires-in-days", days)
+    assert not AuthToken.objects.exists()
 
 
 def test_createteam_creates_and_adds_members_idempotently():

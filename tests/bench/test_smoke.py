@@ -26,7 +26,7 @@ def simulated_fleet(tmp_path, settings):
     settings.CLUSTER_NAME = fleet.CLUSTER_NAME
     kubeconfig = fleet.write_kubeconfig(tmp_path / "kubeconfig", server.url)
     cluster_client = ClusterClient(kubeconfig=str(kubeconfig), timeout=10)
-    agent = FleetAgentClient(token=fleet.TOKEN, timeout=5)
+    agent = FleetAgentClient.for_fleet(timeout=5)
     yield server, cluster_client, agent
     agent.close()
     cluster_client.close()

@@ -1,7 +1,9 @@
 """AgentClient against a real HTTP server on 127.0.0.1 that plays a node agent, good or bad.
 
 The server is stdlib http.server in a thread; each test sets `server.behaviour` to a function
-that answers the request the way the agent under study would (or would not).
+that answers the request the way the agent under study would (or would not). Like the real agent
+it checks the portal's signature and signs its answers with the node's key (nodeagent.auth)
+unless a test says otherwise.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inventory.clients.agents import AgentClient, SnapshotResult
+from inventory.clients.agents import AgentClient, AgentKeyring, SnapshotResult
+from nodeagent import auth
 from nodeagent.schema import SNAPSHOT_SCHEMA
 from tests.preflight import skip_or_fail
 
-TOKEN = "agent-token-123"
+MASTER = b"agent-client-tests-master-0123456789"
+CLUSTER = "client-tests"
+KEYRING = AgentKeyring([MASTER], cluster=CLUSTER)
 ETAG = '"snap-1"'
 
 LINK = {
@@ -135,22 +140,71 @@ class AgentServer(http.server.ThreadingHTTPServer):
         self.server_close()
 
 
-def send(handler, status: int, body: bytes = b"", headers: dict | None = None) -> None:
+def node_key(node: str, master: bytes = MASTER) -> bytes:
+    return auth.derive_node_key(master, cluster=CLUSTER, node=node)
+
+
+def send(
+    handler,
+    status: int,
+    body: bytes = b"",
+    headers: dict | None = None,
+    *,
+    sign: bool = True,
+    key: bytes | None = None,
+    nonce: str | None = None,
+) -> None:
+    """Answer; signed like the real agent signs (over the request's nonce) unless sign=False."""
+    headers = dict(headers or {})
+    if sign:
+        try:
+            request = auth.parse_authorization(handler.headers.get("Authorization"))
+        except auth.AuthError:
+            request = None
+        if request is not None:
+            headers[auth.SIGNATURE_HEADER] = auth.sign_answer(
+                key or node_key(request.node),
+                node=request.node,
+                nonce=nonce or request.nonce,
+                status=status,
+                etag=headers.get("ETag", ""),
+                body=body,
+            )
     handler.send_response(status)
-    for name, value in (headers or {}).items():
+    for name, value in headers.items():
         handler.send_header(name, value)
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
     handler.wfile.write(body)
 
 
+def refused(handler, master: bytes = MASTER) -> bool:
+    """Check the portal's signature as the agent does; answer 401 with the reason if it fails."""
+    try:
+        request = auth.parse_authorization(handler.headers.get("Authorization"))
+        key = node_key(request.node, master)
+        auth.verify_request(
+            request,
+            {auth.key_id(key): key},
+            direction=auth.PORTAL_TO_AGENT,
+            method="GET",
+            authority=auth.authority(*handler.connection.getsockname()[:2]),
+            path=handler.path,
+        )
+    except auth.AuthError as error:
+        refusal = json.dumps({"error": "unauthorized", "reason": error.code}).encode()
+        send(handler, 401, refusal, sign=False)
+        return True
+    return False
+
+
 def answer_json(document, *, etag: str = ETAG) -> Callable:
     body = json.dumps(document, ensure_ascii=False).encode()
 
     def behaviour(handler):
-        if handler.headers.get("Authorization") != f"Bearer {TOKEN}":
-            send(handler, 401, b'{"error": "unauthorized"}', {"WWW-Authenticate": "Bearer"})
-        elif handler.headers.get("If-None-Match") == etag:
+        if refused(handler):
+            return
+        if handler.headers.get("If-None-Match") == etag:
             send(handler, 304, headers={"ETag": etag})
         else:
             send(handler, 200, body, {"ETag": etag, "Content-Type": "application/json"})
@@ -177,7 +231,7 @@ def agent(server_for_module: AgentServer) -> AgentServer:
 
 @pytest.fixture
 def client() -> Iterator[AgentClient]:
-    agent_client = AgentClient(token=TOKEN, timeout=2.0)
+    agent_client = AgentClient(keyring=KEYRING, timeout=2.0)
     yield agent_client
     agent_client.close()
 
@@ -186,7 +240,7 @@ def test_the_fixture_snapshot_is_valid_for_the_agents_schema():
     fastjsonschema.compile(SNAPSHOT_SCHEMA)(copy.deepcopy(SNAPSHOT))
 
 
-def test_it_fetches_and_validates_a_snapshot_with_the_bearer_token(agent, client):
+def test_it_fetches_and_validates_a_signed_snapshot_with_a_signed_request(agent, client):
     result = client.fetch(agent.url, node="node-a")
 
     assert result.status == "ok", result.error
@@ -196,8 +250,89 @@ def test_it_fetches_and_validates_a_snapshot_with_the_bearer_token(agent, client
     assert result.elapsed >= 0
     ((path, headers),) = agent.requests
     assert path == "/v1/snapshot"
-    assert headers["Authorization"] == f"Bearer {TOKEN}"
+    request = auth.parse_authorization(headers["Authorization"])
+    assert request.node == "node-a"
+    assert [kid for kid, _ in request.signatures] == [auth.key_id(node_key("node-a"))]
+    # No key material travels: neither the master nor the node's key.
+    for secret in (MASTER.decode(), node_key("node-a").hex()):
+        assert all(secret not in value for value in headers.values())
     assert "If-None-Match" not in headers
+
+
+def test_every_request_has_a_fresh_nonce(agent, client):
+    for _ in range(3):
+        assert client.fetch(agent.url, node="node-a").status == "ok"
+    nonces = {auth.parse_authorization(h["Authorization"]).nonce for _, h in agent.requests}
+    assert len(nonces) == 3
+
+
+def test_during_a_rotation_it_signs_with_both_masters_and_accepts_either(agent):
+    new_master = b"agent-client-tests-new-master-0123456"
+    rotating = AgentClient(keyring=AgentKeyring([new_master, MASTER], cluster=CLUSTER))
+    result = rotating.fetch(agent.url, node="node-a")  # the agent still holds the old key
+    assert result.status == "ok", result.error
+    request = auth.parse_authorization(agent.requests[0][1]["Authorization"])
+    assert [kid for kid, _ in request.signatures] == [
+        auth.key_id(node_key("node-a", new_master)),
+        auth.key_id(node_key("node-a")),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        ({"sign": False}, "unsigned"),
+        ({"key": node_key("node-b")}, "unknown_key"),
+        ({"key": node_key("node-a", b"an-impostor-master-0123456789abcdef")}, "unknown_key"),
+        ({"nonce": "0" * 32}, "bad_signature"),
+    ],
+    ids=["unsigned", "another-nodes-key", "another-master", "an-old-answer-replayed"],
+)
+def test_it_refuses_an_answer_not_signed_for_this_request_and_shows_none_of_it(
+    agent, client, answer, code
+):
+    hostile = json.dumps(snapshot(links=[{**LINK, "alias": "<forged>"}])).encode()
+    agent.behaviour = lambda handler: send(handler, 200, hostile, {"ETag": ETAG}, **answer)
+    result = client.fetch(agent.url, node="node-a")
+    assert (result.status, result.snapshot) == ("error", None)
+    assert result.error == f"HTTP 200 not signed with node node-a's key ({code}): ignored"
+
+
+def test_an_unsigned_304_does_not_pass_for_an_unchanged_node(agent, client):
+    agent.behaviour = lambda handler: send(handler, 304, headers={"ETag": ETAG}, sign=False)
+    result = client.fetch(agent.url, node="node-a", etag=ETAG)
+    assert result.status == "error"
+    assert result.error == "HTTP 304 not signed with node node-a's key (unsigned): ignored"
+
+
+def test_an_unsigned_error_answer_is_not_echoed(agent, client):
+    body = b'{"error": "<script>steal()</script>"}'
+    agent.behaviour = lambda handler: send(handler, 503, body, sign=False)
+    result = client.fetch(agent.url, node="node-a")
+    assert result.error == "HTTP 503 not signed with node node-a's key (unsigned): ignored"
+
+
+@pytest.mark.parametrize(
+    ("reason", "explanation"),
+    [
+        ("clock_skew", "the clocks of portal and node differ by more than 120 s"),
+        ("wrong_node", "the agent at this address serves another node"),
+        ("<script>alert(1)</script>", "no reason given"),
+        (None, "no reason given"),
+    ],
+)
+def test_a_refusal_is_explained_in_fixed_words_only(agent, client, reason, explanation):
+    body = json.dumps({"error": "unauthorized", "reason": reason}).encode()
+    agent.behaviour = lambda handler: send(handler, 401, body, sign=False)
+    result = client.fetch(agent.url, node="node-a")
+    assert result.error == f"HTTP 401 (the agent refused our signature: {explanation})"
+
+
+def test_without_a_master_key_it_sends_nothing(agent):
+    keyless = AgentClient(keyring=AgentKeyring([], cluster=CLUSTER))
+    result = keyless.fetch(agent.url, node="node-a")
+    assert result.error.startswith("NICPORTAL_AGENT_MASTER_KEY is not set")
+    assert agent.requests == []
 
 
 def test_it_accepts_a_trailing_slash_on_the_agent_url(agent, client):
@@ -217,19 +352,19 @@ def test_it_gets_the_full_snapshot_when_the_etag_changed(agent, client):
     assert (result.status, result.etag) == ("ok", ETAG)
 
 
-def test_it_reports_a_rejected_token(agent):
-    wrong = AgentClient(token="not-the-token", timeout=2.0)
+def test_it_reports_a_key_the_agent_does_not_hold(agent):
+    wrong = AgentClient(keyring=AgentKeyring([b"not-the-master-0123456789abcdef"], cluster=CLUSTER))
     result = wrong.fetch(agent.url, node="node-a")
-    assert (result.status, result.snapshot, result.error) == (
-        "error",
-        None,
-        "HTTP 401 (token rejected)",
+    assert (result.status, result.snapshot) == ("error", None)
+    assert result.error == (
+        "HTTP 401 (the agent refused our signature: it holds another key: check "
+        "NICPORTAL_AGENT_MASTER_KEY, the cluster name and the agent's key file)"
     )
 
 
 def test_it_reports_a_timeout_when_the_agent_does_not_answer(agent):
     agent.behaviour = lambda handler: agent.release.wait(30)
-    slow = AgentClient(token=TOKEN, timeout=0.3)
+    slow = AgentClient(keyring=KEYRING, timeout=0.3)
 
     result = slow.fetch(agent.url, node="node-a")
 
@@ -410,7 +545,7 @@ def test_it_gives_up_on_an_agent_that_drips_its_body_past_the_deadline(agent):
             handler.wfile.flush()
 
     agent.behaviour = dripping
-    slow = AgentClient(token=TOKEN, timeout=0.3)
+    slow = AgentClient(keyring=KEYRING, timeout=0.3)
 
     result = slow.fetch(agent.url, node="node-a")
 
@@ -433,11 +568,11 @@ def real_agent(tmp_path) -> Iterator[str]:
         skip_or_fail("needs root and ip netns")
     netns = f"nptest-agc-{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", netns], check=True)
-    token_file = tmp_path / "token"
-    token_file.write_text(TOKEN + "\n")
+    key_file = tmp_path / "node-x.key"
+    key_file.write_text(auth.format_node_key(node_key("node-x")) + "\n")
     process = subprocess.Popen(
-        [sys.executable, "-m", "nodeagent", "--listen", "127.0.0.1:0", "--token-file",
-         str(token_file), "--node-name", "node-x", "--netns", netns, "--no-pci-scan"],
+        [sys.executable, "-m", "nodeagent", "--listen", "127.0.0.1:0", "--key-file",
+         str(key_file), "--node-name", "node-x", "--netns", netns, "--no-pci-scan"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
@@ -470,13 +605,29 @@ def test_it_reads_the_real_agent_and_its_etag_round_trips(real_agent, client):
     second = client.fetch(real_agent, node="node-x", etag=first.etag)
     assert (second.status, second.etag, second.snapshot) == ("not_modified", first.etag, None)
 
+    # Asked for another node, the real agent refuses to answer at all.
     wrong = client.fetch(real_agent, node="node-y")
-    assert wrong.error == "answer is for node node-x, expected node-y"
+    assert wrong.error == (
+        "HTTP 401 (the agent refused our signature: the agent at this address serves another node)"
+    )
+
+
+def test_an_answer_for_another_node_is_refused_even_when_signed(agent, client):
+    agent.behaviour = answer_json(snapshot(node="node-b"))
+    result = client.fetch(agent.url, node="node-a")
+    assert (result.status, result.error) == ("error", "answer is for node node-b, expected node-a")
 
 
 def test_it_builds_itself_from_the_settings(settings):
-    settings.AGENT_TOKEN = "from-settings"
+    settings.AGENT_MASTER_KEY = "from-settings-master-0123456789abcdef"
+    settings.AGENT_MASTER_KEY_PREVIOUS = "from-settings-previous-0123456789abc"
+    settings.CLUSTER_NAME = "prod"
     settings.AGENT_TIMEOUT = 1.5
     settings.AGENT_MAX_BYTES = 2048
     client = AgentClient.from_settings()
-    assert (client.token, client.timeout, client.max_bytes) == ("from-settings", 1.5, 2048)
+    assert (client.timeout, client.max_bytes) == (1.5, 2048)
+    assert client.keyring.masters == [
+        b"from-settings-master-0123456789abcdef",
+        b"from-settings-previous-0123456789abc",
+    ]
+    assert client.keyring.cluster == "prod"

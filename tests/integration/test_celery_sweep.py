@@ -3,6 +3,7 @@ lab's API and fans out one `poll_node` task per node."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -11,6 +12,7 @@ from celery.contrib.testing.worker import start_worker
 from inventory import tasks
 from inventory.models import Interface, Node
 from nicportal.celery import app
+from nodeagent import auth
 
 pytestmark = [pytest.mark.lab, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -21,7 +23,7 @@ REDIS = "redis://127.0.0.1:6379/0"
 def redis_worker(lab, settings):
     lab.reset()
     settings.KUBECONFIG = str(lab.kubeconfig)
-    settings.AGENT_TOKEN = lab.agent_token
+    settings.AGENT_MASTER_KEY = lab.agent_master_key
     settings.CLUSTER_NAME = "lab"
     old = (app.conf.broker_url, app.conf.task_always_eager)
     app.conf.broker_url = REDIS
@@ -68,12 +70,22 @@ def test_a_worker_on_redis_runs_the_sweep_and_fills_every_node(redis_worker):
 def test_a_hint_from_an_agent_queues_one_refresh_of_its_node(redis_worker, client):
     tasks.sweep.delay()
     assert wait_for(lambda: Interface.objects.filter(node__name="node-a").exists())
-    header = {"HTTP_AUTHORIZATION": f"Bearer {redis_worker.agent_token}"}
+    body = json.dumps({"node": "node-a"}).encode()
+
+    def signed() -> dict:
+        # As node-a's agent signs each hint: its own key, a fresh nonce every time.
+        header, _ = auth.sign_request(
+            [redis_worker.agent_key("node-a")],
+            direction=auth.AGENT_TO_PORTAL,
+            method="POST",
+            path="/api/v1/agent-hints/",
+            node="node-a",
+            body=body,
+        )
+        return {"HTTP_AUTHORIZATION": header}
 
     answers = [
-        client.post(
-            "/api/v1/agent-hints/", {"node": "node-a"}, content_type="application/json", **header
-        )
+        client.post("/api/v1/agent-hints/", body, content_type="application/json", **signed())
         for _ in range(5)
     ]
 

@@ -35,6 +35,7 @@ RESOURCES = {
     "v1/nodes": {"kind": "Node", "namespaced": False},
     "v1/pods": {"kind": "Pod", "namespaced": True},
     "v1/events": {"kind": "Event", "namespaced": True},
+    "apps/v1/daemonsets": {"kind": "DaemonSet", "namespaced": True},
     NAD: {"kind": "NetworkAttachmentDefinition", "namespaced": True},
 }
 
@@ -406,68 +407,161 @@ def test_it_lists_the_events_of_one_pod_oldest_first(api, cluster):
 # --- agent endpoints -----------------------------------------------------------------------------
 
 AGENT = {"app.kubernetes.io/name": "nicportal-agent"}
+DS_UID = "ds-uid-1"
+AGENT_PORT = [{"name": "agent", "containerPort": 9410, "hostPort": 9410}]
 
 
-def test_it_finds_agent_endpoints_from_running_agent_pods(api, cluster):
-    port = [{"name": "agent", "containerPort": 9410}]
-    api.put("v1/pods", "nicportal", "agent-a", pod("node-a", labels=AGENT, ports=port))
-    api.put(
-        "v1/pods",
-        "nicportal",
-        "agent-b",
-        pod("node-b", labels=AGENT, host_ip="fd00::12", ports=port),
-    )
-    api.put(
-        "v1/pods",
-        "nicportal",
-        "agent-c",
-        pod(
-            "node-c",
-            labels=AGENT,
-            host_ip="10.0.0.13",
-            ports=[
-                {"name": "metrics", "containerPort": 1},
-                {"name": "agent", "containerPort": 9410, "hostPort": 19410},
-            ],
-        ),
-    )
-    api.put(
-        "v1/pods", "nicportal", "pending", pod("node-d", labels=AGENT, phase="Pending", ports=port)
-    )
+def daemonset(api, namespace: str = "nicportal", uid: str = DS_UID) -> None:
+    api.put("apps/v1/daemonsets", namespace, "nicportal-agent", {"metadata": {"uid": uid}})
+
+
+def owned_by(kind: str = "DaemonSet", name: str = "nicportal-agent", uid: str = DS_UID) -> list:
+    return [{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid, "controller": True}]
+
+
+def agent_pod(node_name: str, ip: str, *, host_network: bool = True, owner=None, **kw) -> dict:
+    """A pod of the agent DaemonSet as a real cluster shows it (hostNetwork: pod IP = node IP)."""
+    kw.setdefault("labels", AGENT)
+    kw.setdefault("ports", AGENT_PORT)
+    found = pod(node_name, host_ip=ip, ownerReferences=owned_by() if owner is None else owner, **kw)
+    found["spec"]["hostNetwork"] = host_network
+    found["status"]["podIP"] = ip
+    return found
+
+
+@pytest.fixture
+def agent_nodes(api):
+    daemonset(api)
+    api.put("v1/nodes", None, "node-a", node(["10.0.0.11"]))
+    api.put("v1/nodes", None, "node-b", node(["fd00::12"]))
+    api.put("v1/nodes", None, "node-c", node(["10.0.0.13"]))
+    api.put("v1/nodes", None, "node-d", node(["10.0.0.14"]))
+    return api
+
+
+def test_it_finds_each_nodes_agent_among_the_daemonsets_pods(agent_nodes, cluster):
+    api = agent_nodes
+    api.put("v1/pods", "nicportal", "agent-a", agent_pod("node-a", "10.0.0.11"))
+    api.put("v1/pods", "nicportal", "agent-b", agent_pod("node-b", "fd00::12"))
+    ports = [{"name": "metrics", "containerPort": 1}, *AGENT_PORT]
+    ports[1] = {**ports[1], "hostPort": 19410}
+    api.put("v1/pods", "nicportal", "agent-c", agent_pod("node-c", "10.0.0.13", ports=ports))
+    # Not answering (yet, or any more): neither an agent nor a rogue.
+    api.put("v1/pods", "nicportal", "pending", agent_pod("node-d", "10.0.0.14", phase="Pending"))
     api.put(
         "v1/pods",
         "nicportal",
         "terminating",
-        pod("node-e", labels=AGENT, ports=port, deletionTimestamp="2024-05-01T10:00:00Z"),
+        agent_pod("node-d", "10.0.0.14", deletionTimestamp="2024-05-01T10:00:00Z"),
     )
-    api.put("v1/pods", "nicportal", "no-port", pod("node-f", labels=AGENT))
-    api.put("v1/pods", "default", "impostor", pod("node-g", labels={"app": "other"}, ports=port))
+    # Not agent-looking at all: another label.
+    api.put("v1/pods", "default", "web", pod("node-a", labels={"app": "other"}, ports=AGENT_PORT))
 
-    assert cluster.agent_endpoints() == {
+    choice = cluster.agents()
+
+    assert choice.endpoints == {
         "node-a": "http://10.0.0.11:9410",
         "node-b": "http://[fd00::12]:9410",
         "node-c": "http://10.0.0.13:19410",
     }
+    assert choice.rogues == []
 
 
-def test_it_limits_agent_endpoints_to_the_agent_namespace(api, tmp_path):
-    port = [{"name": "agent", "containerPort": 9410}]
-    api.put("v1/pods", "nicportal", "agent-a", pod("node-a", labels=AGENT, ports=port))
-    api.put("v1/pods", "elsewhere", "agent-b", pod("node-b", labels=AGENT, ports=port))
+def test_every_other_agent_lookalike_is_a_rogue_with_its_reason(agent_nodes, cluster, caplog):
+    api = agent_nodes
+    api.put("v1/pods", "nicportal", "agent-a", agent_pod("node-a", "10.0.0.11"))
+    lookalikes = {
+        ("zzz", "evil-agent"): (
+            agent_pod("node-a", "10.0.0.11"),
+            "in namespace zzz, not the agents' namespace nicportal",
+        ),
+        ("nicportal", "no-owner"): (
+            agent_pod("node-a", "10.0.0.11", owner=[]),
+            "not controlled by the DaemonSet nicportal/nicportal-agent (no controller)",
+        ),
+        ("nicportal", "replicaset"): (
+            agent_pod("node-a", "10.0.0.11", owner=owned_by("ReplicaSet", "evil-7d9f")),
+            "controlled by ReplicaSet evil-7d9f, not by the DaemonSet nicportal/nicportal-agent",
+        ),
+        ("nicportal", "forged-owner"): (
+            agent_pod("node-a", "10.0.0.11", owner=owned_by(uid="copied-or-guessed")),
+            "names the DaemonSet nicportal/nicportal-agent with another uid (copied-or-guessed)",
+        ),
+        ("nicportal", "pod-network"): (
+            agent_pod("node-c", "10.0.0.13", host_network=False),
+            "not in the host network (hostNetwork is not true)",
+        ),
+        ("nicportal", "elsewhere-ip"): (
+            agent_pod("node-c", "10.9.9.9"),
+            "pod IP 10.9.9.9 is none of node node-c's addresses",
+        ),
+        ("nicportal", "ghost-node"): (
+            agent_pod("node-x", "10.0.0.99"),
+            "on node node-x, which the API does not list",
+        ),
+        ("nicportal", "no-port"): (
+            agent_pod("node-d", "10.0.0.14", ports=[]),
+            "no container port named agent",
+        ),
+    }
+    for (namespace, name), (body, _) in lookalikes.items():
+        api.put("v1/pods", namespace, name, body)
+
+    choice = cluster.agents()
+
+    assert choice.endpoints == {"node-a": "http://10.0.0.11:9410"}
+    assert {(r.namespace, r.name): r.reason for r in choice.rogues} == {
+        key: reason for key, (_, reason) in lookalikes.items()
+    }
+    assert "rogue agent pod zzz/evil-agent on node node-a (pod IP 10.0.0.11) ignored" in caplog.text
+
+
+def test_without_the_daemonset_no_pod_is_an_agent(api, cluster):
+    api.put("v1/nodes", None, "node-a", node(["10.0.0.11"]))
+    api.put("v1/pods", "nicportal", "agent-a", agent_pod("node-a", "10.0.0.11"))
+    choice = cluster.agents()
+    assert choice.endpoints == {}
+    assert [r.reason for r in choice.rogues] == [
+        "the DaemonSet nicportal/nicportal-agent it names does not exist"
+    ]
+
+
+def test_a_configured_daemonset_name_is_the_one_required(agent_nodes, tmp_path):
+    api = agent_nodes
+    api.put("apps/v1/daemonsets", "nicportal", "agents-v2", {"metadata": {"uid": "v2"}})
+    owner = owned_by(name="agents-v2", uid="v2")
+    api.put("v1/pods", "nicportal", "agent-a", agent_pod("node-a", "10.0.0.11", owner=owner))
+    api.put("v1/pods", "nicportal", "old-a", agent_pod("node-c", "10.0.0.13"))
     with ClusterClient(
-        kubeconfig=write_kubeconfig(tmp_path / "kc", api.url), agent_namespace="nicportal"
+        kubeconfig=write_kubeconfig(tmp_path / "kc", api.url), agent_daemonset="agents-v2"
     ) as client:
-        assert client.agent_endpoints() == {"node-a": "http://10.0.0.11:9410"}
+        choice = client.agents()
+    assert choice.endpoints == {"node-a": "http://10.0.0.11:9410"}
+    assert [r.name for r in choice.rogues] == ["old-a"]
+
+
+def test_with_any_namespace_each_namespaces_daemonset_owns_its_pods(agent_nodes, tmp_path):
+    # Development only (production requires the namespace): a DaemonSet of that name anywhere.
+    api = agent_nodes
+    daemonset(api, "elsewhere", uid="other-uid")
+    api.put("v1/pods", "nicportal", "agent-a", agent_pod("node-a", "10.0.0.11"))
+    owner = owned_by(uid="other-uid")
+    api.put("v1/pods", "elsewhere", "agent-c", agent_pod("node-c", "10.0.0.13", owner=owner))
+    with ClusterClient(
+        kubeconfig=write_kubeconfig(tmp_path / "kc", api.url), agent_namespace=""
+    ) as client:
+        choice = client.agents()
+    assert choice.endpoints == {
+        "node-a": "http://10.0.0.11:9410",
+        "node-c": "http://10.0.0.13:9410",
+    }
 
 
 def test_it_gives_everything_in_one_listing(api, cluster):
+    daemonset(api)
     api.put("v1/nodes", None, "node-a", node(["10.0.0.11"]))
-    api.put(
-        "v1/pods",
-        "nicportal",
-        "agent-a",
-        pod("node-a", labels=AGENT, ports=[{"name": "agent", "containerPort": 9410}]),
-    )
+    api.put("v1/pods", "nicportal", "agent-a", agent_pod("node-a", "10.0.0.11"))
+    api.put("v1/pods", "zzz", "evil-agent", agent_pod("node-a", "10.0.0.11"))
     api.put("v1/pods", "ns", "web", pod(annotations={"k8s.v1.cni.cncf.io/networks": "uplink"}))
     api.put(NAD, "ns", "uplink", {"spec": {"config": CONFIG}})
     api.put("v1/events", "ns", "e1", event("web", "FailedCreatePodSandBox", "Link not found"))
@@ -475,10 +569,11 @@ def test_it_gives_everything_in_one_listing(api, cluster):
     listing = cluster.listing()
 
     assert [n.name for n in listing.nodes] == ["node-a"]
-    assert sorted(p.name for p in listing.pods) == ["agent-a", "web"]
+    assert sorted(p.name for p in listing.pods) == ["agent-a", "evil-agent", "web"]
     assert [n.name for n in listing.nads] == ["uplink"]
     assert [e.pod for e in listing.sandbox_failures] == ["web"]
     assert listing.agent_endpoints == {"node-a": "http://10.0.0.11:9410"}
+    assert [r.key for r in listing.rogue_agents] == ["zzz/evil-agent"]
 
 
 def test_it_answers_its_api_url(api, cluster):

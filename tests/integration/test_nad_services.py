@@ -279,7 +279,7 @@ def test_validate_manifest_checks_the_device_against_the_inventory(inventory):
 def portal(lab, settings):
     lab.reset()
     settings.KUBECONFIG = str(lab.kubeconfig)
-    settings.AGENT_TOKEN = lab.agent_token
+    settings.AGENT_MASTER_KEY = lab.agent_master_key
     settings.CLUSTER_NAME = "lab"
     settings.AGENT_NAMESPACE = "nicportal"
     settings.MULTUS_VERSION = ""

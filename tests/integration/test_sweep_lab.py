@@ -18,7 +18,7 @@ def portal(lab, settings):
     """The portal watching the lab; these tests sweep themselves, from an empty inventory."""
     lab.reset()
     settings.KUBECONFIG = str(lab.kubeconfig)
-    settings.AGENT_TOKEN = lab.agent_token
+    settings.AGENT_MASTER_KEY = lab.agent_master_key
     settings.CLUSTER_NAME = "lab"
     settings.AGENT_NAMESPACE = "nicportal"
     yield lab

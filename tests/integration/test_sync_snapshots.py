@@ -18,6 +18,7 @@ from inventory.models import Cluster, HistoryEntry, Interface, Node
 from inventory.services import polling
 from inventory.sync.contact import note_agent_failure, note_not_modified
 from inventory.sync.snapshot import apply_snapshot
+from nodeagent import auth
 from nodeagent.schema import SNAPSHOT_SCHEMA
 
 pytestmark = pytest.mark.django_db
@@ -201,12 +202,24 @@ def test_a_bridge_and_its_port_sharing_a_mac_get_two_rows(node):
     assert Interface.objects.get(name="br-ex").state == "virtual"
 
 
+MASTER = "sync-tests-master-key-0123456789abcdef"
+
+
 class BadAgent(http.server.BaseHTTPRequestHandler):
+    """An agent holding its node's key that answers garbage (signed, so it is read)."""
+
     body = b"<html>not json</html>"
 
     def do_GET(self):
+        request = auth.parse_authorization(self.headers["Authorization"])
+        key = auth.derive_node_key(MASTER.encode(), cluster="default", node=request.node)
+        signature = auth.sign_answer(
+            key, node=request.node, nonce=request.nonce, status=200, etag="", body=self.body
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
+        self.send_header(auth.SIGNATURE_HEADER, signature)
+        self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
         self.wfile.write(self.body)
 
@@ -234,7 +247,8 @@ def bad_agent():
 def test_a_malformed_agent_answer_loses_nothing_already_stored(
     node, bad_agent, body, settings, caplog
 ):
-    settings.AGENT_TOKEN = "t"
+    settings.AGENT_MASTER_KEY = MASTER
+    settings.CLUSTER_NAME = "default"
     apply_snapshot(node, snapshot("node-1", UPLINK, SPARE))
     before = list(Interface.objects.order_by("id").values())
     Node.objects.filter(pk=node.pk).update(agent_url=bad_agent)
@@ -246,6 +260,7 @@ def test_a_malformed_agent_answer_loses_nothing_already_stored(
     assert list(Interface.objects.order_by("id").values()) == before
     node.refresh_from_db()
     assert node.agent_error and not node.stale  # not stale yet: last contact is recent
+    assert "not signed" not in node.agent_error  # signed garbage: it was read, and refused
     assert "poll failed" in caplog.text
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -393,6 +394,17 @@ def test_extending_and_releasing_from_the_dashboard(logged_in, node, team, user)
     assert not reservation.active
 
 
+def test_the_extend_forms_default_extends_when_submitted_unchanged(logged_in, node, team, user):
+    reservation = make_reservation(make_interface(node), team, user)
+    before = reservation.expires_at
+    url = reverse("inventory:reservation-extend", args=[reservation.pk])
+    page = logged_in.get(url).content.decode()
+    offered = re.search(r'name="expires_at" value="([^"]+)"', page).group(1)
+    assert logged_in.post(url, {"expires_at": offered}).status_code == 302
+    reservation.refresh_from_db()
+    assert reservation.expires_at >= before + timedelta(days=7)
+
+
 def test_an_outsider_cannot_release_another_teams_reservation(client, node, team):
     reservation = make_reservation(make_interface(node), team)
     client.force_login(make_user("mallory", teams=[make_team("other")]))
@@ -403,3 +415,15 @@ def test_an_outsider_cannot_release_another_teams_reservation(client, node, team
 def test_logout_is_a_post(logged_in):
     assert logged_in.post(reverse("logout")).status_code == 302
     assert logged_in.get("/").status_code == 302
+
+
+def test_speeds_are_shown_with_units_on_every_page(logged_in, node):
+    nic = make_interface(node, name="ens1f0", speed_mbps=25000)
+    make_interface(node, name="eth9", speed_mbps=100)
+    for url in ("/", reverse("inventory:node", args=[node.name])):
+        page = logged_in.get(url).content.decode()
+        assert "25 Gb/s" in page and "100 Mb/s" in page
+        assert ">25000<" not in page
+    assert (
+        "25 Gb/s" in logged_in.get(reverse("inventory:interface", args=[nic.pk])).content.decode()
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lab import topology
+from nodeagent import auth
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -62,7 +63,8 @@ def test_up_status_and_down_leave_no_namespace_link_or_process(state_root):
         status = run_lab("status", "--name", name, "--json", state_root=state_root)
         found = json.loads(status.stdout)
         assert found["running"] is True
-        assert set(found) >= {"name", "api_url", "kubeconfig", "agent_token_file", "nodes"}
+        assert set(found) >= {"name", "api_url", "kubeconfig", "agent_master_key_file", "nodes"}
+        assert found["cluster_name"] == "lab"
         assert [n["netns"] for n in found["nodes"]] == [
             f"nplab-{name}-node-a", f"nplab-{name}-node-b", f"nplab-{name}-node-c"
         ]  # fmt: skip
@@ -105,19 +107,50 @@ def test_a_bad_layout_fails_before_anything_is_made(state_root, tmp_path):
     assert_nothing_left(name, state_root)
 
 
-def test_each_node_agent_answers_with_the_lab_token(lab):
+def _signed_snapshot_request(lab, node, key: bytes) -> urllib.request.Request:
+    port = int(node.agent_url.rsplit(":", 1)[1])
+    header, _ = auth.sign_request(
+        [key],
+        direction=auth.PORTAL_TO_AGENT,
+        method="GET",
+        authority=f"127.0.0.1:{port}",
+        path="/v1/snapshot",
+        node=node.name,
+    )
+    return urllib.request.Request(
+        node.agent_url + "/v1/snapshot", headers={"Authorization": header}
+    )
+
+
+def test_each_node_agent_answers_to_its_own_key_derived_from_the_lab_master(lab):
+    master = lab.agent_master_key.encode()
     for node in lab.nodes:
         with urllib.request.urlopen(node.agent_url + "/healthz", timeout=5) as resp:
             assert resp.status == 200
-        request = urllib.request.Request(
-            node.agent_url + "/v1/snapshot", headers={"Authorization": f"Bearer {lab.agent_token}"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as resp:
+        key = auth.derive_node_key(master, cluster=lab.cluster_name, node=node.name)
+        assert lab.agent_key(node.name) == key  # the agent got its own node's key, not the master
+        with urllib.request.urlopen(_signed_snapshot_request(lab, node, key), timeout=10) as resp:
             snapshot = resp.read().decode()
         assert "eth0" in snapshot
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(lab.nodes[0].agent_url + "/v1/snapshot", timeout=5)
     assert caught.value.code == 401
+    # One node's key does not open another node's agent.
+    first, second = lab.nodes[0], lab.nodes[1]
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(_signed_snapshot_request(lab, first, lab.agent_key(second.name)))
+    assert caught.value.code == 401
+
+
+def test_the_agents_get_node_keys_and_never_the_master(lab):
+    master = lab.agent_master_key
+    for pid in lab.state.read_pids().values():
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        assert "--key-file" in cmdline and "--master-key-file" not in cmdline
+        assert str(lab.agent_master_key_file) not in cmdline
+        key_file = Path(cmdline[cmdline.index("--key-file") + 1])
+        assert master not in key_file.read_text()
+        assert key_file.stat().st_mode & 0o077 == 0
 
 
 def test_every_lab_socket_listens_on_loopback_only(lab):

@@ -88,3 +88,5 @@ def test_configuration_comes_from_the_environment(compose):
     assert env["CELERY_BROKER_URL"].startswith("redis://redis:")
     # The secret key has no default: compose refuses to start without it.
     assert env["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?")
+    assert env["NICPORTAL_AGENT_MASTER_KEY"].startswith("${NICPORTAL_AGENT_MASTER_KEY:?")
+    assert "NICPORTAL_AGENT_TOKEN" not in env

@@ -28,6 +28,7 @@ def test_the_production_profile_passes_check_deploy_without_warnings(tmp_path):
         {
             "NICPORTAL_PRODUCTION": "1",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+            "NICPORTAL_AGENT_MASTER_KEY": secrets.token_urlsafe(32),
             "DJANGO_ALLOWED_HOSTS": "nicportal.example.com",
             "NICPORTAL_VAR_DIR": str(tmp_path),
         }

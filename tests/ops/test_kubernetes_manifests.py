@@ -3,6 +3,7 @@ lists them all, and the portal's pods are locked down as the issue asks."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,16 +129,28 @@ def test_the_portal_reads_the_environment_the_readme_documents():
             env = {e["name"]: e for e in container["env"]}
             assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "nicportal-portal"
             assert env["DJANGO_SECRET_KEY_FILE"]["value"].endswith("/DJANGO_SECRET_KEY")
-            assert env["NICPORTAL_AGENT_TOKEN_FILE"]["value"].endswith("/token")
+            assert env["NICPORTAL_AGENT_MASTER_KEY_FILE"]["value"] == (
+                "/var/run/secrets/nicportal-agent/NICPORTAL_AGENT_MASTER_KEY"
+            )
+            assert env["NICPORTAL_AGENT_MASTER_KEY_PREVIOUS_FILE"]["value"] == (
+                "/var/run/secrets/nicportal-agent/NICPORTAL_AGENT_MASTER_KEY_PREVIOUS"
+            )
             assert container["envFrom"] == [{"configMapRef": {"name": "nicportal-config"}}]
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            volumes = {
+                v["name"]: v for v in find(kind, name)["spec"]["template"]["spec"]["volumes"]
+            }
+            secret = volumes[mounts["/var/run/secrets/nicportal-agent"]]["secret"]
+            # Every key of the Secret (no items list): the previous key appears when it is added.
+            assert secret["secretName"] == "nicportal-agent-master-key" and "items" not in secret
 
 
 def test_secret_templates_hold_placeholders_only():
-    token = find("Secret", "nicportal-agent-token")["stringData"]
+    master = find("Secret", "nicportal-agent-master-key")["stringData"]
     portal = find("Secret", "nicportal-portal")["stringData"]
-    assert set(token) == {"token"}
+    assert set(master) == {"NICPORTAL_AGENT_MASTER_KEY"}
     assert set(portal) == {"DJANGO_SECRET_KEY", "DATABASE_URL"}
-    for value in [*token.values(), *portal.values()]:
+    for value in [*master.values(), *portal.values()]:
         assert "REPLACE_ME" in value
 
 
@@ -164,3 +177,82 @@ def test_rbac_grants_exactly_the_least_privilege_the_portal_needs():
     for name in ("nicportal-web", "nicportal-worker"):
         pod = find("Deployment", name)["spec"]["template"]["spec"]
         assert pod["serviceAccountName"] == "nicportal-portal"
+    # In the agents' namespace only: get that one DaemonSet (whose uid the agent pods must name).
+    agents = find("Role", "nicportal-portal-agents")
+    assert agents["metadata"]["namespace"] == "nicportal"
+    assert agents["rules"] == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["daemonsets"],
+            "resourceNames": ["nicportal-agent"],
+            "verbs": ["get"],
+        }
+    ]
+    role_binding = find("RoleBinding", "nicportal-portal-agents")
+    assert role_binding["roleRef"]["name"] == "nicportal-portal-agents"
+    assert role_binding["subjects"] == binding["subjects"]
+    config = find("ConfigMap", "nicportal-config")["data"]
+    assert (
+        config["NICPORTAL_AGENT_DAEMONSET"]
+        == find("DaemonSet", "nicportal-agent")["metadata"]["name"]
+    )
+
+
+# --- deploy/kubernetes-node-keys: agents that hold their own node key only ---------------------
+
+NODE_KEYS = ROOT / "deploy" / "kubernetes-node-keys"
+
+
+def node_keys_patch() -> dict:
+    return yaml.safe_load((NODE_KEYS / "agent-node-key.yaml").read_text())
+
+
+def test_the_node_keys_overlay_swaps_the_master_key_for_the_nodes_own_key_file():
+    kustomization = yaml.safe_load((NODE_KEYS / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["../kubernetes"]
+    assert kustomization["patches"] == [{"path": "agent-node-key.yaml"}]
+    patch = node_keys_patch()
+    base = find("DaemonSet", "nicportal-agent")
+    assert patch["metadata"] == {"name": "nicportal-agent", "namespace": "nicportal"}
+    (container,) = patch["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == base["spec"]["template"]["spec"]["containers"][0]["name"]
+    env = {item["name"]: item for item in container["env"]}
+    assert env["NICPORTAL_AGENT_MASTER_KEY_FILE"] == {
+        "name": "NICPORTAL_AGENT_MASTER_KEY_FILE",
+        "$patch": "delete",
+    }
+    assert env["NICPORTAL_AGENT_CLUSTER_NAME"]["$patch"] == "delete"
+    key_file = env["NICPORTAL_AGENT_KEY_FILE"]["value"]
+    (volume,) = patch["spec"]["template"]["spec"]["volumes"]
+    assert volume == {
+        "name": "agent-key",
+        "secret": None,
+        "hostPath": {"path": "/etc/nicportal", "type": "Directory"},
+    }
+    # The base mounts the volume of that name where the key file is looked for.
+    base_mounts = base["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    mount = next(m for m in base_mounts if m["name"] == "agent-key")
+    assert key_file == mount["mountPath"] + "/agent.key" and mount["readOnly"] is True
+
+
+def test_the_node_keys_overlay_renders_a_valid_agent_daemonset(tmp_path):
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl (with kustomize) is not installed; the patch is checked above")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(NODE_KEYS)], capture_output=True, text=True, timeout=60
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    path = tmp_path / "rendered.yaml"
+    path.write_text(rendered.stdout)
+    result = run_validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (daemonset,) = [
+        doc for doc in yaml.safe_load_all(rendered.stdout) if doc and doc["kind"] == "DaemonSet"
+    ]
+    pod = daemonset["spec"]["template"]["spec"]
+    env = {item["name"] for item in pod["containers"][0]["env"]}
+    assert "NICPORTAL_AGENT_KEY_FILE" in env
+    assert not env & {"NICPORTAL_AGENT_MASTER_KEY_FILE", "NICPORTAL_AGENT_CLUSTER_NAME"}
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "agent-key"]
+    assert "secret" not in volume and volume["hostPath"]["path"] == "/etc/nicportal"

@@ -97,6 +97,16 @@ def test_it_counts_nodes_stale_nodes_and_agent_errors_of_nodes_in_the_cluster(cl
     assert value(samples, "nicportal_reservations_active", cluster="lab") == 1
 
 
+def test_it_counts_the_rogue_agents_of_nodes_in_the_cluster(client, fleet):
+    rogue = {"pod": "zzz/evil-agent", "pod_ip": "10.0.0.1", "reason": "in namespace zzz"}
+    Node.objects.filter(name="n1").update(rogue_agents=[rogue, {**rogue, "pod": "zzz/evil-2"}])
+    Node.objects.filter(name="n2").update(rogue_agents=[rogue])
+    Node.objects.filter(name="gone").update(rogue_agents=[rogue])  # gone: not counted
+    samples = scrape(client)
+    assert value(samples, "nicportal_rogue_agents", cluster="lab") == 3
+    assert value(samples, "nicportal_rogue_agents", cluster="other") == 0
+
+
 def test_it_exports_the_last_sweep_from_the_sweep_status(client, fleet):
     lab, _ = fleet
     report = polling.SweepReport(nodes=3, agents_ok=1, agents_failed=2, duration=1.25)

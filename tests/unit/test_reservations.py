@@ -121,8 +121,13 @@ def test_a_team_mate_can_extend_and_release(people, nic):
     nic.refresh_from_db()
     assert reservation.released_by == people.mate and reservation.release_reason == "done"
     assert nic.state == OwnershipState.FREE
-    kinds = list(HistoryEntry.objects.order_by("id").values_list("kind", flat=True))
-    assert [k for k in kinds if k != HistoryKind.OWNERSHIP] == ["reserve", "extend", "release"]
+    # One row per action: the reserve and release rows carry the state change themselves.
+    rows = list(HistoryEntry.objects.order_by("id").values_list("kind", "old_state", "new_state"))
+    assert rows == [
+        ("reserve", "free", "reserved"),
+        ("extend", "", ""),
+        ("release", "reserved", "free"),
+    ]
 
 
 def test_an_outsider_can_neither_extend_nor_release(people, nic):
@@ -203,6 +208,12 @@ def test_expire_due_releases_only_reservations_past_their_end(people):
     assert due_nic.state == OwnershipState.FREE
     entry = HistoryEntry.objects.get(kind=HistoryKind.EXPIRE)
     assert entry.interface == due_nic and entry.team == people.team and entry.actor is None
+    # Each reservation once in the NIC's history: no ownership row besides the action's.
+    rows = HistoryEntry.objects.filter(interface=due_nic).order_by("id")
+    assert list(rows.values_list("kind", "old_state", "new_state")) == [
+        ("reserve", "free", "reserved"),
+        ("expire", "reserved", "free"),
+    ]
 
 
 def test_node_reservations_lists_the_active_ones_for_the_annotation(people):

@@ -15,6 +15,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
 
+from nicportal import runenv
+from nicportal.env import DEVELOPMENT_SECRET_KEY
+
 MASK = "****"
 NOT_SET = "(not set)"
 # Query parameters that carry credentials in broker/cache URLs (redis://...?password=...).
@@ -63,7 +66,7 @@ def collect_config() -> dict[str, Any]:
         "debug": bool(settings.DEBUG),
         "secret_key": (
             "(insecure development key)"
-            if settings.SECRET_KEY.startswith("dev-only-insecure")
+            if settings.SECRET_KEY == DEVELOPMENT_SECRET_KEY
             else mask_secret(settings.SECRET_KEY)
         ),
         "allowed_hosts": list(settings.ALLOWED_HOSTS),
@@ -90,15 +93,19 @@ def collect_config() -> dict[str, Any]:
         "poll_interval": settings.POLL_INTERVAL,
         "agent": {
             "namespace": settings.AGENT_NAMESPACE or "(any)",
+            "daemonset": settings.AGENT_DAEMONSET,
             "selector": settings.AGENT_LABEL_SELECTOR,
             "port_name": settings.AGENT_PORT_NAME,
             "timeout": settings.AGENT_TIMEOUT,
             "max_bytes": settings.AGENT_MAX_BYTES,
             "stale_after": settings.AGENT_STALE_AFTER,
-            "token": mask_secret(settings.AGENT_TOKEN),
+            "master_key": mask_secret(settings.AGENT_MASTER_KEY),
+            "master_key_previous": mask_secret(settings.AGENT_MASTER_KEY_PREVIOUS),
         },
         "metrics_token": mask_secret(getattr(settings, "METRICS_TOKEN", "")),
         "log_level": getattr(settings, "LOG_LEVEL", ""),
+        # The file `make run` wrote that this command read (nicportal/runenv.py), if any.
+        "run_env": str(runenv.loaded_from) if runenv.loaded_from else "(none)",
     }
 
 

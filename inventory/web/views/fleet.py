@@ -9,22 +9,22 @@ that pages are stable.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 from django.core.cache import cache
 from django.core.paginator import Paginator
-from django.db.models import Count, Max, Prefetch, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest, QueryDict, StreamingHttpResponse
 from django.utils.functional import cached_property
 from django.views import View
 from django.views.generic import ListView
 
 from inventory.choices import OwnershipState
-from inventory.models import Interface, Node, Reservation
+from inventory.models import Interface, Node, active_reservations
+from inventory.read import exports
 from inventory.read.filtersets import InterfaceFilterSet
+from inventory.web import diagrams
 from inventory.web.views.common import (
     LiveMixin,
     PageMixin,
@@ -68,14 +68,6 @@ def ordered(queryset: QuerySet, key: str) -> QuerySet:
     return queryset.order_by(*columns)
 
 
-def active_reservations() -> Prefetch:
-    return Prefetch(
-        "reservations",
-        queryset=Reservation.objects.filter(released_at__isnull=True).select_related("team"),
-        to_attr="active_reservations",
-    )
-
-
 def fleet_queryset(params: QueryDict) -> tuple[InterfaceFilterSet, QuerySet]:
     """The filtered, sorted interfaces for a query string: shared by the page and the export."""
     base = Interface.objects.select_related("node", "node__cluster")
@@ -99,22 +91,32 @@ class CountedPaginator(Paginator):
 COUNTS_TTL = 10  # seconds
 
 
-def state_counts(params: QueryDict) -> dict[str, int]:
+def counts_stamp() -> str:
+    """What cached counts are keyed on: the history version and the newest interface."""
+    newest = Interface.objects.aggregate(newest=Max("id"))["newest"] or 0
+    return f"{history_version()}:{newest}"
+
+
+def without_state(params: QueryDict) -> tuple[QueryDict, str]:
+    """The query without `state` (and paging), and a short digest of it for cache keys."""
+    rest = params.copy()
+    for name in ("state", "page", "sort", "per_page", "since"):
+        rest.pop(name, None)
+    return rest, hashlib.blake2b(rest.urlencode().encode(), digest_size=12).hexdigest()
+
+
+def state_counts(params: QueryDict, stamp: str | None = None) -> dict[str, int]:
     """Rows per state under every filter except `state` itself, so the state chips show what
     choosing them would give. One GROUP BY over the fleet (tens of ms at 80,000 rows), so it is
     cached per filter, history version and newest interface: every state change appends history
     and interfaces are never deleted, so a cached count is never older than the newest verdict
     or row; a filter on a fact that changed without a state change (a driver, say) may lag by
     COUNTS_TTL seconds."""
-    without_state = params.copy()
-    for name in ("state", "page", "sort", "per_page", "since"):
-        without_state.pop(name, None)
-    filters = hashlib.blake2b(without_state.urlencode().encode(), digest_size=12).hexdigest()
-    newest = Interface.objects.aggregate(newest=Max("id"))["newest"] or 0
-    key = f"fleet-counts:{filters}:{history_version()}:{newest}"
+    rest, filters = without_state(params)
+    key = f"fleet-counts:{filters}:{stamp or counts_stamp()}"
     counts = cache.get(key)
     if counts is None:
-        filterset = InterfaceFilterSet(without_state, queryset=Interface.objects.all())
+        filterset = InterfaceFilterSet(rest, queryset=Interface.objects.all())
         rows = filterset.qs.order_by().values_list("state").annotate(n=Count("id"))
         counts = dict(rows)
         cache.set(key, counts, timeout=COUNTS_TTL)
@@ -129,6 +131,33 @@ def breach_count(params: QueryDict) -> int:
         without.pop(name, None)
     filterset = InterfaceFilterSet(without, queryset=Interface.objects.all())
     return filterset.qs.exclude(breach="").order_by().count()
+
+
+BAR_NODES = 24
+
+
+def node_state_counts(
+    params: QueryDict, stamp: str | None = None
+) -> tuple[dict[str, dict[str, int]], int]:
+    """Free, reserved and in-pod NICs of the first BAR_NODES nodes (by name) under every filter
+    but `state`, and how many nodes match in all. Cached like state_counts."""
+    rest, filters = without_state(params)
+    key = f"fleet-node-bars:{filters}:{stamp or counts_stamp()}"
+    cached = cache.get(key)
+    if cached is None:
+        rows = InterfaceFilterSet(rest, queryset=Interface.objects.all()).qs.order_by()
+        per_node = rows.values("node__name").annotate(
+            **{
+                state: Count("id", filter=Q(state=state))
+                for state in (OwnershipState.FREE, OwnershipState.RESERVED, OwnershipState.POD)
+            }
+        )
+        shown = per_node.order_by("node__name")[:BAR_NODES]
+        counts = {row.pop("node__name"): row for row in shown}
+        total = rows.values("node__name").distinct().count() if len(counts) == BAR_NODES else 0
+        cached = (counts, max(total, len(counts)))
+        cache.set(key, cached, timeout=COUNTS_TTL)
+    return cached
 
 
 class FleetView(PageMixin, LiveMixin, ListView):
@@ -148,7 +177,8 @@ class FleetView(PageMixin, LiveMixin, ListView):
         return size if size in PAGE_SIZES else 50
 
     def paginate_queryset(self, queryset: QuerySet, page_size: int) -> tuple:
-        counts = state_counts(self.request.GET)
+        self.stamp = counts_stamp()
+        counts = state_counts(self.request.GET, self.stamp)
         chosen = self.filterset.form.cleaned_data.get("state") if self.filterset.is_valid() else []
         self.state_counts = counts
         total = sum(n for state, n in counts.items() if not chosen or state in chosen)
@@ -180,6 +210,8 @@ class FleetView(PageMixin, LiveMixin, ListView):
             sort_columns=SORT_COLUMNS,
             query_without_sort=self.query_without("page", "since", "sort"),
         )
+        bar_counts, bar_total = node_state_counts(params, self.stamp)
+        context.update(node_bars=diagrams.node_bars(bar_counts), node_bar_total=bar_total)
         if not wants_fragment(self.request):
             context["node_names"] = Node.objects.order_by("name").values_list("name", flat=True)
         return context
@@ -191,63 +223,9 @@ class FleetView(PageMixin, LiveMixin, ListView):
         return params.urlencode()
 
 
-# Spreadsheets run cells that start with these as formulas; node data is untrusted.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-CSV_COLUMNS = (
-    "cluster node interface state reason holder team breach alias mac pci_address driver "
-    "speed_mbps kind present state_changed_at"
-).split()
-
-
-def csv_cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-class Echo:
-    """A file-like object whose write() hands the line back to the streaming response."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_rows(queryset: QuerySet) -> Iterator[list[Any]]:
-    yield CSV_COLUMNS
-    # iterator(chunk_size) keeps memory flat over 80k rows and still runs the prefetch per chunk.
-    for interface in queryset.iterator(chunk_size=2000):
-        reservation = next(iter(interface.active_reservations), None)
-        yield [
-            csv_cell(value)
-            for value in (
-                interface.node.cluster.name,
-                interface.node.name,
-                interface.name,
-                interface.state,
-                interface.reason,
-                interface.holder,
-                reservation.team.name if reservation else "",
-                interface.breach,
-                interface.alias,
-                interface.mac,
-                interface.pci_address,
-                interface.driver,
-                interface.speed_mbps if interface.speed_mbps is not None else "",
-                interface.kind,
-                interface.present,
-                interface.state_changed_at.isoformat(),
-            )
-        ]
-
-
 class FleetExportView(PortalLoginRequiredMixin, View):
     """All rows matching the fleet view's filters (not just one page), streamed."""
 
     def get(self, request: HttpRequest) -> StreamingHttpResponse:
         _, queryset = fleet_queryset(request.GET)
-        writer = csv.writer(Echo())
-        response = StreamingHttpResponse(
-            (writer.writerow(row) for row in csv_rows(queryset)), content_type="text/csv"
-        )
-        response["Content-Disposition"] = 'attachment; filename="nicportal-interfaces.csv"'
-        return response
+        return exports.interfaces_csv_response(queryset)

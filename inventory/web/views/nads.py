@@ -162,7 +162,11 @@ class NadPreviewView(PortalLoginRequiredMixin, View):
     def post(self, request: HttpRequest) -> HttpResponse:
         team = active_team(request)
         form = NadBuilderForm(request.POST, team=team)
-        context = _builder_context(request, form, team, preview=_preview(request, form, team))
+        # The form asks for a preview as soon as it loads: before an interface is picked or a
+        # name typed, the answer is the hint, not a table of errors about empty fields.
+        untouched = not request.POST.getlist("interfaces") and not request.POST.get("name")
+        preview = None if untouched else _preview(request, form, team)
+        context = _builder_context(request, form, team, preview=preview)
         return render(request, f"{BUILDER_TEMPLATE}#preview", context)
 
     def get(self, request: HttpRequest) -> HttpResponse:

@@ -11,7 +11,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.generic import DetailView
 
 from inventory.choices import AttachmentStatus, OwnershipState
-from inventory.models import Interface, Node, PodAttachment
+from inventory.models import (
+    Interface,
+    Node,
+    PodAttachment,
+    active_reservations,
+    cached_contacts,
+)
+from inventory.web import diagrams
 from inventory.web.views.common import (
     LiveMixin,
     PageMixin,
@@ -19,7 +26,6 @@ from inventory.web.views.common import (
     history_version,
     stop_polling,
 )
-from inventory.web.views.fleet import active_reservations
 
 # The order a person reads a node in: what the node and the CNI use, what is bonded or bridged,
 # what pods hold, what teams hold, what is free, then the rest.
@@ -69,6 +75,34 @@ def group_by_owner(interfaces: list[Interface]) -> list[OwnerGroup]:
     return groups
 
 
+def diagram_link(interface: Interface, internal_ips: list[str]) -> diagrams.Link:
+    """An interface as the node diagram draws it. Primary: the NIC that carries the default
+    route or one of the node's InternalIPs (moving it would cut the node off)."""
+    addresses = {address.split("/", 1)[0] for address in interface.address_list}
+    return diagrams.Link(
+        pk=interface.pk,
+        name=interface.name,
+        state=interface.state,
+        kind=interface.kind,
+        master=interface.master,
+        master_kind=interface.master_kind,
+        holder=interface.holder,
+        primary=bool(
+            interface.default_route_v4
+            or interface.default_route_v6
+            or addresses.intersection(internal_ips)
+        ),
+        pods=tuple(
+            diagrams.PodUse(
+                pod=f"{a.namespace}/{a.pod_name}",
+                nad=f"{a.nad_namespace}/{a.nad_name}",
+                pod_interface=a.pod_interface,
+            )
+            for a in interface.live_attachments
+        ),
+    )
+
+
 class NodeView(PageMixin, LiveMixin, DetailView):
     template_name = "inventory/node.html"
     context_object_name = "node"
@@ -79,10 +113,16 @@ class NodeView(PageMixin, LiveMixin, DetailView):
         return nodes.filter(cluster__name=cluster) if cluster else nodes
 
     def live_version(self) -> str:
-        # Agent health changes without a history row (last contact every poll), so it is part
-        # of this page's version.
-        facts = self.node_queryset().values_list("last_contact_at", "stale", "agent_error")
-        return f"{history_version()}-{digest(*facts)}"
+        # Agent health changes without a history row, and an unchanged poll writes no row at
+        # all: only the contact time in the cache moves. Both are part of this page's version,
+        # so "last seen" advances with every sweep.
+        rows = list(
+            self.node_queryset().values_list(
+                "pk", "last_contact_at", "stale", "agent_error", "rogue_agents"
+            )
+        )
+        contacts = cached_contacts([row[0] for row in rows])
+        return f"{history_version()}-{digest(*rows, sorted(contacts.items()))}"
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.htmx and "since" in request.GET and not self.node_queryset().exists():
@@ -116,11 +156,21 @@ class NodeView(PageMixin, LiveMixin, DetailView):
                 ),
             ).order_by("name")
         )
+        contact = node.last_contact
+        for interface in interfaces:
+            interface.last_seen = interface.seen_at(contact)
+        internal_ips = [str(ip) for ip in (node.internal_ips or [])]
         cni = node.cni if isinstance(node.cni, dict) else {}
         context.update(
             groups=group_by_owner(interfaces),
             interface_count=len(interfaces),
             breaches=[i for i in interfaces if i.breach],
+            last_contact=contact,
+            diagram=diagrams.node_diagram(
+                node.name,
+                ", ".join(internal_ips),
+                [diagram_link(interface, internal_ips) for interface in interfaces],
+            ),
             # The agent reports each directory as {"path", "host_device", ...}; older or
             # hand-made facts may be plain paths.
             cni_bin_dirs=[

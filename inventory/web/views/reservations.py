@@ -17,7 +17,7 @@ from django.views.generic import FormView
 from inventory.models import Interface, Reservation
 from inventory.services import reservations as reservation_services
 from inventory.services.errors import Conflict
-from inventory.web.forms import ExtendForm, ReserveForm
+from inventory.web.forms import ExtendForm, ReserveForm, extension_default
 from inventory.web.views.common import PageMixin, PortalLoginRequiredMixin, active_team
 from inventory.web.views.team import redirect_after_post
 
@@ -96,7 +96,7 @@ class ExtendView(ServiceFormView):
         return super().dispatch(request, *args, **kwargs)
 
     def get_initial(self) -> dict[str, Any]:
-        return {"expires_at": self.reservation.expires_at}
+        return {"expires_at": extension_default(self.reservation.expires_at)}
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         return super().get_context_data(

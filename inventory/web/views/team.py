@@ -12,7 +12,7 @@ from django.views.generic import TemplateView
 from django_htmx.http import HttpResponseClientRedirect
 
 from inventory.choices import HistoryKind
-from inventory.models import HistoryEntry, Interface
+from inventory.models import HistoryEntry, Interface, active_reservations
 from inventory.services import teams
 from inventory.web.forms import TeamSwitchForm
 from inventory.web.views.common import (
@@ -22,7 +22,6 @@ from inventory.web.views.common import (
     active_team,
     set_active_team,
 )
-from inventory.web.views.fleet import active_reservations
 
 RESERVATION_KINDS = (
     HistoryKind.RESERVE,

@@ -8,7 +8,9 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('inventory', '0003_node_name_index'),
+        # Both 0004s (rogue agents, token notes) were written side by side: this joins the leaves.
+        ('inventory', '0004_node_rogue_agents'),
+        ('inventory', '0004_token_note'),
     ]
 
     operations = [
