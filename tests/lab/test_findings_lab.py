@@ -238,3 +238,32 @@ def test_another_teams_pod_on_a_reserved_nic_is_a_breach_everywhere(lab_portal):
     )
     assert messages[0].startswith("eth2: reservation breach: reserved by team platform")
     assert messages[-1].startswith("eth2: reservation breach over")
+
+
+# --- no suggestion contradicts another finding --------------------------------------------------
+
+
+def test_a_pasted_nad_on_eth0_is_never_told_to_select_eth0_by_its_mac(lab_portal):
+    manifest = (
+        "apiVersion: k8s.cni.cncf.io/v1\n"
+        "kind: NetworkAttachmentDefinition\n"
+        "metadata: {name: uplink, namespace: default}\n"
+        "spec:\n"
+        '  config: \'{"cniVersion": "0.3.1", "name": "uplink", "type": "host-device", '
+        '"device": "eth0"}\'\n'
+    )
+    findings = nads.validate_manifest(text=manifest)
+
+    primary = [f for f in findings if f.code == "PRIMARY_NIC"]
+    assert {f.message.split(" ", 1)[0] for f in primary} == {
+        f"{node.name}/eth0" for node in lab_portal.nodes
+    }
+    uplink_macs = set(Interface.objects.filter(name="eth0").values_list("mac", flat=True))
+    assert len(uplink_macs) == len(lab_portal.nodes)
+    for finding in findings:
+        assert not any(mac in finding.fix for mac in uplink_macs), finding
+    risks = [f for f in findings if f.code == "EEXIST_RISK"]
+    assert risks and all(
+        "Point the NAD at a free interface instead of eth0" in f.fix for f in risks
+    )
+    assert all("upgrade" not in f.fix for f in risks)
