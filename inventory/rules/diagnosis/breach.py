@@ -91,13 +91,12 @@ def _held_device(ctx: Context, mac: str, pci_address: str) -> HostInterface | No
 
 
 def _fix(namespace: str, team: str, *, deleting: str) -> Fix:
-    first = (
-        f"Delete {deleting} (host-device gives the NIC back to the host), or point"
-        if (deleting)
-        else "Point"
-    )
+    """`deleting`: the running pod to delete ("" for a planned one)."""
+    point = "Point the pod's NAD at a free NIC"
+    if deleting:
+        point = f"Delete {deleting} (host-device gives the NIC back to the host), or p" + point[1:]
     return Fix(
-        f"{first} the pod's NAD at a free NIC; or ask team {team} to release the reservation; or, "
-        f"if namespace {namespace} is team {team}'s, have staff say so: "
-        f"`manage.py createteam {team} --namespace {namespace}`."
+        f"{point}; or ask team {team} to release the reservation; or, if namespace {namespace} "
+        f"is team {team}'s, have staff say so: `manage.py createteam {team} --namespace "
+        f"{namespace}`."
     )
