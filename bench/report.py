@@ -155,6 +155,60 @@ def nad_section(folder: Path) -> list[str]:
     return [*lines, ""]
 
 
+def webhook_section(folder: Path) -> list[str]:
+    data = _load(folder, "webhook.json")
+    lines = ["## Admission webhook (server time, PostgreSQL)", ""]
+    if not data:
+        return [*lines, "Not measured.", ""]
+    build = data["index_build_ms"]
+    lines += [
+        f"{data['nodes']:,} nodes, {data['interfaces']:,} interfaces. One POST /validate through "
+        "Django's test Client with the webhook server's settings (no socket, no TLS); the "
+        "in-memory index warm. `reads` = the SELECTs of the inventory (a denial's record adds "
+        "BEGIN, SET LOCAL, UPDATE, COMMIT); the index "
+        f"itself (nodes, NADs, team namespaces) builds in {build['median']} ms median "
+        f"(n={build['n']}), in a background thread. The wall time includes waiting for a CPU: "
+        "the load average was "
+        f"{' '.join(data.get('load_average_at_start', ['?']))} at the start and "
+        f"{' '.join(data.get('load_average_at_end', ['?']))} at the end, on "
+        "2 cores shared with other test runs; the CPU time is this thread's own.",
+        "",
+        "| review | wall median / p95 / p99 ms | CPU median / p99 ms | answer | queries (reads) |",
+        "|---|---|---|---|---|",
+    ]
+    target = data.get("target_ms", 10.0)
+    for label, case in data["cases"].items():
+        ms = case["ms"]
+        cpu = case.get("cpu_ms") or {"median": "-", "p99": "-"}
+        lines.append(
+            f"| {label} | {ms['median']} / {ms['p95']} / {ms['p99']} (n={ms['n']}) | "
+            f"{cpu['median']} / {cpu['p99']} | {'allowed' if case['allowed'] else 'denied'} | "
+            f"{case['queries']} ({case['reads']}) |"
+        )
+    everyday = [
+        case
+        for label, case in data["cases"].items()
+        if "fleet-wide (" not in label and "candidate" not in label
+    ]
+    worst = max(c["ms"]["p99"] for c in everyday)
+    worst_cpu = max((c.get("cpu_ms") or {}).get("p99", 0) for c in everyday)
+
+    def verdict(value: float) -> str:
+        return "meets it" if value < target else f"**misses** it ({value / target:.1f}×)"
+
+    lines += [
+        "",
+        f"Goal p99 < {target:g} ms server time for the everyday reviews (pods pinned to a node, "
+        f"NICPortal-built NADs, the seed's NAD): worst CPU p99 {worst_cpu} ms "
+        f"{verdict(worst_cpu)}; "
+        f"worst wall p99 {worst} ms {verdict(worst)} on this shared machine. The fleet-wide "
+        "cases (a pod that may land on any of 5,000 nodes, a NAD with no node list) read and "
+        "lint one device per node and cost O(nodes).",
+        "",
+    ]
+    return lines
+
+
 AGENT_TARGETS = {"change_ms": 10.0, "rss_mb": 40.0}
 
 
@@ -277,6 +331,7 @@ SECTIONS = [
     ("## API and fleet view", api_section, ("api.json",)),
     ("## Freshness in the lab", freshness_section, ("freshness-*.json",)),
     ("## NAD build + lint", nad_section, ("nad.json",)),
+    ("## Admission webhook", webhook_section, ("webhook.json",)),
     ("## Node agent", agent_section, ("agent.json",)),
     ("## Side by side", sidebyside_section, ("sidebyside.json",)),
 ]

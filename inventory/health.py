@@ -4,11 +4,13 @@
   liveness probe that touched the database would restart every web pod when PostgreSQL blips.
 - /readyz checks what a web pod needs to do useful work: the database (SELECT 1) and the Celery
   broker (Redis PING with a short timeout, or the embedded filesystem broker's folder being
-  writable). It also reports the last sweep, but a missing, failed or stale sweep only makes the
-  answer "degraded", still 200: the sweep is the worker's and beat's job (or the cluster API's),
-  taking the web pods out of the Service would not fix it and would hide the dashboard that shows
-  the staleness. Alert on nicportal_last_sweep_timestamp_seconds instead. 503 means database or
-  broker down, and names the failing check.
+  writable). It also reports the cache and the last sweep, but a cache that does not answer or
+  a missing, failed or stale sweep only makes the answer "degraded", still 200: the cache is an
+  optimisation that every reader falls back from (to the database), and the sweep is the
+  worker's and beat's job (or the cluster API's); taking the web pods out of the Service would
+  fix neither and would hide the dashboard that shows the staleness. Alert on
+  nicportal_last_sweep_timestamp_seconds instead. 503 means database or broker down, and names
+  the failing check.
 - /metrics renders a fresh CollectorRegistry per request from the database and the cache, so
   every web process (gunicorn workers included) answers the same numbers without multiprocess
   bookkeeping. Optional bearer token: settings.METRICS_TOKEN.
@@ -25,12 +27,14 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError, connections
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_redis import get_redis_connection
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -38,7 +42,7 @@ from prometheus_client.registry import Collector
 from inventory.choices import OwnershipState
 from inventory.models import Cluster, Interface, Node, Reservation
 from inventory.read import facts
-from inventory.services import polling
+from inventory.services import admission, polling
 
 # A readiness probe must answer well inside the kubelet's timeout (3 s in the manifests).
 BROKER_TIMEOUT = 1.0
@@ -103,6 +107,30 @@ def _check_filesystem_broker() -> dict[str, Any]:
     return {"status": OK, "transport": "filesystem"}
 
 
+def check_cache() -> dict[str, Any]:
+    """DEGRADED, never FAILED, when the cache does not answer: pages and the API read the
+    database instead (settings: django-redis IGNORE_EXCEPTIONS), locks fall back to the
+    database (polling.cache_lock)."""
+    backend = settings.CACHES["default"]["BACKEND"]
+    if backend.startswith("django_redis."):
+        try:
+            get_redis_connection("default").ping()
+        except (redis.RedisError, OSError) as exc:
+            return {"status": DEGRADED, "backend": "redis", "error": _one_line(exc)}
+        return {"status": OK, "backend": "redis"}
+    # Other backends (the embedded file cache): a round trip through the Django cache API.
+    probe = f"readyz-probe:{os.getpid()}:{time.monotonic()}"
+    try:
+        cache.set(probe, probe, timeout=5)
+        answered = cache.get(probe) == probe
+        cache.delete(probe)
+    except Exception as exc:  # noqa: BLE001 - any backend error means "cache unavailable"
+        return {"status": DEGRADED, "backend": backend, "error": _one_line(exc)}
+    if not answered:
+        return {"status": DEGRADED, "backend": backend, "error": "the cache did not keep a value"}
+    return {"status": OK, "backend": backend.rsplit(".", 1)[-1]}
+
+
 def check_sweep(now: datetime | None = None) -> dict[str, Any]:
     """The last sweep of the configured cluster: never FAILED, at worst DEGRADED (see above)."""
     now = now or timezone.now()
@@ -147,7 +175,7 @@ def check_sweep(now: datetime | None = None) -> dict[str, Any]:
 
 def _cached_sweep_status(cluster: Cluster) -> dict | None:
     # The cache is Redis in production: when it is down, fall back to the Cluster row (the
-    # broker check already reports the outage).
+    # cache check reports the outage).
     try:
         return polling.sweep_status(cluster)
     except Exception:  # noqa: BLE001 - any cache backend error means "no cached status"
@@ -160,6 +188,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     checks = {
         "database": check_database(),
         "broker": check_broker(),
+        "cache": check_cache(),
         "sweep": check_sweep(),
     }
     failed = sorted(name for name, check in checks.items() if check["status"] == FAILED)
@@ -351,6 +380,7 @@ def render_metrics() -> bytes:
     started = time.monotonic()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(InventoryCollector())
+    registry.register(admission.AdmissionCollector())
     # Registered last, so it measures the inventory queries above.
     registry.register(ScrapeCollector(started))
     return generate_latest(registry)

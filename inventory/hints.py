@@ -4,8 +4,9 @@ Authenticated with the node's own key (nodeagent.auth, docs/agent-auth.md), not 
 credential: the agent signs the method, path, node, a timestamp, a nonce and the body with the
 key derived for its node. A signature is good for one request: the timestamp must be within
 MAX_CLOCK_SKEW of our clock and each nonce is accepted once (remembered in the cache, which is
-Redis shared by every web process in production). A hint signed with node A's key can refresh
-node A only: naming another node is 403 and changes nothing.
+Redis shared by every web process in production, or in the database while the cache does not
+answer). A hint signed with node A's key can refresh node A only: naming another node is 403 and
+changes nothing.
 
 A hint only asks for an earlier poll: it carries no facts, so even a valid hint can at worst
 cause one extra poll, and hints are debounced per node.
@@ -13,23 +14,31 @@ cause one extra poll, and hints are debounced per node.
 
 from __future__ import annotations
 
-import json
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from inventory import tasks
 from inventory.clients.agents import AgentKeyring
-from inventory.models import Node
+from inventory.models import AgentNonce, Node
+from inventory.rules import bounded_json
 from nodeagent import auth
 
 log = logging.getLogger(__name__)
 
 MAX_HINT_BYTES = 4096
+MAX_HINT_DEPTH = 4
+HINT_FIELDS = ("node", "reason")
+# How long a nonce is remembered: a signature's timestamp may be MAX_CLOCK_SKEW either side.
+NONCE_WINDOW = 2 * auth.MAX_CLOCK_SKEW + 1
 
 
 def _authenticate(request: HttpRequest) -> auth.SignedRequest:
@@ -46,21 +55,44 @@ def _authenticate(request: HttpRequest) -> auth.SignedRequest:
         path=request.get_full_path(),
         body=request.body,
     )
-    # Remembered only once the signature verified, so nobody without a key can fill the cache.
-    # cache.add is atomic on Redis: two web processes cannot both accept one nonce.
-    remembered = cache.add(
-        f"agent-hint-nonce:{signed.node}:{signed.nonce}", 1, timeout=2 * auth.MAX_CLOCK_SKEW + 1
-    )
-    if not remembered:
+    # Remembered only once the signature verified, so nobody without a key can fill the store.
+    if not _first_use(signed.node, signed.nonce):
         raise auth.AuthError("replayed", "this nonce was already used")
     return signed
+
+
+def _first_use(node: str, nonce: str) -> bool:
+    """True the first time this node's nonce is seen within the signature's window.
+
+    In the cache: cache.add is atomic on Redis, so two web processes cannot both accept one
+    nonce. While the cache does not answer (cache.add gives None: django-redis
+    IGNORE_EXCEPTIONS), in the database instead (a unique row, expired rows dropped on the
+    way), so that a Redis outage neither refuses every hint as replayed nor accepts one twice.
+    Only a hint replayed across the moment Redis goes or comes back could pass once more: an
+    extra poll of its node, at worst."""
+    added = cache.add(f"agent-hint-nonce:{node}:{nonce}", 1, timeout=NONCE_WINDOW)
+    if added is not None:
+        return bool(added)
+    now = timezone.now()
+    AgentNonce.objects.filter(expires_at__lt=now).delete()
+    try:
+        with transaction.atomic():
+            AgentNonce.objects.create(
+                node=node, nonce=nonce, expires_at=now + timedelta(seconds=NONCE_WINDOW)
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 @csrf_exempt
 @require_POST
 def agent_hint(request: HttpRequest) -> JsonResponse:
     if len(request.body) > MAX_HINT_BYTES:
-        return JsonResponse({"detail": f"hint larger than {MAX_HINT_BYTES} bytes"}, status=400)
+        # Before the signature is checked: no HMAC over a body that is refused anyway.
+        return JsonResponse(
+            {"detail": f"The hint is larger than the limit of {MAX_HINT_BYTES} bytes."}, status=400
+        )
     try:
         signed = _authenticate(request)
     except auth.AuthError as error:
@@ -76,9 +108,19 @@ def agent_hint(request: HttpRequest) -> JsonResponse:
         response["WWW-Authenticate"] = auth.SCHEME
         return response
     try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        return JsonResponse({"node": ["body is not JSON"]}, status=400)
+        body = bounded_json.loads(
+            request.body or b"{}", max_bytes=MAX_HINT_BYTES, max_depth=MAX_HINT_DEPTH
+        )
+    except bounded_json.JsonRefused as refused:
+        if refused.field:
+            return JsonResponse({refused.field: [refused.message]}, status=400)
+        return JsonResponse({"detail": refused.message}, status=400)
+    unknown = sorted(set(body) - set(HINT_FIELDS)) if isinstance(body, dict) else []
+    if unknown:
+        known = ", ".join(HINT_FIELDS)
+        return JsonResponse(
+            {name: [f"Unknown field. Known fields: {known}."] for name in unknown}, status=400
+        )
     node_name = body.get("node") if isinstance(body, dict) else None
     if not isinstance(node_name, str) or not node_name:
         return JsonResponse({"node": ["a node name (string) is required"]}, status=400)
@@ -97,5 +139,14 @@ def agent_hint(request: HttpRequest) -> JsonResponse:
         log.info("hint for unknown node=%r ignored", node_name[:100])
         return JsonResponse({"node": [f"unknown node {node_name[:100]!r}"]}, status=404)
 
-    queued = tasks.request_refresh(node_id=node.pk, reason=str(body.get("reason", "hint"))[:50])
+    try:
+        queued = tasks.request_refresh(node_id=node.pk, reason=str(body.get("reason", "hint"))[:50])
+    except BrokerUnavailable as exc:
+        # The agent retries a 5xx with backoff; the next sweep polls the node anyway.
+        log.warning("hint for node=%s not queued: task queue unavailable: %s", node.name, exc)
+        response = JsonResponse(
+            {"detail": "The task queue is unavailable; the refresh was not queued."}, status=503
+        )
+        response["Retry-After"] = str(settings.RETRY_AFTER)
+        return response
     return JsonResponse({"node": node.name, "queued": queued}, status=202)

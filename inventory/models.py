@@ -375,11 +375,29 @@ class TokenNote(models.Model):
         return self.text
 
 
+class AgentNonce(models.Model):
+    """A nonce of a signed agent hint, accepted once: kept here only while the cache (where
+    inventory.hints remembers nonces) does not answer, until the signature's window ends."""
+
+    node = models.CharField(max_length=253)
+    nonce = models.CharField(max_length=64)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["node", "nonce"], name="agent_nonce_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node}:{self.nonce}"
+
+
 class TeamNamespace(models.Model):
     """A Kubernetes namespace that belongs to a team: a name, or a shell pattern such as `ml-*`.
-    Pods in it may take the team's reserved NICs; a pod from another team's namespace holding
-    one is a reservation breach (rules/teams.py). Staff manage them with `manage.py createteam
-    TEAM --namespace NS`."""
+    Pods in it may take the team's reserved NICs: the admission webhook denies pods from other
+    namespaces that ask for them, and a pod from another team's namespace holding one is a
+    reservation breach (rules/teams.py). Staff manage them with `manage.py createteam TEAM
+    --namespace NS`."""
 
     team = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="namespaces")
     pattern = models.CharField(max_length=253)
@@ -392,3 +410,35 @@ class TeamNamespace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pattern} ({self.team.name})"
+
+
+class AdmissionRecord(models.Model):
+    """A request the admission webhook denied, or would have denied in warn mode (`enforced`
+    False). One row per object, reason and mode, counted: a controller that retries the same
+    pod moves `last_at` and `count` instead of adding rows. Dry-run requests (kubectl
+    --dry-run=server) are never recorded: they change nothing, the record included."""
+
+    resource = models.CharField(max_length=64)  # "pods", "network-attachment-definitions"
+    namespace = models.CharField(max_length=63)
+    name = models.CharField(max_length=253)  # generateName + "*" when the name is not set yet
+    codes = models.CharField(max_length=300)  # finding codes, comma-separated
+    enforced = models.BooleanField()
+    operation = models.CharField(max_length=10)
+    username = models.CharField(max_length=253, blank=True)
+    uid = models.CharField(max_length=64, blank=True)  # of the last request
+    message = models.TextField()
+    count = models.PositiveIntegerField(default=1)
+    first_at = models.DateTimeField(default=timezone.now)
+    last_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resource", "namespace", "name", "codes", "enforced"],
+                name="admission_record_unique",
+            )
+        ]
+        ordering = ["-last_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.resource} {self.namespace}/{self.name}: {self.codes}"

@@ -10,14 +10,12 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 
 from inventory.clients.cluster import ClusterError
-from inventory.models import Node
 from inventory.services import polling, reservations
-from inventory.sync.lint import lint_cluster_nads
-from inventory.sync.listing import get_cluster
 
 log = logging.getLogger(__name__)
 
@@ -44,30 +42,22 @@ def poll_cluster() -> dict:
 
 @shared_task(soft_time_limit=120, time_limit=150, **_RETRY)
 def sweep() -> dict:
-    """Dispatcher: poll the cluster, then one task per node. Never two sweeps at once."""
+    """Dispatcher: poll the cluster, then one task per node. Never two sweeps at once. Records
+    its outcome (polling.record_sweep) like `manage.py poll` does."""
     with polling.cache_lock("sweep", timeout=150) as held:
         if not held:
             log.info("sweep skipped: another sweep is running")
             return {"skipped": True}
-        cluster = get_cluster()
-        touched: set[int] = set()
-        try:
-            touched = polling.poll_cluster(cluster, recompute=False).touched_nodes
-        except ClusterError as exc:
-            # Keep polling the agents we know: their facts stay fresh while the API is down.
-            log.error("cluster poll failed: %s", exc)
-            polling.record_sweep(cluster, polling.SweepReport(cluster_error=str(exc)))
-        node_ids = list(
-            Node.objects.filter(cluster=cluster, in_cluster=True).values_list("pk", flat=True)
-        )
-        for node_id in node_ids:
-            poll_node.apply_async(
-                (node_id, node_id in touched), expires=polling.settings.POLL_INTERVAL
+        report = polling.dispatch_sweep(
+            enqueue=lambda node_id, recompute: poll_node.apply_async(
+                (node_id, recompute), expires=settings.POLL_INTERVAL
             )
-        # Lint the cluster's NADs against the inventory as it stands (the node polls just
-        # queued refresh it; their effect shows in the next sweep's lint).
-        linted = lint_cluster_nads(cluster)
-        return {"nodes": len(node_ids), "nads_relinted": linted}
+        )
+        return {
+            "nodes": report.nodes,
+            "ok": not report.cluster_error,
+            "rows": report.stats.rows_written,
+        }
 
 
 @shared_task(soft_time_limit=30, time_limit=45, **_RETRY)
@@ -87,12 +77,22 @@ def request_refresh(*, node_id: int, reason: str = "hint") -> bool:
     """Queue a refresh of one node for a hint. Debounced per node: the first hint of a burst
     refreshes at once; the others within a second share one trailing refresh a second later, so
     the last change of a burst is never left for the next sweep. Returns False when the hint was
-    folded into a refresh already queued."""
-    if cache.add(f"hint:{node_id}", reason, timeout=1):
-        refresh_node.apply_async((node_id,), expires=30)
-        return True
-    if cache.add(f"hint-trailing:{node_id}", reason, timeout=2):
-        refresh_node.apply_async((node_id,), countdown=1, expires=30)
+    folded into a refresh already queued.
+
+    Without the cache (Redis down: `cache.add` answers None) there is nothing to debounce with,
+    so every hint queues its refresh (each is idempotent). Without the broker the error
+    (kombu's OperationalError) reaches the caller, and the debounce key is dropped so that the
+    hint's retry is not folded into a refresh that was never queued."""
+    for key, timeout, countdown in ((f"hint:{node_id}", 1, 0), (f"hint-trailing:{node_id}", 2, 1)):
+        added = cache.add(key, reason, timeout=timeout)
+        if added is False:
+            continue
+        try:
+            refresh_node.apply_async((node_id,), countdown=countdown, expires=30)
+        except Exception:
+            if added:
+                cache.delete(key)
+            raise
         return True
     return False
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from lab import control, daemon
+from lab import components, control, daemon
 from lab.layout import LayoutError
 from lab.state import default_name, load_run_env
 from lab.topology import TopologyError
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--layout", help="a YAML layout (default: the built-in 3-node layout)")
     up.add_argument("--portal-url", help="passed to the agents for change hints")
     up.add_argument("--api-port", type=int, help="fixed port for the API (default: a free one)")
-    up.add_argument("--timeout", type=float, default=30.0)
+    up.add_argument("--timeout", type=float, default=120.0)
 
     down = commands.add_parser("down", help="remove every namespace and process of the lab")
     down.add_argument("--name", default=name)
@@ -32,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     status = commands.add_parser("status", help="where the lab's API, kubeconfig and agents are")
     status.add_argument("--name", default=name)
     status.add_argument("--json", action="store_true")
+
+    build = commands.add_parser(
+        "build", help="build the real components (kube-apiserver, etcd, host-device) if missing"
+    )
+    build.add_argument(
+        "components", nargs="*", help=f"default: all of {sorted(components.COMPONENTS)}"
+    )
 
     serve = commands.add_parser("serve", help="the daemon itself (started by `up`)")
     serve.add_argument("--state-dir", required=True, type=Path)
@@ -63,11 +70,16 @@ def main(argv: list[str] | None = None) -> int:
                 for node in found["nodes"]:
                     print(
                         f"  {node['name']:10} {node['netns']:24} {node['internal_ip']:12}"
-                        f" {node['agent_url']}"
+                        f" {node['agent_url']}  host-device {node['host_device']}"
+                        f"  multus {node['multus']}"
                     )
             return 0 if found and found["running"] else 3
+        if args.command == "build":
+            for name, path in components.build_all(args.components).items():
+                print(f"{name:20} {components.COMPONENTS[name].version:8} {path}")
+            return 0
         return daemon.main(args.state_dir)
-    except (LayoutError, control.LabError, TopologyError) as exc:
+    except (LayoutError, control.LabError, TopologyError, components.ComponentError) as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 1
 

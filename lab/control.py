@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from lab import kube_api, topology
+from lab import components, control_plane, topology
 from lab.layout import LAB_NAME, LayoutError, load_layout
 from lab.state import CLUSTER_NAME, REPO_ROOT, LabState, state_dir
 from nodeagent import auth
@@ -95,10 +95,21 @@ def up(
     layout_path: str | Path | None = None,
     portal_url: str | None = None,
     api_port: int | None = None,
-    timeout: float = 30.0,
+    timeout: float = 120.0,
 ) -> LabState:
     check_name(name)
     layout = load_layout(layout_path)  # a bad layout fails here, before anything is made
+    try:  # a missing component fails here too, with the command that builds it
+        binaries = {
+            "kube-apiserver": components.binary("kube-apiserver"),
+            "etcd": components.binary("etcd"),
+        }
+        host_devices = {
+            node.host_device: str(components.host_device_binary(node.host_device))
+            for node in layout.nodes
+        }
+    except components.ComponentError as exc:
+        raise LabError(str(exc)) from exc
     directory = state_dir(name)
     if (directory / "lab.json").exists():
         state = LabState.load(directory)
@@ -109,15 +120,23 @@ def up(
         down(name)  # leftovers of a run that lost its state dir
 
     ports: set[int] = set()
-    while len(ports) < len(layout.nodes):
+    while len(ports) < len(layout.nodes) + 2:
         ports.add(free_port())
     port = api_port or free_port()
+    ports.discard(port)
+    etcd_port, etcd_peer_port, *agent_ports = sorted(ports)
     state = LabState(
         directory,
         {
             "name": name,
             "api_port": port,
-            "api_url": f"http://127.0.0.1:{port}",
+            "api_url": f"https://127.0.0.1:{port}",
+            "etcd_port": etcd_port,
+            "etcd_peer_port": etcd_peer_port,
+            "components": {
+                name: {"version": components.COMPONENTS[name].version, "path": str(path)}
+                for name, path in binaries.items()
+            },
             "portal_url": portal_url or "",
             "layout": str(layout_path) if layout_path else None,
             "nodes": [
@@ -126,14 +145,20 @@ def up(
                     "netns": topology.node_netns(name, node.name),
                     "internal_ip": node.internal_ip,
                     "agent_port": agent_port,
+                    "labels": dict(node.labels),
+                    "host_device": node.host_device,
+                    "host_device_path": host_devices[node.host_device],
+                    "multus": node.multus,
                 }
-                for node, agent_port in zip(layout.nodes, sorted(ports), strict=True)
+                for node, agent_port in zip(
+                    layout.nodes, agent_ports[: len(layout.nodes)], strict=True
+                )
             ],
         },
     )
     state.save()
     write_agent_keys(state)
-    kube_api.write_kubeconfig(state.kubeconfig, state.data["api_url"], f"nplab-{name}")
+    control_plane.prepare(state)
 
     topology.build(name, layout)
     with state.log_file.open("ab") as log:
@@ -168,7 +193,14 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def _lab_processes(name: str, directory: Path) -> list[int]:
-    marks = (f"--netns {topology.lab_prefix(name)}", f"--state-dir {directory}")
+    # The agents carry the netns prefix, the daemon its state dir, etcd and kube-apiserver the
+    # paths of their data and certificates inside it.
+    marks = (
+        f"--netns {topology.lab_prefix(name)}",
+        f"--state-dir {directory}",
+        f"--data-dir {directory}/etcd",
+        f"--cert-dir={directory}/pki",
+    )
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():

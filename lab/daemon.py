@@ -1,9 +1,10 @@
 """`python -m lab serve`: the lab's background process.
 
-It serves the KMock API on 127.0.0.1, runs the lab kubelet and supervises one node agent per
-lab node (restarting one that exits). It writes `ready` in the state dir once the API answers
-and the kubelet watches pods. All its children share its process group, so `down` can end them
-all with one signal even if this process died first.
+It runs the control plane (etcd + kube-apiserver, lab/control_plane.py) on 127.0.0.1, the lab
+kubelet and supervises one node agent per lab node (restarting one that exits). It writes
+`ready` in the state dir once the API is bootstrapped and the kubelet watches pods. All its
+children share its process group, so `down` can end them all with one signal even if this
+process died first.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import kmock
-
-from lab import kube_api
+from lab import components, kube_api
+from lab.control_plane import ControlPlane, api_for
 from lab.kubelet import LabKubelet, LabNode
 from lab.state import LabState
 
@@ -36,6 +36,8 @@ def agent_command(state: LabState, node: dict[str, Any]) -> list[str]:
         "--netns", node["netns"],
         # Lab nodes own no PCI devices: the machine's own NICs are not theirs to report.
         "--no-pci-scan",
+        # The node's own host-device release, as a node's /opt/cni/bin would hold it.
+        "--cni-bin-dirs", str(Path(node["host_device_path"]).parent),
     ]  # fmt: skip
     if state.data.get("portal_url"):
         command += ["--portal-url", state.data["portal_url"]]
@@ -78,35 +80,59 @@ class AgentSupervisor:
                 proc.kill()
 
 
+async def _agent_pods_running(api: Any, count: int) -> None:
+    """Until the kubelet has marked every agent pod Running (the portal finds agents by them)."""
+    selector = ",".join(f"{k}={v}" for k, v in kube_api.AGENT_LABELS.items())
+    path = f"/api/v1/namespaces/{kube_api.AGENT_NAMESPACE}/pods"
+    while True:
+        pods = await api.get(path, params={"labelSelector": selector})
+        running = [p for p in pods["items"] if p.get("status", {}).get("phase") == "Running"]
+        if len(running) >= count:
+            return
+        await asyncio.sleep(0.1)
+
+
 async def serve(state: LabState) -> None:
     data = state.data
-    emulator = kube_api.LabKubernetesEmulator()
-    kube_api.seed(emulator, [(n["name"], n["internal_ip"], n["agent_port"]) for n in data["nodes"]])
     nodes = [
-        LabNode(name=n["name"], netns=n["netns"], internal_ip=n["internal_ip"], index=i)
+        LabNode(
+            name=n["name"],
+            netns=n["netns"],
+            internal_ip=n["internal_ip"],
+            index=i,
+            labels=dict(n.get("labels") or {}),
+            host_device=Path(n["host_device_path"]),
+            multus_version=n["multus"],
+        )
         for i, n in enumerate(data["nodes"])
     ]
     supervisor = AgentSupervisor(state)
+    control_plane = ControlPlane(state)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with emulator, kmock.Server(emulator, host="127.0.0.1", port=data["api_port"]):
-        kubelet = LabKubelet(api_url=data["api_url"], lab=data["name"], nodes=nodes)
-        tasks = [asyncio.create_task(kubelet.run(), name="kubelet")]
-        tasks.append(asyncio.create_task(supervisor.run(), name="agents"))
-        await asyncio.wait_for(kubelet.ready.wait(), 10)
-        state.ready_file.write_text(str(os.getpid()))
-        log.info("lab %s ready on %s", data["name"], data["api_url"])
-        stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stopper and task.exception() is not None:
-                log.error("%s died: %r", task.get_name(), task.exception())
-        await supervisor.stop()
-        for task in [*tasks, stopper]:
-            task.cancel()
-    state.ready_file.unlink(missing_ok=True)
+    try:
+        await control_plane.start()
+        async with api_for(state, "kubelet") as api, api_for(state, "multus") as multus_api:
+            kubelet = LabKubelet(api=api, multus_api=multus_api, lab=data["name"], nodes=nodes)
+            tasks = [asyncio.create_task(kubelet.run(), name="kubelet")]
+            tasks.append(asyncio.create_task(supervisor.run(), name="agents"))
+            await asyncio.wait_for(kubelet.ready.wait(), 30)
+            await asyncio.wait_for(_agent_pods_running(api, len(nodes)), 30)
+            state.ready_file.write_text(str(os.getpid()))
+            log.info("lab %s ready on %s", data["name"], data["api_url"])
+            stopper = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    log.error("%s died: %r", task.get_name(), task.exception())
+            await supervisor.stop()
+            for task in [*tasks, stopper]:
+                task.cancel()
+    finally:
+        state.ready_file.unlink(missing_ok=True)
+        await control_plane.stop()
 
 
 def main(state_dir: Path) -> int:
@@ -119,7 +145,7 @@ def main(state_dir: Path) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
         asyncio.run(serve(state))
-    except OSError as exc:
-        log.error("cannot serve the lab API on 127.0.0.1:%s: %s", state.data["api_port"], exc)
+    except (OSError, RuntimeError, components.ComponentError) as exc:
+        log.error("lab %s failed: %s", state.data["name"], exc)
         return 2
     return 0

@@ -15,7 +15,6 @@ from typing import Any
 import kubernetes
 from kubernetes.client import ApiClient, ApiException
 
-from lab import kubelet as lab_kubelet
 from lab import multus, topology
 from lab.kube_api import AGENT_DAEMONSET, AGENT_HOST_IP, AGENT_LABELS, AGENT_NAMESPACE
 from lab.layout import Layout, load_layout
@@ -32,6 +31,8 @@ class LabNodeInfo:
     netns: str
     internal_ip: str
     agent_url: str
+    host_device: str  # the node's host-device release
+    multus: str  # the Multus generation its Multus behaves as
 
 
 class LabTimeout(AssertionError):
@@ -43,7 +44,9 @@ class LabHandle:
         self.state = state
         self.name: str = state.data["name"]
         self.api_url: str = state.data["api_url"]
-        self.kubeconfig: Path = state.kubeconfig
+        self.kubeconfig: Path = state.kubeconfig  # cluster-admin, for tests and kubectl
+        # The portal's ServiceAccount with deploy/kubernetes/rbac.yaml: what the portal uses.
+        self.portal_kubeconfig: Path = state.portal_kubeconfig
         self.cluster_name: str = CLUSTER_NAME
         self.agent_master_key_file: Path = state.agent_master_key_file
         self.agent_master_key: str = state.agent_master_key_file.read_text().strip()
@@ -129,13 +132,17 @@ class LabHandle:
         self,
         namespace: str,
         name: str,
-        node: str,
+        node: str | None,
         networks: str | list[dict[str, Any]] | None = None,
         *,
+        node_selector: dict[str, str] | None = None,
+        affinity: dict[str, Any] | None = None,
         wait: bool = True,
         timeout: float = 15.0,
     ) -> dict[str, Any]:
-        """Create a pod bound to `node`; with wait, return it once Running or its sandbox failed.
+        """Create a pod bound to `node` (None: the lab kubelet schedules it by `node_selector`
+        and `affinity`); with wait, return it once Running, or once its sandbox or its
+        scheduling failed.
 
         `networks` is the Multus annotation: the short form as a string, or a list of selection
         objects (written as JSON).
@@ -145,7 +152,7 @@ class LabHandle:
             annotations[multus.NETWORKS_ANNOTATION] = (
                 networks if isinstance(networks, str) else json.dumps(networks)
             )
-        body = {
+        body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
@@ -155,10 +162,15 @@ class LabHandle:
                 "annotations": annotations,
             },
             "spec": {
-                "nodeName": node,
                 "containers": [{"name": "main", "image": "registry.invalid/pause:3.9"}],
             },
         }
+        if node:
+            body["spec"]["nodeName"] = node
+        if node_selector:
+            body["spec"]["nodeSelector"] = node_selector
+        if affinity:
+            body["spec"]["affinity"] = affinity
         created = self._raw(self.core.create_namespaced_pod, namespace, body)
         if not wait:
             return created
@@ -168,7 +180,7 @@ class LabHandle:
             if pod is not None and pod.get("status", {}).get("phase") == "Running":
                 return pod
             if pod is not None and any(
-                e.get("reason") == "FailedCreatePodSandBox"
+                e.get("reason") in ("FailedCreatePodSandBox", "FailedScheduling")
                 for e in self.pod_events(namespace, name)
             ):
                 return pod
@@ -196,6 +208,13 @@ class LabHandle:
             time.sleep(0.05)
         raise LabTimeout(f"pod {namespace}/{name} still there after {timeout} s")
 
+    def _force_delete(self, namespace: str, name: str) -> None:
+        try:
+            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def pod_netns(self, namespace: str, name: str) -> str:
         pod = self.get_pod(namespace, name)
         if pod is None:
@@ -206,21 +225,11 @@ class LabHandle:
         """The pod's sandbox dies without CNI DEL, then the pod object is force-deleted.
 
         Its namespace is removed directly (a veth NIC in it dies with it, a physical NIC would
-        come back as an orphan), then the kubelet's finalizer is dropped and the pod deleted
-        with grace period 0, as `kubectl delete --force --grace-period=0` does.
+        come back as an orphan), then the pod is deleted with grace period 0, as
+        `kubectl delete --force --grace-period=0` does.
         """
         topology.delete_namespaces([self.pod_netns(namespace, name)])
-        self._raw(
-            self.core.patch_namespaced_pod,
-            name,
-            namespace,
-            {"metadata": {"finalizers": []}},
-        )
-        try:
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        self._force_delete(namespace, name)
         self._wait_gone(namespace, name, 10.0)
 
     def pod_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
@@ -244,9 +253,12 @@ class LabHandle:
         owner: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A Running pod that looks like a node agent (the agent label, a port named `agent`),
-        as anyone who may create pods somewhere could make one. The lab kubelet leaves
-        hostNetwork pods alone, so the status is written here, as a kubelet would.
-        `owner`: an ownerReference to give it (e.g. a forged one naming the agent DaemonSet)."""
+        as anyone who may create pods somewhere could make one (its namespace is created if
+        needed). Its status is written here through the status subresource, as a kubelet would;
+        the lab kubelet marks a hostNetwork pod Running only over the version it saw, so this
+        status stays. `owner`: an ownerReference to give it (e.g. a forged one naming the agent
+        DaemonSet). reset() deletes it with grace period 0."""
+        self.ensure_namespace(namespace)
         metadata: dict[str, Any] = {
             "name": name,
             "namespace": namespace,
@@ -273,7 +285,22 @@ class LabHandle:
         self._raw(self.core.create_namespaced_pod, namespace, body)
         status = {"phase": "Running", "hostIP": AGENT_HOST_IP, "podIP": pod_ip}
         status["podIPs"] = [{"ip": pod_ip}]
-        return self._raw(self.core.patch_namespaced_pod_status, name, namespace, {"status": status})
+        return self._raw(
+            self.core.patch_namespaced_pod_status,
+            name,
+            namespace,
+            {"status": status},
+            _content_type="application/strategic-merge-patch+json",
+        )
+
+    def ensure_namespace(self, namespace: str) -> None:
+        """Create the namespace unless it exists (the API server refuses pods in a missing one).
+        Namespaces made here stay, as after a `kubectl create namespace`."""
+        try:
+            self.core.create_namespace({"apiVersion": "v1", "metadata": {"name": namespace}})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
 
     def agent_daemonset_uid(self) -> str:
         apps = kubernetes.client.AppsV1Api(self.kube())
@@ -312,23 +339,26 @@ class LabHandle:
                 and not pod.get("spec", {}).get("hostNetwork")
             ]
         }
-        # Agent look-alikes made by tests: no kubelet handles hostNetwork pods here, so they
-        # go at once, as `kubectl delete --force --grace-period=0` does.
-        for pod in listed.get("items", []):
-            metadata = pod["metadata"]
-            if pod.get("spec", {}).get("hostNetwork") and TEST_LABEL in (
-                metadata.get("labels") or {}
-            ):
-                try:
-                    self.core.delete_namespaced_pod(
-                        metadata["name"], metadata["namespace"], grace_period_seconds=0
-                    )
-                except ApiException as exc:
-                    if exc.status != 404:
-                        raise
+        # Agent look-alikes made by tests (hostNetwork, the test label, any namespace): gone at
+        # once, as `kubectl delete --force --grace-period=0` does.
+        lookalikes = [
+            pod
+            for pod in listed.get("items", [])
+            if pod.get("spec", {}).get("hostNetwork")
+            and TEST_LABEL in (pod["metadata"].get("labels") or {})
+        ]
+        for pod in lookalikes:
+            self._force_delete(pod["metadata"]["namespace"], pod["metadata"]["name"])
+        lab_nodes = {node.name for node in self.nodes}
         for pod in pods.get("items", []):
-            self.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"], wait=False)
-        for pod in pods.get("items", []):
+            meta = pod["metadata"]
+            if pod.get("spec", {}).get("nodeName", "") in lab_nodes:
+                self.delete_pod(meta["namespace"], meta["name"], wait=False)
+            else:
+                # Bound to a node no kubelet runs: nothing would ever confirm a graceful
+                # deletion, so force it, as for a node that is gone.
+                self._force_delete(meta["namespace"], meta["name"])
+        for pod in [*lookalikes, *pods.get("items", [])]:
             self._wait_gone(pod["metadata"]["namespace"], pod["metadata"]["name"], 15.0)
         # Events outlive their pods (as in a real cluster); a later pod of the same name must
         # not see them, so the ones about test pods go too.
@@ -348,6 +378,3 @@ class LabHandle:
         if self._client is not None:
             self._client.close()
             self._client = None
-
-
-FINALIZER = lab_kubelet.FINALIZER

@@ -1,4 +1,8 @@
-"""The lab's Kubernetes API: KMock's emulator, with its known gaps worked around in this one place.
+"""Kubernetes objects the lab creates (its Nodes and agent pods), and KMock's emulator.
+
+The lab itself runs the real kube-apiserver (lab/control_plane.py). KMock's emulator stays for the
+fast tests of the portal's cluster client and the benchmarks, which need an API server in-process
+with thousands of objects; its known gaps are worked around in this one place.
 
 KMock 0.8 is a stateful in-memory API server, but a few of its answers differ from a real API
 server in ways the official `kubernetes` client notices (checked against client 37):
@@ -18,6 +22,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -211,14 +216,26 @@ def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
 AGENT_HOST_IP = "127.0.0.1"
 
 
-def node_object(name: str, internal_ip: str) -> dict[str, Any]:
-    """A Ready Node with the labels the portal reads (veth links are this lab's NICs)."""
+def node_object(
+    name: str,
+    internal_ip: str,
+    labels: Mapping[str, str] | None = None,
+    kubelet_version: str = "",
+) -> dict[str, Any]:
+    """A Ready Node with the labels kubelet sets and the portal reads (veth links are this lab's
+    NICs), plus the layout's own labels."""
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
             "name": name,
-            "labels": {"kubernetes.io/hostname": name, "nicportal.io/veth-nics": "true"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "nicportal.io/veth-nics": "true",
+                **(labels or {}),
+            },
             "annotations": {},
         },
         "spec": {},
@@ -229,6 +246,18 @@ def node_object(name: str, internal_ip: str) -> dict[str, Any]:
                 {"type": "Hostname", "address": name},
             ],
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+            "nodeInfo": {
+                "kubeletVersion": kubelet_version,
+                "osImage": "NICPortal lab (network namespace)",
+                "kernelVersion": os.uname().release,
+                "containerRuntimeVersion": "lab://1",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+                "kubeProxyVersion": "",
+            },
         },
     }
 
@@ -238,18 +267,21 @@ AGENT_DAEMONSET = "nicportal-agent"
 AGENT_LABELS = {"app.kubernetes.io/name": "nicportal-agent"}
 
 
-def agent_daemonset_object(uid: str) -> dict[str, Any]:
-    """The agent DaemonSet, so that the agent pods have a real owner (nothing here reconciles
-    it: the lab daemon starts the agents itself)."""
+def agent_daemonset_object(uid: str = "") -> dict[str, Any]:
+    """The agent DaemonSet, so that the agent pods have a real owner. Nothing reconciles it (the
+    lab runs no controller-manager; the lab daemon starts the agents itself). `uid` for KMock,
+    which assigns none; the real API server assigns its own."""
+    metadata: dict[str, Any] = {
+        "name": AGENT_DAEMONSET,
+        "namespace": AGENT_NAMESPACE,
+        "labels": dict(AGENT_LABELS),
+    }
+    if uid:
+        metadata["uid"] = uid
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {
-            "name": AGENT_DAEMONSET,
-            "namespace": AGENT_NAMESPACE,
-            "uid": uid,
-            "labels": dict(AGENT_LABELS),
-        },
+        "metadata": metadata,
         "spec": {
             "selector": {"matchLabels": dict(AGENT_LABELS)},
             "template": {

@@ -1,18 +1,26 @@
-"""The lab kubelet: pods in the lab API become network namespaces, with the real host-device.
+"""The lab kubelet: pods on the real API server become network namespaces, through the lab's
+Multus and the node's real host-device release.
 
-It plays kubelet + containerd + Calico + Multus for pods bound to a lab node:
+It plays kube-scheduler + kubelet + containerd + Calico for the lab nodes, as the `lab-kubelet`
+identity:
 
-1. the pod gets a finalizer (so deletion waits for teardown, as graceful deletion does);
-2. a pod namespace with an `eth0` veth whose host end stays in the node as `cali<hash>`;
-3. for each entry of `k8s.v1.cni.cncf.io/networks`, the NAD is read from the API and the real
-   `/usr/lib/cni/host-device` runs ADD inside the node's namespace;
-4. success: `k8s.v1.cni.cncf.io/network-status` and phase Running are written back;
-   failure: earlier ADDs are undone (DEL in reverse, as Multus does), the sandbox namespace is
-   removed, a FailedCreatePodSandBox Event is recorded and the pod stays Pending.
+1. scheduling: a pod without `spec.nodeName` is bound (`pods/<name>/binding`) to the lab node
+   with the fewest pods among those matching its `nodeSelector` and required node affinity
+   (Normal `Scheduled`); none matches: Warning `FailedScheduling`, condition PodScheduled False;
+2. sandbox: a pod namespace with an `eth0` veth whose host end stays in the node as
+   `cali<hash>` (Calico's part), then Multus ADD (lab/multus.py) with the node's host-device;
+3. success: status Running (strategic merge patch of pods/<name>/status), Events `Created`,
+   `Started`; failure: the namespace goes, Warning `FailedCreatePodSandBox` with the runtime's
+   wording around Multus' message, and the sandbox is tried again with back-off (10 s doubling
+   up to 5 min, as kubelet's pod workers do; `NICPORTAL_LAB_SANDBOX_BACKOFF` sets the first
+   delay); a repeated Event is counted (`count`, `lastTimestamp`) as client-go's correlator does;
+4. graceful deletion: on `deletionTimestamp`, Normal `Killing`, Multus DEL, the namespace goes,
+   then DELETE with grace period 0 and the pod's UID as precondition, as kubelet confirms.
 
-On deletion DEL runs for each attachment in reverse order, then the pod namespace goes. A pod
-whose namespace vanished (crash) is forgotten without DEL, as containerd does when the netns is
-gone. Events are handled one at a time, in order: simple, and fast enough for a lab.
+A pod whose namespace vanished (crash) is forgotten without DEL, as containerd does when the
+netns is gone. Host-network pods (the agents) are only marked Running, with pod IP = host IP =
+127.0.0.1, an address every lab Node lists. Work is done one item at
+a time from one queue (watch events and retry timers), so no two steps race on one pod.
 """
 
 from __future__ import annotations
@@ -23,19 +31,20 @@ import hashlib
 import json
 import logging
 import os
-import secrets
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from lab import multus, topology
+from lab.api import Api, ApiError
+from lab.kube_api import AGENT_HOST_IP
 
 log = logging.getLogger("lab.kubelet")
 
-FINALIZER = "lab.nicportal.io/kubelet"
-CNI_BIN_DIR = os.environ.get("NICPORTAL_LAB_CNI_DIR", "/usr/lib/cni")
-NAD_PATH = "/apis/k8s.cni.cncf.io/v1/namespaces/{namespace}/network-attachment-definitions/{name}"
+SCHEDULER = "default-scheduler"
+FIRST_BACKOFF = float(os.environ.get("NICPORTAL_LAB_SANDBOX_BACKOFF", "10"))
+MAX_BACKOFF = 300.0
 
 
 @dataclass
@@ -44,6 +53,9 @@ class LabNode:
     netns: str
     internal_ip: str
     index: int
+    labels: dict[str, str] = field(default_factory=dict)
+    host_device: Path = Path("/usr/lib/cni/host-device")
+    multus_version: str = "4.2"
 
 
 @dataclass
@@ -54,150 +66,383 @@ class PodSandbox:
     namespace: str
     name: str
     node: LabNode
-    netns: str
-    sandbox_id: str
-    # (attachment, ifname, CNI config bytes) in ADD order
-    attached: list[tuple[multus.Attachment, str, bytes]] = field(default_factory=list)
-    failed: bool = False
+    multus: multus.Sandbox
+    pod_ip: str = ""
 
-
-@dataclass
-class PluginResult:
-    ok: bool
-    stdout: str
-    stderr: str
-
-
-class SandboxError(Exception):
-    """Multus' part of the sandbox failure message."""
+    @property
+    def netns(self) -> str:
+        return self.multus.netns
 
 
 def now() -> str:
     return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def pod_path(namespace: str, name: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/pods/{name}"
+
+
+# --- scheduling (pure) -------------------------------------------------------------------------
+
+
+def _expression_matches(expression: dict[str, Any], values: dict[str, str]) -> bool:
+    key, operator = expression.get("key", ""), expression.get("operator", "")
+    wanted = expression.get("values") or []
+    present = key in values
+    if operator == "In":
+        return present and values[key] in wanted
+    if operator == "NotIn":
+        return not present or values[key] not in wanted
+    if operator == "Exists":
+        return present
+    if operator == "DoesNotExist":
+        return not present
+    if operator in ("Gt", "Lt") and present and len(wanted) == 1:
+        try:
+            actual, limit = int(values[key]), int(wanted[0])
+        except ValueError:
+            return False
+        return actual > limit if operator == "Gt" else actual < limit
+    return False
+
+
+def node_fits(pod: dict[str, Any], node: LabNode) -> bool:
+    """nodeSelector (every label equal) and required node affinity (any term; in a term every
+    matchExpression on labels and matchField on metadata.name)."""
+    spec = pod.get("spec") or {}
+    for key, value in (spec.get("nodeSelector") or {}).items():
+        if node.labels.get(key) != value:
+            return False
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    terms = required.get("nodeSelectorTerms") or []
+    if not terms:
+        return True
+    fields = {"metadata.name": node.name}
+    for term in terms:
+        expressions = term.get("matchExpressions") or []
+        matched_fields = term.get("matchFields") or []
+        if not expressions and not matched_fields:
+            continue  # an empty term matches nothing
+        if all(_expression_matches(e, node.labels) for e in expressions) and all(
+            _expression_matches(f, fields) for f in matched_fields
+        ):
+            return True
+    return False
+
+
 class LabKubelet:
-    def __init__(self, *, api_url: str, lab: str, nodes: list[LabNode]) -> None:
-        self.api_url = api_url.rstrip("/")
+    def __init__(self, *, api: Api, multus_api: Api, lab: str, nodes: list[LabNode]) -> None:
+        self.api = api
+        self.multus = multus.Multus(multus_api)
         self.lab = lab
         self.nodes = {node.name: node for node in nodes}
         self.sandboxes: dict[str, PodSandbox] = {}
+        self.pods_per_node: dict[str, set[str]] = {name: set() for name in self.nodes}
+        self.retry_at: dict[str, float] = {}  # pod uid -> monotonic time of the next try
+        self._failure_counts: dict[str, int] = {}  # pod uid -> sandbox failures in a row
+        self._events: dict[tuple[str, str, str], tuple[str, int]] = {}  # -> (name, count)
         self._pod_ips = 0
-        self._session: aiohttp.ClientSession | None = None
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self.ready = asyncio.Event()
-
-    # --- API access -------------------------------------------------------------------------
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        assert self._session is not None
-        return self._session
-
-    async def _patch(self, path: str, body: dict[str, Any]) -> int:
-        headers = {"Content-Type": "application/merge-patch+json"}
-        async with self.session.patch(self.api_url + path, json=body, headers=headers) as resp:
-            await resp.read()
-            return resp.status
-
-    async def _get(self, path: str) -> tuple[int, Any]:
-        async with self.session.get(self.api_url + path) as resp:
-            return resp.status, await resp.json(content_type=None)
 
     # --- main loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        # Big pods (long annotations) make long watch lines: allow up to 4 MiB per line.
-        timeout = aiohttp.ClientTimeout(total=None)
-        async with aiohttp.ClientSession(timeout=timeout, read_bufsize=2**22) as session:
-            self._session = session
+        worker = asyncio.create_task(self._work(), name="kubelet-worker")
+        try:
             while True:
                 try:
                     await self._watch()
-                except (TimeoutError, aiohttp.ClientError) as exc:
+                except (TimeoutError, OSError, ApiError) as exc:
                     log.warning("pod watch interrupted: %s", exc)
+                if worker.done():
+                    worker.result()  # re-raise what killed it
                 await asyncio.sleep(0.2)
+        finally:
+            worker.cancel()
 
     async def _watch(self) -> None:
-        async with self.session.get(self.api_url + "/api/v1/pods?watch=true") as resp:
-            resp.raise_for_status()
+        # Without a resourceVersion the server first sends every existing pod as ADDED, so a
+        # watch that ended resumes from the full state (handling is idempotent per pod).
+        async for event in self.api.watch("/api/v1/pods", {"timeoutSeconds": "300"}):
             self.ready.set()
-            async for line in resp.content:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                try:
-                    await self.handle(event.get("type", ""), event.get("object") or {})
-                except Exception:  # one bad pod must not stop the kubelet
-                    log.exception("handling %s failed", event.get("type"))
+            kind = event.get("type", "")
+            if kind == "ERROR":
+                log.warning("watch error: %s", event.get("object"))
+                return
+            if kind in ("ADDED", "MODIFIED", "DELETED"):
+                await self._queue.put((kind, event.get("object") or {}))
+        # A watch with no pod at all sends nothing: it still counts as started.
+        self.ready.set()
 
-    async def handle(self, event_type: str, pod: dict[str, Any]) -> None:
+    async def _work(self) -> None:
+        while True:
+            kind, pod = await self._queue.get()
+            try:
+                await self.handle(kind, pod)
+            except Exception:  # one bad pod must not stop the kubelet
+                log.exception("handling %s %s failed", kind, pod.get("metadata", {}).get("name"))
+
+    def _retry_later(self, pod: dict[str, Any], delay: float) -> None:
+        uid = pod["metadata"]["uid"]
+        self.retry_at[uid] = time.monotonic() + delay
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            meta = pod["metadata"]
+            status, fresh = await self.api.request("GET", pod_path(meta["namespace"], meta["name"]))
+            if status == 200 and fresh["metadata"]["uid"] == uid:
+                await self._queue.put(("RETRY", fresh))
+
+        asyncio.get_running_loop().create_task(later())
+
+    async def handle(self, kind: str, pod: dict[str, Any]) -> None:
         meta = pod.get("metadata", {})
         spec = pod.get("spec", {})
-        node = self.nodes.get(spec.get("nodeName", ""))
         uid = meta.get("uid", "")
-        if node is None or spec.get("hostNetwork") or not uid:
+        if not uid:
             return
-        sandbox = self.sandboxes.get(uid)
-        if event_type == "DELETED" or meta.get("deletionTimestamp"):
-            if sandbox is not None:
+        node_name = spec.get("nodeName", "")
+        if not node_name:
+            if kind != "DELETED" and not meta.get("deletionTimestamp"):
+                await self.schedule(pod)
+            return
+        node = self.nodes.get(node_name)
+        if node is None:
+            return
+        if kind == "DELETED":
+            self.pods_per_node[node.name].discard(uid)
+            self.retry_at.pop(uid, None)
+            sandbox = self.sandboxes.pop(uid, None)
+            if sandbox is not None:  # force-deleted: no grace, tear down what is left
                 await self.teardown(sandbox)
-                del self.sandboxes[uid]
-            if event_type != "DELETED" and FINALIZER in (meta.get("finalizers") or []):
-                finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
-                path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
-                await self._patch(path, {"metadata": {"finalizers": finalizers}})
             return
-        if sandbox is None and pod.get("status", {}).get("phase") in (None, "", "Pending"):
+        self.pods_per_node[node.name].add(uid)
+        if meta.get("deletionTimestamp"):
+            await self.terminate(pod, node)
+            return
+        if spec.get("hostNetwork"):
+            if (pod.get("status") or {}).get("phase") != "Running":
+                # The host's address, which every lab Node lists; only over the version seen
+                # here, so a status someone wrote meanwhile (a test's look-alike) stays.
+                try:
+                    await self._set_running(
+                        pod, AGENT_HOST_IP, AGENT_HOST_IP, resource_version=meta["resourceVersion"]
+                    )
+                except ApiError as exc:
+                    if exc.status != 409:
+                        raise
+            return
+        if uid in self.sandboxes:
+            return
+        if kind != "RETRY" and uid in self.retry_at:
+            return  # waiting for its back-off
+        if (pod.get("status") or {}).get("phase") in (None, "", "Pending"):
             await self.setup(pod, node)
+
+    # --- scheduling -------------------------------------------------------------------------
+
+    async def schedule(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        # Labels as the Node objects carry them now (kubectl label included), like a scheduler.
+        listed = await self.api.get("/api/v1/nodes")
+        for item in listed["items"]:
+            if item["metadata"]["name"] in self.nodes:
+                self.nodes[item["metadata"]["name"]].labels = item["metadata"].get("labels") or {}
+        fits = [node for node in self.nodes.values() if node_fits(pod, node)]
+        if not fits:
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "PodScheduled" for c in conditions):
+                return  # already said so
+            total = len(self.nodes)
+            message = (
+                f"0/{total} nodes are available: {total} node(s) didn't match Pod's node"
+                f" affinity/selector. preemption: 0/{total} nodes are available: {total}"
+                " Preemption is not helpful for scheduling."
+            )
+            await self.api.strategic_patch(
+                pod_path(meta["namespace"], meta["name"]) + "/status",
+                {
+                    "status": {
+                        "conditions": [
+                            {
+                                "type": "PodScheduled",
+                                "status": "False",
+                                "reason": "Unschedulable",
+                                "message": message,
+                                "lastTransitionTime": now(),
+                            }
+                        ]
+                    }
+                },
+            )
+            await self.record_event(pod, "Warning", "FailedScheduling", message, SCHEDULER, "")
+            return
+        node = min(fits, key=lambda n: (len(self.pods_per_node[n.name]), n.name))
+        binding = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node.name},
+        }
+        status, answer = await self.api.request(
+            "POST", pod_path(meta["namespace"], meta["name"]) + "/binding", binding
+        )
+        if status == 201 or status == 200:
+            self.pods_per_node[node.name].add(meta["uid"])
+            await self.record_event(
+                pod,
+                "Normal",
+                "Scheduled",
+                f"Successfully assigned {meta['namespace']}/{meta['name']} to {node.name}",
+                SCHEDULER,
+                "",
+            )
+        elif status != 409:  # 409: bound meanwhile
+            log.warning(
+                "binding %s/%s failed: %s %s", meta["namespace"], meta["name"], status, answer
+            )
+
+    # --- events -----------------------------------------------------------------------------
+
+    async def record_event(
+        self,
+        pod: dict[str, Any],
+        kind: str,
+        reason: str,
+        message: str,
+        component: str = "kubelet",
+        host: str | None = None,
+    ) -> None:
+        """POST an Event, or count a repeat of the same one (client-go's EventCorrelator)."""
+        meta = pod["metadata"]
+        if host is None:  # kubelet's Events name the node it runs on
+            host = (pod.get("spec") or {}).get("nodeName", "")
+        key = (meta["uid"], reason, message)
+        if key in self._events:
+            name, count = self._events[key]
+            try:
+                await self.api.strategic_patch(
+                    f"/api/v1/namespaces/{meta['namespace']}/events/{name}",
+                    {"count": count + 1, "lastTimestamp": now()},
+                )
+                self._events[key] = (name, count + 1)
+                return
+            except ApiError as exc:
+                if exc.status != 404:  # the event was deleted: make a new one
+                    raise
+        name = f"{meta['name']}.{time.time_ns():x}"
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "reason": reason,
+            "type": kind,
+            "message": message,
+            "source": {"component": component, **({"host": host} if host else {})},
+            "firstTimestamp": now(),
+            "lastTimestamp": now(),
+            "count": 1,
+            "reportingComponent": component,
+            "reportingInstance": host or "",
+        }
+        await self.api.create(event)
+        self._events[key] = (name, 1)
 
     # --- ADD --------------------------------------------------------------------------------
 
     async def setup(self, pod: dict[str, Any], node: LabNode) -> None:
         meta = pod["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
-        pod_path = f"/api/v1/namespaces/{namespace}/pods/{name}"
+        sandbox_id = hashlib.sha256(f"{uid}/{time.time_ns()}".encode()).hexdigest()
         sandbox = PodSandbox(
             uid=uid,
             namespace=namespace,
             name=name,
             node=node,
-            netns=topology.pod_netns(self.lab, uid),
-            sandbox_id=hashlib.sha256(uid.encode()).hexdigest(),
+            multus=multus.Sandbox(
+                namespace=namespace,
+                name=name,
+                uid=uid,
+                sandbox_id=sandbox_id,
+                netns=topology.pod_netns(self.lab, uid),
+                node_netns=node.netns,
+                host_device=node.host_device,
+                version=node.multus_version,
+            ),
         )
         self.sandboxes[uid] = sandbox
-        finalizers = [*(meta.get("finalizers") or []), FINALIZER]
-        await self._patch(pod_path, {"metadata": {"finalizers": finalizers}})
-        await self._patch(pod_path + "/status", {"status": {"phase": "Pending"}})
         pod_ip = await self._create_sandbox_netns(sandbox)
+        cluster_mac = await self._link_mac(sandbox.netns, "eth0")
         try:
-            statuses = await self._attach_all(pod, sandbox)
-        except SandboxError as exc:
-            sandbox.failed = True
-            await self._detach_all(sandbox)
+            await self.multus.add(sandbox.multus, cluster_mac, f"{pod_ip}/32")
+        except multus.SandboxError as exc:
             topology.delete_namespaces([sandbox.netns])
-            await self._record_failure(
-                pod, node, multus.sandbox_failure(sandbox.sandbox_id, str(exc))
+            del self.sandboxes[uid]
+            failures = self._failure_counts.get(uid, 0) + 1
+            self._failure_counts[uid] = failures
+            await self.record_event(
+                pod,
+                "Warning",
+                "FailedCreatePodSandBox",
+                multus.sandbox_failure(sandbox_id, str(exc)),
             )
+            self._retry_later(pod, min(FIRST_BACKOFF * 2 ** (failures - 1), MAX_BACKOFF))
             return
-        default = multus.status_entry(
-            multus.DEFAULT_NETWORK, "eth0", statuses.pop(0), [pod_ip], default=True
+        self.retry_at.pop(uid, None)
+        self._failure_counts.pop(uid, None)
+        sandbox.pod_ip = pod_ip
+        await self._set_running(pod, node.internal_ip, pod_ip)
+        await self.record_event(pod, "Normal", "Created", "Created container: main")
+        await self.record_event(pod, "Normal", "Started", "Started container main")
+
+    async def _set_running(
+        self, pod: dict[str, Any], host_ip: str, pod_ip: str, *, resource_version: str = ""
+    ) -> None:
+        meta = pod["metadata"]
+        # With a resourceVersion the API server applies the patch to that version only (409).
+        precondition = (
+            {"metadata": {"resourceVersion": resource_version}} if resource_version else {}
         )
-        network_status = json.dumps([default, *statuses], indent=4)
-        await self._patch(
-            pod_path,
-            {"metadata": {"annotations": {multus.NETWORK_STATUS_ANNOTATION: network_status}}},
-        )
-        await self._patch(
-            pod_path + "/status",
+        conditions = [
+            {"type": kind, "status": "True", "lastTransitionTime": now()}
+            for kind in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
+        ]
+        containers = (pod.get("spec") or {}).get("containers") or []
+        await self.api.strategic_patch(
+            pod_path(meta["namespace"], meta["name"]) + "/status",
             {
+                **precondition,
                 "status": {
                     "phase": "Running",
-                    "hostIP": node.internal_ip,
+                    "hostIP": host_ip,
+                    "hostIPs": [{"ip": host_ip}],
                     "podIP": pod_ip,
                     "podIPs": [{"ip": pod_ip}],
                     "startTime": now(),
-                    "conditions": [{"type": "Ready", "status": "True"}],
-                }
+                    "conditions": conditions,
+                    "containerStatuses": [
+                        {
+                            "name": c["name"],
+                            "image": c.get("image", ""),
+                            "imageID": "",
+                            "ready": True,
+                            "restartCount": 0,
+                            "started": True,
+                            "state": {"running": {"startedAt": now()}},
+                        }
+                        for c in containers
+                    ],
+                },
             },
         )
 
@@ -220,56 +465,6 @@ class LabKubelet:
         )  # fmt: skip
         return pod_ip
 
-    async def _attach_all(self, pod: dict[str, Any], sandbox: PodSandbox) -> list[Any]:
-        """ADD every attachment; returns [eth0 MAC, status entries...] or raises SandboxError."""
-        annotations = pod["metadata"].get("annotations") or {}
-        try:
-            attachments = multus.parse_networks(
-                annotations.get(multus.NETWORKS_ANNOTATION, ""), sandbox.namespace
-            )
-        except multus.AnnotationError as exc:
-            raise SandboxError(
-                f"Multus: [{sandbox.namespace}/{sandbox.name}/{sandbox.uid}]: {exc}"
-            ) from exc
-        eth0_mac = await self._link_mac(sandbox.netns, "eth0")
-        statuses: list[Any] = [eth0_mac]
-        for attachment, ifname in zip(
-            attachments, multus.interface_names(attachments), strict=True
-        ):
-            status, body = await self._get(
-                NAD_PATH.format(namespace=attachment.namespace, name=attachment.name)
-            )
-            if status != 200:
-                raise SandboxError(
-                    f"Multus: [{sandbox.namespace}/{sandbox.name}/{sandbox.uid}]: error loading"
-                    " k8s delegates k8s args: TryLoadPodDelegates: error in getting k8s network"
-                    " for pod: GetNetworkDelegates: failed getting the delegate:"
-                    " getKubernetesDelegate: cannot find a network-attachment-definition"
-                    f" ({attachment.name}) in namespace ({attachment.namespace}):"
-                    f' network-attachment-definitions.k8s.cni.cncf.io "{attachment.name}"'
-                    " not found"
-                )
-            config = ((body.get("spec") or {}).get("config") or "").encode()
-            result = await self._plugin("ADD", sandbox, ifname, config)
-            if not result.ok:
-                # Multus runs DEL for the failed delegate too; host-device then finds nothing.
-                sandbox.attached.append((attachment, ifname, config))
-                raise SandboxError(
-                    multus.delegate_failure(
-                        sandbox.namespace,
-                        sandbox.name,
-                        sandbox.uid,
-                        attachment.name,
-                        multus.plugin_error_text(result.stdout, result.stderr),
-                    )
-                )
-            sandbox.attached.append((attachment, ifname, config))
-            mac, ips = _result_interface(result.stdout, ifname)
-            if not mac:
-                mac = await self._link_mac(sandbox.netns, ifname)
-            statuses.append(multus.status_entry(attachment.qualified_name, ifname, mac, ips))
-        return statuses
-
     async def _link_mac(self, netns: str, ifname: str) -> str:
         out = await _run("ip", "-n", netns, "-j", "link", "show", "dev", ifname, check=False)
         try:
@@ -277,99 +472,38 @@ class LabKubelet:
         except (ValueError, IndexError, KeyError):
             return ""
 
-    async def _plugin(
-        self, command: str, sandbox: PodSandbox, ifname: str, config: bytes
-    ) -> PluginResult:
-        cni_args = (
-            f"IgnoreUnknown=1;K8S_POD_NAMESPACE={sandbox.namespace};K8S_POD_NAME={sandbox.name};"
-            f"K8S_POD_INFRA_CONTAINER_ID={sandbox.sandbox_id};K8S_POD_UID={sandbox.uid}"
-        )
-        env = [
-            f"CNI_COMMAND={command}",
-            f"CNI_CONTAINERID={sandbox.sandbox_id}",
-            f"CNI_NETNS=/run/netns/{sandbox.netns}",
-            f"CNI_IFNAME={ifname}",
-            f"CNI_PATH={CNI_BIN_DIR}",
-            f"CNI_ARGS={cni_args}",
-        ]
-        proc = await asyncio.create_subprocess_exec(
-            "ip", "netns", "exec", sandbox.node.netns, "env", "-i", *env,
-            f"{CNI_BIN_DIR}/host-device",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        stdout, stderr = await proc.communicate(config)
-        result = PluginResult(proc.returncode == 0, stdout.decode(), stderr.decode())
-        log.info(
-            "host-device %s %s/%s %s in %s: rc=%s %s",
-            command, sandbox.namespace, sandbox.name, ifname, sandbox.node.name,
-            proc.returncode, (result.stdout if not result.ok else "").strip(),
-        )  # fmt: skip
-        return result
-
-    async def _record_failure(self, pod: dict[str, Any], node: LabNode, message: str) -> None:
-        meta = pod["metadata"]
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{meta['name']}.{secrets.token_hex(8)}",
-                "namespace": meta["namespace"],
-            },
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta["uid"],
-            },
-            "reason": "FailedCreatePodSandBox",
-            "type": "Warning",
-            "message": message,
-            "source": {"component": "kubelet", "host": node.name},
-            "firstTimestamp": now(),
-            "lastTimestamp": now(),
-            "count": 1,
-            "reportingComponent": "kubelet",
-            "reportingInstance": node.name,
-        }
-        url = f"{self.api_url}/api/v1/namespaces/{meta['namespace']}/events"
-        async with self.session.post(url, json=event) as resp:
-            await resp.read()
-
     # --- DEL --------------------------------------------------------------------------------
 
-    async def _detach_all(self, sandbox: PodSandbox) -> None:
-        for _attachment, ifname, config in reversed(sandbox.attached):
-            await self._plugin("DEL", sandbox, ifname, config)
-        sandbox.attached.clear()
+    async def terminate(self, pod: dict[str, Any], node: LabNode) -> None:
+        """Graceful deletion: stop, tear the sandbox down, confirm with grace period 0."""
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        self.retry_at.pop(uid, None)
+        self._failure_counts.pop(uid, None)
+        sandbox = self.sandboxes.pop(uid, None)
+        if sandbox is not None:
+            for container in (pod.get("spec") or {}).get("containers") or []:
+                await self.record_event(
+                    pod, "Normal", "Killing", f"Stopping container {container['name']}"
+                )
+            await self.teardown(sandbox)
+        status, answer = await self.api.request(
+            "DELETE",
+            pod_path(meta["namespace"], meta["name"]),
+            {"gracePeriodSeconds": 0, "preconditions": {"uid": uid}},
+        )
+        if status not in (200, 202, 404, 409):
+            log.warning("confirming deletion of %s failed: %s %s", meta["name"], status, answer)
+        self.pods_per_node[node.name].discard(uid)
 
     async def teardown(self, sandbox: PodSandbox) -> None:
         if not topology.netns_exists(sandbox.netns):
             # The namespace died without DEL (a crash): nothing left to give back.
             log.info("pod %s/%s: netns already gone, no DEL", sandbox.namespace, sandbox.name)
+            sandbox.multus.delegates.clear()
             return
-        await self._detach_all(sandbox)
+        await self.multus.delete(sandbox.multus, netns_exists=True)
         topology.delete_namespaces([sandbox.netns])
-
-
-def _result_interface(stdout: str, ifname: str) -> tuple[str, list[str]]:
-    try:
-        result = json.loads(stdout)
-    except json.JSONDecodeError:
-        return "", []
-    mac = ""
-    for index, interface in enumerate(result.get("interfaces") or []):
-        if interface.get("name") == ifname and interface.get("sandbox"):
-            mac = interface.get("mac", "")
-            ips = [
-                ip["address"].split("/")[0]
-                for ip in result.get("ips") or []
-                if ip.get("interface", index) == index
-            ]
-            return mac, ips
-    return mac, [ip["address"].split("/")[0] for ip in result.get("ips") or []]
 
 
 async def _run(*command: str, stdin: bytes | None = None, check: bool = True) -> str:

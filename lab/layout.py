@@ -11,6 +11,9 @@ A layout is a small YAML file (or the built-in DEFAULT_LAYOUT)::
           - {name: eth5, address: 10.1.0.11/24}                         # address, no default route
         bridges: [br-ex]
         calico: true          # a cali<hex> veth and vxlan.calico, as Calico leaves on a node
+        host_device: "1.2.0"  # which host-device release the node runs (1.1.1, 1.2.0, 1.6.2)
+        multus: "3.9"         # which Multus generation the node's Multus behaves as (3.9, 4.2)
+        labels: {nicportal.io/rack: r1}    # extra Node labels (for nodeSelector / affinity)
 
 Every NIC is a veth whose peer sits in the lab's switch namespace (one bridge there), so that
 traffic can flow between nodes and pods that got a NIC.
@@ -31,6 +34,16 @@ LAB_NAME = re.compile(r"^[a-z0-9]{1,20}$")  # no dash: `nplab-<lab>-` must never
 NODE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 GATEWAY = "10.0.0.254"  # the switch's address on the node network, the nodes' default gateway
 SWITCH_ADDRESS = f"{GATEWAY}/24"
+# host-device releases (lab/components.py builds 1.2.0 and 1.6.2, Debian ships 1.1.1) and the
+# Multus generations whose writes the lab's Multus reproduces (lab/multus.py).
+HOST_DEVICE_RELEASES = ("1.1.1", "1.2.0", "1.6.2")
+DEFAULT_HOST_DEVICE = "1.1.1"
+MULTUS_VERSIONS = ("3.9", "4.2")
+DEFAULT_MULTUS = "4.2"
+LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
 class LayoutError(ValueError):
@@ -51,6 +64,9 @@ class NodeLayout:
     nics: tuple[NicSpec, ...]
     bridges: tuple[str, ...] = ()
     calico: bool = False
+    host_device: str = DEFAULT_HOST_DEVICE
+    multus: str = DEFAULT_MULTUS
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def internal_ip(self) -> str:
@@ -101,12 +117,23 @@ def parse_layout(data: Any) -> Layout:
         if not isinstance(raw, dict) or "name" not in raw:
             raise LayoutError(f"a node needs a name, got {raw!r}")
         name = str(raw["name"])
+        unknown = set(raw) - {
+            "name", "nics", "bridges", "calico", "host_device", "multus", "labels"
+        }  # fmt: skip
+        if unknown:
+            raise LayoutError(f"node {name}: unknown keys {sorted(unknown)}")
+        labels = raw.get("labels") or {}
+        if not isinstance(labels, dict):
+            raise LayoutError(f"node {name}: labels is a mapping of label keys to values")
         nodes.append(
             NodeLayout(
                 name=name,
                 nics=tuple(_nic(nic, name) for nic in raw.get("nics", [])),
                 bridges=tuple(str(b) for b in raw.get("bridges", [])),
                 calico=bool(raw.get("calico", False)),
+                host_device=str(raw.get("host_device", DEFAULT_HOST_DEVICE)),
+                multus=str(raw.get("multus", DEFAULT_MULTUS)),
+                labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
             )
         )
     layout = Layout(nodes=tuple(nodes))
@@ -134,6 +161,18 @@ def validate(layout: Layout) -> None:
                 raise LayoutError(f"node {node.name}: link name {link!r} invalid or over 11 chars")
         if len(set(names)) != len(names):
             raise LayoutError(f"node {node.name}: duplicate link names")
+        if node.host_device not in HOST_DEVICE_RELEASES:
+            raise LayoutError(
+                f"node {node.name}: host_device {node.host_device!r}: the lab has"
+                f" {', '.join(HOST_DEVICE_RELEASES)}"
+            )
+        if node.multus not in MULTUS_VERSIONS:
+            raise LayoutError(
+                f"node {node.name}: multus {node.multus!r}: one of {', '.join(MULTUS_VERSIONS)}"
+            )
+        for key, value in node.labels:
+            if not LABEL_KEY.match(key) or not LABEL_VALUE.match(value) or len(value) > 63:
+                raise LayoutError(f"node {node.name}: label {key}={value!r} is not valid")
         for nic in node.nics:
             if nic.master and nic.master not in node.bridges:
                 raise LayoutError(f"node {node.name}, NIC {nic.name}: no bridge {nic.master}")

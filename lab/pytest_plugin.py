@@ -5,7 +5,8 @@
   $NICPORTAL_LAB_PORTAL_URL.
 - `clean_lab` (function): the same lab after `reset()` (no test pods or NADs, NICs as built).
 - `lab_requirements` (session): skips (or fails when NICPORTAL_REQUIRE_SERVICES=1) where the
-  machine cannot run a lab: not root, no `ip netns`, no host-device plugin.
+  machine cannot run a lab: not root, no `ip netns`, no host-device plugin, a component not
+  built (`python -m lab build`).
 """
 
 from __future__ import annotations
@@ -14,24 +15,27 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from lab import control
+from lab import components, control
 from lab.handle import LabHandle
-from lab.kubelet import CNI_BIN_DIR
 from lab.state import state_dir
 
 
 def lab_unavailable_reason() -> str | None:
     if os.geteuid() != 0:
         return "the lab needs root (network namespaces)"
-    if not Path(CNI_BIN_DIR, "host-device").is_file():
+    if not components.DEBIAN_HOST_DEVICE.is_file():
         return (
-            f"no {CNI_BIN_DIR}/host-device"
+            f"no {components.DEBIAN_HOST_DEVICE}"
             " (apt-get install --no-install-recommends containernetworking-plugins)"
         )
+    for name in components.COMPONENTS:
+        try:
+            components.binary(name)
+        except components.ComponentError as exc:
+            return str(exc)
     probe = subprocess.run(["ip", "netns", "list"], capture_output=True, check=False)
     if probe.returncode != 0:
         return "`ip netns` does not work here"

@@ -1,9 +1,12 @@
 """The lab's state directory: what `up` made, so that `down` and `status` can find it.
 
 Layout of `<state dir>` (default `<repo>/var/lab/<name>/`, or `$NICPORTAL_LAB_DIR/<name>/`):
-`lab.json` (name, ports, nodes), `kubeconfig`, `agent-master-key` (the portal's master key),
-`agent-key-<node>` (each agent's own node key, derived from it), `daemon.pid`, `pids.json`
-(agent pids), `ready`, `daemon.log`, `agent-<node>.log`.
+`lab.json` (name, ports, tokens, component versions, nodes), `kubeconfig` (admin),
+`portal.kubeconfig` (the portal's ServiceAccount), `pki/`
+(CA, API server certificate, service-account keys, token file), `etcd/` (its data),
+`agent-master-key` (the portal's master key), `agent-key-<node>` (each agent's own node key,
+derived from it), `daemon.pid`, `pids.json` (agent pids), `ready`, `daemon.log`, `etcd.log`,
+`kube-apiserver.log`, `agent-<node>.log`.
 """
 
 from __future__ import annotations
@@ -80,6 +83,15 @@ class LabState:
         return self.directory / "kubeconfig"
 
     @property
+    def portal_kubeconfig(self) -> Path:
+        """The portal's ServiceAccount token with the shipped RBAC (written by the daemon)."""
+        return self.directory / "portal.kubeconfig"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.directory / "pki"
+
+    @property
     def agent_master_key_file(self) -> Path:
         return self.directory / "agent-master-key"
 
@@ -125,6 +137,7 @@ class LabState:
             "name": self.data["name"],
             "api_url": self.data["api_url"],
             "kubeconfig": str(self.kubeconfig),
+            "portal_kubeconfig": str(self.portal_kubeconfig),
             "cluster_name": CLUSTER_NAME,
             "agent_master_key_file": str(self.agent_master_key_file),
             "nodes": [
@@ -133,6 +146,8 @@ class LabState:
                     "netns": node["netns"],
                     "internal_ip": node["internal_ip"],
                     "agent_url": f"http://127.0.0.1:{node['agent_port']}",
+                    "host_device": node.get("host_device", ""),
+                    "multus": node.get("multus", ""),
                 }
                 for node in self.data["nodes"]
             ],

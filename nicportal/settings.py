@@ -60,10 +60,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: a database that is down or restarting answers 503 + Retry-After, never 500.
+    "nicportal.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # NUL and control characters in the path or a query parameter: 400 naming the parameter.
+    "nicportal.middleware.ControlCharactersMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -71,7 +75,17 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
-ROOT_URLCONF = "nicportal.urls"
+# The admission webhook server (its own Deployment, gunicorn with TLS, see
+# nicportal/webhook_gunicorn.py) serves only the webhook's URLs, never the UI or the API.
+WEBHOOK_SERVER = env_bool("NICPORTAL_WEBHOOK_SERVER", False)
+ROOT_URLCONF = "nicportal.urls_webhook" if WEBHOOK_SERVER else "nicportal.urls"
+if WEBHOOK_SERVER:
+    # No sessions, CSRF, users, messages or htmx for the API server's calls: each middleware is
+    # time on every pod creation in the cluster.
+    MIDDLEWARE = [
+        "django.middleware.security.SecurityMiddleware",
+        "django.middleware.common.CommonMiddleware",
+    ]
 WSGI_APPLICATION = "nicportal.wsgi.application"
 
 TEMPLATES = [
@@ -98,13 +112,30 @@ if PRODUCTION and any(m in DATABASE_URL.lower() for m in ("replace_me", "changem
     )
 if DATABASE_URL:
     try:
-        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+        # Persistent connections, checked before their first use in each request or task: a
+        # connection broken by a PostgreSQL restart is replaced instead of failing a request.
+        DATABASES = {
+            "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+        }
+        if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+            # An unreachable server fails the request fast (503) instead of hanging a worker.
+            DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+                "connect_timeout", env_int("NICPORTAL_DB_CONNECT_TIMEOUT", 5, minimum=1)
+            )
         # One test database per test process: runs side by side never drop each other's.
         DATABASES["default"]["TEST"] = {
             "NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
         }
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
+    # A cap on every statement (milliseconds; 0 = none): the webhook server sets it well under
+    # its own deadline, so a slow database ends a review in an error, not in the API server's
+    # timeout.
+    _statement_timeout = env_int("NICPORTAL_DB_STATEMENT_TIMEOUT_MS", 0, minimum=0)
+    if _statement_timeout and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+            f"-c statement_timeout={_statement_timeout}"
+        )
 else:
     DATABASES = {
         "default": {
@@ -127,12 +158,22 @@ if not REDIS_URL and CELERY_BROKER_URL.startswith("redis"):
     # Same server as the broker, another database: clearing the cache must not drop tasks.
     _broker = urlsplit(CELERY_BROKER_URL)
     REDIS_URL = urlunsplit(_broker._replace(path="/1"))
+# The cache is an optimisation (agent contact times, sweep status, lint flags, locks, fleet
+# counts): every reader falls back to the database. So a Redis that is down or slow is a cache
+# miss (django-redis IGNORE_EXCEPTIONS), never a 500; /readyz reports it as degraded, and the
+# locks fall back to PostgreSQL advisory locks (inventory.services.polling.cache_lock).
+CACHE_TIMEOUT = env_float("NICPORTAL_CACHE_TIMEOUT", 0.5, minimum=0.05)
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "nicportal",
+            "OPTIONS": {
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": CACHE_TIMEOUT,
+                "SOCKET_TIMEOUT": CACHE_TIMEOUT,
+            },
         }
     }
 else:
@@ -233,12 +274,41 @@ AGENT_STALE_AFTER = env_float("NICPORTAL_AGENT_STALE_AFTER", 3 * POLL_INTERVAL, 
 # Multus version of the cluster (MicroK8s' addon ships v3.9 -> cniVersion 0.3.1); "" = unknown.
 MULTUS_VERSION = env_str("NICPORTAL_MULTUS_VERSION", "")
 
+# --- Admission webhook (inventory/webhook.py, docs/WEBHOOK.md) -------------------------------
+# enforce: deny what breaks the rules; warn: allow it with a warning and record the would-be
+# denial (the page at /admission/), to watch a cluster before enforcing.
+WEBHOOK_MODE = env_str("NICPORTAL_WEBHOOK_MODE", "enforce").strip().lower()
+if WEBHOOK_MODE not in {"enforce", "warn"}:
+    raise ImproperlyConfigured(
+        f"NICPORTAL_WEBHOOK_MODE must be enforce or warn, got {WEBHOOK_MODE!r}"
+    )
+# Must match the ValidatingWebhookConfiguration's failurePolicy: what the server answers when it
+# cannot decide (database down): Ignore allows with a warning, Fail denies.
+WEBHOOK_FAILURE_POLICY = env_str("NICPORTAL_WEBHOOK_FAILURE_POLICY", "Ignore").strip().capitalize()
+if WEBHOOK_FAILURE_POLICY not in {"Ignore", "Fail"}:
+    raise ImproperlyConfigured(
+        f"NICPORTAL_WEBHOOK_FAILURE_POLICY must be Ignore or Fail, got {WEBHOOK_FAILURE_POLICY!r}"
+    )
+# Nodes, NADs and team namespaces are held in memory and refreshed in the background at most
+# this old (seconds; the sweep interval by default, the pace at which nodes and NADs change in
+# the database anyway); NIC ownership and reservations are read fresh for every review.
+WEBHOOK_INDEX_MAX_AGE = env_float("NICPORTAL_WEBHOOK_INDEX_MAX_AGE", POLL_INTERVAL, minimum=0.0)
+
 # --- Auth, REST ------------------------------------------------------------------------------
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# Request bodies of the API (and agent hints): larger or deeper JSON is a 400 naming the limit.
+API_MAX_JSON_BYTES = env_int("NICPORTAL_API_MAX_JSON_BYTES", 256 * 1024, minimum=1024)
+API_MAX_JSON_DEPTH = env_int("NICPORTAL_API_MAX_JSON_DEPTH", 32, minimum=4)
+# Seconds a client is asked to wait (Retry-After) when the database or the task queue is down.
+RETRY_AFTER = env_int("NICPORTAL_RETRY_AFTER", 10, minimum=1)
+
 REST_FRAMEWORK = {
+    # JSON bodies only (form encodings turn "" into "absent" for optional fields, which would
+    # make `{"team": ""}` mean "my only team" instead of a 400), within size and depth limits.
+    "DEFAULT_PARSER_CLASSES": ["nicportal.parsers.BoundedJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

@@ -67,12 +67,13 @@ def _clear_cache():
 
 @pytest.fixture
 def lab_portal(lab, settings):
-    """The portal configured to watch the session's lab, with a clean lab (no test pods or NADs)
-    and the inventory filled by one sweep. Yields the lab handle; cleans the lab up after."""
+    """The portal configured to watch the session's lab as its ServiceAccount with the shipped
+    RBAC (deploy/kubernetes/rbac.yaml), with a clean lab (no test pods or NADs) and the inventory
+    filled by one sweep. Yields the lab handle; cleans the lab up after."""
     from inventory.services import polling
 
     lab.reset()
-    settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.KUBECONFIG = str(lab.portal_kubeconfig)
     settings.AGENT_MASTER_KEY = lab.agent_master_key
     settings.CLUSTER_NAME = "lab"
     settings.AGENT_NAMESPACE = "nicportal"

@@ -53,6 +53,18 @@ def missing_parts(*, database: str = "postgres") -> list[str]:
             "host-device plugin missing"
             " (apt-get install --no-install-recommends containernetworking-plugins)"
         )
+
+    from lab import components
+
+    for name in components.COMPONENTS:
+        try:
+            components.binary(name)
+        except components.ComponentError as exc:
+            missing.append(str(exc))
+    # The lab's kubectl tests use the machine's kubectl (this machine kind's image ships
+    # /usr/bin/kubectl 1.32; Debian's kubernetes-client is 1.20, too old for the lab's 1.37).
+    if not shutil.which("kubectl", path="/usr/local/bin:/usr/bin:/bin"):
+        missing.append("kubectl missing from /usr/local/bin, /usr/bin or /bin")
     if not shutil.which("ip"):
         missing.append("iproute2 missing")
     else:

@@ -11,12 +11,18 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
 from inventory.api.query import NUMBER_LIMIT, integer_column
+from inventory.api.serializers import StrictSerializer
 
 ERROR_BODY = {
     "type": "object",
     "description": "`detail` for 401/403/404; for 400 one key per bad field with its messages.",
     "additionalProperties": True,
 }
+# No control character (tab and line breaks aside) in any text the API takes: the rule of
+# inventory.rules.bounded_json.CONTROL, enforced by nicportal.middleware (query parameters and
+# paths) and nicportal.parsers (bodies), written into the schema so that the contract says it.
+TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
+
 DEFAULT_ERRORS = {
     "400": "Bad input: the body names each field (or query parameter) and what is wrong.",
     "401": "No credentials, or a token that is unknown or expired.",
@@ -40,11 +46,23 @@ class ApiAutoSchema(AutoSchema):
             )
         return responses
 
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        operation = super().get_operation(*args, **kwargs)
+        for parameter in (operation or {}).get("parameters", []):
+            _constrain_text(parameter.get("schema", {}))
+        return operation
+
     def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
         schema = super()._map_basic_serializer(serializer, direction)
         # With `?fields=`/`?brief=` any field may be absent from a response.
         if direction == "response" and getattr(serializer, "selectable_fields", False):
             schema.pop("required", None)
+        if direction == "request":
+            if isinstance(serializer, StrictSerializer):
+                schema["additionalProperties"] = False
+            for field_schema in schema.get("properties", {}).values():
+                _constrain_text(field_schema)
+                _constrain_text(field_schema.get("items", {}))
         return schema
 
     def _get_filter_parameters(self) -> list[dict[str, Any]]:
@@ -78,3 +96,9 @@ class PasswordScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {"type": "http", "scheme": "basic"}
+
+
+def _constrain_text(schema: dict[str, Any]) -> None:
+    """Free text (a string without its own pattern, enum or format) gets TEXT_PATTERN."""
+    if schema.get("type") == "string" and not {"pattern", "enum", "format"} & schema.keys():
+        schema["pattern"] = TEXT_PATTERN

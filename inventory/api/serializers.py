@@ -4,9 +4,10 @@ rules live in inventory.services."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -172,6 +173,36 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def unknown_field_message(name: str, known: list[str]) -> str:
+    """Names the field the caller probably meant: `cniVersion` is CNI's spelling of this API's
+    `cni_version`, and a silently dropped field would give them a NAD they did not ask for."""
+    guess = _snake_case(name) if _snake_case(name) in known else ""
+    if not guess:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        guess = close[0] if close else ""
+    hint = f" Did you mean {guess!r}?" if guess else ""
+    return f"Unknown field.{hint} Known fields: {', '.join(known)}."
+
+
+# A write serializer that refuses fields it does not know (400 naming each), instead of DRF's
+# default of ignoring them; its schema says `additionalProperties: false` (api/schema.py). A
+# comment, not a docstring: drf-spectacular would show it as every subclass's description.
+class StrictSerializer(serializers.Serializer):
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            known = [name for name, field in self.fields.items() if not field.read_only]
+            unknown = sorted(str(name) for name in data if name not in known)
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [unknown_field_message(name, known)] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
 class ClusterSerializer(serializers.ModelSerializer):
     class Meta:
         model = Cluster
@@ -307,7 +338,7 @@ class ReservationSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReservationCreateSerializer(serializers.Serializer):
+class ReservationCreateSerializer(StrictSerializer):
     interface = StrictIntegerField(
         min_value=1, max_value=2**63 - 1, help_text="Id of the interface to reserve."
     )
@@ -324,7 +355,7 @@ class ReservationCreateSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(help_text="End of the reservation (in the future).")
 
 
-class ReservationExtendSerializer(serializers.Serializer):
+class ReservationExtendSerializer(StrictSerializer):
     expires_at = serializers.DateTimeField(help_text="New end, later than the current one.")
 
 
@@ -360,7 +391,7 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?
 POD_IFNAME = r"^[A-Za-z0-9_.-]{1,15}$"
 
 
-class NadRequestSerializer(serializers.Serializer):
+class NadRequestSerializer(StrictSerializer):
     """What the NAD builder needs (inventory.services.nads): where the NAD goes, which host
     NICs it may hand to pods (one per node; pod placement follows from their nodes), how
     host-device finds the device, and the pod side (interface name, IPAM)."""
@@ -526,7 +557,7 @@ class TokenSerializer(serializers.Serializer):
     expiry = serializers.DateTimeField(read_only=True)
 
 
-class TokenCreateSerializer(serializers.Serializer):
+class TokenCreateSerializer(StrictSerializer):
     note = StrictCharField(
         required=False,
         allow_blank=True,

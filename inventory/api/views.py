@@ -30,7 +30,6 @@ from rest_framework import filters, mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -104,12 +103,10 @@ class ApiViewSetMixin:
     schema = ApiAutoSchema()
     pagination_class = BoundedLimitOffsetPagination
     filter_backends = [StrictDjangoFilterBackend, filters.OrderingFilter]
-    # JSON bodies only: form encodings turn "" into "absent" for optional fields, which would
-    # make `{"team": ""}` mean "my only team" instead of a 400.
-    parser_classes = [JSONParser]
     # Any id-shaped segment reaches the view, so `/interfaces/abc/` is a JSON 404 like
-    # `/interfaces/999/`, not Django's HTML page.
-    lookup_value_regex = "[^/]+"
+    # `/interfaces/999/`, not Django's HTML page. Control characters excepted: they are a 400
+    # before routing (nicportal.middleware), and the schema's pattern says so.
+    lookup_value_regex = "[^/\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]+"
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -467,7 +464,6 @@ class TokenViewSet(
     ]
     serializer_class = s.TokenListSerializer
     lookup_field = "token_key"
-    lookup_value_regex = "[^/]+"
     filter_backends: list[type] = []
     ordering_fields: list[str] = []
 

@@ -30,10 +30,13 @@ import fastjsonschema
 import urllib3
 from django.conf import settings
 
+from inventory.rules import bounded_json
 from nodeagent import auth
 from nodeagent.schema import SCHEMA_VERSION, SNAPSHOT_SCHEMA
 
 SNAPSHOT_PATH = "/v1/snapshot"
+# A snapshot nests 5 levels (nodeagent.schema); this leaves room for the schema to grow.
+SNAPSHOT_MAX_DEPTH = 16
 _CHUNK = 64 * 1024
 _ERROR_BODY_BYTES = 64 * 1024
 # What an agent's 401 reason code means, in words a person can act on. Only these fixed texts
@@ -62,8 +65,6 @@ class AgentKeyring:
 
     @classmethod
     def from_settings(cls) -> AgentKeyring:
-        from django.conf import settings
-
         masters = [settings.AGENT_MASTER_KEY, settings.AGENT_MASTER_KEY_PREVIOUS]
         return cls([m.encode() for m in masters if m], cluster=settings.CLUSTER_NAME)
 
@@ -275,10 +276,16 @@ class AgentClient:
 
     def _validate(self, body: bytes, node: str) -> dict[str, Any]:
         try:
-            document = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            # ValueError covers JSONDecodeError and bytes that are no Unicode at all.
-            raise _AgentFault(f"not JSON: {exc}") from None
+            # Text that cannot be stored (NUL, lone surrogates) is refused with the field's path.
+            document = bounded_json.loads(
+                body,
+                max_bytes=self.max_bytes,
+                max_depth=SNAPSHOT_MAX_DEPTH,
+                forbidden=bounded_json.UNSTORABLE,
+            )
+        except bounded_json.JsonRefused as refused:
+            where = f" at {refused.field}" if refused.field else ""
+            raise _AgentFault(f"snapshot refused{where}: {refused.message}") from None
         if not isinstance(document, dict):
             raise _AgentFault(f"schema: data must be object, got {type(document).__name__}")
         schema_version, validate = _snapshot_validator()

@@ -265,6 +265,18 @@ def _device(
     )
 
 
+# For readers that select these columns themselves (the admission webhook's one query).
+DEVICE_COLUMNS = _DEVICE_COLUMNS
+
+
+def device_from_values(
+    node: str, values: tuple, *, reserved_team: str, plugin: nad.PluginFacts | None
+) -> nad.DeviceFacts:
+    """A DeviceFacts from the values of DEVICE_COLUMNS, in that order (anything after them is
+    left alone)."""
+    return _device(node, values, reserved_team=reserved_team, plugin=plugin)
+
+
 def pod_nads(
     interface_ids: Iterable[int] | None = None, *, node_ids: Iterable[int] = ()
 ) -> dict[int, str]:

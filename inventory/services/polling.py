@@ -3,12 +3,14 @@
 
 Locks live in the cache (Redis in production): `cache.add` is atomic there, so two sweeps never
 overlap and two polls of one node never interleave. A lock has a timeout a little longer than the
-task's hard time limit, so a killed worker cannot hold it forever.
+task's hard time limit, so a killed worker cannot hold it forever. When the cache does not answer,
+the lock is a PostgreSQL advisory lock instead (see `cache_lock`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import queue
 import threading
@@ -24,7 +26,7 @@ from django.utils import timezone
 
 from inventory.clients.agents import AgentClient
 from inventory.clients.cluster import ClusterClient, ClusterError
-from inventory.models import Cluster, Node
+from inventory.models import Cluster, Node, contact_cache_key
 from inventory.sync.contact import note_agent_failure, note_not_modified
 from inventory.sync.lint import lint_cluster_nads
 from inventory.sync.listing import apply_listing, get_cluster
@@ -39,14 +41,48 @@ SWEEP_STATUS_KEY = "sweep-status"
 
 @contextlib.contextmanager
 def cache_lock(name: str, *, timeout: float) -> Iterator[bool]:
-    """Yields True when this caller holds the lock, False when someone else does."""
+    """Yields True when this caller holds the lock, False when someone else does.
+
+    `cache.add` answers None when Redis did not answer (django-redis IGNORE_EXCEPTIONS, see
+    settings): the lock falls back to the database, so that sweeps and node polls go on, still
+    one at a time, while the cache is down. For the moment Redis comes back, a holder of the
+    database lock and a holder of the cache lock may overlap once; both are safe to overlap
+    (writes are serialised by the node row lock in sync.snapshot.apply_snapshot), only wasteful."""
     key = f"lock:{name}"
     acquired = cache.add(key, "1", timeout=int(timeout) + 1)
+    if acquired is None:
+        log.warning("lock=%s cache unavailable: using a database lock", name)
+        with database_lock(key) as held:
+            yield held
+        return
     try:
         yield acquired
     finally:
         if acquired:
             cache.delete(key)
+
+
+@contextlib.contextmanager
+def database_lock(key: str) -> Iterator[bool]:
+    """A PostgreSQL session advisory lock on this thread's connection (pg_try_advisory_lock:
+    never waits), released at the end, or by the server when the connection ends, so a killed
+    worker holds nothing. (Behind a transaction-pooling PgBouncer, session locks do not hold:
+    keep the cache up there.) Other databases have no such lock; SQLite, the embedded one,
+    serialises its writers anyway: the lock is held."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    lock_id = int.from_bytes(digest, "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_id])
+        held = bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
 
 
 def _lock_timeout() -> float:
@@ -94,11 +130,25 @@ def poll_node(
                 stats.messages.append(f"{node.name}: poll already running")
                 return stats
             stats = _poll_node(node, agent=agent, contacts=contacts)
+            if contacts is None and not stats.agent_failures:
+                _keep_contacts_without_cache({contact_cache_key(node.pk): node.pk})
     else:
         stats = _poll_node(node, agent=agent, contacts=contacts)
     if recompute and not (stats.created or stats.updated or stats.vanished):
         stats.add(refresh_node_ownership(node))
     return stats
+
+
+def _keep_contacts_without_cache(node_ids: dict[str, int]) -> None:
+    """The agents' contact times just written to the cache ({cache key: node id}): when the
+    cache did not keep them (Redis down), they go to the Node rows, which every reader falls
+    back to, so that a node is not judged stale, nor shown as silent, from an old row. One read
+    of the cache per call: with Redis up, nothing else happens."""
+    sample = next(iter(node_ids), None)
+    if sample is None or cache.get(sample) is not None:
+        return
+    now = timezone.now()
+    Node.objects.filter(pk__in=node_ids.values()).update(last_contact_at=now)
 
 
 def _poll_node(node: Node, *, agent: AgentClient | None, contacts: dict | None = None) -> SyncStats:
@@ -127,7 +177,8 @@ class SweepReport:
 
 def record_sweep(cluster: Cluster, report: SweepReport) -> None:
     """Sweep bookkeeping goes to the cache (read by /readyz and /metrics) so that a warm sweep
-    writes no rows; the Cluster row is updated at most every few minutes, or on an error."""
+    writes no rows; the Cluster row is updated at most every few minutes, on an error, or on
+    every sweep while the cache does not keep the status (the readers fall back to the row)."""
     now = timezone.now()
     status = {
         "at": now.isoformat(),
@@ -139,7 +190,9 @@ def record_sweep(cluster: Cluster, report: SweepReport) -> None:
         "rows_written": report.stats.rows_written,
         "error": report.cluster_error,
     }
-    cache.set(f"{SWEEP_STATUS_KEY}:{cluster.pk}", status, timeout=None)
+    key = f"{SWEEP_STATUS_KEY}:{cluster.pk}"
+    cache.set(key, status, timeout=None)
+    cached = cache.get(key) == status
     if report.cluster_error:
         if cluster.last_error != report.cluster_error:
             cluster.last_error = report.cluster_error[:2000]
@@ -149,7 +202,7 @@ def record_sweep(cluster: Cluster, report: SweepReport) -> None:
     stale = (
         cluster.last_sweep_ok_at is None or (now - cluster.last_sweep_ok_at).total_seconds() > 300
     )
-    if stale or cluster.last_error:
+    if stale or cluster.last_error or not cached:
         cluster.last_sweep_at = cluster.last_sweep_ok_at = now
         cluster.last_sweep_duration = report.duration
         cluster.last_error = ""
@@ -160,6 +213,40 @@ def record_sweep(cluster: Cluster, report: SweepReport) -> None:
 
 def sweep_status(cluster: Cluster) -> dict | None:
     return cache.get(f"{SWEEP_STATUS_KEY}:{cluster.pk}")
+
+
+def dispatch_sweep(*, enqueue: Callable[[int, bool], object]) -> SweepReport:
+    """The Celery form of a sweep (tasks.sweep): poll the cluster, hand every node to
+    `enqueue(node_id, recompute)` (a poll_node task), lint the NADs, and record the outcome
+    where /readyz and /metrics read it, as `sweep_inline` does.
+
+    The node polls run after this returns, so the agent counts are the nodes' last known state
+    (agent_error empty or not), from the previous polls."""
+    started = time.monotonic()
+    report = SweepReport()
+    cluster = get_cluster()
+    touched: set[int] = set()
+    try:
+        listed = poll_cluster(cluster, recompute=False)
+        touched = listed.touched_nodes
+        report.stats.add(listed)
+    except ClusterError as exc:
+        # Keep polling the agents we know: their facts stay fresh while the API is down.
+        report.cluster_error = str(exc)
+        log.error("cluster poll failed: %s", exc)
+    nodes = Node.objects.filter(cluster=cluster, in_cluster=True)
+    node_ids = list(nodes.values_list("pk", flat=True))
+    for node_id in node_ids:
+        enqueue(node_id, node_id in touched)
+    report.nodes = len(node_ids)
+    report.agents_failed = nodes.exclude(agent_error="").count()
+    report.agents_ok = report.nodes - report.agents_failed
+    # Lint against the inventory as it stands (the node polls just queued refresh it; their
+    # effect shows in the next sweep's lint).
+    report.stats.other_rows += lint_cluster_nads(cluster)
+    report.duration = time.monotonic() - started
+    record_sweep(cluster, report)
+    return report
 
 
 def sweep_inline(
@@ -240,6 +327,8 @@ def sweep_inline(
                 future.result()
     if contacts:
         cache.set_many(contacts, timeout=None)
+        ids = {contact_cache_key(node.pk): node.pk for node in nodes}
+        _keep_contacts_without_cache({key: ids[key] for key in contacts if key in ids})
     report.stats.other_rows += lint_cluster_nads(cluster)
     report.duration = time.monotonic() - started
     record_sweep(cluster, report)

@@ -3,11 +3,15 @@ they depend on changed, written only where they changed."""
 
 from __future__ import annotations
 
+import logging
+
 from django.core.cache import cache
 
 from inventory.models import Cluster, NetworkAttachment
 from inventory.read import facts
 from inventory.rules import nad
+
+log = logging.getLogger(__name__)
 
 
 def _lint_key(cluster_id: int) -> str:
@@ -25,7 +29,9 @@ def lint_cluster_nads(cluster: Cluster, *, force: bool = False) -> int:
     on changed (or force); write only the NADs whose findings changed. Returns rows written.
 
     An unknown flag (a fresh cache) counts as due, so a restart re-lints once. The flag is
-    cleared before linting: a change made meanwhile marks it again for the next sweep."""
+    cleared before linting: a change made meanwhile marks it again for the next sweep. A NAD the
+    linter itself cannot read gets one LINT_FAILED finding, and the others are linted all the
+    same."""
     if not force and not cache.get(_lint_key(cluster.pk), True):
         return 0
     cache.set(_lint_key(cluster.pk), False, timeout=None)
@@ -37,19 +43,23 @@ def lint_cluster_nads(cluster: Cluster, *, force: bool = False) -> int:
     changed = []
     rows = NetworkAttachment.objects.filter(cluster=cluster, in_cluster=True).select_related("team")
     for row in rows:
-        findings = [
-            f.as_dict()
-            for f in nad.lint(
-                namespace=row.namespace,
-                name=row.name,
-                config=row.config,
-                annotations={k: str(v) for k, v in (row.annotations or {}).items()},
-                devices_by_node=devices,
-                plugins_by_node=plugins,
-                multus_version=multus_version,
-                team=row.team.name if row.team is not None else "",
-            )
-        ]
+        try:
+            findings = [
+                f.as_dict()
+                for f in nad.lint(
+                    namespace=row.namespace,
+                    name=row.name,
+                    config=row.config,
+                    annotations={k: str(v) for k, v in (row.annotations or {}).items()},
+                    devices_by_node=devices,
+                    plugins_by_node=plugins,
+                    multus_version=multus_version,
+                    team=row.team.name if row.team is not None else "",
+                )
+            ]
+        except Exception as exc:  # one unreadable NAD must not stop the others (logged)
+            log.exception("nad=%s/%s lint crashed", row.namespace, row.name)
+            findings = [nad.lint_failed(exc).as_dict()]
         if row.findings != findings:
             row.findings = findings
             changed.append(row)

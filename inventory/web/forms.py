@@ -17,7 +17,7 @@ from django.utils import timezone
 from inventory.choices import OwnershipState
 from inventory.models import Interface
 from inventory.read import facts
-from inventory.rules import nad
+from inventory.rules import bounded_json, nad
 from inventory.rules.nad.ipam import FIELDS_BY_TYPE, IPAM_TYPES
 from inventory.services import tokens
 
@@ -34,6 +34,24 @@ class DateTimeLocalInput(forms.DateTimeInput):
 
 def default_expiry() -> datetime:
     return (timezone.localtime() + DEFAULT_RESERVATION).replace(second=0, microsecond=0)
+
+
+def refuse_control_characters(value: str) -> None:
+    """Control characters (tab and line breaks aside) and lone surrogates have no place in
+    anything typed into the portal. NUL is left to Django's own validator of every CharField."""
+    problem = bounded_json.text_problem(value.replace("\x00", ""))
+    if problem:
+        raise forms.ValidationError(problem, code="control_characters")
+
+
+class PortalForm(forms.Form):
+    """A form whose text fields refuse control characters with a form error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if isinstance(field, forms.CharField):
+                field.validators.append(refuse_control_characters)
 
 
 def extension_default(current_end: datetime) -> datetime:
@@ -65,7 +83,7 @@ class ExpiryField(forms.DateTimeField):
             raise forms.ValidationError("Choose a time in the future.")
 
 
-class ReserveForm(forms.Form):
+class ReserveForm(PortalForm):
     purpose = forms.CharField(
         max_length=500,
         widget=forms.TextInput(attrs={"placeholder": "e.g. SR-IOV test for the 5G core"}),
@@ -73,7 +91,7 @@ class ReserveForm(forms.Form):
     expires_at = ExpiryField(label="Until", initial=default_expiry)
 
 
-class ExtendForm(forms.Form):
+class ExtendForm(PortalForm):
     # The initial value depends on the reservation: ExtendView gives extension_default().
     expires_at = ExpiryField(label="New end")
 
@@ -109,12 +127,35 @@ def usable_interfaces(team: Group | None) -> QuerySet[Interface]:
     )
 
 
+def database_id(text: str) -> int | None:
+    """The row id `text` spells, or None when it spells none a 64-bit column can hold. ASCII
+    digits only: str.isdigit() also takes "²" and Arabic-Indic digits, which int() refuses or
+    reads, and an id past 2**63 makes SQLite raise OverflowError in the query."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        return None
+    number = int(text)
+    return number if 0 < number < 2**63 else None
+
+
 class InterfaceChoiceField(forms.ModelMultipleChoiceField):
+    def _check_values(self, value: Any) -> Any:
+        # An id that is no row id is refused here, with the field's own message: past 2**63
+        # SQLite raises OverflowError (not the ValueError Django's field catches).
+        for pk in value:
+            if database_id(str(pk)) is None:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": pk},
+                )
+        return super()._check_values(value)
+
     def label_from_instance(self, obj: Interface) -> str:
         return f"{obj.node.name} / {obj.name}"
 
 
-class NadBuilderForm(forms.Form):
+class NadBuilderForm(PortalForm):
     interfaces = InterfaceChoiceField(
         queryset=Interface.objects.none(),
         widget=forms.CheckboxSelectMultiple,
@@ -175,7 +216,7 @@ class NadBuilderForm(forms.Form):
         }
 
 
-class NadLintForm(forms.Form):
+class NadLintForm(PortalForm):
     manifest = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 18, "cols": 90, "spellcheck": "false"}),
         max_length=200_000,
@@ -184,7 +225,7 @@ class NadLintForm(forms.Form):
     )
 
 
-class TokenForm(forms.Form):
+class TokenForm(PortalForm):
     note = forms.CharField(
         max_length=tokens.NOTE_MAX_LENGTH,
         required=False,

@@ -1,11 +1,11 @@
 """The dashboard's pages (app namespace "inventory"), included at the root by nicportal/urls.py:
 the fleet, nodes, interfaces and reservations, the team, the NAD builder, the diagnosis and the
-API tokens."""
+API tokens and the admission webhook's records."""
 
 from django.urls import path
 
 from inventory.web import views
-from inventory.web.views import diagnosis, nads, status, tokens
+from inventory.web.views import admission, diagnosis, nads, status, tokens
 
 app_name = "inventory"
 
@@ -38,4 +38,6 @@ urlpatterns = [
         name="pod-diagnosis",
     ),
     path("stranded/", diagnosis.StrandedView.as_view(), name="stranded"),
+    # What the admission webhook denied, or would have (warn mode).
+    path("admission/", admission.AdmissionView.as_view(), name="admission"),
 ]

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.lab, pytest.mark.django_db(transa
 def portal(lab, settings):
     """The portal watching the lab; these tests sweep themselves, from an empty inventory."""
     lab.reset()
-    settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.KUBECONFIG = str(lab.portal_kubeconfig)
     settings.AGENT_MASTER_KEY = lab.agent_master_key
     settings.CLUSTER_NAME = "lab"
     settings.AGENT_NAMESPACE = "nicportal"

@@ -421,13 +421,15 @@ def test_it_reports_a_body_that_is_not_json(agent, client):
     agent.behaviour = lambda handler: send(handler, 200, b"<html>Welcome to nginx</html>")
     result = client.fetch(agent.url, node="node-a")
     assert result.status == "error"
-    assert result.error == "not JSON: Expecting value: line 1 column 1 (char 0)"
+    assert result.error == (
+        "snapshot refused: Not valid JSON: Expecting value: line 1 column 1 (char 0)."
+    )
 
 
 def test_it_reports_a_body_that_is_not_utf8(agent, client):
     agent.behaviour = lambda handler: send(handler, 200, b'{"node": "\xff\xfe"}')
     result = client.fetch(agent.url, node="node-a")
-    assert result.error.startswith("not JSON: ")
+    assert result.error.startswith("snapshot refused: Not valid JSON: ")
 
 
 def test_it_reports_the_schema_violation_with_its_path(agent, client):
@@ -631,3 +633,30 @@ def test_it_builds_itself_from_the_settings(settings):
         b"from-settings-previous-0123456789abc",
     ]
     assert client.keyring.cluster == "prod"
+
+
+def test_it_refuses_a_snapshot_nested_deeper_than_its_limit_naming_it(agent, client):
+    deep = b'{"node": "node-a", "links": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    agent.behaviour = lambda handler: send(handler, 200, deep)
+    result = client.fetch(agent.url, node="node-a")
+    assert (result.status, result.error) == (
+        "error",
+        "snapshot refused: The JSON document is nested deeper than the limit of 16 levels.",
+    )
+
+
+@pytest.mark.parametrize(
+    ("alias", "accepted"),
+    [("\u0000", False), ("\ud800", False), ("\u0007 bell", True), ("caf\u00e9", True)],
+)
+def test_it_refuses_a_snapshot_with_text_no_database_can_store(agent, client, alias, accepted):
+    # NUL and lone surrogates cannot be stored; other control characters are the node's facts.
+    body = json.dumps(snapshot(links=[{**LINK, "alias": alias}])).encode()
+    agent.behaviour = lambda handler: send(handler, 200, body, {"ETag": ETAG})
+    result = client.fetch(agent.url, node="node-a")
+    if accepted:
+        assert result.status == "ok", result.error
+        assert result.snapshot["links"][0]["alias"] == alias
+    else:
+        assert result.status == "error"
+        assert result.error.startswith("snapshot refused at links[0].alias: ")

@@ -4,6 +4,7 @@ lab's API and fans out one `poll_node` task per node."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -16,13 +17,16 @@ from nodeagent import auth
 
 pytestmark = [pytest.mark.lab, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
-REDIS = "redis://127.0.0.1:6379/0"
+# The broker this run was given (several runs share one Redis, each with its own database
+# number), like tests/preflight.py; the local default otherwise.
+_BROKER = os.environ.get("CELERY_BROKER_URL", "")
+REDIS = _BROKER if _BROKER.startswith("redis://") else "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
 def redis_worker(lab, settings):
     lab.reset()
-    settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.KUBECONFIG = str(lab.portal_kubeconfig)
     settings.AGENT_MASTER_KEY = lab.agent_master_key
     settings.CLUSTER_NAME = "lab"
     old = (app.conf.broker_url, app.conf.task_always_eager)

@@ -155,7 +155,6 @@ def test_without_a_master_key_every_hint_is_refused(client, nodes, queued, setti
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("not json", "body is not JSON"),
         ({"node": 5}, "a node name (string) is required"),
         ({}, "a node name (string) is required"),
     ],
@@ -165,6 +164,20 @@ def test_it_answers_400_naming_the_field(client, nodes, queued, body, message):
     response = post(client, body, raw=raw)
     assert response.status_code == 400
     assert response.json() == {"node": [message]}
+    assert queued == []
+
+
+def test_a_body_that_is_not_json_is_a_400_saying_so(client, nodes, queued):
+    response = post(client, None, raw=b"not json")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Not valid JSON: ")
+    assert queued == []
+
+
+def test_an_unknown_field_is_a_400_naming_it(client, nodes, queued):
+    response = post(client, {"node": "node-a", "nodes": ["node-b"]})
+    assert response.status_code == 400
+    assert response.json() == {"nodes": ["Unknown field. Known fields: node, reason."]}
     assert queued == []
 
 

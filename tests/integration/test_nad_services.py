@@ -278,7 +278,7 @@ def test_validate_manifest_checks_the_device_against_the_inventory(inventory):
 @pytest.fixture
 def portal(lab, settings):
     lab.reset()
-    settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.KUBECONFIG = str(lab.portal_kubeconfig)
     settings.AGENT_MASTER_KEY = lab.agent_master_key
     settings.CLUSTER_NAME = "lab"
     settings.AGENT_NAMESPACE = "nicportal"

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 def portal(lab, settings):
     """The portal watching the lab; these tests sweep themselves, from an empty inventory."""
     lab.reset()
-    settings.KUBECONFIG = str(lab.kubeconfig)
+    settings.KUBECONFIG = str(lab.portal_kubeconfig)
     settings.AGENT_MASTER_KEY = lab.agent_master_key
     settings.CLUSTER_NAME = "lab"
     settings.AGENT_NAMESPACE = "nicportal"

@@ -311,11 +311,34 @@ def test_the_team_switcher_sets_the_session_team(logged_in, user):
     assert logged_in.get(reverse("inventory:team")).context["team"] == second
 
 
-def test_the_team_switcher_refuses_an_offsite_next(logged_in, team):
+@pytest.mark.parametrize(
+    "offsite",
+    [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example/",
+        "\\\\evil.example/",
+        "https:evil.example",
+        "http://testserver@evil.example/",
+        "javascript:alert(1)",
+        " //evil.example/",
+    ],
+)
+@pytest.mark.parametrize("htmx", [False, True])
+def test_the_team_switcher_refuses_an_offsite_next(logged_in, team, offsite, htmx):
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
     response = logged_in.post(
-        reverse("inventory:team-switch"), {"team": team.pk, "next": "https://evil.example/"}
+        reverse("inventory:team-switch"), {"team": team.pk, "next": offsite}, **headers
     )
-    assert response["Location"] == "/"
+    where = response["HX-Redirect"] if htmx else response["Location"]
+    assert where == "/"
+
+
+def test_the_team_switcher_goes_back_to_a_page_of_the_portal(logged_in, team):
+    back = reverse("inventory:team")
+    response = logged_in.post(reverse("inventory:team-switch"), {"team": team.pk, "next": back})
+    assert response.status_code == 302
+    assert response["Location"] == back
 
 
 def test_forms_enforce_csrf(user, node, team):

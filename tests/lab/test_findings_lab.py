@@ -16,7 +16,6 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from kubernetes.client import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from inventory import health
@@ -27,18 +26,6 @@ from tests.factories import make_team, make_user
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
 PODS = 12
-
-
-def ensure_namespace(lab, name: str) -> None:
-    """Pods and NADs need their namespace on a real API server (which answers 201, or 409 when
-    it exists). KMock, the lab's API today, neither needs one nor serves namespace creation (it
-    answers 500): then the pods and NADs are created without it, and would fail loudly if it
-    were needed."""
-    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-    try:
-        lab.core.create_namespace(body, _preload_content=False)
-    except ApiException:
-        pass
 
 
 def iface(node: str, name: str) -> Interface:
@@ -146,7 +133,7 @@ def test_a_nad_whose_own_pod_holds_its_device_is_working_not_in_error(lab_portal
 
 def test_the_reservation_holders_nad_is_clean_and_its_pod_no_breach(lab_portal):
     lab = lab_portal
-    ensure_namespace(lab, "platform")
+    lab.ensure_namespace("platform")
     platform = make_team("platform")
     pat = make_user("pat", teams=[platform])
     eth2 = iface("node-b", "eth2")
@@ -179,7 +166,7 @@ def test_the_reservation_holders_nad_is_clean_and_its_pod_no_breach(lab_portal):
 
 def test_another_teams_pod_on_a_reserved_nic_is_a_breach_everywhere(lab_portal):
     lab = lab_portal
-    ensure_namespace(lab, "ml")
+    lab.ensure_namespace("ml")
     platform, ml = make_team("platform"), make_team("ml")
     pat = make_user("pat", teams=[platform])
     eth2 = iface("node-b", "eth2")

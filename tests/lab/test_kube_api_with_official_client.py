@@ -1,8 +1,11 @@
-"""The portal's cluster.py uses the official client against the lab API: every call it needs."""
+"""The portal's cluster.py uses the official client against the lab's real kube-apiserver: every
+call it needs works there (the selector tests at the end are for KMock's emulator, which the
+fast unit tests of cluster.py still use)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from kubernetes import client, watch
@@ -110,13 +113,37 @@ def test_it_streams_node_watch_events(lab):
     assert first["object"].metadata.name in {n.name for n in lab.nodes}
 
 
-def test_it_refuses_put_with_a_hint_to_use_patch(lab):
-    core = client.CoreV1Api(lab.kube())
-    node = core.read_node("node-a")
+def test_it_is_a_real_api_server_with_rbac_and_the_nad_crd(lab):
+    info = client.VersionApi(lab.kube()).get_code()
+    assert info.git_version == "v1.37.2"
+    crd = client.ApiextensionsV1Api(lab.kube()).read_custom_resource_definition(
+        "network-attachment-definitions.k8s.cni.cncf.io"
+    )
+    assert {c.type: c.status for c in crd.status.conditions}["Established"] == "True"
+    roles = client.RbacAuthorizationV1Api(lab.kube()).read_cluster_role("multus")
+    assert any("pods/status" in rule.resources for rule in roles.rules)
+
+
+def test_kubectl_lists_the_nodes_as_ready(lab):
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", str(lab.kubeconfig), "get", "nodes", "--no-headers"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()}
+    assert set(rows) == {node.name for node in lab.nodes}
+    assert all(row[0] == "Ready" and row[-1] == "v1.37.2" for row in rows.values())
+
+
+def test_a_stale_status_write_gets_409_conflict(clean_lab):
+    """The conflict Multus' retry loop exists for: a PUT with an old resourceVersion."""
+    core = client.CoreV1Api(clean_lab.kube())
+    clean_lab.create_pod("default", "conflict", "node-c")
+    stale = core.read_namespaced_pod("conflict", "default")
+    core.patch_namespaced_pod("conflict", "default", {"metadata": {"labels": {"x": "1"}}})
     with pytest.raises(client.ApiException) as caught:
-        core.replace_node("node-a", node)
-    assert caught.value.status == 405
-    assert "PATCH" in caught.value.body
+        core.replace_namespaced_pod_status("conflict", "default", stale)
+    assert caught.value.status == 409
 
 
 @pytest.mark.parametrize(

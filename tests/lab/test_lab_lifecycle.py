@@ -25,7 +25,7 @@ def run_lab(*args: str, state_root: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "NICPORTAL_LAB_DIR": str(state_root)}
     return subprocess.run(
         [sys.executable, "-m", "lab", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
 
 
@@ -69,7 +69,7 @@ def test_up_status_and_down_leave_no_namespace_link_or_process(state_root):
             f"nplab-{name}-node-a", f"nplab-{name}-node-b", f"nplab-{name}-node-c"
         ]  # fmt: skip
         assert all(n["agent_url"].startswith("http://127.0.0.1:") for n in found["nodes"])
-        assert found["api_url"].startswith("http://127.0.0.1:")
+        assert found["api_url"].startswith("https://127.0.0.1:")
         assert processes_mentioning(str(state_root / name))
         links = topology.links(f"nplab-{name}-switch")
         assert len(links) > 10

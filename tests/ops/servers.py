@@ -3,14 +3,27 @@ them. The machine's own services (6379, 5432) are never touched."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def database_url() -> str:
+    """A URL of the database this test process uses (its test database), for a server started
+    in another process to read the same rows (transactional tests: committed rows)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 def free_port() -> int:
@@ -163,3 +176,92 @@ def postgres_available() -> str:
     except KeyError:
         return "no postgres user"
     return ""
+
+
+# --- the portal's own processes, against those servers ----------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def portal_env(
+    *, database_url: str, broker_url: str, cache_url: str, var_dir: Path, **extra: str
+) -> dict[str, str]:
+    """The environment of a portal process: the project's settings on these servers, nothing
+    from the test run's own DATABASE_URL/Redis."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "nicportal.settings",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "NICPORTAL_REDIS_URL": cache_url,
+        "NICPORTAL_VAR_DIR": str(var_dir),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra)
+    return env
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)}: {result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+class PortalProcess:
+    """One long-running portal process (gunicorn, a Celery worker, beat) with its log file;
+    stopped with SIGTERM, by its own pid."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.argv = argv
+        self.env = env
+        self.log_path = log
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def gunicorn(env: dict[str, str], port: int, log: Path, *, workers: int = 2) -> PortalProcess:
+    return PortalProcess(
+        [
+            str(VENV_BIN / "gunicorn"),
+            "nicportal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--timeout",
+            "30",
+        ],
+        env,
+        log,
+    )

@@ -58,7 +58,12 @@ def test_the_kustomization_lists_every_manifest():
 
 def test_everything_namespaced_lives_in_nicportal():
     for doc in documents():
-        if doc["kind"] in {"Namespace", "ClusterRole", "ClusterRoleBinding"}:
+        if doc["kind"] in {
+            "Namespace",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ValidatingWebhookConfiguration",
+        }:
             continue
         assert doc["metadata"].get("namespace") == "nicportal", doc["metadata"]["name"]
 
@@ -68,6 +73,7 @@ PORTAL_WORKLOADS = [
     ("Deployment", "nicportal-worker"),
     ("Deployment", "nicportal-beat"),
     ("Job", "nicportal-migrate"),
+    ("Deployment", "nicportal-webhook"),
 ]
 
 
@@ -129,13 +135,16 @@ def test_the_portal_reads_the_environment_the_readme_documents():
             env = {e["name"]: e for e in container["env"]}
             assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "nicportal-portal"
             assert env["DJANGO_SECRET_KEY_FILE"]["value"].endswith("/DJANGO_SECRET_KEY")
+            assert container["envFrom"] == [{"configMapRef": {"name": "nicportal-config"}}]
+            if name == "nicportal-webhook":  # the webhook never talks to agents: no key
+                assert not {e for e in env if e.startswith("NICPORTAL_AGENT_")}
+                continue
             assert env["NICPORTAL_AGENT_MASTER_KEY_FILE"]["value"] == (
                 "/var/run/secrets/nicportal-agent/NICPORTAL_AGENT_MASTER_KEY"
             )
             assert env["NICPORTAL_AGENT_MASTER_KEY_PREVIOUS_FILE"]["value"] == (
                 "/var/run/secrets/nicportal-agent/NICPORTAL_AGENT_MASTER_KEY_PREVIOUS"
             )
-            assert container["envFrom"] == [{"configMapRef": {"name": "nicportal-config"}}]
             mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
             volumes = {
                 v["name"]: v for v in find(kind, name)["spec"]["template"]["spec"]["volumes"]
@@ -256,3 +265,77 @@ def test_the_node_keys_overlay_renders_a_valid_agent_daemonset(tmp_path):
     assert not env & {"NICPORTAL_AGENT_MASTER_KEY_FILE", "NICPORTAL_AGENT_CLUSTER_NAME"}
     (volume,) = [v for v in pod["volumes"] if v["name"] == "agent-key"]
     assert "secret" not in volume and volume["hostPath"]["path"] == "/etc/nicportal"
+
+
+# --- the admission webhook (docs/WEBHOOK.md) -----------------------------------------------
+
+
+def test_the_webhook_is_safe_by_default_and_points_at_its_own_service():
+    configuration = find("ValidatingWebhookConfiguration", "nicportal")
+    service = find("Service", "nicportal-webhook")
+    deployment = find("Deployment", "nicportal-webhook")["spec"]["template"]
+    config = find("ConfigMap", "nicportal-config")["data"]
+    assert {w["name"] for w in configuration["webhooks"]} == {
+        "nads.nicportal.io",
+        "pods.nicportal.io",
+    }
+    for webhook in configuration["webhooks"]:
+        assert webhook["failurePolicy"] == config["NICPORTAL_WEBHOOK_FAILURE_POLICY"] == "Ignore"
+        assert webhook["timeoutSeconds"] <= 5
+        assert webhook["sideEffects"] == "NoneOnDryRun"
+        assert webhook["admissionReviewVersions"] == ["v1"]
+        exempt = webhook["namespaceSelector"]["matchExpressions"]
+        assert exempt == [
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": ["kube-system", "nicportal"],
+            }
+        ]
+        target = webhook["clientConfig"]["service"]
+        assert (target["name"], target["namespace"]) == ("nicportal-webhook", "nicportal")
+        assert target["path"] == "/validate"
+        assert target["port"] == service["spec"]["ports"][0]["port"]
+    assert service["spec"]["selector"].items() <= deployment["metadata"]["labels"].items()
+    assert config["NICPORTAL_WEBHOOK_MODE"] in {"warn", "enforce"}
+    (nads,) = [w for w in configuration["webhooks"] if w["name"] == "nads.nicportal.io"]
+    assert nads["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    assert nads["rules"][0]["resources"] == ["network-attachment-definitions"]
+    (pods,) = [w for w in configuration["webhooks"] if w["name"] == "pods.nicportal.io"]
+    assert pods["rules"][0]["operations"] == ["CREATE"] and pods["rules"][0]["resources"] == [
+        "pods"
+    ]
+
+
+def test_the_webhook_path_is_the_one_its_server_serves():
+    from django.urls import resolve
+
+    from inventory import webhook
+
+    assert resolve("/validate", urlconf="nicportal.urls_webhook").func is webhook.validate
+
+
+def test_the_webhook_tls_comes_from_the_secret_cert_manager_writes():
+    configuration = find("ValidatingWebhookConfiguration", "nicportal")
+    certificates = [
+        doc
+        for doc in yaml.safe_load_all((MANIFESTS / "cert-manager" / "certificate.yaml").read_text())
+        if doc["kind"] == "Certificate"
+    ]
+    (certificate,) = certificates
+    namespace, name = configuration["metadata"]["annotations"][
+        "cert-manager.io/inject-ca-from"
+    ].split("/")
+    assert (namespace, name) == (
+        certificate["metadata"]["namespace"],
+        certificate["metadata"]["name"],
+    )
+    pod = find("Deployment", "nicportal-webhook")["spec"]["template"]["spec"]
+    (tls,) = [v for v in pod["volumes"] if v["name"] == "tls"]
+    assert tls["secret"]["secretName"] == certificate["spec"]["secretName"]
+    assert "nicportal-webhook.nicportal.svc" in certificate["spec"]["dnsNames"]
+    assert pod["automountServiceAccountToken"] is False
+    container = pod["containers"][0]
+    assert container["command"][:3] == ["gunicorn", "-c", "python:nicportal.webhook_gunicorn"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"

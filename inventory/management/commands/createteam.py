@@ -1,7 +1,8 @@
 """`manage.py createteam NAME [--member USER ...] [--namespace PATTERN ...]`: a team is a Django
 group; members and namespaces are added (never removed) so that the command can be re-run
 safely. A namespace (a name or a shell pattern such as `ml-*`) belongs to the team: its pods may
-hold the team's reserved NICs, a pod elsewhere holding one is a reservation breach."""
+take the team's reserved NICs (the admission webhook checks it), and a pod of another namespace
+holding one is a reservation breach (the verdicts are judged again at once)."""
 
 from __future__ import annotations
 

@@ -103,6 +103,12 @@ def collect_config() -> dict[str, Any]:
             "master_key_previous": mask_secret(settings.AGENT_MASTER_KEY_PREVIOUS),
         },
         "metrics_token": mask_secret(getattr(settings, "METRICS_TOKEN", "")),
+        "webhook": {
+            "server": bool(settings.WEBHOOK_SERVER),
+            "mode": settings.WEBHOOK_MODE,
+            "failure_policy": settings.WEBHOOK_FAILURE_POLICY,
+            "index_max_age": settings.WEBHOOK_INDEX_MAX_AGE,
+        },
         "log_level": getattr(settings, "LOG_LEVEL", ""),
         # The file `make run` wrote that this command read (nicportal/runenv.py), if any.
         "run_env": str(runenv.loaded_from) if runenv.loaded_from else "(none)",

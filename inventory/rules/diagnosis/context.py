@@ -116,7 +116,7 @@ def describe(interface: HostInterface) -> str:
 def host_device_entry(config: str) -> dict | None:
     try:
         parsed = json.loads(config)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: nested ~1,000 deep
         return None
     if not isinstance(parsed, dict):
         return None

@@ -102,7 +102,7 @@ def _judging_order(ctx: Context) -> list[NetworkSelection]:
 def _config_name(config: str) -> str:
     try:
         parsed = json.loads(config)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: nested ~1,000 deep
         return ""
     return str(parsed.get("name") or "") if isinstance(parsed, dict) else ""
 

@@ -22,7 +22,7 @@ from inventory.rules.nad.facts import (
     PluginFacts,
     RenderedNad,
 )
-from inventory.rules.nad.lint import lint, parse_config_json
+from inventory.rules.nad.lint import lint, lint_failed, parse_config_json
 from inventory.rules.nad.manifest import lint_manifest, parse_manifest
 from inventory.rules.nad.versions import (
     CNI_VERSIONS,
@@ -49,6 +49,7 @@ __all__ = [
     "build",
     "highest_cni_version",
     "lint",
+    "lint_failed",
     "lint_manifest",
     "multus_ceiling",
     "parse_config_json",

@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from inventory.rules import bounded_json
 from inventory.rules.nad import render
 from inventory.rules.nad.checks import (
     SELECTORS,
@@ -41,13 +42,41 @@ from inventory.rules.nad.versions import plugin_has_eexist_bug
 from inventory.rules.states import OwnershipState
 
 NO_SELECTOR_MESSAGE = 'specify either "device", "hwaddr", "kernelpath" or "pciBusID"'
+# A real CNI config nests 5 or 6 levels (conflist, plugins, ipam, routes). Anything far deeper is
+# a mistake or an attack, and Python's json gives up near 1,000 levels with RecursionError.
+CONFIG_MAX_DEPTH = 32
+
+
+def config_too_deep() -> Finding:
+    return error(
+        "CONFIG_TOO_DEEP",
+        "config",
+        f"spec.config is nested deeper than {CONFIG_MAX_DEPTH} levels: no CNI config is, and "
+        "NICPortal does not read further.",
+        "Replace spec.config with a plain host-device config (the builder writes one).",
+    )
+
+
+def lint_failed(exc: BaseException) -> Finding:
+    """The one finding of a NAD the linter itself could not read (the caller goes on with the
+    other NADs)."""
+    return error(
+        "LINT_FAILED",
+        "config",
+        f"NICPortal could not lint this NAD ({type(exc).__name__}); its other findings are "
+        "unknown.",
+        "Check spec.config by hand, and report the NAD to NICPortal's maintainers.",
+    )
 
 
 def parse_config_json(text: str) -> tuple[Any, list[Finding]]:
     """json.loads with a message that names the usual copy-paste mistakes: a `#` or `//`
-    comment (JSON has none), a trailing comma, single quotes."""
+    comment (JSON has none), a trailing comma, single quotes. A config nested deeper than
+    CONFIG_MAX_DEPTH is one finding, CONFIG_TOO_DEEP."""
     try:
-        return json.loads(text), []
+        parsed = json.loads(text)
+    except RecursionError:
+        return None, [config_too_deep()]
     except json.JSONDecodeError as exc:
         rest = text[exc.pos :]
         pos = exc.pos + len(rest) - len(rest.lstrip())
@@ -77,6 +106,20 @@ def parse_config_json(text: str) -> tuple[Any, list[Finding]]:
                 fix,
             )
         ]
+    except ValueError as exc:  # what the decoder refuses beyond syntax: 5,000-digit integers
+        return None, [
+            error(
+                "CONFIG_INVALID_JSON",
+                "config",
+                f"spec.config cannot be read: {exc}.",
+                "Fix the JSON (a linter such as `jq .` shows the exact spot).",
+            )
+        ]
+    try:
+        bounded_json.check(parsed, max_depth=CONFIG_MAX_DEPTH, forbidden=None)
+    except bounded_json.JsonRefused:
+        return None, [config_too_deep()]
+    return parsed, []
 
 
 def _matches(selector: str, value: str, device: DeviceFacts) -> bool:

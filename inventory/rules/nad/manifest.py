@@ -8,9 +8,14 @@ from typing import Any
 
 import yaml
 
+from inventory.rules import bounded_json
 from inventory.rules.nad import render
 from inventory.rules.nad.facts import ERROR, Finding, error
 from inventory.rules.nad.lint import config_empty, lint
+
+# A NAD manifest nests about 4 levels (spec.config is a string) and holds a few dozen values.
+MANIFEST_MAX_DEPTH = 32
+MANIFEST_MAX_VALUES = 10_000
 
 
 def parse_manifest(text: str) -> tuple[dict | None, list[Finding]]:
@@ -22,10 +27,25 @@ def parse_manifest(text: str) -> tuple[dict | None, list[Finding]]:
             # JSON first: PyYAML refuses tabs, which JSON allows.
             try:
                 documents = [json.loads(text)]
-            except json.JSONDecodeError:
+            except ValueError:
                 documents = list(yaml.safe_load_all(text))
         else:
             documents = list(yaml.safe_load_all(text))
+        # Bounded before anything walks or dumps it: deep nesting, or a list shared a billion
+        # times through YAML aliases.
+        bounded_json.check(
+            documents, max_depth=MANIFEST_MAX_DEPTH, forbidden=None, max_values=MANIFEST_MAX_VALUES
+        )
+    except (RecursionError, bounded_json.JsonRefused) as exc:
+        why = exc.message if isinstance(exc, bounded_json.JsonRefused) else "nested too deeply"
+        return None, [
+            error(
+                "MANIFEST_TOO_LARGE",
+                "manifest",
+                f"The manifest cannot be read: {why}",
+                "Paste one NetworkAttachmentDefinition (a few dozen lines).",
+            )
+        ]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -36,6 +56,16 @@ def parse_manifest(text: str) -> tuple[dict | None, list[Finding]]:
                 "manifest",
                 f"The manifest is not valid YAML: {problem}{where}.",
                 "Check the indentation (spaces, not tabs) around that line.",
+            )
+        ]
+    except ValueError as exc:  # a value YAML reads but Python cannot: 5,000-digit integers,
+        # dates such as 2026-13-45
+        return None, [
+            error(
+                "MANIFEST_INVALID_YAML",
+                "manifest",
+                f"The manifest holds a value that cannot be read: {exc}.",
+                "Quote the value if it is meant as text.",
             )
         ]
     documents = [d for d in documents if d is not None]

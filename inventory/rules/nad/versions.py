@@ -14,6 +14,7 @@ the `failed to move link file exists` bug. Facts from docs/HOST_DEVICE.md and up
 
 from __future__ import annotations
 
+import functools
 import re
 
 from inventory.rules.nad.facts import PluginFacts
@@ -58,6 +59,9 @@ def plugin_ceiling_for_release(release: tuple[int, int, int]) -> str:
     return "1.1.0"
 
 
+# Cached: PluginFacts is frozen and hashable, a fleet has a handful of distinct plugins, and the
+# linter asks once per node (5,000 times for one NAD at fleet scale).
+@functools.lru_cache(maxsize=256)
 def plugin_supported_versions(plugin: PluginFacts | None) -> tuple[str, ...] | None:
     """The cniVersions a host-device binary accepts, oldest first; None when it cannot be told.
     What the binary itself says (CNI_COMMAND=VERSION) wins over the version table."""
@@ -99,6 +103,7 @@ def highest_cni_version(plugin: PluginFacts | None, multus_version: str) -> str 
     return candidates[-1] if candidates else None
 
 
+@functools.lru_cache(maxsize=256)
 def plugin_has_eexist_bug(plugin: PluginFacts | None) -> bool | None:
     """True when this host-device moves links into the pod under their host name (< v1.5.0),
     or may do so; False when it is v1.5.0 or newer; None when nothing is known."""

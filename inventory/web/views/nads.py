@@ -34,6 +34,7 @@ from inventory.web.forms import (
     IPAM_FIELDS,
     NadBuilderForm,
     NadLintForm,
+    database_id,
     usable_interfaces,
 )
 from inventory.web.views.common import (
@@ -108,9 +109,10 @@ class NadBuilderView(PortalLoginRequiredMixin, View):
 
 def _prefill_interface(request: HttpRequest, team: Any) -> Interface | None:
     raw = request.GET.get("interface", "")
-    if not raw.isdigit():
+    pk = database_id(raw)
+    if pk is None:
         return None
-    interface = Interface.objects.select_related("node").filter(pk=int(raw)).first()
+    interface = Interface.objects.select_related("node").filter(pk=pk).first()
     if interface is None:
         messages.error(request, f"No interface with id {raw}.")
         return None
@@ -260,7 +262,7 @@ class NadDetailView(PortalLoginRequiredMixin, DetailView):
         }
         row = self.object
         applied_ids = [
-            int(v) for v in self.request.GET.get("applied", "").split(",") if v.strip().isdigit()
+            pk for v in self.request.GET.get("applied", "").split(",") if (pk := database_id(v))
         ]
         applied = list(
             NetworkAttachment.objects.filter(pk__in=applied_ids).order_by("namespace", "name")

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0003_node_name_index'),
+        ('inventory', '0004_node_rogue_agents'),
         ('knox', '0009_extend_authtoken_field'),
     ]
 

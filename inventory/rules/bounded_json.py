@@ -1,0 +1,127 @@
+"""JSON from outside, within bounds: size, nesting depth, and text the database can store.
+
+Python's json module has no depth limit of its own: a document nested a few thousand levels deep
+raises RecursionError (not ValueError), which every caller that catches ValueError turns into a
+crash. And it accepts what PostgreSQL refuses to store: NUL characters and lone surrogates
+("\\ud800" decodes to a str that has no UTF-8 form), and NaN/Infinity, which are not JSON at all.
+So every parser of untrusted JSON in the portal (the API's request bodies, agent hints, agent
+snapshots, a NAD's spec.config) goes through `loads` and gets one exception, `JsonRefused`, whose
+message names the limit or the rule and, where there is one, the field.
+
+Pure: no Django, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+# Text that can never be stored: NUL (PostgreSQL text and jsonb refuse it) and lone surrogates
+# (no UTF-8 encoding exists).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# What people may type into a field: no NUL, no C0 control character except tab, line feed and
+# carriage return, no DEL, no lone surrogate. Used for request bodies and query parameters.
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+class JsonRefused(ValueError):
+    """The document breaks a limit or a rule. `field` is the dotted path of the offending value
+    ("" for the document as a whole, e.g. its size or syntax)."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(
+    data: bytes | str,
+    *,
+    max_bytes: int,
+    max_depth: int,
+    forbidden: re.Pattern[str] | None = CONTROL,
+) -> Any:
+    """Parse `data`, refusing (JsonRefused) a document larger than `max_bytes`, nested deeper
+    than `max_depth` containers, that is not JSON, holds a non-finite number, or a key or string
+    matching `forbidden` (None: no text check)."""
+    size = len(data.encode() if isinstance(data, str) else data)
+    if size > max_bytes:
+        raise JsonRefused(f"The JSON document is larger than the limit of {max_bytes} bytes.")
+    try:
+        document = json.loads(data, parse_constant=_no_constants)
+    except RecursionError:
+        # Deeper than the interpreter's own stack allows, so certainly deeper than any limit.
+        raise JsonRefused(_too_deep(max_depth)) from None
+    except ValueError as exc:  # JSONDecodeError, bytes that are no Unicode, huge integers
+        raise JsonRefused(f"Not valid JSON: {exc}.") from None
+    check(document, max_depth=max_depth, forbidden=forbidden)
+    return document
+
+
+def check(
+    document: Any,
+    *,
+    max_depth: int,
+    forbidden: re.Pattern[str] | None = CONTROL,
+    max_values: int | None = None,
+) -> None:
+    """The depth, number and text rules of `loads` for an already parsed document. Iterative,
+    so that it cannot itself run out of stack. `max_values` bounds the values visited: a YAML
+    document can share one list a billion times through aliases (PyYAML parses that in
+    microseconds; walking or dumping it never ends)."""
+    stack: list[tuple[Any, int, str]] = [(document, 0, "")]
+    visited = 0
+    while stack:
+        value, depth, path = stack.pop()
+        visited += 1
+        if max_values is not None and visited > max_values:
+            raise JsonRefused(f"The document holds more than the limit of {max_values} values.")
+        if isinstance(value, dict | list):
+            depth += 1
+            if depth > max_depth:
+                # The document's fault, not one field's (the path would be "a[0][0][0]...").
+                raise JsonRefused(_too_deep(max_depth))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, int):
+                    stack.append((item, depth, f"{path}[{key}]"))
+                    continue
+                problem = text_problem(key, forbidden) if forbidden is not None else ""
+                if problem:
+                    raise JsonRefused(f"The key {key!r} is refused: {problem}", field=path)
+                stack.append((item, depth, f"{path}.{key}" if path else key))
+        elif isinstance(value, str):
+            _check_text(value, forbidden, path)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise JsonRefused("The number is out of range.", field=path)
+
+
+def text_problem(text: str, forbidden: re.Pattern[str] = CONTROL) -> str:
+    """Why `text` is refused ("" when it is not)."""
+    found = forbidden.search(text)
+    if found is None:
+        return ""
+    char = found.group()
+    if char == "\x00":
+        return "NUL characters are not allowed."
+    if "\ud800" <= char <= "\udfff":
+        return "Lone UTF-16 surrogates (\\ud800-\\udfff) are not allowed."
+    return f"Control characters are not allowed (found U+{ord(char):04X})."
+
+
+def _check_text(text: str, forbidden: re.Pattern[str] | None, path: str) -> None:
+    if forbidden is None:
+        return
+    problem = text_problem(text, forbidden)
+    if problem:
+        raise JsonRefused(problem, field=path)
+
+
+def _too_deep(max_depth: int) -> str:
+    return f"The JSON document is nested deeper than the limit of {max_depth} levels."

@@ -1,0 +1,452 @@
+"""The admission webhook's workflow: an AdmissionReview body in, the status and body to answer
+out. The door (inventory/webhook.py) only moves bytes; the rules are inventory/rules/admission/;
+the facts come from read/admission.py (an in-memory index and one query per review).
+
+For every request, in this order:
+1. parse: a body that is not an AdmissionReview v1 with a uid is a 400 (nothing to answer);
+2. decide: NADs on CREATE/UPDATE, pods on CREATE; anything else is allowed untouched;
+3. apply the mode: `enforce` denies; `warn` allows and turns the denial into warnings;
+4. record a denial (or would-be denial) in AdmissionRecord, unless the request is a dry run
+   (`kubectl --dry-run=server`): a dry run changes nothing, this record included. It is still
+   counted in the metrics (label dry_run="true"), which are not state anyone acts on;
+5. count the decision and its latency (in this process, flushed to Redis at most once a second:
+   shared by every server process and read by /metrics) and log one key=value line.
+
+When a step raises (database down, a bug), the review is "errored" and answered as the
+configured failure policy says: Ignore allows with a warning, Fail denies with code 500 (in
+enforce mode only: warn mode never denies). The
+API server never sees a 500 from this server, so the failure policy the operator chose is the
+one that applies.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from inventory.models import AdmissionRecord
+from inventory.read import admission as admission_facts
+from inventory.rules import multus, nad
+from inventory.rules.admission import decide, placement
+from inventory.rules.admission.review import (
+    AdmissionRequest,
+    Decision,
+    ReviewError,
+    parse_review,
+    response,
+)
+from inventory.rules.nad import render
+
+log = logging.getLogger("inventory.admission")
+
+ALLOWED, WARNED, DENIED, ERRORED = "allowed", "warned", "denied", "errored"
+DECISIONS = (ALLOWED, WARNED, DENIED, ERRORED)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+RESOURCES = {decide.NADS: "nads", decide.PODS: "pods"}
+
+
+def review(body: bytes) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, JSON body) for one AdmissionReview request body."""
+    started = time.perf_counter()
+    try:
+        request = parse_review(body)
+    except ReviewError as exc:
+        _count("invalid", ERRORED, settings.WEBHOOK_MODE, False, time.perf_counter() - started)
+        log.warning("admission refused body=invalid error=%r", str(exc))
+        return 400, {"error": str(exc)}
+    resource = RESOURCES.get(request.resource_key, "other")
+    mode = settings.WEBHOOK_MODE
+    try:
+        decision = decide_request(request)
+    except Exception as exc:
+        log.exception("admission error uid=%s resource=%s", request.uid, resource)
+        return 200, _errored(request, resource, mode, exc, started)
+    answer, outcome = _answer(request, decision, mode)
+    if outcome == DENIED and not request.dry_run:
+        _record(request, decision, enforced=mode == "enforce")
+    elapsed = time.perf_counter() - started
+    _count(resource, outcome, mode, request.dry_run, elapsed)
+    log.info(
+        "admission uid=%s resource=%s operation=%s namespace=%s name=%s user=%s decision=%s "
+        "mode=%s dry_run=%s codes=%s warnings=%d latency_ms=%.2f",
+        request.uid,
+        resource,
+        request.operation,
+        request.namespace or "-",
+        _object_name(request) or "-",
+        request.username or "-",
+        outcome,
+        mode,
+        str(request.dry_run).lower(),
+        ",".join(decision.codes) or "-",
+        len(answer["response"].get("warnings", ())),
+        elapsed * 1000,
+    )
+    return 200, answer
+
+
+def decide_request(request: AdmissionRequest) -> Decision:
+    """The decision before any mode is applied (no side effects)."""
+    if request.resource_key == decide.NADS and request.operation in {"CREATE", "UPDATE"}:
+        return _decide_nad(request)
+    if request.resource_key == decide.PODS and request.operation == "CREATE":
+        if not request.sub_resource:
+            return _decide_pod(request)
+    return Decision(allowed=True, judged=False)
+
+
+def _decide_nad(request: AdmissionRequest) -> Decision:
+    new = decide.nad_object(request.object, namespace=request.namespace, name=request.name)
+    old = None
+    if request.operation == "UPDATE" and request.old_object is not None:
+        old = decide.nad_object(request.old_object, namespace=request.namespace, name=request.name)
+    if new.problem:
+        return decide.decide_nad(
+            request, new, devices_by_node=None, plugins_by_node={}, multus_version=""
+        )
+    index = admission_facts.INDEX.get()
+    notes: list[str] = []
+    selector = decide.nad_selector(new.config, new.annotations)
+    old_selector = decide.nad_selector(old.config, old.annotations) if old else None
+    selectors = [s for s in (selector, old_selector) if s is not None]
+    inventory: dict[str, Sequence[nad.DeviceFacts]] | None
+    if not index.nodes:
+        inventory = None
+        notes.append(
+            f"NICPortal has no inventory of cluster {index.cluster} yet: only the NAD itself "
+            "was checked, not the devices it selects."
+        )
+    elif selector is not None and selector.selector == "kernelpath":
+        inventory = None
+        notes.append(
+            "NICPortal does not record sysfs paths: a kernelpath selector is not checked "
+            "against the inventory."
+        )
+    else:
+        # The nodes the NAD can land on: those its nicportal.io/nodes annotation names (the
+        # linter checks only those), else every node.
+        landing = decide.nad_nodes(new.annotations)
+        names = sorted(n for n in landing if n in index.nodes) if landing else list(index.nodes)
+        if landing and len(names) < len(landing):
+            notes.append(
+                f"NICPortal: {', '.join(sorted(landing - set(names)))} (in "
+                f"{render.NODES_ANNOTATION}) not in its inventory: not checked there."
+            )
+        found = (
+            admission_facts.devices(
+                index, selectors=selectors, nodes=names if landing is not None else None
+            )
+            if selectors and names
+            else {}
+        )
+        inventory = dict.fromkeys(names, ())  # the linter reads a node without it as "absent"
+        inventory.update(found)
+    return decide.decide_nad(
+        request,
+        new,
+        old=old,
+        devices_by_node=inventory,
+        plugins_by_node=index.plugins,
+        multus_version=index.multus_version,
+        notes=notes,
+    )
+
+
+def _decide_pod(request: AdmissionRequest) -> Decision:
+    pod = request.object if isinstance(request.object, dict) else {}
+    metadata = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    text = annotations.get(multus.NETWORKS_ANNOTATION) if isinstance(annotations, dict) else None
+    name = _object_name(request)
+    if not isinstance(text, str) or not text.strip():
+        return Decision(allowed=True, summary=f"pod {request.namespace}/{name}", judged=False)
+    summary = f"pod {request.namespace}/{name}"
+    try:
+        selections = multus.parse_networks(text, pod_namespace=request.namespace)
+        where = placement.pod_placement(pod)
+    except (multus.MultusAnnotationError, placement.PlacementError) as exc:
+        return Decision(
+            allowed=True,
+            summary=summary,
+            warnings=(f"NICPortal could not read this pod ({exc}): its NICs were not checked.",),
+            judged=False,
+        )
+    index = admission_facts.INDEX.get()
+    attachments = []
+    for selection in selections:
+        entry = index.nads.get(selection.nad_key)
+        attachments.append(
+            decide.Attachment(
+                selection=selection,
+                known=entry is not None,
+                host_device=bool(entry and entry.host_device),
+                selector=entry.selector if entry else None,
+                nad_team=entry.team if entry else "",
+            )
+        )
+    selectors = [a.selector for a in attachments if a.selector is not None]
+    pinned = where.pinned_names()
+    candidates: list[str] = []
+    unknown: list[str] = []
+    if selectors:
+        if pinned is not None:
+            # Names pinned through kubernetes.io/hostname are node names on kubeadm, MicroK8s
+            # and most distributions (the NAD builder's pod snippet assumes the same); the
+            # labels are still checked below.
+            unknown = sorted(n for n in pinned if n not in index.nodes)
+            pool = [index.nodes[n] for n in sorted(pinned) if n in index.nodes]
+        else:
+            pool = list(index.nodes.values())
+        candidates = [n.name for n in pool if where.matches(n.name, n.labels)]
+    found: dict[str, list] = {}
+    if candidates:
+        found = admission_facts.devices(
+            index, selectors=selectors, nodes=candidates if pinned is not None else None
+        )
+    return decide.decide_pod(
+        namespace=request.namespace,
+        pod=name,
+        attachments=attachments,
+        candidates=candidates,
+        unknown_nodes=unknown,
+        devices=found,
+        team_namespaces=index.team_namespaces,
+    )
+
+
+def _answer(request: AdmissionRequest, decision: Decision, mode: str) -> tuple[dict, str]:
+    if decision.allowed:
+        outcome = WARNED if decision.warnings else ALLOWED
+        return response(request.uid, allowed=True, warnings=decision.warnings), outcome
+    if mode == "warn":
+        would = [f"NICPortal (warn mode) would deny: {c.text()}" for c in decision.causes]
+        body = response(request.uid, allowed=True, warnings=[*would, *decision.warnings])
+        return body, DENIED
+    body = response(
+        request.uid,
+        allowed=False,
+        code=decision.code,
+        reason=decision.reason,
+        message=decision.message(),
+        causes=decision.causes,
+        warnings=decision.warnings,
+        subject={"group": request.group, "kind": _kind(request), "name": _object_name(request)},
+    )
+    return body, DENIED
+
+
+def _errored(
+    request: AdmissionRequest, resource: str, mode: str, exc: Exception, started: float
+) -> dict[str, Any]:
+    what = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    # Warn mode never denies, not even on an error: it is how a cluster tries the webhook out.
+    if settings.WEBHOOK_FAILURE_POLICY == "Fail" and mode == "enforce":
+        body = response(
+            request.uid,
+            allowed=False,
+            code=500,
+            reason="InternalError",
+            message=f"NICPortal could not check this request ({what}); failurePolicy is Fail.",
+        )
+    else:
+        body = response(
+            request.uid,
+            allowed=True,
+            warnings=[
+                f"NICPortal could not check this request ({what}); allowed "
+                f"({'warn mode' if mode == 'warn' else 'failurePolicy Ignore'})."
+            ],
+        )
+    _count(resource, ERRORED, mode, request.dry_run, time.perf_counter() - started)
+    return body
+
+
+def _kind(request: AdmissionRequest) -> str:
+    obj = request.object if isinstance(request.object, dict) else {}
+    return obj.get("kind") if isinstance(obj.get("kind"), str) else ""
+
+
+def _object_name(request: AdmissionRequest) -> str:
+    if request.name:
+        return request.name
+    obj = request.object if isinstance(request.object, dict) else {}
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    if isinstance(metadata.get("name"), str) and metadata["name"]:
+        return metadata["name"]
+    generate = metadata.get("generateName")
+    return f"{generate}*" if isinstance(generate, str) and generate else ""
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+def _record(request: AdmissionRequest, decision: Decision, *, enforced: bool) -> None:
+    """Upsert the AdmissionRecord of this object, reason and mode. A failure to record never
+    changes the answer (logged instead)."""
+    key = {
+        "resource": request.resource[:64],
+        "namespace": request.namespace[:63],
+        "name": _object_name(request)[:253],
+        "codes": ",".join(decision.codes)[:300],
+        "enforced": enforced,
+    }
+    now = timezone.now()
+    values = {
+        "operation": request.operation[:10],
+        "username": request.username[:253],
+        "uid": request.uid[:64],
+        "message": decision.message(),
+        "last_at": now,
+    }
+    try:
+        for _attempt in range(2):
+            try:
+                with transaction.atomic():
+                    _asynchronous_commit()
+                    if AdmissionRecord.objects.filter(**key).update(count=F("count") + 1, **values):
+                        return
+                    AdmissionRecord.objects.create(**key, **values, first_at=now)
+                return
+            except IntegrityError:
+                continue  # another process created it first: update that row
+    except DatabaseError:
+        log.exception("admission record failed uid=%s", request.uid)
+
+
+def _asynchronous_commit() -> None:
+    """The record is a log, not a promise: on PostgreSQL it does not wait for the WAL flush
+    (a crash can lose the last fraction of a second of records, never corrupt them). That
+    flush is most of a denial's time on a busy disk."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+METRICS_KEY = "nicportal:admission:metrics"
+
+
+@functools.cache
+def _redis(url: str) -> Any:
+    import redis  # comes with celery[redis]; the embedded set-up without Redis never loads it
+
+    # Short timeouts: a Redis outage costs a review 0.2 s at most, never its answer.
+    return redis.Redis.from_url(url, socket_connect_timeout=0.2, socket_timeout=0.2)
+
+
+# Counts wait in this process and go to Redis at most once a FLUSH_EVERY seconds (one pipeline):
+# a Redis round trip on every review would be most of a busy server's time. /metrics may so lag
+# by that much, and a process that dies loses at most that much counting.
+FLUSH_EVERY = 1.0
+_pending: Counter[str] = Counter()
+_pending_lock = threading.Lock()
+_flushed_at = 0.0
+
+
+def _count(resource: str, outcome: str, mode: str, dry_run: bool, seconds: float) -> None:
+    """Add one decision to the counters (flushed to the shared store when due)."""
+    global _flushed_at
+    labels = f"{resource}|{outcome}|{mode}|{str(dry_run).lower()}"
+    bucket = next((str(b) for b in LATENCY_BUCKETS if seconds <= b), "+Inf")
+    with _pending_lock:
+        _pending[f"decision|{labels}"] += 1
+        _pending[f"bucket|{resource}|{bucket}"] += 1
+        _pending[f"sum|{resource}"] += seconds
+        due = time.monotonic() - _flushed_at >= FLUSH_EVERY
+        if due:
+            _flushed_at = time.monotonic()
+    if due:
+        flush_counters()
+
+
+def flush_counters() -> None:
+    """Move this process's pending counts to Redis when configured (atomic, shared by every
+    process), otherwise to the cache (the embedded set-up: approximate under concurrency).
+    A failed flush keeps the counts for the next one; it never fails a review."""
+    with _pending_lock:
+        counts = dict(_pending)
+        _pending.clear()
+    if not counts:
+        return
+    try:
+        if settings.REDIS_URL:
+            pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
+            for field, amount in counts.items():
+                if field.startswith("sum|"):
+                    pipe.hincrbyfloat(METRICS_KEY, field, amount)
+                else:
+                    pipe.hincrby(METRICS_KEY, field, int(amount))
+            pipe.execute()
+        else:
+            from django.core.cache import cache
+
+            data = cache.get(METRICS_KEY) or {}
+            for field, amount in counts.items():
+                data[field] = data.get(field, 0) + amount
+            cache.set(METRICS_KEY, data, None)
+    except Exception:
+        log.warning("admission metrics not flushed; kept for the next flush", exc_info=True)
+        with _pending_lock:
+            _pending.update(counts)
+
+
+def read_counters() -> dict[str, float]:
+    flush_counters()  # this process's own pending counts first
+    if settings.REDIS_URL:
+        raw = _redis(settings.REDIS_URL).hgetall(METRICS_KEY)
+        return {k.decode(): float(v) for k, v in raw.items()}
+    from django.core.cache import cache
+
+    return {k: float(v) for k, v in (cache.get(METRICS_KEY) or {}).items()}
+
+
+class AdmissionCollector(Collector):
+    """nicportal_admission_decisions_total and nicportal_admission_latency_seconds, summed over
+    every webhook server process (the counters live in Redis)."""
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            counters = read_counters()
+        except Exception:
+            log.warning("admission metrics unavailable", exc_info=True)
+            return
+        decisions = CounterMetricFamily(
+            "nicportal_admission_decisions",
+            "Admission reviews by resource and outcome (allowed, warned, denied, errored); "
+            'mode="warn" counts would-be denials; dry_run="true" counts kubectl --dry-run=server.',
+            labels=["resource", "decision", "mode", "dry_run"],
+        )
+        for resource in ("nads", "pods", "other", "invalid"):
+            for outcome in DECISIONS:
+                for mode in ("enforce", "warn"):
+                    for dry_run in ("false", "true"):
+                        value = counters.get(f"decision|{resource}|{outcome}|{mode}|{dry_run}", 0)
+                        if value or (mode == settings.WEBHOOK_MODE and dry_run == "false"):
+                            decisions.add_metric([resource, outcome, mode, dry_run], value)
+        yield decisions
+        latency = HistogramMetricFamily(
+            "nicportal_admission_latency_seconds",
+            "Server time per admission review (parse, decide, record, count).",
+            labels=["resource"],
+        )
+        for resource in ("nads", "pods", "other"):
+            cumulative = 0.0
+            buckets = []
+            for bound in (*map(str, LATENCY_BUCKETS), "+Inf"):
+                cumulative += counters.get(f"bucket|{resource}|{bound}", 0)
+                buckets.append((bound, cumulative))
+            latency.add_metric([resource], buckets, counters.get(f"sum|{resource}", 0.0))
+        yield latency

@@ -1,0 +1,7 @@
+//go:build tools
+
+// Package tools pins host-device-v1.2.0 at v1.2.0 for the lab: building github.com/containernetworking/plugins/plugins/main/host-device in this module
+// builds exactly the version go.mod requires.
+package tools
+
+import _ "github.com/containernetworking/plugins/plugins/main/host-device"

@@ -1,0 +1,155 @@
+"""The admission webhook server as deployed: gunicorn with nicportal/webhook_gunicorn.py, HTTPS
+with a certificate from `manage.py webhookcert` (the self-signed path), reading the test
+database. A client that trusts the CA gets AdmissionReview answers; the server serves nothing of
+the UI; a client that does not trust the CA, or speaks plain HTTP, gets nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from django.core.management import call_command
+
+from inventory.models import Cluster
+from tests.ops.servers import database_url, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def certificates(tmp_path) -> Path:
+    out = tmp_path / "tls"
+    call_command("webhookcert", "--out", str(out), "--ip", "127.0.0.1", "--dns", "localhost")
+    return out
+
+
+@pytest.fixture
+def webhook_server(certificates, tmp_path) -> Iterator[str]:
+    Cluster.objects.create(name="default")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "NICPORTAL_WEBHOOK_TLS_DIR": str(certificates),
+        "NICPORTAL_WEBHOOK_LISTEN": f"127.0.0.1:{port}",
+        "NICPORTAL_WEBHOOK_WORKERS": "1",
+        "NICPORTAL_WEBHOOK_TMP_DIR": str(tmp_path),
+        "NICPORTAL_VAR_DIR": str(tmp_path / "var"),
+        "NICPORTAL_CLUSTER_NAME": "default",
+        "PYTHONPATH": str(ROOT),
+    }
+    log = (tmp_path / "webhook.log").open("w")
+    process = subprocess.Popen(
+        [str(GUNICORN), "-c", "python:nicportal.webhook_gunicorn", "nicportal.wsgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{base}/healthz", verify=certificates / "ca.crt", timeout=10)
+                break
+            except (requests.ConnectionError, requests.Timeout):
+                assert process.poll() is None, (tmp_path / "webhook.log").read_text()
+                assert time.monotonic() < deadline, "the webhook server did not start"
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+        log.close()
+
+
+def test_webhookcert_makes_a_ca_and_a_serving_certificate_for_the_names(certificates):
+    ca = x509.load_pem_x509_certificate((certificates / "ca.crt").read_bytes())
+    cert = x509.load_pem_x509_certificate((certificates / "tls.crt").read_bytes())
+    assert cert.issuer == ca.subject
+    ca.public_key().verify(
+        cert.signature, cert.tbs_certificate_bytes, *_ecdsa(cert.signature_hash_algorithm)
+    )
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(i) for i in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert oct((certificates / "tls.key").stat().st_mode & 0o777) == "0o600"
+    assert oct((certificates / "ca.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_second_run_renews_the_serving_certificate_under_the_same_ca(certificates, capsys):
+    ca_before = (certificates / "ca.crt").read_bytes()
+    cert_before = (certificates / "tls.crt").read_bytes()
+    call_command("webhookcert", "--out", str(certificates), "--ip", "127.0.0.1")
+    assert (certificates / "ca.crt").read_bytes() == ca_before
+    assert (certificates / "tls.crt").read_bytes() != cert_before
+    printed = capsys.readouterr().out
+    assert "reusing the CA" in printed and "caBundle: " in printed
+
+
+def _ecdsa(algorithm):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return (ec.ECDSA(algorithm),)
+
+
+def test_the_server_answers_reviews_over_tls_and_serves_nothing_else(webhook_server, certificates):
+    seed = {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": "macvlan-conf", "namespace": "default"},
+        "spec": {"config": '{"cniVersion": "0.3.1", # the uplink\n "type": "host-device"}'},
+    }
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "7f0c",
+            "resource": {
+                "group": "k8s.cni.cncf.io",
+                "version": "v1",
+                "resource": "network-attachment-definitions",
+            },
+            "operation": "CREATE",
+            "namespace": "default",
+            "name": "macvlan-conf",
+            "object": seed,
+        },
+    }
+    ca = certificates / "ca.crt"
+    answer = requests.post(f"{webhook_server}/validate", json=body, verify=ca, timeout=10)
+    assert answer.status_code == 200
+    review = answer.json()["response"]
+    assert review["uid"] == "7f0c" and review["allowed"] is False
+    assert review["status"]["details"]["causes"][0]["reason"] == "CONFIG_INVALID_JSON"
+    bad = requests.post(f"{webhook_server}/validate", data=b"{", verify=ca, timeout=10)
+    assert bad.status_code == 400 and "not JSON" in bad.json()["error"]
+    for path in ("/", "/api/v1/interfaces/", "/metrics", "/admin/"):
+        assert requests.get(webhook_server + path, verify=ca, timeout=10).status_code == 404
+    assert json.loads(requests.get(f"{webhook_server}/healthz", verify=ca, timeout=10).text) == {
+        "status": "ok"
+    }
+
+
+def test_the_server_is_trusted_only_through_its_ca_and_speaks_only_tls(webhook_server):
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{webhook_server}/healthz", timeout=10)  # the system CAs do not know it
+    plain = webhook_server.replace("https://", "http://")
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{plain}/healthz", timeout=10)
