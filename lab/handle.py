@@ -105,6 +105,8 @@ class LabHandle:
             },
             "spec": {"config": config if isinstance(config, str) else json.dumps(config)},
         }
+        # The real API server refuses objects in a namespace that does not exist.
+        self.ensure_namespace(namespace)
         return self.custom.create_namespaced_custom_object(
             NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, body
         )

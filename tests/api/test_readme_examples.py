@@ -29,6 +29,7 @@ from lab.control import free_port
 from lab.handle import LabHandle
 from lab.pytest_plugin import require_lab
 from lab.state import LabState
+from tests.preflight import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -151,7 +152,7 @@ def running_portal(tmp_path_factory, artifacts_dir) -> Iterator[RunningPortal]:
 @pytest.mark.parametrize("shell", SHELLS)
 def test_the_second_shell_commands_work_as_written(running_portal, shell):
     if not installed(shell):
-        pytest.skip(f"{shell} is not installed")
+        skip_or_fail(f"{shell} is not installed")
     output = running_portal.second_shell(shell, readme_block("second-shell"))
     # showconfig: the demo's database and the lab, read from make run's var/run.env.
     assert f"{running_portal.var}/demo.sqlite3" in output
@@ -208,7 +209,7 @@ def test_the_curl_examples_work_as_written(running_portal):
 @pytest.mark.parametrize("shell", SHELLS)
 def test_every_command_block_of_the_readme_parses_in_every_shell(shell):
     if not installed(shell):
-        pytest.skip(f"{shell} is not installed")
+        skip_or_fail(f"{shell} is not installed")
     blocks = sh_blocks()
     assert len(blocks) >= 5
     for block in blocks:
