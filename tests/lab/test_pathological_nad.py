@@ -19,7 +19,6 @@ DEEP_CONFIG = "[" * 3000 + "]" * 3000
 def cluster_with_a_deep_nad(lab_portal):
     lab = lab_portal
     lab.create_nad("default", "deep", DEEP_CONFIG)
-    lab.ensure_namespace("other")  # the API server refuses objects in a missing namespace
     lab.create_nad(
         "other",
         "deep-object",
