@@ -47,3 +47,4 @@ class HistoryKind(models.TextChoices):
     EXPIRE = "expire", "expired"
     NAD_APPLY = "nad_apply", "NAD applied"
     AGENT = "agent", "agent health"
+    BREACH = "breach", "reservation breach"

@@ -297,6 +297,21 @@ class InventoryCollector(Collector):
             reservations.add_metric([name], active.get(pk, 0))
         yield reservations
 
+        breaches = GaugeMetricFamily(
+            "nicportal_reservation_breaches",
+            "Reserved NICs held by a pod that is not the reserving team's (Interface.breach).",
+            labels=["cluster"],
+        )
+        breached = {
+            row["node__cluster"]: row["n"]
+            for row in Interface.objects.exclude(breach="")
+            .values("node__cluster")
+            .annotate(n=Count("id"))
+        }
+        for pk, name in names.items():
+            breaches.add_metric([name], breached.get(pk, 0))
+        yield breaches
+
         yield from self._sweep_metrics(clusters)
 
     def _sweep_metrics(self, clusters: list[Cluster]) -> Iterator[Metric]:

@@ -161,6 +161,9 @@ class Interface(models.Model):
     holder = models.CharField(max_length=300, blank=True)
     # A host link named netN whose alias holds its original name: returned from a dead pod.
     orphan = models.BooleanField(default=False)
+    # "" or why this NIC is a reservation breach: reserved by one team, held by a pod that is
+    # not that team's (rules/teams.py says whose a pod is). Judged with the verdict.
+    breach = models.TextField(blank=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -183,6 +186,8 @@ class Interface(models.Model):
             models.Index(fields=["last_seen_at", "id"], name="iface_sort_seen"),
             models.Index(fields=["state", "id"], name="iface_state_id"),
             models.Index(fields=["node", "name"], name="iface_node_name"),
+            # Breaches are few: /metrics and the breach filters read them through this index.
+            models.Index(fields=["node"], condition=~Q(breach=""), name="iface_breach"),
         ]
         ordering = ["node_name", "name", "id"]
 
@@ -228,6 +233,11 @@ class NetworkAttachment(models.Model):
     findings = models.JSONField(default=list, blank=True)
     applied_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    # The team the portal applied it for (the acting team of the apply); None for a NAD found in
+    # the cluster. A NAD of that team may hand the team's reserved NICs to pods.
+    team = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="nads"
     )
     first_seen_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -359,8 +369,10 @@ class HistoryEntry(models.Model):
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=12, choices=HistoryKind.choices)
+    # SET_NULL: a virtual link gone for good is dropped from the inventory (sync/snapshot.py),
+    # its history stays (the message names it, `node` says where).
     interface = models.ForeignKey(
-        Interface, null=True, blank=True, on_delete=models.CASCADE, related_name="history"
+        Interface, null=True, blank=True, on_delete=models.SET_NULL, related_name="history"
     )
     node = models.ForeignKey(
         Node, null=True, blank=True, on_delete=models.CASCADE, related_name="history"
@@ -423,8 +435,10 @@ class AgentNonce(models.Model):
 
 class TeamNamespace(models.Model):
     """A Kubernetes namespace that belongs to a team: a name, or a shell pattern such as `ml-*`.
-    Pods in it may take the team's reserved NICs; the admission webhook denies pods from other
-    namespaces that ask for them. Managed by staff (admin, `manage.py createteam --namespace`)."""
+    Pods in it may take the team's reserved NICs: the admission webhook denies pods from other
+    namespaces that ask for them, and a pod from another team's namespace holding one is a
+    reservation breach (rules/teams.py). Staff manage them with `manage.py createteam TEAM
+    --namespace NS`."""
 
     team = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="namespaces")
     pattern = models.CharField(max_length=253)

@@ -5,10 +5,12 @@ rules live in inventory.services."""
 from __future__ import annotations
 
 import difflib
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inventory.models import (
@@ -21,6 +23,7 @@ from inventory.models import (
     Reservation,
 )
 from inventory.rules import nad
+from inventory.rules.nad import names as nad_names
 from inventory.services import tokens
 
 TRUE_VALUES = {"true"}
@@ -94,6 +97,71 @@ class StrictCharField(StrictStringMixin, serializers.CharField):
 
 class StrictRegexField(StrictStringMixin, serializers.RegexField):
     default_error_messages = {"invalid": "Not a valid string of the expected form."}
+
+
+class RuleField(StrictRegexField):
+    """A string held to a named rule (a DNS-1123 label, an interface name…): a 400 says which
+    rule, what it is, and what is wrong with this value. The regex stays for the schema."""
+
+    def __init__(
+        self, regex: str, *, what: str, rule: str, problem: Callable[[str], str | None], **kwargs
+    ) -> None:
+        self.what, self.rule, self.problem = what, rule, problem
+        kwargs.setdefault("error_messages", {})
+        kwargs["error_messages"].setdefault("blank", f"Empty: {rule}.")
+        super().__init__(regex, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        why = self.problem(value)
+        if why:
+            raise serializers.ValidationError(f"Not {self.what}: {why}; {self.rule}.")
+        return value
+
+
+IFNAME_RULE = "a pod interface name is 1 to 15 letters, digits, '_', '.' or '-', e.g. \"net1\""
+
+
+def pod_ifname_problem(value: str) -> str | None:
+    """Why `value` is not a pod interface name as the API takes it (ASCII letters, digits, '_',
+    '.', '-'; at most 15), None when it is one."""
+    if len(value) > nad_names.IFNAME_MAX:
+        return f"it is {len(value)} characters long (at most {nad_names.IFNAME_MAX})"
+    bad = sorted({c for c in value if not (c.isascii() and (c.isalnum() or c in "_.-"))})
+    if bad:
+        return "it contains " + ", ".join(json.dumps(c) for c in bad[:5])
+    return None if value else "it is empty"
+
+
+NODE_INTERFACE = r"^[^/\s\x00-\x1f\x7f]{1,253}/[^/\s\x00-\x1f\x7f]{1,64}$"
+_NODE_INTERFACE = re.compile(NODE_INTERFACE)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+            {"type": "string", "pattern": NODE_INTERFACE, "maxLength": 318},
+        ]
+    }
+)
+class InterfaceRefField(serializers.Field):
+    """An interface: its id, or "node/name" as the pages show it ("n1/eth3")."""
+
+    _SHAPES = (
+        'Expected an interface id (an integer of at least 1) or "node/name" such as "n1/eth3".'
+    )
+    default_error_messages = {"invalid": _SHAPES, "null": _SHAPES}
+
+    def to_internal_value(self, data: Any) -> int | str:
+        if isinstance(data, int) and not isinstance(data, bool) and 1 <= data <= 2**63 - 1:
+            return data
+        if isinstance(data, str) and _NODE_INTERFACE.match(data):
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -179,7 +247,7 @@ class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
 
 
 class InterfaceSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
-    brief_fields = ("id", "node", "name", "state", "holder", "reserved_team")
+    brief_fields = ("id", "node", "name", "state", "holder", "reserved_team", "breach")
     node = serializers.CharField(source="node_name", read_only=True)
     node_id = serializers.IntegerField(read_only=True)
     cluster = serializers.CharField(source="node.cluster.name", read_only=True)
@@ -204,6 +272,7 @@ class InterfaceSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
             "reserved_team",
             "reservation",
             "reserved_until",
+            "breach",
             "state_changed_at",
             "ifindex",
             "altnames",
@@ -319,6 +388,7 @@ class NetworkAttachmentSerializer(SelectableFieldsMixin, serializers.ModelSerial
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+POD_IFNAME = r"^[A-Za-z0-9_.-]{1,15}$"
 
 
 class NadRequestSerializer(StrictSerializer):
@@ -326,13 +396,26 @@ class NadRequestSerializer(StrictSerializer):
     NICs it may hand to pods (one per node; pod placement follows from their nodes), how
     host-device finds the device, and the pod side (interface name, IPAM)."""
 
-    namespace = StrictRegexField(DNS_LABEL, max_length=63)
-    name = StrictRegexField(DNS_SUBDOMAIN, max_length=253)
+    namespace = RuleField(
+        DNS_LABEL,
+        max_length=63,
+        what="a DNS-1123 label",
+        rule=nad_names.DNS1123_LABEL_RULE,
+        problem=nad_names.dns1123_label_problem,
+    )
+    name = RuleField(
+        DNS_SUBDOMAIN,
+        max_length=253,
+        what="a DNS-1123 subdomain",
+        rule=nad_names.DNS1123_SUBDOMAIN_RULE,
+        problem=nad_names.dns1123_subdomain_problem,
+    )
     interfaces = serializers.ListField(
-        child=StrictIntegerField(min_value=1, max_value=2**63 - 1),
+        child=InterfaceRefField(),
         min_length=1,
         max_length=64,
-        help_text="Ids of the host interfaces (one per node) the NAD may hand to pods.",
+        help_text="The host interfaces (one per node) the NAD may hand to pods: ids, or "
+        '"node/name" such as ["n1/eth3", "n2/eth3"].',
     )
     selector = serializers.ChoiceField(
         choices=["auto", *nad.SELECTORS],
@@ -340,11 +423,23 @@ class NadRequestSerializer(StrictSerializer):
         default="auto",
         help_text="How host-device finds the device; auto picks what the plugin supports.",
     )
-    pod_interface = StrictRegexField(
-        r"^[A-Za-z0-9_.-]{1,15}$", required=False, default="net1", max_length=15
+    pod_interface = RuleField(
+        POD_IFNAME,
+        required=False,
+        default="net1",
+        max_length=15,
+        what="a pod interface name",
+        rule=IFNAME_RULE,
+        problem=pod_ifname_problem,
     )
     other_pod_interfaces = serializers.ListField(
-        child=StrictRegexField(r"^[A-Za-z0-9_.-]{1,15}$", max_length=15),
+        child=RuleField(
+            POD_IFNAME,
+            max_length=15,
+            what="a pod interface name",
+            rule=IFNAME_RULE,
+            problem=pod_ifname_problem,
+        ),
         required=False,
         max_length=32,
         help_text="Pod interfaces of the pod's other attachments (eth0 is always assumed).",
@@ -353,7 +448,9 @@ class NadRequestSerializer(StrictSerializer):
         required=False,
         default=dict,
         help_text="IPAM: type (none, static, host-local, whereabouts, dhcp), addresses, "
-        "gateway, routes, subnet, range_start, range_end, range, exclude.",
+        "gateway, routes, subnet, range_start, range_end, range, exclude; CNI's own shapes "
+        'too: addresses [{"address": "192.0.2.10/24", "gateway": ...}], routes '
+        '[{"dst": ..., "gw": ...}], host-local ranges [[{"subnet": ..., "rangeStart": ...}]].',
     )
     cni_version = StrictCharField(required=False, allow_blank=True, max_length=20, default="auto")
     resource_name = StrictCharField(required=False, allow_blank=True, max_length=253)

@@ -318,6 +318,20 @@ class ClusterUnavailable(APIException):
     default_code = "cluster_unavailable"
 
 
+@contextmanager
+def _interfaces_field() -> Iterator[None]:
+    """The services name the NAD request's interfaces `interface_ids`; this API's field is
+    `interfaces`: a 400 names the field the caller sent."""
+    try:
+        yield
+    except DjangoValidationError as exc:
+        if not hasattr(exc, "error_dict") or "interface_ids" not in exc.error_dict:
+            raise
+        messages = exc.message_dict
+        messages["interfaces"] = messages.pop("interface_ids") + messages.get("interfaces", [])
+        raise DjangoValidationError(messages) from None
+
+
 @extend_schema_view(
     list=extend_schema(parameters=field_selection_parameters(s.NetworkAttachmentSerializer)),
     retrieve=extend_schema(parameters=field_selection_parameters(s.NetworkAttachmentSerializer)),
@@ -340,8 +354,8 @@ class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         name = data.pop("team", None)
-        data["interface_ids"] = data.pop("interfaces")
-        with service_errors():
+        with service_errors(), _interfaces_field():
+            data["interface_ids"] = nads.interface_ids(data.pop("interfaces"))
             team = teams.acting_team(request.user, name, required=False)
             try:
                 return workflow(user=request.user, team=team, **data)

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import close_old_connections, connection
 
-from inventory.models import Interface, NetworkAttachment, Node, Reservation, TeamNamespace
+from inventory.models import Interface, NetworkAttachment, Node, Reservation
 from inventory.read import facts
 from inventory.rules import nad
 from inventory.rules.admission.decide import DeviceSelector, is_host_device, nad_selector
@@ -48,6 +48,7 @@ class NadEntry:
     name: str
     host_device: bool
     selector: DeviceSelector | None
+    team: str = ""  # the team NICPortal applied it for (its pods in a teamless namespace are its)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +66,7 @@ class Index:
 def load_index() -> Index:
     """Read the index from the database (three queries)."""
     cluster = facts.configured_cluster()
-    teams: dict[str, list[str]] = {}
-    for team, pattern in TeamNamespace.objects.values_list("team__name", "pattern"):
-        teams.setdefault(team, []).append(pattern)
+    teams = facts.team_namespaces()
     if cluster is None:
         return Index(
             cluster=settings.CLUSTER_NAME,
@@ -87,12 +86,12 @@ def load_index() -> Index:
             facts.plugin_facts(node),
         )
     nads = {}
-    for namespace, name, config, notes in NetworkAttachment.objects.filter(
+    for namespace, name, config, notes, team in NetworkAttachment.objects.filter(
         cluster=cluster, in_cluster=True
-    ).values_list("namespace", "name", "config", "annotations"):
+    ).values_list("namespace", "name", "config", "annotations", "team__name"):
         notes = notes if isinstance(notes, dict) else {}
         nads[f"{namespace}/{name}"] = NadEntry(
-            namespace, name, is_host_device(config), nad_selector(config, notes)
+            namespace, name, is_host_device(config), nad_selector(config, notes), team or ""
         )
     return Index(
         cluster=cluster.name,

@@ -17,8 +17,8 @@ FILENAME = "nicportal-interfaces.csv"
 # Spreadsheets run cells that start with these as formulas; node data is untrusted.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = (
-    "cluster node interface state reason holder team alias mac pci_address driver speed_mbps "
-    "kind present state_changed_at"
+    "cluster node interface state reason holder team breach alias mac pci_address driver "
+    "speed_mbps kind present state_changed_at"
 ).split()
 
 
@@ -56,6 +56,7 @@ def csv_rows(queryset: QuerySet[Interface]) -> Iterator[list[Any]]:
                 interface.reason,
                 interface.holder,
                 reservation.team.name if reservation else "",
+                interface.breach,
                 interface.alias,
                 interface.mac,
                 interface.pci_address,

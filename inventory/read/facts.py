@@ -1,7 +1,9 @@
 """The inventory as the pure rules see it: the one place where stored rows become rule inputs.
 
 - ownership: Interface -> ownership.LinkFacts, Node -> ownership.NodeFacts, its attached pods ->
-  ownership.PodClaim, its active reservations -> ownership.ReservationFacts (used by sync);
+  ownership.PodClaim (with their namespace's teams and their NAD's team), its active
+  reservations -> ownership.ReservationFacts (used by sync);
+- teams: the namespaces each team owns (TeamNamespace), the team a NAD was applied for;
 - NADs: Interface -> nad.DeviceFacts, Node.cni -> nad.PluginFacts (the NAD builder, the linter
   of cluster NADs);
 - diagnosis: Interface -> diagnosis.HostInterface (what the diagnosis needs beyond DeviceFacts);
@@ -12,16 +14,25 @@
 from __future__ import annotations
 
 import functools
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from inventory.choices import AttachmentStatus
-from inventory.models import Cluster, Interface, Node, PodAttachment, Reservation
-from inventory.rules import diagnosis, nad, ownership
+from inventory.models import (
+    Cluster,
+    Interface,
+    NetworkAttachment,
+    Node,
+    PodAttachment,
+    Reservation,
+    TeamNamespace,
+)
+from inventory.rules import diagnosis, nad, ownership, teams
 
 # --- the configured cluster ---------------------------------------------------------------------
 
@@ -34,6 +45,13 @@ def configured_cluster() -> Cluster | None:
 def configured_nodes() -> QuerySet[Node]:
     """The nodes of the configured cluster that the Kubernetes API still lists."""
     return Node.objects.filter(cluster__name=settings.CLUSTER_NAME, in_cluster=True)
+
+
+def configured_interfaces() -> QuerySet[Interface]:
+    """The interfaces of the configured cluster's nodes that the Kubernetes API still lists."""
+    return Interface.objects.filter(
+        node__cluster__name=settings.CLUSTER_NAME, node__in_cluster=True
+    )
 
 
 def cluster_nodes(cluster: Cluster | None) -> list[Node]:
@@ -104,16 +122,33 @@ def node_facts(node: Node, *, answered_at: datetime | None = None) -> ownership.
 
 
 def pod_claims(node: Node) -> list[ownership.PodClaim]:
-    return pod_claims_by_node([node.pk]).get(node.pk, [])
+    return pod_claims_by_node([node]).get(node.pk, [])
 
 
-def pod_claims_by_node(node_ids: Iterable[int]) -> dict[int, list[ownership.PodClaim]]:
-    """The attached pods' claims of these nodes, by node id (one query)."""
-    rows = PodAttachment.objects.filter(
-        node_id__in=list(node_ids), status=AttachmentStatus.ATTACHED
-    ).only("node_id", "namespace", "pod_name", "nad_namespace", "nad_name", "pod_interface", "mac")
+def pod_claims_by_node(nodes: Iterable[Node]) -> dict[int, list[ownership.PodClaim]]:
+    """The attached pods' claims of these nodes, by node id (a query for the claims, one for
+    the teams' namespaces, one per cluster for the NADs' teams)."""
+    by_id = {node.pk: node for node in nodes}
+    rows = list(
+        PodAttachment.objects.filter(
+            node_id__in=list(by_id), status=AttachmentStatus.ATTACHED
+        ).only(
+            "node_id", "namespace", "pod_name", "nad_namespace", "nad_name", "pod_interface", "mac"
+        )  # fmt: skip
+    )
+    if not rows:
+        return {}
+    patterns = team_namespaces()
+    nad_teams: dict[tuple[int, str, str], str] = {}
+    for cluster_id in {by_id[a.node_id].cluster_id for a in rows}:
+        keys = {
+            (a.nad_namespace, a.nad_name) for a in rows if by_id[a.node_id].cluster_id == cluster_id
+        }
+        for (namespace, name), team in nad_teams_for(cluster_id, keys).items():
+            nad_teams[(cluster_id, namespace, name)] = team
     claims: dict[int, list[ownership.PodClaim]] = {}
     for a in rows:
+        cluster_id = by_id[a.node_id].cluster_id
         claims.setdefault(a.node_id, []).append(
             ownership.PodClaim(
                 namespace=a.namespace,
@@ -121,9 +156,36 @@ def pod_claims_by_node(node_ids: Iterable[int]) -> dict[int, list[ownership.PodC
                 nad=f"{a.nad_namespace}/{a.nad_name}",
                 pod_interface=a.pod_interface,
                 mac=a.mac,
+                namespace_teams=teams.namespace_teams(a.namespace, patterns),
+                nad_team=nad_teams.get((cluster_id, a.nad_namespace, a.nad_name), ""),
             )
         )
     return claims
+
+
+# --- teams --------------------------------------------------------------------------------------
+
+
+def team_namespaces() -> dict[str, list[str]]:
+    """team name -> the namespace names and patterns it owns (a small table, read whole)."""
+    result: dict[str, list[str]] = defaultdict(list)
+    for team, pattern in TeamNamespace.objects.values_list("team__name", "pattern"):
+        result[team].append(pattern)
+    return dict(result)
+
+
+def nad_teams_for(cluster_id: int, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(namespace, name) -> the team NICPortal applied that NAD for, for the NADs of `keys`
+    that have one."""
+    condition = Q()
+    for namespace, name in set(keys):
+        condition |= Q(namespace=namespace, name=name)
+    if not condition:
+        return {}
+    rows = NetworkAttachment.objects.filter(
+        condition, cluster_id=cluster_id, in_cluster=True, team__isnull=False
+    ).values_list("namespace", "name", "team__name")
+    return {(namespace, name): team for namespace, name, team in rows}
 
 
 def reservation_facts(node: Node) -> dict[str, ownership.ReservationFacts]:
@@ -140,6 +202,23 @@ def reservation_facts(node: Node) -> dict[str, ownership.ReservationFacts]:
         )
         for r in rows
     }
+
+
+def nad_team(cluster: Cluster | None, namespace: str, name: str, uid: str = "") -> str:
+    """The team NICPortal applied NAD namespace/name for, "" when none (or when the NAD in the
+    cluster, `uid`, is not the one the portal applied)."""
+    if cluster is None:
+        return ""
+    row = (
+        NetworkAttachment.objects.filter(
+            cluster=cluster, namespace=namespace, name=name, team__isnull=False
+        )
+        .values_list("uid", "team__name")
+        .first()
+    )
+    if row is None or (uid and row[0] and row[0] != uid):
+        return ""
+    return row[1]
 
 
 # --- NADs ---------------------------------------------------------------------------------------
@@ -197,6 +276,7 @@ def _device(
     *,
     reserved_team: str,
     plugin: nad.PluginFacts | None,
+    pod_nad: str = "",
 ) -> nad.DeviceFacts:
     """A DeviceFacts from the values of _DEVICE_COLUMNS, in that order (anything after them is
     left alone)."""
@@ -216,6 +296,7 @@ def _device(
         reserved_team=reserved_team,
         has_netdev=has_netdev,
         plugin=plugin,
+        pod_nad=pod_nad,
     )
 
 
@@ -231,11 +312,35 @@ def device_from_values(
     return _device(node, values, reserved_team=reserved_team, plugin=plugin)
 
 
+def pod_nads(
+    interface_ids: Iterable[int] | None = None, *, node_ids: Iterable[int] = ()
+) -> dict[int, str]:
+    """interface id -> the NAD ("ns/name") of the attached pod holding it, for these interfaces
+    or the interfaces of these nodes."""
+    rows = PodAttachment.objects.filter(status=AttachmentStatus.ATTACHED, interface__isnull=False)
+    if interface_ids is not None:
+        rows = rows.filter(interface_id__in=list(interface_ids))
+    else:
+        rows = rows.filter(interface__node_id__in=list(node_ids))
+    return {
+        interface_id: f"{namespace}/{name}"
+        for interface_id, namespace, name in rows.values_list(
+            "interface_id", "nad_namespace", "nad_name"
+        )
+    }
+
+
 def device_facts(
     interface: Interface, *, reserved_team: str = "", plugin: nad.PluginFacts | None = None
 ) -> nad.DeviceFacts:
     columns = tuple(getattr(interface, column) for column in _DEVICE_COLUMNS)
-    return _device(interface.node.name, columns, reserved_team=reserved_team, plugin=plugin)
+    return _device(
+        interface.node.name,
+        columns,
+        reserved_team=reserved_team,
+        plugin=plugin,
+        pod_nad=pod_nads([interface.pk]).get(interface.pk, "") if interface.pk else "",
+    )
 
 
 def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.DeviceFacts]]:
@@ -248,11 +353,12 @@ def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.D
         nodes = configured_nodes()
     by_id = {n.pk: n for n in nodes}
     plugins = {pk: plugin_facts(n) for pk, n in by_id.items()}
-    teams = dict(
+    reserved = dict(
         Reservation.objects.filter(
             interface__node_id__in=list(by_id), released_at__isnull=True
         ).values_list("interface_id", "team__name")
     )
+    in_pods = pod_nads(node_ids=by_id)
     result: dict[str, list[nad.DeviceFacts]] = {n.name: [] for n in by_id.values()}
     rows = Interface.objects.filter(node_id__in=list(by_id)).values_list(
         *_DEVICE_COLUMNS, "pk", "node_id"
@@ -261,9 +367,47 @@ def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.D
         pk, node_id = row[-2:]
         node_name = by_id[node_id].name
         result[node_name].append(
-            _device(node_name, row, reserved_team=teams.get(pk, ""), plugin=plugins.get(node_id))
+            _device(
+                node_name,
+                row,
+                reserved_team=reserved.get(pk, ""),
+                plugin=plugins.get(node_id),
+                pod_nad=in_pods.get(pk, ""),
+            )
         )
     return result
+
+
+def selectors_elsewhere(
+    interfaces: Iterable[Interface],
+) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(selector, value) -> the other nodes of the same cluster with an interface that selector
+    would match: by name ("device"), MAC ("hwaddr") or PCI address ("pciBusID"), for the names,
+    MACs and PCI addresses of `interfaces` (the NAD builder's chosen devices; their own nodes
+    are not "other")."""
+    interfaces = list(interfaces)
+    if not interfaces:
+        return {}
+    names = {i.name for i in interfaces if i.name}
+    macs = {i.mac.lower() for i in interfaces if i.mac}
+    pcis = {i.pci_address.lower() for i in interfaces if i.pci_address}
+    rows = (
+        Interface.objects.filter(
+            node__cluster_id__in={i.node.cluster_id for i in interfaces}, node__in_cluster=True
+        )
+        .exclude(node_id__in={i.node_id for i in interfaces})
+        .filter(Q(name__in=names) | Q(mac__in=macs) | Q(pci_address__in=pcis))
+        .values_list("name", "mac", "pci_address", "node__name")
+    )
+    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for name, mac, pci, node in rows:
+        if name in names:
+            found["device", name].add(node)
+        if mac and mac.lower() in macs:
+            found["hwaddr", mac.lower()].add(node)
+        if pci and pci.lower() in pcis:
+            found["pciBusID", pci.lower()].add(node)
+    return {key: tuple(sorted(nodes)) for key, nodes in found.items()}
 
 
 # --- diagnosis ----------------------------------------------------------------------------------

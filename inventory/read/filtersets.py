@@ -3,7 +3,8 @@ tests, so a URL query string means the same thing in the browser and in the API.
 
 Filter names are part of the public contract (README / API docs):
 interfaces: node, name, cluster, state (repeatable), driver, speed_mbps, speed_min, pci (prefix),
-team (team holding an active reservation), present, kind, q (free text).
+team (team holding an active reservation), present, kind, breach (a reserved NIC in another
+team's pod), q (free text).
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class InterfaceFilterSet(django_filters.FilterSet):
     team = django_filters.CharFilter(method="filter_team", label="Reserved by team")
     present = django_filters.BooleanFilter(field_name="present", label="Present on the node")
     kind = django_filters.CharFilter(field_name="kind", label="Link kind")
+    breach = django_filters.BooleanFilter(
+        method="filter_breach", label="Reservation breach (reserved, in another team's pod)"
+    )
     q = django_filters.CharFilter(method="filter_text", label="Search")
 
     class Meta:
@@ -63,8 +67,14 @@ class InterfaceFilterSet(django_filters.FilterSet):
             "team",
             "present",
             "kind",
+            "breach",
             "q",
         ]
+
+    def filter_breach(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
+        # Typed `bool` so that the OpenAPI schema says boolean (django-filter never calls a
+        # method filter with an empty value).
+        return queryset.exclude(breach="") if value else queryset.filter(breach="")
 
     def filter_team(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         # One .filter() call, so both conditions apply to the same reservation row; at most one

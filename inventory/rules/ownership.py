@@ -7,8 +7,11 @@ No I/O, no ORM. ``read/facts.py`` turns the stored agent facts, the pods' Multus
 Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
 
 1. ``unknown``   the node's agent has not answered recently (facts may be stale).
-2. ``pod`` / ``missing``  the link is gone from the host: a pod on this node claims it by MAC,
-   permanent MAC or PCI address (``pod``), or nobody does (``missing``).
+2. ``pod`` / ``missing`` / gone  the link is gone from the host: a pod on this node claims it by
+   MAC, permanent MAC or PCI address (``pod``); nobody does and it is a NIC (``missing``: a NIC
+   host-device took and never gave back); nobody does and it is no NIC (a ``cali*`` veth, any
+   virtual link): it died with the network namespace it lived in, nothing can bring it back,
+   and the verdict says ``gone`` so that sync drops it from the inventory.
 3. ``pod`` / ``userspace`` / ``missing``  a PCI function whose netdev is not on the host, or one
    bound to a userspace driver: claimed by a pod through its PCI address (``pod``, e.g. an SR-IOV
    VF handed out by a device plugin), bound to vfio-pci/uio (``userspace``), or otherwise
@@ -30,7 +33,7 @@ Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
 15. ``reserved`` free, but a team holds a reservation on its identity.
 16. ``free``     a physical (or lab veth) NIC that nothing above uses.
 
-Two annotations are added after the rules:
+Three annotations are added after the rules:
 
 - ``orphan``: a host link named like a pod interface (``netN``, or a name pods on this node use)
   whose alias holds another name is a NIC that host-device returned from a pod whose netns died
@@ -38,6 +41,8 @@ Two annotations are added after the rules:
   reason only when the link is otherwise free (the only case where the user can act on it).
 - a reservation on a link that is not free (in a pod, grabbed by the node, …) is named at the end
   of the reason, so the team sees why its NIC is not usable.
+- ``breach``: a reserved link in a pod that is not the reserving team's (``rules/teams.py`` says
+  whose a pod is) carries the sentence that says so.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from inventory.rules import cni_names, teams
+from inventory.rules.cni_names import OVN_MARKERS, CniName
 from inventory.rules.states import OwnershipState
 
 # -- facts in, verdicts out -------------------------------------------------------------------
@@ -96,6 +103,8 @@ class PodClaim:
     pod_interface: str  # "net1"
     mac: str = ""
     pci_address: str = ""  # from device-info when present
+    namespace_teams: frozenset[str] = frozenset()  # the teams the pod's namespace belongs to
+    nad_team: str = ""  # the team NICPortal applied the NAD for, "" for a NAD found in the cluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,48 +121,9 @@ class Verdict:
     reason: str  # one sentence a person reads
     holder: str  # "" or e.g. "pod ml/trainer-0", "team rdma", "bridge br-ex", "Calico", "node"
     orphan: bool = False  # a host link named netN whose alias holds its original name
+    breach: str = ""  # why a reserved link in a pod is in the wrong team's pod, "" when it is not
+    gone: bool = False  # a virtual link that vanished for good: nothing to keep in the inventory
 
-
-# -- data: names that belong to the primary CNI or kube infrastructure (docs/HOST_DEVICE.md) ---
-
-
-@dataclass(frozen=True, slots=True)
-class CniName:
-    owner: str
-    pattern: str  # a regular expression the whole name must match
-    label: str = ""  # how the reason names the pattern; "" names the link itself
-    kinds: frozenset[str] = frozenset()  # when set, the link's kind must be one of these
-    needs_ovn: bool = False  # generic enough to need other OVN-Kubernetes evidence on the node
-
-
-_VETH = frozenset({"veth"})
-
-CNI_NAMES: tuple[CniName, ...] = (
-    # Prefix patterns are restricted to veth: "lxcbr0" is LXC's bridge, not Cilium's.
-    CniName("Calico", r"cali.+", "cali* veth", _VETH),
-    CniName("Calico", r"tunl0|vxlan\.calico|vxlan-v6\.calico|wireguard\.cali|wg-v6\.cali"),
-    CniName("Calico", r"bpfin\.cali|bpfout\.cali"),
-    CniName("Flannel", r"flannel\.\d+"),
-    CniName("Flannel", r"cni0"),
-    CniName("Cilium", r"lxc_health|cilium_.+"),
-    CniName("Cilium", r"lxc.+", "lxc* veth", _VETH),
-    CniName("OVN-Kubernetes", r"ovn-k8s-mp\d+|br-int|ovs-system|genev_sys_6081"),
-    # "br-ex" is also what people call a plain external bridge (the lab has one): only OVN-K's
-    # when the node shows other OVN evidence, see _ovn_evidence().
-    CniName("OVN-Kubernetes", r"br-ex|breth0", needs_ovn=True),
-    CniName("Kube-OVN", r"ovn0"),
-    CniName("Weave", r"weave|datapath|vxlan-6784"),
-    CniName("Weave", r"vethwe-.+", "vethwe-* veth", _VETH),
-    CniName("Weave", r"vethwepl.+", "vethwepl* veth", _VETH),
-    CniName("Antrea", r"antrea-gw0|antrea-tun0"),
-    CniName("kube-proxy", r"kube-ipvs0", "kube-ipvs0, IPVS mode"),
-    CniName("kube-router", r"kube-bridge|kube-dummy-if|kube-tunnel-if"),
-    CniName("NodeLocal DNS", r"nodelocaldns"),
-    CniName("Docker", r"docker0"),
-    CniName("kubenet", r"cbr0"),
-)
-_CNI_REGEXES = tuple((entry, re.compile(entry.pattern)) for entry in CNI_NAMES)
-_OVN_MARKERS = frozenset({"ovs-system", "br-int", "genev_sys_6081", "ovn-k8s-mp0"})
 
 USERSPACE_DRIVERS = frozenset({"vfio-pci", "uio_pci_generic", "igb_uio"})
 # What host-device names the link in the pod (CNI_IFNAME): Multus' default is net1, net2, …
@@ -209,7 +179,7 @@ class _Node:
             claims=claims,
             reservations=reservations or {},
             pod_ifnames=frozenset(claim.pod_interface for claim in claims),
-            ovn=any(link.name in _OVN_MARKERS for link in present),
+            ovn=any(link.name in OVN_MARKERS for link in present),
         )
         for link in present:
             clause = _route_clause(link) or _internal_ip_clause(link, node)
@@ -308,25 +278,14 @@ def _system(reason: str) -> Verdict:
 
 
 def cni_owner(link: LinkFacts, *, ovn_on_node: bool = False) -> CniName | None:
-    """The CNI name entry that ``link``'s name matches, if its other facts agree.
-
-    Names are evidence, not proof. A name is not trusted on a link that is hardware (a PCI
-    address, kind ``physical``, or wireless): a NIC someone named ``cali0`` is still a NIC.
-    Prefix patterns (``cali*``, ``lxc*``, ``vethwe*``) also need the kind the CNI creates (veth).
-    ``br-ex``/``breth0`` count only with OVN evidence: the link is an Open vSwitch bridge, or the
-    node has ``ovs-system``, ``br-int``, ``genev_sys_6081`` or ``ovn-k8s-mp0``.
-    """
-    if link.pci_address or link.kind == "physical" or link.wireless:
-        return None
-    for entry, regex in _CNI_REGEXES:
-        if not regex.fullmatch(link.name):
-            continue
-        if entry.kinds and link.kind not in entry.kinds:
-            continue
-        if entry.needs_ovn and not (ovn_on_node or link.kind == "openvswitch"):
-            continue
-        return entry
-    return None
+    """The CNI name entry that ``link``'s name matches, if its other facts agree
+    (``rules/cni_names.py``)."""
+    return cni_names.owner(
+        name=link.name,
+        kind=link.kind,
+        hardware=bool(link.pci_address) or link.kind == "physical" or link.wireless,
+        ovn_on_node=ovn_on_node,
+    )
 
 
 def _master_phrase(link: LinkFacts, ctx: _Node) -> tuple[str, str]:
@@ -349,12 +308,38 @@ def _agent_silent(link: LinkFacts, ctx: _Node) -> Verdict | None:
     return Verdict(OwnershipState.UNKNOWN, reason, "")
 
 
+def is_nic(link: LinkFacts, node: NodeFacts) -> bool:
+    """Could host-device have taken this link and kept it? A NIC: a PCI function, a physical or
+    wireless link, or a veth on a node whose veth links are its NICs (the lab), unless the
+    primary CNI owns it by name. Every other link dies with the network namespace it is in."""
+    if cni_owner(link) is not None:
+        return False
+    return (
+        bool(link.pci_address)
+        or link.kind == "physical"
+        or link.wireless
+        or (link.kind == "veth" and node.veth_nics)
+    )
+
+
 def _gone_from_host(link: LinkFacts, ctx: _Node) -> Verdict | None:
     if link.present:
         return None
     claim = _claim_for(link, ctx.claims, by_mac=True)
     if claim:
         return _in_pod(claim)
+    if not is_nic(link, ctx.facts):
+        # A cali* veth goes when its pod's namespace goes; a bridge or vlan when someone deletes
+        # it. Neither is stranded anywhere: calling it missing would be a permanent false alarm.
+        entry = cni_owner(link)
+        what = (
+            f"created by {entry.owner} ({entry.label or link.name})"
+            if entry
+            else (f"{link.kind or 'other'}: a virtual link, not a NIC")
+        )
+        state = OwnershipState.CNI if entry else OwnershipState.VIRTUAL
+        reason = f"{what}; destroyed (a virtual link is never stranded)"
+        return Verdict(state, reason, entry.owner if entry else "", gone=True)
     reason = "gone from the host and no pod claims it (stranded in a deleted pod's namespace?)"
     return Verdict(OwnershipState.MISSING, reason, "")
 
@@ -582,7 +567,26 @@ def _annotate(link: LinkFacts, verdict: Verdict, ctx: _Node) -> Verdict:
         OwnershipState.UNKNOWN,
     }:
         reason = f"{reason}; {_reservation_text(reservation)}"
-    return Verdict(verdict.state, reason, verdict.holder, orphan=bool(original))
+    breach = ""
+    if reservation and verdict.state == OwnershipState.POD:
+        claim = _claim_for(link, ctx.claims, by_mac=True)
+        if claim is not None:
+            breach = teams.breach(
+                reserved_team=reservation.team,
+                namespace=claim.namespace,
+                pod=claim.pod,
+                nad=claim.nad,
+                namespace_teams=claim.namespace_teams,
+                nad_team=claim.nad_team,
+            )
+    return Verdict(
+        verdict.state,
+        reason,
+        verdict.holder,
+        orphan=bool(original),
+        breach=breach,
+        gone=verdict.gone,
+    )
 
 
 def _decide_in(link: LinkFacts, ctx: _Node) -> Verdict:

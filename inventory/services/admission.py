@@ -193,6 +193,7 @@ def _decide_pod(request: AdmissionRequest) -> Decision:
                 known=entry is not None,
                 host_device=bool(entry and entry.host_device),
                 selector=entry.selector if entry else None,
+                nad_team=entry.team if entry else "",
             )
         )
     selectors = [a.selector for a in attachments if a.selector is not None]

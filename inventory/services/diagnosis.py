@@ -26,7 +26,7 @@ from inventory.clients.cluster import ClusterClient, ClusterError, NotFound
 from inventory.models import Interface, PodAttachment
 from inventory.read import facts
 from inventory.rules import diagnosis as rules
-from inventory.rules import multus, nad
+from inventory.rules import multus, nad, teams
 from inventory.rules.diagnosis import Diagnosis
 
 __all__ = [
@@ -162,6 +162,7 @@ def _facts(cluster: ClusterClient, pod: rules.PodFacts) -> rules.DiagnosisFacts:
             config=info.config,
             resource_name=info.resource_name,
             findings=tuple(findings),
+            team=facts.nad_team(stored, info.namespace, info.name, info.uid),
         )
     return rules.DiagnosisFacts(
         pod=pod,
@@ -169,6 +170,7 @@ def _facts(cluster: ClusterClient, pod: rules.PodFacts) -> rules.DiagnosisFacts:
         interfaces_by_node=interfaces_by_node,
         plugin=plugins.get(pod.node),
         multus_version=multus_version,
+        namespace_teams=teams.namespace_teams(pod.namespace, facts.team_namespaces()),
     )
 
 

@@ -21,8 +21,7 @@ create is the arbiter, not a read-then-write here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import fields as dataclass_fields
+from collections.abc import Mapping, Sequence
 from typing import Any, Required, TypedDict, Unpack
 
 from django.contrib.auth.models import Group
@@ -35,15 +34,11 @@ from inventory.clients.cluster_objects import NadInfo
 from inventory.models import Cluster, Interface, NetworkAttachment
 from inventory.read import facts
 from inventory.rules import nad
+from inventory.rules.nad.ipam_fields import parse_ipam_fields
 from inventory.services import audit, teams
 from inventory.services.errors import Conflict
 
 log = logging.getLogger(__name__)
-
-_IPAM_FIELDS = {f.name for f in dataclass_fields(nad.IpamRequest)}
-_IPAM_LIST_FIELDS = {"addresses", "routes", "exclude"}
-# CNI spellings accepted in an `ipam` dict as well (what people copy from existing configs).
-_IPAM_ALIASES = {"rangeStart": "range_start", "rangeEnd": "range_end"}
 
 
 class NadRefused(ValidationError):
@@ -68,42 +63,51 @@ class NadRefused(ValidationError):
 
 
 def ipam_request(ipam: Mapping[str, Any] | nad.IpamRequest | None) -> nad.IpamRequest:
-    """An IpamRequest from a dict of its fields (lists as lists or as comma/newline separated
-    text). Unknown keys are a ValidationError on `ipam`: a silently dropped field would give an
-    attachment without the addresses the user asked for."""
+    """An IpamRequest from a dict of its fields, in NICPortal's names or CNI's own shapes
+    (rules/nad/ipam_fields.py). What cannot be read is a ValidationError keyed by the field
+    ("ipam.addresses[0]"): a silently dropped field would give an attachment without the
+    addresses the user asked for."""
     if ipam is None:
         return nad.IpamRequest()
     if isinstance(ipam, nad.IpamRequest):
         return ipam
-    values: dict[str, Any] = {}
-    unknown = []
-    for key, value in ipam.items():
-        key = _IPAM_ALIASES.get(key, key)
-        if key not in _IPAM_FIELDS:
-            unknown.append(key)
-            continue
-        if key in _IPAM_LIST_FIELDS:
-            if isinstance(value, str):
-                items = value.replace(",", "\n").splitlines()
-            elif isinstance(value, Iterable):
-                items = [str(v) for v in value]
-            else:
-                items = [str(value)]
-            values[key] = tuple(i.strip() for i in items if i.strip())
-        else:
-            values[key] = "" if value is None else str(value).strip()
-    if unknown:
-        raise ValidationError(
-            {
-                "ipam": [
-                    f"Unknown IPAM field(s): {', '.join(sorted(unknown))}. Known: "
-                    f"{', '.join(sorted(_IPAM_FIELDS))}."
-                ]
-            }
-        )
-    values.setdefault("type", "none")
-    values["type"] = values["type"] or "none"
-    return nad.IpamRequest(**values)
+    request, errors = parse_ipam_fields(ipam)
+    if errors:
+        raise ValidationError(errors)
+    return request
+
+
+def interface_ids(refs: Sequence[int | str]) -> list[int]:
+    """Interface ids from what a caller names: an id, or "node/name" as the pages show it
+    (`n1/eth3`), looked up among the nodes of the configured cluster. A name the node has twice
+    (a link gone and another of that name since) means the one on the host. ValidationError on
+    `interfaces` naming each reference that matches nothing."""
+    wanted = {ref for ref in refs if isinstance(ref, str)}
+    if not wanted:
+        return [int(ref) for ref in refs]
+    pairs = {tuple(ref.split("/", 1)) for ref in wanted}
+    rows = (
+        facts.configured_interfaces()
+        .filter(node__name__in={n for n, _ in pairs}, name__in={i for _, i in pairs})
+        .order_by("-present", "id")
+        .values_list("node__name", "name", "pk")
+    )
+    found: dict[str, int] = {}
+    for node, name, pk in rows:
+        found.setdefault(f"{node}/{name}", pk)
+    errors = []
+    for index, ref in enumerate(refs):
+        if isinstance(ref, str) and ref not in found:
+            node = ref.split("/", 1)[0]
+            known = facts.configured_nodes().filter(name=node).exists()
+            errors.append(
+                f"interfaces[{index}]: node {node} has no interface named {ref.split('/', 1)[1]}."
+                if known
+                else f"interfaces[{index}]: there is no node {node} in the cluster."
+            )
+    if errors:
+        raise ValidationError({"interfaces": errors})
+    return [found[ref] if isinstance(ref, str) else int(ref) for ref in refs]
 
 
 def _interfaces(interface_ids: Sequence[int]) -> list[Interface]:
@@ -168,6 +172,7 @@ def build_request(
         multus_version=facts.multus_version_for(cluster),
         team=team.name if team is not None else "",
         resource_name=(resource_name or "").strip(),
+        elsewhere=facts.selectors_elsewhere(interfaces),
     )
 
 
@@ -310,7 +315,8 @@ def _store(
                     "origin": NadOrigin.PORTAL,
                     "in_cluster": True,
                     "applied_by": actor,
-                    "findings": _lint_findings(cluster, rendered),
+                    "team": team,
+                    "findings": _lint_findings(cluster, rendered, team),
                 },
             )
             rows.append(row)
@@ -341,7 +347,9 @@ def _store(
     return rows
 
 
-def _lint_findings(cluster: Cluster, rendered: nad.RenderedNad) -> list[dict[str, str]]:
+def _lint_findings(
+    cluster: Cluster, rendered: nad.RenderedNad, team: Group | None
+) -> list[dict[str, str]]:
     """The findings the sweep's linter will store for this NAD (sync.lint_cluster_nads), so the
     list page shows the same thing before and after the next sweep."""
     nodes = facts.cluster_nodes(cluster)
@@ -355,5 +363,6 @@ def _lint_findings(cluster: Cluster, rendered: nad.RenderedNad) -> list[dict[str
             devices_by_node=facts.devices_by_node(nodes),
             plugins_by_node=facts.plugins_by_node(nodes),
             multus_version=facts.multus_version_for(cluster),
+            team=team.name if team is not None else "",
         )
     ]

@@ -12,13 +12,25 @@ membership once with `check_acting`):
 The web pages always name one: the team chosen in the switcher (kept in the session), which
 starts as the first of the user's teams and is shown on every page. The API names one in its
 `team` field or leaves it to the rule.
+
+A team also owns Kubernetes namespaces (`add_namespaces`): the pods there are the team's, which
+is how a reserved NIC in another team's pod is told apart from one in its own
+(inventory/rules/teams.py).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
+
+from inventory.choices import AttachmentStatus
+from inventory.models import PodAttachment, TeamNamespace
+from inventory.sync.verdicts import refresh_ownership
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -61,3 +73,35 @@ def acting_team(user: User, name: str | None, *, required: bool) -> Group | None
     if not own and required:
         raise ValidationError({"team": ["You are in no team: say which team acts."]})
     return own[0] if own else None
+
+
+# A namespace name (DNS-1123 label) or a shell pattern of one: '*', '?' and '[...]' allowed.
+NAMESPACE_PATTERN = re.compile(r"^[a-z0-9*?\[\]-]{1,63}$")
+
+
+def add_namespaces(*, team: Group, patterns: Iterable[str]) -> list[str]:
+    """Give `team` these namespaces (names or shell patterns such as `ml-*`; added, never
+    removed, so it can be repeated). Then judge again every node with attached pods: a pod that
+    now belongs to the team stops being a breach, one that no longer does becomes one. Returns
+    the team's patterns. ValidationError on `namespace` for a pattern that is not one."""
+    patterns = [p.strip() for p in patterns]
+    bad = [p for p in patterns if not NAMESPACE_PATTERN.match(p)]
+    if bad:
+        raise ValidationError(
+            {
+                "namespace": [
+                    f"Not a namespace name or pattern: {', '.join(bad)} (a DNS-1123 label: "
+                    "lower-case letters, digits and '-', at most 63 characters; the shell "
+                    "wildcards * ? [] are allowed)."
+                ]
+            }
+        )
+    with transaction.atomic():
+        for pattern in patterns:
+            TeamNamespace.objects.get_or_create(team=team, pattern=pattern)
+    if patterns:
+        nodes = PodAttachment.objects.filter(
+            status=AttachmentStatus.ATTACHED, node__isnull=False
+        ).values_list("node_id", flat=True)
+        refresh_ownership(node_ids=set(nodes))
+    return list(team.namespaces.values_list("pattern", flat=True))

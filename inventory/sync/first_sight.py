@@ -34,7 +34,7 @@ from inventory.sync.contact import note_contact
 from inventory.sync.lint import mark_lint_dirty
 from inventory.sync.snapshot import facts_digest, node_snapshot_fields, snapshot_facts
 from inventory.sync.stats import SyncStats
-from inventory.sync.verdicts import history_message, verdict_values
+from inventory.sync.verdicts import breach_message, history_message, verdict_values
 
 # Nodes per transaction: big enough that per-transaction costs (commit, locks, round trips)
 # vanish, small enough that a batch's memory and lock time stay small.
@@ -79,7 +79,7 @@ def apply_first_snapshots(
         # Known by now (a hint's poll won the race): the caller applies them one by one. A node
         # deleted meanwhile is dropped with its snapshot.
         later = [item for item in batch if item.node.pk in locked and item.node.pk not in new]
-        claims = facts.pod_claims_by_node(locked)
+        claims = facts.pod_claims_by_node(locked.values())
         interfaces: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
         node_updates: list[tuple[Node, list[str]]] = []
@@ -88,7 +88,8 @@ def apply_first_snapshots(
             node_updates.append((node, _node_fields(node, item, now, contacts)))
             rows = _judged_rows(node, item.snapshot, claims.get(node.pk, ()), now)
             interfaces += rows
-            history += [_history_row(node, row, now) for row in rows if _changed(row)]
+            for row in rows:
+                history += _history_rows(node, row, now)
         ids = _take_ids(len(interfaces))
         for row, pk in zip(interfaces, ids, strict=True):
             row["id"] = pk
@@ -120,6 +121,7 @@ def _judged_rows(
         facts.node_facts(node, answered_at=now), links, claims=claims, reservations={}
     )
     rows = []
+    # A verdict's `gone` is for stored rows of links that vanished: never a link on the host.
     for (ident, row), verdict in zip(found.items(), verdicts, strict=True):
         state, reason, holder, orphan = verdict_values(verdict)
         rows.append(
@@ -136,6 +138,7 @@ def _judged_rows(
                 "reason": reason,
                 "holder": holder,
                 "orphan": orphan,
+                "breach": verdict.breach,
                 "state_changed_at": now,
             }
         )
@@ -143,29 +146,41 @@ def _judged_rows(
 
 
 # What a row not judged yet holds (the model's defaults): a verdict that differs is a change.
-_UNJUDGED = (OwnershipState.UNKNOWN, "", "", False)
+_UNJUDGED = {"state": OwnershipState.UNKNOWN, "reason": "", "holder": "", "orphan": False}
 
 
-def _changed(row: dict[str, Any]) -> bool:
-    return (row["state"], row["reason"], row["holder"], row["orphan"]) != _UNJUDGED
-
-
-def _history_row(node: Node, row: dict[str, Any], now: datetime) -> dict[str, Any]:
-    old_state, _, old_holder, _ = _UNJUDGED
-    return {
-        "at": now,
-        "kind": HistoryKind.OWNERSHIP,
-        "identity": row["identity"],
-        "node_id": node.pk,
-        "actor_id": None,
-        "team_id": None,
-        "old_state": old_state,
-        "new_state": row["state"],
-        "message": history_message(
-            row["name"] or row["identity"], old_state, row["state"], row["reason"]
-        ),
-        "data": {"holder": row["holder"], "old_holder": old_holder},
-    }
+def _history_rows(node: Node, row: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """The history sync/verdicts.history_for writes for this row's first verdict: its change of
+    state, and a breach if it starts as one (it cannot: a breach needs a reservation, and a
+    reservation an interface row; written the same way all the same)."""
+    label = row["name"] or row["identity"]
+    entries = []
+    common = {"at": now, "identity": row["identity"], "node_id": node.pk, "actor_id": None,
+              "team_id": None}  # fmt: skip
+    if row["breach"]:
+        entries.append(
+            {
+                **common,
+                "kind": HistoryKind.BREACH,
+                "old_state": "",
+                "new_state": "",
+                "message": breach_message(label, row["breach"], ""),
+                "data": {"breach": row["breach"], "old_breach": "", "holder": row["holder"]},
+            }
+        )
+    unchanged = all(row[name] == value for name, value in _UNJUDGED.items())
+    if not unchanged and (row["state"] != _UNJUDGED["state"] or row["holder"]):
+        entries.append(
+            {
+                **common,
+                "kind": HistoryKind.OWNERSHIP,
+                "old_state": _UNJUDGED["state"],
+                "new_state": row["state"],
+                "message": history_message(label, _UNJUDGED["state"], row["state"], row["reason"]),
+                "data": {"holder": row["holder"], "old_holder": ""},
+            }
+        )
+    return entries
 
 
 def _take_ids(count: int) -> list[int]:

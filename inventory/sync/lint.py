@@ -41,7 +41,8 @@ def lint_cluster_nads(cluster: Cluster, *, force: bool = False) -> int:
     plugins = facts.plugins_by_node(nodes)
     multus_version = facts.multus_version_for(cluster)
     changed = []
-    for row in NetworkAttachment.objects.filter(cluster=cluster, in_cluster=True):
+    rows = NetworkAttachment.objects.filter(cluster=cluster, in_cluster=True).select_related("team")
+    for row in rows:
         try:
             findings = [
                 f.as_dict()
@@ -53,6 +54,7 @@ def lint_cluster_nads(cluster: Cluster, *, force: bool = False) -> int:
                     devices_by_node=devices,
                     plugins_by_node=plugins,
                     multus_version=multus_version,
+                    team=row.team.name if row.team is not None else "",
                 )
             ]
         except Exception as exc:  # one unreadable NAD must not stop the others (logged)

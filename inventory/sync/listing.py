@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from inventory.choices import AttachmentStatus, HistoryKind
+from inventory.choices import AttachmentStatus, HistoryKind, NadOrigin
 from inventory.clients.cluster_objects import ClusterListing, NadInfo
 from inventory.models import (
     Cluster,
@@ -168,6 +168,10 @@ def _apply_nads(cluster: Cluster, nads: list[NadInfo], now: datetime, stats: Syn
                 )
             )
             continue
+        if row.uid and info.uid and row.uid != info.uid and row.origin == NadOrigin.PORTAL:
+            # Deleted and made again by someone else: no longer the NAD the portal applied, so
+            # no longer its team's (a team's NAD may hand the team's reserved NICs to pods).
+            values.update(origin=NadOrigin.CLUSTER, team_id=None, applied_by_id=None)
         changed = changed_fields(row, values)
         if changed:
             to_update.append(row)

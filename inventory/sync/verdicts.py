@@ -1,5 +1,7 @@
 """The ownership verdicts of a node's interfaces: judged by the pure rules from what is stored,
-written only where they changed, with one HistoryEntry per change of state or holder."""
+written only where they changed, with one HistoryEntry per change of state or holder and one per
+reservation breach that starts or ends. Virtual links the rules call gone for good (a Calico veth
+whose pod was deleted) are dropped from the inventory, with a HistoryEntry saying so."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from inventory.rules import ownership
 from inventory.sync.lint import mark_lint_dirty
 from inventory.sync.stats import BATCH_SIZE, SyncStats, clip
 
-VERDICT_FIELDS = ("state", "reason", "holder", "orphan", "state_changed_at")
+VERDICT_FIELDS = ("state", "reason", "holder", "orphan", "breach", "state_changed_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,31 +29,50 @@ class VerdictChange:
     interface: Interface
     old_state: str
     old_holder: str
+    old_breach: str = ""
 
 
-def decide(node: Node, interfaces: Sequence[Interface], now: datetime) -> list[VerdictChange]:
-    """Recompute the verdicts of these interfaces of `node` in memory; return the changes."""
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    changes: list[VerdictChange]  # changed in memory, to be saved
+    gone: list[Interface]  # stored rows of virtual links gone for good, to be deleted
+
+
+def decide(node: Node, interfaces: Sequence[Interface], now: datetime) -> Judgement:
+    """Recompute the verdicts of these interfaces of `node` in memory; return the changes and
+    the rows the rules call gone for good (unsaved new rows are never among those: they are on
+    the host)."""
     verdicts = ownership.decide_node(
         facts.node_facts(node),
         [facts.link_facts(i) for i in interfaces],
         claims=facts.pod_claims(node),
         reservations=facts.reservation_facts(node),
     )
-    changes = []
+    changes, gone = [], []
     for iface, verdict in zip(interfaces, verdicts, strict=True):
+        if verdict.gone and iface.pk is not None:
+            gone.append(iface)
+            continue
         state, reason, holder, orphan = verdict_values(verdict)
-        if (iface.state, iface.reason, iface.holder, iface.orphan) == (
+        breach = verdict.breach
+        if (iface.state, iface.reason, iface.holder, iface.orphan, iface.breach) == (
             state,
             reason,
             holder,
             orphan,
+            breach,
         ):
             continue
-        changes.append(VerdictChange(iface, old_state=iface.state, old_holder=iface.holder))
+        changes.append(
+            VerdictChange(
+                iface, old_state=iface.state, old_holder=iface.holder, old_breach=iface.breach
+            )
+        )
         iface.state, iface.reason, iface.holder, iface.orphan = state, reason, holder, orphan
+        iface.breach = breach
         if changes[-1].old_state != state:
             iface.state_changed_at = now
-    return changes
+    return Judgement(changes, gone)
 
 
 def verdict_values(verdict: ownership.Verdict) -> tuple[str, str, str, bool]:
@@ -72,6 +93,8 @@ def history_for(node: Node, changes: Iterable[VerdictChange], now: datetime) -> 
     entries = []
     for change in changes:
         iface, old_state, old_holder = change.interface, change.old_state, change.old_holder
+        if iface.breach != change.old_breach and (iface.breach or change.old_breach):
+            entries.append(_breach_entry(node, iface, change.old_breach, now))
         if old_state == iface.state and old_holder == iface.holder:
             continue  # only the wording of the reason changed
         entries.append(
@@ -89,6 +112,49 @@ def history_for(node: Node, changes: Iterable[VerdictChange], now: datetime) -> 
             )
         )
     return entries
+
+
+def breach_message(label: str, breach: str, old_breach: str) -> str:
+    if breach:
+        return f"{label}: reservation breach: {breach}"
+    return f"{label}: reservation breach over (was: {old_breach})"
+
+
+def _breach_entry(node: Node, iface: Interface, old_breach: str, now: datetime) -> HistoryEntry:
+    return HistoryEntry(
+        at=now,
+        kind=HistoryKind.BREACH,
+        interface=iface,
+        node=node,
+        message=breach_message(iface.name or iface.identity, iface.breach, old_breach),
+        data={"breach": iface.breach, "old_breach": old_breach, "holder": iface.holder},
+    )
+
+
+def forget_gone(node: Node, gone: Sequence[Interface], now: datetime, stats: SyncStats) -> None:
+    """Delete the rows of virtual links gone for good, with one HistoryEntry each (their older
+    history stays, its interface set to NULL). Inside the caller's transaction."""
+    if not gone:
+        return
+    HistoryEntry.objects.bulk_create(
+        [
+            HistoryEntry(
+                at=now,
+                kind=HistoryKind.OWNERSHIP,
+                node=node,
+                old_state=iface.state,
+                message=f"{iface.name or iface.identity}: gone from the host with the network "
+                f"namespace it lived in; dropped from the inventory ({iface.reason})",
+                data={"identity": iface.identity, "holder": iface.holder},
+            )
+            for iface in gone
+        ],
+        batch_size=BATCH_SIZE,
+    )
+    Interface.objects.filter(pk__in=[i.pk for i in gone]).delete()
+    stats.history += len(gone)
+    stats.vanished += len(gone)
+    mark_lint_dirty(node.cluster_id)
 
 
 def save_verdicts(
@@ -118,7 +184,9 @@ def rejudge(
 ) -> None:
     """Judge and save every interface of the node, inside the caller's transaction."""
     interfaces = list(Interface.objects.filter(node=node).order_by("id"))
-    save_verdicts(node, decide(node, interfaces, now), now, stats, recorded=recorded)
+    judgement = decide(node, interfaces, now)
+    save_verdicts(node, judgement.changes, now, stats, recorded=recorded)
+    forget_gone(node, judgement.gone, now, stats)
 
 
 def refresh_node_ownership(

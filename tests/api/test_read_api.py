@@ -69,7 +69,7 @@ def test_fields_and_brief_trim_the_rows(people, fleet, client_for):
     rows = results(client.get("/api/v1/interfaces/?fields=id,name,state"))
     assert all(set(row) == {"id", "name", "state"} for row in rows) and len(rows) == 3
     rows = results(client.get("/api/v1/interfaces/?brief=true"))
-    assert set(rows[0]) == {"id", "node", "name", "state", "holder", "reserved_team"}
+    assert set(rows[0]) == {"id", "node", "name", "state", "holder", "reserved_team", "breach"}
     detail = client.get(f"/api/v1/interfaces/{fleet['nic'].pk}/?fields=pci_address").json()
     assert detail == {"pci_address": fleet["nic"].pci_address}
 

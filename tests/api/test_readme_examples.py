@@ -173,7 +173,7 @@ def test_the_curl_examples_work_as_written(running_portal):
     output = running_portal.second_shell("sh", readme_block("curl-examples"))
     lines = output.splitlines()
     outputs = [json.loads(line) for line in lines if line[:1] in "{["]
-    free, reservation, rendered, applied, diagnosis = outputs
+    free, reservation, rendered, applied, by_name, diagnosis = outputs
     assert {row["name"] for row in free["results"]} >= {"eth1", "eth2", "eth3"}
     assert all(row["state"] == "free" for row in free["results"])
     assert reservation["interface_name"] == "eth2" and reservation["node"] == "node-b"
@@ -185,6 +185,13 @@ def test_the_curl_examples_work_as_written(running_portal):
     )
     config = json.loads(nad["spec"]["config"])
     assert config["type"] == "host-device" and config["name"] == "fast-net"
+    # eth3 is on node-a too: one NAD per node, each selecting its NIC by MAC.
+    assert by_name["ok"] is True, by_name["findings"]
+    assert [n["nodes"] for n in by_name["nads"]] == [["node-b"], ["node-c"]]
+    assert all("hwaddr" in n["config"] for n in by_name["nads"])
+    assert by_name["nads"][0]["config"]["ipam"]["routes"] == [
+        {"dst": "198.51.100.0/24", "gw": "192.0.2.1"}
+    ]
     assert diagnosis["code"] == "POD_NOT_FOUND"
 
     header = lines.index(next(line for line in lines if line.startswith("cluster,node,")))

@@ -13,6 +13,7 @@ from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
+from inventory.models import TeamNamespace
 from tests.api.builders import make_user
 
 pytestmark = pytest.mark.django_db
@@ -120,3 +121,13 @@ def test_schema_and_docs_are_served_without_a_cdn(client):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "swagger-ui" in html and "cdn" not in html.lower()
+
+
+def test_createteam_gives_a_team_namespaces_and_refuses_what_is_no_namespace():
+    out = io.StringIO()
+    call_command("createteam", "ml", "--namespace", "ml", "--namespace", "ml-*", stdout=out)
+    call_command("createteam", "ml", "--namespace", "ml", stdout=out)
+    assert out.getvalue().splitlines()[-1] == "team ml exists; members: none; namespaces: ml, ml-*"
+    assert TeamNamespace.objects.filter(team__name="ml").count() == 2
+    with pytest.raises(CommandError, match="not a namespace name or pattern: ML_Team"):
+        call_command("createteam", "ml", "--namespace", "ML_Team")

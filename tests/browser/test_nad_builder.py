@@ -51,7 +51,9 @@ def test_it_builds_previews_and_applies_a_nad_through_the_form(
     expect(page.get_by_test_id(f"iface-{uplink.pk}")).to_have_count(0)
     yaml_box = page.get_by_test_id("nad-yaml")
     expect(yaml_box).to_contain_text("name: node-a-eth1")
-    expect(yaml_box).to_contain_text('"device": "eth1"')
+    # Every lab node has an eth1: auto selects node-a's by its MAC, never by a name that would
+    # take another node's eth1 from a pod scheduled there.
+    expect(yaml_box).to_contain_text(f'"hwaddr": "{eth1.mac}"')
     expect(page.get_by_test_id("pod-snippet")).to_contain_text("default/node-a-eth1@net1")
     page.screenshot(path=artifacts_dir / "nad-builder-prefilled.png", full_page=True)
 
@@ -59,17 +61,19 @@ def test_it_builds_previews_and_applies_a_nad_through_the_form(
     expect(yaml_box).to_contain_text("name: lab-fast")
     expect(yaml_box).to_contain_text('"name": "lab-fast"')
     expect(page.get_by_test_id("pod-snippet")).to_contain_text("default/lab-fast@net1")
-    page.select_option("#id_selector", "hwaddr")
-    expect(yaml_box).to_contain_text(f'"hwaddr": "{eth1.mac}"')
-    page.select_option("#id_selector", "auto")
+    page.select_option("#id_selector", "device")
     expect(yaml_box).to_contain_text('"device": "eth1"')
+    matches = page.locator("[data-testid=findings] tr[data-code=SELECTOR_MATCHES_OTHER_NODES]")
+    expect(matches).to_contain_text("also matches an interface on node-b, node-c")
+    page.select_option("#id_selector", "auto")
+    expect(yaml_box).to_contain_text(f'"hwaddr": "{eth1.mac}"')
     expect(page.locator("[data-testid=findings] tr[data-code=SELECTOR_CHOSEN]")).to_have_count(1)
     page.screenshot(path=artifacts_dir / "nad-builder-renamed.png", full_page=True)
 
     page.get_by_test_id("apply").click()
     expect(page).to_have_url(re.compile(r"/nads/\d+/$"))
     expect(page.get_by_role("heading", name="default/lab-fast")).to_be_visible()
-    expect(page.get_by_test_id("nad-yaml")).to_contain_text('"device": "eth1"')
+    expect(page.get_by_test_id("nad-yaml")).to_contain_text(f'"hwaddr": "{eth1.mac}"')
     page.screenshot(path=artifacts_dir / "nad-applied.png", full_page=True)
 
     row = NetworkAttachment.objects.get(namespace="default", name="lab-fast")
@@ -81,7 +85,7 @@ def test_it_builds_previews_and_applies_a_nad_through_the_form(
     assert page.url.endswith(f"/nads/{row.pk}/")
     with ClusterClient.from_settings() as client:
         in_lab = client.get_nad("default", "lab-fast")
-    assert json.loads(in_lab.config)["device"] == "eth1"
+    assert json.loads(in_lab.config)["hwaddr"] == eth1.mac
 
     # Applying the same name again is refused on the form; the NAD stays as it was.
     page.goto(f"{live_server.url}/nads/new/?interface={eth1.pk}")

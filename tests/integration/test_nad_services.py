@@ -77,7 +77,7 @@ def nothing_written() -> bool:
     )
 
 
-def test_render_builds_a_device_nad_for_a_free_nic_and_writes_nothing(inventory):
+def test_render_builds_a_nad_for_a_free_nic_and_writes_nothing(inventory):
     result = nads.render(
         user=inventory["alice"],
         team=inventory["blue"],
@@ -87,16 +87,33 @@ def test_render_builds_a_device_nad_for_a_free_nic_and_writes_nothing(inventory)
     )
     assert result.ok
     [rendered] = result.nads
+    # worker-2 has an ens1f0 at the same PCI address (identical servers): selecting by name or
+    # by PCI address would take worker-2's NIC from a pod that ran there; its MAC is this one's.
     assert rendered.config == {
         "cniVersion": "0.3.1",
         "name": "fast",
         "type": "host-device",
-        "device": "ens1f0",
+        "hwaddr": inventory["free"].mac,
     }
+    chosen = [f.message for f in result.findings if f.code == "SELECTOR_CHOSEN"]
+    assert 'worker-2 also has an interface named "ens1f0"' in chosen[0]
     assert rendered.nodes == ("worker-1",)
     assert "team-blue/fast@net1" in result.pod_snippet
     assert "worker-1" in result.pod_snippet
     assert nothing_written()
+
+
+def test_render_selects_by_name_when_only_the_target_nodes_have_it(inventory):
+    result = nads.render(
+        user=inventory["alice"],
+        namespace="team-blue",
+        name="fast",
+        interface_ids=[inventory["free"].pk, inventory["free2"].pk],
+    )
+    assert result.ok, result.findings
+    [rendered] = result.nads
+    assert rendered.config["device"] == "ens1f0"
+    assert rendered.nodes == ("worker-1", "worker-2")
 
 
 def test_build_request_carries_eth0_the_reservation_team_and_the_plugin(inventory):
@@ -297,11 +314,12 @@ def test_apply_creates_the_nad_stores_it_and_writes_history(portal):
     )
 
     in_cluster = lab_nad(portal, "default", "fast")
+    # Every lab node has an eth1: the NAD selects node-a's by its MAC, not by name.
     assert in_cluster["config"] == {
         "cniVersion": "0.3.1",
         "name": "fast",
         "type": "host-device",
-        "device": "eth1",
+        "hwaddr": nic.mac,
     }
     assert in_cluster["annotations"]["nicportal.io/nodes"] == "node-a"
     row.refresh_from_db()
@@ -311,11 +329,12 @@ def test_apply_creates_the_nad_stores_it_and_writes_history(portal):
         NadOrigin.PORTAL,
         user,
     )
-    assert json.loads(row.config)["device"] == "eth1" and row.in_cluster
+    assert json.loads(row.config)["hwaddr"] == nic.mac and row.in_cluster
+    assert row.team == team
     [entry] = HistoryEntry.objects.filter(kind=HistoryKind.NAD_APPLY)
     assert (entry.actor, entry.team, entry.interface, entry.node) == (user, team, nic, nic.node)
     assert entry.message == "alice applied NAD default/fast for team blue (node-a/eth1)"
-    assert "name: fast" in entry.data["yaml"] and '"device": "eth1"' in entry.data["yaml"]
+    assert "name: fast" in entry.data["yaml"] and f'"hwaddr": "{nic.mac}"' in entry.data["yaml"]
     assert entry.data["network_attachment"] == row.pk
 
 
@@ -443,7 +462,8 @@ def test_the_preview_shows_yaml_pod_snippet_and_findings_escaped(inventory, sign
     assert 'data-testid="no-nad"' in html
 
     html = signed_in.post("/nads/preview/", builder_data(inventory["free"])).content.decode()
-    assert 'data-testid="nad-yaml"' in html and "&quot;device&quot;: &quot;ens1f0&quot;" in html
+    mac = inventory["free"].mac
+    assert 'data-testid="nad-yaml"' in html and f"&quot;hwaddr&quot;: &quot;{mac}&quot;" in html
     assert "team-blue/fast@net1" in html
     assert '<span class="badge s-reserved">warning</span>' in html  # Multus version unknown
 
@@ -455,7 +475,7 @@ def test_the_yaml_downloads_as_a_file(inventory, signed_in):
     assert response.status_code == 200
     assert response["Content-Type"] == "text/yaml; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="fast.yaml"'
-    assert '"device": "ens1f0"' in response.content.decode()
+    assert f'"hwaddr": "{inventory["free"].mac}"' in response.content.decode()
     refused = signed_in.get("/nads/preview/", builder_data(inventory["free"], name="Bad_Name"))
     assert refused.status_code == 400 and refused.content.startswith(b"No NAD: ")
 

@@ -209,7 +209,8 @@ def test_a_nad_built_by_nicportal_is_admitted(inventory, webhook):
         interface_ids=[inventory["free"].pk],
     )
     got = json.loads(kubectl(lab, "get", "net-attach-def", "fast", "-o", "json").stdout)
-    assert json.loads(got["spec"]["config"])["device"] == "eth1"
+    # Every lab node has an eth1: the builder selects node-a's by its MAC.
+    assert json.loads(got["spec"]["config"])["hwaddr"] == inventory["free"].mac
     assert row.in_cluster and not AdmissionRecord.objects.exists()
 
 

@@ -82,7 +82,8 @@ def test_with_the_shipped_role_it_completes_a_sweep_and_an_apply(lab_portal):
     [row] = nads.apply(user=user, team=team, namespace="default", name="rbac-ok",
                        interface_ids=[nic.pk])  # fmt: skip
     with ClusterClient.from_settings() as cluster:
-        assert json.loads(cluster.get_nad("default", "rbac-ok").config)["device"] == "eth1"
+        # Every lab node has an eth1: the builder selects node-a's by its MAC.
+        assert json.loads(cluster.get_nad("default", "rbac-ok").config)["hwaddr"] == nic.mac
     assert row.in_cluster
 
 

@@ -426,6 +426,28 @@ def test_a_pod_of_the_reserving_team_may_take_its_nic():
     assert decision.allowed and not decision.warnings
 
 
+def test_in_a_teamless_namespace_the_holders_own_nad_may_take_its_nic():
+    # The breach rule (rules/teams.py): a pod in the NAD's own namespace, through a NAD NICPortal
+    # applied for the reserving team, is that team's.
+    reserved = veth(state="reserved", holder="team platform", reserved_team="platform")
+    own = replace(attachment("ml/fast@net1"), nad_team="platform")
+    assert pod_decision({"node-a": [reserved]}, attachments=[own]).allowed
+
+
+def test_another_teams_nad_or_another_namespace_does_not_make_the_pod_the_holders():
+    reserved = veth(state="reserved", holder="team platform", reserved_team="platform")
+    theirs = replace(attachment("ml/fast@net1"), nad_team="ml")
+    (cause,) = pod_decision({"node-a": [reserved]}, attachments=[theirs]).causes
+    assert (
+        "namespace ml belongs to no team in NICPortal and NAD ml/fast was applied for team ml, "
+        "not to team platform" in cause.message
+    )
+    # The holder's NAD used from a namespace of another team: that team's pod.
+    borrowed = replace(attachment("ml/fast@net1"), nad_team="platform")
+    decision = pod_decision({"node-a": [reserved]}, teams={"ml": ["ml"]}, attachments=[borrowed])
+    assert decision.codes == ("DEVICE_RESERVED",)
+
+
 def test_a_nic_held_by_another_pod_is_denied_naming_the_pod():
     held = veth(state="pod", holder="pod default/web-0", reason="moved into pod default/web-0")
     decision = pod_decision({"node-a": [held]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -104,7 +105,9 @@ def test_it_explains_the_file_exists_collision_and_refuses_to_offer_the_uplink()
         "Do not hand eth0 to a pod at all: it is node node-b's primary"
     )
     assert "this NAD selects node-b/eth1" in result.fix.text
-    assert '"device": "eth1"' in result.fix.nad_yaml  # eth1 is no pod interface: safe by name
+    # node-a has an eth1 too: a NAD selecting by name would take it from a pod there, so the
+    # offered NAD selects node-b's eth1 by its MAC.
+    assert '"hwaddr": "02:00:00:00:62:02"' in result.fix.nad_yaml
     assert INVENTORY["node-b"][0].mac not in result.fix.nad_yaml
     assert result.evidence[0].label == "Event" and "file exists" in result.evidence[0].value
     assert ("Colliding pod interface", "eth0: the pod's eth0 (made by the primary CNI)") in [
@@ -498,3 +501,84 @@ def test_recovery_commands_for_each_kind_of_stranded_nic():
 def test_recovery_commands_quote_hostile_names():
     commands = d.recovery_commands(name="net1", original_name="x; rm -rf /", orphan=True)
     assert commands[1] == "ip link set dev net1 name 'x; rm -rf /'"
+
+
+# --- reservation breaches ------------------------------------------------------------------------
+
+RESERVED_ETH2 = iface(
+    "node-b",
+    "eth2",
+    mac="02:00:00:00:62:03",
+    present=False,
+    state="pod",
+    holder="pod default/web-0",
+    reserved_team="platform",
+)
+RUNNING_ON_ETH2 = json.dumps(
+    [
+        {"name": "k8s-pod-network", "interface": "eth0", "default": True},
+        {"name": "default/grab", "interface": "net1", "mac": "02:00:00:00:62:03"},
+    ]
+)
+GRAB = nad_facts("grab", config("grab", device="eth2"))
+
+
+def breach_facts(nad_team: str = "", **changes) -> d.DiagnosisFacts:
+    base = facts(
+        f"{NS}/grab@net1",
+        [replace(GRAB, team=nad_team)],
+        phase="Running",
+        status=RUNNING_ON_ETH2,
+        inventory={"node-b": [uplink("node-b"), RESERVED_ETH2]},
+    )
+    return replace(base, **changes)
+
+
+def test_a_running_pod_on_another_teams_reserved_nic_is_a_breach_not_healthy():
+    result = d.diagnose(breach_facts(namespace_teams=frozenset({"ml"})))
+    assert (result.code, result.severity) == ("RESERVATION_BREACH", "error")
+    assert result.title == "Pod default/web-0 holds node-b/eth2, reserved by team platform"
+    assert "nothing failed, but the NIC is reserved by team platform" in result.explanation
+    assert "namespace default belongs to team ml" in result.explanation
+    assert result.attachment == "default/grab@net1"
+    assert "manage.py createteam platform --namespace default" in result.fix.text
+    assert "Delete pod default/web-0" in result.fix.text
+
+
+def test_a_teamless_namespace_and_a_nad_made_outside_nicportal_is_a_breach():
+    result = d.diagnose(breach_facts())
+    assert result.code == "RESERVATION_BREACH"
+    assert "was not applied through NICPortal for a team" in result.explanation
+
+
+def test_the_holders_nad_does_not_save_a_pod_of_another_teams_namespace():
+    result = d.diagnose(breach_facts(nad_team="platform", namespace_teams=frozenset({"ml"})))
+    assert result.code == "RESERVATION_BREACH"
+
+
+@pytest.mark.parametrize(
+    ("nad_team", "namespace_teams"),
+    [
+        ("", frozenset({"platform"})),
+        ("", frozenset({"platform", "ml"})),
+        ("platform", frozenset()),  # a teamless namespace, the holder's own NAD
+    ],
+)
+def test_the_reserving_teams_pod_is_healthy(nad_team, namespace_teams):
+    result = d.diagnose(breach_facts(nad_team=nad_team, namespace_teams=namespace_teams))
+    assert result.code == "HEALTHY"
+
+
+def test_a_planned_pod_on_another_teams_reserved_nic_would_be_a_breach():
+    reserved = iface(
+        "node-b", "eth2", state="reserved", holder="team platform", reserved_team="platform"
+    )
+    planned = facts(
+        f"{NS}/grab@net1", [GRAB], phase="", inventory={"node-b": [uplink("node-b"), reserved]}
+    )
+    result = d.diagnose(planned)
+    assert (result.code, result.severity) == ("WOULD_BREACH_RESERVATION", "error")
+    assert "host-device would move it into the pod" in result.explanation
+    assert "reserved by team platform" in result.explanation
+    result = d.diagnose(replace(planned, namespace_teams=frozenset({"platform"})))
+    assert result.code == "HEALTHY"

@@ -596,6 +596,76 @@ def test_auto_says_why_it_did_not_use_the_name():
     )
 
 
+def selector_of(result) -> tuple[str, str]:
+    (rendered,) = result.nads
+    (selector,) = [s for s in nad.SELECTORS if s in rendered.config]
+    return selector, rendered.config[selector]
+
+
+def test_auto_does_not_select_by_a_name_another_node_has():
+    # eth2 on node-b is team platform's; a NAD for node-a's eth2 selecting by name would take
+    # node-b's from a pod scheduled there.
+    elsewhere = {("device", "eth2"): ("node-b", "node-c")}
+    result = nad.build(request(veth(name="eth2"), elsewhere=elsewhere))
+    assert result.ok, result.findings
+    assert selector_of(result) == ("hwaddr", "aa:bb:cc:00:00:01")
+    message = only(result.findings, "SELECTOR_CHOSEN").message
+    assert message == (
+        "node-a/eth2 is selected by hwaddr: node-b, node-c also have an interface named "
+        '"eth2", which a NAD selecting by name would take from a pod there; it has no PCI '
+        "address, and its MAC names this NIC only."
+    )
+    assert "SELECTOR_MATCHES_OTHER_NODES" not in codes(result.findings)
+
+
+def test_auto_prefers_the_pci_address_unless_another_node_has_one_like_it():
+    elsewhere = {("device", "ens1f0"): ("node-b",)}
+    assert selector_of(nad.build(request(nic(), elsewhere=elsewhere))) == (
+        "pciBusID",
+        "0000:3b:00.0",
+    )
+    # Identical servers: the same slot has the same address on node-b.
+    elsewhere[("pciBusID", "0000:3b:00.0")] = ("node-b",)
+    result = nad.build(request(nic(), elsewhere=elsewhere))
+    assert selector_of(result) == ("hwaddr", "52:54:00:12:34:56")
+    assert (
+        "its PCI address is also on another node"
+        in only(result.findings, "SELECTOR_CHOSEN").message
+    )
+
+
+def test_a_name_only_the_target_nodes_have_still_gives_one_nad_by_name():
+    devices = (
+        veth(node="node-a", name="fast0"),
+        veth(node="node-b", name="fast0", mac="aa:bb:cc:00:00:0b"),
+    )
+    result = nad.build(request(*devices, elsewhere={}))
+    assert [n.name for n in result.nads] == ["uplink"]
+    assert result.nads[0].config["device"] == "fast0"
+
+
+def test_eth3_on_two_nodes_of_three_gives_one_nad_per_node_by_mac():
+    devices = (veth(node="n1", name="eth3"), veth(node="n2", name="eth3", mac="aa:bb:cc:00:00:02"))
+    result = nad.build(request(*devices, elsewhere={("device", "eth3"): ("n3",)}))
+    assert result.ok, result.findings
+    assert [(n.name, n.config["hwaddr"]) for n in result.nads] == [
+        ("uplink-n1", "aa:bb:cc:00:00:01"),
+        ("uplink-n2", "aa:bb:cc:00:00:02"),
+    ]
+
+
+def test_an_explicit_selector_that_matches_another_nodes_nic_is_warned_about():
+    result = nad.build(
+        request(veth(name="eth2"), selector="device", elsewhere={("device", "eth2"): ("node-b",)})
+    )
+    assert result.ok
+    warning = only(result.findings, "SELECTOR_MATCHES_OTHER_NODES")
+    assert warning.severity == "warning"
+    assert warning.message.startswith(
+        '"device": "eth2" (for node-a/eth2) also matches an interface on node-b'
+    )
+
+
 def test_kernelpath_is_emitted_as_the_device_directory():
     result = nad.build(request(nic(), selector="kernelpath"))
     assert result.ok, result.findings

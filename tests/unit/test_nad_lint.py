@@ -327,10 +327,15 @@ LINT_RULES = [
     (
         "held-by-another-pod",
         config(),
-        {"devices_by_node": {"node-a": [nic(state="pod", holder="other/db-0 via other/fast")]}},
+        {
+            "devices_by_node": {
+                "node-a": [nic(state="pod", holder="pod other/db-0", pod_nad="other/fast")]
+            }
+        },
         "DEVICE_IN_POD",
-        "error",
-        "node-a/ens1f0 is already in a pod (held by other/db-0 via other/fast)",
+        "warning",
+        "node-a/ens1f0 is in a pod through NAD other/fast (pod other/db-0): pods using this NAD "
+        "on that node fail",
     ),
     (
         "reserved",
@@ -473,10 +478,82 @@ def test_lint_uses_only_the_nodes_a_portal_nad_was_made_for():
     assert "DEVICE_ABSENT_ON_NODES" not in codes(findings)
 
 
-def test_a_device_in_a_pod_through_this_very_nad_is_not_a_problem():
-    device = nic(state="pod", holder="lab/web-0 via lab/uplink")
+def test_a_device_in_a_pod_through_this_very_nad_is_information_not_an_error():
+    # What the inventory holds for a PCI NIC moved into a pod: the holder the ownership engine
+    # writes ("pod ns/name"), the NAD of the attachment, and no netdev left on the host.
+    device = nic(state="pod", holder="pod lab/web-0", pod_nad="lab/uplink", has_netdev=False)
     findings = run(config(), devices_by_node={"node-a": [device]})
     assert codes(findings, "error") == set()
+    assert codes(findings, "warning") == set()
+    in_use = only(findings, "DEVICE_IN_USE")
+    assert in_use.severity == "info"
+    assert "node-a/ens1f0 is in a pod through this NAD (pod lab/web-0)" in in_use.message
+
+
+def test_a_device_held_through_another_nad_is_a_warning_naming_that_nad():
+    device = nic(state="pod", holder="pod lab/web-0", pod_nad="lab/other", has_netdev=False)
+    findings = run(config(), devices_by_node={"node-a": [device]})
+    assert codes(findings, "error") == set()
+    assert "NO_NETDEV" not in codes(findings)  # its netdev is in the pod, not missing
+    assert "through NAD lab/other" in only(findings, "DEVICE_IN_POD").message
+
+
+def test_the_reservation_holders_own_nad_gets_no_reservation_warning():
+    device = nic(state="reserved", holder="team platform", reserved_team="platform")
+    findings = run(config(), devices_by_node={"node-a": [device]}, team="platform")
+    assert "DEVICE_RESERVED" not in codes(findings)
+    assert codes(findings, "warning") == set()
+    assert "reserved by team platform, which this NAD was applied for" in (
+        only(findings, "DEVICE_RESERVED_FOR_TEAM").message
+    )
+
+
+def test_another_teams_nad_on_a_reserved_nic_is_still_warned_about():
+    device = nic(state="reserved", holder="team platform", reserved_team="platform")
+    for team in ("", "ml"):
+        findings = run(config(), devices_by_node={"node-a": [device]}, team=team)
+        assert only(findings, "DEVICE_RESERVED").severity == "warning"
+        assert "DEVICE_RESERVED_FOR_TEAM" not in codes(findings)
+
+
+def primary(node: str, mac: str) -> nad.DeviceFacts:
+    return veth(node=node, name="eth0", mac=mac, state="system", reason="carries the default route")
+
+
+def test_no_fix_offers_the_primary_nic_by_mac_or_a_plugin_upgrade():
+    # A pasted NAD on eth0: eth0 is every node's uplink. The EEXIST finding must not suggest
+    # selecting eth0 by its own MAC, nor upgrading host-device (which would then move it out).
+    inventory = {"node-a": [primary("node-a", "aa:bb:cc:00:00:0a")]}
+    findings = run(
+        config(device="eth0"), devices_by_node=inventory, plugins_by_node={"node-a": OLD_PLUGIN}
+    )
+    assert only(findings, "PRIMARY_NIC").severity == "error"
+    risk = only(findings, "EEXIST_RISK")
+    for finding in findings:
+        assert "aa:bb:cc:00:00:0a" not in finding.fix, finding
+    assert "upgrade" not in risk.fix
+    assert "Point the NAD at a free interface instead of eth0" in risk.fix
+
+
+def test_the_eexist_fix_offers_the_mac_of_a_usable_device():
+    inventory = {"node-a": [veth(name="eth0", mac="aa:bb:cc:00:00:0a")]}
+    findings = run(
+        config(device="eth0"), devices_by_node=inventory, plugins_by_node={"node-a": OLD_PLUGIN}
+    )
+    assert '"hwaddr": "aa:bb:cc:00:00:0a"' in only(findings, "EEXIST_RISK").fix
+
+
+def test_pods_are_not_pinned_to_nodes_where_the_device_is_unusable():
+    inventory = {
+        "node-a": [nic(node="node-a", state="system", reason="carries the default route")],
+        "node-b": [nic(node="node-b", mac="52:54:00:00:00:0b")],
+        "node-c": [nic(node="node-c", name="eno1")],
+    }
+    absent = only(run(config(), devices_by_node=inventory), "DEVICE_ABSENT_ON_NODES")
+    assert absent.fix == "Pin the pods to node-b (node affinity)."
+    inventory["node-b"] = [nic(node="node-b", state="system", reason="carries the default route")]
+    absent = only(run(config(), devices_by_node=inventory), "DEVICE_ABSENT_ON_NODES")
+    assert "Pin" not in absent.fix and "free on the nodes where its pods run" in absent.fix
 
 
 def test_a_fixed_plugin_has_no_eexist_risk():

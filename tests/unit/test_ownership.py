@@ -4,6 +4,7 @@ fails as loudly as a changed state."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -157,6 +158,69 @@ GONE_ROWS = [
         nic(),
         Verdict(S.FREE, FREE_IXGBE, ""),
         claims=[TRAINER],
+    ),
+    row(
+        "gone-lab-veth-nic-is-missing",
+        LinkFacts("aa:00:00:00:00:02", "eth2", "veth", mac="aa:00:00:00:00:02", present=False),
+        MISSING,
+        node=LAB,
+    ),
+    # Links that die with their network namespace: never stranded, gone for good.
+    row(
+        "gone-calico-veth-of-a-deleted-pod-on-the-lab",
+        LinkFacts(
+            "ee:ee:00:00:00:01", "cali1a2b3c4d5e6", "veth", mac="ee:ee:00:00:00:01", present=False
+        ),
+        Verdict(
+            S.CNI,
+            "created by Calico (cali* veth); destroyed (a virtual link is never stranded)",
+            "Calico",
+            gone=True,
+        ),
+        node=LAB,
+    ),
+    row(
+        "gone-calico-veth-of-a-deleted-pod",
+        LinkFacts(
+            "ee:ee:00:00:00:01", "cali1a2b3c4d5e6", "veth", mac="ee:ee:00:00:00:01", present=False
+        ),
+        Verdict(
+            S.CNI,
+            "created by Calico (cali* veth); destroyed (a virtual link is never stranded)",
+            "Calico",
+            gone=True,
+        ),
+    ),
+    row(
+        "gone-plain-veth-on-a-production-node",
+        LinkFacts("ee:ee:00:00:00:02", "veth12ab", "veth", mac="ee:ee:00:00:00:02", present=False),
+        Verdict(
+            S.VIRTUAL,
+            "veth: a virtual link, not a NIC; destroyed (a virtual link is never stranded)",
+            "",
+            gone=True,
+        ),
+    ),
+    row(
+        "gone-vlan",
+        link("eth1.100", "vlan", present=False),
+        Verdict(
+            S.VIRTUAL,
+            "vlan: a virtual link, not a NIC; destroyed (a virtual link is never stranded)",
+            "",
+            gone=True,
+        ),
+    ),
+    row(
+        "gone-calico-named-physical-nic-is-still-missing",
+        nic(name="cali0", present=False),
+        MISSING,
+    ),
+    row(
+        "gone-veth-claimed-by-a-pod-is-in-the-pod-not-gone",
+        LinkFacts("ee:ee:00:00:00:02", "veth12ab", "veth", mac="ee:ee:00:00:00:02", present=False),
+        Verdict(S.POD, "in pod lab/web-1 as net2 via NAD lab/lab-nic", "pod lab/web-1"),
+        claims=[PodClaim("lab", "web-1", "lab/lab-nic", "net2", mac="ee:ee:00:00:00:02")],
     ),
 ]
 
@@ -738,8 +802,43 @@ RESERVATION_ROWS = [
     row(
         "reserved-link-in-a-pod-stays-pod-and-names-the-reservation",
         nic(present=False),
-        Verdict(S.POD, f"{IN_TRAINER.reason}; {RESERVED}", "pod ml/trainer-0"),
+        Verdict(
+            S.POD,
+            f"{IN_TRAINER.reason}; {RESERVED}",
+            "pod ml/trainer-0",
+            breach="reserved by team rdma, but in pod ml/trainer-0 via NAD ml/fast-nic: namespace "
+            "ml belongs to no team and NAD ml/fast-nic was not applied through NICPortal for a "
+            "team",
+        ),
         claims=[TRAINER],
+        reservations={PCI: RDMA},
+    ),
+    row(
+        "reserved-link-in-a-pod-of-the-team-namespace-is-no-breach",
+        nic(present=False),
+        Verdict(S.POD, f"{IN_TRAINER.reason}; {RESERVED}", "pod ml/trainer-0"),
+        claims=[replace(TRAINER, namespace_teams=frozenset({"rdma"}))],
+        reservations={PCI: RDMA},
+    ),
+    row(
+        "reserved-link-in-a-pod-of-another-team-namespace-is-a-breach",
+        nic(present=False),
+        Verdict(
+            S.POD,
+            f"{IN_TRAINER.reason}; {RESERVED}",
+            "pod ml/trainer-0",
+            breach="reserved by team rdma, but in pod ml/trainer-0 via NAD ml/fast-nic: namespace "
+            "ml belongs to team ml",
+        ),
+        # The NAD was rdma's, but the namespace is ml's: the pod is ml's.
+        claims=[replace(TRAINER, namespace_teams=frozenset({"ml"}), nad_team="rdma")],
+        reservations={PCI: RDMA},
+    ),
+    row(
+        "reserved-link-through-the-teams-nad-in-a-teamless-namespace-is-no-breach",
+        nic(present=False),
+        Verdict(S.POD, f"{IN_TRAINER.reason}; {RESERVED}", "pod ml/trainer-0"),
+        claims=[replace(TRAINER, nad_team="rdma")],
         reservations={PCI: RDMA},
     ),
     row(

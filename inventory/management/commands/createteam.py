@@ -1,24 +1,23 @@
 """`manage.py createteam NAME [--member USER ...] [--namespace PATTERN ...]`: a team is a Django
 group; members and namespaces are added (never removed) so that the command can be re-run
 safely. A namespace (a name or a shell pattern such as `ml-*`) belongs to the team: its pods may
-take the team's reserved NICs (the admission webhook checks it)."""
+take the team's reserved NICs (the admission webhook checks it), and a pod of another namespace
+holding one is a reservation breach (the verdicts are judged again at once)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from inventory.models import TeamNamespace
-
-_PATTERN = re.compile(r"^[a-z0-9*?\[\]-]{1,63}$")
+from inventory.services import teams
 
 
 class Command(BaseCommand):
-    help = "Create a team (Django group) if missing and add members to it."
+    help = "Create a team (Django group) if missing and add members and namespaces to it."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="Team name, e.g. 'network-lab'.")
@@ -43,7 +42,7 @@ class Command(BaseCommand):
         missing = sorted(set(member) - {u.get_username() for u in users})
         if missing:
             raise CommandError(f"no such user(s): {', '.join(missing)}")
-        bad = [p for p in namespace if not _PATTERN.match(p)]
+        bad = [p for p in namespace if not teams.NAMESPACE_PATTERN.match(p.strip())]
         if bad:
             raise CommandError(
                 f"not a namespace name or pattern: {', '.join(bad)} (lower-case letters, digits, "
@@ -52,9 +51,11 @@ class Command(BaseCommand):
         team, created = Group.objects.get_or_create(name=name)
         for user in users:
             user.groups.add(team)
-        for pattern in namespace:
-            TeamNamespace.objects.get_or_create(team=team, pattern=pattern)
+        try:
+            patterns = teams.add_namespaces(team=team, patterns=namespace)
+        except ValidationError as exc:  # checked above; kept for a pattern changed meanwhile
+            raise CommandError("; ".join(exc.messages)) from None
         verb = "created" if created else "exists"
         members = ", ".join(sorted(u.get_username() for u in team.user_set.all())) or "none"
-        patterns = ", ".join(team.namespaces.values_list("pattern", flat=True)) or "none"
-        self.stdout.write(f"team {team.name} {verb}; members: {members}; namespaces: {patterns}")
+        shown = ", ".join(patterns) or "none"
+        self.stdout.write(f"team {team.name} {verb}; members: {members}; namespaces: {shown}")

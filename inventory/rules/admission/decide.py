@@ -11,15 +11,14 @@ was; only new errors deny).
 
 Pods (CREATE) asking for host-device NADs through `k8s.v1.cni.cncf.io/networks` are denied when,
 on any node the pod may run on (spec.nodeName, nodeSelector, required node affinity), the
-device its NAD selects is held by another pod, reserved by a team the pod's namespace does not
-belong to, or not a free NIC (the node's own, the CNI's, enslaved, missing...). One such node is
-enough: the scheduler does not know about NICs and may pick it. The message names the node, the
-device and who holds it.
+device its NAD selects is held by another pod, reserved by a team the pod is not of (its
+namespace's teams, or in a namespace of no team its NAD's: rules/teams.py), or not a free NIC
+(the node's own, the CNI's, enslaved, missing...). One such node is enough: the scheduler does
+not know about NICs and may pick it. The message names the node, the device and who holds it.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -31,6 +30,7 @@ from inventory.rules.nad import render
 from inventory.rules.nad.devices import device_findings, where
 from inventory.rules.nad.names import normalize_mac
 from inventory.rules.states import OwnershipState
+from inventory.rules.teams import namespace_teams, pod_teams
 
 NADS = "k8s.cni.cncf.io/network-attachment-definitions"
 PODS = "/pods"
@@ -156,15 +156,6 @@ def device_matches(selector: DeviceSelector, device: nad.DeviceFacts) -> bool:
     return False  # kernelpath: the agent does not report sysfs device paths
 
 
-def namespace_teams(namespace: str, team_namespaces: Mapping[str, Iterable[str]]) -> set[str]:
-    """The teams a namespace belongs to: each team lists namespace names or shell patterns."""
-    return {
-        team
-        for team, patterns in team_namespaces.items()
-        if any(fnmatch.fnmatchcase(namespace, p) for p in patterns)
-    }
-
-
 # --- NADs ------------------------------------------------------------------------------------
 
 
@@ -273,6 +264,7 @@ class Attachment:
     known: bool  # the NAD is in NICPortal's inventory
     host_device: bool
     selector: DeviceSelector | None  # None: not host-device, or a device plugin chooses
+    nad_team: str = ""  # the team NICPortal applied the NAD for ("" for one found in the cluster)
 
 
 def decide_pod(
@@ -292,7 +284,7 @@ def decide_pod(
     summary = f"pod {namespace}/{pod}"
     warnings = list(notes)
     causes: list[Cause] = []
-    teams = namespace_teams(namespace, team_namespaces)
+    ns_teams = namespace_teams(namespace, team_namespaces)
     judged = False
     for attachment in attachments:
         key = attachment.selection.nad_key
@@ -325,7 +317,14 @@ def decide_pod(
                     "was not checked."
                 )
             continue
-        causes += _pod_causes(key, selector, candidates, devices, teams, namespace, warnings)
+        # Whose the pod is, by the rule the ownership verdicts use for breaches (rules/teams.py):
+        # its namespace's teams, or, in a namespace of no team, its own NAD's team.
+        teams = pod_teams(
+            namespace=namespace, namespace_teams=ns_teams, nad=key, nad_team=attachment.nad_team
+        )
+        causes += _pod_causes(
+            key, selector, candidates, devices, teams, namespace, warnings, ns_teams=ns_teams
+        )
     return Decision(
         allowed=not causes,
         summary=summary,
@@ -342,9 +341,11 @@ def _pod_causes(
     selector: DeviceSelector,
     candidates: Sequence[str],
     devices: Mapping[str, Sequence[nad.DeviceFacts]],
-    teams: set[str],
+    teams: frozenset[str],
     namespace: str,
     warnings: list[str],
+    *,
+    ns_teams: frozenset[str],
 ) -> list[Cause]:
     causes: list[Cause] = []
     absent = []
@@ -363,11 +364,15 @@ def _pod_causes(
                 continue  # its netdev is in that pod, which DEVICE_IN_POD already says
             text = f"NAD {key}: {finding.message}"
             if finding.code == "DEVICE_RESERVED":
-                belongs = (
-                    f"namespace {namespace} belongs to team {', '.join(sorted(teams))}"
-                    if teams
-                    else f"namespace {namespace} belongs to no team in NICPortal"
-                )
+                if ns_teams:
+                    belongs = f"namespace {namespace} belongs to team {', '.join(sorted(teams))}"
+                elif teams:
+                    belongs = (
+                        f"namespace {namespace} belongs to no team in NICPortal and NAD {key} "
+                        f"was applied for team {', '.join(sorted(teams))}"
+                    )
+                else:
+                    belongs = f"namespace {namespace} belongs to no team in NICPortal"
                 text = f"{text} The pod's {belongs}, not to team {reserved_by}."
                 fix = (
                     f"Ask team {reserved_by} to release it, pin the pod to a node where the "

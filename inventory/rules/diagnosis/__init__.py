@@ -15,16 +15,18 @@ Order of the rules (the first that speaks decides):
    interface (`file exists`, host-device < 1.5.0); it is the node's primary NIC; it is a PCI
    function without netdev; it is absent from the node (renamed orphan, held by a pod, stranded,
    on another node, nowhere);
-4. whatever the Event says that the facts did not explain (by its message);
-5. nothing wrong: healthy, or pending without an Event yet.
+   a planned pod whose device is another team's reserved NIC (it would be a breach);
+4. a running pod holding a NIC another team reserved (a reservation breach: nothing failed);
+5. whatever the Event says that the facts did not explain (by its message);
+6. nothing wrong: healthy, or pending without an Event yet.
 
 The Event is the plugin's own word: when it names the failing network, that attachment is judged
 first, and its message decides between two explanations the inventory alone cannot tell apart.
 Stranded NICs (`recovery_commands`) are here too: the commands an operator runs on the node.
 
 Modules: `facts` (in and out), `judge` (the order; pod- and NAD-level rules), `devices` (the
-selected device against the inventory), `events` (the Event's own words), `context` (what the
-rules share), `recovery` (stranded NICs).
+selected device against the inventory), `breach` (another team's reserved NIC), `events` (the
+Event's own words), `context` (what the rules share), `recovery` (stranded NICs).
 """
 
 from inventory.rules.diagnosis.facts import (

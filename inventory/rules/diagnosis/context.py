@@ -149,6 +149,7 @@ def offer_nad(
         )
     )
     request = nad.NadRequest(
+        elsewhere=selectors_elsewhere(ctx, devices),
         namespace=nad_facts.namespace,
         name=nad_facts.name,
         devices=tuple(d.device_facts(ctx.facts.plugin) for d in devices),
@@ -164,6 +165,29 @@ def offer_nad(
         return "", ""
     names = ", ".join(f"{d.node}/{d.name}" for d in devices)
     return f"this NAD selects {names}", result.nads[0].yaml
+
+
+def selectors_elsewhere(
+    ctx: Context, devices: Sequence[HostInterface]
+) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(selector, value) -> the other inventoried nodes with an interface it would match (the
+    NAD builder keeps a NAD offered here from taking another node's NIC)."""
+    targets = {d.node for d in devices}
+    found: dict[tuple[str, str], set[str]] = {}
+    for node, interfaces in ctx.facts.interfaces_by_node.items():
+        if node in targets:
+            continue
+        for interface in interfaces:
+            for device in devices:
+                mac = normalize_mac(device.mac) if device.mac else None
+                pci = device.pci_address.lower()
+                if device.name and interface.name == device.name:
+                    found.setdefault(("device", device.name), set()).add(node)
+                if mac and normalize_mac(interface.mac or "") == mac:
+                    found.setdefault(("hwaddr", mac), set()).add(node)
+                if pci and interface.pci_address.lower() == pci:
+                    found.setdefault(("pciBusID", pci), set()).add(node)
+    return {key: tuple(sorted(nodes)) for key, nodes in found.items()}
 
 
 def holder_is(holder: str, pod: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from inventory.rules import nad
+from inventory.rules.diagnosis.breach import planned_breach
 from inventory.rules.diagnosis.context import (
     Context,
     attachment,
@@ -81,7 +82,9 @@ def judge_device(
             return _primary_nic(ctx, selection, nad_facts, entry, device, evidence)
         if device.state == OwnershipState.USERSPACE and selector == "pciBusID":
             return None  # DPDK mode: host-device moves nothing and succeeds
-        return None  # present and selectable: not this attachment's fault
+        # Present and selectable: not this attachment's fault, unless a planned pod would take
+        # another team's reserved NIC.
+        return planned_breach(ctx, selection, nad_facts, device)
     pci_only = [i for i in candidates if i.present and not i.has_netdev]
     if pci_only or ctx.says(MSG_NO_NETDEV):
         return _pci_without_netdev(ctx, selection, pci_only[0] if pci_only else None, evidence)

@@ -75,6 +75,7 @@ class NadFacts:
     config: str = ""
     resource_name: str = ""
     findings: tuple[nad.Finding, ...] = ()  # nad.lint() against the inventory
+    team: str = ""  # the team NICPortal applied it for, "" for a NAD found in the cluster
 
     @property
     def key(self) -> str:
@@ -142,6 +143,7 @@ class DiagnosisFacts:
     interfaces_by_node: Mapping[str, Sequence[HostInterface]] = field(default_factory=dict)
     plugin: nad.PluginFacts | None = None  # host-device on the pod's node
     multus_version: str = ""
+    namespace_teams: frozenset[str] = frozenset()  # the teams the pod's namespace belongs to
 
 
 # --- verdict out ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from inventory.rules import nad
+from inventory.rules.diagnosis.breach import running_breach
 from inventory.rules.diagnosis.context import (
     Context,
     attachment,
@@ -71,7 +72,7 @@ def diagnose(facts: DiagnosisFacts) -> Diagnosis:
         verdict = _judge_selection(ctx, selection)
         if verdict is not None:
             return verdict
-    return by_event_or_healthy(ctx)
+    return running_breach(ctx) or by_event_or_healthy(ctx)
 
 
 def newest_sandbox_failure(events: Sequence[EventFacts]) -> EventFacts | None:

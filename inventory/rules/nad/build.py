@@ -4,12 +4,18 @@ will work (or the reasons they would not) out.
 Selector choice in `auto` mode, in this order:
 1. `resource_name` set: no selector; the device plugin picks the device and Multus passes its
    PCI address as runtimeConfig.deviceID.
-2. `device` (the interface name) when that name is safe on every target node: the node has a
-   host-device of v1.5.0 or newer, or the name is not one the pod already has (eth0 from the
-   primary CNI, the requested pod interface). One NAD then serves every node that has the name.
+2. `device` (the interface name) when that name is safe on every target node (the node has a
+   host-device of v1.5.0 or newer, or the name is not one the pod already has: eth0 from the
+   primary CNI, the requested pod interface) and no other node has an interface of that name.
+   One NAD then serves every target node. A NAD is namespaced, not bound to nodes: a pod using
+   it on another node would take that node's interface of the same name, which may be another
+   team's reserved NIC (a reservation breach).
 3. Otherwise a node-specific selector per device: `pciBusID` for PCI functions (stable across
-   renames and reboots), else `hwaddr` (veth and other links without a PCI address).
-   `kernelpath` is never chosen automatically: it says nothing pciBusID does not.
+   renames and reboots) unless another node has a function at that address (identical
+   servers), then `hwaddr` (a MAC names one NIC; veth and other links without a PCI address).
+   `kernelpath` is never chosen automatically: it says nothing pciBusID does not. A chosen
+   selector that still matches another node's interface is a `SELECTOR_MATCHES_OTHER_NODES`
+   warning, as is an explicit selector that does.
 
 Placement: a `device` NAD whose name is the same on all target nodes is one NAD, with a pod
 snippet that pins pods to those nodes (nodeSelector for one, required node affinity for
@@ -19,6 +25,7 @@ requested name, with several each is named `<name>-<node>` (see names.node_scope
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import yaml
@@ -301,6 +308,8 @@ def _choose_selectors(request: NadRequest) -> tuple[list[_Choice], list[Finding]
         for device in devices:
             value, problems = _selector_value(device, request.selector)
             findings += problems
+            if not problems:
+                findings += _matches_elsewhere(request, device, request.selector, value)
             if request.selector == "device" and not problems:
                 risk = eexist_finding(
                     value,
@@ -314,22 +323,29 @@ def _choose_selectors(request: NadRequest) -> tuple[list[_Choice], list[Finding]
             choices.append(_Choice(device, request.selector, value))
         return choices, findings
 
-    if devices and all(_name_is_safe(d, pod_names) for d in devices):
+    names_elsewhere = sorted(
+        {node for d in devices for node in request.elsewhere.get(("device", d.name), ())}
+    )
+    if devices and all(_name_is_safe(d, pod_names) for d in devices) and not names_elsewhere:
         findings.append(
             info(
                 "SELECTOR_CHOSEN",
                 "selector",
                 "Selected by interface name (device): the name cannot collide with one in the "
-                "pod on any target node.",
+                "pod on any target node, and no other node has an interface of that name.",
             )
         )
         return [_Choice(d, "device", d.name) for d in devices], findings
 
     for device in devices:
         mac = normalize_mac(device.mac)
-        if is_full_bdf(device.pci_address):
+        pci = device.pci_address.lower()
+        usable_mac = device.has_netdev and mac is not None and is_usable_mac(mac)
+        if is_full_bdf(device.pci_address) and (
+            not request.elsewhere.get(("pciBusID", pci)) or not usable_mac
+        ):
             selector = "pciBusID"
-        elif device.has_netdev and mac and is_usable_mac(mac):
+        elif usable_mac:
             selector = "hwaddr"
         else:
             findings.append(
@@ -345,22 +361,50 @@ def _choose_selectors(request: NadRequest) -> tuple[list[_Choice], list[Finding]
         value, problems = _selector_value(device, selector)
         findings += problems
         choices.append(_Choice(device, selector, value))
+        why = _why_not_by_name(device, pod_names, request.elsewhere)
+        if selector == "pciBusID":
+            how = "; its PCI address survives renames and reboots."
+        elif is_full_bdf(device.pci_address):
+            how = "; its PCI address is also on another node, its MAC names this NIC only."
+        else:
+            how = "; it has no PCI address, and its MAC names this NIC only."
         findings.append(
             info(
                 "SELECTOR_CHOSEN",
                 "selector",
-                f"{where(device)} is selected by {selector}: {_why_not_by_name(device, pod_names)}"
-                + (
-                    "; its PCI address survives renames and reboots."
-                    if selector == "pciBusID"
-                    else "; it has no PCI address."
-                ),
+                f"{where(device)} is selected by {selector}: {why}{how}",
             )
         )
+        findings += _matches_elsewhere(request, device, selector, value)
     return choices, findings
 
 
-def _why_not_by_name(device: DeviceFacts, pod_names: dict[str, str]) -> str:
+def _matches_elsewhere(
+    request: NadRequest, device: DeviceFacts, selector: str, value: str
+) -> list[Finding]:
+    """A selector that would also match an interface of a node the NAD was not made for."""
+    key = (selector, value.lower() if selector in ("hwaddr", "pciBusID") else value)
+    nodes = request.elsewhere.get(key, ())
+    if not nodes or not value:
+        return []
+    return [
+        warning(
+            "SELECTOR_MATCHES_OTHER_NODES",
+            "selector",
+            f'"{selector}": "{value}" (for {where(device)}) also matches an interface on '
+            f"{', '.join(sorted(nodes))}: a pod that uses this NAD there takes that node's "
+            "interface, which may be in use or another team's reserved NIC.",
+            "Keep the pods on the NAD's nodes (the pod snippet pins them), or select by hwaddr, "
+            "which names one NIC.",
+        )
+    ]
+
+
+def _why_not_by_name(
+    device: DeviceFacts,
+    pod_names: dict[str, str],
+    elsewhere: Mapping[tuple[str, str], tuple[str, ...]],
+) -> str:
     if not device.has_netdev or device.state == OwnershipState.USERSPACE:
         return "it has no kernel interface to name"
     if ifname_problem(device.name):
@@ -370,6 +414,13 @@ def _why_not_by_name(device: DeviceFacts, pod_names: dict[str, str]) -> str:
             f'the pod already has an interface named "{device.name}" and '
             f"{eexist_explanation(device.plugin)} "
             "(`failed to move link file exists`)"
+        )
+    others = elsewhere.get(("device", device.name), ())
+    if others:
+        return (
+            f"{', '.join(sorted(others))} also {'has' if len(others) == 1 else 'have'} an "
+            f'interface named "{device.name}", which a NAD selecting by name would take from a '
+            "pod there"
         )
     return "the interface name is not safe on every target node, so each node gets its own NAD"
 

@@ -140,25 +140,35 @@ def eexist_finding(
     plugin: PluginFacts | None,
     pod_names: dict[str, str],
     device: DeviceFacts | None = None,
+    usable: bool = True,
     severity: str = ERROR,
 ) -> Finding | None:
     """`"device": "<name>"` where the pod already has (or may get) a link of that name and the
     node's host-device moves links under their host name (< v1.5.0, multus-cni #1209).
-    `pod_names` maps each such name to what makes it (for the message)."""
+    `pod_names` maps each such name to what makes it (for the message). `usable` False: the
+    device itself may not go to a pod (another finding says why), so the fix does not offer
+    it by MAC or PCI address."""
     if device_name not in pod_names or plugin_has_eexist_bug(plugin) is False:
         return None
     alternatives = []
-    if device is not None:
+    if device is not None and usable:
         mac = normalize_mac(device.mac)
         if mac and is_usable_mac(mac):
             alternatives.append(f'"hwaddr": "{mac}"')
         if is_full_bdf(device.pci_address):
             alternatives.append(f'"pciBusID": "{device.pci_address.lower()}"')
-    fix = (
-        f"Select the device by {' or '.join(alternatives)} instead of its name"
-        if alternatives
-        else "Select the device by hwaddr or pciBusID instead of its name"
-    ) + ", or upgrade the node's CNI plugins to v1.5.0 or newer."
+    if not usable:
+        # Neither another selector nor a newer plugin helps: both would hand the device over.
+        fix = (
+            f"Point the NAD at a free interface instead of {device_name} (by hwaddr or "
+            "pciBusID, or by a name the pod does not have)."
+        )
+    else:
+        fix = (
+            f"Select the device by {' or '.join(alternatives)} instead of its name"
+            if alternatives
+            else "Select the device by hwaddr or pciBusID instead of its name"
+        ) + ", or upgrade the node's CNI plugins to v1.5.0 or newer."
     return Finding(
         "EEXIST_RISK",
         severity,

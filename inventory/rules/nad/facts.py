@@ -4,6 +4,7 @@ rules in this package never touch the ORM or the network."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from inventory.rules.states import OwnershipState
@@ -41,6 +42,7 @@ class DeviceFacts:
     reserved_team: str = ""
     has_netdev: bool = True
     plugin: PluginFacts | None = None
+    pod_nad: str = ""  # in a pod: the NAD ("ns/name") it was attached through, "" if not known
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,10 @@ class NadRequest:
     multus_version: str = ""  # "" unknown; "3.9" for MicroK8s' addon
     team: str = ""  # the requester's team (for reserved devices)
     resource_name: str = ""  # k8s.v1.cni.cncf.io/resourceName: a device plugin picks the device
+    # (selector, value) -> the other nodes (not targets) with an interface it would match:
+    # ("device", "eth2") -> ("node-c",). A NAD can be used from any node; this says which
+    # selector would take another node's NIC there.
+    elsewhere: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from inventory.rules.nad.checks import (
     name_findings,
     pod_name_clauses,
 )
-from inventory.rules.nad.devices import device_findings
+from inventory.rules.nad.devices import device_findings, where
 from inventory.rules.nad.facts import (
     ERROR,
     PRIMARY_POD_INTERFACE,
@@ -212,10 +212,16 @@ def lint(
     devices_by_node: Mapping[str, Sequence[DeviceFacts]] | None = None,
     plugins_by_node: Mapping[str, PluginFacts] | None = None,
     multus_version: str = "",
+    team: str = "",
 ) -> list[Finding]:
     """Findings for a NAD as it is. `devices_by_node` is the inventory of every node the NAD
     could land on (restricted to the nodes in the nicportal.io/nodes annotation when present);
-    None skips every inventory check."""
+    None skips every inventory check. `team` is the team NICPortal applied the NAD for ("" for
+    a NAD found in the cluster or pasted): its own reserved NICs are no finding.
+
+    A finding's fix never points at something another finding says is unusable: a device that
+    is the node's primary NIC, reserved, in another pod… is not offered by MAC or PCI address,
+    and pods are not pinned to the nodes where it is so."""
     findings = name_findings(namespace, name)
     annotations = annotations or {}
     resource_name = str(annotations.get(render.RESOURCE_NAME_ANNOTATION) or "")
@@ -374,17 +380,21 @@ def lint(
             value = kernelpath_device_dir(value)
 
     matched: dict[str, DeviceFacts] = {}
+    blocked: set[str] = set()  # nodes where the matched device cannot be handed to a pod
     if winner and inventory is not None:
         for node, devices in sorted(inventory.items()):
             for device in devices:
                 if _matches(winner, value, device):
                     matched[node] = device
                     break
-        findings += _placement(winner, value, matched, inventory)
-        for device in matched.values():
-            if device.state == OwnershipState.POD and f"{namespace}/{name}" in device.holder:
-                continue  # in a pod through this very NAD: that is the NAD working
-            findings += device_findings(device, selector=winner, team="", strict_reservations=False)
+        device_list: list[Finding] = []
+        for node, device in matched.items():
+            found = _device_findings(device, winner, f"{namespace}/{name}", team)
+            if any(f.severity == ERROR for f in found):
+                blocked.add(node)
+            device_list += found
+        findings += _placement(winner, value, matched, inventory, blocked)
+        findings += device_list
 
     if winner == "device":
         pod_names = pod_name_clauses("", (PRIMARY_POD_INTERFACE,))
@@ -399,6 +409,7 @@ def lint(
                 plugin=plugin,
                 pod_names=pod_names,
                 device=matched.get(node),
+                usable=node not in blocked,
                 severity=ERROR if bug else WARNING,
             )
             if risk:
@@ -410,6 +421,49 @@ def lint(
         spread = len(matched) if winner == "device" and matched else 1
         findings += validate_ipam(ipam_request, node_count=spread)
     return findings
+
+
+def _device_findings(device: DeviceFacts, selector: str, nad: str, team: str) -> list[Finding]:
+    """What the inventory says of the device this NAD selects on one node."""
+    label = where(device)
+    if device.state == OwnershipState.POD:
+        # A moment, not a property of the NAD: its own pods holding the device is the NAD at
+        # work; another NAD's pod holding it makes this NAD's pods fail there until it is gone.
+        # (No NO_NETDEV either: a PCI NIC in a pod leaves its function on the host netdev-less.)
+        held = f" ({device.holder})" if device.holder else ""
+        if device.pod_nad == nad:
+            return [
+                info(
+                    "DEVICE_IN_USE",
+                    "devices",
+                    f"{label} is in a pod through this NAD{held}: the NAD at work. A second pod "
+                    "using it on that node waits until the device is back on the host.",
+                )
+            ]
+        through = f" through NAD {device.pod_nad}" if device.pod_nad else ""
+        return [
+            warning(
+                "DEVICE_IN_POD",
+                "devices",
+                f"{label} is in a pod{through}{held}: pods using this NAD on that node fail "
+                "with `failed to find host device: Link not found` until that pod is gone.",
+                "Wait until that pod is gone, or point this NAD at a free interface.",
+            )
+        ]
+    found = device_findings(device, selector=selector, team=team, strict_reservations=False)
+    reserved_team = device.reserved_team or (
+        device.holder.removeprefix("team ") if device.state == OwnershipState.RESERVED else ""
+    )
+    if team and reserved_team == team:
+        found.append(
+            info(
+                "DEVICE_RESERVED_FOR_TEAM",
+                "devices",
+                f"{label} is reserved by team {team}, which this NAD was applied for: its pods "
+                "may use it.",
+            )
+        )
+    return found
 
 
 def config_empty(name: str) -> Finding:
@@ -460,6 +514,7 @@ def _placement(
     value: str,
     matched: dict[str, DeviceFacts],
     inventory: Mapping[str, Sequence[DeviceFacts]],
+    blocked: set[str],
 ) -> list[Finding]:
     if not inventory:
         return []
@@ -476,13 +531,17 @@ def _placement(
         ]
     absent = sorted(set(inventory) - set(matched))
     if selector == "device" and absent:
+        usable = sorted(set(matched) - blocked)
         return [
             warning(
                 "DEVICE_ABSENT_ON_NODES",
                 "devices",
                 f'"{value}" does not exist on {", ".join(absent)}: pods scheduled there fail '
                 "with `failed to find host device: Link not found`.",
-                f"Pin the pods to {', '.join(sorted(matched))} (node affinity).",
+                f"Pin the pods to {', '.join(usable)} (node affinity)."
+                if usable
+                else "Point the NAD at an interface that is free on the nodes where its pods run "
+                "(the other findings say why it is not usable where it exists).",
             )
         ]
     return []

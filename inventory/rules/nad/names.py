@@ -55,6 +55,33 @@ def dns1123_label_problem(value: str) -> str | None:
     return None
 
 
+DNS1123_LABEL_RULE = (
+    "a DNS-1123 label is 1 to 63 lower-case letters, digits or '-', starting and ending with a "
+    'letter or digit (regex [a-z0-9]([-a-z0-9]*[a-z0-9])?), e.g. "team-blue"'
+)
+DNS1123_SUBDOMAIN_RULE = (
+    "a DNS-1123 subdomain is at most 253 characters: DNS-1123 labels (lower-case letters, "
+    "digits or '-', starting and ending with a letter or digit) joined by '.', e.g. "
+    '"uplink-a" or "uplink.a"'
+)
+
+
+def dns1123_subdomain_problem(value: str) -> str | None:
+    """Why `value` is not a DNS-1123 subdomain, in words; None when it is one."""
+    if not value:
+        return "it is empty"
+    if len(value) > 253:
+        return f"it is {len(value)} characters long (at most 253)"
+    if is_dns1123_subdomain(value):
+        return None
+    if is_dns1123_subdomain(value.lower()):
+        return "it has upper-case letters"
+    return (
+        "it may only hold lower-case letters, digits, '-' and '.', and each part between dots "
+        "must start and end with a letter or digit"
+    )
+
+
 def ifname_problem(value: str) -> str | None:
     """Why the kernel would refuse `value` as an interface name (dev_valid_name), or None."""
     if not value:

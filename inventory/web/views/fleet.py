@@ -129,6 +129,16 @@ def state_counts(params: QueryDict, stamp: str | None = None) -> dict[str, int]:
     return counts
 
 
+def breach_count(params: QueryDict) -> int:
+    """Reservation breaches under every filter but `breach` itself (the chip shows what choosing
+    it would give). Breaches are few and a partial index holds them: no cache needed."""
+    without = params.copy()
+    for name in ("breach", "page", "sort", "per_page", "since", "cursor"):
+        without.pop(name, None)
+    filterset = InterfaceFilterSet(without, queryset=Interface.objects.all())
+    return filterset.qs.exclude(breach="").order_by().count()
+
+
 BAR_NODES = 24
 
 
@@ -232,6 +242,8 @@ class FleetView(PageMixin, LiveMixin, ListView):
                 for state in OwnershipState
             ],
             total=context["paginator"].count,
+            breach_only=params.get("breach") == "true",
+            breach_count=breach_count(params),
             query=self.query_without("page", "since", "cursor"),
             next_cursor=self.window.next.encode() if self.window.next else "",
             previous_cursor=self.window.previous.encode() if self.window.previous else "",

@@ -164,6 +164,7 @@ class NodeView(PageMixin, LiveMixin, DetailView):
         context.update(
             groups=group_by_owner(interfaces),
             interface_count=len(interfaces),
+            breaches=[i for i in interfaces if i.breach],
             last_contact=contact,
             diagram=diagrams.node_diagram(
                 node.name,

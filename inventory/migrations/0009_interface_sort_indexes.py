@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('inventory', '0007_admission_webhook'),
+        ('inventory', '0008_findings'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
