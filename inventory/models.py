@@ -11,6 +11,7 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
@@ -23,6 +24,7 @@ from inventory.choices import (
     NadOrigin,
     OwnershipState,
 )
+from inventory.rules import teams as team_rules
 
 
 class Cluster(models.Model):
@@ -451,6 +453,11 @@ class TeamNamespace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pattern} ({self.team.name})"
+
+    def clean(self) -> None:
+        problem = team_rules.pattern_problem(self.pattern or "")
+        if problem:
+            raise ValidationError({"pattern": problem})
 
 
 class AdmissionRecord(models.Model):

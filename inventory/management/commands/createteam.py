@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from inventory.rules import teams as team_rules
 from inventory.services import teams
 
 
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         missing = sorted(set(member) - {u.get_username() for u in users})
         if missing:
             raise CommandError(f"no such user(s): {', '.join(missing)}")
-        bad = [p for p in namespace if not teams.NAMESPACE_PATTERN.match(p.strip())]
+        bad = [p for p in namespace if team_rules.pattern_problem(p.strip())]
         if bad:
             raise CommandError(
                 f"not a namespace name or pattern: {', '.join(bad)} (lower-case letters, digits, "
@@ -52,7 +53,7 @@ class Command(BaseCommand):
         for user in users:
             user.groups.add(team)
         try:
-            patterns = teams.add_namespaces(team=team, patterns=namespace)
+            patterns = teams.add_namespaces(team=team, patterns=namespace, by=None)
         except ValidationError as exc:  # checked above; kept for a pattern changed meanwhile
             raise CommandError("; ".join(exc.messages)) from None
         verb = "created" if created else "exists"
