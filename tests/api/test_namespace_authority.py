@@ -8,80 +8,34 @@ refused one is checked to have created nothing there."""
 from __future__ import annotations
 
 import io
-import time
 import uuid
-from pathlib import Path
 
 import pytest
-import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
 
 from inventory.models import NetworkAttachment, TeamNamespace
 from tests.api.builders import make_free_interface, make_node
-from tests.integration.real_api_server import real_api_server  # noqa: F401 (a fixture)
+from tests.integration.real_api_server import nad_api, real_api_server  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.django_db]
 
-NAD_CRD = Path(__file__).resolve().parents[2] / "lab" / "manifests" / "nad-crd.yaml"
 NETLAB_RULE = "team netlab may apply into: netlab, netlab-*."
 
 
-@pytest.fixture(scope="module")
-def kube(real_api_server):  # noqa: F811 (the fixture above)
-    """The API server with the NAD CRD served; yields (kubeconfig, custom objects API)."""
-    api = k8s_config.new_client_from_config(config_file=str(real_api_server.kubeconfig))
-    extensions = k8s.ApiextensionsV1Api(api)
-    for doc in yaml.safe_load_all(NAD_CRD.read_text()):
-        if doc:
-            try:
-                extensions.create_custom_resource_definition(doc)
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-    core = k8s.CoreV1Api(api)
-    for namespace in ("netlab", "netlab-train"):
-        try:
-            core.create_namespace({"metadata": {"name": namespace}})
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-    custom = k8s.CustomObjectsApi(api)
-    for _ in range(120):  # the CRD is served a moment after it is created
-        try:
-            custom.list_namespaced_custom_object(
-                "k8s.cni.cncf.io", "v1", "default", "network-attachment-definitions"
-            )
-            break
-        except ApiException:
-            time.sleep(0.25)
-    yield real_api_server.kubeconfig, custom
-    api.close()
-
-
 @pytest.fixture
-def world(people, kube, settings):
-    kubeconfig, custom = kube
-    settings.KUBECONFIG = str(kubeconfig)
+def world(people, nad_api, settings):  # noqa: F811 (the fixture imported above)
+    settings.KUBECONFIG = str(nad_api.kubeconfig)
+    for namespace in ("netlab", "netlab-train"):
+        nad_api.ensure_namespace(namespace)
     TeamNamespace.objects.create(team=people.team, pattern="netlab")
     TeamNamespace.objects.create(team=people.team, pattern="netlab-*")
     node = make_node("node-a")
-    return {"nic": make_free_interface(node, "ens1f0"), "custom": custom}
+    return {"nic": make_free_interface(node, "ens1f0"), "api": nad_api}
 
 
-def in_cluster(custom, namespace: str, name: str) -> bool:
-    try:
-        custom.get_namespaced_custom_object(
-            "k8s.cni.cncf.io", "v1", namespace, "network-attachment-definitions", name
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
+def in_cluster(api, namespace: str, name: str) -> bool:
+    return api.has_nad(namespace, name)
 
 
 def apply(client, world, namespace: str, **fields):
@@ -95,7 +49,7 @@ def apply(client, world, namespace: str, **fields):
 def test_team_members_apply_into_their_teams_namespaces(people, world, client_for, who, namespace):
     name, response = apply(client_for(getattr(people, who)), world, namespace)
     assert response.status_code == 201, response.content
-    assert in_cluster(world["custom"], namespace, name)
+    assert in_cluster(world["api"], namespace, name)
     row = NetworkAttachment.objects.get(namespace=namespace, name=name)
     assert row.team == people.team and row.applied_by == getattr(people, who)
 
@@ -110,7 +64,7 @@ def test_a_member_applying_elsewhere_is_403_naming_the_namespace_and_the_rule(
     assert response.json() == {
         "detail": f"Team netlab may not apply a NAD into namespace {namespace}: {NETLAB_RULE}"
     }
-    assert not in_cluster(world["custom"], namespace, name)
+    assert not in_cluster(world["api"], namespace, name)
     assert not NetworkAttachment.objects.exists()
 
 
@@ -123,7 +77,7 @@ def test_an_outsider_may_not_apply_into_another_teams_namespace(people, world, c
     detail = response.json()["detail"]
     assert detail.startswith("Team storage may not apply a NAD into namespace netlab:")
     assert "may apply into no namespace" in detail and "download the YAML" in detail
-    assert not in_cluster(world["custom"], "netlab", name)
+    assert not in_cluster(world["api"], "netlab", name)
     # Naming the team it is not in: refused by membership.
     name, response = apply(client, world, "netlab", team="netlab")
     assert response.status_code == 403
@@ -146,7 +100,7 @@ def test_a_team_without_namespaces_still_renders_and_validates(people, world, cl
 def test_anonymous_may_not_apply(world, client_for):
     name, response = apply(client_for(None), world, "netlab")
     assert response.status_code == 401
-    assert not in_cluster(world["custom"], "netlab", name)
+    assert not in_cluster(world["api"], "netlab", name)
 
 
 @pytest.mark.slow  # a real kube-apiserver
@@ -155,7 +109,7 @@ def test_staff_apply_anywhere(people, world, client_for, team):
     fields = {"team": team} if team else {}
     name, response = apply(client_for(people.staff), world, "kube-system", **fields)
     assert response.status_code == 201, response.content
-    assert in_cluster(world["custom"], "kube-system", name)
+    assert in_cluster(world["api"], "kube-system", name)
 
 
 @pytest.mark.slow  # a real kube-apiserver
