@@ -1,8 +1,9 @@
 """`manage.py createteam NAME [--member USER ...] [--namespace PATTERN ...]`: a team is a Django
 group; members and namespaces are added (never removed) so that the command can be re-run
 safely. A namespace (a name or a shell pattern such as `ml-*`) belongs to the team: its pods may
-take the team's reserved NICs (the admission webhook checks it), and a pod of another namespace
-holding one is a reservation breach (the verdicts are judged again at once)."""
+take the team's reserved NICs (the admission webhook checks it), a pod of another namespace
+holding one is a reservation breach (the verdicts are judged again at once), and the team's
+members may apply NADs there. `manage.py teamnamespaces` lists and removes them too."""
 
 from __future__ import annotations
 
