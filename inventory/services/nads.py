@@ -234,7 +234,9 @@ def apply(
     when the cluster cannot be reached. In every one of these cases nothing is left created or
     stored."""
     teams.check_acting(user, team)
-    teams.check_apply(user, team, (request.get("namespace") or "").strip())
+    namespace = (request.get("namespace") or "").strip()
+    if namespace:  # no namespace at all is the dry run's error, on its field
+        teams.check_apply(user, team, namespace)
     result = render(user=user, team=team, **request)
     if not result.ok:
         raise NadRefused(result)

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from inventory.models import NetworkAttachment, TeamNamespace
-from tests.api.builders import make_free_interface, make_node
+from tests.api.builders import make_free_interface, make_node, make_user
 from tests.integration.real_api_server import nad_api, real_api_server  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.django_db]
@@ -94,6 +94,17 @@ def test_a_team_without_namespaces_still_renders_and_validates(people, world, cl
     assert "name: fast-net" in rendered.json()["nads"][0]["yaml"]
     validated = client.post("/api/v1/nads/validate/", body, format="json")
     assert validated.status_code == 200 and validated.json()["ok"] is True
+
+
+@pytest.mark.slow  # a real kube-apiserver
+def test_a_user_in_no_team_may_not_apply(world, client_for):
+    loner = make_user("lone")
+    name, response = apply(client_for(loner), world, "netlab")
+    assert response.status_code == 403
+    assert response.json()["detail"].startswith(
+        "You may not apply a NAD into namespace netlab: you act for no team"
+    )
+    assert not in_cluster(world["api"], "netlab", name)
 
 
 @pytest.mark.slow  # a real kube-apiserver

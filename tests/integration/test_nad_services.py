@@ -521,3 +521,31 @@ def test_the_lint_page_explains_a_comment_in_the_config(inventory, signed_in):
     assert 'data-code="CONFIG_INVALID_JSON"' in html
     assert "it contains a comment (`# my NIC`), and JSON has no comments" in html
     assert "<html" not in html  # the fragment only
+
+
+def test_apply_checks_the_namespace_before_anything_is_built(inventory):
+    # alice's team blue has team-blue only: refused before the dry run (which would pass) and
+    # before the cluster (which does not answer here), naming the rule.
+    with pytest.raises(PermissionDenied) as caught:
+        nads.apply(
+            user=inventory["alice"],
+            team=inventory["blue"],
+            namespace="kube-system",
+            name="fast",
+            interface_ids=[inventory["free"].pk],
+        )
+    assert str(caught.value) == (
+        "Team blue may not apply a NAD into namespace kube-system: team blue may apply into: "
+        "team-blue."
+    )
+    assert nothing_written()
+    # An empty namespace is the dry run's error, on its field.
+    with pytest.raises(nads.NadRefused) as refused:
+        nads.apply(
+            user=inventory["alice"],
+            team=inventory["blue"],
+            namespace="",
+            name="fast",
+            interface_ids=[inventory["free"].pk],
+        )
+    assert "namespace" in refused.value.message_dict
