@@ -1,4 +1,5 @@
-"""python -m lab up|down|status|serve — see lab/control.py and lab/daemon.py."""
+"""python -m lab up|down|status|build|pod|serve — see lab/control.py, lab/pods.py and
+lab/daemon.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from lab import components, control, daemon
+from lab import components, control, daemon, pods
 from lab.layout import LayoutError
 from lab.state import default_name, load_run_env
 from lab.topology import TopologyError
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument(
         "components", nargs="*", help=f"default: all of {sorted(components.COMPONENTS)}"
     )
+
+    pods.add_parser(commands, name)
 
     serve = commands.add_parser("serve", help="the daemon itself (started by `up`)")
     serve.add_argument("--state-dir", required=True, type=Path)
@@ -78,10 +81,21 @@ def main(argv: list[str] | None = None) -> int:
             for name, path in components.build_all(args.components).items():
                 print(f"{name:20} {components.COMPONENTS[name].version:8} {path}")
             return 0
+        if args.command == "pod":
+            return pods.run(args)
         return daemon.main(args.state_dir)
-    except (LayoutError, control.LabError, TopologyError, components.ComponentError) as exc:
+    except (
+        LayoutError,
+        control.LabError,
+        TopologyError,
+        components.ComponentError,
+        pods.PodError,
+    ) as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("lab: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
