@@ -179,13 +179,7 @@ def create(handle: LabHandle, args: argparse.Namespace) -> int:
     pod, failure = wait_started(handle, namespace, name, created["metadata"]["uid"], args.timeout)
     node = pod["spec"].get("nodeName", "")
     if failure is not None:
-        where = f" on {node}" if node else ""
-        raise PodError(
-            f"pod {namespace}/{name} failed{where}: {short_reason(failure['message'])}\n"
-            f"  {failure['reason']}: {failure['message']}\n"
-            f"  the pod stays (the kubelet retries it); `python -m lab pod delete {name}"
-            f"{namespace_flag(namespace)}` removes it"
-        )
+        raise PodError(failure_report(pod, failure))
     netns = topology.pod_netns(handle.name, pod["metadata"]["uid"])
     print(f"pod {namespace}/{name} is Running on {node} (netns {netns})")
     rows = [["INTERFACE", "NETWORK", "NIC", "IPS", "MAC"]]
@@ -359,6 +353,22 @@ def events(handle: LabHandle, namespace: str, name: str, uid: str) -> list[dict[
         found.get("items", []),
         key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "",
     )
+
+
+def failure_report(pod: dict[str, Any], failure: dict[str, Any]) -> str:
+    """The reason first (network and plugin's words), then the whole Event, then what now."""
+    meta, node = pod["metadata"], pod["spec"].get("nodeName", "")
+    where = f" on {node}" if node else ""
+    reason = short_reason(failure["message"])
+    lines = [f"pod {meta['namespace']}/{meta['name']} failed{where}: {reason}"]
+    if reason != failure["message"]:
+        lines.append(f"  {failure['reason']}: {failure['message']}")
+    why = "the kubelet retries it" if node else "Pending until a node matches"
+    lines.append(
+        f"  the pod stays ({why}); `python -m lab pod delete {meta['name']}"
+        f"{namespace_flag(meta['namespace'])}` removes it"
+    )
+    return "\n".join(lines)
 
 
 def short_reason(message: str) -> str:

@@ -172,6 +172,25 @@ def test_the_builders_pod_snippet_works_as_a_file(clean_lab, tmp_path, nodes, ex
     assert "eth3" in clean_lab.link_names(node)
 
 
+def test_a_pod_no_node_matches_fails_with_the_schedulers_reason(clean_lab, tmp_path):
+    path = tmp_path / "pod.yaml"
+    path.write_text("spec:\n  nodeSelector: {kubernetes.io/hostname: node-z}\n")
+    done = pod_cli(clean_lab, "create", "lost", "-f", str(path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    first, hint = done.stderr.splitlines()
+    assert first.startswith(
+        "lab: pod default/lost failed: 0/3 nodes are available: 3 node(s) didn't match Pod's"
+        " node affinity/selector."
+    ), done.stderr
+    assert hint.startswith("  the pod stays (Pending until a node matches)")
+    listed = pod_cli(clean_lab, "list")
+    assert re.search(
+        r"^default\s+lost\s+-\s+Pending \(FailedScheduling\)\s+-$", listed.stdout, re.M
+    )
+    assert pod_cli(clean_lab, "delete", "lost").returncode == 0
+    assert clean_lab.get_pod("default", "lost") is None
+
+
 def test_a_pod_manifest_with_a_namespace_and_json_networks(clean_lab, tmp_path):
     clean_lab.ensure_namespace("team-a")
     config = {"cniVersion": "0.3.1", "name": "eth2-net", "type": "host-device", "device": "eth2"}
