@@ -29,6 +29,7 @@ from typing import Any
 import urllib3
 import yaml
 from kubernetes.client import ApiException
+from kubernetes.config import ConfigException
 
 from lab import control, multus, topology
 from lab.handle import NAD_GROUP, NAD_PLURAL, NAD_VERSION, LabHandle
@@ -125,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
         return show_netns(handle, args)
     except ApiException as exc:
         raise PodError(api_message(exc)) from exc
+    except ConfigException as exc:
+        raise PodError(f"lab {args.lab}: its kubeconfig is unusable: {exc}") from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise PodError(
             f"lab {args.lab}: its API at {handle.api_url} does not answer: {exc}"
@@ -135,12 +138,15 @@ def run(args: argparse.Namespace) -> int:
 
 def connect(lab: str) -> LabHandle:
     control.check_name(lab)
-    found = control.status(lab)
+    try:
+        found = control.status(lab)
+        if found is not None and found["running"]:
+            return LabHandle(LabState.load(state_dir(lab)))
+    except (OSError, ValueError, KeyError) as exc:
+        raise PodError(f"lab {lab}: its state in {state_dir(lab)} is unreadable: {exc}") from exc
     if found is None:
         raise PodError(f"no lab {lab} here: `python -m lab up --name {lab}` makes one")
-    if not found["running"]:
-        raise PodError(f"lab {lab} is not running: `python -m lab up --name {lab}` starts it")
-    return LabHandle(LabState.load(state_dir(lab)))
+    raise PodError(f"lab {lab} is not running: `python -m lab up --name {lab}` starts it")
 
 
 def api_message(exc: ApiException) -> str:
@@ -469,7 +475,8 @@ def delete(handle: LabHandle, args: argparse.Namespace) -> int:
             why = f": no kubelet runs node {node}" if unknown else ""
             raise PodError(f"pod {namespace}/{name} is still there after {args.timeout:g} s{why}")
         time.sleep(POLL)
-    back = wait_nics_back(handle, node, moved, deadline) if moved else []
+    on_lab_node = node in {n.name for n in handle.nodes}
+    back = wait_nics_back(handle, node, moved, deadline) if moved and on_lab_node else []
     tail = "; " + ", ".join(f"{nic} is back on {node}" for nic in back) if back else ""
     print(f"pod {namespace}/{name} deleted{tail}")
     return 0

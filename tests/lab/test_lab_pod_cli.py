@@ -265,6 +265,10 @@ def test_without_a_running_lab_the_error_says_how_to_start_one(tmp_path, lab_req
     (tmp_path / "gone" / "lab.json").write_text(json.dumps(state))
     stopped = lab_cli("pod", "create", "web", "--lab", "gone", env=env)
     assert_one_line_error(stopped, "lab gone is not running", "python -m lab up --name gone")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "lab.json").write_text("{not json")
+    broken = lab_cli("pod", "list", "--lab", "broken", env=env)
+    assert_one_line_error(broken, "lab broken: its state in", "is unreadable")
     bad = lab_cli("pod", "list", "--lab", "Bad-Name", env=env)
     assert_one_line_error(bad, "lab name 'Bad-Name'")
     # The lab's name comes from NICPORTAL_LAB_NAME (what make run records) without --lab.
