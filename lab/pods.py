@@ -126,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
         return show_netns(handle, args)
     except ApiException as exc:
         raise PodError(api_message(exc)) from exc
+    except BrokenPipeError:
+        raise  # stdout closed (`| head`): not the API's doing
     except ConfigException as exc:
         raise PodError(f"lab {args.lab}: its kubeconfig is unusable: {exc}") from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
