@@ -233,6 +233,7 @@ class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
             "name",
             "cluster",
             "internal_ips",
+            "external_ips",
             "labels",
             "ready",
             "in_cluster",
@@ -243,6 +244,7 @@ class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
             "last_contact_at",
             "collected_at",
             "cni",
+            "findings",
         ]
 
 
