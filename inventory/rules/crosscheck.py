@@ -103,23 +103,27 @@ def _names(links: Sequence[LinkFacts]) -> str:
 def cross_check(node: NodeFacts, links: Sequence[LinkFacts]) -> CrossCheck:
     """Pins, kept pins and findings of a node whose links (present or not) are ``links``."""
     result = CrossCheck()
+    if not links:
+        return result  # never reported: nothing to check
+    # An answered snapshot with no link at all is checked too: it hides everything.
     present = [link for link in links if link.present]
-    if not present:
-        return result  # no snapshot yet (or nothing in it to check)
     wanted = api_addresses(node)
     holders: dict[IPAddress, list[LinkFacts]] = {}
+    held_by: dict[int, set[str]] = {}  # id(link) -> the API addresses it holds
     for link in present:
         for address in link.addresses:
             ip = parse_ip(address)
-            if ip in wanted and link not in holders.setdefault(ip, []):
-                holders[ip].append(link)
+            if ip in wanted and str(ip) not in held_by.setdefault(id(link), set()):
+                held_by[id(link)].add(str(ip))
+                holders.setdefault(ip, []).append(link)
     routed = [link for link in present if link.default_route_v4 or link.default_route_v6]
+    routed_ids = {id(link) for link in routed}
 
     kept_route: list[LinkFacts] = []
     kept_address: dict[IPAddress, list[LinkFacts]] = {}
     for link in links:
-        tokens = {str(ip) for ip, held in holders.items() if link in held}
-        if link in routed:
+        tokens = set(held_by.get(id(link), ()))
+        if id(link) in routed_ids:
             tokens.add(DEFAULT_ROUTE)
         clauses = []
         for token in link.pinned:

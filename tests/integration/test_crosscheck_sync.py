@@ -114,6 +114,16 @@ def test_a_snapshot_leaving_the_uplink_out_keeps_it_system(node):
     assert render(eth0)["ok"] is False
 
 
+def test_an_empty_snapshot_neither_frees_nor_forgets_the_uplink(node):
+    apply_snapshot(node, snapshot("n1", UPLINK, SPARE))
+    for _ in range(2):  # and the next empty one finds the pin still there
+        apply_snapshot(node, snapshot("n1"))
+        eth0 = eth("eth0")
+        assert (eth0.present, eth0.state) == (False, "system")
+        assert eth0.pinned == ["10.0.0.5", "default-route"]
+    assert codes(node) == ["internal_ip_on_no_nic", "default_route_gone"]
+
+
 def test_the_address_moving_to_another_nic_moves_the_pin(node):
     apply_snapshot(node, snapshot("n1", UPLINK, SPARE))
     moved = dict(SPARE, addresses=UPLINK["addresses"], default_route_v4=True)

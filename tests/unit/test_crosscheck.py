@@ -169,4 +169,12 @@ def test_a_silent_agent_keeps_the_pins():
 
 def test_nothing_reported_nothing_to_check():
     assert cross_check(NODE, []).findings == []
-    assert cross_check(NODE, [eth0(present=False, pinned=PINNED)]).findings == []
+    assert cross_check(NODE, []).pins == {}
+
+
+def test_an_empty_snapshot_neither_frees_nor_forgets_the_uplink():
+    """Every link vanished at once (an answer with no links): the pins hold, and are flagged."""
+    judged = judge_node(NODE, [eth0(pinned=PINNED, present=False), eth1(present=False)])
+    assert judged.verdicts[0].state == S.SYSTEM and judged.verdicts[0].pinned == PINNED
+    assert judged.verdicts[1].state == S.MISSING
+    assert [f.code for f in judged.findings] == ["internal_ip_on_no_nic", "default_route_gone"]
