@@ -33,6 +33,8 @@ DEFAULT_ROUTE = "default-route"  # the pin token of a NIC seen carrying a defaul
 
 WARNING = "warning"
 INFO = "info"
+# The codes of the findings of severity WARNING (exported as metrics, zero when absent).
+WARNING_CODES = ("internal_ip_on_no_nic", "default_route_gone")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

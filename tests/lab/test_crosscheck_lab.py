@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from django.test import Client
 from django.utils.html import escape
 from rest_framework.test import APIClient
 
@@ -97,6 +98,8 @@ def test_a_forged_snapshot_cannot_free_the_nic_with_the_nodes_internal_ip(
     assert listed["findings"] == node.findings
     assert f"node=node-a {CONTRADICTS}: {message}" in caplog.text
     assert HistoryEntry.objects.filter(node=node, message=f"{CONTRADICTS}: {message}").exists()
+    metric = 'nicportal_snapshot_contradictions{cluster="lab",code="internal_ip_on_no_nic"}'
+    assert f"{metric} 1.0" in Client().get("/metrics").content.decode()
 
     # The real agent answers again: the facts agree with the API, the findings clear.
     Node.objects.filter(name="node-a").update(agent_url_override="")
@@ -105,3 +108,4 @@ def test_a_forged_snapshot_cannot_free_the_nic_with_the_nodes_internal_ip(
     assert node.findings == [] and node.agent_error == ""
     assert eth0().reason == "carries the default route"
     assert 'data-testid="contradictions"' not in client.get("/nodes/node-a/").content.decode()
+    assert f"{metric} 0.0" in Client().get("/metrics").content.decode()
