@@ -56,6 +56,7 @@ class Finding:
 class CrossCheck:
     """The cross-check of one node, built once per judgement."""
 
+    addresses: dict[IPAddress, str] = field(default_factory=dict)  # api_addresses(node)
     # link key -> the pin tokens to store with its verdict (addresses held or kept, route)
     pins: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # link key -> why it is kept system although the snapshot no longer shows it so
@@ -86,10 +87,11 @@ def api_addresses(node: NodeFacts) -> dict[IPAddress, str]:
     return found
 
 
-def held_address_clause(link: LinkFacts, node: NodeFacts) -> str:
+def held_address_clause(link: LinkFacts, wanted: dict[IPAddress, str]) -> str:
     """ "holds the node's InternalIP 10.0.0.5 (Kubernetes API)", or "" when the link's reported
-    addresses hold none of the node's API addresses."""
-    wanted = api_addresses(node)
+    addresses hold none of the node's API addresses (`wanted`: api_addresses of the node)."""
+    if not wanted:
+        return ""
     for address in link.addresses:
         ip = parse_ip(address)
         if ip is not None and ip in wanted:
@@ -104,12 +106,12 @@ def _names(links: Sequence[LinkFacts]) -> str:
 
 def cross_check(node: NodeFacts, links: Sequence[LinkFacts]) -> CrossCheck:
     """Pins, kept pins and findings of a node whose links (present or not) are ``links``."""
-    result = CrossCheck()
+    wanted = api_addresses(node)
+    result = CrossCheck(addresses=wanted)
     if not links:
         return result  # never reported: nothing to check
     # An answered snapshot with no link at all is checked too: it hides everything.
     present = [link for link in links if link.present]
-    wanted = api_addresses(node)
     holders: dict[IPAddress, list[LinkFacts]] = {}
     held_by: dict[int, set[str]] = {}  # id(link) -> the API addresses it holds
     for link in present:

@@ -196,9 +196,9 @@ class _Node:
             ovn=any(link.name in OVN_MARKERS for link in present),
             check=crosscheck.cross_check(node, links),
         )
-        kept = ctx.check.kept
+        kept, addresses = ctx.check.kept, ctx.check.addresses
         for link in [*present, *(link for link in links if not link.present and link.key in kept)]:
-            clause = _route_clause(link) or crosscheck.held_address_clause(link, node)
+            clause = _route_clause(link) or crosscheck.held_address_clause(link, addresses)
             if not clause and link.key in kept:
                 clause = "was the node's uplink when last reported"
             if clause and link.name not in ctx.uplinks:
@@ -370,7 +370,7 @@ def _default_route(link: LinkFacts, ctx: _Node) -> Verdict | None:
 
 
 def _node_address(link: LinkFacts, ctx: _Node) -> Verdict | None:
-    clause = crosscheck.held_address_clause(link, ctx.facts)
+    clause = crosscheck.held_address_clause(link, ctx.check.addresses)
     return _system(clause) if clause else None
 
 
