@@ -218,8 +218,17 @@ class ClusterSerializer(serializers.ModelSerializer):
         ]
 
 
+class NodeFindingSerializer(serializers.Serializer):
+    """Where the node's latest snapshot contradicts the Kubernetes API (rules/crosscheck.py)."""
+
+    code = serializers.CharField(help_text="Stable lower_snake code, e.g. internal_ip_on_no_nic.")
+    severity = serializers.ChoiceField(choices=["warning", "info"])
+    message = serializers.CharField()
+
+
 class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
     brief_fields = ("id", "name", "cluster", "ready", "stale")
+    findings = NodeFindingSerializer(many=True, read_only=True)
     cluster = serializers.CharField(source="cluster.name", read_only=True)
     # From the cache, as fresh as the last poll (the row is written only on health changes).
     last_contact_at = serializers.DateTimeField(
