@@ -224,6 +224,11 @@ class NodeFindingSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable lower_snake code, e.g. internal_ip_on_no_nic.")
     severity = serializers.ChoiceField(choices=["warning", "info"])
     message = serializers.CharField()
+    kept = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="The NICs kept system against the snapshot because of it (seen before).",
+    )
 
 
 class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):

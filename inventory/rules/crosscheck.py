@@ -24,7 +24,7 @@ import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # ownership imports this module: the dataclasses are only named here
     from inventory.rules.ownership import LinkFacts, NodeFacts
@@ -47,9 +47,17 @@ class Finding:
     code: str
     severity: str  # WARNING or INFO
     message: str
+    # The NICs kept `system` against the snapshot because of it (pinned before): then the
+    # snapshot changed to contradict what the portal saw, an event for the node's history.
+    kept: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "severity": self.severity, "message": self.message}
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "kept": list(self.kept),
+        }
 
 
 @dataclass(slots=True)
@@ -99,8 +107,12 @@ def held_address_clause(link: LinkFacts, wanted: dict[IPAddress, str]) -> str:
     return ""
 
 
+def _sorted_names(links: Sequence[LinkFacts]) -> tuple[str, ...]:
+    return tuple(sorted({link.name or link.key for link in links}))
+
+
 def _names(links: Sequence[LinkFacts]) -> str:
-    names = sorted({link.name or link.key for link in links})
+    names = _sorted_names(links)
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
@@ -164,7 +176,9 @@ def cross_check(node: NodeFacts, links: Sequence[LinkFacts]) -> CrossCheck:
         )
         if keepers:
             message += f"; {_names(keepers)} held it when last reported and stays system"
-        result.findings.append(Finding("internal_ip_on_no_nic", WARNING, message + "."))
+        result.findings.append(
+            Finding("internal_ip_on_no_nic", WARNING, message + ".", _sorted_names(keepers))
+        )
     if kept_route:
         result.findings.append(
             Finding(
@@ -172,6 +186,7 @@ def cross_check(node: NodeFacts, links: Sequence[LinkFacts]) -> CrossCheck:
                 WARNING,
                 f"The agent's latest snapshot shows no default route; {_names(kept_route)}"
                 " carried it when last reported and stays system.",
+                _sorted_names(kept_route),
             )
         )
     for ip, held in holders.items():

@@ -126,7 +126,7 @@ def _node_fields(node: Node, item: FirstSnapshot, now: datetime, contacts: dict 
 
 def _judged_rows(
     node: Node, snapshot: dict[str, Any], claims: Any, now: datetime
-) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The node's Interface rows as column values, each with its verdict, and the node's
     findings (where the snapshot contradicts the Kubernetes API)."""
     found = snapshot_facts(snapshot)

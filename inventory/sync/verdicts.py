@@ -42,7 +42,7 @@ class Judgement:
     changes: list[VerdictChange]  # changed in memory, to be saved
     gone: list[Interface]  # stored rows of virtual links gone for good, to be deleted
     # Where the snapshot contradicts the Kubernetes API, as Node.findings stores them.
-    findings: list[dict[str, str]] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)
 
 
 def decide(node: Node, interfaces: Sequence[Interface], now: datetime) -> Judgement:
@@ -143,32 +143,32 @@ def _breach_entry(node: Node, iface: Interface, old_breach: str, now: datetime) 
 def findings_history(
     node: Node, old: Sequence[dict], new: Sequence[dict], now: datetime
 ) -> list[HistoryEntry]:
-    """One HistoryEntry, and one log line, per warning that appears or ends (informational
-    findings are only shown: a node with two uplinks is no event)."""
-    before = {f.get("message") for f in old if f.get("severity") == crosscheck.WARNING}
-    after = {f["message"] for f in new if f["severity"] == crosscheck.WARNING}
+    """One log line per warning that appears or ends (informational findings are only shown: a
+    node with two uplinks is no event), and one HistoryEntry for each of those that keeps a NIC
+    `system` against the snapshot: the snapshot changed to hide what the portal had seen."""
+    before = {f.get("message"): f for f in old if f.get("severity") == crosscheck.WARNING}
+    after = {f["message"]: f for f in new if f["severity"] == crosscheck.WARNING}
     entries = []
-    for message in sorted(after - before):
+    for message in sorted(after.keys() - before.keys()):
         log.warning("node=%s snapshot contradicts the Kubernetes API: %s", node.name, message)
-        entries.append(_finding_entry(node, f"snapshot contradicts the Kubernetes API: {message}",
-                                      message, now))  # fmt: skip
-    for message in sorted(before - after):
+        if after[message].get("kept"):
+            text = f"snapshot contradicts the Kubernetes API: {message}"
+            entries.append(_finding_entry(node, text, after[message], now))
+    for message in sorted(before.keys() - after.keys()):
         log.info("node=%s contradiction with the Kubernetes API over: %s", node.name, message)
-        entries.append(
-            _finding_entry(node, f"contradiction with the Kubernetes API over: {message}", "", now)
-        )
+        if before[message].get("kept"):
+            text = f"contradiction with the Kubernetes API over: {message}"
+            entries.append(_finding_entry(node, text, before[message], now))
     return entries
 
 
-def _finding_entry(node: Node, text: str, finding: str, now: datetime) -> HistoryEntry:
+def _finding_entry(node: Node, text: str, finding: dict, now: datetime) -> HistoryEntry:
     return HistoryEntry(
         at=now, kind=HistoryKind.AGENT, node=node, message=text, data={"finding": finding}
     )
 
 
-def save_findings(
-    node: Node, findings: list[dict[str, str]], now: datetime, stats: SyncStats
-) -> None:
+def save_findings(node: Node, findings: list[dict], now: datetime, stats: SyncStats) -> None:
     """Store the node's findings if they changed, with their history. Inside the caller's
     transaction, with the node row locked or freshly read."""
     if node.findings == findings:

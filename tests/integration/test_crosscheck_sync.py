@@ -171,13 +171,18 @@ def test_new_node_addresses_in_the_api_rejudge_the_node_without_a_new_snapshot(n
     assert codes(node) == ["internal_ip_on_no_nic"]
 
 
-def test_the_first_sight_of_a_node_stores_its_contradictions(node):
+def test_the_first_sight_of_a_node_stores_its_contradictions(node, caplog):
     if connection.vendor != "postgresql":
         pytest.skip("the bulk path is PostgreSQL's COPY (set DATABASE_URL)")
     snap = snapshot("n1", HIDDEN, SPARE)
-    stats, later = apply_first_snapshots([FirstSnapshot(node, snap, '"e1"')], now=timezone.now())
+    with caplog.at_level(logging.WARNING):
+        stats, later = apply_first_snapshots(
+            [FirstSnapshot(node, snap, '"e1"')], now=timezone.now()
+        )
+    assert f"node=n1 {CONTRADICTS}: The Kubernetes API lists 10.0.0.5" in caplog.text
     assert later == [] and stats.created == 2
     assert codes(node) == ["internal_ip_on_no_nic"]
-    assert HistoryEntry.objects.filter(node=node, message__startswith=CONTRADICTS).count() == 1
-    # Nothing to remember yet: eth0 is judged on what the snapshot says, and the node flagged.
+    # Nothing to remember yet: eth0 is judged on what the snapshot says, and the node flagged
+    # (shown and logged; no history entry, for nothing seen before changed).
     assert eth("eth0").state == "free"
+    assert not HistoryEntry.objects.filter(node=node, message__startswith=CONTRADICTS).exists()

@@ -64,9 +64,9 @@ def test_a_snapshot_that_hides_the_uplink_does_not_free_it():
     judged = judge_node(NODE, [HIDDEN_ETH0, eth1()])
     assert judged.verdicts[0] == Verdict(S.SYSTEM, KEPT_REASON, "node", pinned=PINNED)
     assert judged.verdicts[1].state == S.FREE
-    assert {f.code: f.severity for f in judged.findings} == {
-        "internal_ip_on_no_nic": "warning",
-        "default_route_gone": "warning",
+    assert {f.code: (f.severity, f.kept) for f in judged.findings} == {
+        "internal_ip_on_no_nic": ("warning", ("eth0",)),
+        "default_route_gone": ("warning", ("eth0",)),
     }
     by_code = {f.code: f.message for f in judged.findings}
     assert by_code["internal_ip_on_no_nic"] == (
@@ -130,6 +130,7 @@ def test_without_memory_the_contradiction_is_still_flagged():
             "severity": "warning",
             "message": "The Kubernetes API lists 10.0.0.5 as this node's InternalIP, but no NIC"
             " in the agent's latest snapshot holds it.",
+            "kept": [],
         }
     ]
 
@@ -150,6 +151,7 @@ def test_an_internal_ip_apart_from_the_default_route_is_noted_not_warned():
             "message": "The InternalIP 10.0.0.5 is on eth0, but the IPv4 default route leaves"
             " through eth1: both stay system. Expected on a node with separate cluster and"
             " outside networks.",
+            "kept": [],
         }
     }
     # An IPv6 default route says nothing of where IPv4 traffic leaves.
