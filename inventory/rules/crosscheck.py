@@ -153,6 +153,11 @@ def cross_check(node: NodeFacts, links: Sequence[LinkFacts]) -> CrossCheck:
                     )
                 continue
             ip = parse_ip(token)
+            if ip is not None and not wanted:
+                # The API lists no address for the node (not yet, or a partial object): it says
+                # nothing either way, so the memory is kept, without deciding anything.
+                tokens.add(str(ip))
+                continue
             if ip is None or ip not in wanted or ip in holders:
                 continue  # dropped by the API, or held by a NIC the snapshot shows: released
             tokens.add(str(ip))

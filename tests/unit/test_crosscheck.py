@@ -112,6 +112,15 @@ def test_an_address_the_api_no_longer_lists_releases_the_pin():
     assert judged.findings == []
 
 
+def test_a_node_the_api_lists_no_address_for_keeps_the_memory_without_deciding():
+    judged = judge_node(NodeFacts("n1"), [eth0(pinned=("10.0.0.5",)), eth1(default_route_v4=True)])
+    assert judged.verdicts[0].state == S.FREE and judged.verdicts[0].pinned == ("10.0.0.5",)
+    assert judged.findings == []
+    # Once the API lists the address again, the snapshot that hides it meets the pin.
+    again = judge_node(NODE, [eth0(pinned=judged.verdicts[0].pinned), eth1()])
+    assert again.verdicts[0].state == S.SYSTEM
+
+
 def test_the_default_route_pin_holds_only_while_no_nic_carries_a_default_route():
     route_only = eth0(pinned=(DEFAULT_ROUTE,))
     other_route = eth1(default_route_v6=True)
