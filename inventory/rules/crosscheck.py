@@ -11,11 +11,12 @@ route, is the node's way onto the network. Two things follow:
   keep the NIC ``system``. A snapshot that moves the address or the route to another NIC moves
   the pin with it; an address the API drops releases it.
 - **Findings.** What the snapshot and the API disagree on is reported, never trusted silently:
-  an InternalIP on no reported NIC, a default route that vanished from a NIC still pinned, an
-  InternalIP held apart from the default route (informational: common on multi-homed nodes).
+  an InternalIP on no reported NIC, an ExternalIP or a default route that vanished from a NIC
+  still pinned, an InternalIP held apart from the default route (informational: common on
+  multi-homed nodes).
 
 An ExternalIP on no NIC is no contradiction (cloud providers NAT it at the edge), so it only ever
-pins a NIC that was seen holding it.
+pins a NIC that was seen holding it, and is flagged only when that NIC hides it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ DEFAULT_ROUTE = "default-route"  # the pin token of a NIC seen carrying a defaul
 WARNING = "warning"
 INFO = "info"
 # The codes of the findings of severity WARNING (exported as metrics, zero when absent).
-WARNING_CODES = ("internal_ip_on_no_nic", "default_route_gone")
+WARNING_CODES = ("internal_ip_on_no_nic", "external_ip_hidden", "default_route_gone")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -172,18 +173,18 @@ def cross_check(node: NodeFacts, links: Sequence[LinkFacts]) -> CrossCheck:
             result.kept[link.key] = "; ".join(clauses) + ": kept as the node's"
 
     for ip, kind in wanted.items():
-        if kind != "InternalIP" or ip in holders:
-            continue
         keepers = kept_address.get(ip, [])
+        # An ExternalIP on no NIC is normal (NAT at the edge): flagged only when it was seen.
+        if ip in holders or (kind == "ExternalIP" and not keepers):
+            continue
         message = (
-            f"The Kubernetes API lists {ip} as this node's InternalIP, but no NIC in the agent's"
+            f"The Kubernetes API lists {ip} as this node's {kind}, but no NIC in the agent's"
             " latest snapshot holds it"
         )
         if keepers:
             message += f"; {_names(keepers)} held it when last reported and stays system"
-        result.findings.append(
-            Finding("internal_ip_on_no_nic", WARNING, message + ".", _sorted_names(keepers))
-        )
+        code = "internal_ip_on_no_nic" if kind == "InternalIP" else "external_ip_hidden"
+        result.findings.append(Finding(code, WARNING, message + ".", _sorted_names(keepers)))
     if kept_route:
         result.findings.append(
             Finding(

@@ -144,6 +144,18 @@ def test_without_memory_the_contradiction_is_still_flagged():
     ]
 
 
+def test_a_hidden_external_ip_keeps_its_nic_and_is_flagged():
+    public = eth1(pinned=("203.0.113.5",))
+    judged = judge_node(NODE, [REAL_ETH0, public])
+    assert judged.verdicts[1].state == S.SYSTEM
+    assert "held the node's ExternalIP 203.0.113.5 (Kubernetes API)" in judged.verdicts[1].reason
+    assert [(f.code, f.kept) for f in judged.findings] == [("external_ip_hidden", ("eth1",))]
+    assert judged.findings[0].message == (
+        "The Kubernetes API lists 203.0.113.5 as this node's ExternalIP, but no NIC in the"
+        " agent's latest snapshot holds it; eth1 held it when last reported and stays system."
+    )
+
+
 def test_an_external_ip_on_no_nic_is_no_contradiction():
     # Cloud providers NAT the ExternalIP at the edge: no NIC ever holds it.
     assert findings(NODE, [REAL_ETH0, eth1()]) == {}
