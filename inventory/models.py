@@ -48,6 +48,7 @@ class Node(models.Model):
     # instead of sorting the whole fleet for every page (bench/ANALYSIS.md).
     name = models.CharField(max_length=253, db_index=True)
     internal_ips = models.JSONField(default=list, blank=True)
+    external_ips = models.JSONField(default=list, blank=True)
     labels = models.JSONField(default=dict, blank=True)
     ready = models.BooleanField(default=False)
     in_cluster = models.BooleanField(
@@ -66,6 +67,9 @@ class Node(models.Model):
     # Pods on this node that look like an agent but are not the agent DaemonSet's (never
     # contacted): [{"pod": "ns/name", "pod_ip": ..., "reason": ...}], from the last listing.
     rogue_agents = models.JSONField(default=list, blank=True)
+    # Where the agent's snapshot contradicts the Kubernetes API's view of this node
+    # (rules/crosscheck.py): [{"code", "severity", "message"}], from the last judgement.
+    findings = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -166,6 +170,10 @@ class Interface(models.Model):
     # "" or why this NIC is a reservation breach: reserved by one team, held by a pod that is
     # not that team's (rules/teams.py says whose a pod is). Judged with the verdict.
     breach = models.TextField(blank=True)
+    # The node's Kubernetes addresses this NIC was last seen holding, and "default-route":
+    # judged with the verdict, so that a snapshot that hides them cannot free the NIC while the
+    # API still lists them (rules/crosscheck.py).
+    pinned = models.JSONField(default=list, blank=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -220,8 +220,22 @@ class ClusterSerializer(serializers.ModelSerializer):
         ]
 
 
+class NodeFindingSerializer(serializers.Serializer):
+    """Where the node's latest snapshot contradicts the Kubernetes API (rules/crosscheck.py)."""
+
+    code = serializers.CharField(help_text="Stable lower_snake code, e.g. internal_ip_on_no_nic.")
+    severity = serializers.ChoiceField(choices=["warning", "info"])
+    message = serializers.CharField()
+    kept = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="The NICs kept system against the snapshot because of it (seen before).",
+    )
+
+
 class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
     brief_fields = ("id", "name", "cluster", "ready", "stale")
+    findings = NodeFindingSerializer(many=True, read_only=True)
     cluster = serializers.CharField(source="cluster.name", read_only=True)
     # From the cache, as fresh as the last poll (the row is written only on health changes).
     last_contact_at = serializers.DateTimeField(
@@ -235,6 +249,7 @@ class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
             "name",
             "cluster",
             "internal_ips",
+            "external_ips",
             "labels",
             "ready",
             "in_cluster",
@@ -245,6 +260,7 @@ class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
             "last_contact_at",
             "collected_at",
             "cni",
+            "findings",
         ]
 
 
