@@ -22,6 +22,10 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import yaml
+
+from inventory.rules.nad.render import HOSTNAME_LABEL, NETWORKS_ANNOTATION
+
 PLACEMENTS = ("any", "one_node", "spread")
 COUNT_MAX = 64
 CLOSEST_MAX = 5
@@ -461,3 +465,51 @@ def _requirement_text(requirement: Requirement) -> str:
     if requirement.operator == "!exists":
         return f"!{requirement.key}"
     return f"{requirement.key}{requirement.operator}{requirement.values[0]}"
+
+
+# --- the hand-out ----------------------------------------------------------------------------
+
+
+def slots(picked: Sequence[Candidate]) -> list[list[Candidate]]:
+    """The granted NICs as NAD slots: slot k holds the k-th NIC of each node. One attachment
+    moves one device and a NAD may name one device per node, so a pod using k NICs on its node
+    uses k NADs, one per slot."""
+    by_node: dict[str, list[Candidate]] = defaultdict(list)
+    for nic in sorted(picked, key=lambda n: (n.node, n.name, n.id)):
+        by_node[nic.node].append(nic)
+    depth = max((len(nics) for nics in by_node.values()), default=0)
+    return [[nics[k] for nics in by_node.values() if len(nics) > k] for k in range(depth)]
+
+
+def pod_placement(networks_by_node: Mapping[str, Sequence[str]]) -> str:
+    """The pod fragment(s) that use the granted NICs: per node, the Multus networks annotation
+    naming its NADs ("ns/name@net1") and the nodeSelector that keeps the pod there. Nodes with the
+    same networks share one fragment with a required node affinity."""
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for node, networks in sorted(networks_by_node.items()):
+        groups[tuple(networks)].append(node)
+    documents = []
+    for networks, nodes in groups.items():
+        spec: dict[str, object]
+        if len(nodes) == 1:
+            spec = {"nodeSelector": {HOSTNAME_LABEL: nodes[0]}}
+        else:
+            term = {"key": HOSTNAME_LABEL, "operator": "In", "values": nodes}
+            spec = {
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [{"matchExpressions": [term]}]
+                        }
+                    }
+                }
+            }
+        snippet = {
+            "metadata": {"annotations": {NETWORKS_ANNOTATION: ", ".join(networks)}},
+            "spec": spec,
+        }
+        documents.append(
+            f"# pods on {', '.join(nodes)}\n"
+            + yaml.safe_dump(snippet, default_flow_style=False, sort_keys=False)
+        )
+    return "---\n".join(documents)
