@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
@@ -311,16 +311,24 @@ def _hand_out(request: ReservationRequest, *, user: Any, team: Group) -> None:
     for index, slot in enumerate(slots, start=1):
         name = request.nad_name if len(slots) == 1 else f"{request.nad_name}-{index}"
         pod_interface = f"net{index}"
-        result = nads.render(
-            user=user,
-            team=team,
-            namespace=request.namespace,
-            name=name,
-            interface_ids=[nic.id for nic in slot],
-            pod_interface=pod_interface,
-            other_pod_interfaces=pod_interfaces,
-        )
-        pod_interfaces.append(pod_interface)
+        try:
+            result = nads.render(
+                user=user,
+                team=team,
+                namespace=request.namespace,
+                name=name,
+                interface_ids=[nic.id for nic in slot],
+                pod_interface=pod_interface,
+                other_pod_interfaces=pod_interfaces,
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            # The reservations are made; a NAD that cannot be rendered is said, not raised.
+            text = " ".join(exc.messages if isinstance(exc, ValidationError) else [str(exc)])
+            findings.append({"slot": index, "code": "NAD_NOT_RENDERED", "severity": "error",
+                             "field": "", "message": text, "fix": ""})  # fmt: skip
+            continue
+        finally:
+            pod_interfaces.append(pod_interface)
         findings += [{"slot": index, **finding.as_dict()} for finding in result.findings]
         for nad in result.nads:
             rendered.append(
