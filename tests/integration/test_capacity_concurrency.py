@@ -2,11 +2,12 @@
 no NIC is reserved twice, every request gets all it asked for or nothing, and together they are
 granted exactly the NICs that were free.
 
-The fleet: 10 nodes with 4 free NICs each (40), the first 5 nodes 25G, the other 5 10G. Half the
-requests ask for two 25G NICs on one node, the other half for any two NICs, so both kinds fight
-over the 25G NICs. Every request asks for two and the free NICs are an even number, and the
-"any two" requests alone ask for more than there is (50 > 40): whatever the interleaving, a
-request that is refused saw fewer than two free NICs it could use, so at the end none is left.
+The fleet: 10 nodes with 4 free NICs each (40), the first 5 nodes 25G, the other 5 10G. The
+requests ask for any two NICs (20 of them), two 25G NICs on one node (10) or two NICs on two
+nodes (20), so their picks overlap by one NIC or by two. Every request asks for two and the free
+NICs are an even number, and the "any two" requests alone ask for all 40: whatever the
+interleaving, either they get all 40, or one of them is refused, having seen fewer than two free
+NICs, and nothing frees a NIC: at the end none is left.
 
 PostgreSQL only: that is where requests really run in parallel (row locks + the partial unique
 index); SQLite serializes every writer, which would prove nothing. CI runs PostgreSQL.
@@ -33,6 +34,15 @@ from tests.api.builders import (
 )
 
 CONTENDERS = 50
+# Two in five any two NICs (20 requests: alone they ask for all 40), the rest two 25G NICs on one
+# node or two NICs on two nodes: their picks overlap the others' by one NIC or by two.
+ASKS = (
+    {"count": 2},
+    {"count": 2, "min_speed_mbps": 25000, "placement": "one_node"},
+    {"count": 2, "placement": "spread", "spread_nodes": 2},
+    {"count": 2},
+    {"count": 2, "placement": "spread", "spread_nodes": 2},
+)
 NODES = 10
 NICS_PER_NODE = 4
 
@@ -62,10 +72,7 @@ def test_fifty_concurrent_requests_share_the_free_nics_all_or_nothing(settings, 
     for number in range(CONTENDERS):
         team = make_team(f"team-{number:02d}")
         token = token_for(make_user(f"user-{number:02d}", team))
-        if number % 2:
-            ask = {"count": 2, "min_speed_mbps": 25000, "placement": "one_node"}
-        else:
-            ask = {"count": 2}
+        ask = ASKS[number % len(ASKS)]
         contenders.append((team.name, token, ask))
     barrier = threading.Barrier(CONTENDERS)
     answers: list[tuple[dict, int, dict]] = []
@@ -105,9 +112,12 @@ def test_fifty_concurrent_requests_share_the_free_nics_all_or_nothing(settings, 
             assert body["outcome"] == "granted"
             assert len(body["nics"]) == ask["count"]
             assert all(nic["active"] for nic in body["nics"])
+            nodes = {nic["node"] for nic in body["nics"]}
             if ask.get("placement") == "one_node":
-                assert len({nic["node"] for nic in body["nics"]}) == 1
-                assert int(body["nics"][0]["node"].split("-")[1]) < 5
+                assert len(nodes) == 1
+                assert int(next(iter(nodes)).split("-")[1]) < 5
+            if ask.get("placement") == "spread":
+                assert len(nodes) == 2
             granted_nics += [nic["interface"] for nic in body["nics"]]
         else:
             # Nothing: no reservation of this request, and the reason is said.
