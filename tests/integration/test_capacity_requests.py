@@ -11,7 +11,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from inventory.choices import HistoryKind, OwnershipState, RequestOutcome
 from inventory.models import HistoryEntry, Reservation, ReservationRequest
 from inventory.rules.capacity import Constraints
-from inventory.services import capacity
+from inventory.services import capacity, reservations
+from inventory.services.errors import Conflict
 from tests.api.builders import in_days, make_free_interface, make_node, make_team, make_user
 
 CNI = {
@@ -167,3 +168,44 @@ def test_only_members_act_for_the_team(fleet):
             expires_at=in_days(1),
         )
     assert not ReservationRequest.objects.exists()
+
+
+def test_a_nic_taken_between_the_match_and_the_reservation_makes_the_request_start_over(
+    fleet, monkeypatch
+):
+    """The first read still shows gpu-a/ens1f0 free, but a single reservation takes it before
+    the request locks its picks: that attempt writes nothing, the next one reads again and
+    picks around it."""
+    real = capacity.inventory.candidates
+    reads = []
+    taken = fleet["nics"]["a0"]
+    other = make_team("platform")
+
+    def candidates():
+        rows = real()
+        if not reads:
+            reservations.reserve(
+                interface_id=taken.pk,
+                team=other,
+                user=make_user("pat", other),
+                purpose="got there first",
+                expires_at=in_days(1),
+            )
+        reads.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(capacity.inventory, "candidates", candidates)
+    request = submit(fleet, Constraints(count=2, min_speed_mbps=25000))
+    assert len(reads) == 2
+    assert request.outcome == RequestOutcome.GRANTED
+    granted = {r.interface_id for r in request.reservations.all()}
+    assert granted == {fleet["nics"]["a1"].pk, fleet["nics"]["b0"].pk}
+    assert Reservation.objects.filter(interface=taken, released_at__isnull=True).get().team == other
+    assert ReservationRequest.objects.count() == 1
+
+
+def test_when_the_attempts_run_out_nothing_is_reserved(fleet, monkeypatch):
+    monkeypatch.setattr(capacity, "MAX_ATTEMPTS", 0)
+    with pytest.raises(Conflict, match="nothing was reserved"):
+        submit(fleet, Constraints(count=1))
+    assert not Reservation.objects.exists() and not ReservationRequest.objects.exists()
