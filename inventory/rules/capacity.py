@@ -17,6 +17,7 @@ constraints, each with what it fails. No I/O: the caller passes the candidates.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -375,14 +376,11 @@ def match(candidates: Sequence[Candidate], constraints: Constraints) -> Match:
         steps.append(step)
         remaining = kept
         if not kept:
+            closest = _closest(ordered, checks, len(steps))
             return Match(
-                tuple(steps),
-                (),
-                (),
-                step,
-                f"{text} left 0 of {step.before}" + _closest_text(ordered, checks, len(steps)),
-                _closest(ordered, checks, len(steps)),
-            )
+                tuple(steps), (), (), step, f"{text} left 0 of {step.before}" + _listed(closest),
+                closest,
+            )  # fmt: skip
     picked, step, why = _place(remaining, constraints)
     steps.append(step)
     if not picked:
@@ -442,19 +440,19 @@ def _closest(ordered: Sequence[Candidate], checks: list[Filter], steps: int) -> 
     that emptied the set (the `steps`-th), then the fastest."""
     scored = []
     for nic in ordered:
-        fails = [why for _, _, check in checks if (why := check(nic))]
-        reached = not any(check(nic) for _, _, check in checks[: steps - 1])
+        results = [check(nic) for _, _, check in checks]
+        fails = tuple(why for why in results if why)
+        reached = not any(results[: steps - 1])
         key = (len(fails), not reached, -(nic.speed_mbps or 0), nic.node, nic.name)
-        scored.append((key, Near(nic, tuple(fails))))
-    scored.sort(key=lambda row: row[0])
-    return tuple(near for _, near in scored[:CLOSEST_MAX])
+        scored.append((key, nic.id, fails, nic))
+    best = heapq.nsmallest(CLOSEST_MAX, scored, key=lambda row: row[:2])
+    return tuple(Near(nic, fails) for _, _, fails, nic in best)
 
 
-def _closest_text(ordered: Sequence[Candidate], checks: list[Filter], steps: int) -> str:
-    near = _closest(ordered, checks, steps)
-    if not near:
+def _listed(closest: tuple[Near, ...]) -> str:
+    if not closest:
         return " (no NIC in the inventory)"
-    return "; closest: " + "; ".join(f"{n.candidate.label} ({', '.join(n.fails)})" for n in near)
+    return "; closest: " + "; ".join(f"{n.candidate.label} ({', '.join(n.fails)})" for n in closest)
 
 
 def _requirement_text(requirement: Requirement) -> str:
