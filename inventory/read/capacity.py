@@ -17,9 +17,9 @@ from inventory.rules.capacity import Candidate
 FREE_STATES = frozenset({OwnershipState.FREE.value, OwnershipState.RESERVED.value})
 COLUMNS = (
     "pk",
-    "node__name",
+    "node_id",
+    "node_name",
     "name",
-    "node__labels",
     "speed_mbps",
     "driver",
     "vendor_id",
@@ -33,43 +33,60 @@ COLUMNS = (
 
 
 def candidates() -> list[Candidate]:
-    """The NICs a request may be granted, each with the facts it can be matched on."""
+    """The NICs a request may be granted, each with the facts it can be matched on. The node's
+    labels are read once per node (one dict shared by its NICs), not once per NIC."""
+    labels = {
+        pk: value if isinstance(value, dict) else {}
+        for pk, value in facts.configured_nodes().values_list("pk", "labels")
+    }
+    held = dict(
+        Reservation.objects.filter(
+            released_at__isnull=True, interface__in=facts.configured_interfaces()
+        ).values_list("interface_id", "team__name")
+    )
     rows = (
         facts.configured_interfaces()
         .filter(present=True)
         .exclude(state=OwnershipState.VIRTUAL)
         .values_list(*COLUMNS)
     )
-    held = dict(
-        Reservation.objects.filter(
-            released_at__isnull=True, interface__in=facts.configured_interfaces()
-        ).values_list("interface_id", "team__name")
-    )
     result = []
-    for row in rows:
-        row = dict(zip(COLUMNS, row, strict=True))
-        team = held.get(row["pk"])
-        free = row["state"] in FREE_STATES and team is None
+    for (
+        pk,
+        node_id,
+        node,
+        name,
+        speed,
+        driver,
+        vendor,
+        device,
+        vfs,
+        numa,
+        state,
+        reason,
+        holder,
+    ) in rows:
+        team = held.get(pk)
+        free = state in FREE_STATES and team is None
         if team is not None:
             why = f"reserved by team {team}"
         elif not free:
-            label = OwnershipState(row["state"]).label if row["state"] in OwnershipState else ""
-            why = f"{label or row['state']}: {row['holder'] or row['reason'] or 'no reason given'}"
+            label = OwnershipState(state).label if state in OwnershipState else state
+            why = f"{label}: {holder or reason or 'no reason given'}"
         else:
             why = ""
-        labels = row["node__labels"]
         result.append(
             Candidate(
-                id=row["pk"],
-                node=row["node__name"],
-                name=row["name"],
-                labels=labels if isinstance(labels, dict) else {},
-                speed_mbps=row["speed_mbps"],
-                driver=row["driver"],
-                vendor_id=row["vendor_id"],
-                device_id=row["device_id"],
-                sriov_total_vfs=row["sriov_total_vfs"],
-                numa_node=row["numa_node"],
+                id=pk,
+                node=node,
+                name=name,
+                labels=labels.get(node_id, {}),
+                speed_mbps=speed,
+                driver=driver,
+                vendor_id=vendor,
+                device_id=device,
+                sriov_total_vfs=vfs,
+                numa_node=numa,
                 free=free,
                 not_free_reason=why,
             )
