@@ -19,7 +19,16 @@ def migrate(target):
     return executor.loader.project_state(target).apps
 
 
+@pytest.fixture
+def back_to_latest():
+    """The later tests need every migration applied again, not only this one's."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("back_to_latest")
 def test_the_upgrade_pins_the_uplinks_the_stored_facts_show():
     apps = migrate(BEFORE)
     Cluster = apps.get_model("inventory", "Cluster")
