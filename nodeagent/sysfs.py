@@ -75,6 +75,7 @@ class Sysfs:
         """Facts of one PCI function, whether or not it has a netdev."""
         base = self.pci_device_dir(bdf)
         numa = _read_int(os.path.join(base, "numa_node"))
+        pf = _pci_target(os.path.join(base, "physfn"))
         return {
             "pci_address": bdf,
             "driver": _link_target_name(os.path.join(base, "driver")),
@@ -84,8 +85,20 @@ class Sysfs:
             "numa_node": numa if numa is not None and numa >= 0 else None,
             "sriov_total_vfs": _read_int(os.path.join(base, "sriov_totalvfs")),
             "sriov_num_vfs": _read_int(os.path.join(base, "sriov_numvfs")),
-            "pf_pci_address": _pci_target(os.path.join(base, "physfn")),
+            "pf_pci_address": pf,
+            "vf_index": self.vf_index(pf, bdf) if pf else None,
         }
+
+    def vf_index(self, pf: str, vf: str) -> int | None:
+        """N of the PF's ``virtfnN`` link that points at ``vf``: the number ``ip link set PF vf
+        N ...`` and the SR-IOV operator use. None when no link points at it."""
+        pf_dir = self.pci_device_dir(pf)
+        for entry in _listdir(pf_dir):
+            index = entry.removeprefix("virtfn")
+            if index != entry and index.isdigit() and index.isascii():
+                if _pci_target(os.path.join(pf_dir, entry)) == vf:
+                    return int(index)
+        return None
 
     def pci_netdev_names(self, bdf: str) -> list[str]:
         # The sysfs mount is tagged with the network namespace that mounted it, so this lists
@@ -113,6 +126,7 @@ class Sysfs:
             "sriov_total_vfs": None,
             "sriov_num_vfs": None,
             "pf_pci_address": None,
+            "vf_index": None,
             "wireless": os.path.exists(os.path.join(base, "wireless"))
             or os.path.exists(os.path.join(base, "phy80211")),
         }
