@@ -139,6 +139,11 @@ class Interface(models.Model):
     sriov_total_vfs = models.IntegerField(null=True, blank=True)
     sriov_num_vfs = models.IntegerField(null=True, blank=True)
     pf = models.CharField(max_length=64, blank=True, help_text="PF (name or PCI) of a VF.")
+    # An SR-IOV VF is an Interface like any other NIC (keyed by its PCI address, with or without
+    # a netdev); these say whose VF it is: its PF's PCI address (the PF's own row has it as
+    # pci_address) and its number under that PF (the N of the PF's virtfnN).
+    pf_pci_address = models.CharField(max_length=16, blank=True)
+    vf_index = models.IntegerField(null=True, blank=True)
     master = models.CharField(max_length=64, blank=True)
     master_kind = models.CharField(max_length=32, blank=True)
     wireless = models.BooleanField(default=False)
@@ -268,6 +273,9 @@ class PodAttachment(models.Model):
     nad_name = models.CharField(max_length=253)
     pod_interface = models.CharField(max_length=64, blank=True)
     mac = models.CharField(max_length=64, blank=True)
+    # The host device's PCI address: from the network-status device-info, else the pciBusID of
+    # a host-device NAD (a vfio-bound device in a pod has no MAC to be found by).
+    pci_address = models.CharField(max_length=16, blank=True)
     interface = models.ForeignKey(
         Interface, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments"
     )

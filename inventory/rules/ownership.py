@@ -13,9 +13,11 @@ Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
    virtual link): it died with the network namespace it lived in, nothing can bring it back,
    and the verdict says ``gone`` so that sync drops it from the inventory.
 3. ``pod`` / ``userspace`` / ``missing``  a PCI function whose netdev is not on the host, or one
-   bound to a userspace driver: claimed by a pod through its PCI address (``pod``, e.g. an SR-IOV
-   VF handed out by a device plugin), bound to vfio-pci/uio (``userspace``), or otherwise
-   ``missing``.
+   bound to a userspace driver: claimed by a pod through its PCI address
+   (``pod``, e.g. an SR-IOV VF handed out by a device plugin or by a pciBusID NAD), bound to
+   vfio-pci/uio (``userspace``; an SR-IOV **VF** bound to one goes on to the rules below, and is
+   ``free`` when nothing else speaks: host-device takes it by ``pciBusID`` and moves nothing),
+   or otherwise ``missing`` (the reason says when it has no driver bound at all).
 4. ``system``    loopback.
 5. ``system``    carries the default route (IPv4 or IPv6; IPv6-only nodes included).
 6. ``system``    holds one of the node's InternalIPs.
@@ -26,12 +28,14 @@ Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
 9. ``system``    any other address that is not IPv6 link-local (fe80::/10): the node uses it.
 10. ``enslaved`` has a master (bridge, bond, team, Open vSwitch): the master decides.
 11. ``enslaved`` an SR-IOV VF whose PF is used by the node, the CNI or a master (rules 4-10).
-12. ``enslaved`` an SR-IOV PF with VFs enabled: moving it would take the VFs with it.
+12. ``enslaved`` an SR-IOV PF with VFs enabled: moving it would take the VFs with it (the reason
+   counts the VFs in pods).
 13. ``system``   wireless: host-device cannot move it (containernetworking/plugins #957).
 14. ``virtual``  a virtual kind (bridge, bond, vxlan, tun, …; veth unless the node's veth links
    are its NICs, as in the lab): nothing a NAD should point at.
 15. ``reserved`` free, but a team holds a reservation on its identity.
-16. ``free``     a physical (or lab veth) NIC that nothing above uses.
+16. ``free``     a physical (or lab veth) NIC that nothing above uses; for a VF the reason says
+   whose VF it is and how host-device takes it (moves its netdev, or nothing for vfio).
 
 Three annotations are added after the rules:
 
@@ -54,7 +58,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from inventory.rules import cni_names, teams
+from inventory.rules import cni_names, sriov, teams
 from inventory.rules.cni_names import OVN_MARKERS, CniName
 from inventory.rules.states import OwnershipState
 
@@ -78,6 +82,8 @@ class LinkFacts:
     driver: str = ""
     pci_address: str = ""
     pf_pci_address: str = ""  # set for an SR-IOV VF
+    pf_name: str = ""  # a VF's PF's netdev, when it has one on the host
+    vf_index: int | None = None  # a VF's number under its PF (virtfnN)
     sriov_num_vfs: int = 0
     wireless: bool = False
     has_netdev: bool = True  # False: a PCI function in sysfs with no netdev in the node netns
@@ -125,7 +131,7 @@ class Verdict:
     gone: bool = False  # a virtual link that vanished for good: nothing to keep in the inventory
 
 
-USERSPACE_DRIVERS = frozenset({"vfio-pci", "uio_pci_generic", "igb_uio"})
+USERSPACE_DRIVERS = sriov.USERSPACE_DRIVERS
 # What host-device names the link in the pod (CNI_IFNAME): Multus' default is net1, net2, …
 _POD_IFNAME = re.compile(r"net\d+")
 # A Linux interface name (what an alias must look like to be host-device's saved name).
@@ -156,6 +162,7 @@ class _Node:
     uplinks: dict[str, str] = field(default_factory=dict)  # name -> "carries the default route"
     uplink_of_root: dict[str, str] = field(default_factory=dict)  # tree root -> uplink name
     pf_verdicts: dict[str, Verdict | None] = field(default_factory=dict)
+    vfs_by_pf: dict[str, list[LinkFacts]] = field(default_factory=dict)  # PF address -> VFs
 
     @classmethod
     def build(
@@ -172,6 +179,10 @@ class _Node:
             by_name.setdefault(link.name, link)
             if link.pci_address and link.has_netdev:
                 by_pci.setdefault(link.pci_address.lower(), link)
+        vfs_by_pf: dict[str, list[LinkFacts]] = {}
+        for link in present:
+            if link.pf_pci_address:
+                vfs_by_pf.setdefault(link.pf_pci_address.lower(), []).append(link)
         ctx = cls(
             facts=node,
             by_name=by_name,
@@ -180,6 +191,7 @@ class _Node:
             reservations=reservations or {},
             pod_ifnames=frozenset(claim.pod_interface for claim in claims),
             ovn=any(link.name in OVN_MARKERS for link in present),
+            vfs_by_pf=vfs_by_pf,
         )
         for link in present:
             clause = _route_clause(link) or _internal_ip_clause(link, node)
@@ -347,18 +359,38 @@ def _gone_from_host(link: LinkFacts, ctx: _Node) -> Verdict | None:
 def _pci_function_only(link: LinkFacts, ctx: _Node) -> Verdict | None:
     # Claims count only for links whose netdev is not on the host: a MAC that is on the host is
     # not in a pod, whatever an old network-status says. A PCI claim covers SR-IOV VFs handed to
-    # a pod by a device plugin (netdev moved by sriov-cni, or bound to vfio-pci for DPDK).
+    # a pod by a device plugin (netdev moved by sriov-cni, or bound to vfio-pci for DPDK) or by a
+    # pciBusID NAD (sync/listing.py takes the address from the NAD when device-info has none).
     userspace = link.driver in USERSPACE_DRIVERS
     if link.has_netdev and not userspace:
         return None
     claim = _claim_for(link, ctx.claims, by_mac=False)
     if claim:
         return _in_pod(claim)
+    if userspace and link.pf_pci_address:
+        # A VF bound to vfio-pci is what SR-IOV users bind VFs to for pods: host-device takes it
+        # by pciBusID (DPDK mode). The later rules decide (busy PF, reservation, else free).
+        return None
     if userspace:
         reason = f"bound to {link.driver} (DPDK): usable only through pciBusID / a device plugin"
         return Verdict(OwnershipState.USERSPACE, reason, "")
     what = f"PCI function {link.pci_address}" if link.pci_address else link.name
+    if link.pci_address and not link.driver:
+        reason = (
+            f"{_vf_words(link) or what} has no driver bound: host-device cannot take it "
+            "(its ADD fails reading the driver); bind a network or vfio-pci driver"
+        )
+        return Verdict(OwnershipState.MISSING, reason, "")
     return Verdict(OwnershipState.MISSING, f"{what} has no netdev on the host", "")
+
+
+def _vf_words(link: LinkFacts) -> str:
+    """ "VF 1 of ens3f0" for an SR-IOV VF ("VF of 0000:3b:00.0" when index or PF name is
+    unknown), "" for anything else."""
+    if not link.pf_pci_address:
+        return ""
+    number = f" {link.vf_index}" if link.vf_index is not None else ""
+    return f"VF{number} of {link.pf_name or link.pf_pci_address}"
 
 
 def _loopback(link: LinkFacts, ctx: _Node) -> Verdict | None:
@@ -478,7 +510,18 @@ def _pf_with_vfs(link: LinkFacts, ctx: _Node) -> Verdict | None:
     # should point at); handing the PF to a pod would take every VF with it.
     if link.sriov_num_vfs <= 0:
         return None
-    reason = f"PF with {link.sriov_num_vfs} VFs enabled: moving it would take the VFs away"
+    vfs = ctx.vfs_by_pf.get(link.pci_address.lower(), []) if link.pci_address else []
+    in_pods = sum(
+        1
+        for vf in vfs
+        if (not vf.has_netdev or vf.driver in USERSPACE_DRIVERS)
+        and _claim_for(vf, ctx.claims, by_mac=False)
+    )
+    counted = f", {in_pods} in pods" if in_pods else ""
+    reason = (
+        f"SR-IOV PF with {link.sriov_num_vfs} VFs enabled{counted}: moving it would take the VFs"
+        " away; hand out its VFs instead"
+    )
     return Verdict(OwnershipState.ENSLAVED, reason, "SR-IOV VFs")
 
 
@@ -510,6 +553,20 @@ def _reserved(link: LinkFacts, ctx: _Node) -> Verdict | None:
 
 
 def _free(link: LinkFacts, ctx: _Node) -> Verdict:
+    vf = _vf_words(link)
+    if vf and link.driver in USERSPACE_DRIVERS:
+        reason = (
+            f"{vf} bound to {link.driver} ({link.pci_address}), not in use: host-device takes it"
+            " by pciBusID and moves nothing (DPDK mode); the pod drives it through its VFIO device"
+        )
+        return Verdict(OwnershipState.FREE, reason, "")
+    if vf:
+        driver = f"driver {link.driver}, " if link.driver else ""
+        reason = (
+            f"{vf} ({driver}{link.pci_address}): no address, no master, not in use; host-device"
+            " moves its netdev into the pod"
+        )
+        return Verdict(OwnershipState.FREE, reason, "")
     if link.kind == "veth":
         return Verdict(OwnershipState.FREE, "lab NIC (veth): no address, no master, not in use", "")
     details = ", ".join(

@@ -66,6 +66,8 @@ _LINK_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("numa_node", "numa_node", None),
     ("sriov_total_vfs", "sriov_total_vfs", None),
     ("sriov_num_vfs", "sriov_num_vfs", None),
+    ("pf_pci_address", "pf_pci_address", ""),
+    ("vf_index", "vf_index", None),
     ("master", "master", ""),
     ("master_kind", "master_kind", ""),
     ("wireless", "wireless", False),
@@ -106,7 +108,7 @@ def snapshot_facts(snapshot: dict) -> dict[str, dict]:
             model: (link.get(key) if link.get(key) is not None else empty)
             for key, model, empty in _LINK_FIELDS
         }
-        for key in ("mac", "permanent_mac", "pci_address"):
+        for key in ("mac", "permanent_mac", "pci_address", "pf_pci_address"):
             row[key] = (row[key] or "").lower()
         row["pf"] = link.get("pf_name") or link.get("pf_pci_address") or ""
         row["has_netdev"] = True
@@ -116,7 +118,7 @@ def snapshot_facts(snapshot: dict) -> dict[str, dict]:
         ident = fn["pci_address"].lower()
         if ident in facts:
             continue
-        facts[ident] = {
+        row = {
             "name": "",
             "ifindex": None,
             "altnames": [],
@@ -141,10 +143,14 @@ def snapshot_facts(snapshot: dict) -> dict[str, dict]:
             "addresses": [],
             "default_route_v4": False,
             "default_route_v6": False,
-            "pf": fn.get("pf_pci_address") or "",
+            "pf": fn.get("pf_name") or fn.get("pf_pci_address") or "",
+            "pf_pci_address": (fn.get("pf_pci_address") or "").lower(),
+            "vf_index": fn.get("vf_index"),
             "has_netdev": False,
             "identity_kind": IdentityKind.PCI,
         }
+        # pf_name is any string the agent sends: cut to the column like a link's facts.
+        facts[ident] = {k: clip(k, v) for k, v in row.items()}
     return facts
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from inventory.choices import OwnershipState
 from inventory.models import Interface
 from inventory.read import facts
-from inventory.rules import bounded_json, nad
+from inventory.rules import bounded_json, nad, sriov
 from inventory.rules.nad.ipam import FIELDS_BY_TYPE, IPAM_TYPES
 from inventory.services import tokens
 
@@ -110,7 +110,8 @@ IPAM_FIELDS = ("addresses", "gateway", "routes", "subnet", "range_start", "range
 
 def usable_interfaces(team: Group | None) -> QuerySet[Interface]:
     """The interfaces a NAD of this team may point at: free ones, and those its team reserved,
-    on the nodes of the cluster the portal applies NADs to."""
+    on the nodes of the cluster the portal applies NADs to. With a netdev on the node, or bound
+    to vfio-pci/uio (an SR-IOV VF that host-device takes by pciBusID, moving nothing)."""
     usable = Q(state=OwnershipState.FREE)
     if team is not None:
         usable |= Q(
@@ -119,7 +120,8 @@ def usable_interfaces(team: Group | None) -> QuerySet[Interface]:
             reservations__released_at__isnull=True,
         )
     return (
-        Interface.objects.filter(usable, present=True, has_netdev=True)
+        Interface.objects.filter(usable, present=True)
+        .filter(Q(has_netdev=True) | Q(driver__in=sriov.USERSPACE_DRIVERS))
         .filter(node__in=facts.configured_nodes())
         .select_related("node")
         .order_by("node__name", "name")
