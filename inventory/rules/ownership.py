@@ -13,11 +13,9 @@ Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
    virtual link): it died with the network namespace it lived in, nothing can bring it back,
    and the verdict says ``gone`` so that sync drops it from the inventory.
 3. ``pod`` / ``userspace`` / ``missing``  a PCI function whose netdev is not on the host, or one
-   bound to a userspace driver: claimed by a pod through its PCI address
-   (``pod``, e.g. an SR-IOV VF handed out by a device plugin or by a pciBusID NAD), bound to
-   vfio-pci/uio (``userspace``; an SR-IOV **VF** bound to one goes on to the rules below, and is
-   ``free`` when nothing else speaks: host-device takes it by ``pciBusID`` and moves nothing),
-   or otherwise ``missing`` (the reason says when it has no driver bound at all).
+   bound to a userspace driver: claimed by a pod through its PCI address (``pod``, e.g. an SR-IOV
+   VF handed out by a device plugin or a pciBusID NAD), bound to vfio-pci/uio (``userspace``; a
+   **VF** so bound goes on to the rules below: host-device takes it by pciBusID), or ``missing``.
 4. ``system``    loopback.
 5. ``system``    carries the default route (IPv4 or IPv6; IPv6-only nodes included).
 6. ``system``    holds one of the node's InternalIPs.
@@ -28,14 +26,12 @@ Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
 9. ``system``    any other address that is not IPv6 link-local (fe80::/10): the node uses it.
 10. ``enslaved`` has a master (bridge, bond, team, Open vSwitch): the master decides.
 11. ``enslaved`` an SR-IOV VF whose PF is used by the node, the CNI or a master (rules 4-10).
-12. ``enslaved`` an SR-IOV PF with VFs enabled: moving it would take the VFs with it (the reason
-   counts the VFs in pods).
+12. ``enslaved`` an SR-IOV PF with VFs enabled: moving it would take the VFs with it.
 13. ``system``   wireless: host-device cannot move it (containernetworking/plugins #957).
 14. ``virtual``  a virtual kind (bridge, bond, vxlan, tun, …; veth unless the node's veth links
    are its NICs, as in the lab): nothing a NAD should point at.
 15. ``reserved`` free, but a team holds a reservation on its identity.
-16. ``free``     a physical (or lab veth) NIC that nothing above uses; for a VF the reason says
-   whose VF it is and how host-device takes it (moves its netdev, or nothing for vfio).
+16. ``free``     a physical (or lab veth) NIC that nothing above uses (VFs: ``rules/sriov.py``).
 
 Three annotations are added after the rules:
 
@@ -131,7 +127,6 @@ class Verdict:
     gone: bool = False  # a virtual link that vanished for good: nothing to keep in the inventory
 
 
-USERSPACE_DRIVERS = sriov.USERSPACE_DRIVERS
 # What host-device names the link in the pod (CNI_IFNAME): Multus' default is net1, net2, …
 _POD_IFNAME = re.compile(r"net\d+")
 # A Linux interface name (what an alias must look like to be host-device's saved name).
@@ -175,12 +170,11 @@ class _Node:
         present = [link for link in links if link.present]
         by_name: dict[str, LinkFacts] = {}
         by_pci: dict[str, LinkFacts] = {}
+        vfs_by_pf: dict[str, list[LinkFacts]] = {}
         for link in present:
             by_name.setdefault(link.name, link)
             if link.pci_address and link.has_netdev:
                 by_pci.setdefault(link.pci_address.lower(), link)
-        vfs_by_pf: dict[str, list[LinkFacts]] = {}
-        for link in present:
             if link.pf_pci_address:
                 vfs_by_pf.setdefault(link.pf_pci_address.lower(), []).append(link)
         ctx = cls(
@@ -361,36 +355,22 @@ def _pci_function_only(link: LinkFacts, ctx: _Node) -> Verdict | None:
     # not in a pod, whatever an old network-status says. A PCI claim covers SR-IOV VFs handed to
     # a pod by a device plugin (netdev moved by sriov-cni, or bound to vfio-pci for DPDK) or by a
     # pciBusID NAD (sync/listing.py takes the address from the NAD when device-info has none).
-    userspace = link.driver in USERSPACE_DRIVERS
+    userspace = link.driver in sriov.USERSPACE_DRIVERS
     if link.has_netdev and not userspace:
         return None
     claim = _claim_for(link, ctx.claims, by_mac=False)
     if claim:
         return _in_pod(claim)
     if userspace and link.pf_pci_address:
-        # A VF bound to vfio-pci is what SR-IOV users bind VFs to for pods: host-device takes it
-        # by pciBusID (DPDK mode). The later rules decide (busy PF, reservation, else free).
-        return None
+        return None  # host-device takes a vfio VF by pciBusID: busy PF? reserved? else free
     if userspace:
         reason = f"bound to {link.driver} (DPDK): usable only through pciBusID / a device plugin"
         return Verdict(OwnershipState.USERSPACE, reason, "")
     what = f"PCI function {link.pci_address}" if link.pci_address else link.name
-    if link.pci_address and not link.driver:
-        reason = (
-            f"{_vf_words(link) or what} has no driver bound: host-device cannot take it "
-            "(its ADD fails reading the driver); bind a network or vfio-pci driver"
-        )
-        return Verdict(OwnershipState.MISSING, reason, "")
+    if link.pci_address and not link.driver:  # host-device fails on it: say why
+        what = f"{_vf_words(link) or what} {sriov.NO_DRIVER_CLAUSE}"
+        return Verdict(OwnershipState.MISSING, what, "")
     return Verdict(OwnershipState.MISSING, f"{what} has no netdev on the host", "")
-
-
-def _vf_words(link: LinkFacts) -> str:
-    """ "VF 1 of ens3f0" for an SR-IOV VF ("VF of 0000:3b:00.0" when index or PF name is
-    unknown), "" for anything else."""
-    if not link.pf_pci_address:
-        return ""
-    number = f" {link.vf_index}" if link.vf_index is not None else ""
-    return f"VF{number} of {link.pf_name or link.pf_pci_address}"
 
 
 def _loopback(link: LinkFacts, ctx: _Node) -> Verdict | None:
@@ -505,23 +485,20 @@ def _vf_of_busy_pf(link: LinkFacts, ctx: _Node) -> Verdict | None:
     return Verdict(OwnershipState.ENSLAVED, reason, pf_verdict.holder)
 
 
+def _vf_words(link: LinkFacts) -> str:
+    return sriov.vf_words(link.pf_pci_address, vf_index=link.vf_index, pf_name=link.pf_name)
+
+
 def _pf_with_vfs(link: LinkFacts, ctx: _Node) -> Verdict | None:
     # Enslaved rather than system: the PF is not the node's, its VFs are (they are what a NAD
     # should point at); handing the PF to a pod would take every VF with it.
     if link.sriov_num_vfs <= 0:
         return None
     vfs = ctx.vfs_by_pf.get(link.pci_address.lower(), []) if link.pci_address else []
-    in_pods = sum(
-        1
-        for vf in vfs
-        if (not vf.has_netdev or vf.driver in USERSPACE_DRIVERS)
-        and _claim_for(vf, ctx.claims, by_mac=False)
-    )
-    counted = f", {in_pods} in pods" if in_pods else ""
-    reason = (
-        f"SR-IOV PF with {link.sriov_num_vfs} VFs enabled{counted}: moving it would take the VFs"
-        " away; hand out its VFs instead"
-    )
+    # In a pod: as rule 3 judges a function whose netdev is not on the host.
+    away = [vf for vf in vfs if not vf.has_netdev or vf.driver in sriov.USERSPACE_DRIVERS]
+    in_pods = sum(1 for vf in away if _claim_for(vf, ctx.claims, by_mac=False))
+    reason = sriov.pf_with_vfs_reason(num_vfs=link.sriov_num_vfs, in_pods=in_pods)
     return Verdict(OwnershipState.ENSLAVED, reason, "SR-IOV VFs")
 
 
@@ -554,18 +531,8 @@ def _reserved(link: LinkFacts, ctx: _Node) -> Verdict | None:
 
 def _free(link: LinkFacts, ctx: _Node) -> Verdict:
     vf = _vf_words(link)
-    if vf and link.driver in USERSPACE_DRIVERS:
-        reason = (
-            f"{vf} bound to {link.driver} ({link.pci_address}), not in use: host-device takes it"
-            " by pciBusID and moves nothing (DPDK mode); the pod drives it through its VFIO device"
-        )
-        return Verdict(OwnershipState.FREE, reason, "")
     if vf:
-        driver = f"driver {link.driver}, " if link.driver else ""
-        reason = (
-            f"{vf} ({driver}{link.pci_address}): no address, no master, not in use; host-device"
-            " moves its netdev into the pod"
-        )
+        reason = sriov.free_vf_reason(vf, driver=link.driver, pci_address=link.pci_address)
         return Verdict(OwnershipState.FREE, reason, "")
     if link.kind == "veth":
         return Verdict(OwnershipState.FREE, "lab NIC (veth): no address, no master, not in use", "")

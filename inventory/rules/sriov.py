@@ -79,3 +79,43 @@ def config_pci_bus_id(config: str) -> str:
     if not isinstance(address, str) or not _BDF.fullmatch(address.lower()):
         return ""
     return address.lower()
+
+
+# -- the sentences of the ownership verdicts (rules/ownership.py) ------------------------------
+
+NO_DRIVER_CLAUSE = (
+    "has no driver bound: host-device cannot take it (its ADD fails reading the driver); bind a "
+    "network or vfio-pci driver"
+)
+
+
+def vf_words(pf_pci_address: str, *, vf_index: int | None, pf_name: str) -> str:
+    """ "VF 1 of ens3f0" for an SR-IOV VF ("VF of 0000:3b:00.0" when its number or its PF's
+    netdev is unknown), "" for a function that is no VF."""
+    if not pf_pci_address:
+        return ""
+    number = f" {vf_index}" if vf_index is not None else ""
+    return f"VF{number} of {pf_name or pf_pci_address}"
+
+
+def free_vf_reason(vf: str, *, driver: str, pci_address: str) -> str:
+    """Why a free VF (named by vf_words) is free, and how host-device takes it."""
+    if driver in USERSPACE_DRIVERS:
+        return (
+            f"{vf} bound to {driver} ({pci_address}), not in use: host-device takes it by "
+            "pciBusID and moves nothing (DPDK mode); the pod drives it through its VFIO device"
+        )
+    details = f"driver {driver}, {pci_address}" if driver else pci_address
+    return (
+        f"{vf} ({details}): no address, no master, not in use; host-device moves its netdev "
+        "into the pod"
+    )
+
+
+def pf_with_vfs_reason(*, num_vfs: int, in_pods: int) -> str:
+    """Why a PF with VFs enabled is not handed out: it would take the VFs with it."""
+    counted = f", {in_pods} in pods" if in_pods else ""
+    return (
+        f"SR-IOV PF with {num_vfs} VFs enabled{counted}: moving it would take the VFs away; "
+        "hand out its VFs instead"
+    )

@@ -116,7 +116,8 @@ def device_findings(
 
     # A VF bound to vfio-pci is free or reserved like a netdev NIC (rules/ownership.py), but
     # only pciBusID reaches it.
-    userspace_vf = device.driver in USERSPACE_DRIVERS and state in (
+    userspace_driver = device.driver in USERSPACE_DRIVERS
+    userspace_vf = userspace_driver and state in (
         OwnershipState.FREE,
         OwnershipState.RESERVED,
     )
@@ -203,7 +204,8 @@ def device_findings(
 
     if userspace_vf:
         findings.append(_userspace_finding(device, selector=selector))
-    if not device.has_netdev and state != OwnershipState.USERSPACE and not userspace_vf:
+    # A function bound to a userspace driver never has a netdev: the findings above say it.
+    if not device.has_netdev and state != OwnershipState.USERSPACE and not userspace_driver:
         findings.append(
             error(
                 "NO_NETDEV",

@@ -1,0 +1,292 @@
+"""SR-IOV VFs from sysfs fixture trees through the real agent code, the sync (PostgreSQL in CI),
+the ownership verdicts, the NAD builder and its form: a netdev VF, a vfio VF, a VF in a pod,
+a PF with VFs and one without (tests/fixtures/sysfs.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import fastjsonschema
+import pytest
+
+from inventory.choices import OwnershipState
+from inventory.clients.cluster_objects import (
+    ClusterListing,
+    nad_from_json,
+    node_from_json,
+    pod_from_json,
+)
+from inventory.models import Interface, Node, PodAttachment
+from inventory.services import nads
+from inventory.sync.listing import apply_listing
+from inventory.sync.snapshot import apply_snapshot
+from inventory.sync.verdicts import refresh_node_ownership
+from inventory.web.forms import usable_interfaces
+from nodeagent.facts import assemble
+from nodeagent.schema import SCHEMA_VERSION, SNAPSHOT_SCHEMA
+from nodeagent.sysfs import Sysfs
+from tests.factories import make_cluster, make_node, make_reservation, make_team, make_user
+from tests.fixtures import sysfs as fx
+
+pytestmark = pytest.mark.django_db
+
+CNI = {
+    "bin_dirs": [],
+    "host_device": {
+        "path": "/opt/cni/bin/host-device",
+        "version": "1.6.2",
+        "supported_versions": ["0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+    },
+}
+S = OwnershipState
+validate = fastjsonschema.compile(SNAPSHOT_SCHEMA)  # as inventory/clients/agents.py does
+
+
+def agent_snapshot(root: Path, node: str = "sriov-0") -> dict:
+    """The snapshot the agent sends for the fixture node (eno1 carries the default route),
+    validated as the portal validates an agent's answer."""
+    links, functions = assemble(fx.sriov_node_links(), [], {2}, set(), Sysfs(str(root)))
+    snapshot = {
+        "schema_version": SCHEMA_VERSION,
+        "node": node,
+        "agent_version": "test",
+        "collected_at": "2026-12-01T12:00:00Z",
+        "netns": None,
+        "links": links,
+        "pci_functions": functions,
+        "cni": CNI,
+    }
+    validate(snapshot)
+    return snapshot
+
+
+@pytest.fixture
+def sriov(db, settings, tmp_path):
+    settings.CLUSTER_NAME = "prod"
+    settings.MULTUS_VERSION = ""
+    settings.KUBECONFIG = "/nonexistent/kubeconfig"
+    cluster = make_cluster(name="prod")
+    node = make_node(cluster, name="sriov-0", internal_ips=["10.0.0.9"])
+    root = fx.sriov_node(tmp_path / "sys")
+    apply_snapshot(node, agent_snapshot(root))
+    return node
+
+
+def rows(node: Node) -> dict[str, Interface]:
+    return {i.pci_address: i for i in Interface.objects.filter(node=node)}
+
+
+def test_the_vfs_are_stored_under_their_pf_with_their_facts(sriov):
+    found = rows(sriov)
+    for address, index, driver, has_netdev in (
+        (fx.NETDEV_VF, 0, "iavf", True),
+        (fx.VFIO_VF, 1, "vfio-pci", False),
+        (fx.POD_VF, 2, "iavf", False),
+    ):
+        vf = found[address]
+        assert (vf.pf_pci_address, vf.pf, vf.vf_index) == (fx.PF, "ens3f0", index)
+        assert (vf.driver, vf.has_netdev, vf.device_id) == (driver, has_netdev, "0x154c")
+    pf = found[fx.PF]
+    assert (pf.name, pf.sriov_total_vfs, pf.sriov_num_vfs, pf.pf_pci_address) == (
+        "ens3f0",
+        8,
+        3,
+        "",
+    )
+
+
+def test_each_vf_and_pf_gets_a_verdict_that_says_whether_host_device_can_take_it(sriov):
+    found = rows(sriov)
+    netdev_vf, vfio_vf, pod_vf = found[fx.NETDEV_VF], found[fx.VFIO_VF], found[fx.POD_VF]
+    assert netdev_vf.state == S.FREE
+    assert netdev_vf.reason.startswith("VF 0 of ens3f0 (driver iavf, 0000:3b:02.0)")
+    assert "host-device moves its netdev into the pod" in netdev_vf.reason
+    assert vfio_vf.state == S.FREE
+    assert "VF 1 of ens3f0 bound to vfio-pci" in vfio_vf.reason
+    assert "by pciBusID and moves nothing" in vfio_vf.reason
+    assert pod_vf.state == S.MISSING  # no pod claims it yet
+    assert found[fx.PF].state == S.ENSLAVED
+    assert found[fx.PF].reason.startswith("SR-IOV PF with 3 VFs enabled: moving it would take")
+    assert found[fx.IDLE_PF].state == S.FREE  # SR-IOV capable, no VFs enabled
+    assert found[fx.UPLINK].state == S.SYSTEM
+
+
+def listing(node: str, *, pods: list[dict], nad_configs: dict[str, dict]) -> ClusterListing:
+    return ClusterListing(
+        nodes=[
+            node_from_json(
+                {
+                    "metadata": {"name": node},
+                    "status": {
+                        "addresses": [{"type": "InternalIP", "address": "10.0.0.9"}],
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                    },
+                }
+            )
+        ],
+        pods=[pod_from_json(p) for p in pods],
+        nads=[
+            nad_from_json(
+                {
+                    "metadata": {"namespace": "dpdk", "name": name, "uid": f"uid-{name}"},
+                    "spec": {"config": json.dumps(config)},
+                }
+            )
+            for name, config in nad_configs.items()
+        ],
+        sandbox_failures=[],
+        agent_endpoints={},
+    )
+
+
+def pod(name: str, node: str, status: list[dict]) -> dict:
+    return {
+        "metadata": {
+            "namespace": "dpdk",
+            "name": name,
+            "uid": f"uid-{name}",
+            "annotations": {
+                "k8s.v1.cni.cncf.io/networks": ", ".join(s["name"] for s in status),
+                "k8s.v1.cni.cncf.io/network-status": json.dumps(
+                    [{"name": "k8s-pod-network", "interface": "eth0", "default": True}, *status]
+                ),
+            },
+        },
+        "spec": {"nodeName": node},
+        "status": {"phase": "Running"},
+    }
+
+
+def test_a_vf_in_a_pod_is_claimed_by_its_nads_pci_bus_id_or_its_device_info(sriov):
+    # host-device in DPDK mode reports no interface: the network-status entry has no MAC and
+    # no device-info; the NAD's pciBusID names the VF. The netdev VF in the other pod was
+    # handed out by a device plugin, whose device-info names it.
+    pods = [
+        pod("dpdk-0", "sriov-0", [{"name": "dpdk/vf1"}]),
+        pod(
+            "app-0",
+            "sriov-0",
+            [
+                {
+                    "name": "dpdk/pool",
+                    "interface": "net1",
+                    "mac": "ba:dc:0f:fe:e0:02",
+                    "device-info": {
+                        "type": "pci",
+                        "version": "1.1.0",
+                        "pci": {"pci-address": fx.POD_VF.upper()},
+                    },
+                }
+            ],
+        ),
+    ]
+    configs = {
+        "vf1": {
+            "cniVersion": "1.0.0",
+            "name": "vf1",
+            "type": "host-device",
+            "pciBusID": fx.VFIO_VF,
+        },
+        "pool": {"cniVersion": "1.0.0", "name": "pool", "type": "host-device"},
+    }
+    apply_listing(sriov.cluster, listing("sriov-0", pods=pods, nad_configs=configs))
+    found = rows(sriov)
+    assert (found[fx.VFIO_VF].state, found[fx.VFIO_VF].holder) == (S.POD, "pod dpdk/dpdk-0")
+    assert (found[fx.POD_VF].state, found[fx.POD_VF].holder) == (S.POD, "pod dpdk/app-0")
+    assert "2 in pods" in found[fx.PF].reason
+    attachments = {a.pod_name: a for a in PodAttachment.objects.all()}
+    assert attachments["dpdk-0"].pci_address == fx.VFIO_VF
+    assert attachments["dpdk-0"].interface_id == found[fx.VFIO_VF].pk
+    assert attachments["app-0"].pci_address == fx.POD_VF
+
+
+def test_a_nad_with_a_resource_name_does_not_claim_its_pci_bus_id(sriov):
+    configs = {"vf1": {"name": "vf1", "type": "host-device", "pciBusID": fx.VFIO_VF}}
+    item = listing(
+        "sriov-0", pods=[pod("dpdk-0", "sriov-0", [{"name": "dpdk/vf1"}])], nad_configs=configs
+    )
+    item.nads[0] = nad_from_json(
+        {
+            "metadata": {
+                "namespace": "dpdk",
+                "name": "vf1",
+                "annotations": {"k8s.v1.cni.cncf.io/resourceName": "intel.com/sriov_dpdk"},
+            },
+            "spec": {"config": json.dumps(configs["vf1"])},
+        }
+    )
+    apply_listing(sriov.cluster, item)
+    assert rows(sriov)[fx.VFIO_VF].state == S.FREE
+    assert PodAttachment.objects.get().pci_address == ""
+
+
+def render(interface: Interface, **fields) -> nads.nad.BuildResult:
+    user = make_user()
+    return nads.render(
+        user=user, namespace="dpdk", name="vf", interface_ids=[interface.pk], **fields
+    )
+
+
+def test_the_builder_takes_a_vfio_vf_by_pci_bus_id_and_says_nothing_moves(sriov):
+    result = render(rows(sriov)[fx.VFIO_VF])
+    assert result.ok, result.errors
+    (rendered,) = result.nads
+    assert rendered.config["type"] == "host-device"
+    assert rendered.config["pciBusID"] == fx.VFIO_VF
+    assert not {"device", "hwaddr", "kernelpath"} & set(rendered.config)
+    codes = {f.code for f in result.findings}
+    assert "USERSPACE_DPDK" in codes and "NO_NETDEV" not in codes
+
+
+def test_the_builder_refuses_a_vfio_vf_by_name_or_mac(sriov):
+    result = render(rows(sriov)[fx.VFIO_VF], selector="hwaddr")
+    assert not result.ok and not result.nads
+    assert any("no kernel interface for a hwaddr selector" in f.message for f in result.errors)
+
+
+def test_the_builder_takes_a_netdev_vf_by_pci_bus_id_not_by_its_name(sriov):
+    result = render(rows(sriov)[fx.NETDEV_VF])
+    assert result.ok, result.errors
+    assert result.nads[0].config["pciBusID"] == fx.NETDEV_VF
+    assert "device" not in result.nads[0].config
+    chosen = [f.message for f in result.findings if f.code == "SELECTOR_CHOSEN"]
+    assert any("it is an SR-IOV VF" in m for m in chosen), chosen
+
+
+def test_the_builder_refuses_a_pf_with_vfs(sriov):
+    result = render(rows(sriov)[fx.PF])
+    assert not result.ok and not result.nads
+    (refusal,) = [f for f in result.errors if f.code == "PF_WITH_VFS"]
+    assert "SR-IOV PF with 3 VFs enabled" in refusal.message
+    assert "free VFs" in refusal.fix
+
+
+def test_the_builder_takes_an_sriov_pf_without_vfs(sriov):
+    result = render(rows(sriov)[fx.IDLE_PF])
+    assert result.ok, result.errors
+
+
+def test_the_builder_refuses_a_vf_in_a_pod(sriov):
+    configs = {"vf1": {"name": "vf1", "type": "host-device", "pciBusID": fx.VFIO_VF}}
+    pods = [pod("dpdk-0", "sriov-0", [{"name": "dpdk/vf1"}])]
+    apply_listing(sriov.cluster, listing("sriov-0", pods=pods, nad_configs=configs))
+    result = render(rows(sriov)[fx.VFIO_VF])
+    assert [f.code for f in result.errors] == ["DEVICE_IN_POD"]
+
+
+def test_the_form_offers_free_vfs_with_or_without_netdev_and_never_the_busy_pf(sriov):
+    offered = {i.pci_address for i in usable_interfaces(None)}
+    assert {fx.NETDEV_VF, fx.VFIO_VF, fx.IDLE_PF} <= offered
+    assert not {fx.PF, fx.POD_VF, fx.UPLINK} & offered
+
+
+def test_a_team_reserves_a_vfio_vf_and_its_form_offers_it(sriov):
+    team = make_team("dpdk")
+    vf = rows(sriov)[fx.VFIO_VF]
+    make_reservation(vf, team)
+    refresh_node_ownership(sriov)
+    vf.refresh_from_db()
+    assert vf.state == S.RESERVED
+    assert vf.pk in {i.pk for i in usable_interfaces(team)}
+    assert vf.pk not in {i.pk for i in usable_interfaces(None)}
