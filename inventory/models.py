@@ -23,6 +23,7 @@ from inventory.choices import (
     NadOrigin,
     OwnershipState,
 )
+from inventory.rules import sriov
 
 
 class Cluster(models.Model):
@@ -212,6 +213,18 @@ class Interface(models.Model):
         if self.present and contact is not None and contact > self.last_seen_at:
             return contact
         return self.last_seen_at
+
+    @property
+    def sriov_role(self) -> str:
+        """ "pf" (SR-IOV capable), "vf" (a virtual function), or "" (neither)."""
+        return sriov.role(pf_pci_address=self.pf_pci_address, sriov_total_vfs=self.sriov_total_vfs)
+
+    @property
+    def host_device_mode(self) -> str:
+        """What host-device does with it by pciBusID: rules/sriov.py HOST_DEVICE_MODES."""
+        return sriov.host_device_mode(
+            pci_address=self.pci_address, driver=self.driver, has_netdev=self.has_netdev
+        )
 
     @property
     def address_list(self) -> list[str]:

@@ -4,7 +4,7 @@ tests, so a URL query string means the same thing in the browser and in the API.
 Filter names are part of the public contract (README / API docs):
 interfaces: node, name, cluster, state (repeatable), driver, speed_mbps, speed_min, pci (prefix),
 team (team holding an active reservation), present, kind, breach (a reserved NIC in another
-team's pod), q (free text).
+team's pod), sriov (pf, vf or none), pf (the VFs of the PF at this PCI address), q (free text).
 """
 
 from __future__ import annotations
@@ -51,6 +51,18 @@ class InterfaceFilterSet(django_filters.FilterSet):
     breach = django_filters.BooleanFilter(
         method="filter_breach", label="Reservation breach (reserved, in another team's pod)"
     )
+    sriov = django_filters.ChoiceFilter(
+        choices=[
+            ("pf", "pf: SR-IOV capable PF"),
+            ("vf", "vf: SR-IOV virtual function"),
+            ("none", "none: neither"),
+        ],
+        method="filter_sriov",
+        label="SR-IOV role",
+    )
+    pf = django_filters.CharFilter(
+        field_name="pf_pci_address", lookup_expr="iexact", label="VFs of the PF at this PCI address"
+    )
     q = django_filters.CharFilter(method="filter_text", label="Search")
 
     class Meta:
@@ -68,8 +80,20 @@ class InterfaceFilterSet(django_filters.FilterSet):
             "present",
             "kind",
             "breach",
+            "sriov",
+            "pf",
             "q",
         ]
+
+    def filter_sriov(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        # The same split as Interface.sriov_role (rules/sriov.py: role).
+        vf = ~Q(pf_pci_address="")
+        pf = Q(pf_pci_address="", sriov_total_vfs__gt=0)
+        if value == "vf":
+            return queryset.filter(vf)
+        if value == "pf":
+            return queryset.filter(pf)
+        return queryset.exclude(vf | pf)
 
     def filter_breach(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
         # Typed `bool` so that the OpenAPI schema says boolean (django-filter never calls a

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import fastjsonschema
 import pytest
+from rest_framework.test import APIClient
 
 from inventory.choices import OwnershipState
 from inventory.clients.cluster_objects import (
@@ -290,3 +291,51 @@ def test_a_team_reserves_a_vfio_vf_and_its_form_offers_it(sriov):
     assert vf.state == S.RESERVED
     assert vf.pk in {i.pk for i in usable_interfaces(team)}
     assert vf.pk not in {i.pk for i in usable_interfaces(None)}
+
+
+def api(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_the_api_lists_vfs_with_their_pf_driver_and_what_host_device_does(sriov):
+    client = api(make_user())
+    answer = client.get("/api/v1/interfaces/", {"sriov": "vf", "node": "sriov-0"})
+    assert answer.status_code == 200, answer.content
+    vfs = {row["pci_address"]: row for row in answer.json()["results"]}
+    assert set(vfs) == {fx.NETDEV_VF, fx.VFIO_VF, fx.POD_VF}
+    vfio = vfs[fx.VFIO_VF]
+    assert (vfio["sriov_role"], vfio["pf_pci_address"], vfio["pf"], vfio["vf_index"]) == (
+        "vf",
+        fx.PF,
+        "ens3f0",
+        1,
+    )
+    assert (vfio["driver"], vfio["has_netdev"], vfio["host_device_mode"]) == (
+        "vfio-pci",
+        False,
+        "vfio",
+    )
+    assert vfs[fx.NETDEV_VF]["host_device_mode"] == "netdev"
+    assert vfs[fx.POD_VF]["host_device_mode"] == "no-netdev"
+
+
+def test_the_api_filters_pfs_vfs_and_the_vfs_of_one_pf(sriov):
+    client = api(make_user())
+
+    def addresses(**query) -> set[str]:
+        answer = client.get("/api/v1/interfaces/", query)
+        assert answer.status_code == 200, answer.content
+        return {row["pci_address"] for row in answer.json()["results"]}
+
+    assert addresses(sriov="pf") == {fx.PF, fx.IDLE_PF}
+    assert addresses(sriov="none") == {fx.UPLINK}
+    assert addresses(pf=fx.PF.upper(), state="free") == {fx.NETDEV_VF, fx.VFIO_VF}
+    assert addresses(pf=fx.IDLE_PF) == set()
+
+
+def test_the_api_refuses_an_unknown_sriov_role_with_a_400_naming_the_filter(sriov):
+    answer = api(make_user()).get("/api/v1/interfaces/", {"sriov": "maybe"})
+    assert answer.status_code == 400
+    assert "sriov" in answer.json()
