@@ -227,6 +227,16 @@ class Interface(models.Model):
         )
 
     @property
+    def host_device_text(self) -> str:
+        return sriov.HOST_DEVICE_MODES.get(self.host_device_mode, "")
+
+    @property
+    def display_name(self) -> str:
+        """What people call it: its name, else (a function with no netdev ever seen, such as a
+        VF bound to vfio-pci) its PCI address."""
+        return self.name or self.pci_address or self.identity
+
+    @property
     def address_list(self) -> list[str]:
         """Addresses as people write them: 10.0.0.5/24."""
         return [

@@ -339,3 +339,37 @@ def test_the_api_refuses_an_unknown_sriov_role_with_a_400_naming_the_filter(srio
     answer = api(make_user()).get("/api/v1/interfaces/", {"sriov": "maybe"})
     assert answer.status_code == 400
     assert "sriov" in answer.json()
+
+
+def test_the_node_page_groups_the_vfs_under_their_pf_with_what_host_device_does(sriov, client):
+    client.force_login(make_user())
+    page = client.get(f"/nodes/{sriov.name}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    panel = html[html.index('data-testid="sriov"') :]
+    panel = panel[: panel.index('data-testid="group-')]
+    pf_at, idle_at = panel.index(f'data-testid="pf-{fx.PF}"'), panel.index(f"pf-{fx.IDLE_PF}")
+    vf_rows = [panel.index(f"vf-mode-{address}") for address in (fx.NETDEV_VF, fx.VFIO_VF)]
+    # Under their PF, by VF number, before the next PF (PFs by PCI address).
+    assert pf_at < vf_rows[0] < vf_rows[1] < idle_at
+    assert "3 of 8 VFs enabled" in panel and "0 of 8 VFs enabled" in panel
+    assert "moves nothing (DPDK mode)" in panel
+    assert "host-device moves its netdev into the pod" in panel
+    assert f">{fx.VFIO_VF}</a>" in panel  # a vfio VF has no name: shown by its address
+
+
+def test_the_interface_page_of_a_vfio_vf_says_whose_vf_it_is(sriov, client):
+    client.force_login(make_user())
+    vf = rows(sriov)[fx.VFIO_VF]
+    html = client.get(f"/interfaces/{vf.pk}/").content.decode()
+    assert "VF 1 of" in html and "ens3f0" in html
+    assert "moves nothing (DPDK mode)" in html
+
+
+def test_the_nad_builder_form_lists_a_vfio_vf_with_its_pf_and_mode(sriov, client):
+    client.force_login(make_user())
+    vf = rows(sriov)[fx.VFIO_VF]
+    html = client.get("/nads/new/").content.decode()
+    assert f'data-testid="vf-{vf.pk}"' in html
+    entry = html[html.index(f'data-testid="vf-{vf.pk}"') :]
+    assert "VF 1 of" in entry[:400] and "vfio-pci" in entry[:400]
