@@ -5,9 +5,7 @@ a PF with VFs and one without (tests/fixtures/sysfs.py)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import fastjsonschema
 import pytest
 from rest_framework.test import APIClient
 
@@ -24,42 +22,12 @@ from inventory.sync.listing import apply_listing
 from inventory.sync.snapshot import apply_snapshot
 from inventory.sync.verdicts import refresh_node_ownership
 from inventory.web.forms import usable_interfaces
-from nodeagent.facts import assemble
-from nodeagent.schema import SCHEMA_VERSION, SNAPSHOT_SCHEMA
-from nodeagent.sysfs import Sysfs
 from tests.factories import make_cluster, make_node, make_reservation, make_team, make_user
 from tests.fixtures import sysfs as fx
 
 pytestmark = pytest.mark.django_db
 
-CNI = {
-    "bin_dirs": [],
-    "host_device": {
-        "path": "/opt/cni/bin/host-device",
-        "version": "1.6.2",
-        "supported_versions": ["0.3.1", "0.4.0", "1.0.0", "1.1.0"],
-    },
-}
 S = OwnershipState
-validate = fastjsonschema.compile(SNAPSHOT_SCHEMA)  # as inventory/clients/agents.py does
-
-
-def agent_snapshot(root: Path, node: str = "sriov-0") -> dict:
-    """The snapshot the agent sends for the fixture node (eno1 carries the default route),
-    validated as the portal validates an agent's answer."""
-    links, functions = assemble(fx.sriov_node_links(), [], {2}, set(), Sysfs(str(root)))
-    snapshot = {
-        "schema_version": SCHEMA_VERSION,
-        "node": node,
-        "agent_version": "test",
-        "collected_at": "2026-12-01T12:00:00Z",
-        "netns": None,
-        "links": links,
-        "pci_functions": functions,
-        "cni": CNI,
-    }
-    validate(snapshot)
-    return snapshot
 
 
 @pytest.fixture
@@ -70,7 +38,7 @@ def sriov(db, settings, tmp_path):
     cluster = make_cluster(name="prod")
     node = make_node(cluster, name="sriov-0", internal_ips=["10.0.0.9"])
     root = fx.sriov_node(tmp_path / "sys")
-    apply_snapshot(node, agent_snapshot(root))
+    apply_snapshot(node, fx.sriov_node_snapshot(root))
     return node
 
 
