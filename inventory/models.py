@@ -107,6 +107,21 @@ def cached_contacts(node_ids: list[int]) -> dict[int, datetime]:
 SPEED_SORT_KEY = Coalesce("speed_mbps", Value(-1))
 
 
+def sriov_role_q(role: str) -> Q:
+    """The interfaces of one SR-IOV role in SQL, as Interface.sriov_role says it in Python:
+    "vf" (a virtual function), "pf" (SR-IOV capable), "none" (neither). For any query that
+    selects by role: the API's ?sriov=, a capacity request's constraint."""
+    vf = ~Q(pf_pci_address="")
+    pf = Q(pf_pci_address="", sriov_total_vfs__gt=0)
+    if role == sriov.VF:
+        return vf
+    if role == sriov.PF:
+        return pf
+    if role == "none":
+        return ~(vf | pf)
+    raise ValueError(f"unknown SR-IOV role {role!r}: pf, vf or none")
+
+
 class Interface(models.Model):
     # No separate index on node_id: the unique (node, identity) constraint leads with it.
     node = models.ForeignKey(

@@ -23,6 +23,7 @@ from inventory.models import (
     Node,
     PodAttachment,
     Reservation,
+    sriov_role_q,
 )
 
 
@@ -86,14 +87,7 @@ class InterfaceFilterSet(django_filters.FilterSet):
         ]
 
     def filter_sriov(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        # The same split as Interface.sriov_role (rules/sriov.py: role).
-        vf = ~Q(pf_pci_address="")
-        pf = Q(pf_pci_address="", sriov_total_vfs__gt=0)
-        if value == "vf":
-            return queryset.filter(vf)
-        if value == "pf":
-            return queryset.filter(pf)
-        return queryset.exclude(vf | pf)
+        return queryset.filter(sriov_role_q(value))
 
     def filter_breach(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
         # Typed `bool` so that the OpenAPI schema says boolean (django-filter never calls a

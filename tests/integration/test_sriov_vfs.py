@@ -16,7 +16,7 @@ from inventory.clients.cluster_objects import (
     node_from_json,
     pod_from_json,
 )
-from inventory.models import Interface, Node, PodAttachment
+from inventory.models import Interface, Node, PodAttachment, sriov_role_q
 from inventory.services import nads
 from inventory.sync.listing import apply_listing
 from inventory.sync.snapshot import apply_snapshot
@@ -341,3 +341,11 @@ def test_the_nad_builder_form_lists_a_vfio_vf_with_its_pf_and_mode(sriov, client
     assert f'data-testid="vf-{vf.pk}"' in html
     entry = html[html.index(f'data-testid="vf-{vf.pk}"') :]
     assert "VF 1 of" in entry[:400] and "vfio-pci" in entry[:400]
+
+
+def test_the_sql_role_filter_agrees_with_each_rows_role(sriov):
+    interfaces = list(Interface.objects.filter(node=sriov))
+    assert {i.sriov_role for i in interfaces} == {"pf", "vf", ""}
+    for interface in interfaces:
+        role = interface.sriov_role or "none"
+        assert Interface.objects.filter(sriov_role_q(role), pk=interface.pk).exists(), role

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from inventory.models import sriov_role_q
 from inventory.rules import nad, sriov
 from inventory.rules.nad.devices import device_findings
 from inventory.rules.states import OwnershipState as S
@@ -133,3 +134,8 @@ def test_a_netdev_vf_is_never_selected_by_name_automatically():
         )
     )
     assert plain.nads[0].config["device"] == "eth3"  # a NIC that is no VF keeps its name
+
+
+def test_the_sql_role_filter_refuses_an_unknown_role():
+    with pytest.raises(ValueError, match="pf, vf or none"):
+        sriov_role_q("maybe")
