@@ -66,18 +66,21 @@ _LINK_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("numa_node", "numa_node", None),
     ("sriov_total_vfs", "sriov_total_vfs", None),
     ("sriov_num_vfs", "sriov_num_vfs", None),
-    ("pf_pci_address", "pf_pci_address", ""),
-    ("vf_index", "vf_index", None),
     ("master", "master", ""),
     ("master_kind", "master_kind", ""),
     ("wireless", "wireless", False),
     ("addresses", "addresses", []),
     ("default_route_v4", "default_route_v4", False),
     ("default_route_v6", "default_route_v6", False),
+    # Added later: a digest covers them only when set (facts_digest).
+    ("pf_pci_address", "pf_pci_address", ""),
+    ("vf_index", "vf_index", None),
 )
+_ADDED_LINK_FIELDS = ("pf_pci_address", "vf_index")
 
 
 FACT_FIELDS = tuple(f for _, f, _ in _LINK_FIELDS) + ("pf", "has_netdev")
+_DIGEST_FIELDS = tuple(f for f in FACT_FIELDS if f not in _ADDED_LINK_FIELDS)
 
 
 def link_identity(link: dict) -> tuple[str, str]:
@@ -155,7 +158,14 @@ def snapshot_facts(snapshot: dict) -> dict[str, dict]:
 
 
 def facts_digest(row: dict) -> str:
-    blob = json.dumps([row.get(f) for f in FACT_FIELDS], sort_keys=True, default=str)
+    """A hash of the row's agent facts. Facts added after rows were first stored count only
+    when set, so that a row without them keeps the digest it was stored with: the first sweep
+    after an upgrade rewrites the rows that gained a fact (the SR-IOV VFs), not the fleet."""
+    values: list = [row.get(f) for f in _DIGEST_FIELDS]
+    added = {f: row.get(f) for f in _ADDED_LINK_FIELDS if row.get(f) not in (None, "")}
+    if added:
+        values.append(added)
+    blob = json.dumps(values, sort_keys=True, default=str)
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 
 

@@ -4,6 +4,7 @@ a PF with VFs and one without (tests/fixtures/sysfs.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -19,7 +20,7 @@ from inventory.clients.cluster_objects import (
 from inventory.models import Interface, Node, PodAttachment, sriov_role_q
 from inventory.services import nads
 from inventory.sync.listing import apply_listing
-from inventory.sync.snapshot import apply_snapshot
+from inventory.sync.snapshot import apply_snapshot, facts_digest, snapshot_facts
 from inventory.sync.verdicts import refresh_node_ownership
 from inventory.web.forms import usable_interfaces
 from tests.factories import make_cluster, make_node, make_reservation, make_team, make_user
@@ -349,3 +350,21 @@ def test_the_sql_role_filter_agrees_with_each_rows_role(sriov):
     for interface in interfaces:
         role = interface.sriov_role or "none"
         assert Interface.objects.filter(sriov_role_q(role), pk=interface.pk).exists(), role
+
+
+# The facts a digest covered before the SR-IOV facts existed, in that order.
+DIGEST_BEFORE_SRIOV = (
+    "name", "ifindex", "altnames", "alias", "mac", "permanent_mac", "kind", "driver",
+    "pci_address", "vendor_id", "device_id", "speed_mbps", "mtu", "operstate", "carrier",
+    "numa_node", "sriov_total_vfs", "sriov_num_vfs", "master", "master_kind", "wireless",
+    "addresses", "default_route_v4", "default_route_v6", "pf", "has_netdev",
+)  # fmt: skip
+
+
+def test_an_upgrade_rewrites_only_the_rows_that_gained_a_vf_fact(tmp_path):
+    rows_of = snapshot_facts(fx.sriov_node_snapshot(fx.sriov_node(tmp_path / "sys")))
+    for row in rows_of.values():
+        before = json.dumps([row.get(f) for f in DIGEST_BEFORE_SRIOV], sort_keys=True, default=str)
+        old = hashlib.blake2b(before.encode(), digest_size=16).hexdigest()
+        # A stored row keeps its digest (a warm sweep writes nothing) unless it is a VF.
+        assert (facts_digest(row) == old) is (row["pf_pci_address"] == ""), row["pci_address"]
