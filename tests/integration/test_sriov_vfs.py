@@ -368,3 +368,20 @@ def test_an_upgrade_rewrites_only_the_rows_that_gained_a_vf_fact(tmp_path):
         old = hashlib.blake2b(before.encode(), digest_size=16).hexdigest()
         # A stored row keeps its digest (a warm sweep writes nothing) unless it is a VF.
         assert (facts_digest(row) == old) is (row["pf_pci_address"] == ""), row["pci_address"]
+
+
+def test_a_schema_valid_but_hostile_vf_is_stored_cut_to_its_columns(sriov, tmp_path):
+    snapshot = fx.sriov_node_snapshot(fx.sriov_node(tmp_path / "other"))
+    for function in snapshot["pci_functions"]:
+        function["pf_name"] = "<script>" + "p" * 5000
+        function["vf_index"] = 65535
+    fx.validate(snapshot)
+    apply_snapshot(sriov, snapshot)
+    vf = rows(sriov)[fx.VFIO_VF]
+    assert vf.vf_index == 65535 and vf.pf.startswith("<script>pp")
+    assert len(vf.pf) == Interface._meta.get_field("pf").max_length
+    client = APIClient()
+    client.force_login(make_user())
+    page = client.get(f"/nodes/{sriov.name}/")
+    assert page.status_code == 200
+    assert b"<script>ppp" not in page.content and b"&lt;script&gt;ppp" in page.content
