@@ -4,6 +4,7 @@ a PF with VFs and one without (tests/fixtures/sysfs.py)."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 
@@ -385,3 +386,17 @@ def test_a_schema_valid_but_hostile_vf_is_stored_cut_to_its_columns(sriov, tmp_p
     page = client.get(f"/nodes/{sriov.name}/")
     assert page.status_code == 200
     assert b"<script>ppp" not in page.content and b"&lt;script&gt;ppp" in page.content
+
+
+def test_the_csv_export_names_each_vfs_pf_and_number(sriov):
+    client = api(make_user())
+    answer = client.get("/api/v1/interfaces/export/", {"sriov": "vf"})
+    assert answer.status_code == 200
+    lines = list(csv.reader(b"".join(answer.streaming_content).decode().splitlines()))
+    header, body = lines[0], lines[1:]
+    columns = [header.index(c) for c in ("pci_address", "sriov_role", "pf_pci_address", "vf_index")]
+    assert sorted([row[i] for i in columns] for row in body) == [
+        [fx.NETDEV_VF, "vf", fx.PF, "0"],
+        [fx.VFIO_VF, "vf", fx.PF, "1"],
+        [fx.POD_VF, "vf", fx.PF, "2"],
+    ]
