@@ -107,6 +107,13 @@ def cached_contacts(node_ids: list[int]) -> dict[int, datetime]:
 SPEED_SORT_KEY = Coalesce("speed_mbps", Value(-1))
 
 
+def host_device_target_q() -> Q:
+    """Interfaces host-device can take when they are free: a netdev on the node, or a function
+    bound to vfio-pci/uio (a VF host-device takes by pciBusID, moving nothing). Whether they
+    are free is the ownership verdict's (state)."""
+    return Q(has_netdev=True) | Q(driver__in=sriov.USERSPACE_DRIVERS)
+
+
 def sriov_role_q(role: str) -> Q:
     """The interfaces of one SR-IOV role in SQL, as Interface.sriov_role says it in Python:
     "vf" (a virtual function), "pf" (SR-IOV capable), "none" (neither). For any query that

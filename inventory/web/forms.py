@@ -15,9 +15,9 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from inventory.choices import OwnershipState
-from inventory.models import Interface
+from inventory.models import Interface, host_device_target_q
 from inventory.read import facts
-from inventory.rules import bounded_json, nad, sriov
+from inventory.rules import bounded_json, nad
 from inventory.rules.nad.ipam import FIELDS_BY_TYPE, IPAM_TYPES
 from inventory.services import tokens
 
@@ -121,7 +121,7 @@ def usable_interfaces(team: Group | None) -> QuerySet[Interface]:
         )
     return (
         Interface.objects.filter(usable, present=True)
-        .filter(Q(has_netdev=True) | Q(driver__in=sriov.USERSPACE_DRIVERS))
+        .filter(host_device_target_q())
         .filter(node__in=facts.configured_nodes())
         .select_related("node")
         .order_by("node__name", "name")

@@ -139,3 +139,27 @@ def test_a_netdev_vf_is_never_selected_by_name_automatically():
 def test_the_sql_role_filter_refuses_an_unknown_role():
     with pytest.raises(ValueError, match="pf, vf or none"):
         sriov_role_q("maybe")
+
+
+def test_the_linter_reports_a_cluster_nad_that_points_at_a_pf_with_vfs_or_a_vfio_vf():
+    pf = nad.DeviceFacts(
+        node="n1",
+        name="ens3f0",
+        pci_address="0000:3b:00.0",
+        state=S.ENSLAVED,
+        reason="SR-IOV PF with 4 VFs enabled",
+        holder="SR-IOV VFs",
+        sriov_num_vfs=4,
+    )
+    devices = {"n1": [pf, vfio_vf()]}
+
+    def lint_codes(address: str) -> set[str]:
+        config = {"cniVersion": "1.0.0", "name": "x", "type": "host-device", "pciBusID": address}
+        findings = nad.lint(
+            namespace="a", name="x", config=json.dumps(config), devices_by_node=devices
+        )
+        return {f.code for f in findings}
+
+    assert "PF_WITH_VFS" in lint_codes("0000:3b:00.0")
+    found = lint_codes(VF)
+    assert "USERSPACE_DPDK" in found and "NO_NETDEV" not in found and "PF_WITH_VFS" not in found
