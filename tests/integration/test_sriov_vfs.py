@@ -343,6 +343,12 @@ def test_the_nad_builder_form_lists_a_vfio_vf_with_its_pf_and_mode(sriov, client
     assert f'data-testid="vf-{vf.pk}"' in html
     entry = html[html.index(f'data-testid="vf-{vf.pk}"') :]
     assert "VF 1 of" in entry[:400] and "vfio-pci" in entry[:400]
+    # NICs first, then the PF's heading with its VFs under it by number.
+    heading = html.index(f'data-testid="vfs-of-sriov-0-{fx.PF}"')
+    netdev_vf = rows(sriov)[fx.NETDEV_VF]
+    order = [html.index(f'data-testid="iface-{i.pk}"') for i in (netdev_vf, vf)]
+    assert html.index(f'data-testid="iface-{rows(sriov)[fx.IDLE_PF].pk}"') < heading < order[0]
+    assert order[0] < order[1]
 
 
 def test_the_sql_role_filter_agrees_with_each_rows_role(sriov):
