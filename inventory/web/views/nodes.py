@@ -110,7 +110,7 @@ def diagram_link(interface: Interface, internal_ips: list[str]) -> diagrams.Link
     addresses = {address.split("/", 1)[0] for address in interface.address_list}
     return diagrams.Link(
         pk=interface.pk,
-        name=interface.name,
+        name=interface.display_name,
         state=interface.state,
         kind=interface.kind,
         master=interface.master,
