@@ -4,6 +4,7 @@ reports them: a netdev VF, a vfio VF, a VF in a pod, a PF with VFs, a PF without
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import fastjsonschema
@@ -115,3 +116,34 @@ def test_the_agent_process_reports_the_sriov_node(make_netns, start_agent, tmp_p
     functions = {f["pci_address"]: f for f in snapshot["pci_functions"]}
     assert functions[fx.VFIO_VF]["driver"] == "vfio-pci"
     assert functions[fx.VFIO_VF]["vf_index"] == 1
+
+
+@pytest.mark.parametrize(
+    ("offset", "stride"),
+    [
+        (None, None),  # no SR-IOV capability files: the virtfn links are searched
+        ("16", "0"),  # a stride of 0 is no stride
+        ("15", "1"),  # a wrong offset: the guessed virtfn link points elsewhere
+        ("garbage", "1"),
+    ],
+)
+def test_the_vf_number_survives_missing_or_wrong_offset_and_stride(node_root, offset, stride):
+    pf_dir = node_root / "bus" / "pci" / "devices" / fx.PF
+    for name, value in (("sriov_offset", offset), ("sriov_stride", stride)):
+        (pf_dir / name).unlink()
+        if value is not None:
+            (pf_dir / name).write_text(value + "\n")
+    links, functions = facts(node_root)
+    assert links["ens3f0v0"]["vf_index"] == 0
+    assert (functions[fx.VFIO_VF]["vf_index"], functions[fx.POD_VF]["vf_index"]) == (1, 2)
+
+
+def test_the_vf_number_is_read_from_the_pfs_offset_and_stride(node_root):
+    # virtfn1 now points at VF 2 too: a search of the links would find virtfn1 first, the
+    # offset and stride say 2 and virtfn2 confirms it. VF 1 has no link left at all.
+    pf_dir = node_root / "bus" / "pci" / "devices" / fx.PF
+    (pf_dir / "virtfn1").unlink()
+    os.symlink(f"../{fx.POD_VF}", pf_dir / "virtfn1")
+    _, functions = facts(node_root)
+    assert functions[fx.POD_VF]["vf_index"] == 2
+    assert functions[fx.VFIO_VF]["vf_index"] is None
