@@ -24,6 +24,8 @@ from inventory.sync.listing import apply_listing
 from inventory.sync.snapshot import apply_snapshot, facts_digest, snapshot_facts
 from inventory.sync.verdicts import refresh_node_ownership
 from inventory.web.forms import usable_interfaces
+from nodeagent.facts import assemble
+from nodeagent.sysfs import Sysfs
 from tests.factories import make_cluster, make_node, make_reservation, make_team, make_user
 from tests.fixtures import sysfs as fx
 
@@ -406,3 +408,24 @@ def test_the_csv_export_names_each_vfs_pf_and_number(sriov):
         [fx.VFIO_VF, "vf", fx.PF, "1"],
         [fx.POD_VF, "vf", fx.PF, "2"],
     ]
+
+
+def test_a_netdev_vf_moved_by_a_pci_bus_id_nad_is_in_its_pod(sriov, tmp_path):
+    # What the node looks like once host-device moved ens3f0v0 into a pod: its netdev is gone
+    # from the node's namespace, the agent reports the VF by its PCI address only.
+    root = fx.sriov_node(tmp_path / "moved")
+    links = [link for link in fx.sriov_node_links() if link["name"] != "ens3f0v0"]
+    snapshot = fx.sriov_node_snapshot(root)
+    snapshot["links"], snapshot["pci_functions"] = assemble(links, [], {2}, set(), Sysfs(str(root)))
+    fx.validate(snapshot)
+    apply_snapshot(sriov, snapshot)
+    assert rows(sriov)[fx.NETDEV_VF].state == S.MISSING  # until the pod is listed
+    status = [{"name": "dpdk/vf0", "interface": "net1", "mac": "ba:dc:0f:fe:e0:00"}]
+    configs = {"vf0": {"name": "vf0", "type": "host-device", "pciBusID": fx.NETDEV_VF}}
+    apply_listing(
+        sriov.cluster,
+        listing("sriov-0", pods=[pod("app-0", "sriov-0", status)], nad_configs=configs),
+    )
+    vf = rows(sriov)[fx.NETDEV_VF]
+    assert (vf.state, vf.reason) == (S.POD, "in pod dpdk/app-0 as net1 via NAD dpdk/vf0")
+    assert vf.name == "ens3f0v0"  # the name it had on the host is kept
