@@ -11,6 +11,7 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
@@ -22,8 +23,10 @@ from inventory.choices import (
     IdentityKind,
     NadOrigin,
     OwnershipState,
+    RequestOutcome,
 )
 from inventory.rules import sriov
+from inventory.rules import teams as team_rules
 
 
 class Cluster(models.Model):
@@ -47,6 +50,7 @@ class Node(models.Model):
     # instead of sorting the whole fleet for every page (bench/ANALYSIS.md).
     name = models.CharField(max_length=253, db_index=True)
     internal_ips = models.JSONField(default=list, blank=True)
+    external_ips = models.JSONField(default=list, blank=True)
     labels = models.JSONField(default=dict, blank=True)
     ready = models.BooleanField(default=False)
     in_cluster = models.BooleanField(
@@ -65,6 +69,9 @@ class Node(models.Model):
     # Pods on this node that look like an agent but are not the agent DaemonSet's (never
     # contacted): [{"pod": "ns/name", "pod_ip": ..., "reason": ...}], from the last listing.
     rogue_agents = models.JSONField(default=list, blank=True)
+    # Where the agent's snapshot contradicts the Kubernetes API's view of this node
+    # (rules/crosscheck.py): [{"code", "severity", "message"}], from the last judgement.
+    findings = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -192,6 +199,10 @@ class Interface(models.Model):
     # "" or why this NIC is a reservation breach: reserved by one team, held by a pod that is
     # not that team's (rules/teams.py says whose a pod is). Judged with the verdict.
     breach = models.TextField(blank=True)
+    # The node's Kubernetes addresses this NIC was last seen holding, and "default-route":
+    # judged with the verdict, so that a snapshot that hides them cannot free the NIC while the
+    # API still lists them (rules/crosscheck.py).
+    pinned = models.JSONField(default=list, blank=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -407,6 +418,44 @@ class Reservation(models.Model):
         return self.released_at is None
 
 
+class ReservationRequest(models.Model):
+    """An ask for capacity ("two free 25G NICs on one node"), what it was granted or why not.
+
+    Granted: its reservations were made together, all or none (services/capacity.py), and the
+    NADs and pod placement that use them are kept as rendered then. Refused: nothing was
+    reserved; `explanation` and `steps` say which constraint emptied the set."""
+
+    team = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="reservation_requests")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reservation_requests"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    purpose = models.CharField(max_length=500)
+    expires_at = models.DateTimeField()
+    count = models.PositiveSmallIntegerField()
+    # The constraints as asked (rules/capacity.Constraints' fields).
+    constraints = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=10, choices=RequestOutcome.choices)
+    explanation = models.TextField(blank=True)
+    # [{"field", "text", "before", "after"}]: the NICs left after each constraint.
+    steps = models.JSONField(default=list, blank=True)
+    # Refused: [{"id", "nic", "fails": [...]}], the NICs that came closest.
+    closest = models.JSONField(default=list, blank=True)
+    reservations = models.ManyToManyField(Reservation, blank=True, related_name="requests")
+    namespace = models.CharField(max_length=63, blank=True)
+    nad_name = models.CharField(max_length=253, blank=True)
+    # Granted: [{"namespace", "name", "nodes", "yaml"}] and the pod fragment that uses them.
+    nads = models.JSONField(default=list, blank=True)
+    pod_snippet = models.TextField(blank=True)
+    nad_findings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"request {self.pk} of {self.team} ({self.outcome})"
+
+
 def active_reservations() -> models.Prefetch:
     """Prefetch of each interface's unreleased reservation (with its team) as
     `interface.active_reservations`: the lists show who holds a NIC without a query per row."""
@@ -490,8 +539,10 @@ class TeamNamespace(models.Model):
     """A Kubernetes namespace that belongs to a team: a name, or a shell pattern such as `ml-*`.
     Pods in it may take the team's reserved NICs: the admission webhook denies pods from other
     namespaces that ask for them, and a pod from another team's namespace holding one is a
-    reservation breach (rules/teams.py). Staff manage them with `manage.py createteam TEAM
-    --namespace NS`."""
+    reservation breach. The team's members may apply NADs through NICPortal into these
+    namespaces and no other (rules/teams.py). Staff manage them in the admin, with `manage.py
+    createteam TEAM --namespace NS` / `teamnamespaces TEAM --add NS --remove NS`, and through
+    `/api/v1/team-namespaces/`."""
 
     team = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="namespaces")
     pattern = models.CharField(max_length=253)
@@ -504,6 +555,11 @@ class TeamNamespace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pattern} ({self.team.name})"
+
+    def clean(self) -> None:
+        problem = team_rules.pattern_problem(self.pattern or "")
+        if problem:
+            raise ValidationError({"pattern": problem})
 
 
 class AdmissionRecord(models.Model):

@@ -37,6 +37,7 @@ from rest_framework.views import APIView
 
 from inventory.api import serializers as s
 from inventory.api.auth import ThrottledBasicAuthentication
+from inventory.api.fields import fields_pattern, selected_fields
 from inventory.api.pagination import BoundedLimitOffsetPagination, InterfacePagination
 from inventory.api.query import InterfaceSortFilter, StrictDjangoFilterBackend, requested_sort
 from inventory.api.schema import ApiAutoSchema
@@ -49,6 +50,7 @@ from inventory.models import (
     Node,
     PodAttachment,
     Reservation,
+    TeamNamespace,
 )
 from inventory.read import exports, filtersets, pages
 from inventory.services import diagnosis, nads, reservations, teams, tokens
@@ -89,7 +91,7 @@ def field_selection_parameters(serializer_class: type) -> list[OpenApiParameter]
             "fields",
             OpenApiTypes.STR,
             description="Comma-separated fields to return: " + ", ".join(names),
-            pattern=s.fields_pattern(names),
+            pattern=fields_pattern(names),
         ),
         OpenApiParameter(
             "brief",
@@ -113,7 +115,7 @@ class ApiViewSetMixin:
         serializer_class = getattr(self, "serializer_class", None)
         if request.method == "GET" and getattr(serializer_class, "selectable_fields", False):
             # Checked here, not only when rows are serialized: an empty page must 400 too.
-            s.selected_fields(
+            selected_fields(
                 request.query_params,
                 list(serializer_class().fields),
                 serializer_class.brief_fields,
@@ -478,4 +480,58 @@ class TokenViewSet(
         """Revoke the token: it stops authenticating at once."""
         with service_errors():
             tokens.revoke(user=request.user, token_key=kwargs["token_key"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TeamNamespaceViewSet(
+    ApiViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The namespaces (names or shell patterns such as `ml-*`) of each team: where its pods may
+    take its reserved NICs and where its members may apply NADs (staff apply anywhere). Members
+    read their own teams' namespaces, staff every team's; only staff add or remove them (the
+    same as the admin and `manage.py teamnamespaces`)."""
+
+    serializer_class = s.TeamNamespaceSerializer
+    filterset_class = filtersets.TeamNamespaceFilterSet
+    ordering_fields = ["pattern", "id"]
+
+    def get_queryset(self) -> QuerySet[TeamNamespace]:
+        queryset = TeamNamespace.objects.select_related("team").order_by("team__name", "pattern")
+        return queryset.filter(team__in=teams.teams_for(self.request.user))
+
+    @extend_schema(
+        request=s.TeamNamespaceCreateSerializer,
+        responses={
+            200: s.TeamNamespaceSerializer,
+            201: s.TeamNamespaceSerializer,
+            403: s.ErrorSerializer,
+        },
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Give a team a namespace (staff only). 201 when added, 200 when the team had it."""
+        serializer = s.TeamNamespaceCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        with service_errors():
+            teams.check_manage_namespaces(request.user)
+            team = teams.team_named(data["team"])
+            had = TeamNamespace.objects.filter(team=team, pattern=data["pattern"]).exists()
+            teams.add_namespaces(team=team, patterns=[data["pattern"]], by=request.user)
+        row = self.get_queryset().get(team=team, pattern=data["pattern"])
+        return Response(
+            s.TeamNamespaceSerializer(row).data,
+            status=status.HTTP_200_OK if had else status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(responses={204: None, 403: s.ErrorSerializer})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Take the namespace from its team (staff only)."""
+        row = self.get_object()
+        with service_errors():
+            teams.remove_namespaces(team=row.team, patterns=[row.pattern], by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

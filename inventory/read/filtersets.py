@@ -5,6 +5,7 @@ Filter names are part of the public contract (README / API docs):
 interfaces: node, name, cluster, state (repeatable), driver, speed_mbps, speed_min, pci (prefix),
 team (team holding an active reservation), present, kind, breach (a reserved NIC in another
 team's pod), sriov (pf, vf or none), pf (the VFs of the PF at this PCI address), q (free text).
+team-namespaces: team, pattern.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 
-from inventory.choices import AttachmentStatus, HistoryKind, NadOrigin, OwnershipState
+from inventory.choices import (
+    AttachmentStatus,
+    HistoryKind,
+    NadOrigin,
+    OwnershipState,
+    RequestOutcome,
+)
 from inventory.models import (
     HistoryEntry,
     Interface,
@@ -23,6 +30,8 @@ from inventory.models import (
     Node,
     PodAttachment,
     Reservation,
+    ReservationRequest,
+    TeamNamespace,
     sriov_role_q,
 )
 
@@ -142,6 +151,25 @@ class ReservationFilterSet(django_filters.FilterSet):
     class Meta:
         model = Reservation
         fields = ["team", "interface", "node", "cluster", "active", "created_by"]
+
+
+class TeamNamespaceFilterSet(django_filters.FilterSet):
+    team = django_filters.CharFilter(field_name="team__name", label="Team")
+    pattern = django_filters.CharFilter(field_name="pattern", label="Namespace or pattern")
+
+    class Meta:
+        model = TeamNamespace
+        fields = ["team", "pattern"]
+
+
+class ReservationRequestFilterSet(django_filters.FilterSet):
+    team = django_filters.CharFilter(field_name="team__name", label="Team")
+    outcome = django_filters.ChoiceFilter(choices=RequestOutcome.choices, label="Outcome")
+    created_by = django_filters.CharFilter(field_name="created_by__username")
+
+    class Meta:
+        model = ReservationRequest
+        fields = ["team", "outcome", "created_by"]
 
 
 class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
