@@ -245,6 +245,7 @@ class TokenForm(PortalForm):
 # --- reservation requests ----------------------------------------------------------------------
 
 SRIOV_CHOICES = [("", "either"), ("yes", "SR-IOV capable"), ("no", "not SR-IOV capable")]
+VF_CHOICES = [("", "either"), ("yes", "SR-IOV VFs only"), ("no", "no SR-IOV VFs")]
 PLACEMENT_CHOICES = [
     ("any", "anywhere"),
     ("one_node", "all on one node"),
@@ -279,6 +280,12 @@ class ConstraintsForm(PortalForm):
         required=False, max_length=6, label="PCI device", help_text="0x1017"
     )
     sriov = forms.ChoiceField(choices=SRIOV_CHOICES, required=False, label="SR-IOV")
+    vf = forms.ChoiceField(
+        choices=VF_CHOICES,
+        required=False,
+        label="SR-IOV VF",
+        help_text="a VF is taken by its PCI address (pciBusID)",
+    )
     numa_node = forms.IntegerField(required=False, min_value=0, max_value=4096, label="NUMA node")
     placement = forms.ChoiceField(choices=PLACEMENT_CHOICES, initial="any")
     spread_nodes = forms.IntegerField(
@@ -297,6 +304,7 @@ class ConstraintsForm(PortalForm):
             vendor_id=data["vendor_id"].strip(),
             device_id=data["device_id"].strip(),
             sriov={"yes": True, "no": False}.get(data["sriov"]),
+            vf={"yes": True, "no": False}.get(data["vf"]),
             numa_node=data["numa_node"],
             placement=data["placement"],
             spread_nodes=data["spread_nodes"],

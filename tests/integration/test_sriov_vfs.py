@@ -7,19 +7,23 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from datetime import timedelta
 
 import pytest
+import yaml
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from inventory.choices import OwnershipState
+from inventory.choices import OwnershipState, RequestOutcome
 from inventory.clients.cluster_objects import (
     ClusterListing,
     nad_from_json,
     node_from_json,
     pod_from_json,
 )
-from inventory.models import Interface, Node, PodAttachment, sriov_role_q
-from inventory.services import nads
+from inventory.models import Interface, Node, PodAttachment, Reservation, sriov_role_q
+from inventory.rules.capacity import Constraints
+from inventory.services import capacity, nads
 from inventory.sync.listing import apply_listing
 from inventory.sync.snapshot import apply_snapshot, facts_digest, snapshot_facts
 from inventory.sync.verdicts import refresh_node_ownership
@@ -429,3 +433,85 @@ def test_a_netdev_vf_moved_by_a_pci_bus_id_nad_is_in_its_pod(sriov, tmp_path):
     vf = rows(sriov)[fx.NETDEV_VF]
     assert (vf.state, vf.reason) == (S.POD, "in pod dpdk/app-0 as net1 via NAD dpdk/vf0")
     assert vf.name == "ens3f0v0"  # the name it had on the host is kept
+
+
+# -- reservation requests (services/capacity.py, the request form) ----------------------------
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def request_form(**fields) -> dict[str, str]:
+    data = {
+        "count": "1",
+        "nodes": "",
+        "label_selector": "",
+        "min_speed_mbps": "",
+        "driver": "",
+        "vendor_id": "",
+        "device_id": "",
+        "sriov": "",
+        "vf": "",
+        "numa_node": "",
+        "placement": "any",
+        "spread_nodes": "",
+        "purpose": "dpdk test",
+        "expires_at": (timezone.now() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M"),
+        "namespace": "dpdk",
+        "nad_name": "",
+    }
+    data.update(fields)
+    return data
+
+
+def test_a_request_for_two_vfs_reserves_both_free_vfs_with_pci_bus_id_nads(sriov):
+    team = make_team("dpdk")
+    request = capacity.submit(
+        user=make_user(teams=[team]),
+        team=team,
+        constraints=Constraints(count=2, vf=True, placement="one_node"),
+        purpose="packet generator",
+        expires_at=timezone.now() + timedelta(days=3),
+        namespace="dpdk",
+        nad_name="vfs",
+    )
+    assert request.outcome == RequestOutcome.GRANTED, request.explanation
+    granted = {r.interface.pci_address for r in request.reservations.select_related("interface")}
+    assert granted == {fx.NETDEV_VF, fx.VFIO_VF}
+    configs = [json.loads(yaml.safe_load(n["yaml"])["spec"]["config"]) for n in request.nads]
+    assert sorted(c["pciBusID"] for c in configs) == [fx.NETDEV_VF, fx.VFIO_VF]
+    assert all(not {"device", "hwaddr"} & set(c) for c in configs)
+    assert [r.interface.state for r in request.reservations.all()] == [S.RESERVED] * 2
+
+
+def test_a_vf_request_that_cannot_be_met_names_the_vfs_in_its_closest(sriov):
+    team = make_team("dpdk")
+    request = capacity.submit(
+        user=make_user(teams=[team]),
+        team=team,
+        constraints=Constraints(count=1, vf=True, numa_node=1),
+        purpose="packet generator",
+        expires_at=timezone.now() + timedelta(days=3),
+    )
+    assert request.outcome == RequestOutcome.REFUSED
+    assert request.explanation.startswith("NUMA node 1 left 0 of 3")  # the three VFs
+    assert f"sriov-0/{fx.VFIO_VF} (NUMA node 0)" in request.explanation
+    assert not Reservation.objects.exists()
+
+
+def test_the_request_form_counts_vfs_and_shows_their_pf(sriov, client):
+    team = make_team("dpdk")
+    client.force_login(make_user(teams=[team]))
+    text = client.post("/requests/preview/", request_form(vf="yes", count="2"), **HTMX)
+    text = text.content.decode()
+    assert "<strong>2</strong> match" in text  # the free VFs; the VF in a pod is not free
+    assert f'sriov-0/{fx.VFIO_VF}</span> <span class="muted small">(VF 1 of ens3f0)' in text
+    assert "(VF 0 of ens3f0)" in text
+    text = client.post("/requests/preview/", request_form(vf="no"), **HTMX).content.decode()
+    assert "<strong>1</strong> match" in text  # ens3f1: the PF with no VFs enabled
+    response = client.post("/requests/new/", request_form(vf="yes", count="2", nad_name="vfs"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    page = client.get(response["Location"]).content.decode()
+    assert "granted" in page and f"&quot;pciBusID&quot;: &quot;{fx.VFIO_VF}&quot;" in page
+    vfio = rows(sriov)[fx.VFIO_VF]
+    cell = page[page.index(f'data-testid="granted-vf-{vfio.pk}"') :][:400]
+    assert "VF 1 of" in cell and "ens3f0" in cell and "moves nothing" in cell

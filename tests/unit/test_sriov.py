@@ -7,7 +7,7 @@ import json
 import pytest
 
 from inventory.models import sriov_role_q
-from inventory.rules import nad, sriov
+from inventory.rules import capacity, nad, sriov
 from inventory.rules.nad.devices import device_findings
 from inventory.rules.states import OwnershipState as S
 
@@ -163,3 +163,26 @@ def test_the_linter_reports_a_cluster_nad_that_points_at_a_pf_with_vfs_or_a_vfio
     assert "PF_WITH_VFS" in lint_codes("0000:3b:00.0")
     found = lint_codes(VF)
     assert "USERSPACE_DPDK" in found and "NO_NETDEV" not in found and "PF_WITH_VFS" not in found
+
+
+def test_a_request_can_ask_for_vfs_only_or_for_no_vf():
+    nics = [
+        capacity.Candidate(id=1, node="a", name="ens3f0v0", pci_address="0000:3b:02.0",
+                           pf="ens3f0", vf_index=0),
+        capacity.Candidate(id=2, node="a", name="", pci_address=VF, pf="ens3f0", vf_index=1),
+        capacity.Candidate(id=3, node="a", name="ens3f1", pci_address="0000:3b:00.1",
+                           sriov_total_vfs=8),
+    ]  # fmt: skip
+    vfs = capacity.match(nics, capacity.Constraints(count=2, vf=True))
+    assert [n.id for n in vfs.picked] == [2, 1] and vfs.steps[0].text == "an SR-IOV VF"
+    assert [n.label for n in vfs.picked] == [f"a/{VF}", "a/ens3f0v0"]  # no name: its address
+    no_vf = capacity.match(nics, capacity.Constraints(count=1, vf=False))
+    assert [n.id for n in no_vf.picked] == [3]
+    refused = capacity.match(nics, capacity.Constraints(count=1, vf=False, sriov=False))
+    assert not refused.ok and refused.failed_step.field == "vf"  # the VFs pass "not capable"
+    fails = {near.candidate.id: near.fails for near in refused.closest}
+    assert fails == {
+        1: ("SR-IOV VF 0 of ens3f0",),
+        2: ("SR-IOV VF 1 of ens3f0",),
+        3: ("SR-IOV capable (8 VFs)",),
+    }
