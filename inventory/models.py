@@ -25,6 +25,7 @@ from inventory.choices import (
     OwnershipState,
     RequestOutcome,
 )
+from inventory.rules import sriov
 from inventory.rules import teams as team_rules
 
 
@@ -113,6 +114,28 @@ def cached_contacts(node_ids: list[int]) -> dict[int, datetime]:
 SPEED_SORT_KEY = Coalesce("speed_mbps", Value(-1))
 
 
+def host_device_target_q() -> Q:
+    """Interfaces host-device can take when they are free: a netdev on the node, or a function
+    bound to vfio-pci/uio (a VF host-device takes by pciBusID, moving nothing). Whether they
+    are free is the ownership verdict's (state)."""
+    return Q(has_netdev=True) | Q(driver__in=sriov.USERSPACE_DRIVERS)
+
+
+def sriov_role_q(role: str) -> Q:
+    """The interfaces of one SR-IOV role in SQL, as Interface.sriov_role says it in Python:
+    "vf" (a virtual function), "pf" (SR-IOV capable), "none" (neither). For any query that
+    selects by role: the API's ?sriov=, a capacity request's constraint."""
+    vf = ~Q(pf_pci_address="")
+    pf = Q(pf_pci_address="", sriov_total_vfs__gt=0)
+    if role == sriov.VF:
+        return vf
+    if role == sriov.PF:
+        return pf
+    if role == "none":
+        return ~(vf | pf)
+    raise ValueError(f"unknown SR-IOV role {role!r}: pf, vf or none")
+
+
 class Interface(models.Model):
     # No separate index on node_id: the unique (node, identity) constraint leads with it.
     node = models.ForeignKey(
@@ -146,6 +169,11 @@ class Interface(models.Model):
     sriov_total_vfs = models.IntegerField(null=True, blank=True)
     sriov_num_vfs = models.IntegerField(null=True, blank=True)
     pf = models.CharField(max_length=64, blank=True, help_text="PF (name or PCI) of a VF.")
+    # An SR-IOV VF is an Interface like any other NIC (keyed by its PCI address, with or without
+    # a netdev); these say whose VF it is: its PF's PCI address (the PF's own row has it as
+    # pci_address) and its number under that PF (the N of the PF's virtfnN).
+    pf_pci_address = models.CharField(max_length=16, blank=True)
+    vf_index = models.IntegerField(null=True, blank=True)
     master = models.CharField(max_length=64, blank=True)
     master_kind = models.CharField(max_length=32, blank=True)
     wireless = models.BooleanField(default=False)
@@ -220,6 +248,28 @@ class Interface(models.Model):
         return self.last_seen_at
 
     @property
+    def sriov_role(self) -> str:
+        """ "pf" (SR-IOV capable), "vf" (a virtual function), or "" (neither)."""
+        return sriov.role(pf_pci_address=self.pf_pci_address, sriov_total_vfs=self.sriov_total_vfs)
+
+    @property
+    def host_device_mode(self) -> str:
+        """What host-device does with it by pciBusID: rules/sriov.py HOST_DEVICE_MODES."""
+        return sriov.host_device_mode(
+            pci_address=self.pci_address, driver=self.driver, has_netdev=self.has_netdev
+        )
+
+    @property
+    def host_device_text(self) -> str:
+        return sriov.HOST_DEVICE_MODES.get(self.host_device_mode, "")
+
+    @property
+    def display_name(self) -> str:
+        """What people call it: its name, else (a function with no netdev ever seen, such as a
+        VF bound to vfio-pci) its PCI address."""
+        return self.name or self.pci_address or self.identity
+
+    @property
     def address_list(self) -> list[str]:
         """Addresses as people write them: 10.0.0.5/24."""
         return [
@@ -279,6 +329,9 @@ class PodAttachment(models.Model):
     nad_name = models.CharField(max_length=253)
     pod_interface = models.CharField(max_length=64, blank=True)
     mac = models.CharField(max_length=64, blank=True)
+    # The host device's PCI address: from the network-status device-info, else the pciBusID of
+    # a host-device NAD (a vfio-bound device in a pod has no MAC to be found by).
+    pci_address = models.CharField(max_length=16, blank=True)
     interface = models.ForeignKey(
         Interface, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments"
     )

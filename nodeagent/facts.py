@@ -90,11 +90,7 @@ def join_links(
         raw = raw_links[ifindex]
         device = device_facts[ifindex]
         master = raw_links.get(raw["master_ifindex"]) if raw["master_ifindex"] else None
-        pf_name = None
-        if device["pf_pci_address"]:
-            pf_name = next(
-                (n for n in sysfs.pci_netdev_names(device["pf_pci_address"]) if n in names), None
-            )
+        pf_name = pf_netdev_name(sysfs, device["pf_pci_address"], names)
         links.append(
             {
                 "ifindex": ifindex,
@@ -121,6 +117,7 @@ def join_links(
                 "sriov_num_vfs": device["sriov_num_vfs"],
                 "pf_pci_address": device["pf_pci_address"],
                 "pf_name": pf_name,
+                "vf_index": device["vf_index"],
                 "wireless": device["wireless"],
                 "addresses": list(addresses_by_ifindex.get(ifindex, ())),
                 "default_route_v4": ifindex in default_v4,
@@ -130,17 +127,28 @@ def join_links(
     return links
 
 
+def pf_netdev_name(sysfs: Sysfs, pf_pci_address: str | None, names: set[str]) -> str | None:
+    """The netdev of a VF's PF among ``names`` (the links of this namespace), if it has one."""
+    if not pf_pci_address:
+        return None
+    return next((n for n in sysfs.pci_netdev_names(pf_pci_address) if n in names), None)
+
+
 def unclaimed_pci_functions(sysfs: Sysfs, names: set[str]) -> list[dict]:
     """Network PCI functions without a netdev among ``names``.
 
     A NIC moved into a pod or bound to vfio-pci/uio has no netdev here; keep it visible by its
-    PCI address so the portal can tell "in a pod" / "userspace" from "gone".
+    PCI address so the portal can tell "in a pod" / "userspace" from "gone". A VF also names
+    its PF's netdev (``pf_name``), as links do.
     """
-    return [
-        sysfs.pci_function(bdf)
-        for bdf in sysfs.pci_network_functions()
-        if not any(name in names for name in sysfs.pci_netdev_names(bdf))
-    ]
+    functions = []
+    for bdf in sysfs.pci_network_functions():
+        if any(name in names for name in sysfs.pci_netdev_names(bdf)):
+            continue
+        function = sysfs.pci_function(bdf)
+        function["pf_name"] = pf_netdev_name(sysfs, function["pf_pci_address"], names)
+        functions.append(function)
+    return functions
 
 
 def assemble(

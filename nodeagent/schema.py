@@ -59,6 +59,8 @@ _INT = {"type": "integer"}
 _BOOL = {"type": "boolean"}
 _PCI = {"type": "string", "pattern": _BDF}
 _ID = {"type": "string", "pattern": _HEX_ID}
+# An SR-IOV VF's number under its PF (the N of the PF's virtfnN link).
+_VF_INDEX = {"type": "integer", "minimum": 0, "maximum": 65535}
 
 _ADDRESS = {
     "type": "object",
@@ -95,6 +97,7 @@ _LINK_PROPERTIES = {
     "sriov_num_vfs": _nullable(_INT),
     "pf_pci_address": _nullable(_PCI),
     "pf_name": _nullable(_STR),
+    "vf_index": _nullable(_VF_INDEX),
     "wireless": _BOOL,
     "addresses": {"type": "array", "items": _ADDRESS},
     "default_route_v4": _BOOL,
@@ -110,7 +113,14 @@ _PCI_FUNCTION_PROPERTIES = {
     "sriov_total_vfs": _nullable(_INT),
     "sriov_num_vfs": _nullable(_INT),
     "pf_pci_address": _nullable(_PCI),
+    "pf_name": _nullable(_STR),
+    "vf_index": _nullable(_VF_INDEX),
 }
+
+# Facts added after SCHEMA_VERSION 1 was first released: validated when present, not required
+# (an agent that predates them still sends a valid snapshot).
+_OPTIONAL_LINK_FACTS = frozenset({"vf_index"})
+_OPTIONAL_FUNCTION_FACTS = frozenset({"vf_index", "pf_name"})
 
 _CNI_BIN_DIR = {
     "type": "object",
@@ -164,7 +174,7 @@ SNAPSHOT_SCHEMA: dict = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": list(_LINK_PROPERTIES),
+                "required": [p for p in _LINK_PROPERTIES if p not in _OPTIONAL_LINK_FACTS],
                 "additionalProperties": True,
                 "properties": _LINK_PROPERTIES,
             },
@@ -173,7 +183,9 @@ SNAPSHOT_SCHEMA: dict = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": list(_PCI_FUNCTION_PROPERTIES),
+                "required": [
+                    p for p in _PCI_FUNCTION_PROPERTIES if p not in _OPTIONAL_FUNCTION_FACTS
+                ],
                 "additionalProperties": True,
                 "properties": _PCI_FUNCTION_PROPERTIES,
             },

@@ -55,6 +55,16 @@ def _pci_target(path: str) -> str | None:
     return name if name and PCI_BDF.match(name) else None
 
 
+def _routing_id(bdf: str) -> tuple[str, int] | None:
+    """A function's PCI domain and routing ID (bus << 8 | device << 3 | function)."""
+    try:
+        domain, bus, rest = bdf.split(":")
+        device, function = rest.split(".")
+        return domain, int(bus, 16) << 8 | int(device, 16) << 3 | int(function, 16)
+    except ValueError:
+        return None
+
+
 def _listdir(path: str) -> list[str]:
     try:
         return sorted(os.listdir(path))
@@ -75,6 +85,7 @@ class Sysfs:
         """Facts of one PCI function, whether or not it has a netdev."""
         base = self.pci_device_dir(bdf)
         numa = _read_int(os.path.join(base, "numa_node"))
+        pf = _pci_target(os.path.join(base, "physfn"))
         return {
             "pci_address": bdf,
             "driver": _link_target_name(os.path.join(base, "driver")),
@@ -84,8 +95,33 @@ class Sysfs:
             "numa_node": numa if numa is not None and numa >= 0 else None,
             "sriov_total_vfs": _read_int(os.path.join(base, "sriov_totalvfs")),
             "sriov_num_vfs": _read_int(os.path.join(base, "sriov_numvfs")),
-            "pf_pci_address": _pci_target(os.path.join(base, "physfn")),
+            "pf_pci_address": pf,
+            "vf_index": self.vf_index(pf, bdf) if pf else None,
         }
+
+    def vf_index(self, pf: str, vf: str) -> int | None:
+        """N of the PF's ``virtfnN`` link that points at ``vf``: the number ``ip link set PF vf
+        N ...`` and the SR-IOV operator use. None when no link points at it.
+
+        The kernel places VF N at routing ID PF + sriov_offset + N * sriov_stride (the PF's
+        SR-IOV capability), so one readlink confirms the number; the PF's virtfn links are
+        searched only when that fails (no such files, a link missing): searching them for every
+        VF of a PF with 128 VFs costs thousands of readlinks per scan."""
+        pf_dir = self.pci_device_dir(pf)
+        offset = _read_int(os.path.join(pf_dir, "sriov_offset"))
+        stride = _read_int(os.path.join(pf_dir, "sriov_stride"))
+        pf_id, vf_id = _routing_id(pf), _routing_id(vf)
+        if offset is not None and stride and pf_id and vf_id and pf_id[0] == vf_id[0]:
+            index, rest = divmod(vf_id[1] - pf_id[1] - offset, stride)
+            if rest == 0 and index >= 0:
+                if _pci_target(os.path.join(pf_dir, f"virtfn{index}")) == vf:
+                    return index
+        for entry in _listdir(pf_dir):
+            index_text = entry.removeprefix("virtfn")
+            if index_text != entry and index_text.isdigit() and index_text.isascii():
+                if _pci_target(os.path.join(pf_dir, entry)) == vf:
+                    return int(index_text)
+        return None
 
     def pci_netdev_names(self, bdf: str) -> list[str]:
         # The sysfs mount is tagged with the network namespace that mounted it, so this lists
@@ -113,6 +149,7 @@ class Sysfs:
             "sriov_total_vfs": None,
             "sriov_num_vfs": None,
             "pf_pci_address": None,
+            "vf_index": None,
             "wireless": os.path.exists(os.path.join(base, "wireless"))
             or os.path.exists(os.path.join(base, "phy80211")),
         }

@@ -35,6 +35,7 @@ CONSTRAINT_FIELDS = (
     "vendor_id",
     "device_id",
     "sriov",
+    "vf",
     "numa_node",
     "placement",
     "spread_nodes",
@@ -79,6 +80,10 @@ class ConstraintsSerializer(f.StrictSerializer):
     sriov = StrictBooleanField(
         required=False, help_text="true: SR-IOV capable NICs only; false: not capable only."
     )
+    vf = StrictBooleanField(
+        required=False,
+        help_text="true: SR-IOV virtual functions only (each taken by pciBusID); false: no VFs.",
+    )
     numa_node = f.StrictIntegerField(required=False, min_value=0, max_value=4096)
     placement = serializers.ChoiceField(
         choices=list(rules.PLACEMENTS),
@@ -99,6 +104,7 @@ class ConstraintsSerializer(f.StrictSerializer):
             vendor_id=(data.get("vendor_id") or "").strip(),
             device_id=(data.get("device_id") or "").strip(),
             sriov=data.get("sriov"),
+            vf=data.get("vf"),
             numa_node=data.get("numa_node"),
             placement=data.get("placement") or "any",
             spread_nodes=data.get("spread_nodes"),

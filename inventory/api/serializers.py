@@ -29,7 +29,7 @@ from inventory.models import (
     Reservation,
     TeamNamespace,
 )
-from inventory.rules import nad
+from inventory.rules import nad, sriov
 from inventory.rules import teams as team_rules
 from inventory.rules.nad import names as nad_names
 from inventory.services import tokens
@@ -103,6 +103,19 @@ class InterfaceSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
     reserved_team = serializers.CharField(read_only=True, allow_null=True)
     reservation = serializers.IntegerField(source="reservation_id", read_only=True, allow_null=True)
     reserved_until = serializers.DateTimeField(read_only=True, allow_null=True)
+    sriov_role = serializers.ChoiceField(
+        choices=[*sriov.ROLES, ""],
+        read_only=True,
+        help_text='"pf": SR-IOV capable (sriov_total_vfs > 0); "vf": a virtual function of the '
+        'PF at pf_pci_address; "": neither.',
+    )
+    host_device_mode = serializers.ChoiceField(
+        choices=[*sriov.HOST_DEVICE_MODES, ""],
+        read_only=True,
+        help_text="What host-device does with it when a NAD selects it by pciBusID: "
+        + "; ".join(f'"{mode}": {text}' for mode, text in sriov.HOST_DEVICE_MODES.items())
+        + '; "": no PCI address.',
+    )
 
     class Meta:
         model = Interface
@@ -139,7 +152,11 @@ class InterfaceSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
             "numa_node",
             "sriov_total_vfs",
             "sriov_num_vfs",
+            "sriov_role",
             "pf",
+            "pf_pci_address",
+            "vf_index",
+            "host_device_mode",
             "master",
             "master_kind",
             "wireless",

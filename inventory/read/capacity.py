@@ -29,6 +29,10 @@ COLUMNS = (
     "state",
     "reason",
     "holder",
+    "pci_address",
+    "pf",
+    "pf_pci_address",
+    "vf_index",
 )
 
 
@@ -65,6 +69,10 @@ def candidates() -> list[Candidate]:
         state,
         reason,
         holder,
+        pci_address,
+        pf,
+        pf_pci_address,
+        vf_index,
     ) in rows:
         team = held.get(pk)
         free = state in FREE_STATES and team is None
@@ -89,6 +97,9 @@ def candidates() -> list[Candidate]:
                 numa_node=numa,
                 free=free,
                 not_free_reason=why,
+                pci_address=pci_address,
+                pf=(pf or pf_pci_address) if pf_pci_address else "",
+                vf_index=vf_index,
             )
         )
     return result

@@ -18,7 +18,7 @@ FILENAME = "nicportal-interfaces.csv"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = (
     "cluster node interface state reason holder team breach alias mac pci_address driver "
-    "speed_mbps kind present state_changed_at"
+    "speed_mbps kind present state_changed_at sriov_role pf_pci_address vf_index"
 ).split()
 
 
@@ -65,6 +65,9 @@ def csv_rows(queryset: QuerySet[Interface]) -> Iterator[list[Any]]:
                 interface.kind,
                 interface.present,
                 interface.state_changed_at.isoformat(),
+                interface.sriov_role,
+                interface.pf_pci_address,
+                interface.vf_index if interface.vf_index is not None else "",
             )
         ]
 

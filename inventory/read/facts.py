@@ -88,6 +88,8 @@ def link_facts_from_values(
 
 def _link_facts(key: str, get: Callable[[str], Any], *, present: bool) -> ownership.LinkFacts:
     pf = get("pf")
+    # Rows written before pf_pci_address existed name a netdev-less VF's PF by address in `pf`.
+    legacy_pf_address = pf if ":" in pf and "." in pf else ""
     return ownership.LinkFacts(
         key=key,
         name=get("name"),
@@ -107,7 +109,9 @@ def _link_facts(key: str, get: Callable[[str], Any], *, present: bool) -> owners
         default_route_v6=get("default_route_v6"),
         driver=get("driver"),
         pci_address=get("pci_address"),
-        pf_pci_address=pf if ":" in pf and "." in pf else "",
+        pf_pci_address=get("pf_pci_address") or legacy_pf_address,
+        pf_name=pf if pf != legacy_pf_address else "",
+        vf_index=get("vf_index"),
         sriov_num_vfs=get("sriov_num_vfs") or 0,
         wireless=get("wireless"),
         has_netdev=get("has_netdev"),
@@ -140,7 +144,14 @@ def pod_claims_by_node(nodes: Iterable[Node]) -> dict[int, list[ownership.PodCla
         PodAttachment.objects.filter(
             node_id__in=list(by_id), status=AttachmentStatus.ATTACHED
         ).only(
-            "node_id", "namespace", "pod_name", "nad_namespace", "nad_name", "pod_interface", "mac"
+            "node_id",
+            "namespace",
+            "pod_name",
+            "nad_namespace",
+            "nad_name",
+            "pod_interface",
+            "mac",
+            "pci_address",
         )  # fmt: skip
     )
     if not rows:
@@ -163,6 +174,7 @@ def pod_claims_by_node(nodes: Iterable[Node]) -> dict[int, list[ownership.PodCla
                 nad=f"{a.nad_namespace}/{a.nad_name}",
                 pod_interface=a.pod_interface,
                 mac=a.mac,
+                pci_address=a.pci_address,
                 namespace_teams=teams.namespace_teams(a.namespace, patterns),
                 nad_team=nad_teams.get((cluster_id, a.nad_namespace, a.nad_name), ""),
             )
@@ -274,6 +286,8 @@ _DEVICE_COLUMNS = (
     "reason",
     "holder",
     "has_netdev",
+    "sriov_num_vfs",
+    "pf_pci_address",
 )
 
 
@@ -287,7 +301,8 @@ def _device(
 ) -> nad.DeviceFacts:
     """A DeviceFacts from the values of _DEVICE_COLUMNS, in that order (anything after them is
     left alone)."""
-    name, mac, pci_address, kind, wireless, driver, state, reason, holder, has_netdev = columns[:10]
+    (name, mac, pci_address, kind, wireless, driver, state, reason, holder, has_netdev,
+     sriov_num_vfs, pf_pci_address) = columns[:12]  # fmt: skip
     return nad.DeviceFacts(
         node=node,
         name=name,
@@ -304,6 +319,8 @@ def _device(
         has_netdev=has_netdev,
         plugin=plugin,
         pod_nad=pod_nad,
+        sriov_num_vfs=sriov_num_vfs or 0,
+        pf_pci_address=pf_pci_address,
     )
 
 

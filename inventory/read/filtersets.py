@@ -4,7 +4,8 @@ tests, so a URL query string means the same thing in the browser and in the API.
 Filter names are part of the public contract (README / API docs):
 interfaces: node, name, cluster, state (repeatable), driver, speed_mbps, speed_min, pci (prefix),
 team (team holding an active reservation), present, kind, breach (a reserved NIC in another
-team's pod), q (free text). team-namespaces: team, pattern.
+team's pod), sriov (pf, vf or none), pf (the VFs of the PF at this PCI address), q (free text).
+team-namespaces: team, pattern.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from inventory.models import (
     Reservation,
     ReservationRequest,
     TeamNamespace,
+    sriov_role_q,
 )
 
 
@@ -59,6 +61,18 @@ class InterfaceFilterSet(django_filters.FilterSet):
     breach = django_filters.BooleanFilter(
         method="filter_breach", label="Reservation breach (reserved, in another team's pod)"
     )
+    sriov = django_filters.ChoiceFilter(
+        choices=[
+            ("pf", "pf: SR-IOV capable PF"),
+            ("vf", "vf: SR-IOV virtual function"),
+            ("none", "none: neither"),
+        ],
+        method="filter_sriov",
+        label="SR-IOV role",
+    )
+    pf = django_filters.CharFilter(
+        field_name="pf_pci_address", lookup_expr="iexact", label="VFs of the PF at this PCI address"
+    )
     q = django_filters.CharFilter(method="filter_text", label="Search")
 
     class Meta:
@@ -76,8 +90,13 @@ class InterfaceFilterSet(django_filters.FilterSet):
             "present",
             "kind",
             "breach",
+            "sriov",
+            "pf",
             "q",
         ]
+
+    def filter_sriov(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(sriov_role_q(value))
 
     def filter_breach(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
         # Typed `bool` so that the OpenAPI schema says boolean (django-filter never calls a

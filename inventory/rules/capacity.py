@@ -49,10 +49,14 @@ class Candidate:
     numa_node: int | None = None
     free: bool = True
     not_free_reason: str = ""  # "in a pod: ns/pod", "reserved by team ml", …
+    pci_address: str = ""
+    pf: str = ""  # an SR-IOV VF's PF (its netdev name, else its PCI address); "" for no VF
+    vf_index: int | None = None  # a VF's number under its PF
 
     @property
     def label(self) -> str:
-        return f"{self.node}/{self.name}"
+        # A VF bound to vfio-pci has no interface name: its PCI address names it.
+        return f"{self.node}/{self.name or self.pci_address}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,7 @@ class Constraints:
     vendor_id: str = ""
     device_id: str = ""
     sriov: bool | None = None  # True: SR-IOV capable (total VFs > 0); False: not capable
+    vf: bool | None = None  # True: SR-IOV virtual functions only; False: no VFs
     numa_node: int | None = None
     placement: str = "any"
     spread_nodes: int | None = None
@@ -340,6 +345,16 @@ def filters(constraints: Constraints) -> list[Filter]:
             return "not SR-IOV capable" if want else f"SR-IOV capable ({n.sriov_total_vfs} VFs)"
 
         result.append(("sriov", "SR-IOV capable" if want else "not SR-IOV capable", sriov))
+    if c.vf is not None:
+        want_vf = c.vf
+
+        def vf(n: Candidate) -> str:
+            if bool(n.pf) == want_vf:
+                return ""
+            number = f" {n.vf_index}" if n.vf_index is not None else ""
+            return f"SR-IOV VF{number} of {n.pf}" if n.pf else "not an SR-IOV VF"
+
+        result.append(("vf", "an SR-IOV VF" if want_vf else "not an SR-IOV VF", vf))
     if c.numa_node is not None:
         numa = c.numa_node
         result.append(

@@ -1,8 +1,8 @@
 """Who owns this NIC? The pure ownership engine: facts in, one verdict per link out.
 
 No I/O, no ORM. ``read/facts.py`` turns the stored agent facts, the pods' Multus
-``network-status`` and the active reservations into the dataclasses below, and
-``sync/verdicts.py`` stores what :func:`decide_node` returns.
+``network-status`` and the active reservations into the dataclasses of ``ownership_facts.py``
+(named here too), and ``sync/verdicts.py`` stores what :func:`decide_node` returns.
 
 Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
 
@@ -16,8 +16,8 @@ Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
    and the verdict says ``gone`` so that sync drops it from the inventory.
 3. ``pod`` / ``userspace`` / ``missing``  a PCI function whose netdev is not on the host, or one
    bound to a userspace driver: claimed by a pod through its PCI address (``pod``, e.g. an SR-IOV
-   VF handed out by a device plugin), bound to vfio-pci/uio (``userspace``), or otherwise
-   ``missing``.
+   VF handed out by a device plugin or a pciBusID NAD), bound to vfio-pci/uio (``userspace``; a
+   **VF** so bound goes on to the rules below: host-device takes it by pciBusID), or ``missing``.
 4. ``system``    loopback.
 5. ``system``    carries the default route (IPv4 or IPv6; IPv6-only nodes included).
 6. ``system``    holds one of the node's InternalIPs or ExternalIPs (the Kubernetes API's
@@ -34,7 +34,7 @@ Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
 14. ``virtual``  a virtual kind (bridge, bond, vxlan, tun, …; veth unless the node's veth links
    are its NICs, as in the lab): nothing a NAD should point at.
 15. ``reserved`` free, but a team holds a reservation on its identity.
-16. ``free``     a physical (or lab veth) NIC that nothing above uses.
+16. ``free``     a physical (or lab veth) NIC that nothing above uses (VFs: ``rules/sriov.py``).
 
 Three annotations are added after the rules:
 
@@ -56,89 +56,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from inventory.rules import cni_names, crosscheck, teams
+from inventory.rules import cni_names, crosscheck, sriov, teams
 from inventory.rules.cni_names import OVN_MARKERS, CniName
+
+# The facts in and the verdicts out, named here for every caller (ownership.LinkFacts, …).
+from inventory.rules.ownership_facts import (
+    LinkFacts,
+    NodeFacts,
+    NodeJudgement,
+    PodClaim,
+    ReservationFacts,
+    Verdict,
+)
 from inventory.rules.states import OwnershipState
 
-# -- facts in, verdicts out -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LinkFacts:
-    key: str  # identity (PCI address, else permanent MAC, else MAC, else name)
-    name: str
-    kind: str  # "physical", "loopback", "veth", "bridge", "bond", … "other"
-    mac: str = ""
-    permanent_mac: str = ""
-    alias: str = ""
-    altnames: tuple[str, ...] = ()
-    master: str = ""  # the master's name
-    master_kind: str = ""
-    addresses: tuple[str, ...] = ()  # "10.0.0.5/24", "fe80::1/64"
-    default_route_v4: bool = False
-    default_route_v6: bool = False
-    driver: str = ""
-    pci_address: str = ""
-    pf_pci_address: str = ""  # set for an SR-IOV VF
-    sriov_num_vfs: int = 0
-    wireless: bool = False
-    has_netdev: bool = True  # False: a PCI function in sysfs with no netdev in the node netns
-    present: bool = True  # False: not in the latest snapshot (seen before)
-    # What the link was last judged to hold for the node: its Kubernetes addresses ("10.0.0.5")
-    # and crosscheck.DEFAULT_ROUTE. Stored with the verdict (Verdict.pinned); rules/crosscheck.py.
-    pinned: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class NodeFacts:
-    name: str
-    internal_ips: tuple[str, ...] = ()  # from the Kubernetes API (Node status.addresses)
-    external_ips: tuple[str, ...] = ()  # likewise
-    agent_fresh: bool = True  # False: the agent has not answered recently
-    agent_last_contact: datetime | None = None
-    veth_nics: bool = False  # label nicportal.io/veth-nics="true": veth links are NICs (the lab)
-
-
-@dataclass(frozen=True, slots=True)
-class PodClaim:
-    """One entry of a pod's ``k8s.v1.cni.cncf.io/network-status`` on this node."""
-
-    namespace: str
-    pod: str
-    nad: str  # "ns/name"
-    pod_interface: str  # "net1"
-    mac: str = ""
-    pci_address: str = ""  # from device-info when present
-    namespace_teams: frozenset[str] = frozenset()  # the teams the pod's namespace belongs to
-    nad_team: str = ""  # the team NICPortal applied the NAD for, "" for a NAD found in the cluster
-
-
-@dataclass(frozen=True, slots=True)
-class ReservationFacts:
-    team: str
-    expires_at: datetime
-    purpose: str
-    reserved_by: str
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    state: OwnershipState
-    reason: str  # one sentence a person reads
-    holder: str  # "" or e.g. "pod ml/trainer-0", "team rdma", "bridge br-ex", "Calico", "node"
-    orphan: bool = False  # a host link named netN whose alias holds its original name
-    breach: str = ""  # why a reserved link in a pod is in the wrong team's pod, "" when it is not
-    gone: bool = False  # a virtual link that vanished for good: nothing to keep in the inventory
-    pinned: tuple[str, ...] = ()  # the LinkFacts.pinned to store for the next judgement
-
-
-@dataclass(frozen=True, slots=True)
-class NodeJudgement:
-    verdicts: list[Verdict]  # one per link, same order
-    findings: list[crosscheck.Finding]  # where the snapshot contradicts the Kubernetes API
-
-
-USERSPACE_DRIVERS = frozenset({"vfio-pci", "uio_pci_generic", "igb_uio"})
 # What host-device names the link in the pod (CNI_IFNAME): Multus' default is net1, net2, …
 _POD_IFNAME = re.compile(r"net\d+")
 # A Linux interface name (what an alias must look like to be host-device's saved name).
@@ -170,6 +101,7 @@ class _Node:
     uplinks: dict[str, str] = field(default_factory=dict)  # name -> "carries the default route"
     uplink_of_root: dict[str, str] = field(default_factory=dict)  # tree root -> uplink name
     pf_verdicts: dict[str, Verdict | None] = field(default_factory=dict)
+    vfs_by_pf: dict[str, list[LinkFacts]] = field(default_factory=dict)  # PF address -> VFs
 
     @classmethod
     def build(
@@ -182,10 +114,13 @@ class _Node:
         present = [link for link in links if link.present]
         by_name: dict[str, LinkFacts] = {}
         by_pci: dict[str, LinkFacts] = {}
+        vfs_by_pf: dict[str, list[LinkFacts]] = {}
         for link in present:
             by_name.setdefault(link.name, link)
             if link.pci_address and link.has_netdev:
                 by_pci.setdefault(link.pci_address.lower(), link)
+            if link.pf_pci_address:
+                vfs_by_pf.setdefault(link.pf_pci_address.lower(), []).append(link)
         ctx = cls(
             facts=node,
             by_name=by_name,
@@ -195,6 +130,7 @@ class _Node:
             pod_ifnames=frozenset(claim.pod_interface for claim in claims),
             ovn=any(link.name in OVN_MARKERS for link in present),
             check=crosscheck.cross_check(node, links),
+            vfs_by_pf=vfs_by_pf,
         )
         kept, addresses = ctx.check.kept, ctx.check.addresses
         for link in [*present, *(link for link in links if not link.present and link.key in kept)]:
@@ -346,17 +282,23 @@ def _gone_from_host(link: LinkFacts, ctx: _Node) -> Verdict | None:
 def _pci_function_only(link: LinkFacts, ctx: _Node) -> Verdict | None:
     # Claims count only for links whose netdev is not on the host: a MAC that is on the host is
     # not in a pod, whatever an old network-status says. A PCI claim covers SR-IOV VFs handed to
-    # a pod by a device plugin (netdev moved by sriov-cni, or bound to vfio-pci for DPDK).
-    userspace = link.driver in USERSPACE_DRIVERS
+    # a pod by a device plugin (netdev moved by sriov-cni, or bound to vfio-pci for DPDK) or by a
+    # pciBusID NAD (sync/listing.py takes the address from the NAD when device-info has none).
+    userspace = link.driver in sriov.USERSPACE_DRIVERS
     if link.has_netdev and not userspace:
         return None
     claim = _claim_for(link, ctx.claims, by_mac=False)
     if claim:
         return _in_pod(claim)
+    if userspace and link.pf_pci_address:
+        return None  # host-device takes a vfio VF by pciBusID: busy PF? reserved? else free
     if userspace:
         reason = f"bound to {link.driver} (DPDK): usable only through pciBusID / a device plugin"
         return Verdict(OwnershipState.USERSPACE, reason, "")
     what = f"PCI function {link.pci_address}" if link.pci_address else link.name
+    if link.pci_address and not link.driver:  # host-device fails on it: say why
+        what = f"{_vf_words(link) or what} {sriov.NO_DRIVER_CLAUSE}"
+        return Verdict(OwnershipState.MISSING, what, "")
     return Verdict(OwnershipState.MISSING, f"{what} has no netdev on the host", "")
 
 
@@ -479,12 +421,20 @@ def _vf_of_busy_pf(link: LinkFacts, ctx: _Node) -> Verdict | None:
     return Verdict(OwnershipState.ENSLAVED, reason, pf_verdict.holder)
 
 
+def _vf_words(link: LinkFacts) -> str:
+    return sriov.vf_words(link.pf_pci_address, vf_index=link.vf_index, pf_name=link.pf_name)
+
+
 def _pf_with_vfs(link: LinkFacts, ctx: _Node) -> Verdict | None:
     # Enslaved rather than system: the PF is not the node's, its VFs are (they are what a NAD
     # should point at); handing the PF to a pod would take every VF with it.
     if link.sriov_num_vfs <= 0:
         return None
-    reason = f"PF with {link.sriov_num_vfs} VFs enabled: moving it would take the VFs away"
+    vfs = ctx.vfs_by_pf.get(link.pci_address.lower(), []) if link.pci_address else []
+    # In a pod: as rule 3 judges a function whose netdev is not on the host.
+    away = [vf for vf in vfs if not vf.has_netdev or vf.driver in sriov.USERSPACE_DRIVERS]
+    in_pods = sum(1 for vf in away if _claim_for(vf, ctx.claims, by_mac=False))
+    reason = sriov.pf_with_vfs_reason(num_vfs=link.sriov_num_vfs, in_pods=in_pods)
     return Verdict(OwnershipState.ENSLAVED, reason, "SR-IOV VFs")
 
 
@@ -516,6 +466,10 @@ def _reserved(link: LinkFacts, ctx: _Node) -> Verdict | None:
 
 
 def _free(link: LinkFacts, ctx: _Node) -> Verdict:
+    vf = _vf_words(link)
+    if vf:
+        reason = sriov.free_vf_reason(vf, driver=link.driver, pci_address=link.pci_address)
+        return Verdict(OwnershipState.FREE, reason, "")
     if link.kind == "veth":
         return Verdict(OwnershipState.FREE, "lab NIC (veth): no address, no master, not in use", "")
     details = ", ".join(

@@ -21,6 +21,7 @@ from inventory.models import (
     Node,
     PodAttachment,
 )
+from inventory.rules import sriov
 from inventory.sync.lint import mark_lint_dirty
 from inventory.sync.stats import BATCH_SIZE, SyncStats, bulk_write, changed_fields
 from inventory.sync.verdicts import refresh_node_ownership
@@ -215,6 +216,14 @@ def _apply_attachments(
     """PodAttachment rows from the pods' Multus annotations. Returns ids of nodes whose claims
     changed (their verdicts must be recomputed)."""
     failures = _failures_by_pod(listing)
+    # A device bound to vfio-pci that host-device took by pciBusID leaves no MAC and no
+    # device-info in the network-status: the NAD's pciBusID says which device the pod holds.
+    # Not for a NAD with a resourceName: the device plugin's deviceID replaces its pciBusID.
+    nad_pci = {
+        (info.namespace, info.name): sriov.config_pci_bus_id(info.config)
+        for info in listing.nads
+        if not info.resource_name
+    }
     existing = {
         (a.namespace, a.pod_name, a.nad_namespace, a.nad_name, a.pod_interface): a
         for a in PodAttachment.objects.filter(cluster=cluster)
@@ -241,6 +250,7 @@ def _apply_attachments(
                     "node": node,
                     "pod_uid": pod.uid,
                     "mac": (st.mac or "").lower(),
+                    "pci_address": ((st.pci_address or nad_pci.get((ns, name), "")).lower())[:16],
                     "status": AttachmentStatus.ATTACHED,
                     "error": "",
                 }
@@ -254,6 +264,7 @@ def _apply_attachments(
                 "node": node,
                 "pod_uid": pod.uid,
                 "mac": (sel.mac or "").lower(),
+                "pci_address": "",
                 "status": AttachmentStatus.FAILED if error else AttachmentStatus.PENDING,
                 "error": error,
             }
@@ -282,7 +293,7 @@ def _apply_attachments(
         if changed:
             to_update.append(row)
             fields.update(changed)
-            if {"status", "mac", "node_id"} & set(changed):
+            if {"status", "mac", "pci_address", "node_id"} & set(changed):
                 touched.update(n for n in (old_node, row.node_id) if n)
     for key, row in existing.items():
         if key not in wanted and row.status != AttachmentStatus.GONE:
@@ -298,20 +309,27 @@ def _apply_attachments(
 
 def _link_attachments_to_interfaces(cluster: Cluster, node_ids: set[int]) -> None:
     """Point attached PodAttachments at the host Interface with their MAC (host-device keeps
-    the NIC's MAC, so MAC + node identify the device)."""
+    the NIC's MAC, so MAC + node identify the device), else with their PCI address (a vfio
+    device has no MAC in the network-status)."""
     if not node_ids:
         return
-    rows = list(PodAttachment.objects.filter(cluster=cluster, node_id__in=node_ids).exclude(mac=""))
-    by_mac = {}
+    rows = list(
+        PodAttachment.objects.filter(cluster=cluster, node_id__in=node_ids).exclude(
+            mac="", pci_address=""
+        )
+    )
+    by_mac, by_pci = {}, {}
     for iface in Interface.objects.filter(node_id__in=node_ids).only(
-        "id", "node_id", "mac", "permanent_mac"
+        "id", "node_id", "mac", "permanent_mac", "pci_address"
     ):
         for mac in (iface.mac, iface.permanent_mac):
             if mac:
                 by_mac[(iface.node_id, mac)] = iface.pk
+        if iface.pci_address:
+            by_pci[(iface.node_id, iface.pci_address)] = iface.pk
     changed = []
     for row in rows:
-        iface_id = by_mac.get((row.node_id, row.mac))
+        iface_id = by_mac.get((row.node_id, row.mac)) or by_pci.get((row.node_id, row.pci_address))
         if iface_id and row.interface_id != iface_id:
             row.interface_id = iface_id
             changed.append(row)

@@ -78,10 +78,15 @@ _LINK_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("addresses", "addresses", []),
     ("default_route_v4", "default_route_v4", False),
     ("default_route_v6", "default_route_v6", False),
+    # Added later: a digest covers them only when set (facts_digest).
+    ("pf_pci_address", "pf_pci_address", ""),
+    ("vf_index", "vf_index", None),
 )
+_ADDED_LINK_FIELDS = ("pf_pci_address", "vf_index")
 
 
 FACT_FIELDS = tuple(f for _, f, _ in _LINK_FIELDS) + ("pf", "has_netdev")
+_DIGEST_FIELDS = tuple(f for f in FACT_FIELDS if f not in _ADDED_LINK_FIELDS)
 
 
 def link_identity(link: dict) -> tuple[str, str]:
@@ -112,7 +117,7 @@ def snapshot_facts(snapshot: dict) -> dict[str, dict]:
             model: (link.get(key) if link.get(key) is not None else empty)
             for key, model, empty in _LINK_FIELDS
         }
-        for key in ("mac", "permanent_mac", "pci_address"):
+        for key in ("mac", "permanent_mac", "pci_address", "pf_pci_address"):
             row[key] = (row[key] or "").lower()
         row["pf"] = link.get("pf_name") or link.get("pf_pci_address") or ""
         row["has_netdev"] = True
@@ -122,7 +127,7 @@ def snapshot_facts(snapshot: dict) -> dict[str, dict]:
         ident = fn["pci_address"].lower()
         if ident in facts:
             continue
-        facts[ident] = {
+        row = {
             "name": "",
             "ifindex": None,
             "altnames": [],
@@ -147,15 +152,26 @@ def snapshot_facts(snapshot: dict) -> dict[str, dict]:
             "addresses": [],
             "default_route_v4": False,
             "default_route_v6": False,
-            "pf": fn.get("pf_pci_address") or "",
+            "pf": fn.get("pf_name") or fn.get("pf_pci_address") or "",
+            "pf_pci_address": (fn.get("pf_pci_address") or "").lower(),
+            "vf_index": fn.get("vf_index"),
             "has_netdev": False,
             "identity_kind": IdentityKind.PCI,
         }
+        # pf_name is any string the agent sends: cut to the column like a link's facts.
+        facts[ident] = {k: clip(k, v) for k, v in row.items()}
     return facts
 
 
 def facts_digest(row: dict) -> str:
-    blob = json.dumps([row.get(f) for f in FACT_FIELDS], sort_keys=True, default=str)
+    """A hash of the row's agent facts. Facts added after rows were first stored count only
+    when set, so that a row without them keeps the digest it was stored with: the first sweep
+    after an upgrade rewrites the rows that gained a fact (the SR-IOV VFs), not the fleet."""
+    values: list = [row.get(f) for f in _DIGEST_FIELDS]
+    added = {f: row.get(f) for f in _ADDED_LINK_FIELDS if row.get(f) not in (None, "")}
+    if added:
+        values.append(added)
+    blob = json.dumps(values, sort_keys=True, default=str)
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 
 

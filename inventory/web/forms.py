@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from inventory.choices import OwnershipState
-from inventory.models import Interface
+from inventory.models import Interface, host_device_target_q
 from inventory.read import facts
 from inventory.rules import bounded_json, capacity, nad
 from inventory.rules.nad.ipam import FIELDS_BY_TYPE, IPAM_TYPES
@@ -110,7 +110,8 @@ IPAM_FIELDS = ("addresses", "gateway", "routes", "subnet", "range_start", "range
 
 def usable_interfaces(team: Group | None) -> QuerySet[Interface]:
     """The interfaces a NAD of this team may point at: free ones, and those its team reserved,
-    on the nodes of the cluster the portal applies NADs to."""
+    on the nodes of the cluster the portal applies NADs to. With a netdev on the node, or bound
+    to vfio-pci/uio (an SR-IOV VF that host-device takes by pciBusID, moving nothing)."""
     usable = Q(state=OwnershipState.FREE)
     if team is not None:
         usable |= Q(
@@ -119,7 +120,8 @@ def usable_interfaces(team: Group | None) -> QuerySet[Interface]:
             reservations__released_at__isnull=True,
         )
     return (
-        Interface.objects.filter(usable, present=True, has_netdev=True)
+        Interface.objects.filter(usable, present=True)
+        .filter(host_device_target_q())
         .filter(node__in=facts.configured_nodes())
         .select_related("node")
         .order_by("node__name", "name")
@@ -243,6 +245,7 @@ class TokenForm(PortalForm):
 # --- reservation requests ----------------------------------------------------------------------
 
 SRIOV_CHOICES = [("", "either"), ("yes", "SR-IOV capable"), ("no", "not SR-IOV capable")]
+VF_CHOICES = [("", "either"), ("yes", "SR-IOV VFs only"), ("no", "no SR-IOV VFs")]
 PLACEMENT_CHOICES = [
     ("any", "anywhere"),
     ("one_node", "all on one node"),
@@ -277,6 +280,12 @@ class ConstraintsForm(PortalForm):
         required=False, max_length=6, label="PCI device", help_text="0x1017"
     )
     sriov = forms.ChoiceField(choices=SRIOV_CHOICES, required=False, label="SR-IOV")
+    vf = forms.ChoiceField(
+        choices=VF_CHOICES,
+        required=False,
+        label="SR-IOV VF",
+        help_text="a VF is taken by its PCI address (pciBusID)",
+    )
     numa_node = forms.IntegerField(required=False, min_value=0, max_value=4096, label="NUMA node")
     placement = forms.ChoiceField(choices=PLACEMENT_CHOICES, initial="any")
     spread_nodes = forms.IntegerField(
@@ -295,6 +304,7 @@ class ConstraintsForm(PortalForm):
             vendor_id=data["vendor_id"].strip(),
             device_id=data["device_id"].strip(),
             sriov={"yes": True, "no": False}.get(data["sriov"]),
+            vf={"yes": True, "no": False}.get(data["vf"]),
             numa_node=data["numa_node"],
             placement=data["placement"],
             spread_nodes=data["spread_nodes"],

@@ -9,10 +9,11 @@ from pathlib import Path
 import fastjsonschema
 import pytest
 
-from nodeagent.facts import IFF_UP, assemble, link_kind
+from nodeagent.facts import assemble, link_kind
 from nodeagent.schema import SNAPSHOT_SCHEMA
 from nodeagent.sysfs import Sysfs
 from tests.agent.conftest import ip
+from tests.fixtures.sysfs import pci_device, raw_link
 
 PF = "0000:3b:00.0"
 VF0 = "0000:3b:02.0"
@@ -20,64 +21,6 @@ VF1 = "0000:3b:02.1"
 VFIO = "0000:5e:00.1"
 IN_POD = "0000:5e:00.0"
 NVME = "0000:01:00.0"
-
-
-def pci_device(
-    root: Path,
-    bdf: str,
-    *,
-    pci_class: str = "0x020000",
-    vendor: str = "0x8086",
-    device: str = "0x1572",
-    numa: str = "0",
-    driver: str | None = "i40e",
-    netdevs: tuple[str, ...] = (),
-    total_vfs: int | None = None,
-    num_vfs: int | None = None,
-    physfn: str | None = None,
-    virtfns: tuple[str, ...] = (),
-    speed: str = "10000",
-) -> Path:
-    base = root / "bus" / "pci" / "devices" / bdf
-    base.mkdir(parents=True)
-    for name, value in (("class", pci_class), ("vendor", vendor), ("device", device)):
-        (base / name).write_text(value + "\n")
-    (base / "numa_node").write_text(numa + "\n")
-    if driver:
-        (root / "bus" / "pci" / "drivers" / driver).mkdir(parents=True, exist_ok=True)
-        os.symlink(f"../../../bus/pci/drivers/{driver}", base / "driver")
-    if total_vfs is not None:
-        (base / "sriov_totalvfs").write_text(f"{total_vfs}\n")
-        (base / "sriov_numvfs").write_text(f"{num_vfs}\n")
-    if physfn:
-        os.symlink(f"../{physfn}", base / "physfn")
-    for index, vf in enumerate(virtfns):
-        os.symlink(f"../{vf}", base / f"virtfn{index}")
-    for ifname in netdevs:
-        (base / "net" / ifname).mkdir(parents=True)
-        link_dir = root / "class" / "net" / ifname
-        link_dir.mkdir(parents=True)
-        os.symlink(f"../../../bus/pci/devices/{bdf}", link_dir / "device")
-        (link_dir / "speed").write_text(speed + "\n")
-    return base
-
-
-def raw_link(ifindex: int, name: str, info_kind: str | None = None, **extra) -> dict:
-    return {
-        "ifindex": ifindex,
-        "name": name,
-        "flags": IFF_UP,
-        "info_kind": info_kind,
-        "master_ifindex": None,
-        "operstate": "up",
-        "carrier": 1,
-        "mtu": 1500,
-        "mac": f"52:54:00:00:00:{ifindex:02x}",
-        "permanent_mac": None,
-        "altnames": [],
-        "alias": None,
-        **extra,
-    }
 
 
 @pytest.fixture
@@ -148,6 +91,8 @@ def test_it_lists_a_vfio_bound_function_with_its_driver(sriov_host):
         "sriov_total_vfs": None,
         "sriov_num_vfs": None,
         "pf_pci_address": None,
+        "pf_name": None,
+        "vf_index": None,
     }
 
 

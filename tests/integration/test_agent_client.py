@@ -660,3 +660,34 @@ def test_it_refuses_a_snapshot_with_text_no_database_can_store(agent, client, al
     else:
         assert result.status == "error"
         assert result.error.startswith("snapshot refused at links[0].alias: ")
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "path"),
+    [
+        ("function", "1", "data.pci_functions[0].vf_index"),
+        ("function", -1, "data.pci_functions[0].vf_index"),
+        ("function", 10**12, "data.pci_functions[0].vf_index"),
+        ("link", 1.5, "data.links[0].vf_index"),
+    ],
+)
+def test_it_refuses_a_vf_index_that_is_no_vf_number_naming_it(agent, client, where, value, path):
+    document = snapshot()
+    entry = document["pci_functions"][0] if where == "function" else document["links"][0]
+    entry["vf_index"] = value
+    agent.behaviour = answer_json(document)
+
+    result = client.fetch(agent.url, node="node-a")
+
+    assert (result.status, result.snapshot) == ("error", None)
+    assert result.error.startswith(f"schema: {path} ")
+
+
+def test_it_refuses_a_pf_name_that_is_not_text(agent, client):
+    document = snapshot()
+    document["pci_functions"][0]["pf_name"] = ["ens3f0"]
+    agent.behaviour = answer_json(document)
+
+    result = client.fetch(agent.url, node="node-a")
+
+    assert result.error.startswith("schema: data.pci_functions[0].pf_name ")

@@ -15,6 +15,7 @@ from inventory.choices import AttachmentStatus
 from inventory.models import Cluster, HistoryEntry, Interface, Node, PodAttachment
 from inventory.sync.first_sight import FirstSnapshot, apply_first_snapshots, with_known_flag
 from inventory.sync.snapshot import apply_snapshot
+from tests.fixtures import sysfs as fx
 from tests.integration.test_sync_snapshots import link, snapshot
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -177,3 +178,22 @@ def test_a_node_that_got_interfaces_meanwhile_is_handed_back_untouched():
     assert [item.node.pk for item in later] == [raced.pk]
     assert stored(raced) == before
     assert stats.created == Interface.objects.filter(node=fresh).count() == 10
+
+
+def test_the_bulk_path_stores_the_sriov_node_as_the_node_by_node_path(tmp_path):
+    cluster = Cluster.objects.create(name="c")
+    one_by_one = make_node(cluster, "node-one")
+    in_bulk = make_node(cluster, "node-bulk")
+    snap = fx.sriov_node_snapshot(fx.sriov_node(tmp_path / "sys"), node="n")
+
+    apply_snapshot(one_by_one, snap, etag='"e1"', now=NOW)
+    apply_first_snapshots([FirstSnapshot(Node.objects.get(pk=in_bulk.pk), snap, '"e1"')], now=NOW)
+
+    expected, got = stored(one_by_one), stored(in_bulk)
+    assert got == expected
+    vfs = {r["pci_address"]: r for r in got["interfaces"] if r["pf_pci_address"]}
+    assert {a: (r["vf_index"], r["state"]) for a, r in vfs.items()} == {
+        fx.NETDEV_VF: (0, "free"),
+        fx.VFIO_VF: (1, "free"),
+        fx.POD_VF: (2, "missing"),
+    }

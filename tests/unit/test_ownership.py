@@ -570,8 +570,30 @@ PF = nic("ens1f0", sriov_num_vfs=8)
 VF_PCI = "0000:3b:02.0"
 
 
+VFIO_VF_PCI = "0000:3b:02.1"
+NETDEV_VF_FREE = (
+    "{} (driver iavf, 0000:3b:02.0): no address, no master, not in use; host-device moves its "
+    "netdev into the pod"
+)
+VFIO_VF_FREE = (
+    "VF 1 of ens1f0 bound to vfio-pci (0000:3b:02.1), not in use: host-device takes it by "
+    "pciBusID and moves nothing (DPDK mode); the pod drives it through its VFIO device"
+)
+PF_WITH_VFS = (
+    "SR-IOV PF with {} VFs enabled{}: moving it would take the VFs away; hand out its VFs instead"
+)
+
+
 def vf(**facts) -> LinkFacts:
-    return nic("ens1f0v0", pci=VF_PCI, driver="iavf", pf_pci_address=PCI, **facts)
+    values = {"name": "ens1f0v0", "pci": VF_PCI, "driver": "iavf", "pf_pci_address": PCI}
+    values.update(facts)
+    return nic(values.pop("name"), **values)
+
+
+def vfio_vf() -> LinkFacts:
+    return vf(
+        pci=VFIO_VF_PCI, driver="vfio-pci", has_netdev=False, name="", vf_index=1, pf_name="ens1f0"
+    )
 
 
 ENSLAVED_ROWS = [
@@ -645,26 +667,77 @@ ENSLAVED_ROWS = [
     row(
         "vf-of-an-otherwise-free-pf-is-free",
         [vf(), PF],
-        Verdict(
-            S.FREE,
-            "physical NIC (driver iavf, 0000:3b:02.0): no address, no master, not in use",
-            "",
-        ),
+        Verdict(S.FREE, NETDEV_VF_FREE.format("VF of 0000:3b:00.0"), ""),
     ),  # fmt: skip
     row(
         "vf-whose-pf-is-not-on-the-node",
         vf(),
-        Verdict(
-            S.FREE,
-            "physical NIC (driver iavf, 0000:3b:02.0): no address, no master, not in use",
-            "",
-        ),
+        Verdict(S.FREE, NETDEV_VF_FREE.format("VF of 0000:3b:00.0"), ""),
     ),  # fmt: skip
     row(
         "pf-with-vfs",
         [PF, vf()],
+        Verdict(S.ENSLAVED, PF_WITH_VFS.format(8, ""), "SR-IOV VFs"),
+    ),
+    row(
+        "pf-with-vfs-counts-those-in-pods",
+        [
+            PF,
+            vf(),
+            vf(pci=VFIO_VF_PCI, driver="vfio-pci", has_netdev=False, name=""),
+            vf(pci="0000:3b:02.2", has_netdev=False, name=""),
+        ],
+        Verdict(S.ENSLAVED, PF_WITH_VFS.format(8, ", 2 in pods"), "SR-IOV VFs"),
+        claims=[
+            PodClaim("ml", "dpdk-0", "ml/vf1", "net1", pci_address=VFIO_VF_PCI),
+            PodClaim("ml", "trainer-0", "ml/vf2", "net1", pci_address="0000:3B:02.2"),
+            PodClaim("ml", "old-0", "ml/vf0", "net1", pci_address=VF_PCI),  # its netdev is here
+        ],
+    ),
+    row(
+        "vf-named-by-its-index-and-pf",
+        [vf(vf_index=0, pf_name="ens1f0"), PF],
+        Verdict(S.FREE, NETDEV_VF_FREE.format("VF 0 of ens1f0"), ""),
+    ),
+    row(
+        "vfio-vf-is-free-by-pci-bus-id",
+        [vfio_vf(), PF],
+        Verdict(S.FREE, VFIO_VF_FREE, ""),
+    ),
+    row(
+        "vfio-vf-in-a-pod-by-its-pci-address",
+        [vfio_vf(), PF],
+        Verdict(S.POD, "in pod ml/dpdk-0 as net1 via NAD ml/vf1", "pod ml/dpdk-0"),
+        claims=[PodClaim("ml", "dpdk-0", "ml/vf1", "net1", pci_address=VFIO_VF_PCI)],
+    ),
+    row(
+        "vfio-vf-of-pf-carrying-the-default-route",
+        [vfio_vf(), nic("ens1f0", sriov_num_vfs=8, default_route_v4=True)],
+        Verdict(S.ENSLAVED, "VF of ens1f0, which carries the default route", "node"),
+    ),
+    row(
+        "vfio-vf-reserved",
+        [vfio_vf(), PF],
+        Verdict(S.RESERVED, "reserved by team dpdk until 2030-01-01 00:00 UTC", "team dpdk"),
+        reservations={VFIO_VF_PCI: ReservationFacts("dpdk", datetime(2030, 1, 1), "", "ana")},
+    ),
+    row(
+        "vfio-function-that-is-no-vf-stays-userspace",
+        nic(pci=VFIO_VF_PCI, driver="vfio-pci", has_netdev=False, name=""),
         Verdict(
-            S.ENSLAVED, "PF with 8 VFs enabled: moving it would take the VFs away", "SR-IOV VFs"
+            S.USERSPACE,
+            "bound to vfio-pci (DPDK): usable only through pciBusID / a device plugin",
+            "",
+        ),
+    ),
+    row(
+        "vf-without-driver-cannot-be-taken",
+        [vf(driver="", has_netdev=False, name="", vf_index=3, pf_name="ens1f0"), PF],
+        Verdict(
+            S.MISSING,
+            "VF 3 of ens1f0 has no driver bound: host-device cannot take it (its ADD fails "
+            "reading the driver); bind a network or vfio-pci driver",
+            "",
         ),
     ),
     row(

@@ -6,7 +6,9 @@ Selector choice in `auto` mode, in this order:
    PCI address as runtimeConfig.deviceID.
 2. `device` (the interface name) when that name is safe on every target node (the node has a
    host-device of v1.5.0 or newer, or the name is not one the pod already has: eth0 from the
-   primary CNI, the requested pod interface) and no other node has an interface of that name.
+   primary CNI, the requested pod interface), no other node has an interface of that name, and
+   no device is an SR-IOV VF (a VF's name changes when its VFs are re-created; its PCI address
+   does not).
    One NAD then serves every target node. A NAD is namespaced, not bound to nodes: a pod using
    it on another node would take that node's interface of the same name, which may be another
    team's reserved NIC (a reservation breach).
@@ -272,6 +274,7 @@ def _name_is_safe(device: DeviceFacts, pod_names: dict[str, str]) -> bool:
     return (
         device.has_netdev
         and device.state != OwnershipState.USERSPACE
+        and not device.pf_pci_address
         and ifname_problem(device.name) is None
         and (device.name not in pod_names or plugin_has_eexist_bug(device.plugin) is False)
     )
@@ -407,6 +410,10 @@ def _why_not_by_name(
 ) -> str:
     if not device.has_netdev or device.state == OwnershipState.USERSPACE:
         return "it has no kernel interface to name"
+    if device.pf_pci_address:
+        # A VF's netdev name comes from udev and its driver, and changes when the VFs are
+        # re-created or rebound; its PCI address is fixed by its PF and its number.
+        return "it is an SR-IOV VF, whose name changes when its VFs are re-created"
     if ifname_problem(device.name):
         return "its name is not a valid interface name"
     if device.name in pod_names:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from inventory.rules.nad.facts import DeviceFacts, Finding, error, warning
+from inventory.rules.sriov import USERSPACE_DRIVERS
 from inventory.rules.states import OwnershipState
 
 # Drivers of Wi-Fi NICs: cfg80211 ties them to their phy, so the link cannot change netns
@@ -71,6 +72,28 @@ def is_wireless(device: DeviceFacts) -> bool:
     return device.kind.lower() in WIRELESS_KINDS or device.driver in WIRELESS_DRIVERS
 
 
+def _userspace_finding(device: DeviceFacts, *, selector: str) -> Finding:
+    """A function bound to vfio-pci/uio: only pciBusID reaches it (host-device's DPDK mode)."""
+    label = where(device)
+    if selector == "pciBusID":
+        return warning(
+            "USERSPACE_DPDK",
+            "devices",
+            f"{label} is bound to {device.driver or 'a userspace driver'}: host-device "
+            "moves nothing (DPDK mode) and the pod gets no kernel interface, only the PCI "
+            "address to drive from userspace.",
+            "Use it from a DPDK application, normally through an SR-IOV device plugin "
+            "(resourceName); bind a kernel driver for a kernel interface.",
+        )
+    return error(
+        "DEVICE_NOT_FREE",
+        "devices",
+        f"{label} is {_STATE_WORDS[OwnershipState.USERSPACE]}{_because(device)}; it "
+        f"has no kernel interface for a {selector} selector to find.",
+        "Select it by pciBusID for a DPDK application, or bind a kernel network driver to it.",
+    )
+
+
 def device_findings(
     device: DeviceFacts, *, selector: str, team: str, strict_reservations: bool = True
 ) -> list[Finding]:
@@ -93,6 +116,13 @@ def device_findings(
             )
         )
 
+    # A VF bound to vfio-pci is free or reserved like a netdev NIC (rules/ownership.py), but
+    # only pciBusID reaches it.
+    userspace_driver = device.driver in USERSPACE_DRIVERS
+    userspace_vf = userspace_driver and state in (
+        OwnershipState.FREE,
+        OwnershipState.RESERVED,
+    )
     reserved_team = device.reserved_team or (
         device.holder if state == OwnershipState.RESERVED else ""
     )
@@ -129,29 +159,20 @@ def device_findings(
             )
         )
     elif state == OwnershipState.USERSPACE:
-        if selector == "pciBusID":
-            findings.append(
-                warning(
-                    "USERSPACE_DPDK",
-                    "devices",
-                    f"{label} is bound to {device.driver or 'a userspace driver'}: host-device "
-                    "moves nothing (DPDK mode) and the pod gets no kernel interface, only the PCI "
-                    "address to drive from userspace.",
-                    "Use it from a DPDK application, normally through an SR-IOV device plugin "
-                    "(resourceName); bind a kernel driver for a kernel interface.",
-                )
+        findings.append(_userspace_finding(device, selector=selector))
+    elif state == OwnershipState.ENSLAVED and device.sriov_num_vfs > 0:
+        findings.append(
+            error(
+                "PF_WITH_VFS",
+                "devices",
+                f"{label} is an SR-IOV PF with {device.sriov_num_vfs} VFs enabled"
+                f"{_because(device)}. Its VFs are configured through it (ip link set "
+                f"{device.name or 'PF'} vf N ...): moved into a pod it takes that away from "
+                "the node and from every pod using one of its VFs.",
+                "Pick one of its free VFs (listed under it), or disable its VFs first "
+                "(echo 0 > sriov_numvfs).",
             )
-        else:
-            findings.append(
-                error(
-                    "DEVICE_NOT_FREE",
-                    "devices",
-                    f"{label} is {_STATE_WORDS[OwnershipState.USERSPACE]}{_because(device)}; it "
-                    f"has no kernel interface for a {selector} selector to find.",
-                    "Select it by pciBusID for a DPDK application, or bind a kernel network "
-                    "driver to it.",
-                )
-            )
+        )
     elif state == OwnershipState.POD:
         findings.append(
             error(
@@ -183,7 +204,10 @@ def device_findings(
             )
         )
 
-    if not device.has_netdev and state != OwnershipState.USERSPACE:
+    if userspace_vf:
+        findings.append(_userspace_finding(device, selector=selector))
+    # A function bound to a userspace driver never has a netdev: the findings above say it.
+    if not device.has_netdev and state != OwnershipState.USERSPACE and not userspace_driver:
         findings.append(
             error(
                 "NO_NETDEV",

@@ -43,6 +43,8 @@ class DeviceFacts:
     has_netdev: bool = True
     plugin: PluginFacts | None = None
     pod_nad: str = ""  # in a pod: the NAD ("ns/name") it was attached through, "" if not known
+    sriov_num_vfs: int = 0  # an SR-IOV PF's enabled VFs
+    pf_pci_address: str = ""  # an SR-IOV VF's PF
 
 
 @dataclass(frozen=True, slots=True)

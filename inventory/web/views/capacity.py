@@ -101,8 +101,12 @@ class RequestDetailView(PageMixin, DetailView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context["nics"] = list(
+            # A PF's VFs together, by number, after the node's other NICs.
             self.object.reservations.select_related("interface").order_by(
-                "interface__node_name", "interface__name"
+                "interface__node_name",
+                "interface__pf_pci_address",
+                "interface__vf_index",
+                "interface__name",
             )
         )
         context["nad_yaml"] = "---\n".join(n.get("yaml", "") for n in self.object.nads)

@@ -153,6 +153,16 @@ def _builder_context(
     by_node: dict[str, list[Interface]] = {}
     for interface in interfaces:
         by_node.setdefault(interface.node.name, []).append(interface)
+    for offered in by_node.values():
+        # NICs first, then the VFs of each PF together, by VF number (a heading per PF).
+        offered.sort(
+            key=lambda i: (
+                bool(i.pf_pci_address),
+                i.pf_pci_address,
+                i.vf_index if i.vf_index is not None else -1,
+                i.display_name,
+            )
+        )
     selected = {str(v) for v in (form["interfaces"].value() or [])}
     ipam_fields = [
         (form[f"ipam_{name}"], " ".join(f"ipam-{t}" for t, names in FIELDS_BY_TYPE.items()

@@ -75,6 +75,35 @@ def group_by_owner(interfaces: list[Interface]) -> list[OwnerGroup]:
     return groups
 
 
+@dataclass
+class SriovPf:
+    """An SR-IOV PF of the node (its row, or only its PCI address when the node reports none)
+    with its VFs, by VF number."""
+
+    address: str
+    pf: Interface | None
+    vfs: list[Interface] = field(default_factory=list)
+
+
+def group_sriov(interfaces: list[Interface]) -> list[SriovPf]:
+    pfs = {i.pci_address: i for i in interfaces if i.sriov_role == "pf" and i.pci_address}
+    vfs: dict[str, list[Interface]] = defaultdict(list)
+    for interface in interfaces:
+        if interface.pf_pci_address:
+            vfs[interface.pf_pci_address].append(interface)
+    return [
+        SriovPf(
+            address,
+            pfs.get(address),
+            sorted(
+                vfs.get(address, []),
+                key=lambda vf: (vf.vf_index is None, vf.vf_index or 0, vf.pci_address),
+            ),
+        )
+        for address in sorted(set(pfs) | set(vfs))
+    ]
+
+
 def diagram_link(interface: Interface, internal_ips: list[str]) -> diagrams.Link:
     """An interface as the node diagram draws it. Primary: the NIC that carries the default
     route or one of the node's InternalIPs, or is pinned as the node's uplink although the
@@ -82,7 +111,7 @@ def diagram_link(interface: Interface, internal_ips: list[str]) -> diagrams.Link
     addresses = {address.split("/", 1)[0] for address in interface.address_list}
     return diagrams.Link(
         pk=interface.pk,
-        name=interface.name,
+        name=interface.display_name,
         state=interface.state,
         kind=interface.kind,
         master=interface.master,
@@ -165,6 +194,7 @@ class NodeView(PageMixin, LiveMixin, DetailView):
         cni = node.cni if isinstance(node.cni, dict) else {}
         context.update(
             groups=group_by_owner(interfaces),
+            sriov_pfs=group_sriov(interfaces),
             interface_count=len(interfaces),
             breaches=[i for i in interfaces if i.breach],
             last_contact=contact,
