@@ -11,6 +11,7 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
@@ -26,6 +27,14 @@ from inventory.choices import (
 
 
 class Cluster(models.Model):
+    """A cluster the portal watches: the registry entry (how to reach its API, which master key
+    its agents' keys derive from) and its sweep bookkeeping.
+
+    Credentials are never stored here: an entry names where they are, a kubeconfig file (a
+    mounted Secret, say), a Secret in the portal's own cluster, or the pod's service account
+    (services/clusters.py). The cluster named NICPORTAL_CLUSTER_NAME with none of those set is
+    the default cluster: it is reached as the settings say (KUBECONFIG, NICPORTAL_IN_CLUSTER)."""
+
     name = models.CharField(max_length=100, unique=True)
     api_url = models.CharField(max_length=500, blank=True)
     multus_version = models.CharField(
@@ -35,9 +44,59 @@ class Cluster(models.Model):
     last_sweep_ok_at = models.DateTimeField(null=True, blank=True)
     last_sweep_duration = models.FloatField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True, help_text="Swept on every sweep when true.")
+    kubeconfig = models.CharField(
+        max_length=500, blank=True, help_text="Path of a kubeconfig file on the portal's hosts."
+    )
+    kubeconfig_secret = models.CharField(
+        max_length=317,
+        blank=True,
+        help_text="namespace/name of a Secret in the portal's own cluster whose `kubeconfig` key "
+        "holds the kubeconfig.",
+    )
+    context = models.CharField(max_length=253, blank=True, help_text="kubeconfig context.")
+    in_cluster = models.BooleanField(
+        default=False, help_text="Reach the API with the portal pod's own service account."
+    )
+    agent_master_key_file = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="File holding this cluster's agent master key ('' = NICPORTAL_AGENT_MASTER_KEY).",
+    )
+    agent_master_key_previous_file = models.CharField(
+        max_length=500, blank=True, help_text="The previous master key's file, during a rotation."
+    )
+    # Set when reading the API has failed for longer than NICPORTAL_CLUSTER_STALE_AFTER: the
+    # cluster's NICs are `unknown` until a read succeeds again (sync/reach.py).
+    unreachable_since = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def credentials(self) -> str:
+        """Where the API credentials come from: "in-cluster", "kubeconfig", "secret", or ""
+        (none registered: the settings' for the default cluster, nothing for another)."""
+        if self.in_cluster:
+            return "in-cluster"
+        if self.kubeconfig:
+            return "kubeconfig"
+        if self.kubeconfig_secret:
+            return "secret"
+        return ""
+
+    def clean(self) -> None:
+        sources = [self.in_cluster, bool(self.kubeconfig), bool(self.kubeconfig_secret)]
+        if sum(sources) > 1:
+            raise ValidationError(
+                "Give one of kubeconfig, kubeconfig_secret and in_cluster, not several."
+            )
+        if self.kubeconfig_secret:
+            namespace, slash, name = self.kubeconfig_secret.partition("/")
+            if not slash or not namespace or not name or "/" in name:
+                raise ValidationError(
+                    {"kubeconfig_secret": "Write it as namespace/name of the Secret."}
+                )
 
 
 class Node(models.Model):

@@ -6,7 +6,8 @@ No I/O, no ORM. ``read/facts.py`` turns the stored agent facts, the pods' Multus
 
 Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
 
-1. ``unknown``   the node's agent has not answered recently (facts may be stale).
+1. ``unknown``   the node's cluster API has not answered for a while (which pods hold NICs is
+   not known), or the node's agent has not answered recently (facts may be stale).
 2. ``pod`` / ``missing`` / gone  the link is gone from the host: a pod on this node claims it by
    MAC, permanent MAC or PCI address (``pod``); nobody does and it is a NIC (``missing``: a NIC
    host-device took and never gave back); nobody does and it is no NIC (a ``cali*`` veth, any
@@ -91,6 +92,9 @@ class NodeFacts:
     agent_fresh: bool = True  # False: the agent has not answered recently
     agent_last_contact: datetime | None = None
     veth_nics: bool = False  # label nicportal.io/veth-nics="true": veth links are NICs (the lab)
+    # "" or why the node's cluster cannot be read (its API has not answered for a while): the
+    # pods that hold NICs are not known, so no verdict but `unknown` holds.
+    cluster_unreachable: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +301,12 @@ def _master_phrase(link: LinkFacts, ctx: _Node) -> tuple[str, str]:
 
 
 # -- the rules, in precedence order ------------------------------------------------------------
+
+
+def _cluster_silent(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    if not ctx.facts.cluster_unreachable:
+        return None
+    return Verdict(OwnershipState.UNKNOWN, ctx.facts.cluster_unreachable, "")
 
 
 def _agent_silent(link: LinkFacts, ctx: _Node) -> Verdict | None:
@@ -520,6 +530,7 @@ def _free(link: LinkFacts, ctx: _Node) -> Verdict:
 
 
 _RULES: tuple[Rule, ...] = (
+    _cluster_silent,
     _agent_silent,
     _gone_from_host,
     _pci_function_only,
