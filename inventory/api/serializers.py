@@ -204,11 +204,18 @@ class StrictSerializer(serializers.Serializer):
 
 
 class ClusterSerializer(serializers.ModelSerializer):
+    # Where the credentials are kept, as a kind only ("kubeconfig", "secret", "in-cluster", or
+    # "" for the settings'); never a path, never a credential.
+    credentials = serializers.CharField(read_only=True)
+
     class Meta:
         model = Cluster
         fields = [
             "id",
             "name",
+            "enabled",
+            "credentials",
+            "unreachable_since",
             "api_url",
             "multus_version",
             "last_sweep_at",
@@ -524,6 +531,7 @@ class PodAttachmentSerializer(SelectableFieldsMixin, serializers.ModelSerializer
 class HistoryEntrySerializer(SelectableFieldsMixin, serializers.ModelSerializer):
     brief_fields = ("id", "at", "kind", "node", "message")
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
+    cluster = serializers.CharField(source="node.cluster.name", read_only=True, allow_null=True)
     actor = serializers.CharField(source="actor.username", read_only=True, allow_null=True)
     team = serializers.CharField(source="team.name", read_only=True, allow_null=True)
 
@@ -535,6 +543,7 @@ class HistoryEntrySerializer(SelectableFieldsMixin, serializers.ModelSerializer)
             "kind",
             "interface",
             "node",
+            "cluster",
             "actor",
             "team",
             "old_state",

@@ -4,7 +4,8 @@ tests, so a URL query string means the same thing in the browser and in the API.
 Filter names are part of the public contract (README / API docs):
 interfaces: node, name, cluster, state (repeatable), driver, speed_mbps, speed_min, pci (prefix),
 team (team holding an active reservation), present, kind, breach (a reserved NIC in another
-team's pod), q (free text).
+team's pod), q (free text). Every list that holds rows of several clusters takes `cluster` (a
+cluster's name): interfaces, nodes, reservations, history, attachments, NADs.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
 class HistoryFilterSet(django_filters.FilterSet):
     interface = django_filters.NumberFilter(field_name="interface_id", label="Interface id")
     node = django_filters.CharFilter(field_name="node__name", label="Node")
+    cluster = django_filters.CharFilter(field_name="node__cluster__name", label="Cluster")
     kind = django_filters.MultipleChoiceFilter(choices=HistoryKind.choices, distinct=False)
     team = django_filters.CharFilter(field_name="team__name", label="Team")
     since = UtcIsoDateTimeFilter(field_name="at", lookup_expr="gte")
@@ -157,7 +159,7 @@ class HistoryFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = HistoryEntry
-        fields = ["interface", "node", "kind", "team", "since", "until", "q"]
+        fields = ["interface", "node", "cluster", "kind", "team", "since", "until", "q"]
 
 
 class PodAttachmentFilterSet(django_filters.FilterSet):
