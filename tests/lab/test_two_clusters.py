@@ -1,0 +1,267 @@
+"""Two lab clusters in one portal: the session's lab is the default cluster (`lab`, reached as
+the settings say), a second lab runs beside it (its own etcd, kube-apiserver, namespaces and
+agents, keys derived for the cluster name `second`) and is registered with `manage.py cluster
+add`. Both labs lay out the same node names, so every check below also shows that the same node
+name in two clusters is two nodes, each answering to its own cluster's keys.
+
+"API down" is the second lab's real kube-apiserver stopped with SIGSTOP: connections are
+accepted and never answered, as a hung or partitioned API server does; SIGCONT brings it back."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from inventory import tasks
+from inventory.clients.agents import AgentKeyring
+from inventory.models import Cluster, HistoryEntry, Interface, Node
+from inventory.services import polling
+from lab import control
+from lab.handle import LabHandle
+from lab.state import state_dir
+from nodeagent import auth
+from tests.factories import make_user
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def second_lab(lab_requirements) -> Iterator[LabHandle]:
+    name = f"pw{os.getpid()}"
+    try:
+        state = control.up(name, cluster_name="second")
+    except Exception:
+        control.down(name)
+        raise
+    handle = LabHandle(state)
+    try:
+        yield handle
+    finally:
+        handle.close()
+        control.down(name)
+        shutil.rmtree(state_dir(name), ignore_errors=True)
+
+
+@pytest.fixture
+def two_clusters(lab, second_lab, settings):
+    lab.reset()
+    second_lab.reset()
+    settings.KUBECONFIG = str(lab.portal_kubeconfig)
+    settings.AGENT_MASTER_KEY = lab.agent_master_key
+    settings.CLUSTER_NAME = "lab"
+    settings.AGENT_NAMESPACE = "nicportal"
+    settings.MULTUS_VERSION = ""
+    settings.KUBE_TIMEOUT = 2.0
+    # Any failed read marks the cluster unreachable at once (the default waits 3 sweeps).
+    settings.CLUSTER_STALE_AFTER = 0.0
+    polling.forget_cluster_reads()
+    out = io.StringIO()
+    call_command(
+        "cluster",
+        "add",
+        "second",
+        "--kubeconfig",
+        str(second_lab.portal_kubeconfig),
+        "--agent-master-key-file",
+        str(second_lab.agent_master_key_file),
+        stdout=out,
+    )
+    assert out.getvalue().strip() == "cluster second registered"
+    reports = polling.sweep_all(workers=4)
+    assert {name: report.cluster_error for name, report in reports.items()} == {
+        "lab": "",
+        "second": "",
+    }
+    assert {name: report.agents_failed for name, report in reports.items()} == {
+        "lab": 0,
+        "second": 0,
+    }
+    yield Cluster.objects.get(name="lab"), Cluster.objects.get(name="second")
+    polling.forget_cluster_reads()
+
+
+def apiserver_pid(handle: LabHandle) -> int:
+    """The lab's kube-apiserver process (its command line names the lab's state directory)."""
+    directory = str(handle.state.directory)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            words = (entry / "cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if words and words[0].endswith("kube-apiserver") and any(directory in w for w in words):
+            return int(entry.name)
+    raise AssertionError(f"no kube-apiserver of {directory}")
+
+
+@contextlib.contextmanager
+def api_stopped(handle: LabHandle) -> Iterator[None]:
+    pid = apiserver_pid(handle)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def rows(cluster: Cluster) -> dict:
+    """Everything the inventory stores about one cluster that a sweep could change."""
+    return {
+        "cluster": Cluster.objects.filter(pk=cluster.pk)
+        .values("unreachable_since", "last_error", "api_url", "enabled")
+        .get(),
+        "nodes": sorted(
+            Node.objects.filter(cluster=cluster).values_list(
+                "pk", "name", "stale", "agent_error", "ready", "in_cluster", "agent_url"
+            )
+        ),
+        "interfaces": sorted(
+            Interface.objects.filter(node__cluster=cluster).values_list(
+                "pk",
+                "node_name",
+                "name",
+                "state",
+                "reason",
+                "holder",
+                "breach",
+                "present",
+                "facts_digest",
+                "state_changed_at",
+                "last_seen_at",
+            )
+        ),
+        "history": HistoryEntry.objects.filter(node__cluster=cluster).count(),
+    }
+
+
+def test_two_labs_are_two_clusters_with_the_same_node_names_and_their_own_keys(
+    two_clusters, lab, second_lab
+):
+    first, second = two_clusters
+    names = {node.name for node in lab.nodes}
+    assert names == {node.name for node in second_lab.nodes}
+    for cluster in (first, second):
+        stored = set(Node.objects.filter(cluster=cluster).values_list("name", flat=True))
+        assert stored == names
+        free = Interface.objects.filter(node__cluster=cluster, name="eth1", state="free")
+        assert free.count() == len(names)
+    # The agents of `second` hold keys derived from the second lab's master for `second`; the
+    # portal derived the same ones (every agent answered above), and they are not `lab`'s.
+    node = sorted(names)[0]
+    ours = AgentKeyring.for_cluster(second).node_keys(node)[0]
+    assert ours == second_lab.agent_key(node)
+    assert ours != AgentKeyring.for_cluster(first).node_keys(node)[0]
+    assert ours != auth.derive_node_key(
+        second_lab.agent_master_key.encode(), cluster="lab", node=node
+    )
+
+
+def test_a_sweep_while_the_other_clusters_api_is_down_changes_nothing_in_the_other(
+    two_clusters, second_lab, client
+):
+    first, second = two_clusters
+    first_before = rows(first)
+    with api_stopped(second_lab):
+        report = polling.sweep_inline(cluster=second, workers=4)
+        assert report.cluster_error
+        # Its agents still answer: their facts stay fresh, but nobody knows which pods hold NICs.
+        assert report.agents_failed == 0
+        second.refresh_from_db()
+        assert second.unreachable_since is not None
+        verdicts = set(
+            Interface.objects.filter(node__cluster=second).values_list("state", flat=True)
+        )
+        assert verdicts == {"unknown"}
+        reason = Interface.objects.filter(node__cluster=second, name="eth1").first().reason
+        assert reason.startswith("the API of cluster second has not answered since")
+        assert rows(first) == first_before
+
+        # The healthy cluster's sweep meanwhile: its own rows as they were, the other's untouched.
+        second_before = rows(second)
+        report = polling.sweep_inline(cluster=first, workers=4)
+        assert (report.cluster_error, report.agents_failed) == ("", 0)
+        assert rows(first) == first_before
+        assert rows(second) == second_before
+
+        checks = client.get("/readyz").json()["checks"]["clusters"]
+        assert checks["status"] == "degraded"
+        assert checks["clusters"]["lab"]["status"] == "ok"
+        assert checks["clusters"]["second"]["status"] == "degraded"
+        assert checks["clusters"]["second"]["unreachable_since"]
+        metrics = client.get("/metrics").content.decode()
+        assert 'nicportal_cluster_unreachable{cluster="second"} 1.0' in metrics
+        assert 'nicportal_cluster_unreachable{cluster="lab"} 0.0' in metrics
+        unknown = Interface.objects.filter(node__cluster=second).count()
+        assert f'nicportal_interfaces{{cluster="second",state="unknown"}} {unknown}.0' in metrics
+        assert 'nicportal_interfaces{cluster="lab",state="unknown"} 0.0' in metrics
+
+    # The API answers again: the cluster's NICs are judged again; the other still untouched.
+    report = polling.sweep_inline(cluster=second, workers=4)
+    assert report.cluster_error == ""
+    second.refresh_from_db()
+    assert second.unreachable_since is None
+    free = Interface.objects.filter(node__cluster=second, name="eth1", state="free")
+    assert free.count() == Node.objects.filter(cluster=second).count()
+    assert rows(first) == first_before
+    assert client.get("/readyz").json()["checks"]["clusters"]["status"] == "ok"
+
+
+def test_the_fleet_page_and_the_api_filter_by_cluster(two_clusters, client):
+    first, second = two_clusters
+    client.force_login(make_user())
+    api = client.get("/api/v1/interfaces/", {"cluster": "second", "page_size": 1000}).json()
+    clusters = {row["cluster"] for row in api["results"]}
+    assert clusters == {"second"}
+    assert len(api["results"]) == Interface.objects.filter(node__cluster=second).count()
+    nodes = client.get("/api/v1/nodes/", {"cluster": "lab"}).json()["results"]
+    assert {row["cluster"] for row in nodes} == {"lab"}
+    assert len(nodes) == Node.objects.filter(cluster=first).count()
+
+    page = client.get("/", {"cluster": "second", "per_page": 200})
+    assert page.status_code == 200
+    shown = list(page.context["interfaces"])
+    assert shown and {row.node.cluster.name for row in shown} == {"second"}
+    html = page.content.decode()
+    assert 'data-testid="cluster-filter"' in html
+    assert '<option value="second" selected>second</option>' in html
+    assert '<td data-testid="cluster">second</td>' in html
+    assert '<td data-testid="cluster">lab</td>' not in html
+    everything = client.get("/", {"per_page": 200})
+    cells = everything.content.decode()
+    assert '<td data-testid="cluster">lab</td>' in cells
+    assert '<td data-testid="cluster">second</td>' in cells
+
+
+def test_a_hint_refreshes_the_node_of_the_cluster_whose_key_signed_it(
+    two_clusters, second_lab, client, monkeypatch
+):
+    """The same node name in both clusters: a hint signed with the second cluster's key for it
+    is queued for the second cluster's node, never the first's."""
+    first, second = two_clusters
+    queued: list = []
+    monkeypatch.setattr(tasks.refresh_node, "apply_async", lambda args, **kw: queued.append(args))
+    node = sorted(n.name for n in second_lab.nodes)[0]
+    body = json.dumps({"node": node}).encode()
+    header, _ = auth.sign_request(
+        [second_lab.agent_key(node)],
+        direction=auth.AGENT_TO_PORTAL,
+        method="POST",
+        path="/api/v1/agent-hints/",
+        node=node,
+        body=body,
+    )
+    answer = client.post(
+        "/api/v1/agent-hints/", body, content_type="application/json", HTTP_AUTHORIZATION=header
+    )
+    assert answer.status_code == 202, answer.content
+    assert queued == [(Node.objects.get(cluster=second, name=node).pk,)]
