@@ -9,6 +9,7 @@ accepted and never answered, as a hung or partitioned API server does; SIGCONT b
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -18,6 +19,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import kubernetes
 import pytest
 from django.core.management import call_command
 
@@ -265,3 +267,52 @@ def test_a_hint_refreshes_the_node_of_the_cluster_whose_key_signed_it(
     )
     assert answer.status_code == 202, answer.content
     assert queued == [(Node.objects.get(cluster=second, name=node).pk,)]
+
+
+def test_a_cluster_reached_through_a_kubeconfig_kept_in_a_secret(
+    two_clusters, lab, second_lab, settings
+):
+    """The second cluster's kubeconfig in a Secret of the portal's own cluster (the first lab),
+    read through the home cluster's client: never in the database, never in a file of ours."""
+    _, second = two_clusters
+    # The home client must be allowed to read the Secret: the shipped RBAC does not grant it
+    # (docs/CLUSTERS.md says what to add), the lab's admin can.
+    settings.KUBECONFIG = str(lab.kubeconfig)
+    core = kubernetes.client.CoreV1Api(
+        kubernetes.config.new_client_from_config(str(lab.kubeconfig))
+    )
+    secret = kubernetes.client.V1Secret(
+        metadata=kubernetes.client.V1ObjectMeta(name="second-kubeconfig"),
+        data={"kubeconfig": base64.b64encode(second_lab.portal_kubeconfig.read_bytes()).decode()},
+    )
+    core.create_namespaced_secret("nicportal", secret)
+    try:
+        call_command(
+            "cluster",
+            "add",
+            "second",
+            "--kubeconfig-secret",
+            "nicportal/second-kubeconfig",
+            "--agent-master-key-file",
+            str(second_lab.agent_master_key_file),
+            stdout=io.StringIO(),
+        )
+        second.refresh_from_db()
+        assert (second.credentials, second.kubeconfig) == ("secret", "")
+        polling.forget_cluster_reads()
+        report = polling.sweep_inline(cluster=second, workers=4)
+        assert (report.cluster_error, report.agents_failed) == ("", 0)
+        assert report.nodes == len(second_lab.nodes)
+
+        # A Secret without the key: this cluster's sweep says which Secret and which key.
+        core.patch_namespaced_secret(
+            "second-kubeconfig", "nicportal", {"data": {"kubeconfig": None, "other": "eA=="}}
+        )
+        polling.forget_cluster_reads()
+        report = polling.sweep_inline(cluster=second, workers=4)
+        assert report.cluster_error == (
+            "secret nicportal/second-kubeconfig has no 'kubeconfig' key"
+        )
+    finally:
+        core.delete_namespaced_secret("second-kubeconfig", "nicportal")
+        core.api_client.close()
