@@ -230,3 +230,12 @@ def test_the_registry_command_registers_lists_and_refuses_what_it_cannot_use(set
     assert "settings" in default
     stored = Cluster.objects.get(name="remote")
     assert (stored.kubeconfig_secret, stored.enabled) == ("nicportal/remote-kc", False)
+
+
+def test_agentkey_prints_a_registered_clusters_node_keys(two):
+    out = io.StringIO()
+    call_command("agentkey", "n1", "--cluster", "second", stdout=out)
+    expected = auth.derive_node_key(OTHER_MASTER.encode(), cluster="second", node="n1")
+    assert out.getvalue().strip() == auth.format_node_key(expected)
+    with pytest.raises(CommandError, match="no cluster named 'nowhere'"):
+        call_command("agentkey", "n1", "--cluster", "nowhere")
