@@ -17,21 +17,23 @@ import os
 import shutil
 import signal
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import kubernetes
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from inventory import tasks
 from inventory.clients.agents import AgentKeyring
 from inventory.models import Cluster, HistoryEntry, Interface, Node
-from inventory.services import polling
+from inventory.services import polling, reservations
 from lab import control
 from lab.handle import LabHandle
 from lab.state import state_dir
 from nodeagent import auth
-from tests.factories import make_user
+from tests.factories import make_team, make_user
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -316,3 +318,31 @@ def test_a_cluster_reached_through_a_kubeconfig_kept_in_a_secret(
     finally:
         core.delete_namespaced_secret("second-kubeconfig", "nicportal")
         core.api_client.close()
+
+
+def test_a_reservation_is_published_on_the_node_of_its_own_cluster(two_clusters, lab, second_lab):
+    first, second = two_clusters
+    team = make_team("netlab-two")
+    owner = make_user(teams=[team])
+    nic = Interface.objects.get(node__cluster=second, node__name="node-a", name="eth1")
+    reservations.reserve(
+        interface_id=nic.pk,
+        team=team,
+        user=owner,
+        purpose="two clusters",
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+
+    def annotation(handle: LabHandle) -> str | None:
+        api = kubernetes.config.new_client_from_config(str(handle.kubeconfig))
+        try:
+            node = kubernetes.client.CoreV1Api(api).read_node("node-a")
+        finally:
+            api.close()
+        return (node.metadata.annotations or {}).get(reservations.ANNOTATION_KEY)
+
+    published = json.loads(annotation(second_lab) or "[]")
+    assert [(row["interface"], row["team"]) for row in published] == [("eth1", "netlab-two")]
+    assert annotation(lab) is None  # the same-named node of the other cluster
+    first_nic = Interface.objects.get(node__cluster=first, node__name="node-a", name="eth1")
+    assert first_nic.state == "free"
