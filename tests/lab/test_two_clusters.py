@@ -16,12 +16,14 @@ import json
 import os
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import kubernetes
 import pytest
+from celery.contrib.testing.worker import start_worker
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -32,6 +34,7 @@ from inventory.services import polling, reservations
 from lab import control
 from lab.handle import LabHandle
 from lab.state import state_dir
+from nicportal.celery import app
 from nodeagent import auth
 from tests.factories import make_team, make_user
 
@@ -56,7 +59,8 @@ def second_lab(lab_requirements) -> Iterator[LabHandle]:
 
 
 @pytest.fixture
-def two_clusters(lab, second_lab, settings):
+def registered(lab, second_lab, settings):
+    """The portal watching the first lab as its default cluster, the second lab registered."""
     lab.reset()
     second_lab.reset()
     settings.KUBECONFIG = str(lab.portal_kubeconfig)
@@ -80,6 +84,13 @@ def two_clusters(lab, second_lab, settings):
         stdout=out,
     )
     assert out.getvalue().strip() == "cluster second registered"
+    yield
+    polling.forget_cluster_reads()
+
+
+@pytest.fixture
+def two_clusters(registered):
+    """Both clusters in the inventory, one sweep each."""
     reports = polling.sweep_all(workers=4)
     assert {name: report.cluster_error for name, report in reports.items()} == {
         "lab": "",
@@ -89,8 +100,7 @@ def two_clusters(lab, second_lab, settings):
         "lab": 0,
         "second": 0,
     }
-    yield Cluster.objects.get(name="lab"), Cluster.objects.get(name="second")
-    polling.forget_cluster_reads()
+    return Cluster.objects.get(name="lab"), Cluster.objects.get(name="second")
 
 
 def apiserver_pid(handle: LabHandle) -> int:
@@ -346,3 +356,55 @@ def test_a_reservation_is_published_on_the_node_of_its_own_cluster(two_clusters,
     assert annotation(lab) is None  # the same-named node of the other cluster
     first_nic = Interface.objects.get(node__cluster=first, node__name="node-a", name="eth1")
     assert first_nic.state == "free"
+
+
+def test_the_celery_sweep_runs_one_sweep_per_cluster_on_the_same_workers(registered, lab):
+    """A real worker on Redis: beat's `sweep` queues one `sweep_cluster` per cluster, whose node
+    batches the same worker takes; both clusters end up in the inventory."""
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    old = (app.conf.broker_url, app.conf.task_always_eager, app.conf.broker_transport_options)
+    app.conf.broker_url = broker if broker.startswith("redis://") else "redis://127.0.0.1:6379/0"
+    app.conf.task_always_eager = False
+    app.conf.broker_transport_options = {}
+    try:
+        with start_worker(
+            app,
+            pool="threads",
+            concurrency=2,
+            perform_ping_check=False,
+            shutdown_timeout=10,
+            loglevel="WARNING",
+        ):
+            tasks.sweep.delay()  # results are not kept (CELERY_TASK_IGNORE_RESULT)
+            names = {node.name for node in lab.nodes}
+
+            def both_filled() -> bool:
+                free = Interface.objects.filter(name="eth1", state="free")
+                return {
+                    cluster: set(
+                        free.filter(node__cluster__name=cluster).values_list("node_name", flat=True)
+                    )
+                    for cluster in ("lab", "second")
+                } == {"lab": names, "second": names}
+
+            deadline = time.monotonic() + 60
+            while not both_filled() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert both_filled()
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager, app.conf.broker_transport_options = old
+    for name in ("lab", "second"):
+        cluster = Cluster.objects.get(name=name)
+        assert (cluster.last_error, cluster.unreachable_since) == ("", None)
+        assert cluster.last_sweep_ok_at is not None
+
+
+def test_manage_py_poll_sweeps_every_cluster(registered):
+    out = io.StringIO()
+    call_command("poll", "--quiet", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["cluster lab", "cluster second"]
+    assert all("sweep done in" in line and "0 failed" in line for line in lines)
+    out = io.StringIO()
+    call_command("poll", "--quiet", "--cluster", "second", stdout=out)
+    assert out.getvalue().startswith("cluster second: sweep done in")
