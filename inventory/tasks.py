@@ -92,11 +92,13 @@ def sweep_cluster(cluster_id: int) -> dict:
 def refresh_node(node_id: int) -> dict:
     """A hint said this node changed: re-read its pods (their network-status names the pod that
     now holds a NIC) and its agent, so that the verdict is right in one step."""
-    cluster = Cluster.objects.filter(nodes__pk=node_id).first()
+    cluster = Cluster.objects.filter(nodes__pk=node_id).first()  # the node's own cluster
+    if cluster is None:
+        return {"rows": 0}
     try:
         polling.poll_cluster(cluster, recompute=False)
     except ClusterError as exc:
-        log.warning("hint: cluster poll failed: %s", exc)
+        log.warning("hint: cluster=%s poll failed: %s", cluster.name, exc)
     # Other nodes touched by that listing are re-judged by their next poll.
     stats = polling.poll_node(node_id, recompute=True)
     return {"rows": stats.rows_written}
