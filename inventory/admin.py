@@ -1,13 +1,47 @@
-"""The cluster registry in Django's admin (/admin/, staff only), beside `manage.py cluster`.
+"""The admin: teams (Django groups) with their namespaces inline. A team's namespaces (names or
+shell patterns such as `ml-*`) say where its pods may take its reserved NICs and where its
+members may apply NADs (inventory/rules/teams.py); the pattern is checked by the model's
+`clean`, and saving judges the attached pods again, as `manage.py teamnamespaces` does.
 
-Only where the credentials are is edited here (a file path, a Secret's name, in-cluster), never
-the credentials themselves; the sweep bookkeeping is shown read-only."""
+And the cluster registry, beside `manage.py cluster` (docs/CLUSTERS.md): only where a cluster's
+credentials are is edited here (a file path, a Secret's name, in-cluster), never the credentials
+themselves; the sweep bookkeeping is shown read-only."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from inventory.models import Cluster
+from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin
+from django.contrib.auth.models import Group
+
+from inventory.models import Cluster, TeamNamespace
+from inventory.services import teams
+
+
+class TeamNamespaceInline(admin.TabularInline):
+    model = TeamNamespace
+    extra = 1
+    verbose_name = "namespace"
+    verbose_name_plural = (
+        "namespaces (names or shell patterns such as ml-*: where the team may apply NADs and "
+        "its pods may take its reserved NICs)"
+    )
+
+
+class TeamAdmin(GroupAdmin):
+    inlines = [TeamNamespaceInline]
+
+    def save_related(self, request: Any, form: Any, formsets: Any, change: bool) -> None:
+        before = set(TeamNamespace.objects.filter(team=form.instance).values_list("pattern"))
+        super().save_related(request, form, formsets, change)
+        after = set(TeamNamespace.objects.filter(team=form.instance).values_list("pattern"))
+        if before != after:
+            teams.judge_attached_nodes()
+
+
+admin.site.unregister(Group)
+admin.site.register(Group, TeamAdmin)
 
 
 @admin.register(Cluster)

@@ -24,6 +24,7 @@ from inventory.choices import (
     NadOrigin,
     OwnershipState,
 )
+from inventory.rules import teams as team_rules
 
 
 class Cluster(models.Model):
@@ -496,8 +497,10 @@ class TeamNamespace(models.Model):
     """A Kubernetes namespace that belongs to a team: a name, or a shell pattern such as `ml-*`.
     Pods in it may take the team's reserved NICs: the admission webhook denies pods from other
     namespaces that ask for them, and a pod from another team's namespace holding one is a
-    reservation breach (rules/teams.py). Staff manage them with `manage.py createteam TEAM
-    --namespace NS`."""
+    reservation breach. The team's members may apply NADs through NICPortal into these
+    namespaces and no other (rules/teams.py). Staff manage them in the admin, with `manage.py
+    createteam TEAM --namespace NS` / `teamnamespaces TEAM --add NS --remove NS`, and through
+    `/api/v1/team-namespaces/`."""
 
     team = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="namespaces")
     pattern = models.CharField(max_length=253)
@@ -510,6 +513,11 @@ class TeamNamespace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pattern} ({self.team.name})"
+
+    def clean(self) -> None:
+        problem = team_rules.pattern_problem(self.pattern or "")
+        if problem:
+            raise ValidationError({"pattern": problem})
 
 
 class AdmissionRecord(models.Model):

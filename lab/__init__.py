@@ -4,6 +4,7 @@
     python -m lab status [--name demo] [--json]
     python -m lab down [--name demo]
     python -m lab build [COMPONENT ...]
+    python -m lab pod create|delete|list|netns ... [--lab demo]
 
 - lab/layout.py    nodes and their NICs as data (built-in 3-node layout or a YAML file)
 - lab/topology.py  network namespaces `nplab-<lab>-<node>`, `nplab-<lab>-switch`, pods
@@ -18,6 +19,7 @@
                    fast unit tests
 - lab/daemon.py    `python -m lab serve`: control plane + kubelet + one agent per node
 - lab/control.py   up / down / status; lab/state.py the state dir
+- lab/pods.py      `python -m lab pod`: create a pod and wait for its outcome, list, delete
 - lab/handle.py    LabHandle, what tests use; lab/pytest_plugin.py the fixtures
 
 Never imported by the product (inventory/, nicportal/, nodeagent/), and it imports none of it

@@ -1,13 +1,15 @@
-"""python -m lab up|down|status|serve — see lab/control.py and lab/daemon.py."""
+"""python -m lab up|down|status|build|pod|serve — see lab/control.py, lab/pods.py and
+lab/daemon.py."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from lab import components, control, daemon
+from lab import components, control, daemon, pods
 from lab.layout import LayoutError
 from lab.state import CLUSTER_NAME, default_name, load_run_env
 from lab.topology import TopologyError
@@ -44,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument(
         "components", nargs="*", help=f"default: all of {sorted(components.COMPONENTS)}"
     )
+
+    pods.add_parser(commands, name)
 
     serve = commands.add_parser("serve", help="the daemon itself (started by `up`)")
     serve.add_argument("--state-dir", required=True, type=Path)
@@ -84,9 +88,25 @@ def main(argv: list[str] | None = None) -> int:
             for name, path in components.build_all(args.components).items():
                 print(f"{name:20} {components.COMPONENTS[name].version:8} {path}")
             return 0
+        if args.command == "pod":
+            return pods.run(args)
         return daemon.main(args.state_dir)
-    except (LayoutError, control.LabError, TopologyError, components.ComponentError) as exc:
+    except (
+        LayoutError,
+        control.LabError,
+        TopologyError,
+        components.ComponentError,
+        pods.PodError,
+    ) as exc:
         print(f"lab: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): as the Python docs advise, point stdout at devnull
+        # so that flushing it at exit raises nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 

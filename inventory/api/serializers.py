@@ -21,8 +21,10 @@ from inventory.models import (
     Node,
     PodAttachment,
     Reservation,
+    TeamNamespace,
 )
 from inventory.rules import nad
+from inventory.rules import teams as team_rules
 from inventory.rules.nad import names as nad_names
 from inventory.services import tokens
 
@@ -204,25 +206,12 @@ class StrictSerializer(serializers.Serializer):
 
 
 class ClusterSerializer(serializers.ModelSerializer):
-    # Where the credentials are kept, as a kind only ("kubeconfig", "secret", "in-cluster", or
-    # "" for the settings'); never a path, never a credential.
-    credentials = serializers.CharField(read_only=True)
-
     class Meta:
         model = Cluster
-        fields = [
-            "id",
-            "name",
-            "enabled",
-            "credentials",
-            "unreachable_since",
-            "api_url",
-            "multus_version",
-            "last_sweep_at",
-            "last_sweep_ok_at",
-            "last_sweep_duration",
-            "last_error",
-        ]
+        # credentials: where they are kept, as a kind only (Cluster.credentials), never a path.
+        registry = ["id", "name", "enabled", "credentials", "unreachable_since", "api_url"]
+        sweeps = ["multus_version", "last_sweep_at", "last_sweep_ok_at", "last_sweep_duration"]
+        fields = [*registry, *sweeps, "last_error"]
 
 
 class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
@@ -622,3 +611,33 @@ class ConflictSerializer(serializers.Serializer):
 
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
+
+
+class TeamNamespaceSerializer(serializers.ModelSerializer):
+    """A namespace (name or shell pattern) of a team: where the team's pods may take its
+    reserved NICs and where its members may apply NADs."""
+
+    team = serializers.CharField(source="team.name", read_only=True)
+
+    class Meta:
+        model = TeamNamespace
+        fields = ["id", "team", "pattern"]
+
+
+class TeamNamespaceCreateSerializer(StrictSerializer):
+    team = StrictCharField(min_length=1, max_length=150, help_text="Team (group) name.")
+    pattern = StrictRegexField(
+        team_rules.NAMESPACE_PATTERN.pattern,
+        max_length=63,
+        help_text="A namespace name, or a shell pattern such as 'ml-*' (* ? [] allowed).",
+        error_messages={
+            "invalid": f"Not a namespace name or pattern: {team_rules.PATTERN_RULE}.",
+            "blank": f"Empty: {team_rules.PATTERN_RULE}.",
+        },
+    )
+
+    def validate_pattern(self, value: str) -> str:
+        problem = team_rules.pattern_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value

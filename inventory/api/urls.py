@@ -17,6 +17,7 @@ router.register("nads", views.NetworkAttachmentViewSet, basename="nad")
 router.register("pod-attachments", views.PodAttachmentViewSet, basename="podattachment")
 router.register("history", views.HistoryViewSet, basename="history")
 router.register("tokens", views.TokenViewSet, basename="token")
+router.register("team-namespaces", views.TeamNamespaceViewSet, basename="teamnamespace")
 
 urlpatterns = [
     path("v1/agent-hints/", hints.agent_hint, name="agent-hint"),

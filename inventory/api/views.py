@@ -49,6 +49,7 @@ from inventory.models import (
     Node,
     PodAttachment,
     Reservation,
+    TeamNamespace,
 )
 from inventory.read import exports, filtersets, pages
 from inventory.services import diagnosis, nads, reservations, teams, tokens
@@ -480,4 +481,58 @@ class TokenViewSet(
         """Revoke the token: it stops authenticating at once."""
         with service_errors():
             tokens.revoke(user=request.user, token_key=kwargs["token_key"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TeamNamespaceViewSet(
+    ApiViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The namespaces (names or shell patterns such as `ml-*`) of each team: where its pods may
+    take its reserved NICs and where its members may apply NADs (staff apply anywhere). Members
+    read their own teams' namespaces, staff every team's; only staff add or remove them (the
+    same as the admin and `manage.py teamnamespaces`)."""
+
+    serializer_class = s.TeamNamespaceSerializer
+    filterset_class = filtersets.TeamNamespaceFilterSet
+    ordering_fields = ["pattern", "id"]
+
+    def get_queryset(self) -> QuerySet[TeamNamespace]:
+        queryset = TeamNamespace.objects.select_related("team").order_by("team__name", "pattern")
+        return queryset.filter(team__in=teams.teams_for(self.request.user))
+
+    @extend_schema(
+        request=s.TeamNamespaceCreateSerializer,
+        responses={
+            200: s.TeamNamespaceSerializer,
+            201: s.TeamNamespaceSerializer,
+            403: s.ErrorSerializer,
+        },
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Give a team a namespace (staff only). 201 when added, 200 when the team had it."""
+        serializer = s.TeamNamespaceCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        with service_errors():
+            teams.check_manage_namespaces(request.user)
+            team = teams.team_named(data["team"])
+            had = TeamNamespace.objects.filter(team=team, pattern=data["pattern"]).exists()
+            teams.add_namespaces(team=team, patterns=[data["pattern"]], by=request.user)
+        row = self.get_queryset().get(team=team, pattern=data["pattern"])
+        return Response(
+            s.TeamNamespaceSerializer(row).data,
+            status=status.HTTP_200_OK if had else status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(responses={204: None, 403: s.ErrorSerializer})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Take the namespace from its team (staff only)."""
+        row = self.get_object()
+        with service_errors():
+            teams.remove_namespaces(team=row.team, patterns=[row.pattern], by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -4,8 +4,9 @@ tests, so a URL query string means the same thing in the browser and in the API.
 Filter names are part of the public contract (README / API docs):
 interfaces: node, name, cluster, state (repeatable), driver, speed_mbps, speed_min, pci (prefix),
 team (team holding an active reservation), present, kind, breach (a reserved NIC in another
-team's pod), q (free text). Every list that holds rows of several clusters takes `cluster` (a
-cluster's name): interfaces, nodes, reservations, history, attachments, NADs.
+team's pod), q (free text). team-namespaces: team, pattern. Every list that holds rows of
+several clusters takes `cluster` (a cluster's name): interfaces, nodes, reservations, history,
+attachments, NADs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from inventory.models import (
     Node,
     PodAttachment,
     Reservation,
+    TeamNamespace,
 )
 
 
@@ -125,6 +127,15 @@ class ReservationFilterSet(django_filters.FilterSet):
     class Meta:
         model = Reservation
         fields = ["team", "interface", "node", "cluster", "active", "created_by"]
+
+
+class TeamNamespaceFilterSet(django_filters.FilterSet):
+    team = django_filters.CharFilter(field_name="team__name", label="Team")
+    pattern = django_filters.CharFilter(field_name="pattern", label="Namespace or pattern")
+
+    class Meta:
+        model = TeamNamespace
+        fields = ["team", "pattern"]
 
 
 class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):

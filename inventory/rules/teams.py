@@ -13,13 +13,48 @@ A NIC reserved by team T and held by a pod is a **breach** unless the pod is T's
 its namespace being no team's, by rule 2. A namespace that belongs to other teams is never saved
 by the NAD: team ml's pod using team platform's NAD from ml's namespace is still ml's pod.
 
+The same namespaces say where a team may **apply** NADs through NICPortal (`apply_refusal`): a
+user acting for team T may apply into a namespace that matches one of T's patterns; staff may
+apply anywhere; a team with no namespaces, or a user acting for no team, may build and download
+a NAD but not apply it. One matcher (`namespace_matches`) serves the breach rule, the admission
+webhook and the apply rule, so a namespace is a team's in all three or in none.
+
+A pattern is a namespace name (a DNS-1123 label) or a shell pattern of one: `*` (any run of
+characters), `?` (one character) and `[...]` (one of a set); matching is case-sensitive and
+whole-name (`ml-*` matches `ml-train`, not `xml-train`). `pattern_problem` says what is wrong
+with one that is not.
+
 No I/O: the caller passes the namespace patterns and the NAD's team.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Mapping
+
+# A namespace name (DNS-1123 label: lower-case letters, digits, '-') or a shell pattern of one:
+# the wildcards '*', '?' and '[...]' allowed, at most 63 characters.
+NAMESPACE_PATTERN = re.compile(r"^[a-z0-9*?\[\]-]{1,63}$")
+PATTERN_RULE = (
+    "a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters; the shell "
+    "wildcards * ? [] are allowed"
+)
+
+
+def pattern_problem(pattern: str) -> str:
+    """ "" when `pattern` is a namespace name or pattern; otherwise why it is not."""
+    if not NAMESPACE_PATTERN.match(pattern):
+        return f"Not a namespace name or pattern: {pattern!r} ({PATTERN_RULE})."
+    if pattern.count("[") != pattern.count("]"):
+        return f"Not a namespace name or pattern: {pattern!r} (unbalanced [ ])."
+    return ""
+
+
+def namespace_matches(namespace: str, pattern: str) -> bool:
+    """Whether `namespace` is `pattern` or matches it as a shell pattern (whole name,
+    case-sensitive): the one matcher of team namespaces."""
+    return fnmatch.fnmatchcase(namespace, pattern)
 
 
 def namespace_teams(namespace: str, team_namespaces: Mapping[str, Iterable[str]]) -> frozenset[str]:
@@ -27,7 +62,34 @@ def namespace_teams(namespace: str, team_namespaces: Mapping[str, Iterable[str]]
     return frozenset(
         team
         for team, patterns in team_namespaces.items()
-        if any(fnmatch.fnmatchcase(namespace, pattern) for pattern in patterns)
+        if any(namespace_matches(namespace, pattern) for pattern in patterns)
+    )
+
+
+def apply_refusal(*, namespace: str, team: str, patterns: Iterable[str], staff: bool) -> str:
+    """ "" when a user acting for `team` ("" = no team), whose patterns are `patterns`, may apply
+    a NAD into `namespace` (staff: anywhere); otherwise the sentence that says why not, naming
+    the namespace and where the team may apply."""
+    if staff:
+        return ""
+    patterns = sorted(set(patterns))
+    if not team:
+        return (
+            f"You may not apply a NAD into namespace {namespace}: you act for no team, and only "
+            "a team applies NADs, into its own namespaces. Build and download the YAML instead, "
+            "or ask staff."
+        )
+    if any(namespace_matches(namespace, pattern) for pattern in patterns):
+        return ""
+    if not patterns:
+        return (
+            f"Team {team} may not apply a NAD into namespace {namespace}: team {team} may apply "
+            "into no namespace (staff give a team its namespaces). Build and download the YAML "
+            "instead."
+        )
+    return (
+        f"Team {team} may not apply a NAD into namespace {namespace}: team {team} may apply "
+        f"into: {', '.join(patterns)}."
     )
 
 

@@ -7,6 +7,8 @@ its facts, and does the side effects of `apply`: create the NADs in the cluster,
 write the history.
 
 Applying is "all or nothing" across the cluster and the database, in this order:
+0. the namespace must be one the acting team may apply into (services.teams.check_apply: the
+   team's namespaces, staff anywhere); otherwise PermissionDenied with the reason;
 1. render the request (the dry run): any error finding refuses the whole request and nothing is
    written anywhere;
 2. create each NAD with a plain POST. A NAD of that name already in the cluster answers 409: it
@@ -225,10 +227,16 @@ def apply(
     """Render (as `render`), then create the NAD(s) in the cluster and store them (see the
     module docstring).
 
-    Raises NadRefused (a ValidationError carrying the dry run) when it has errors,
-    PermissionDenied when the user may not act for `team`, Conflict when a NAD of that name is
-    already in the cluster, ClusterError when the cluster cannot be reached. In every one of
-    these cases nothing is left created or stored."""
+    Raises PermissionDenied when the user may not act for `team` or may not apply into the
+    namespace (the team's namespaces, staff anywhere: services.teams.check_apply), checked
+    before anything is built; NadRefused (a ValidationError carrying the dry run) when the dry
+    run has errors, Conflict when a NAD of that name is already in the cluster, ClusterError
+    when the cluster cannot be reached. In every one of these cases nothing is left created or
+    stored."""
+    teams.check_acting(user, team)
+    namespace = (request.get("namespace") or "").strip()
+    if namespace:  # no namespace at all is the dry run's error, on its field
+        teams.check_apply(user, team, namespace)
     result = render(user=user, team=team, **request)
     if not result.ok:
         raise NadRefused(result)

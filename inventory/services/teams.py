@@ -13,14 +13,15 @@ The web pages always name one: the team chosen in the switcher (kept in the sess
 starts as the first of the user's teams and is shown on every page. The API names one in its
 `team` field or leaves it to the rule.
 
-A team also owns Kubernetes namespaces (`add_namespaces`): the pods there are the team's, which
-is how a reserved NIC in another team's pod is told apart from one in its own
-(inventory/rules/teams.py).
+A team also owns Kubernetes namespaces (`add_namespaces`, `remove_namespaces`; staff manage them
+in the admin, with `manage.py teamnamespaces` and through `/api/v1/team-namespaces/`): the pods
+there are the team's, which is how a reserved NIC in another team's pod is told apart from one
+in its own, and they are where the team may apply NADs (`check_apply`; staff anywhere; a team
+with none builds and downloads but does not apply). The rules are inventory/rules/teams.py's.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
@@ -30,6 +31,7 @@ from django.db.models import QuerySet
 
 from inventory.choices import AttachmentStatus
 from inventory.models import PodAttachment, TeamNamespace
+from inventory.rules import teams as team_rules
 from inventory.sync.verdicts import refresh_ownership
 
 User = AbstractBaseUser | AnonymousUser
@@ -75,33 +77,103 @@ def acting_team(user: User, name: str | None, *, required: bool) -> Group | None
     return own[0] if own else None
 
 
-# A namespace name (DNS-1123 label) or a shell pattern of one: '*', '?' and '[...]' allowed.
-NAMESPACE_PATTERN = re.compile(r"^[a-z0-9*?\[\]-]{1,63}$")
+def namespaces_of(team: Group | None) -> list[str]:
+    """The namespace names and patterns of `team`, sorted (none for no team)."""
+    if team is None:
+        return []
+    return sorted(TeamNamespace.objects.filter(team=team).values_list("pattern", flat=True))
 
 
-def add_namespaces(*, team: Group, patterns: Iterable[str]) -> list[str]:
-    """Give `team` these namespaces (names or shell patterns such as `ml-*`; added, never
-    removed, so it can be repeated). Then judge again every node with attached pods: a pod that
-    now belongs to the team stops being a breach, one that no longer does becomes one. Returns
-    the team's patterns. ValidationError on `namespace` for a pattern that is not one."""
-    patterns = [p.strip() for p in patterns]
-    bad = [p for p in patterns if not NAMESPACE_PATTERN.match(p)]
-    if bad:
-        raise ValidationError(
-            {
-                "namespace": [
-                    f"Not a namespace name or pattern: {', '.join(bad)} (a DNS-1123 label: "
-                    "lower-case letters, digits and '-', at most 63 characters; the shell "
-                    "wildcards * ? [] are allowed)."
-                ]
-            }
+def apply_refusal(user: User, team: Group | None, namespace: str) -> str:
+    """ "" when `user`, acting for `team`, may apply a NAD into `namespace`; otherwise why not
+    (rules/teams.py `apply_refusal`: the team's namespaces, staff anywhere)."""
+    if not user.is_authenticated:
+        return "Log in to apply a NAD."
+    return team_rules.apply_refusal(
+        namespace=namespace,
+        team=team.name if team is not None else "",
+        patterns=namespaces_of(team),
+        staff=bool(user.is_staff),
+    )
+
+
+def check_apply(user: User, team: Group | None, namespace: str) -> None:
+    """PermissionDenied, with the reason, unless `user` acting for `team` may apply a NAD into
+    `namespace`. The one check of every door (services.nads.apply calls it)."""
+    reason = apply_refusal(user, team, namespace)
+    if reason:
+        raise PermissionDenied(reason)
+
+
+def check_manage_namespaces(by: User | None) -> None:
+    """PermissionDenied unless `by` may give teams namespaces or take them away: staff only
+    (None: a management command run on the server)."""
+    if by is not None and not (by.is_authenticated and by.is_staff):
+        raise PermissionDenied(
+            "Only staff manage a team's namespaces (where it may apply NADs); ask staff."
         )
+
+
+def team_named(name: str) -> Group:
+    """The team called `name`; ValidationError on `team` when there is none."""
+    team = Group.objects.filter(name=name).first()
+    if team is None:
+        raise ValidationError({"team": [f"There is no team {name!r}."]})
+    return team
+
+
+def _checked_patterns(patterns: Iterable[str]) -> list[str]:
+    patterns = [p.strip() for p in patterns]
+    problems = [problem for p in patterns if (problem := team_rules.pattern_problem(p))]
+    if problems:
+        raise ValidationError({"pattern": problems})
+    return patterns
+
+
+def judge_attached_nodes() -> None:
+    """Judge again every node with attached pods: whose a pod is may have changed."""
+    nodes = PodAttachment.objects.filter(
+        status=AttachmentStatus.ATTACHED, node__isnull=False
+    ).values_list("node_id", flat=True)
+    refresh_ownership(node_ids=set(nodes))
+
+
+def add_namespaces(*, team: Group, patterns: Iterable[str], by: User | None) -> list[str]:
+    """Give `team` these namespaces (names or shell patterns such as `ml-*`; added, never
+    removed, so it can be repeated), as `by` (staff; None: a command on the server). Then judge
+    again every node with attached pods: a pod that now belongs to the team stops being a
+    breach, one that no longer does becomes one. Returns the team's patterns. PermissionDenied
+    for anyone but staff; ValidationError on `pattern` for a pattern that is not one."""
+    check_manage_namespaces(by)
+    patterns = _checked_patterns(patterns)
+    added = False
     with transaction.atomic():
         for pattern in patterns:
-            TeamNamespace.objects.get_or_create(team=team, pattern=pattern)
-    if patterns:
-        nodes = PodAttachment.objects.filter(
-            status=AttachmentStatus.ATTACHED, node__isnull=False
-        ).values_list("node_id", flat=True)
-        refresh_ownership(node_ids=set(nodes))
-    return list(team.namespaces.values_list("pattern", flat=True))
+            added |= TeamNamespace.objects.get_or_create(team=team, pattern=pattern)[1]
+    if added:
+        judge_attached_nodes()
+    return namespaces_of(team)
+
+
+def remove_namespaces(*, team: Group, patterns: Iterable[str], by: User | None) -> list[str]:
+    """Take these namespaces (exactly as given to the team) from `team`, as `by` (as
+    `add_namespaces`), then judge the attached pods again. ValidationError on `pattern` naming
+    any the team does not have (nothing is removed then). Returns the team's patterns."""
+    check_manage_namespaces(by)
+    patterns = [p.strip() for p in patterns]
+    with transaction.atomic():
+        rows = TeamNamespace.objects.select_for_update().filter(team=team, pattern__in=patterns)
+        missing = sorted(set(patterns) - {row.pattern for row in rows})
+        if missing:
+            raise ValidationError(
+                {
+                    "pattern": [
+                        f"Team {team.name} has no namespace {', '.join(missing)}; it has: "
+                        f"{', '.join(namespaces_of(team)) or 'none'}."
+                    ]
+                }
+            )
+        removed = TeamNamespace.objects.filter(pk__in=[row.pk for row in rows]).delete()[0]
+    if removed:
+        judge_attached_nodes()
+    return namespaces_of(team)

@@ -184,7 +184,12 @@ def world(settings, tmp_path):
         purpose="held",
         expires_at=in_days(2),
     )
-    return {"token": token_for(people.owner), "interface": nic.pk, "reservation": reservation.pk}
+    return {
+        "token": token_for(people.owner),
+        "staff_token": token_for(people.staff),
+        "interface": nic.pk,
+        "reservation": reservation.pk,
+    }
 
 
 def _send(client, method: str, path: str, body: str | bytes, token: str, scheme: str = "Token"):
@@ -224,8 +229,11 @@ def _check(response, label: str, expect: str) -> None:
 )
 def test_no_hostile_body_makes_a_write_endpoint_fail(client, world, method, path, properties):
     url = path.replace("{id}", str(world["reservation"]))
-    for label, body, expect in hostile_bodies(properties, world["interface"]):
-        _check(_send(client, method, url, body, world["token"]), label, expect)
+    # Every body as a team member and as staff: staff-only writes (team namespaces) and staff's
+    # wider rights (apply anywhere) reach code a member's 403 would stop.
+    for token in (world["token"], world["staff_token"]):
+        for label, body, expect in hostile_bodies(properties, world["interface"]):
+            _check(_send(client, method, url, body, token), label, expect)
 
 
 def test_no_hostile_body_makes_the_agent_hint_endpoint_fail(client, world):

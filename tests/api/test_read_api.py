@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from inventory.models import Interface, NetworkAttachment, PodAttachment
+from inventory.models import Interface, NetworkAttachment, PodAttachment, TeamNamespace
 from inventory.services import reservations
 from tests.api.builders import in_days, make_cluster, make_free_interface, make_node
 
@@ -194,6 +194,7 @@ def test_validate_reports_blocking_findings_with_codes(people, nic, client_for):
 
 
 def test_apply_refuses_blocking_findings_with_400_fields_and_codes(people, nic, client_for):
+    TeamNamespace.objects.create(team=people.team, pattern="default")
     nic.state, nic.reason = "system", "carries the default route"
     nic.save(update_fields=["state", "reason"])
     response = client_for(people.owner).post("/api/v1/nads/apply/", nad_request(nic), format="json")
@@ -206,6 +207,7 @@ def test_apply_refuses_blocking_findings_with_400_fields_and_codes(people, nic, 
 
 def test_apply_without_a_reachable_cluster_is_503(people, nic, client_for, settings, tmp_path):
     settings.KUBECONFIG = str(tmp_path / "missing")
+    TeamNamespace.objects.create(team=people.team, pattern="default")
     response = client_for(people.owner).post("/api/v1/nads/apply/", nad_request(nic), format="json")
     assert response.status_code == 503 and "cluster" in response.json()["detail"]
     assert not NetworkAttachment.objects.exists()

@@ -165,6 +165,13 @@ def test_the_second_shell_commands_work_as_written(running_portal, shell):
     assert answer.status_code == 200 and answer.json()["count"] == 3
     # lab status: the lab make run started, running.
     assert f"lab {running_portal.lab.name}: running" in output
+    # lab pod list -A: that lab's pods, read through its API (the agents, one per node).
+    for node in ("node-a", "node-b", "node-c"):
+        assert re.search(
+            rf"^nicportal\s+nicportal-agent-{node}\s+{node}\s+Running\s+host network$",
+            output,
+            re.M,
+        ), output
     # No command made a database of its own next to the demo's.
     assert sorted(p.name for p in running_portal.var.glob("*.sqlite3")) == ["demo.sqlite3"]
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from inventory.choices import OwnershipState
-from inventory.models import Reservation
+from inventory.models import Reservation, TeamNamespace
 from inventory.services import reservations
 from tests.browser.pages import log_in
 from tests.factories import make_cluster, make_interface, make_node, make_team, make_user
@@ -70,7 +70,9 @@ def test_apply_shows_progress_while_the_request_runs(page: Page, live_server, se
     settings.CLUSTER_NAME = cluster.name
     settings.KUBECONFIG = "/nonexistent/kubeconfig"  # the apply fails, after the wait
     nic = make_interface(make_node(cluster=cluster, name="worker-1"), name="ens1f0")
-    make_user("alice", teams=[make_team("platform")])
+    platform = make_team("platform")
+    TeamNamespace.objects.create(team=platform, pattern="default")  # where it may apply
+    make_user("alice", teams=[platform])
     log_in(page, live_server, next_path=f"/nads/new/?interface={nic.pk}")
     expect(page.get_by_test_id("nad-yaml")).to_contain_text("name: worker-1-ens1f0")
     progress = page.get_by_test_id("apply-progress")

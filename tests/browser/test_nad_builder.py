@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from inventory.choices import NadOrigin
 from inventory.clients.cluster import ClusterClient
-from inventory.models import Interface, NetworkAttachment
+from inventory.models import Interface, NetworkAttachment, TeamNamespace
 from tests.factories import PASSWORD, make_cluster, make_team, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -39,7 +39,9 @@ def log_in(page: Page, live_server, next_path: str) -> None:
 def test_it_builds_previews_and_applies_a_nad_through_the_form(
     page: Page, live_server, portal, artifacts_dir
 ):
-    make_user("alice", teams=[make_team("blue")])
+    blue = make_team("blue")
+    TeamNamespace.objects.create(team=blue, pattern="default")  # where alice may apply
+    make_user("alice", teams=[blue])
     eth1 = Interface.objects.get(node__name="node-a", name="eth1")
     uplink = Interface.objects.get(node__name="node-a", name="eth0")
     page.set_viewport_size({"width": 1440, "height": 1000})

@@ -205,3 +205,68 @@ def real_api_server(tmp_path_factory) -> Iterator[ApiServer]:
                 process.kill()
                 process.wait()
         log.close()
+
+
+NAD_CRD = Path(__file__).resolve().parents[2] / "lab" / "manifests" / "nad-crd.yaml"
+
+
+@dataclass
+class NadApi:
+    """The real API server with the NetworkAttachmentDefinition CRD served."""
+
+    kubeconfig: Path
+    core: object  # kubernetes.client.CoreV1Api
+    custom: object  # kubernetes.client.CustomObjectsApi
+
+    def ensure_namespace(self, name: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core.create_namespace({"metadata": {"name": name}})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    def has_nad(self, namespace: str, name: str) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.custom.get_namespaced_custom_object(
+                "k8s.cni.cncf.io", "v1", namespace, "network-attachment-definitions", name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+
+@pytest.fixture(scope="session")
+def nad_api(real_api_server) -> Iterator[NadApi]:
+    """real_api_server with the NAD CRD (lab/manifests/nad-crd.yaml, as Multus installs it)."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.client.exceptions import ApiException
+
+    api = k8s_config.new_client_from_config(config_file=str(real_api_server.kubeconfig))
+    for doc in yaml.safe_load_all(NAD_CRD.read_text()):
+        if doc:
+            try:
+                k8s.ApiextensionsV1Api(api).create_custom_resource_definition(doc)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+    custom = k8s.CustomObjectsApi(api)
+    deadline = time.monotonic() + 60
+    while True:  # the CRD is served a moment after it is created
+        try:
+            custom.list_namespaced_custom_object(
+                "k8s.cni.cncf.io", "v1", "default", "network-attachment-definitions"
+            )
+            break
+        except ApiException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+    yield NadApi(kubeconfig=real_api_server.kubeconfig, core=k8s.CoreV1Api(api), custom=custom)
+    api.close()

@@ -22,7 +22,7 @@ from inventory.services import cluster_clients, polling
 from inventory.sync import reach
 from inventory.sync.verdicts import refresh_node_ownership
 from nodeagent import auth
-from tests.factories import make_interface, make_node
+from tests.factories import make_interface, make_node, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -239,3 +239,15 @@ def test_agentkey_prints_a_registered_clusters_node_keys(two):
     assert out.getvalue().strip() == auth.format_node_key(expected)
     with pytest.raises(CommandError, match="no cluster named 'nowhere'"):
         call_command("agentkey", "n1", "--cluster", "nowhere")
+
+
+def test_the_clusters_api_shows_the_registry_without_paths(two, client):
+    client.force_login(make_user())
+    rows = {row["name"]: row for row in client.get("/api/v1/clusters/").json()["results"]}
+    assert rows["second"]["credentials"] == "kubeconfig"
+    assert rows["default"]["credentials"] == ""
+    assert rows["second"]["enabled"] is True
+    assert rows["second"]["unreachable_since"] is None
+    text = json.dumps(rows)
+    assert "second-master" not in text  # the key file's path
+    assert "/kubeconfig" not in text

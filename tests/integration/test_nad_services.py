@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from inventory.choices import HistoryKind, NadOrigin, OwnershipState
 from inventory.clients.cluster import ClusterClient
-from inventory.models import HistoryEntry, Interface, NetworkAttachment
+from inventory.models import HistoryEntry, Interface, NetworkAttachment, TeamNamespace
 from inventory.rules import nad
 from inventory.services import nads, polling
 from inventory.services.errors import Conflict
@@ -45,6 +45,7 @@ def inventory(db, settings):
     other = make_node(cluster, name="worker-2", cni=CNI)
     blue, red = make_team("blue"), make_team("red")
     alice = make_user("alice", teams=[blue])
+    TeamNamespace.objects.create(team=blue, pattern="team-blue")  # where alice may apply
     return {
         "cluster": cluster,
         "blue": blue,
@@ -307,6 +308,7 @@ def lab_nad(lab, namespace: str, name: str) -> dict | None:
 def test_apply_creates_the_nad_stores_it_and_writes_history(portal):
     team = make_team("blue")
     user = make_user("alice", teams=[team])
+    TeamNamespace.objects.create(team=team, pattern="default")  # where blue may apply
     nic = lab_nic("node-a", "eth1")
 
     [row] = nads.apply(
@@ -343,6 +345,7 @@ def test_apply_creates_the_nad_stores_it_and_writes_history(portal):
 def test_apply_never_overwrites_a_nad_that_exists(portal):
     team = make_team("blue")
     user = make_user("alice", teams=[team])
+    TeamNamespace.objects.create(team=team, pattern="default")  # where blue may apply
     theirs = {"cniVersion": "0.3.1", "name": "taken", "type": "host-device", "device": "eth3"}
     portal.create_nad("default", "taken", theirs)
 
@@ -367,6 +370,7 @@ def test_apply_never_overwrites_a_nad_that_exists(portal):
 def test_when_a_later_nad_conflicts_the_ones_created_before_are_deleted(portal):
     team = make_team("blue")
     user = make_user("alice", teams=[team])
+    TeamNamespace.objects.create(team=team, pattern="default")  # where blue may apply
     # hwaddr is node-specific: two nodes give fast-node-a and fast-node-b, created in order.
     portal.create_nad(
         "default", "fast-node-b", {"cniVersion": "0.3.1", "name": "fast-node-b",
@@ -517,3 +521,31 @@ def test_the_lint_page_explains_a_comment_in_the_config(inventory, signed_in):
     assert 'data-code="CONFIG_INVALID_JSON"' in html
     assert "it contains a comment (`# my NIC`), and JSON has no comments" in html
     assert "<html" not in html  # the fragment only
+
+
+def test_apply_checks_the_namespace_before_anything_is_built(inventory):
+    # alice's team blue has team-blue only: refused before the dry run (which would pass) and
+    # before the cluster (which does not answer here), naming the rule.
+    with pytest.raises(PermissionDenied) as caught:
+        nads.apply(
+            user=inventory["alice"],
+            team=inventory["blue"],
+            namespace="kube-system",
+            name="fast",
+            interface_ids=[inventory["free"].pk],
+        )
+    assert str(caught.value) == (
+        "Team blue may not apply a NAD into namespace kube-system: team blue may apply into: "
+        "team-blue."
+    )
+    assert nothing_written()
+    # An empty namespace is the dry run's error, on its field.
+    with pytest.raises(nads.NadRefused) as refused:
+        nads.apply(
+            user=inventory["alice"],
+            team=inventory["blue"],
+            namespace="",
+            name="fast",
+            interface_ids=[inventory["free"].pk],
+        )
+    assert "namespace" in refused.value.message_dict

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inventory.choices import OwnershipState
-from inventory.models import Reservation
+from inventory.models import Reservation, TeamNamespace
 from inventory.web.views import fleet as fleet_views
 from tests.factories import (
     make_history,
@@ -341,6 +341,15 @@ def test_the_team_page_lists_the_active_teams_reservations(logged_in, node, team
     make_reservation(theirs, make_team("other"))
     response = logged_in.get(reverse("inventory:team"))
     assert list(response.context["interfaces"]) == [mine]
+
+
+def test_the_team_page_says_where_the_team_may_apply_nads(logged_in, team):
+    page = logged_in.get(reverse("inventory:team")).content.decode()
+    assert "has no namespace: it may build and download NADs but not apply them" in page
+    TeamNamespace.objects.create(team=team, pattern="ml-*")
+    TeamNamespace.objects.create(team=team, pattern="ml")
+    page = logged_in.get(reverse("inventory:team")).content.decode()
+    assert f'{team.name} may apply NADs into: <span class="mono">ml, ml-*</span>' in page
 
 
 def test_the_team_switcher_sets_the_session_team(logged_in, user):

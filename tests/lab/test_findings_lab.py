@@ -19,7 +19,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from inventory import health
-from inventory.models import HistoryEntry, Interface, NetworkAttachment
+from inventory.models import HistoryEntry, Interface, NetworkAttachment, TeamNamespace
 from inventory.services import diagnosis, nads, polling, reservations
 from tests.factories import make_team, make_user
 
@@ -135,6 +135,7 @@ def test_the_reservation_holders_nad_is_clean_and_its_pod_no_breach(lab_portal):
     lab = lab_portal
     lab.ensure_namespace("platform")
     platform = make_team("platform")
+    TeamNamespace.objects.create(team=platform, pattern="platform")  # where pat may apply
     pat = make_user("pat", teams=[platform])
     eth2 = iface("node-b", "eth2")
     reserve(eth2, platform, pat)

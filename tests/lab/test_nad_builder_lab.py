@@ -17,7 +17,7 @@ import json
 import pytest
 import yaml
 
-from inventory.models import Interface
+from inventory.models import Interface, TeamNamespace
 from inventory.services import nads, polling
 from lab.multus import NETWORKS_ANNOTATION
 from tests.factories import make_team, make_user
@@ -33,6 +33,7 @@ def portal(lab_portal):
 @pytest.fixture
 def alice():
     team = make_team("blue")
+    TeamNamespace.objects.create(team=team, pattern="default")  # where blue may apply
     return make_user("alice", teams=[team]), team
 
 

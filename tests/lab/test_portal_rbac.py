@@ -15,7 +15,7 @@ import yaml
 from kubernetes import client
 
 from inventory.clients.cluster import ClusterClient, ClusterError
-from inventory.models import Interface
+from inventory.models import Interface, TeamNamespace
 from inventory.services import nads, polling
 from lab.control_plane import PORTAL_RBAC
 from tests.factories import make_team, make_user
@@ -78,6 +78,7 @@ def test_with_the_shipped_role_it_completes_a_sweep_and_an_apply(lab_portal):
     assert report.cluster_error == ""
     team = make_team("blue")
     user = make_user("alice", teams=[team])
+    TeamNamespace.objects.create(team=team, pattern="default")  # where blue may apply
     nic = Interface.objects.get(node__name="node-a", name="eth1")
     [row] = nads.apply(user=user, team=team, namespace="default", name="rbac-ok",
                        interface_ids=[nic.pk])  # fmt: skip
@@ -107,6 +108,7 @@ def test_without_watch_on_pods_a_later_sweep_fails_with_403(lab_portal):
 def test_without_create_on_nads_the_apply_fails_and_leaves_nothing(lab_portal):
     team = make_team("blue")
     user = make_user("alice", teams=[team])
+    TeamNamespace.objects.create(team=team, pattern="default")  # where blue may apply
     nic = Interface.objects.get(node__name="node-b", name="eth1")
     with role_without(lab_portal, "k8s.cni.cncf.io", "network-attachment-definitions", "create"):
         with pytest.raises(ClusterError, match="403 Forbidden"):

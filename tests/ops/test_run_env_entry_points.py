@@ -97,6 +97,10 @@ def test_python_m_lab_takes_the_labs_name_and_folder(tmp_path):
     done = second_shell(tmp_path, sys.executable, "-m", "lab", "status", "--json")
     # Not set up (no lab.json): the answer still names the lab run.env chose.
     assert json.loads(done.stdout) == {"name": "rt7", "running": False}
+    # `python -m lab pod` finds the same lab (here: none there yet), and says so in one line.
+    pods = second_shell(tmp_path, sys.executable, "-m", "lab", "pod", "list")
+    assert pods.returncode == 1 and "Traceback" not in pods.stderr
+    assert pods.stderr == "lab: no lab rt7 here: `python -m lab up --name rt7` makes one\n"
 
 
 def test_an_empty_NICPORTAL_RUN_ENV_loads_nothing(tmp_path):

@@ -88,3 +88,84 @@ def test_pod_teams_follow_the_namespace_first():
     assert teams.pod_teams(
         namespace="ml", namespace_teams=frozenset(), nad="ml/x", nad_team="platform"
     ) == {"platform"}
+
+
+# --- where a team may apply NADs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("namespace", "pattern", "matches"),
+    [
+        ("ml", "ml", True),
+        ("ml-train", "ml-*", True),
+        ("ml-", "ml-*", True),
+        ("xml-train", "ml-*", False),  # whole name, not a substring
+        ("ml", "ml-*", False),
+        ("ML", "ml", False),  # case-sensitive, as namespace names are lower-case
+        ("infra-1", "infra-?", True),
+        ("infra-12", "infra-?", False),
+        ("lab-b", "lab-[ab]", True),
+        ("lab-c", "lab-[ab]", False),
+        ("kube-system", "*", True),
+    ],
+)
+def test_the_one_namespace_matcher(namespace, pattern, matches):
+    assert teams.namespace_matches(namespace, pattern) is matches
+    # The breach rule and the webhook read a namespace's teams through the same matcher.
+    assert (teams.namespace_teams(namespace, {"t": [pattern]}) == {"t"}) is matches
+
+
+def refusal(**changes) -> str:
+    base = {"namespace": "ml-train", "team": "ml", "patterns": ["ml", "ml-*"], "staff": False}
+    return teams.apply_refusal(**{**base, **changes})
+
+
+def test_a_team_may_apply_into_its_namespaces_and_patterns():
+    assert refusal() == ""
+    assert refusal(namespace="ml") == ""
+
+
+def test_applying_elsewhere_names_the_namespace_and_where_the_team_may_apply():
+    assert refusal(namespace="kube-system", patterns=["ml-*", "ml", "ml"]) == (
+        "Team ml may not apply a NAD into namespace kube-system: team ml may apply into: ml, ml-*."
+    )
+
+
+def test_a_team_without_namespaces_may_not_apply_and_is_told_to_download():
+    text = refusal(patterns=[])
+    assert text.startswith("Team ml may not apply a NAD into namespace ml-train:")
+    assert "may apply into no namespace" in text and "download the YAML" in text
+
+
+def test_acting_for_no_team_may_not_apply():
+    text = refusal(team="", patterns=[])
+    assert "namespace ml-train" in text and "you act for no team" in text
+
+
+@pytest.mark.parametrize("team", ["", "ml"])
+def test_staff_may_apply_anywhere(team):
+    assert refusal(namespace="kube-system", team=team, patterns=[], staff=True) == ""
+
+
+@pytest.mark.parametrize(
+    ("pattern", "ok"),
+    [
+        ("ml", True),
+        ("ml-*", True),
+        ("team-?", True),
+        ("lab-[ab]", True),
+        ("*", True),
+        ("ML", False),
+        ("ml_team", False),
+        ("ml/*", False),
+        ("", False),
+        ("a" * 64, False),
+        ("lab-[ab", False),
+        (" ml", False),
+    ],
+)
+def test_what_a_namespace_pattern_may_be(pattern, ok):
+    problem = teams.pattern_problem(pattern)
+    assert (problem == "") is ok
+    if not ok:
+        assert problem.startswith("Not a namespace name or pattern:")

@@ -1,8 +1,9 @@
 """`manage.py createteam NAME [--member USER ...] [--namespace PATTERN ...]`: a team is a Django
 group; members and namespaces are added (never removed) so that the command can be re-run
 safely. A namespace (a name or a shell pattern such as `ml-*`) belongs to the team: its pods may
-take the team's reserved NICs (the admission webhook checks it), and a pod of another namespace
-holding one is a reservation breach (the verdicts are judged again at once)."""
+take the team's reserved NICs (the admission webhook checks it), a pod of another namespace
+holding one is a reservation breach (the verdicts are judged again at once), and the team's
+members may apply NADs there. `manage.py teamnamespaces` lists and removes them too."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from inventory.rules import teams as team_rules
 from inventory.services import teams
 
 
@@ -42,7 +44,7 @@ class Command(BaseCommand):
         missing = sorted(set(member) - {u.get_username() for u in users})
         if missing:
             raise CommandError(f"no such user(s): {', '.join(missing)}")
-        bad = [p for p in namespace if not teams.NAMESPACE_PATTERN.match(p.strip())]
+        bad = [p for p in namespace if team_rules.pattern_problem(p.strip())]
         if bad:
             raise CommandError(
                 f"not a namespace name or pattern: {', '.join(bad)} (lower-case letters, digits, "
@@ -52,7 +54,7 @@ class Command(BaseCommand):
         for user in users:
             user.groups.add(team)
         try:
-            patterns = teams.add_namespaces(team=team, patterns=namespace)
+            patterns = teams.add_namespaces(team=team, patterns=namespace, by=None)
         except ValidationError as exc:  # checked above; kept for a pattern changed meanwhile
             raise CommandError("; ".join(exc.messages)) from None
         verb = "created" if created else "exists"

@@ -8,12 +8,16 @@ from django.core.management.base import BaseCommand
 
 # The demo user is staff (it may act for any team); staff without permissions would find an
 # empty admin ("You don't have permission to view or edit anything"), so it may see the users
-# and manage the teams there.
+# and manage the teams, with their namespaces, there.
 ADMIN_PERMISSIONS = (
     ("auth", "view_user"),
     ("auth", "view_group"),
     ("auth", "add_group"),
     ("auth", "change_group"),
+    ("inventory", "view_teamnamespace"),
+    ("inventory", "add_teamnamespace"),
+    ("inventory", "change_teamnamespace"),
+    ("inventory", "delete_teamnamespace"),
 )
 
 

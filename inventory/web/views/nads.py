@@ -72,12 +72,15 @@ def _preview(request: HttpRequest, form: NadBuilderForm, team: Group | None) -> 
     """Render the form's request: the result, or why it could not be rendered."""
     if not form.is_valid():
         return {"result": None, "refusals": form_problems(form)}
+    arguments = form.service_arguments()
     try:
-        result = nad_services.render(user=request.user, team=team, **form.service_arguments())
+        result = nad_services.render(user=request.user, team=team, **arguments)
     except (ValidationError, PermissionDenied) as exc:
         texts = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
         return {"result": None, "refusals": texts}
-    return _shown(result, form)
+    # Said with the preview, before anyone presses Apply: the same rule apply enforces.
+    refusal = teams.apply_refusal(request.user, team, arguments["namespace"])
+    return {**_shown(result, form), "apply_refusal": refusal}
 
 
 def _shown(result: nad.BuildResult, form: NadBuilderForm) -> dict[str, Any]:
@@ -89,6 +92,19 @@ def _shown(result: nad.BuildResult, form: NadBuilderForm) -> dict[str, Any]:
         "yaml": "---\n".join(n.yaml for n in result.nads),
         "download_query": urlencode(query, doseq=True),
         "refusals": [],
+    }
+
+
+def apply_scope(request: HttpRequest, team: Group | None) -> dict[str, Any]:
+    """Where the user, acting for `team`, may apply NADs (services.teams.check_apply's rule):
+    staff anywhere, a team into its namespaces, no team or a team without namespaces nowhere
+    (the builder then disables Apply and says why; build and download still work)."""
+    staff = bool(request.user.is_staff)
+    patterns = teams.namespaces_of(team)
+    return {
+        "apply_anywhere": staff,
+        "apply_namespaces": patterns,
+        "can_apply": staff or bool(patterns),
     }
 
 
@@ -145,6 +161,7 @@ def _builder_context(
     ]  # fmt: skip
     return {
         **page_context(request, team),
+        **apply_scope(request, team),
         "form": form,
         "core_fields": [
             form[n] for n in ("namespace", "name", "selector", "pod_interface", "cni_version")

@@ -54,8 +54,8 @@ class TeamSwitchView(PortalLoginRequiredMixin, View):
 
 
 class TeamView(PageMixin, LiveMixin, TemplateView):
-    """Interfaces with an active reservation of the active team, and that team's reservation
-    history."""
+    """Interfaces with an active reservation of the active team, the namespaces it may apply
+    NADs into, and that team's reservation history."""
 
     template_name = "inventory/team.html"
 
@@ -65,6 +65,7 @@ class TeamView(PageMixin, LiveMixin, TemplateView):
         context["team"] = team
         if team is None:
             return context
+        context["namespaces"] = teams.namespaces_of(team)
         context["interfaces"] = (
             Interface.objects.filter(
                 reservations__released_at__isnull=True, reservations__team=team
