@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
@@ -36,7 +37,18 @@ class Cluster(models.Model):
     (services/clusters.py). The cluster named NICPORTAL_CLUSTER_NAME with none of those set is
     the default cluster: it is reached as the settings say (KUBECONFIG, NICPORTAL_IN_CLUSTER)."""
 
-    name = models.CharField(max_length=100, unique=True)
+    # Part of every agent key of the cluster (nodeagent/auth.py): the name the agents are given.
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?\Z",
+                "Lower-case letters, digits, '-' and '.', starting and ending with a letter or "
+                "digit.",
+            )
+        ],
+    )
     api_url = models.CharField(max_length=500, blank=True)
     multus_version = models.CharField(
         max_length=40, blank=True, help_text="Multus version, '' when unknown (MicroK8s: 3.9)."

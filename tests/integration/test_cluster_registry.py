@@ -10,6 +10,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -251,3 +252,33 @@ def test_the_clusters_api_shows_the_registry_without_paths(two, client):
     text = json.dumps(rows)
     assert "second-master" not in text  # the key file's path
     assert "/kubeconfig" not in text
+
+
+def test_staff_register_a_cluster_in_the_admin_and_bad_entries_are_refused(client, settings):
+    settings.CLUSTER_NAME = "default"
+    staff = make_user(staff=True)
+    staff.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="inventory",
+            codename__in=["add_cluster", "change_cluster", "view_cluster"],
+        )
+    )
+    client.force_login(staff)
+    url = "/admin/inventory/cluster/add/"
+    form = {"name": "east", "enabled": "on", "kubeconfig": "/etc/nicportal/east/kubeconfig"}
+    both = client.post(url, {**form, "kubeconfig_secret": "nicportal/east"})
+    assert both.status_code == 200
+    assert "Give one of kubeconfig, kubeconfig_secret and in_cluster" in both.content.decode()
+    bad_name = client.post(url, {**form, "name": "East_1"})
+    assert "Lower-case letters, digits" in bad_name.content.decode()
+    bad_secret = client.post(url, {**form, "kubeconfig": "", "kubeconfig_secret": "east"})
+    assert "namespace/name of the Secret" in bad_secret.content.decode()
+    assert not Cluster.objects.filter(name="east").exists()
+
+    assert client.post(url, form).status_code == 302
+    east = Cluster.objects.get(name="east")
+    assert (east.credentials, east.kubeconfig) == ("kubeconfig", "/etc/nicportal/east/kubeconfig")
+    assert [c.name for c in cluster_clients.sweep_targets()] == ["default", "east"]
+    # The name is set once: the change form shows it read-only.
+    change = client.get(f"/admin/inventory/cluster/{east.pk}/change/").content.decode()
+    assert 'name="name"' not in change
