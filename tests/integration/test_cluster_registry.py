@@ -200,7 +200,9 @@ def test_a_registered_cluster_whose_credentials_do_not_load_fails_its_own_sweep(
     assert first.last_error == ""
 
 
-def test_the_registry_command_registers_lists_and_refuses_what_it_cannot_use(settings):
+def test_the_registry_command_registers_lists_and_refuses_what_it_cannot_use(
+    settings, monkeypatch, tmp_path
+):
     settings.CLUSTER_NAME = "default"
     with pytest.raises(CommandError, match="give --kubeconfig"):
         call_command("cluster", "add", "elsewhere")
@@ -231,6 +233,12 @@ def test_the_registry_command_registers_lists_and_refuses_what_it_cannot_use(set
     assert "settings" in default
     stored = Cluster.objects.get(name="remote")
     assert (stored.kubeconfig_secret, stored.enabled) == ("nicportal/remote-kc", False)
+
+    # Paths are stored absolute: web, worker and beat may run from another directory.
+    monkeypatch.chdir(tmp_path)
+    call_command("cluster", "add", "remote", "--kubeconfig", "kc", stdout=io.StringIO())
+    stored.refresh_from_db()
+    assert (stored.kubeconfig, stored.kubeconfig_secret) == (str(tmp_path / "kc"), "")
 
 
 def test_agentkey_prints_a_registered_clusters_node_keys(two):

@@ -14,6 +14,7 @@ cluster means new agent keys, so there is no rename.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -104,8 +105,13 @@ class Command(BaseCommand):
             )
         if agent_master_key_previous_file and not agent_master_key_file:
             raise CommandError("--agent-master-key-previous-file needs --agent-master-key-file")
+        # Paths as absolute ones: the web, worker and beat processes may start elsewhere.
+        kubeconfig, agent_master_key_file, agent_master_key_previous_file = (
+            os.path.abspath(path) if path else ""
+            for path in (kubeconfig, agent_master_key_file, agent_master_key_previous_file)
+        )
         cluster = Cluster.objects.filter(name=name).first() or Cluster(name=name)
-        cluster.kubeconfig = kubeconfig or ""
+        cluster.kubeconfig = kubeconfig
         cluster.kubeconfig_secret = kubeconfig_secret or ""
         cluster.in_cluster = in_cluster
         cluster.context = context
