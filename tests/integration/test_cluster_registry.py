@@ -14,6 +14,7 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 from django.utils import timezone
 
 from inventory import tasks
@@ -164,6 +165,12 @@ def test_an_unreachable_cluster_marks_its_own_nics_unknown_and_nothing_else(two,
     metrics = client.get("/metrics").content.decode()
     assert 'nicportal_cluster_unreachable{cluster="second"} 1.0' in metrics
     assert 'nicportal_cluster_unreachable{cluster="default"} 0.0' in metrics
+
+    # Every page's header says so too.
+    client.force_login(make_user())
+    header = client.get(reverse("inventory:sweep-status")).content.decode()
+    assert 'data-testid="clusters-unreachable">1 cluster unreachable</span>' in header
+    assert "The API of second has not answered" in header
 
     # The API answers again: judged again, back to free.
     reach.note_cluster_read(second, later + timedelta(seconds=5))
