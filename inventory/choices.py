@@ -48,3 +48,9 @@ class HistoryKind(models.TextChoices):
     NAD_APPLY = "nad_apply", "NAD applied"
     AGENT = "agent", "agent health"
     BREACH = "breach", "reservation breach"
+    REQUEST = "request", "reservation request"
+
+
+class RequestOutcome(models.TextChoices):
+    GRANTED = "granted", "granted"
+    REFUSED = "refused", "refused"

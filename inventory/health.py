@@ -42,6 +42,7 @@ from prometheus_client.registry import Collector
 from inventory.choices import OwnershipState
 from inventory.models import Cluster, Interface, Node, Reservation
 from inventory.read import facts
+from inventory.rules import crosscheck
 from inventory.services import admission, cluster_clients, polling
 
 # A readiness probe must answer well inside the kubelet's timeout (3 s in the manifests).
@@ -297,6 +298,27 @@ class InventoryCollector(Collector):
         for pk, name in names.items():
             rogues.add_metric([name], rogue_counts[pk])
         yield rogues
+
+        contradictions = GaugeMetricFamily(
+            "nicportal_snapshot_contradictions",
+            "Warnings where a node's latest snapshot contradicts the Kubernetes API's view of "
+            "the node (listed on the node page; rules/crosscheck.py).",
+            labels=["cluster", "code"],
+        )
+        found = {(pk, code): 0 for pk in names for code in crosscheck.WARNING_CODES}
+        for pk, rows in (
+            Node.objects.filter(in_cluster=True)
+            .exclude(findings=[])
+            .values_list("cluster", "findings")
+        ):
+            for finding in rows:
+                if finding.get("severity") == crosscheck.WARNING:
+                    key = (pk, finding.get("code", ""))
+                    found[key] = found.get(key, 0) + 1
+        for (pk, code), count in sorted(found.items()):
+            if pk in names:
+                contradictions.add_metric([names[pk], code], count)
+        yield contradictions
 
         interfaces = GaugeMetricFamily(
             "nicportal_interfaces",

@@ -24,6 +24,7 @@ from inventory.choices import (
     IdentityKind,
     NadOrigin,
     OwnershipState,
+    RequestOutcome,
 )
 from inventory.rules import teams as team_rules
 
@@ -118,6 +119,7 @@ class Node(models.Model):
     # instead of sorting the whole fleet for every page (bench/ANALYSIS.md).
     name = models.CharField(max_length=253, db_index=True)
     internal_ips = models.JSONField(default=list, blank=True)
+    external_ips = models.JSONField(default=list, blank=True)
     labels = models.JSONField(default=dict, blank=True)
     ready = models.BooleanField(default=False)
     in_cluster = models.BooleanField(
@@ -136,6 +138,9 @@ class Node(models.Model):
     # Pods on this node that look like an agent but are not the agent DaemonSet's (never
     # contacted): [{"pod": "ns/name", "pod_ip": ..., "reason": ...}], from the last listing.
     rogue_agents = models.JSONField(default=list, blank=True)
+    # Where the agent's snapshot contradicts the Kubernetes API's view of this node
+    # (rules/crosscheck.py): [{"code", "severity", "message"}], from the last judgement.
+    findings = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -236,6 +241,10 @@ class Interface(models.Model):
     # "" or why this NIC is a reservation breach: reserved by one team, held by a pod that is
     # not that team's (rules/teams.py says whose a pod is). Judged with the verdict.
     breach = models.TextField(blank=True)
+    # The node's Kubernetes addresses this NIC was last seen holding, and "default-route":
+    # judged with the verdict, so that a snapshot that hides them cannot free the NIC while the
+    # API still lists them (rules/crosscheck.py).
+    pinned = models.JSONField(default=list, blank=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -424,6 +433,44 @@ class Reservation(models.Model):
     @property
     def active(self) -> bool:
         return self.released_at is None
+
+
+class ReservationRequest(models.Model):
+    """An ask for capacity ("two free 25G NICs on one node"), what it was granted or why not.
+
+    Granted: its reservations were made together, all or none (services/capacity.py), and the
+    NADs and pod placement that use them are kept as rendered then. Refused: nothing was
+    reserved; `explanation` and `steps` say which constraint emptied the set."""
+
+    team = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="reservation_requests")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reservation_requests"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    purpose = models.CharField(max_length=500)
+    expires_at = models.DateTimeField()
+    count = models.PositiveSmallIntegerField()
+    # The constraints as asked (rules/capacity.Constraints' fields).
+    constraints = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=10, choices=RequestOutcome.choices)
+    explanation = models.TextField(blank=True)
+    # [{"field", "text", "before", "after"}]: the NICs left after each constraint.
+    steps = models.JSONField(default=list, blank=True)
+    # Refused: [{"id", "nic", "fails": [...]}], the NICs that came closest.
+    closest = models.JSONField(default=list, blank=True)
+    reservations = models.ManyToManyField(Reservation, blank=True, related_name="requests")
+    namespace = models.CharField(max_length=63, blank=True)
+    nad_name = models.CharField(max_length=253, blank=True)
+    # Granted: [{"namespace", "name", "nodes", "yaml"}] and the pod fragment that uses them.
+    nads = models.JSONField(default=list, blank=True)
+    pod_snippet = models.TextField(blank=True)
+    nad_findings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"request {self.pk} of {self.team} ({self.outcome})"
 
 
 def active_reservations() -> models.Prefetch:

@@ -10,8 +10,8 @@ import django_filters
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
+from inventory.api.fields import StrictSerializer
 from inventory.api.query import NUMBER_LIMIT, integer_column
-from inventory.api.serializers import StrictSerializer
 
 ERROR_BODY = {
     "type": "object",

@@ -6,13 +6,16 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from inventory import hints
-from inventory.api import views
+from inventory.api import capacity, views
 
 router = DefaultRouter()
 router.register("clusters", views.ClusterViewSet, basename="cluster")
 router.register("nodes", views.NodeViewSet, basename="node")
 router.register("interfaces", views.InterfaceViewSet, basename="interface")
 router.register("reservations", views.ReservationViewSet, basename="reservation")
+router.register(
+    "reservation-requests", capacity.ReservationRequestViewSet, basename="reservationrequest"
+)
 router.register("nads", views.NetworkAttachmentViewSet, basename="nad")
 router.register("pod-attachments", views.PodAttachmentViewSet, basename="podattachment")
 router.register("history", views.HistoryViewSet, basename="history")

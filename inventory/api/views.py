@@ -37,6 +37,7 @@ from rest_framework.views import APIView
 
 from inventory.api import serializers as s
 from inventory.api.auth import ThrottledBasicAuthentication
+from inventory.api.fields import fields_pattern, selected_fields
 from inventory.api.pagination import BoundedLimitOffsetPagination, InterfacePagination
 from inventory.api.query import InterfaceSortFilter, StrictDjangoFilterBackend, requested_sort
 from inventory.api.schema import ApiAutoSchema
@@ -90,7 +91,7 @@ def field_selection_parameters(serializer_class: type) -> list[OpenApiParameter]
             "fields",
             OpenApiTypes.STR,
             description="Comma-separated fields to return: " + ", ".join(names),
-            pattern=s.fields_pattern(names),
+            pattern=fields_pattern(names),
         ),
         OpenApiParameter(
             "brief",
@@ -114,7 +115,7 @@ class ApiViewSetMixin:
         serializer_class = getattr(self, "serializer_class", None)
         if request.method == "GET" and getattr(serializer_class, "selectable_fields", False):
             # Checked here, not only when rows are serialized: an empty page must 400 too.
-            s.selected_fields(
+            selected_fields(
                 request.query_params,
                 list(serializer_class().fields),
                 serializer_class.brief_fields,

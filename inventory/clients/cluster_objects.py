@@ -28,6 +28,7 @@ class NodeInfo:
     ready: bool
     # Every IP address of the node in status.addresses (InternalIP and ExternalIP).
     addresses: tuple[str, ...] = ()
+    external_ips: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,7 @@ def node_from_json(item: Mapping[str, Any]) -> NodeInfo:
         annotations=_str_dict(metadata.get("annotations")),
         ready=ready,
         addresses=addresses,
+        external_ips=tuple(address for kind, address in typed if kind == "ExternalIP"),
     )
 
 

@@ -78,7 +78,12 @@ def link_facts_from_values(
 ) -> ownership.LinkFacts:
     """The same facts from a row not stored yet ({Interface field: value}, as sync builds it
     from a snapshot): the first sight of a node is judged before its rows exist."""
-    return _link_facts(identity, values.__getitem__, present=present)
+    # A row not stored yet pins nothing: nothing of it was judged before.
+    return _link_facts(
+        identity,
+        lambda name: values.get(name, ()) if name == "pinned" else values[name],
+        present=present,
+    )
 
 
 def _link_facts(key: str, get: Callable[[str], Any], *, present: bool) -> ownership.LinkFacts:
@@ -107,6 +112,7 @@ def _link_facts(key: str, get: Callable[[str], Any], *, present: bool) -> owners
         wireless=get("wireless"),
         has_netdev=get("has_netdev"),
         present=present,
+        pinned=tuple(token for token in (get("pinned") or ()) if isinstance(token, str)),
     )
 
 
@@ -115,6 +121,7 @@ def node_facts(node: Node, *, answered_at: datetime | None = None) -> ownership.
     return ownership.NodeFacts(
         name=node.name,
         internal_ips=tuple(node.internal_ips or ()),
+        external_ips=tuple(node.external_ips or ()),
         agent_fresh=not node.stale,
         agent_last_contact=answered_at or node.last_contact,
         veth_nics=str((node.labels or {}).get("nicportal.io/veth-nics", "")).lower() == "true",

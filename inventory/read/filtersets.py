@@ -17,7 +17,13 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 
-from inventory.choices import AttachmentStatus, HistoryKind, NadOrigin, OwnershipState
+from inventory.choices import (
+    AttachmentStatus,
+    HistoryKind,
+    NadOrigin,
+    OwnershipState,
+    RequestOutcome,
+)
 from inventory.models import (
     HistoryEntry,
     Interface,
@@ -25,6 +31,7 @@ from inventory.models import (
     Node,
     PodAttachment,
     Reservation,
+    ReservationRequest,
     TeamNamespace,
 )
 
@@ -136,6 +143,16 @@ class TeamNamespaceFilterSet(django_filters.FilterSet):
     class Meta:
         model = TeamNamespace
         fields = ["team", "pattern"]
+
+
+class ReservationRequestFilterSet(django_filters.FilterSet):
+    team = django_filters.CharFilter(field_name="team__name", label="Team")
+    outcome = django_filters.ChoiceFilter(choices=RequestOutcome.choices, label="Outcome")
+    created_by = django_filters.CharFilter(field_name="created_by__username")
+
+    class Meta:
+        model = ReservationRequest
+        fields = ["team", "outcome", "created_by"]
 
 
 class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):

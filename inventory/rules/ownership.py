@@ -6,8 +6,9 @@ No I/O, no ORM. ``read/facts.py`` turns the stored agent facts, the pods' Multus
 
 Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
 
-1. ``unknown``   the node's cluster API has not answered for a while (which pods hold NICs is
-   not known), or the node's agent has not answered recently (facts may be stale).
+1. ``unknown``   the node's cluster API or its agent has not answered lately (facts may be stale).
+1b. ``system``   pinned: seen holding a Kubernetes node address or the default route, which the
+   latest snapshot shows on no NIC (``rules/crosscheck.py``; the node page shows the finding).
 2. ``pod`` / ``missing`` / gone  the link is gone from the host: a pod on this node claims it by
    MAC, permanent MAC or PCI address (``pod``); nobody does and it is a NIC (``missing``: a NIC
    host-device took and never gave back); nobody does and it is no NIC (a ``cali*`` veth, any
@@ -19,8 +20,9 @@ Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
    ``missing``.
 4. ``system``    loopback.
 5. ``system``    carries the default route (IPv4 or IPv6; IPv6-only nodes included).
-6. ``system``    holds one of the node's InternalIPs.
-7. ``system``    in the master tree of a link of rules 5-6 (bond slaves, bridge ports, the
+6. ``system``    holds one of the node's InternalIPs or ExternalIPs (the Kubernetes API's
+   ``status.addresses``), by address match on the reported links.
+7. ``system``    in the master tree of a link of rules 1b, 5 or 6 (bond slaves, bridge ports, the
    other ports of a bridge whose bond carries the route): moving it cuts the node off.
 8. ``cni``       a primary-CNI / kube-infrastructure name that the other facts do not contradict,
    or a master (bridge, OVS datapath) that is one: see :func:`cni_owner`.
@@ -48,14 +50,13 @@ Three annotations are added after the rules:
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from inventory.rules import cni_names, teams
+from inventory.rules import cni_names, crosscheck, teams
 from inventory.rules.cni_names import OVN_MARKERS, CniName
 from inventory.rules.states import OwnershipState
 
@@ -83,18 +84,20 @@ class LinkFacts:
     wireless: bool = False
     has_netdev: bool = True  # False: a PCI function in sysfs with no netdev in the node netns
     present: bool = True  # False: not in the latest snapshot (seen before)
+    # What the link was last judged to hold for the node: its Kubernetes addresses ("10.0.0.5")
+    # and crosscheck.DEFAULT_ROUTE. Stored with the verdict (Verdict.pinned); rules/crosscheck.py.
+    pinned: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class NodeFacts:
     name: str
-    internal_ips: tuple[str, ...] = ()
+    internal_ips: tuple[str, ...] = ()  # from the Kubernetes API (Node status.addresses)
+    external_ips: tuple[str, ...] = ()  # likewise
     agent_fresh: bool = True  # False: the agent has not answered recently
     agent_last_contact: datetime | None = None
     veth_nics: bool = False  # label nicportal.io/veth-nics="true": veth links are NICs (the lab)
-    # "" or why the node's cluster cannot be read (its API has not answered for a while): the
-    # pods that hold NICs are not known, so no verdict but `unknown` holds.
-    cluster_unreachable: str = ""
+    cluster_unreachable: str = ""  # why the cluster's API cannot be read: pods' claims unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,13 @@ class Verdict:
     orphan: bool = False  # a host link named netN whose alias holds its original name
     breach: str = ""  # why a reserved link in a pod is in the wrong team's pod, "" when it is not
     gone: bool = False  # a virtual link that vanished for good: nothing to keep in the inventory
+    pinned: tuple[str, ...] = ()  # the LinkFacts.pinned to store for the next judgement
+
+
+@dataclass(frozen=True, slots=True)
+class NodeJudgement:
+    verdicts: list[Verdict]  # one per link, same order
+    findings: list[crosscheck.Finding]  # where the snapshot contradicts the Kubernetes API
 
 
 USERSPACE_DRIVERS = frozenset({"vfio-pci", "uio_pci_generic", "igb_uio"})
@@ -157,6 +167,7 @@ class _Node:
     reservations: Mapping[str, ReservationFacts]
     pod_ifnames: frozenset[str]
     ovn: bool
+    check: crosscheck.CrossCheck
     uplinks: dict[str, str] = field(default_factory=dict)  # name -> "carries the default route"
     uplink_of_root: dict[str, str] = field(default_factory=dict)  # tree root -> uplink name
     pf_verdicts: dict[str, Verdict | None] = field(default_factory=dict)
@@ -184,9 +195,13 @@ class _Node:
             reservations=reservations or {},
             pod_ifnames=frozenset(claim.pod_interface for claim in claims),
             ovn=any(link.name in OVN_MARKERS for link in present),
+            check=crosscheck.cross_check(node, links),
         )
-        for link in present:
-            clause = _route_clause(link) or _internal_ip_clause(link, node)
+        kept, addresses = ctx.check.kept, ctx.check.addresses
+        for link in [*present, *(link for link in links if not link.present and link.key in kept)]:
+            clause = _route_clause(link) or crosscheck.held_address_clause(link, addresses)
+            if not clause and link.key in kept:
+                clause = "was the node's uplink when last reported"
             if clause and link.name not in ctx.uplinks:
                 ctx.uplinks[link.name] = clause
                 ctx.uplink_of_root.setdefault(ctx.root(link).name, link.name)
@@ -231,30 +246,11 @@ def _route_clause(link: LinkFacts) -> str:
     return "carries the default route" if link.default_route_v4 else ""
 
 
-# Cached: a node's InternalIPs are compared with every link's addresses, and a cold sweep of
-# thousands of nodes parsed the same few strings tens of thousands of times.
-@functools.lru_cache(maxsize=8192)
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_interface(text.strip()).ip
-    except ValueError:
-        return None
-
-
-def _internal_ip_clause(link: LinkFacts, node: NodeFacts) -> str:
-    wanted = {ip for ip in map(_ip, node.internal_ips) if ip is not None}
-    for address in link.addresses:
-        ip = _ip(address)
-        if ip is not None and ip in wanted:
-            return f"holds the node's InternalIP {ip}"
-    return ""
-
-
 def _used_address(link: LinkFacts) -> str:
     """The first address that is not IPv6 link-local. An unparsable one counts as used: the
     engine never calls a link free on facts it cannot read."""
     for address in link.addresses:
-        ip = _ip(address)
+        ip = crosscheck.parse_ip(address)
         if ip is None or ip not in _LINK_LOCAL_V6:
             return address
     return ""
@@ -303,14 +299,10 @@ def _master_phrase(link: LinkFacts, ctx: _Node) -> tuple[str, str]:
 # -- the rules, in precedence order ------------------------------------------------------------
 
 
-def _cluster_silent(link: LinkFacts, ctx: _Node) -> Verdict | None:
-    if not ctx.facts.cluster_unreachable:
-        return None
-    return Verdict(OwnershipState.UNKNOWN, ctx.facts.cluster_unreachable, "")
-
-
 def _agent_silent(link: LinkFacts, ctx: _Node) -> Verdict | None:
     node = ctx.facts
+    if node.cluster_unreachable:  # which pods hold NICs is not known: no other verdict holds
+        return Verdict(OwnershipState.UNKNOWN, node.cluster_unreachable, "")
     if node.agent_fresh:
         return None
     since = f"since {_utc(node.agent_last_contact)}" if node.agent_last_contact else "recently"
@@ -380,9 +372,16 @@ def _default_route(link: LinkFacts, ctx: _Node) -> Verdict | None:
     return _system(clause) if clause else None
 
 
-def _internal_ip(link: LinkFacts, ctx: _Node) -> Verdict | None:
-    clause = _internal_ip_clause(link, ctx.facts)
+def _node_address(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    clause = crosscheck.held_address_clause(link, ctx.check.addresses)
     return _system(clause) if clause else None
+
+
+def _kept_uplink(link: LinkFacts, ctx: _Node) -> Verdict | None:
+    # Before the gone and PCI rules: a snapshot that hides the node's uplink, or leaves it out,
+    # must not make it free, missing or stranded while the API still says the node uses it.
+    kept = ctx.check.kept.get(link.key)
+    return _system(kept) if kept else None
 
 
 def _uplink_member(link: LinkFacts, ctx: _Node) -> Verdict | None:
@@ -450,7 +449,7 @@ def _master(link: LinkFacts, ctx: _Node) -> Verdict | None:
 _HOST_USE_RULES: tuple[Rule, ...] = (
     _loopback,
     _default_route,
-    _internal_ip,
+    _node_address,
     _uplink_member,
     _primary_cni,
     _other_address,
@@ -530,8 +529,8 @@ def _free(link: LinkFacts, ctx: _Node) -> Verdict:
 
 
 _RULES: tuple[Rule, ...] = (
-    _cluster_silent,
     _agent_silent,
+    _kept_uplink,
     _gone_from_host,
     _pci_function_only,
     *_HOST_USE_RULES,
@@ -597,6 +596,7 @@ def _annotate(link: LinkFacts, verdict: Verdict, ctx: _Node) -> Verdict:
         orphan=bool(original),
         breach=breach,
         gone=verdict.gone,
+        pinned=ctx.check.pins.get(link.key, ()),
     )
 
 
@@ -620,8 +620,20 @@ def decide_node(
     ``claims`` are the network-status entries of pods scheduled on this node; ``reservations``
     the active ones, keyed by ``LinkFacts.key`` (the caller drops expired ones).
     """
+    return judge_node(node, links, claims=claims, reservations=reservations).verdicts
+
+
+def judge_node(
+    node: NodeFacts,
+    links: Sequence[LinkFacts],
+    *,
+    claims: Sequence[PodClaim] = (),
+    reservations: Mapping[str, ReservationFacts] | None = None,
+) -> NodeJudgement:
+    """The verdicts of :func:`decide_node` and where the snapshot contradicts the Kubernetes
+    API's view of the node (``rules/crosscheck.py``)."""
     ctx = _Node.build(node, links, claims, reservations)
-    return [_decide_in(link, ctx) for link in links]
+    return NodeJudgement([_decide_in(link, ctx) for link in links], list(ctx.check.findings))
 
 
 def decide(

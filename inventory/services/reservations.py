@@ -55,9 +55,9 @@ def reserve(
         errors["purpose"] = ["Say what the NIC is reserved for."]
     elif len(purpose) > PURPOSE_MAX_LENGTH:
         errors["purpose"] = [f"At most {PURPOSE_MAX_LENGTH} characters."]
-    expiry_error = _expiry_error(expires_at, after=timezone.now())
-    if expiry_error:
-        errors["expires_at"] = [expiry_error]
+    expiry = expiry_error(expires_at, after=timezone.now())
+    if expiry:
+        errors["expires_at"] = [expiry]
     if errors:
         raise ValidationError(errors)
     teams.check_acting(user, team)
@@ -104,7 +104,7 @@ def reserve(
             HistoryKind.RESERVE,
             message=(
                 f"{_label(interface)} reserved by {user.get_username()} for team {team.name} "
-                f"until {_when(expires_at)}: {purpose}"
+                f"until {when(expires_at)}: {purpose}"
             ),
             actor=user,
             team=team,
@@ -129,10 +129,10 @@ def extend(*, reservation_id: int, user: Any, expires_at: datetime) -> Reservati
         _check_may_manage(user, reservation)
         if not reservation.active:
             raise Conflict(_released_message(reservation), holder=reservation.team.name)
-        error = _expiry_error(expires_at, after=max(timezone.now(), reservation.expires_at))
+        error = expiry_error(expires_at, after=max(timezone.now(), reservation.expires_at))
         if error:
             if expires_at > timezone.now() and expires_at <= reservation.expires_at:
-                error = f"Must be later than the current end, {_when(reservation.expires_at)}."
+                error = f"Must be later than the current end, {when(reservation.expires_at)}."
             raise ValidationError({"expires_at": [error]})
         previous = reservation.expires_at
         reservation.expires_at = expires_at
@@ -141,7 +141,7 @@ def extend(*, reservation_id: int, user: Any, expires_at: datetime) -> Reservati
             HistoryKind.EXTEND,
             message=(
                 f"reservation of {_label(reservation.interface)} for team {reservation.team.name} "
-                f"extended by {user.get_username()} from {_when(previous)} to {_when(expires_at)}"
+                f"extended by {user.get_username()} from {when(previous)} to {when(expires_at)}"
             ),
             actor=user,
             team=reservation.team,
@@ -211,7 +211,7 @@ def expire_due(*, now: datetime | None = None) -> int:
                 message=(
                     f"reservation of {_label(interface)} for team {reservation.team.name} "
                     f"(by {reservation.created_by.get_username()}) expired at "
-                    f"{_when(reservation.expires_at)}"
+                    f"{when(reservation.expires_at)}"
                 ),
                 team=reservation.team,
                 interface=interface,
@@ -325,13 +325,13 @@ def _active_reservation(interface_id: int) -> Reservation | None:
     )
 
 
-def _expiry_error(expires_at: Any, *, after: datetime) -> str:
+def expiry_error(expires_at: Any, *, after: datetime) -> str:
     if not isinstance(expires_at, datetime):
         return "A date and time is required."
     if timezone.is_naive(expires_at):
         return "Give a time zone (for example 2030-01-31T18:00:00Z)."
     if expires_at <= after:
-        return f"Must be in the future (after {_when(after)})."
+        return f"Must be in the future (after {when(after)})."
     return ""
 
 
@@ -339,14 +339,14 @@ def _label(interface: Interface) -> str:
     return f"{interface.node.name}/{interface.name}"
 
 
-def _when(moment: datetime) -> str:
+def when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _held_message(held: Reservation) -> str:
     return (
         f"{_label(held.interface)} is already reserved by team {held.team.name} "
-        f"({held.created_by.get_username()}, until {_when(held.expires_at)}): {held.purpose}"
+        f"({held.created_by.get_username()}, until {when(held.expires_at)}): {held.purpose}"
     )
 
 
@@ -354,5 +354,5 @@ def _released_message(reservation: Reservation) -> str:
     by = reservation.released_by.get_username() if reservation.released_by else "the portal"
     return (
         f"This reservation was already released ({reservation.release_reason or 'released'}, "
-        f"by {by} at {_when(reservation.released_at)})."
+        f"by {by} at {when(reservation.released_at)})."
     )

@@ -34,7 +34,12 @@ from inventory.sync.contact import note_contact
 from inventory.sync.lint import mark_lint_dirty
 from inventory.sync.snapshot import facts_digest, node_snapshot_fields, snapshot_facts
 from inventory.sync.stats import SyncStats
-from inventory.sync.verdicts import breach_message, history_message, verdict_values
+from inventory.sync.verdicts import (
+    breach_message,
+    findings_history,
+    history_message,
+    verdict_values,
+)
 
 # Nodes per transaction: big enough that per-transaction costs (commit, locks, round trips)
 # vanish, small enough that a batch's memory and lock time stay small.
@@ -83,10 +88,17 @@ def apply_first_snapshots(
         interfaces: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
         node_updates: list[tuple[Node, list[str]]] = []
+        # Contradictions with the Kubernetes API are rare: their few entries go by INSERT.
+        finding_entries: list[HistoryEntry] = []
         for item in first:
             node = locked[item.node.pk]
-            node_updates.append((node, _node_fields(node, item, now, contacts)))
-            rows = _judged_rows(node, item.snapshot, claims.get(node.pk, ()), now)
+            fields = _node_fields(node, item, now, contacts)
+            rows, findings = _judged_rows(node, item.snapshot, claims.get(node.pk, ()), now)
+            if findings != node.findings:
+                finding_entries += findings_history(node, node.findings or [], findings, now)
+                node.findings = findings
+                fields.append("findings")
+            node_updates.append((node, fields))
             interfaces += rows
             for row in rows:
                 history += _history_rows(node, row, now)
@@ -98,9 +110,10 @@ def apply_first_snapshots(
             entry["interface_id"] = pk_of[(entry["node_id"], entry.pop("identity"))]
         _copy(Interface, interfaces)
         _copy(HistoryEntry, history)
+        HistoryEntry.objects.bulk_create(finding_entries)
         stats.node_rows += _update_nodes(node_updates)
         stats.created += len(interfaces)
-        stats.history += len(history)
+        stats.history += len(history) + len(finding_entries)
         for cluster_id in {node.cluster_id for node, _ in node_updates}:
             mark_lint_dirty(cluster_id)
     return stats, later
@@ -113,16 +126,17 @@ def _node_fields(node: Node, item: FirstSnapshot, now: datetime, contacts: dict 
 
 def _judged_rows(
     node: Node, snapshot: dict[str, Any], claims: Any, now: datetime
-) -> list[dict[str, Any]]:
-    """The node's Interface rows as column values, each with its verdict."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The node's Interface rows as column values, each with its verdict, and the node's
+    findings (where the snapshot contradicts the Kubernetes API)."""
     found = snapshot_facts(snapshot)
     links = [facts.link_facts_from_values(ident, row, present=True) for ident, row in found.items()]
-    verdicts = ownership.decide_node(
+    judged = ownership.judge_node(
         facts.node_facts(node, answered_at=now), links, claims=claims, reservations={}
     )
     rows = []
     # A verdict's `gone` is for stored rows of links that vanished: never a link on the host.
-    for (ident, row), verdict in zip(found.items(), verdicts, strict=True):
+    for (ident, row), verdict in zip(found.items(), judged.verdicts, strict=True):
         state, reason, holder, orphan = verdict_values(verdict)
         rows.append(
             {
@@ -139,10 +153,11 @@ def _judged_rows(
                 "holder": holder,
                 "orphan": orphan,
                 "breach": verdict.breach,
+                "pinned": list(verdict.pinned),
                 "state_changed_at": now,
             }
         )
-    return rows
+    return rows, [finding.as_dict() for finding in judged.findings]
 
 
 # What a row not judged yet holds (the model's defaults): a verdict that differs is a change.

@@ -39,7 +39,8 @@ def apply_listing(
     recompute: bool = True,
 ) -> SyncStats:
     """Apply a ClusterListing: nodes, agent endpoints, NADs and pod attachments. Then
-    recompute the verdicts of every node whose pod claims changed.
+    recompute the verdicts of every node whose pod claims or Kubernetes addresses changed (the
+    ownership rules cross-check the snapshot with those addresses).
 
     A sweep passes recompute=False and recomputes after polling the agents: judging new claims
     against the previous snapshot would flash a NIC through `missing` (pod gone from the API,
@@ -53,10 +54,11 @@ def apply_listing(
             .exclude(rogue_agents=[])
             .values_list("name", "rogue_agents")
         }
-        nodes = _apply_nodes(cluster, listing, stats)
+        readdressed: set[int] = set()
+        nodes = _apply_nodes(cluster, listing, stats, readdressed)
         _note_new_rogue_agents(nodes, listing, known_rogues, now, stats)
         _apply_nads(cluster, listing.nads, now, stats)
-        touched = _apply_attachments(cluster, listing, nodes, now, stats)
+        touched = _apply_attachments(cluster, listing, nodes, now, stats) | readdressed
     if not recompute:
         stats.touched_nodes |= touched
         return stats
@@ -75,7 +77,11 @@ def _rogue_rows(listing: ClusterListing) -> dict[str, list[dict[str, str]]]:
     return rows
 
 
-def _apply_nodes(cluster: Cluster, listing: ClusterListing, stats: SyncStats) -> dict[str, Node]:
+def _apply_nodes(
+    cluster: Cluster, listing: ClusterListing, stats: SyncStats, readdressed: set[int]
+) -> dict[str, Node]:
+    """Write the Node rows; `readdressed` gets the ids of stored nodes whose InternalIPs or
+    ExternalIPs changed."""
     existing = {n.name: n for n in Node.objects.filter(cluster=cluster)}
     endpoints = listing.agent_endpoints
     rogues = _rogue_rows(listing)
@@ -85,6 +91,7 @@ def _apply_nodes(cluster: Cluster, listing: ClusterListing, stats: SyncStats) ->
         seen.add(info.name)
         values = {
             "internal_ips": list(info.internal_ips),
+            "external_ips": list(info.external_ips),
             "labels": dict(info.labels),
             "ready": bool(info.ready),
             "agent_url": endpoints.get(info.name, "")[:500],
@@ -101,6 +108,8 @@ def _apply_nodes(cluster: Cluster, listing: ClusterListing, stats: SyncStats) ->
         if changed:
             to_update.append(node)
             update_fields.update(changed)
+            if {"internal_ips", "external_ips"} & set(changed):
+                readdressed.add(node.pk)
     gone = [n for name, n in existing.items() if name not in seen and n.in_cluster and n.pk]
     for node in gone:
         node.in_cluster = False

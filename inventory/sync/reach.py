@@ -4,7 +4,7 @@ A sweep of a cluster whose API read fails keeps polling that cluster's agents (t
 fresh), but without the API nobody knows which pods hold NICs. Once reads have failed for longer
 than NICPORTAL_CLUSTER_STALE_AFTER (since the last read that worked), the cluster is marked
 unreachable (`Cluster.unreachable_since`) and every NIC of *its* nodes is judged `unknown`, with
-the reason (rules/ownership.py: `_cluster_silent`). Other clusters' rows are not touched: each
+the reason (rules/ownership.py: `_agent_silent`). Other clusters' rows are not touched: each
 cluster has its own sweep and its own Cluster row. The first read that works again clears the
 mark and judges the cluster's NICs again.
 

@@ -18,7 +18,13 @@ from inventory.models import HistoryEntry, Interface, Node
 from inventory.sync.contact import note_contact
 from inventory.sync.lint import mark_lint_dirty
 from inventory.sync.stats import BATCH_SIZE, SyncStats, clip
-from inventory.sync.verdicts import VERDICT_FIELDS, decide, forget_gone, history_for
+from inventory.sync.verdicts import (
+    VERDICT_FIELDS,
+    decide,
+    forget_gone,
+    history_for,
+    save_findings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -213,10 +219,10 @@ def apply_snapshot(
         # Judge before writing (ownership is pure and every fact is in memory): new interfaces
         # are inserted with their verdict and changed ones get facts and verdict in one UPDATE,
         # so a cold node costs two INSERTs (interfaces, history) instead of INSERT + UPDATE.
-        judged, gone = [], []
+        judged, gone, findings = [], [], node.findings
         if to_create or to_update or vanished or "stale" in node_fields:
             judgement = decide(node, [*existing.values(), *to_create], now)
-            judged, gone = judgement.changes, judgement.gone
+            judged, gone, findings = judgement.changes, judgement.gone, judgement.findings
         # A virtual link gone for good is deleted, not written as vanished.
         gone_ids = {id(i) for i in gone}
         to_update = [i for i in to_update if id(i) not in gone_ids]
@@ -254,6 +260,7 @@ def apply_snapshot(
             HistoryEntry.objects.bulk_create(history, batch_size=BATCH_SIZE)
             stats.history = len(history)
         forget_gone(node, gone, now, stats)
+        save_findings(node, findings, now, stats)
         if to_create or to_update or vanished or judged:
             mark_lint_dirty(node.cluster_id)
     if stats.rows_written:

@@ -1,12 +1,15 @@
 """The ownership verdicts of a node's interfaces: judged by the pure rules from what is stored,
 written only where they changed, with one HistoryEntry per change of state or holder and one per
 reservation breach that starts or ends. Virtual links the rules call gone for good (a Calico veth
-whose pod was deleted) are dropped from the inventory, with a HistoryEntry saying so."""
+whose pod was deleted) are dropped from the inventory, with a HistoryEntry saying so. Where the
+snapshot contradicts the Kubernetes API (rules/crosscheck.py) is stored on the node, and a
+warning that appears or ends gets a HistoryEntry and a log line."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
@@ -15,11 +18,13 @@ from django.utils import timezone
 from inventory.choices import HistoryKind
 from inventory.models import HistoryEntry, Interface, Node
 from inventory.read import facts
-from inventory.rules import ownership
+from inventory.rules import crosscheck, ownership
 from inventory.sync.lint import mark_lint_dirty
 from inventory.sync.stats import BATCH_SIZE, SyncStats, clip
 
-VERDICT_FIELDS = ("state", "reason", "holder", "orphan", "breach", "state_changed_at")
+log = logging.getLogger(__name__)
+
+VERDICT_FIELDS = ("state", "reason", "holder", "orphan", "breach", "pinned", "state_changed_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,31 +41,35 @@ class VerdictChange:
 class Judgement:
     changes: list[VerdictChange]  # changed in memory, to be saved
     gone: list[Interface]  # stored rows of virtual links gone for good, to be deleted
+    # Where the snapshot contradicts the Kubernetes API, as Node.findings stores them.
+    findings: list[dict] = field(default_factory=list)
 
 
 def decide(node: Node, interfaces: Sequence[Interface], now: datetime) -> Judgement:
     """Recompute the verdicts of these interfaces of `node` in memory; return the changes and
     the rows the rules call gone for good (unsaved new rows are never among those: they are on
     the host)."""
-    verdicts = ownership.decide_node(
+    judged = ownership.judge_node(
         facts.node_facts(node),
         [facts.link_facts(i) for i in interfaces],
         claims=facts.pod_claims(node),
         reservations=facts.reservation_facts(node),
     )
     changes, gone = [], []
-    for iface, verdict in zip(interfaces, verdicts, strict=True):
+    for iface, verdict in zip(interfaces, judged.verdicts, strict=True):
         if verdict.gone and iface.pk is not None:
             gone.append(iface)
             continue
         state, reason, holder, orphan = verdict_values(verdict)
         breach = verdict.breach
-        if (iface.state, iface.reason, iface.holder, iface.orphan, iface.breach) == (
+        pinned = list(verdict.pinned)
+        if (iface.state, iface.reason, iface.holder, iface.orphan, iface.breach, iface.pinned) == (
             state,
             reason,
             holder,
             orphan,
             breach,
+            pinned,
         ):
             continue
         changes.append(
@@ -69,10 +78,10 @@ def decide(node: Node, interfaces: Sequence[Interface], now: datetime) -> Judgem
             )
         )
         iface.state, iface.reason, iface.holder, iface.orphan = state, reason, holder, orphan
-        iface.breach = breach
+        iface.breach, iface.pinned = breach, pinned
         if changes[-1].old_state != state:
             iface.state_changed_at = now
-    return Judgement(changes, gone)
+    return Judgement(changes, gone, [finding.as_dict() for finding in judged.findings])
 
 
 def verdict_values(verdict: ownership.Verdict) -> tuple[str, str, str, bool]:
@@ -131,6 +140,47 @@ def _breach_entry(node: Node, iface: Interface, old_breach: str, now: datetime) 
     )
 
 
+def findings_history(
+    node: Node, old: Sequence[dict], new: Sequence[dict], now: datetime
+) -> list[HistoryEntry]:
+    """One log line per warning that appears or ends (informational findings are only shown: a
+    node with two uplinks is no event), and one HistoryEntry for each of those that keeps a NIC
+    `system` against the snapshot: the snapshot changed to hide what the portal had seen."""
+    before = {f.get("message"): f for f in old if f.get("severity") == crosscheck.WARNING}
+    after = {f["message"]: f for f in new if f["severity"] == crosscheck.WARNING}
+    entries = []
+    for message in sorted(after.keys() - before.keys()):
+        log.warning("node=%s snapshot contradicts the Kubernetes API: %s", node.name, message)
+        if after[message].get("kept"):
+            text = f"snapshot contradicts the Kubernetes API: {message}"
+            entries.append(_finding_entry(node, text, after[message], now))
+    for message in sorted(before.keys() - after.keys()):
+        log.info("node=%s contradiction with the Kubernetes API over: %s", node.name, message)
+        if before[message].get("kept"):
+            text = f"contradiction with the Kubernetes API over: {message}"
+            entries.append(_finding_entry(node, text, before[message], now))
+    return entries
+
+
+def _finding_entry(node: Node, text: str, finding: dict, now: datetime) -> HistoryEntry:
+    return HistoryEntry(
+        at=now, kind=HistoryKind.AGENT, node=node, message=text, data={"finding": finding}
+    )
+
+
+def save_findings(node: Node, findings: list[dict], now: datetime, stats: SyncStats) -> None:
+    """Store the node's findings if they changed, with their history. Inside the caller's
+    transaction, with the node row locked or freshly read."""
+    if node.findings == findings:
+        return
+    history = findings_history(node, node.findings or [], findings, now)
+    node.findings = findings
+    Node.objects.filter(pk=node.pk).update(findings=findings)
+    stats.node_rows += 1
+    HistoryEntry.objects.bulk_create(history)
+    stats.history += len(history)
+
+
 def forget_gone(node: Node, gone: Sequence[Interface], now: datetime, stats: SyncStats) -> None:
     """Delete the rows of virtual links gone for good, with one HistoryEntry each (their older
     history stays, its interface set to NULL). Inside the caller's transaction."""
@@ -187,6 +237,7 @@ def rejudge(
     judgement = decide(node, interfaces, now)
     save_verdicts(node, judgement.changes, now, stats, recorded=recorded)
     forget_gone(node, judgement.gone, now, stats)
+    save_findings(node, judgement.findings, now, stats)
 
 
 def refresh_node_ownership(

@@ -46,7 +46,7 @@ class Link:
     master: str = ""
     master_kind: str = ""
     holder: str = ""
-    primary: bool = False  # the node's own uplink: default route or InternalIP
+    primary: bool = False  # the node's own uplink: default route, node address, or pinned
     pods: tuple[PodUse, ...] = ()
 
 

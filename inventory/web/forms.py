@@ -17,7 +17,7 @@ from django.utils import timezone
 from inventory.choices import OwnershipState
 from inventory.models import Interface
 from inventory.read import facts
-from inventory.rules import bounded_json, nad
+from inventory.rules import bounded_json, capacity, nad
 from inventory.rules.nad.ipam import FIELDS_BY_TYPE, IPAM_TYPES
 from inventory.services import tokens
 
@@ -237,4 +237,79 @@ class TokenForm(PortalForm):
         coerce=int,
         choices=[(days, f"{days} day{'s' if days > 1 else ''}") for days in tokens.DAY_CHOICES],
         initial=tokens.DEFAULT_DAYS,
+    )
+
+
+# --- reservation requests ----------------------------------------------------------------------
+
+SRIOV_CHOICES = [("", "either"), ("yes", "SR-IOV capable"), ("no", "not SR-IOV capable")]
+PLACEMENT_CHOICES = [
+    ("any", "anywhere"),
+    ("one_node", "all on one node"),
+    ("spread", "spread over N nodes"),
+]
+
+
+class ConstraintsForm(PortalForm):
+    """What a reservation request asks for; the rules (rules/capacity.py) judge the values, this
+    form only reads them."""
+
+    count = forms.IntegerField(min_value=1, max_value=capacity.COUNT_MAX, initial=1)
+    nodes = forms.CharField(
+        required=False,
+        max_length=20_000,
+        help_text="Node names, comma or space separated; empty: any node.",
+    )
+    label_selector = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Node labels",
+        help_text='Kubernetes selector, e.g. "rack=r12,gpu in (a100,h100)".',
+    )
+    min_speed_mbps = forms.IntegerField(
+        required=False, min_value=1, max_value=10_000_000, label="Speed at least (Mb/s)"
+    )
+    driver = forms.CharField(required=False, max_length=64)
+    vendor_id = forms.CharField(
+        required=False, max_length=6, label="PCI vendor", help_text="0x15b3"
+    )
+    device_id = forms.CharField(
+        required=False, max_length=6, label="PCI device", help_text="0x1017"
+    )
+    sriov = forms.ChoiceField(choices=SRIOV_CHOICES, required=False, label="SR-IOV")
+    numa_node = forms.IntegerField(required=False, min_value=0, max_value=4096, label="NUMA node")
+    placement = forms.ChoiceField(choices=PLACEMENT_CHOICES, initial="any")
+    spread_nodes = forms.IntegerField(
+        required=False, min_value=1, max_value=capacity.COUNT_MAX, label="N (spread)"
+    )
+
+    def constraints(self) -> capacity.Constraints:
+        data = self.cleaned_data
+        nodes = tuple(dict.fromkeys(data["nodes"].replace(",", " ").split()))
+        return capacity.Constraints(
+            count=data["count"],
+            nodes=nodes,
+            label_selector=data["label_selector"].strip(),
+            min_speed_mbps=data["min_speed_mbps"],
+            driver=data["driver"].strip(),
+            vendor_id=data["vendor_id"].strip(),
+            device_id=data["device_id"].strip(),
+            sriov={"yes": True, "no": False}.get(data["sriov"]),
+            numa_node=data["numa_node"],
+            placement=data["placement"],
+            spread_nodes=data["spread_nodes"],
+        )
+
+
+class ReservationRequestForm(ConstraintsForm):
+    purpose = forms.CharField(
+        max_length=500,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. training run for the 5G core"}),
+    )
+    expires_at = ExpiryField(label="Until", initial=default_expiry)
+    namespace = forms.CharField(
+        max_length=63, initial="default", help_text="Namespace of the NADs handed back."
+    )
+    nad_name = forms.CharField(
+        max_length=200, required=False, label="NAD name", help_text="Default: request-<id>."
     )

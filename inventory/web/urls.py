@@ -5,7 +5,7 @@ API tokens and the admission webhook's records."""
 from django.urls import path
 
 from inventory.web import views
-from inventory.web.views import admission, diagnosis, nads, status, tokens
+from inventory.web.views import admission, capacity, diagnosis, nads, status, tokens
 
 app_name = "inventory"
 
@@ -17,6 +17,11 @@ urlpatterns = [
     path("interfaces/<int:pk>/reserve/", views.ReserveView.as_view(), name="interface-reserve"),
     path("reservations/<int:pk>/extend/", views.ExtendView.as_view(), name="reservation-extend"),
     path("reservations/<int:pk>/release/", views.ReleaseView.as_view(), name="reservation-release"),
+    # Reservation requests: NICs by count and constraints.
+    path("requests/", capacity.RequestListView.as_view(), name="request-list"),
+    path("requests/new/", capacity.RequestNewView.as_view(), name="request-new"),
+    path("requests/preview/", capacity.RequestPreviewView.as_view(), name="request-preview"),
+    path("requests/<int:pk>/", capacity.RequestDetailView.as_view(), name="request"),
     path("team/", views.TeamView.as_view(), name="team"),
     path("team/switch/", views.TeamSwitchView.as_view(), name="team-switch"),
     # The user's API tokens, and the header's sweep status (polled by every page).

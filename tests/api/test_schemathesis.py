@@ -5,9 +5,11 @@ and no response that violates the schema.
 Choices, each one deliberate:
 - NUL characters are generated too: every query parameter and body field refuses them with a
   400 naming the field (nicportal.middleware, nicportal.parsers).
-- For POST reservations/, reservations/{id}/extend/ and nads/render|validate/, a 400 also counts
-  as an accepted answer to "valid" data: JSON Schema cannot say "in the future" or "an id that
-  exists", and those requests get a 400 naming the field (see the reservation tests).
+- For POST reservations/, reservations/{id}/extend/, nads/render|validate/ and
+  reservation-requests/ (and its preview/), a 400 also counts as an accepted answer to "valid"
+  data: JSON Schema cannot say "in the future", "an id that exists" or "a label selector", and
+  those requests get a 400 naming the field (see the reservation and request tests); a request
+  that cannot be met is a documented 409.
 - For GET interfaces/ too: its `cursor` is an opaque token that only a `next` or `previous` link
   hands out, and any other string is a 400 naming `cursor`.
 - nads/apply/ is left out: it creates objects in a Kubernetes API (tested with KMock elsewhere).
@@ -28,7 +30,8 @@ from tests.api.builders import make_free_interface, make_node, make_people, toke
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 LENIENT_OPERATIONS = (
-    r"^/api/v1/(reservations/|reservations/\{id\}/extend/|nads/(render|validate)/)$"
+    r"^/api/v1/(reservations/|reservations/\{id\}/extend/|nads/(render|validate)/"
+    r"|reservation-requests/|reservation-requests/preview/)$"
 )
 CONFIG = f"""
 [[operations]]

@@ -95,6 +95,8 @@ def test_every_page_answers_and_is_photographed(page: Page, live_server, busy_la
         "pod-diagnosis": ("/pods/default/stuck-0/diagnosis/", None),
         "stranded": ("/stranded/", None),
         "tokens": ("/tokens/", "API tokens"),
+        "requests": ("/requests/", "Reservation requests"),
+        "request-new": ("/requests/new/", "Request NICs"),
         "admin": ("/admin/", None),
         "api-docs": ("/api/docs/", None),
     }

@@ -69,6 +69,23 @@ def forms(world) -> list[tuple[str, dict[str, str]]]:
         "ipam_range": "",
         "ipam_exclude": "",
     }
+    request = {
+        "count": "1",
+        "nodes": "node-a",
+        "label_selector": "rack in (r1, r2)",
+        "min_speed_mbps": "1000",
+        "driver": "ixgbe",
+        "vendor_id": "0x8086",
+        "device_id": "",
+        "sriov": "",
+        "numa_node": "",
+        "placement": "spread",
+        "spread_nodes": "1",
+        "purpose": "load test",
+        "expires_at": in_days(3).strftime("%Y-%m-%dT%H:%M"),
+        "namespace": "default",
+        "nad_name": "",
+    }
     return [
         (
             f"/interfaces/{nic.pk}/reserve/",
@@ -82,6 +99,8 @@ def forms(world) -> list[tuple[str, dict[str, str]]]:
         ("/nads/preview/", builder),
         ("/nads/apply/", builder),
         ("/nads/lint/", {"manifest": "apiVersion: k8s.cni.cncf.io/v1\n"}),
+        ("/requests/preview/", request),
+        ("/requests/new/", request),
     ]
 
 
@@ -103,6 +122,8 @@ def test_no_value_in_any_form_field_makes_a_page_fail(client, world):
         ("/nads/preview/", "name"),
         ("/nads/preview/", "ipam_addresses"),
         ("/nads/lint/", "manifest"),
+        ("/requests/new/", "purpose"),
+        ("/requests/new/", "label_selector"),
     ],
 )
 @pytest.mark.parametrize("label", sorted(CONTROL))
@@ -150,6 +171,8 @@ def test_a_nul_in_a_page_url_is_a_400_page(client, world, path):
         f"/interfaces/{2**64}/reserve/",
         f"/reservations/{2**64}/extend/",
         f"/nads/{2**64}/",
+        f"/requests/{2**64}/",
+        f"/requests/?page={2**64}",
         f"/?page={2**64}",
         f"/?speed_min={2**64}",
     ],

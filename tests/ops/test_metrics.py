@@ -107,6 +107,21 @@ def test_it_counts_the_rogue_agents_of_nodes_in_the_cluster(client, fleet):
     assert value(samples, "nicportal_rogue_agents", cluster="other") == 0
 
 
+def test_it_counts_the_snapshot_contradictions_of_nodes_in_the_cluster(client, fleet):
+    hidden = {"code": "internal_ip_on_no_nic", "severity": "warning", "message": "..."}
+    apart = {"code": "internal_ip_apart_from_default_route", "severity": "info", "message": "."}
+    Node.objects.filter(name="n1").update(findings=[hidden, apart])
+    Node.objects.filter(name="n2").update(findings=[hidden])
+    Node.objects.filter(name="gone").update(findings=[hidden])  # gone: not counted
+    samples = scrape(client)
+    metric = "nicportal_snapshot_contradictions"
+    assert value(samples, metric, cluster="lab", code="internal_ip_on_no_nic") == 2
+    assert value(samples, metric, cluster="lab", code="default_route_gone") == 0
+    assert value(samples, metric, cluster="other", code="internal_ip_on_no_nic") == 0
+    # Information is no contradiction: a node with two uplinks is not counted.
+    assert not [key for key in samples if key[0] == metric and ("code", apart["code"]) in key[1]]
+
+
 def test_it_exports_the_last_sweep_from_the_sweep_status(client, fleet):
     lab, _ = fleet
     report = polling.SweepReport(nodes=3, agents_ok=1, agents_failed=2, duration=1.25)

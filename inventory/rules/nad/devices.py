@@ -34,7 +34,9 @@ WIRELESS_DRIVERS = frozenset(
     }
 )
 
-_PRIMARY_REASON = re.compile(r"default route|internal ?ip", re.IGNORECASE)
+# The ownership reasons of a node's uplink: the default route, a Kubernetes node address, or a
+# NIC pinned as the uplink although a snapshot no longer shows it so (rules/crosscheck.py).
+_PRIMARY_REASON = re.compile(r"default route|internal ?ip|external ?ip|node's uplink", re.I)
 
 _STATE_WORDS = {
     OwnershipState.SYSTEM: "used by the node itself",

@@ -77,7 +77,8 @@ def group_by_owner(interfaces: list[Interface]) -> list[OwnerGroup]:
 
 def diagram_link(interface: Interface, internal_ips: list[str]) -> diagrams.Link:
     """An interface as the node diagram draws it. Primary: the NIC that carries the default
-    route or one of the node's InternalIPs (moving it would cut the node off)."""
+    route or one of the node's InternalIPs, or is pinned as the node's uplink although the
+    latest snapshot no longer says so (moving it would cut the node off)."""
     addresses = {address.split("/", 1)[0] for address in interface.address_list}
     return diagrams.Link(
         pk=interface.pk,
@@ -91,6 +92,7 @@ def diagram_link(interface: Interface, internal_ips: list[str]) -> diagrams.Link
             interface.default_route_v4
             or interface.default_route_v6
             or addresses.intersection(internal_ips)
+            or interface.pinned
         ),
         pods=tuple(
             diagrams.PodUse(
@@ -118,7 +120,7 @@ class NodeView(PageMixin, LiveMixin, DetailView):
         # so "last seen" advances with every sweep.
         rows = list(
             self.node_queryset().values_list(
-                "pk", "last_contact_at", "stale", "agent_error", "rogue_agents"
+                "pk", "last_contact_at", "stale", "agent_error", "rogue_agents", "findings"
             )
         )
         contacts = cached_contacts([row[0] for row in rows])

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0009_interface_sort_indexes'),
+        ('inventory', '0011_requests_reservation_request'),
     ]
 
     operations = [
