@@ -23,6 +23,10 @@ from inventory.models import Cluster
 SECRET_KEY = "kubeconfig"
 
 
+class SecretUnusable(ClusterError):
+    """The Secret was read and holds no usable kubeconfig (not an outage: say so at once)."""
+
+
 def settings_options() -> dict:
     """What every cluster's client shares with the default one: timeout and agent discovery."""
     return {
@@ -34,10 +38,13 @@ def settings_options() -> dict:
     }
 
 
-def client_for(cluster: Cluster, *, home: Callable[[], ClusterClient]) -> ClusterClient:
+def client_for(
+    cluster: Cluster, *, home: Callable[[], ClusterClient], secret_text: str | None = None
+) -> ClusterClient:
     """A new client for this registered cluster; ClusterError when its credentials cannot be
     found or loaded (the message says which and where, never what they hold). `home` gives the
-    portal's own cluster's client (for a kubeconfig kept in a Secret)."""
+    portal's own cluster's client (for a kubeconfig kept in a Secret; `secret_text`: the
+    Secret's kubeconfig when the caller has just read it)."""
     options = settings_options()
     context = cluster.context or None
     if cluster.in_cluster:
@@ -45,7 +52,7 @@ def client_for(cluster: Cluster, *, home: Callable[[], ClusterClient]) -> Cluste
     if cluster.kubeconfig:
         return ClusterClient(kubeconfig=cluster.kubeconfig, context=context, **options)
     if cluster.kubeconfig_secret:
-        text = read_kubeconfig_secret(home(), cluster.kubeconfig_secret)
+        text = secret_text or read_kubeconfig_secret(home(), cluster.kubeconfig_secret)
         return _client_from_text(text, cluster, context, options)
     raise ClusterError(
         f"cluster {cluster.name}: no credentials registered (give it a kubeconfig file, a "
@@ -61,11 +68,13 @@ def read_kubeconfig_secret(home: ClusterClient, reference: str) -> str:
     )
     encoded = (data.get("data") or {}).get(SECRET_KEY)
     if not isinstance(encoded, str) or not encoded:
-        raise ClusterError(f"secret {namespace}/{name} has no {SECRET_KEY!r} key")
+        raise SecretUnusable(f"secret {namespace}/{name} has no {SECRET_KEY!r} key")
     try:
         return base64.b64decode(encoded, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as exc:
-        raise ClusterError(f"secret {namespace}/{name}: {SECRET_KEY!r} is not text: {exc}") from exc
+        raise SecretUnusable(
+            f"secret {namespace}/{name}: {SECRET_KEY!r} is not text: {exc}"
+        ) from exc
 
 
 def _client_from_text(

@@ -9,6 +9,7 @@ is reached with the credentials its registry entry names (clients/credentials.py
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from django.conf import settings
 
 from inventory.clients import credentials
-from inventory.clients.cluster import ClusterClient
+from inventory.clients.cluster import ClusterClient, ClusterError, NotFound
 from inventory.clients.watch import ClusterWatch
 from inventory.models import Cluster
 from inventory.sync.listing import get_cluster
@@ -74,22 +75,50 @@ def cluster_client(cluster: Cluster) -> ClusterClient:
         changed = os.stat(cluster.kubeconfig).st_mtime_ns if cluster.kubeconfig else 0
     except OSError:
         changed = -1
-    secret_epoch = (
-        int(time.time() // settings.CLUSTER_SECRET_TTL) if cluster.kubeconfig_secret else 0
-    )
+    secret_text, secret_digest = _secret(cluster) if cluster.kubeconfig_secret else ("", "")
     key = (
         cluster.name,
         cluster.credentials,
         cluster.kubeconfig,
         changed,
         cluster.kubeconfig_secret,
-        secret_epoch,
+        secret_digest,
         cluster.context,
         tuple(credentials.settings_options().items()),
     )
     return _client_in_slot(
-        cluster.pk, key, lambda: credentials.client_for(cluster, home=settings_client)
+        cluster.pk,
+        key,
+        lambda: credentials.client_for(cluster, home=settings_client, secret_text=secret_text),
     )
+
+
+# A kubeconfig read from a Secret, by cluster id: (Secret, when read, its text, its digest). Read
+# again every CLUSTER_SECRET_TTL seconds; the client is made again only when the text changed,
+# so that the cluster's watch (and what it saves: a listing of the cluster) is kept.
+_secrets: dict[int, tuple[str, float, str, str]] = {}
+
+
+def _secret(cluster: Cluster) -> tuple[str, str]:
+    """The kubeconfig in the cluster's Secret and its digest. While the home cluster does not
+    answer, the last text read is used (the client made from it keeps working); a Secret that
+    is gone or holds no kubeconfig is an error at once."""
+    held = _secrets.get(cluster.pk)
+    now = time.monotonic()
+    if held is not None and held[0] == cluster.kubeconfig_secret:
+        if now - held[1] < settings.CLUSTER_SECRET_TTL:
+            return held[2], held[3]
+    try:
+        text = credentials.read_kubeconfig_secret(settings_client(), cluster.kubeconfig_secret)
+    except (NotFound, credentials.SecretUnusable):
+        raise
+    except ClusterError:
+        if held is not None and held[0] == cluster.kubeconfig_secret:
+            return held[2], held[3]
+        raise
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    _secrets[cluster.pk] = (cluster.kubeconfig_secret, now, text, digest)
+    return text, digest
 
 
 def _client_in_slot(
@@ -119,6 +148,7 @@ def forget_cluster_reads() -> None:
             client.close()
         _clients.clear()
         _watches.clear()
+        _secrets.clear()
 
 
 def cluster_watch(client: ClusterClient) -> ClusterWatch:

@@ -30,7 +30,7 @@ from django.utils import timezone
 from inventory import tasks
 from inventory.clients.agents import AgentKeyring
 from inventory.models import Cluster, HistoryEntry, Interface, Node
-from inventory.services import polling, reservations
+from inventory.services import cluster_clients, polling, reservations
 from lab import control
 from lab.handle import LabHandle
 from lab.state import state_dir
@@ -281,6 +281,10 @@ def test_a_hint_refreshes_the_node_of_the_cluster_whose_key_signed_it(
     assert queued == [(Node.objects.get(cluster=second, name=node).pk,)]
 
 
+def encoded(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def test_a_cluster_reached_through_a_kubeconfig_kept_in_a_secret(
     two_clusters, lab, second_lab, settings
 ):
@@ -295,7 +299,7 @@ def test_a_cluster_reached_through_a_kubeconfig_kept_in_a_secret(
     )
     secret = kubernetes.client.V1Secret(
         metadata=kubernetes.client.V1ObjectMeta(name="second-kubeconfig"),
-        data={"kubeconfig": base64.b64encode(second_lab.portal_kubeconfig.read_bytes()).decode()},
+        data={"kubeconfig": encoded(second_lab.portal_kubeconfig.read_bytes())},
     )
     core.create_namespaced_secret("nicportal", secret)
     try:
@@ -316,11 +320,27 @@ def test_a_cluster_reached_through_a_kubeconfig_kept_in_a_secret(
         assert (report.cluster_error, report.agents_failed) == ("", 0)
         assert report.nodes == len(second_lab.nodes)
 
-        # A Secret without the key: this cluster's sweep says which Secret and which key.
+        # The Secret is read again every CLUSTER_SECRET_TTL; the client (and its watch) is made
+        # again only when the kubeconfig in it changed.
+        settings.CLUSTER_SECRET_TTL = 0.001
+        client = cluster_clients.cluster_client(second)
+        time.sleep(0.01)
+        assert cluster_clients.cluster_client(second) is client
+        changed = second_lab.portal_kubeconfig.read_bytes() + b"\n# rotated\n"
+        core.patch_namespaced_secret(
+            "second-kubeconfig", "nicportal", {"data": {"kubeconfig": encoded(changed)}}
+        )
+        time.sleep(0.01)
+        rotated = cluster_clients.cluster_client(second)
+        assert rotated is not client
+        assert polling.sweep_inline(cluster=second, workers=4).cluster_error == ""
+
+        # A Secret without the key: this cluster's sweep says which Secret and which key, at
+        # once (the last kubeconfig read is kept only while the home cluster does not answer).
         core.patch_namespaced_secret(
             "second-kubeconfig", "nicportal", {"data": {"kubeconfig": None, "other": "eA=="}}
         )
-        polling.forget_cluster_reads()
+        time.sleep(0.01)
         report = polling.sweep_inline(cluster=second, workers=4)
         assert report.cluster_error == (
             "secret nicportal/second-kubeconfig has no 'kubeconfig' key"
