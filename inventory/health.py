@@ -43,7 +43,7 @@ from inventory.choices import OwnershipState
 from inventory.models import Cluster, Interface, Node, Reservation
 from inventory.read import facts
 from inventory.rules import crosscheck
-from inventory.services import admission, polling
+from inventory.services import admission, cluster_clients, polling
 
 # A readiness probe must answer well inside the kubelet's timeout (3 s in the manifests).
 BROKER_TIMEOUT = 1.0
@@ -132,12 +132,13 @@ def check_cache() -> dict[str, Any]:
     return {"status": OK, "backend": backend.rsplit(".", 1)[-1]}
 
 
-def check_sweep(now: datetime | None = None) -> dict[str, Any]:
-    """The last sweep of the configured cluster: never FAILED, at worst DEGRADED (see above)."""
+def check_sweep(now: datetime | None = None, cluster: Cluster | None = None) -> dict[str, Any]:
+    """The last sweep of `cluster` (the configured one when None): never FAILED, at worst
+    DEGRADED (see above)."""
     now = now or timezone.now()
     stale_after = 3 * float(settings.POLL_INTERVAL)
     try:
-        cluster = facts.configured_cluster()
+        cluster = cluster or facts.configured_cluster()
     except DatabaseError as exc:
         return {"status": DEGRADED, "error": _one_line(exc)}
     if cluster is None:
@@ -174,6 +175,34 @@ def check_sweep(now: datetime | None = None) -> dict[str, Any]:
     return result
 
 
+def check_clusters(now: datetime | None = None) -> dict[str, Any]:
+    """Every registered cluster's last sweep (check_sweep), by name: DEGRADED when one of them
+    is; a cluster whose API has failed for longer than NICPORTAL_CLUSTER_STALE_AFTER (its NICs
+    are `unknown`) says since when. Never FAILED: one cluster's outage is no reason to take the
+    portal's web pods out of service."""
+    now = now or timezone.now()
+    try:
+        clusters = [
+            cluster
+            for cluster in Cluster.objects.filter(enabled=True).order_by("name")
+            if cluster_clients.is_registered(cluster)
+        ]
+    except DatabaseError as exc:
+        return {"status": DEGRADED, "error": _one_line(exc)}
+    found: dict[str, Any] = {}
+    for cluster in clusters:
+        check = check_sweep(now, cluster)
+        if cluster.unreachable_since is not None:
+            check.update(
+                status=DEGRADED,
+                unreachable_since=cluster.unreachable_since.isoformat(),
+                detail="API unreachable: its NICs are unknown",
+            )
+        found[cluster.name] = check
+    degraded = any(check["status"] != OK for check in found.values())
+    return {"status": DEGRADED if degraded else OK, "clusters": found}
+
+
 def _cached_sweep_status(cluster: Cluster) -> dict | None:
     # The cache is Redis in production: when it is down, fall back to the Cluster row (the
     # cache check reports the outage).
@@ -191,6 +220,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "broker": check_broker(),
         "cache": check_cache(),
         "sweep": check_sweep(),
+        "clusters": check_clusters(),
     }
     failed = sorted(name for name, check in checks.items() if check["status"] == FAILED)
     if failed:
@@ -381,7 +411,15 @@ class InventoryCollector(Collector):
                 duration.add_metric([cluster.name], cluster.last_sweep_duration)
             if ok_at is not None:
                 last_ok.add_metric([cluster.name], ok_at.timestamp())
-        yield from (last_ok, last_ok_flag, duration, answering, failed, rows)
+        unreachable = GaugeMetricFamily(
+            "nicportal_cluster_unreachable",
+            "1 while the cluster's API has not answered for longer than "
+            "NICPORTAL_CLUSTER_STALE_AFTER: its NICs are unknown.",
+            labels=["cluster"],
+        )
+        for cluster in clusters:
+            unreachable.add_metric([cluster.name], 1 if cluster.unreachable_since else 0)
+        yield from (last_ok, last_ok_flag, duration, answering, failed, rows, unreachable)
 
 
 class ScrapeCollector(Collector):

@@ -28,8 +28,9 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from inventory import tasks
 from inventory.clients.agents import AgentKeyring
-from inventory.models import AgentNonce, Node
+from inventory.models import AgentNonce, Cluster, Node
 from inventory.rules import bounded_json
+from inventory.services.cluster_clients import sweep_targets
 from nodeagent import auth
 
 log = logging.getLogger(__name__)
@@ -41,15 +42,24 @@ HINT_FIELDS = ("node", "reason")
 NONCE_WINDOW = 2 * auth.MAX_CLOCK_SKEW + 1
 
 
-def _authenticate(request: HttpRequest) -> auth.SignedRequest:
-    """The verified signature of the request, or AuthError."""
-    keyring = AgentKeyring.from_settings()
-    if not keyring:
-        raise auth.AuthError("no_key", "NICPORTAL_AGENT_MASTER_KEY is not set")
+def _authenticate(request: HttpRequest) -> tuple[auth.SignedRequest, Cluster]:
+    """The verified signature of the request and the cluster whose node key made it, or
+    AuthError. Every swept cluster derives its own key for a node name (AgentKeyring.for_cluster):
+    the key id the agent sent says which cluster's agent it is, so a hint from cluster A's node
+    n1 refreshes A's n1 and never B's."""
     signed = auth.parse_authorization(request.headers.get("Authorization"))
-    auth.verify_request(
+    keys: dict[str, bytes] = {}
+    owners: dict[str, Cluster] = {}
+    for cluster in sweep_targets():
+        keyring = AgentKeyring.for_cluster(cluster)
+        for kid, key in keyring.verification_keys(signed.node).items():
+            keys[kid] = key
+            owners[kid] = cluster
+    if not keys:
+        raise auth.AuthError("no_key", "NICPORTAL_AGENT_MASTER_KEY is not set")
+    kid = auth.verify_request(
         signed,
-        keyring.verification_keys(signed.node),
+        keys,
         direction=auth.AGENT_TO_PORTAL,
         method=request.method or "POST",
         path=request.get_full_path(),
@@ -58,7 +68,7 @@ def _authenticate(request: HttpRequest) -> auth.SignedRequest:
     # Remembered only once the signature verified, so nobody without a key can fill the store.
     if not _first_use(signed.node, signed.nonce):
         raise auth.AuthError("replayed", "this nonce was already used")
-    return signed
+    return signed, owners[kid]
 
 
 def _first_use(node: str, nonce: str) -> bool:
@@ -94,7 +104,7 @@ def agent_hint(request: HttpRequest) -> JsonResponse:
             {"detail": f"The hint is larger than the limit of {MAX_HINT_BYTES} bytes."}, status=400
         )
     try:
-        signed = _authenticate(request)
+        signed, cluster = _authenticate(request)
     except auth.AuthError as error:
         log.warning(
             "agent hint refused: reason=%s client=%s %s",
@@ -134,7 +144,7 @@ def agent_hint(request: HttpRequest) -> JsonResponse:
             {"node": [f"a hint signed with node {signed.node}'s key can refresh that node only"]},
             status=403,
         )
-    node = Node.objects.filter(name=node_name, cluster__name=settings.CLUSTER_NAME).first()
+    node = Node.objects.filter(name=node_name, cluster=cluster).first()
     if node is None:
         log.info("hint for unknown node=%r ignored", node_name[:100])
         return JsonResponse({"node": [f"unknown node {node_name[:100]!r}"]}, status=404)

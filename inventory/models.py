@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
@@ -30,7 +31,26 @@ from inventory.rules import teams as team_rules
 
 
 class Cluster(models.Model):
-    name = models.CharField(max_length=100, unique=True)
+    """A cluster the portal watches: the registry entry (how to reach its API, which master key
+    its agents' keys derive from) and its sweep bookkeeping.
+
+    Credentials are never stored here: an entry names where they are, a kubeconfig file (a
+    mounted Secret, say), a Secret in the portal's own cluster, or the pod's service account
+    (services/clusters.py). The cluster named NICPORTAL_CLUSTER_NAME with none of those set is
+    the default cluster: it is reached as the settings say (KUBECONFIG, NICPORTAL_IN_CLUSTER)."""
+
+    # Part of every agent key of the cluster (nodeagent/auth.py): the name the agents are given.
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?\Z",
+                "Lower-case letters, digits, '-' and '.', starting and ending with a letter or "
+                "digit.",
+            )
+        ],
+    )
     api_url = models.CharField(max_length=500, blank=True)
     multus_version = models.CharField(
         max_length=40, blank=True, help_text="Multus version, '' when unknown (MicroK8s: 3.9)."
@@ -39,9 +59,59 @@ class Cluster(models.Model):
     last_sweep_ok_at = models.DateTimeField(null=True, blank=True)
     last_sweep_duration = models.FloatField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True, help_text="Swept on every sweep when true.")
+    kubeconfig = models.CharField(
+        max_length=500, blank=True, help_text="Path of a kubeconfig file on the portal's hosts."
+    )
+    kubeconfig_secret = models.CharField(
+        max_length=317,
+        blank=True,
+        help_text="namespace/name of a Secret in the portal's own cluster whose `kubeconfig` key "
+        "holds the kubeconfig.",
+    )
+    context = models.CharField(max_length=253, blank=True, help_text="kubeconfig context.")
+    in_cluster = models.BooleanField(
+        default=False, help_text="Reach the API with the portal pod's own service account."
+    )
+    agent_master_key_file = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="File holding this cluster's agent master key ('' = NICPORTAL_AGENT_MASTER_KEY).",
+    )
+    agent_master_key_previous_file = models.CharField(
+        max_length=500, blank=True, help_text="The previous master key's file, during a rotation."
+    )
+    # Set when reading the API has failed for longer than NICPORTAL_CLUSTER_STALE_AFTER: the
+    # cluster's NICs are `unknown` until a read succeeds again (sync/reach.py).
+    unreachable_since = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def credentials(self) -> str:
+        """Where the API credentials come from: "in-cluster", "kubeconfig", "secret", or ""
+        (none registered: the settings' for the default cluster, nothing for another)."""
+        if self.in_cluster:
+            return "in-cluster"
+        if self.kubeconfig:
+            return "kubeconfig"
+        if self.kubeconfig_secret:
+            return "secret"
+        return ""
+
+    def clean(self) -> None:
+        sources = [self.in_cluster, bool(self.kubeconfig), bool(self.kubeconfig_secret)]
+        if sum(sources) > 1:
+            raise ValidationError(
+                "Give one of kubeconfig, kubeconfig_secret and in_cluster, not several."
+            )
+        if self.kubeconfig_secret:
+            namespace, slash, name = self.kubeconfig_secret.partition("/")
+            if not slash or not namespace or not name or "/" in name:
+                raise ValidationError(
+                    {"kubeconfig_secret": "Write it as namespace/name of the Secret."}
+                )
 
 
 class Node(models.Model):
@@ -98,42 +168,10 @@ def contact_cache_key(node_id: int) -> str:
     return f"agent-contact:{node_id}"
 
 
-def cached_contacts(node_ids: list[int]) -> dict[int, datetime]:
-    """The agents' contact times the sweep keeps in the cache, by node id; {} when the cache
-    cannot answer (a page then shows the rows' last_contact_at instead of failing)."""
-    try:
-        found = cache.get_many([contact_cache_key(pk) for pk in node_ids])
-    except Exception:  # noqa: BLE001 - any cache backend error means "nothing cached"
-        return {}
-    return {pk: found[contact_cache_key(pk)] for pk in node_ids if contact_cache_key(pk) in found}
-
-
 # The speed the lists sort by: an unknown speed sorts as the lowest, so that "fastest first"
 # starts with real speeds. NOT NULL, so a keyset cursor can compare it (a NULL compares as
 # unknown and would drop rows), and the same expression as the index that serves the sort.
 SPEED_SORT_KEY = Coalesce("speed_mbps", Value(-1))
-
-
-def host_device_target_q() -> Q:
-    """Interfaces host-device can take when they are free: a netdev on the node, or a function
-    bound to vfio-pci/uio (a VF host-device takes by pciBusID, moving nothing). Whether they
-    are free is the ownership verdict's (state)."""
-    return Q(has_netdev=True) | Q(driver__in=sriov.USERSPACE_DRIVERS)
-
-
-def sriov_role_q(role: str) -> Q:
-    """The interfaces of one SR-IOV role in SQL, as Interface.sriov_role says it in Python:
-    "vf" (a virtual function), "pf" (SR-IOV capable), "none" (neither). For any query that
-    selects by role: the API's ?sriov=, a capacity request's constraint."""
-    vf = ~Q(pf_pci_address="")
-    pf = Q(pf_pci_address="", sriov_total_vfs__gt=0)
-    if role == sriov.VF:
-        return vf
-    if role == sriov.PF:
-        return pf
-    if role == "none":
-        return ~(vf | pf)
-    raise ValueError(f"unknown SR-IOV role {role!r}: pf, vf or none")
 
 
 class Interface(models.Model):
@@ -454,16 +492,6 @@ class ReservationRequest(models.Model):
 
     def __str__(self) -> str:
         return f"request {self.pk} of {self.team} ({self.outcome})"
-
-
-def active_reservations() -> models.Prefetch:
-    """Prefetch of each interface's unreleased reservation (with its team) as
-    `interface.active_reservations`: the lists show who holds a NIC without a query per row."""
-    return models.Prefetch(
-        "reservations",
-        queryset=Reservation.objects.filter(released_at__isnull=True).select_related("team"),
-        to_attr="active_reservations",
-    )
 
 
 class HistoryEntry(models.Model):

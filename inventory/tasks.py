@@ -1,8 +1,10 @@
 """Celery tasks: thin adapters over services (ids in, idempotent, time-limited).
 
 The beat schedule (settings.CELERY_BEAT_SCHEDULE) runs `sweep` every POLL_INTERVAL seconds; the
-sweep polls the cluster and fans out one `poll_node_batch` per BATCH_NODES nodes (a hint polls
-one node with `refresh_node`). Agent faults are data, not task
+sweep queues one `sweep_cluster` per cluster of the registry (polling.sweep_targets), which polls
+that cluster and fans out one `poll_node_batch` per BATCH_NODES of its nodes (a hint polls one
+node with `refresh_node`). Each cluster's sweep has its own lock, client and error handling: a
+cluster whose API is down fails its own sweep only. Agent faults are data, not task
 failures (the node is marked and the next sweep tries again); only database hiccups are retried.
 """
 
@@ -16,6 +18,7 @@ from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 
 from inventory.clients.cluster import ClusterError
+from inventory.models import Cluster
 from inventory.services import polling, reservations
 
 log = logging.getLogger(__name__)
@@ -50,20 +53,35 @@ def poll_cluster() -> dict:
     return {"rows": stats.rows_written}
 
 
-@shared_task(soft_time_limit=120, time_limit=150, **_RETRY)
+@shared_task(soft_time_limit=30, time_limit=45, **_RETRY)
 def sweep() -> dict:
-    """Dispatcher: poll the cluster, then one task per batch of nodes. Never two sweeps at
-    once. Records its outcome (polling.record_sweep) like `manage.py poll` does."""
-    with polling.cache_lock("sweep", timeout=150) as held:
+    """Dispatcher: one sweep_cluster task per cluster the registry names, taken by the same
+    workers in parallel."""
+    clusters = polling.sweep_targets()
+    for cluster in clusters:
+        sweep_cluster.apply_async((cluster.pk,), expires=settings.POLL_INTERVAL)
+    return {"clusters": [cluster.name for cluster in clusters]}
+
+
+@shared_task(soft_time_limit=120, time_limit=150, **_RETRY)
+def sweep_cluster(cluster_id: int) -> dict:
+    """One cluster's sweep: poll its API, then one task per batch of its nodes. Never two sweeps
+    of one cluster at once. Records its outcome (polling.record_sweep) like `manage.py poll`."""
+    cluster = Cluster.objects.filter(pk=cluster_id, enabled=True).first()
+    if cluster is None:
+        return {"skipped": True}
+    with polling.cache_lock(f"sweep:{cluster.pk}", timeout=150) as held:
         if not held:
-            log.info("sweep skipped: another sweep is running")
+            log.info("cluster=%s sweep skipped: another sweep is running", cluster.name)
             return {"skipped": True}
         report = polling.dispatch_sweep(
+            cluster=cluster,
             enqueue=lambda node_ids, touched: poll_node_batch.apply_async(
                 (node_ids, touched), expires=settings.POLL_INTERVAL
-            )
+            ),
         )
         return {
+            "cluster": cluster.name,
             "nodes": report.nodes,
             "ok": not report.cluster_error,
             "rows": report.stats.rows_written,
@@ -74,10 +92,13 @@ def sweep() -> dict:
 def refresh_node(node_id: int) -> dict:
     """A hint said this node changed: re-read its pods (their network-status names the pod that
     now holds a NIC) and its agent, so that the verdict is right in one step."""
+    cluster = Cluster.objects.filter(nodes__pk=node_id).first()  # the node's own cluster
+    if cluster is None:
+        return {"rows": 0}
     try:
-        polling.poll_cluster(recompute=False)
+        polling.poll_cluster(cluster, recompute=False)
     except ClusterError as exc:
-        log.warning("hint: cluster poll failed: %s", exc)
+        log.warning("hint: cluster=%s poll failed: %s", cluster.name, exc)
     # Other nodes touched by that listing are re-judged by their next poll.
     stats = polling.poll_node(node_id, recompute=True)
     return {"rows": stats.rows_written}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lab import components, control, daemon, pods
 from lab.layout import LayoutError
-from lab.state import default_name, load_run_env
+from lab.state import CLUSTER_NAME, default_name, load_run_env
 from lab.topology import TopologyError
 
 
@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--portal-url", help="passed to the agents for change hints")
     up.add_argument("--api-port", type=int, help="fixed port for the API (default: a free one)")
     up.add_argument("--timeout", type=float, default=120.0)
+    up.add_argument(
+        "--cluster-name",
+        default=CLUSTER_NAME,
+        help="the portal's name for this lab's cluster, part of the agents' keys (default: lab)",
+    )
 
     down = commands.add_parser("down", help="remove every namespace and process of the lab")
     down.add_argument("--name", default=name)
@@ -56,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 portal_url=args.portal_url,
                 api_port=args.api_port,
                 timeout=args.timeout,
+                cluster_name=args.cluster_name,
             )
             print(json.dumps(state.status(), indent=2))
             return 0

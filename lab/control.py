@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import signal
 import socket
@@ -23,6 +24,8 @@ from lab import components, control_plane, topology
 from lab.layout import LAB_NAME, LayoutError, load_layout
 from lab.state import CLUSTER_NAME, REPO_ROOT, LabState, state_dir
 from nodeagent import auth
+
+CLUSTER_NAME_RE = re.compile(r"[a-z0-9]([a-z0-9.-]{0,98}[a-z0-9])?")
 
 
 class LabError(RuntimeError):
@@ -79,7 +82,7 @@ def write_agent_keys(state: LabState) -> None:
     master = secrets.token_urlsafe(32)
     _write_secret(state.agent_master_key_file, master)
     for node in state.data["nodes"]:
-        key = auth.derive_node_key(master.encode(), cluster=CLUSTER_NAME, node=node["name"])
+        key = auth.derive_node_key(master.encode(), cluster=state.cluster_name, node=node["name"])
         _write_secret(state.agent_key_file(node["name"]), auth.format_node_key(key))
 
 
@@ -96,8 +99,14 @@ def up(
     portal_url: str | None = None,
     api_port: int | None = None,
     timeout: float = 120.0,
+    cluster_name: str = CLUSTER_NAME,
 ) -> LabState:
     check_name(name)
+    if not CLUSTER_NAME_RE.fullmatch(cluster_name):
+        raise LayoutError(
+            f"cluster name {cluster_name!r}: lower-case letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit (as `manage.py cluster add` takes)"
+        )
     layout = load_layout(layout_path)  # a bad layout fails here, before anything is made
     try:  # a missing component fails here too, with the command that builds it
         binaries = {
@@ -113,7 +122,8 @@ def up(
     directory = state_dir(name)
     if (directory / "lab.json").exists():
         state = LabState.load(directory)
-        if is_running(state) and agents_healthy(state):
+        same_keys = state.cluster_name == cluster_name
+        if same_keys and is_running(state) and agents_healthy(state):
             return state
         down(name)
     elif topology.list_namespaces(topology.lab_prefix(name)):
@@ -138,6 +148,7 @@ def up(
                 for name, path in binaries.items()
             },
             "portal_url": portal_url or "",
+            "cluster_name": cluster_name,
             "layout": str(layout_path) if layout_path else None,
             "nodes": [
                 {

@@ -18,7 +18,7 @@ from kubernetes.client import ApiClient, ApiException
 from lab import multus, topology
 from lab.kube_api import AGENT_DAEMONSET, AGENT_HOST_IP, AGENT_LABELS, AGENT_NAMESPACE
 from lab.layout import Layout, load_layout
-from lab.state import CLUSTER_NAME, LabState
+from lab.state import LabState
 from nodeagent import auth
 
 NAD_GROUP, NAD_VERSION, NAD_PLURAL = "k8s.cni.cncf.io", "v1", "network-attachment-definitions"
@@ -47,7 +47,7 @@ class LabHandle:
         self.kubeconfig: Path = state.kubeconfig  # cluster-admin, for tests and kubectl
         # The portal's ServiceAccount with deploy/kubernetes/rbac.yaml: what the portal uses.
         self.portal_kubeconfig: Path = state.portal_kubeconfig
-        self.cluster_name: str = CLUSTER_NAME
+        self.cluster_name: str = state.cluster_name
         self.agent_master_key_file: Path = state.agent_master_key_file
         self.agent_master_key: str = state.agent_master_key_file.read_text().strip()
         self.nodes: list[LabNodeInfo] = [LabNodeInfo(**n) for n in state.status()["nodes"]]

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The portal's NICPORTAL_CLUSTER_NAME for a lab: part of every node key's derivation.
+# The portal's NICPORTAL_CLUSTER_NAME for a lab (`up --cluster-name` gives another, for a
+# second lab registered in the same portal): part of every node key's derivation.
 CLUSTER_NAME = "lab"
 
 
@@ -77,6 +78,11 @@ class LabState:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / "lab.json"
         path.write_text(json.dumps(self.data, indent=2))
+
+    @property
+    def cluster_name(self) -> str:
+        """The cluster name the lab's agent keys are derived with (the portal's name for it)."""
+        return self.data.get("cluster_name") or CLUSTER_NAME
 
     @property
     def kubeconfig(self) -> Path:
@@ -138,7 +144,7 @@ class LabState:
             "api_url": self.data["api_url"],
             "kubeconfig": str(self.kubeconfig),
             "portal_kubeconfig": str(self.portal_kubeconfig),
-            "cluster_name": CLUSTER_NAME,
+            "cluster_name": self.cluster_name,
             "agent_master_key_file": str(self.agent_master_key_file),
             "nodes": [
                 {

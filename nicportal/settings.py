@@ -277,6 +277,10 @@ if AGENT_MASTER_KEY_PREVIOUS and AGENT_MASTER_KEY_PREVIOUS == AGENT_MASTER_KEY:
 AGENT_TIMEOUT = env_float("NICPORTAL_AGENT_TIMEOUT", 5.0, minimum=0.1)
 AGENT_MAX_BYTES = env_int("NICPORTAL_AGENT_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
 AGENT_STALE_AFTER = env_float("NICPORTAL_AGENT_STALE_AFTER", 3 * POLL_INTERVAL, minimum=1.0)
+# How long a cluster's API may fail to answer before its NICs turn `unknown` (sync/reach.py).
+CLUSTER_STALE_AFTER = env_float("NICPORTAL_CLUSTER_STALE_AFTER", AGENT_STALE_AFTER, minimum=0.0)
+# A kubeconfig read from a Secret (Cluster.kubeconfig_secret) is read again this often (seconds).
+CLUSTER_SECRET_TTL = env_float("NICPORTAL_CLUSTER_SECRET_TTL", 300.0, minimum=1.0)
 # Multus version of the cluster (MicroK8s' addon ships v3.9 -> cniVersion 0.3.1); "" = unknown.
 MULTUS_VERSION = env_str("NICPORTAL_MULTUS_VERSION", "")
 

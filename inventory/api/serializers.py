@@ -38,16 +38,10 @@ from inventory.services import tokens
 class ClusterSerializer(serializers.ModelSerializer):
     class Meta:
         model = Cluster
-        fields = [
-            "id",
-            "name",
-            "api_url",
-            "multus_version",
-            "last_sweep_at",
-            "last_sweep_ok_at",
-            "last_sweep_duration",
-            "last_error",
-        ]
+        # credentials: where they are kept, as a kind only (Cluster.credentials), never a path.
+        registry = ["id", "name", "enabled", "credentials", "unreachable_since", "api_url"]
+        sweeps = ["multus_version", "last_sweep_at", "last_sweep_ok_at", "last_sweep_duration"]
+        fields = [*registry, *sweeps, "last_error"]
 
 
 class NodeFindingSerializer(serializers.Serializer):
@@ -389,6 +383,7 @@ class PodAttachmentSerializer(SelectableFieldsMixin, serializers.ModelSerializer
 class HistoryEntrySerializer(SelectableFieldsMixin, serializers.ModelSerializer):
     brief_fields = ("id", "at", "kind", "node", "message")
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
+    cluster = serializers.CharField(source="node.cluster.name", read_only=True, allow_null=True)
     actor = serializers.CharField(source="actor.username", read_only=True, allow_null=True)
     team = serializers.CharField(source="team.name", read_only=True, allow_null=True)
 
@@ -400,6 +395,7 @@ class HistoryEntrySerializer(SelectableFieldsMixin, serializers.ModelSerializer)
             "kind",
             "interface",
             "node",
+            "cluster",
             "actor",
             "team",
             "old_state",

@@ -125,7 +125,7 @@ class ApiViewSetMixin:
 class ClusterViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Cluster.objects.order_by("name")
     serializer_class = s.ClusterSerializer
-    filterset_fields = ["name"]
+    filterset_fields = ["name", "enabled"]
     ordering_fields = ["name", "last_sweep_at"]
 
 
@@ -418,7 +418,9 @@ class PodAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
     retrieve=extend_schema(parameters=field_selection_parameters(s.HistoryEntrySerializer)),
 )
 class HistoryViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = HistoryEntry.objects.select_related("node", "actor", "team").order_by("-at", "-id")
+    queryset = HistoryEntry.objects.select_related("node__cluster", "actor", "team").order_by(
+        "-at", "-id"
+    )
     serializer_class = s.HistoryEntrySerializer
     filterset_class = filtersets.HistoryFilterSet
     ordering_fields = ["at", "id"]

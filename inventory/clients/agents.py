@@ -25,17 +25,22 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import fastjsonschema
 import urllib3
 from django.conf import settings
 
+from inventory.models import Cluster
 from inventory.rules import bounded_json
 from nodeagent import auth
 from nodeagent.schema import SCHEMA_VERSION, SNAPSHOT_SCHEMA
 
 SNAPSHOT_PATH = "/v1/snapshot"
+# A cluster's own master key file (Cluster.agent_master_key_file) holds at least this many
+# characters, as NICPORTAL_AGENT_MASTER_KEY must in production.
+MIN_MASTER_KEY_LENGTH = 32
 # A snapshot nests 5 levels (nodeagent.schema); this leaves room for the schema to grow.
 SNAPSHOT_MAX_DEPTH = 16
 _CHUNK = 64 * 1024
@@ -60,14 +65,44 @@ class AgentKeyring:
     """The portal's master keys (current, then the previous one during a rotation) and the
     per-node keys derived from them."""
 
-    def __init__(self, masters: list[bytes], *, cluster: str) -> None:
+    def __init__(self, masters: list[bytes], *, cluster: str, problem: str = "") -> None:
         self.masters = [master for master in masters if master]
         self.cluster = cluster
+        # Why there is no key, when a cluster's key file could not be read.
+        self.problem = problem
 
     @classmethod
     def from_settings(cls) -> AgentKeyring:
         masters = [settings.AGENT_MASTER_KEY, settings.AGENT_MASTER_KEY_PREVIOUS]
         return cls([m.encode() for m in masters if m], cluster=settings.CLUSTER_NAME)
+
+    @classmethod
+    def for_cluster(cls, cluster: Cluster) -> AgentKeyring:
+        """The keys of one registered cluster's agents: derived with the cluster's name from its
+        own master key file(s) when its entry names them, else from NICPORTAL_AGENT_MASTER_KEY
+        (and _PREVIOUS). The name alone already makes a node's key differ from the key of the
+        same-named node of another cluster; a master per cluster also keeps one cluster's
+        master from speaking for another's agents."""
+        if not cluster.agent_master_key_file:
+            masters = [settings.AGENT_MASTER_KEY, settings.AGENT_MASTER_KEY_PREVIOUS]
+            return cls([m.encode() for m in masters if m], cluster=cluster.name)
+        masters = []
+        for path in (cluster.agent_master_key_file, cluster.agent_master_key_previous_file):
+            if not path:
+                continue
+            try:
+                key = Path(path).read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                problem = f"cluster {cluster.name}: cannot read its agent master key file: {exc}"
+                return cls([], cluster=cluster.name, problem=problem)
+            if len(key) < MIN_MASTER_KEY_LENGTH:
+                problem = (
+                    f"cluster {cluster.name}: the agent master key in {path} is shorter than "
+                    f"{MIN_MASTER_KEY_LENGTH} characters"
+                )
+                return cls([], cluster=cluster.name, problem=problem)
+            masters.append(key.encode())
+        return cls(masters, cluster=cluster.name)
 
     def __bool__(self) -> bool:
         return bool(self.masters)
@@ -147,6 +182,15 @@ class AgentClient:
             max_bytes=settings.AGENT_MAX_BYTES,
         )
 
+    @classmethod
+    def for_cluster(cls, cluster: Cluster) -> AgentClient:
+        """A client for one cluster's agents, with that cluster's keys."""
+        return cls(
+            keyring=AgentKeyring.for_cluster(cluster),
+            timeout=settings.AGENT_TIMEOUT,
+            max_bytes=settings.AGENT_MAX_BYTES,
+        )
+
     def close(self) -> None:
         self._pool.clear()
 
@@ -171,7 +215,8 @@ class AgentClient:
     ) -> tuple[str, dict[str, Any] | None, str]:
         if not self.keyring:
             raise _AgentFault(
-                "NICPORTAL_AGENT_MASTER_KEY is not set: the portal cannot authenticate to agents"
+                self.keyring.problem
+                or "NICPORTAL_AGENT_MASTER_KEY is not set: the portal cannot authenticate to agents"
             )
         target = url.rstrip("/") + SNAPSHOT_PATH
         signing, verifying = self._node_keys(node)

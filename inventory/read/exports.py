@@ -11,7 +11,8 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
-from inventory.models import Interface, active_reservations
+from inventory.models import Interface
+from inventory.queries import active_reservations
 
 FILENAME = "nicportal-interfaces.csv"
 # Spreadsheets run cells that start with these as formulas; node data is untrusted.

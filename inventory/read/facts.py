@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -129,6 +129,17 @@ def node_facts(node: Node, *, answered_at: datetime | None = None) -> ownership.
         agent_fresh=not node.stale,
         agent_last_contact=answered_at or node.last_contact,
         veth_nics=str((node.labels or {}).get("nicportal.io/veth-nics", "")).lower() == "true",
+        cluster_unreachable=cluster_unreachable_reason(node.cluster),
+    )
+
+
+def cluster_unreachable_reason(cluster: Cluster) -> str:
+    """ "" or why none of the cluster's NICs can be judged: its API has not answered."""
+    if cluster.unreachable_since is None:
+        return ""
+    since = cluster.unreachable_since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"the API of cluster {cluster.name} has not answered since {since}; last known facts shown"
     )
 
 

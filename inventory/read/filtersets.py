@@ -5,7 +5,8 @@ Filter names are part of the public contract (README / API docs):
 interfaces: node, name, cluster, state (repeatable), driver, speed_mbps, speed_min, pci (prefix),
 team (team holding an active reservation), present, kind, breach (a reserved NIC in another
 team's pod), sriov (pf, vf or none), pf (the VFs of the PF at this PCI address), q (free text).
-team-namespaces: team, pattern.
+team-namespaces: team, pattern. Every list that holds rows of several clusters takes `cluster` (a
+cluster's name): interfaces, nodes, reservations, history, attachments, NADs.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from inventory.models import (
     Reservation,
     ReservationRequest,
     TeamNamespace,
-    sriov_role_q,
 )
+from inventory.queries import sriov_role_q
 
 
 class InterfaceFilterSet(django_filters.FilterSet):
@@ -195,6 +196,7 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
 class HistoryFilterSet(django_filters.FilterSet):
     interface = django_filters.NumberFilter(field_name="interface_id", label="Interface id")
     node = django_filters.CharFilter(field_name="node__name", label="Node")
+    cluster = django_filters.CharFilter(field_name="node__cluster__name", label="Cluster")
     kind = django_filters.MultipleChoiceFilter(choices=HistoryKind.choices, distinct=False)
     team = django_filters.CharFilter(field_name="team__name", label="Team")
     since = UtcIsoDateTimeFilter(field_name="at", lookup_expr="gte")
@@ -203,7 +205,7 @@ class HistoryFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = HistoryEntry
-        fields = ["interface", "node", "kind", "team", "since", "until", "q"]
+        fields = ["interface", "node", "cluster", "kind", "team", "since", "until", "q"]
 
 
 class PodAttachmentFilterSet(django_filters.FilterSet):

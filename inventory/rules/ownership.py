@@ -6,7 +6,7 @@ No I/O, no ORM. ``read/facts.py`` turns the stored agent facts, the pods' Multus
 
 Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
 
-1. ``unknown``   the node's agent has not answered recently (facts may be stale).
+1. ``unknown``   the node's cluster API or its agent has not answered lately (facts may be stale).
 1b. ``system``   pinned: seen holding a Kubernetes node address or the default route, which the
    latest snapshot shows on no NIC (``rules/crosscheck.py``; the node page shows the finding).
 2. ``pod`` / ``missing`` / gone  the link is gone from the host: a pod on this node claims it by
@@ -236,6 +236,8 @@ def _master_phrase(link: LinkFacts, ctx: _Node) -> tuple[str, str]:
 
 def _agent_silent(link: LinkFacts, ctx: _Node) -> Verdict | None:
     node = ctx.facts
+    if node.cluster_unreachable:  # which pods hold NICs is not known: no other verdict holds
+        return Verdict(OwnershipState.UNKNOWN, node.cluster_unreachable, "")
     if node.agent_fresh:
         return None
     since = f"since {_utc(node.agent_last_contact)}" if node.agent_last_contact else "recently"

@@ -49,6 +49,7 @@ class NodeFacts:
     agent_fresh: bool = True  # False: the agent has not answered recently
     agent_last_contact: datetime | None = None
     veth_nics: bool = False  # label nicportal.io/veth-nics="true": veth links are NICs (the lab)
+    cluster_unreachable: str = ""  # why the cluster's API cannot be read: pods' claims unknown
 
 
 @dataclass(frozen=True, slots=True)

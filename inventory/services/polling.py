@@ -13,11 +13,9 @@ import contextlib
 import hashlib
 import logging
 import multiprocessing
-import os
 import queue
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,8 +27,11 @@ from django.utils import timezone
 
 from inventory.clients.agents import AgentClient
 from inventory.clients.cluster import ClusterClient, ClusterError
-from inventory.clients.watch import ClusterWatch, read_by_listing
+from inventory.clients.watch import read_by_listing
 from inventory.models import Cluster, Node, contact_cache_key
+from inventory.services.cluster_clients import cluster_client, cluster_watch, sweep_targets
+from inventory.services.cluster_clients import forget_cluster_reads as forget_cluster_reads
+from inventory.services.cluster_clients import settings_client as settings_client
 from inventory.sync.contact import note_agent_failure, note_not_modified
 from inventory.sync.first_sight import (
     BATCH_NODES,
@@ -41,6 +42,7 @@ from inventory.sync.first_sight import (
 )
 from inventory.sync.lint import lint_cluster_nads
 from inventory.sync.listing import apply_listing, get_cluster
+from inventory.sync.reach import note_cluster_failure, note_cluster_read
 from inventory.sync.snapshot import apply_snapshot
 from inventory.sync.stats import SyncStats
 from inventory.sync.verdicts import refresh_node_ownership
@@ -103,10 +105,11 @@ def _lock_timeout() -> float:
 def poll_cluster(
     cluster: Cluster | None = None, *, client: ClusterClient | None = None, recompute: bool = True
 ) -> SyncStats:
-    """List nodes, agent pods, pods, NADs and sandbox failures; apply them. With
-    recompute=False the caller polls the touched nodes' agents next (stats.touched_nodes)."""
+    """List nodes, agent pods, pods, NADs and sandbox failures of one cluster (the default
+    one when None); apply them. With recompute=False the caller polls the touched nodes'
+    agents next (stats.touched_nodes)."""
     cluster = cluster or get_cluster()
-    client = client or settings_client()
+    client = client or cluster_client(cluster)
     if settings.KUBE_WATCH:
         reader = cluster_watch(client)
         listing = reader.listing()
@@ -120,61 +123,6 @@ def poll_cluster(
         cluster.api_url = api_url
         cluster.save(update_fields=["api_url"])
     return stats
-
-
-# One cluster client per configuration and one watch per client, for the life of the process:
-# the watch's copy of the cluster is what lets the next sweep read only what changed.
-_clients: dict[tuple, ClusterClient] = {}
-_watches: weakref.WeakKeyDictionary[ClusterClient, ClusterWatch] = weakref.WeakKeyDictionary()
-_readers_lock = threading.Lock()
-
-
-def settings_client() -> ClusterClient:
-    """The process's ClusterClient for the configured cluster (a new one when the
-    configuration, or the kubeconfig file, changed)."""
-    kubeconfig = settings.KUBECONFIG or ""
-    try:
-        changed = os.stat(kubeconfig).st_mtime_ns if kubeconfig else 0
-    except OSError:
-        changed = -1
-    key = (
-        kubeconfig,
-        changed,
-        settings.KUBE_CONTEXT,
-        settings.KUBE_IN_CLUSTER,
-        settings.KUBE_TIMEOUT,
-        settings.AGENT_NAMESPACE,
-        settings.AGENT_LABEL_SELECTOR,
-        settings.AGENT_PORT_NAME,
-    )
-    with _readers_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = ClusterClient.from_settings()
-            for old in _clients.values():
-                old.close()
-            _clients.clear()
-            _clients[key] = client
-        return client
-
-
-def forget_cluster_reads() -> None:
-    """Drop this process's cluster clients and their watches: the next sweep lists the cluster
-    again, as a new process's first sweep does."""
-    with _readers_lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()
-        _watches.clear()
-
-
-def cluster_watch(client: ClusterClient) -> ClusterWatch:
-    with _readers_lock:
-        watch = _watches.get(client)
-        if watch is None:
-            watch = ClusterWatch(client, window=settings.KUBE_WATCH_SECONDS)
-            _watches[client] = watch
-        return watch
 
 
 def poll_node(
@@ -192,7 +140,7 @@ def poll_node(
     round trips to Redis per node saved); a concurrent hint-triggered poll of the same node is
     still serialised by the node row lock in apply_snapshot and finds nothing to write."""
     if not isinstance(node, Node):
-        node = Node.objects.filter(pk=node).first()
+        node = Node.objects.filter(pk=node).select_related("cluster").first()
         if node is None:
             return SyncStats()
     if lock:
@@ -236,7 +184,7 @@ def _poll_node(
     url = node.effective_agent_url
     if not url:
         return note_agent_failure(node, "no agent pod found on this node")
-    agent = agent or AgentClient.from_settings()
+    agent = agent or AgentClient.for_cluster(node.cluster)
     result = agent.fetch(url, node=node.name, etag=node.agent_etag)
     if result.status == "not_modified":
         return note_not_modified(node, contacts=contacts)
@@ -425,8 +373,28 @@ def sweep_status(cluster: Cluster) -> dict | None:
     return cache.get(f"{SWEEP_STATUS_KEY}:{cluster.pk}")
 
 
-def dispatch_sweep(*, enqueue: Callable[[list[int], list[int]], object]) -> SweepReport:
-    """The Celery form of a sweep (tasks.sweep): poll the cluster, hand the nodes to
+def _read_cluster(cluster: Cluster, report: SweepReport, client: ClusterClient | None) -> set[int]:
+    """A sweep's read of one cluster's API; the nodes whose pod claims changed. A failure is
+    this cluster's alone: it goes to the report, and once it has lasted, the cluster's own NICs
+    turn `unknown` (sync/reach.py); its agents are still polled."""
+    try:
+        listed = poll_cluster(cluster, client=client, recompute=False)
+    except ClusterError as exc:
+        report.cluster_error = str(exc)
+        log.error("cluster=%s poll failed: %s", cluster.name, exc)
+        report.stats.add(note_cluster_failure(cluster, str(exc), timezone.now()))
+        return set()
+    report.stats.add(listed)
+    report.cluster_read = listed.cluster_read
+    report.stats.add(note_cluster_read(cluster, timezone.now()))
+    return listed.touched_nodes
+
+
+def dispatch_sweep(
+    *, enqueue: Callable[[list[int], list[int]], object], cluster: Cluster | None = None
+) -> SweepReport:
+    """The Celery form of a sweep of one cluster (tasks.sweep_cluster; the default one when
+    None): poll the cluster, hand the nodes to
     `enqueue(node_ids, touched_ids)` BATCH_NODES at a time (a poll_node_batch task: Celery's
     worker processes take the batches in parallel), lint the NADs, and record the outcome where
     /readyz and /metrics read it, as `sweep_inline` does.
@@ -435,16 +403,9 @@ def dispatch_sweep(*, enqueue: Callable[[list[int], list[int]], object]) -> Swee
     (agent_error empty or not), from the previous polls."""
     started = time.monotonic()
     report = SweepReport()
-    cluster = get_cluster()
-    touched: set[int] = set()
-    try:
-        listed = poll_cluster(cluster, recompute=False)
-        touched = listed.touched_nodes
-        report.stats.add(listed)
-    except ClusterError as exc:
-        # Keep polling the agents we know: their facts stay fresh while the API is down.
-        report.cluster_error = str(exc)
-        log.error("cluster poll failed: %s", exc)
+    cluster = cluster or get_cluster()
+    # Keep polling the agents we know when the API is down: their facts stay fresh.
+    touched = _read_cluster(cluster, report, None)
     nodes = Node.objects.filter(cluster=cluster, in_cluster=True)
     node_ids = list(nodes.values_list("pk", flat=True))
     for start in range(0, len(node_ids), BATCH_NODES):
@@ -469,27 +430,23 @@ def sweep_inline(
     cluster_client: ClusterClient | None = None,
     agent: AgentClient | None = None,
     profile_inline: bool = False,
+    cluster: Cluster | None = None,
 ) -> SweepReport:
     """One full sweep from this process: the cluster, then every node with a thread pool of
     `workers`, in `processes` processes (forked, each with its share of the nodes and its own
     database connection; more than one needs PostgreSQL). Used by `manage.py poll` and the
-    benchmarks; Celery fans the same per-node work out over its worker processes."""
+    benchmarks; Celery fans the same per-node work out over its worker processes. One cluster
+    per call: the default one when `cluster` is None (sweep_all covers every registered one)."""
     started = time.monotonic()
     report = SweepReport()
-    cluster = get_cluster()
-    touched: set[int] = set()
-    try:
-        listed = poll_cluster(cluster, client=cluster_client, recompute=False)
-        touched = listed.touched_nodes
-        report.stats.add(listed)
-        report.cluster_read = listed.cluster_read
-    except ClusterError as exc:
-        report.cluster_error = str(exc)
-        log.error("cluster poll failed: %s", exc)
+    cluster = cluster or get_cluster()
+    touched = _read_cluster(cluster, report, cluster_client)
     report.phases["cluster"] = time.monotonic() - started
     nodes = list(with_known_flag(Node.objects.filter(cluster=cluster, in_cluster=True)))
+    for node in nodes:
+        node.cluster = cluster  # judged with this row (no query per node)
     report.nodes = len(nodes)
-    agent = agent or AgentClient.from_settings()
+    agent = agent or AgentClient.for_cluster(cluster)
     # Contact times of unchanged agents, written to the cache in one round trip at the end.
     contacts: dict = {}
     if processes > 1 and connection.vendor == "postgresql" and len(nodes) > 1:
@@ -518,6 +475,15 @@ def sweep_inline(
     return report
 
 
+def sweep_all(**options: object) -> dict[str, SweepReport]:
+    """sweep_inline of every cluster sweep_targets() names, one after the other, by name. One
+    cluster's failure is in its own report and leaves the others' sweeps alone."""
+    return {
+        cluster.name: sweep_inline(cluster=cluster, **options)  # type: ignore[arg-type]
+        for cluster in sweep_targets()
+    }
+
+
 def _write_contacts(contacts: dict, nodes: list[Node]) -> None:
     """A batch of agents' contact times in one cache round trip (to the Node rows when the
     cache does not keep them)."""
@@ -533,15 +499,25 @@ def poll_batch(node_ids: list[int], *, touched: set[int], workers: int = 4) -> N
     sweep lock while it dispatches; batches take no node locks, like a sweep's own polls: a
     hint's concurrent poll of one of them is serialised by the node row lock in apply_snapshot
     (or the batch's in apply_first_snapshots) and finds nothing left to write."""
-    nodes = list(with_known_flag(Node.objects.filter(pk__in=node_ids, in_cluster=True)))
-    contacts: dict = {}
-    report = poll_nodes(
-        nodes,
-        agent=AgentClient.from_settings(),
-        touched=touched,
-        workers=workers,
-        contacts=contacts,
+    nodes = list(
+        with_known_flag(
+            Node.objects.filter(pk__in=node_ids, in_cluster=True).select_related("cluster")
+        )
     )
+    contacts: dict = {}
+    report = NodesReport()
+    # A sweep's batch holds one cluster's nodes; each cluster's agents answer to its own keys.
+    by_cluster: dict[int, list[Node]] = {}
+    for node in nodes:
+        by_cluster.setdefault(node.cluster_id, []).append(node)
+    for group in by_cluster.values():
+        agent = AgentClient.for_cluster(group[0].cluster)
+        try:
+            report.add(
+                poll_nodes(group, agent=agent, touched=touched, workers=workers, contacts=contacts)
+            )
+        finally:
+            agent.close()
     _write_contacts(contacts, nodes)
     return report
 
@@ -575,10 +551,14 @@ def _poll_in_processes(
 
 def _poll_share(node_ids: list[int], touched: set[int], workers: int) -> NodesReport:
     """In a forked process: poll these nodes, write their contact times, close up."""
-    agent = _forked_agent.forked() if _forked_agent else AgentClient.from_settings()
     contacts: dict = {}
+    nodes = list(with_known_flag(Node.objects.filter(pk__in=node_ids).select_related("cluster")))
+    agent = (
+        _forked_agent.forked()
+        if _forked_agent
+        else AgentClient.for_cluster(nodes[0].cluster if nodes else get_cluster())
+    )
     try:
-        nodes = list(with_known_flag(Node.objects.filter(pk__in=node_ids)))
         report = poll_nodes(nodes, agent=agent, touched=touched, workers=workers, contacts=contacts)
         _write_contacts(contacts, nodes)
         return report

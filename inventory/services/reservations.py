@@ -24,16 +24,14 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from inventory.choices import HistoryKind, OwnershipState
-from inventory.clients.cluster import ClusterClient
 from inventory.models import Interface, Node, Reservation
-from inventory.services import audit, teams
+from inventory.services import audit, cluster_clients, teams
 from inventory.services.errors import Conflict
 from inventory.sync.verdicts import refresh_ownership
 
@@ -253,11 +251,12 @@ def publish_node_reservations(*, node_id: int) -> bool:
     node = Node.objects.select_related("cluster").filter(pk=node_id).first()
     if node is None:
         return False
-    # The portal talks to one cluster (settings.CLUSTER_NAME); nodes of another cluster row or
-    # gone from the API have no Node object to annotate.
-    if node.cluster.name != settings.CLUSTER_NAME or not node.in_cluster:
+    # Each node is annotated in its own cluster (the registry's client for it); nodes of a
+    # cluster the portal cannot reach (no credentials registered) or gone from the API have no
+    # Node object to annotate.
+    if not cluster_clients.is_registered(node.cluster) or not node.in_cluster:
         log.info(
-            "annotation not published node=%s cluster=%s: not in the configured cluster",
+            "annotation not published node=%s cluster=%s: not a registered cluster's node",
             node.name,
             node.cluster.name,
         )
@@ -265,7 +264,8 @@ def publish_node_reservations(*, node_id: int) -> bool:
     reservations = node_reservations(node.pk)
     value = json.dumps(reservations, separators=(",", ":")) if reservations else None
     try:
-        ClusterClient.from_settings().set_node_annotation(node.name, ANNOTATION_KEY, value)
+        client = cluster_clients.cluster_client(node.cluster)
+        client.set_node_annotation(node.name, ANNOTATION_KEY, value)
     # Any failure (API down, RBAC, timeout, no cluster configured) must not fail the user's
     # action, which has already committed; the annotation is re-published by the next run.
     except Exception:

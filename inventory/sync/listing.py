@@ -63,7 +63,7 @@ def apply_listing(
     if not recompute:
         stats.touched_nodes |= touched
         return stats
-    for node in Node.objects.filter(pk__in=touched):
+    for node in Node.objects.filter(pk__in=touched).select_related("cluster"):
         stats.add(refresh_node_ownership(node, now=now))
     return stats
 

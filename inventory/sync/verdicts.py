@@ -269,6 +269,6 @@ def refresh_ownership(
     )
     recorded = frozenset(interface_ids) if recorded_by_caller else frozenset()
     total = 0
-    for node in Node.objects.filter(pk__in=ids):
+    for node in Node.objects.filter(pk__in=ids).select_related("cluster"):
         total += refresh_node_ownership(node, recorded=recorded).verdicts_changed
     return total

@@ -15,7 +15,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from inventory.choices import OwnershipState
-from inventory.models import Interface, host_device_target_q
+from inventory.models import Interface
+from inventory.queries import host_device_target_q
 from inventory.read import facts
 from inventory.rules import bounded_json, capacity, nad
 from inventory.rules.nad.ipam import FIELDS_BY_TYPE, IPAM_TYPES

@@ -21,7 +21,8 @@ from inventory.clients.cluster_objects import (
     node_from_json,
     pod_from_json,
 )
-from inventory.models import Interface, Node, PodAttachment, Reservation, sriov_role_q
+from inventory.models import Interface, Node, PodAttachment, Reservation
+from inventory.queries import sriov_role_q
 from inventory.rules.capacity import Constraints
 from inventory.services import capacity, nads
 from inventory.sync.listing import apply_listing

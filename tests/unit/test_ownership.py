@@ -1027,3 +1027,16 @@ def test_it_decides_one_link_like_the_whole_node_does():
 def test_it_survives_a_master_cycle():
     links = [link("a", "bridge", master="b"), link("b", "bridge", master="a")]
     assert [v.state for v in decide_node(NODE, links)] == [S.ENSLAVED, S.ENSLAVED]
+
+
+def test_an_unreachable_cluster_makes_every_link_of_its_nodes_unknown_before_any_other_rule():
+    why = "the API of cluster east has not answered since 2026-12-01 18:00 UTC; last known facts"
+    node = replace(NODE, cluster_unreachable=why)
+    route = link("eth0", "physical", addresses=("10.0.0.5/24",), default_route_v4=True)
+    links = [route, nic(), nic("eth4", pci=PCI1, mac="")]
+    reserved = {PCI1: RDMA}
+    verdicts = decide_node(node, links, claims=[TRAINER], reservations=reserved)
+    assert [(v.state, v.reason, v.holder) for v in verdicts] == [(S.UNKNOWN, why, "")] * 3
+    # The same node of a reachable cluster: the rules as usual.
+    usual = decide_node(NODE, links, claims=[TRAINER], reservations=reserved)
+    assert [v.state for v in usual] == [S.SYSTEM, S.FREE, S.RESERVED]

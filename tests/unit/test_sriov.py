@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from inventory.models import sriov_role_q
+from inventory.queries import sriov_role_q
 from inventory.rules import capacity, nad, sriov
 from inventory.rules.nad.devices import device_findings
 from inventory.rules.states import OwnershipState as S

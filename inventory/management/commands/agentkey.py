@@ -2,7 +2,8 @@
 (`python -m nodeagent --key-file`, docs/agent-auth.md), derived from this portal's master key and
 cluster name. `--ids` prints only the key ids (current and previous master), which the agents
 log at start-up (`event=key_loaded ... key_id=`): a way to see which key an agent holds without
-printing any key."""
+printing any key. `--cluster NAME`: the keys of another registered cluster's agents (derived with
+its name, from its own master key file when it has one; docs/CLUSTERS.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inventory.clients.agents import AgentKeyring
+from inventory.models import Cluster
 from nodeagent import auth
 
 
@@ -22,11 +24,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--ids", action="store_true", help="print key ids only (current, then previous)"
         )
+        parser.add_argument("--cluster", help="a registered cluster (default: the portal's own)")
 
-    def handle(self, *args: Any, nodes: list[str], ids: bool, **options: Any) -> None:
+    def handle(
+        self, *args: Any, nodes: list[str], ids: bool, cluster: str | None = None, **options: Any
+    ) -> None:
         keyring = AgentKeyring.from_settings()
+        if cluster is not None:
+            registered = Cluster.objects.filter(name=cluster).first()
+            if registered is None:
+                raise CommandError(f"no cluster named {cluster!r} (manage.py cluster list)")
+            keyring = AgentKeyring.for_cluster(registered)
         if not keyring:
-            raise CommandError("NICPORTAL_AGENT_MASTER_KEY (or _FILE) is not set")
+            missing = "NICPORTAL_AGENT_MASTER_KEY (or _FILE) is not set"
+            raise CommandError(keyring.problem or missing)
         for node in nodes:
             if not auth.NODE_NAME.fullmatch(node):
                 raise CommandError(f"{node!r} is not a Kubernetes node name")

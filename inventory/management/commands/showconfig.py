@@ -92,6 +92,9 @@ def collect_config() -> dict[str, Any]:
                 f"watch ({settings.KUBE_WATCH_SECONDS} s)" if settings.KUBE_WATCH else "listing"
             ),
             "multus_version": settings.MULTUS_VERSION or "(unknown)",
+            # Other clusters are in the registry (manage.py cluster list), not the settings.
+            "stale_after": settings.CLUSTER_STALE_AFTER,
+            "secret_ttl": settings.CLUSTER_SECRET_TTL,
         },
         "poll_interval": settings.POLL_INTERVAL,
         "agent": {

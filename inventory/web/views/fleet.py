@@ -22,7 +22,8 @@ from django.views import View
 from django.views.generic import ListView
 
 from inventory.choices import OwnershipState
-from inventory.models import Interface, Node, active_reservations
+from inventory.models import Cluster, Interface, Node
+from inventory.queries import active_reservations
 from inventory.read import exports, pages
 from inventory.read.filtersets import InterfaceFilterSet
 from inventory.web import diagrams
@@ -249,6 +250,13 @@ class FleetView(PageMixin, LiveMixin, ListView):
             previous_cursor=self.window.previous.encode() if self.window.previous else "",
             sort_columns=SORT_COLUMNS,
             query_without_sort=self.query_without("page", "since", "sort", "cursor"),
+        )
+        # The cluster filter and column appear once the portal holds more than one cluster (or a
+        # cluster is asked for): a single-cluster portal's page stays as it was.
+        cluster_names = list(Cluster.objects.order_by("name").values_list("name", flat=True))
+        context.update(
+            cluster_names=cluster_names,
+            several_clusters=len(cluster_names) > 1 or bool(params.get("cluster")),
         )
         bar_counts, bar_total = node_state_counts(params, self.stamp)
         context.update(node_bars=diagrams.node_bars(bar_counts), node_bar_total=bar_total)

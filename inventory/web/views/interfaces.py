@@ -9,7 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.generic import DetailView
 
-from inventory.models import Interface, cached_contacts
+from inventory.models import Interface
+from inventory.queries import cached_contacts
 from inventory.services import teams
 from inventory.web import diagrams
 from inventory.web.views.common import (

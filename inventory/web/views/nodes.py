@@ -11,13 +11,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.generic import DetailView
 
 from inventory.choices import AttachmentStatus, OwnershipState
-from inventory.models import (
-    Interface,
-    Node,
-    PodAttachment,
-    active_reservations,
-    cached_contacts,
-)
+from inventory.models import Interface, Node, PodAttachment
+from inventory.queries import active_reservations, cached_contacts
 from inventory.web import diagrams
 from inventory.web.views.common import (
     LiveMixin,

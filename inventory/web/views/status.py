@@ -10,13 +10,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.views import View
 
-from inventory.read import facts
+from inventory.models import Cluster
 from inventory.services import polling
 from inventory.web.views.common import PortalLoginRequiredMixin
 
@@ -34,15 +35,24 @@ class SweepSummary:
     agents_ok: int
     agents_failed: int
     detail: str
+    # The other enabled clusters whose API has not answered for a while (their NICs unknown).
+    unreachable: tuple[str, ...] = ()
 
 
 def sweep_summary() -> SweepSummary:
     try:
-        cluster = facts.configured_cluster()
+        # The configured cluster and every enabled one, in one query.
+        clusters = list(
+            Cluster.objects.filter(Q(name=settings.CLUSTER_NAME) | Q(enabled=True)).order_by("name")
+        )
     except DatabaseError as exc:
         return SweepSummary(None, False, False, str(exc)[:300], 0, 0, 0, "database unavailable")
+    cluster = next((c for c in clusters if c.name == settings.CLUSTER_NAME), None)
+    unreachable = tuple(
+        c.name for c in clusters if c is not cluster and c.unreachable_since is not None
+    )
     if cluster is None:
-        return SweepSummary(None, True, False, "", 0, 0, 0, "no sweep yet")
+        return SweepSummary(None, True, False, "", 0, 0, 0, "no sweep yet", unreachable)
     try:
         status = polling.sweep_status(cluster) or {}
     # The cache is Redis in production: when it is down the page must still render, from the
@@ -65,6 +75,7 @@ def sweep_summary() -> SweepSummary:
         agents_ok=int(status.get("agents_ok") or 0),
         agents_failed=int(status.get("agents_failed") or 0),
         detail=f"no successful sweep for {stale_after:.0f} s" if stale else "",
+        unreachable=unreachable,
     )
 
 

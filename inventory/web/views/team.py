@@ -12,7 +12,8 @@ from django.views.generic import TemplateView
 from django_htmx.http import HttpResponseClientRedirect
 
 from inventory.choices import HistoryKind
-from inventory.models import HistoryEntry, Interface, active_reservations
+from inventory.models import HistoryEntry, Interface
+from inventory.queries import active_reservations
 from inventory.services import teams
 from inventory.web.forms import TeamSwitchForm
 from inventory.web.views.common import (
