@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,16 @@ if TYPE_CHECKING:  # ownership imports this module: the dataclasses are only nam
     from inventory.rules.ownership import LinkFacts, NodeFacts
 
 DEFAULT_ROUTE = "default-route"  # the pin token of a NIC seen carrying a default route
+
+# The ownership reasons of a node's uplink: the default route, a Kubernetes node address, or a
+# NIC pinned as the uplink although a snapshot no longer shows it so.
+_UPLINK_REASON = re.compile(r"default route|internal ?ip|external ?ip|node's uplink", re.I)
+
+
+def is_uplink_reason(reason: str) -> bool:
+    """Does this ``system`` reason say the link is the node's way onto the network?"""
+    return bool(_UPLINK_REASON.search(reason))
+
 
 WARNING = "warning"
 INFO = "info"

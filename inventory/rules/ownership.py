@@ -28,13 +28,21 @@ Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
    or a master (bridge, OVS datapath) that is one: see :func:`cni_owner`.
 9. ``system``    any other address that is not IPv6 link-local (fe80::/10): the node uses it.
 10. ``enslaved`` has a master (bridge, bond, team, Open vSwitch): the master decides.
-11. ``enslaved`` an SR-IOV VF whose PF is used by the node, the CNI or a master (rules 4-10).
-12. ``enslaved`` an SR-IOV PF with VFs enabled: moving it would take the VFs with it.
-13. ``system``   wireless: host-device cannot move it (containernetworking/plugins #957).
-14. ``virtual``  a virtual kind (bridge, bond, vxlan, tun, …; veth unless the node's veth links
+11. ``enslaved`` an SR-IOV PF with VFs enabled: moving it would take the VFs with it.
+12. ``system``   wireless: host-device cannot move it (containernetworking/plugins #957).
+13. ``virtual``  a virtual kind (bridge, bond, vxlan, tun, …; veth unless the node's veth links
    are its NICs, as in the lab): nothing a NAD should point at.
-15. ``reserved`` free, but a team holds a reservation on its identity.
-16. ``free``     a physical (or lab veth) NIC that nothing above uses (VFs: ``rules/sriov.py``).
+14. ``reserved`` free, but a team holds a reservation on its identity.
+15. ``free``     a physical (or lab veth) NIC that nothing above uses (VFs: ``rules/sriov.py``).
+
+An SR-IOV VF goes through the same rules on its own facts: a VF that holds a node address, the
+default route or is in the uplink's bond is ``system`` like any NIC (rules 1b, 5-7; the pins of
+``rules/crosscheck.py`` follow it by its PCI address). The PF's use does not make it busy: a VF
+is a PCI function of its own with its own netdev, and moving it into a pod leaves the PF's
+traffic alone (the SR-IOV network device plugin likewise refuses a device that carries the
+default route and a PF with VFs configured, never the VFs of that PF). A free VF of a PF the node
+uses says so in its reason (:func:`pf_role`), and the PF itself stays ``system``/``cni``/
+``enslaved``, never offered.
 
 Three annotations are added after the rules:
 
@@ -400,7 +408,7 @@ _BUSY_PF_STATES = frozenset({OwnershipState.SYSTEM, OwnershipState.CNI, Ownershi
 
 
 def _pf_use(pf: LinkFacts, ctx: _Node) -> Verdict | None:
-    """How the node uses a PF itself (rules 4-10 only: "has VFs" must not make its VFs busy)."""
+    """How the node uses a PF itself (rules 4-10 only: "has VFs" is not a use)."""
     if pf.name not in ctx.pf_verdicts:
         ctx.pf_verdicts[pf.name] = next(
             (verdict for rule in _HOST_USE_RULES if (verdict := rule(pf, ctx))), None
@@ -408,19 +416,18 @@ def _pf_use(pf: LinkFacts, ctx: _Node) -> Verdict | None:
     return ctx.pf_verdicts[pf.name]
 
 
-def _vf_of_busy_pf(link: LinkFacts, ctx: _Node) -> Verdict | None:
+def pf_role(link: LinkFacts, ctx: _Node) -> tuple[LinkFacts, Verdict] | None:
+    """A VF's PF and how the node uses it (rules 4-10), None when the PF is not on the host or
+    the node does not use it. Said in the VF's reason; it never makes the VF busy: a VF is a PCI
+    function of its own with its own netdev, and moving it leaves the PF's traffic alone (the
+    SR-IOV device plugin likewise offers the VFs of a PF that carries the default route)."""
     pf = ctx.by_pci.get(link.pf_pci_address.lower()) if link.pf_pci_address else None
     if pf is None or pf is link:
         return None
     pf_verdict = _pf_use(pf, ctx)
     if pf_verdict is None or pf_verdict.state not in _BUSY_PF_STATES:
         return None
-    first_word = pf_verdict.reason.split(" ", 1)[0]
-    if first_word in {"carries", "holds", "has"}:
-        reason = f"VF of {pf.name}, which {pf_verdict.reason}"
-    else:
-        reason = f"VF of {pf.name} ({pf_verdict.reason})"
-    return Verdict(OwnershipState.ENSLAVED, reason, pf_verdict.holder)
+    return pf, pf_verdict
 
 
 def _vf_words(link: LinkFacts) -> str:
@@ -437,7 +444,7 @@ def _pf_with_vfs(link: LinkFacts, ctx: _Node) -> Verdict | None:
     away = [vf for vf in vfs if not vf.has_netdev or vf.driver in sriov.USERSPACE_DRIVERS]
     in_pods = sum(1 for vf in away if _claim_for(vf, ctx.claims, by_mac=False))
     reason = sriov.pf_with_vfs_reason(num_vfs=link.sriov_num_vfs, in_pods=in_pods)
-    return Verdict(OwnershipState.ENSLAVED, reason, "SR-IOV VFs")
+    return Verdict(OwnershipState.ENSLAVED, reason, sriov.PF_HOLDER)
 
 
 def _wireless(link: LinkFacts, ctx: _Node) -> Verdict | None:
@@ -470,7 +477,11 @@ def _reserved(link: LinkFacts, ctx: _Node) -> Verdict | None:
 def _free(link: LinkFacts, ctx: _Node) -> Verdict:
     vf = _vf_words(link)
     if vf:
-        reason = sriov.free_vf_reason(vf, driver=link.driver, pci_address=link.pci_address)
+        role = pf_role(link, ctx)
+        pf_use = sriov.pf_use_clause(role[0].name, role[1].reason) if role else ""
+        reason = sriov.free_vf_reason(
+            vf, driver=link.driver, pci_address=link.pci_address, pf_use=pf_use
+        )
         return Verdict(OwnershipState.FREE, reason, "")
     if link.kind == "veth":
         return Verdict(OwnershipState.FREE, "lab NIC (veth): no address, no master, not in use", "")
@@ -487,7 +498,6 @@ _RULES: tuple[Rule, ...] = (
     _gone_from_host,
     _pci_function_only,
     *_HOST_USE_RULES,
-    _vf_of_busy_pf,
     _pf_with_vfs,
     _wireless,
     _virtual_kind,

@@ -98,18 +98,52 @@ def vf_words(pf_pci_address: str, *, vf_index: int | None, pf_name: str) -> str:
     return f"VF{number} of {pf_name or pf_pci_address}"
 
 
-def free_vf_reason(vf: str, *, driver: str, pci_address: str) -> str:
-    """Why a free VF (named by vf_words) is free, and how host-device takes it."""
+def free_vf_reason(vf: str, *, driver: str, pci_address: str, pf_use: str = "") -> str:
+    """Why a free VF (named by vf_words) is free, and how host-device takes it. ``pf_use`` is
+    pf_use_clause of a PF the node uses: the VF is free all the same."""
+    tail = f"; {pf_use}" if pf_use else ""
     if driver in USERSPACE_DRIVERS:
         return (
             f"{vf} bound to {driver} ({pci_address}), not in use: host-device takes it by "
-            "pciBusID and moves nothing (DPDK mode); the pod drives it through its VFIO device"
+            f"pciBusID and moves nothing (DPDK mode); the pod drives it through its VFIO "
+            f"device{tail}"
         )
     details = f"driver {driver}, {pci_address}" if driver else pci_address
     return (
         f"{vf} ({details}): no address, no master, not in use; host-device moves its netdev "
-        "into the pod"
+        f"into the pod{tail}"
     )
+
+
+def pf_use_clause(pf_name: str, pf_reason: str) -> str:
+    """What a VF's reason says of a PF the node uses: it stays, the VF may go (a VF is a PCI
+    function of its own; moving it does not touch the PF's traffic)."""
+    return f"its PF {pf_name} stays with the node ({pf_reason})"
+
+
+def pf_panel_sentence(
+    *, name: str, state: str, reason: str, holder: str, num_vfs: int, uplink: bool
+) -> str:
+    """The sentence the node page shows next to a PF and its VFs: what the PF is to the node
+    and whether its VFs may go to pods. ``uplink``: its reason says it is the node's uplink
+    (crosscheck.is_uplink_reason). "" when its badge and reason say enough (in a pod, …)."""
+    pf = f"PF {name}" if name else "This PF"
+    if num_vfs <= 0:
+        return f"{pf} has no VFs enabled: it is judged as any NIC; enable VFs for pods to use"
+    vfs = "its VFs can be given to pods"
+    if state == "system":
+        what = "the node's uplink" if uplink else "used by the node"
+        return f"{pf} is {what} and is never handed out; {vfs}"
+    if state == "cni":
+        return f"{pf} belongs to {holder or 'the primary CNI'} and is never handed out; {vfs}"
+    if state == "enslaved" and holder != PF_HOLDER:
+        return f"{pf} is held by {holder or 'its master'} and is never handed out; {vfs}"
+    if state in ("enslaved", "reserved", "free"):
+        return f"{pf} is not handed out while its VFs are enabled; {vfs}"
+    return ""
+
+
+PF_HOLDER = "SR-IOV VFs"  # the holder of a PF with VFs enabled that the node does not use
 
 
 def pf_with_vfs_reason(*, num_vfs: int, in_pods: int) -> str:

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import json
 from datetime import timedelta
+from html import unescape
 
 import pytest
 import yaml
@@ -88,6 +89,51 @@ def test_each_vf_and_pf_gets_a_verdict_that_says_whether_host_device_can_take_it
     assert found[fx.PF].reason.startswith("SR-IOV PF with 3 VFs enabled: moving it would take")
     assert found[fx.IDLE_PF].state == S.FREE  # SR-IOV capable, no VFs enabled
     assert found[fx.UPLINK].state == S.SYSTEM
+
+
+@pytest.fixture
+def uplink_pf(db, settings, tmp_path):
+    """The SR-IOV node whose PF ens3f0 carries the default route and the InternalIP."""
+    settings.CLUSTER_NAME = "prod"
+    settings.MULTUS_VERSION = ""
+    node = make_node(make_cluster(name="prod"), name="sriov-1", internal_ips=["10.0.0.9"])
+    root = fx.sriov_node(tmp_path / "sys")
+    apply_snapshot(node, fx.sriov_node_snapshot(root, "sriov-1", uplink=3))
+    return node
+
+
+def test_the_vfs_of_the_uplink_pf_are_free_and_the_pf_stays_system(uplink_pf):
+    found = rows(uplink_pf)
+    pf = found[fx.PF]
+    assert (pf.state, pf.reason) == (S.SYSTEM, "carries the default route")
+    for address in (fx.NETDEV_VF, fx.VFIO_VF):
+        vf = found[address]
+        assert vf.state == S.FREE, vf.reason
+        assert vf.reason.endswith("; its PF ens3f0 stays with the node (carries the default route)")
+    assert found[fx.UPLINK].state == S.FREE  # eno1 no longer carries anything
+    offered = {i.pci_address for i in usable_interfaces(None)}
+    assert {fx.NETDEV_VF, fx.VFIO_VF} <= offered and fx.PF not in offered
+
+
+def test_the_builder_refuses_the_uplink_pf_and_points_at_its_vfs(uplink_pf):
+    refused = render(rows(uplink_pf)[fx.PF])
+    assert not refused.ok and not refused.nads
+    (finding,) = [f for f in refused.errors if f.code == "PRIMARY_NIC"]
+    assert "Pick one of its free VFs" in finding.fix and "leaves ens3f0 alone" in finding.fix
+    taken = render(rows(uplink_pf)[fx.NETDEV_VF])
+    assert taken.ok, taken.errors
+    assert taken.nads[0].config["pciBusID"] == fx.NETDEV_VF
+
+
+def test_the_node_page_says_the_uplink_pfs_vfs_can_go_to_pods(uplink_pf, client):
+    client.force_login(make_user())
+    html = unescape(client.get(f"/nodes/{uplink_pf.name}/").content.decode())
+    role = html[html.index(f'data-testid="pf-role-{fx.PF}"') :]
+    assert role.split("</div>")[0].endswith(
+        "PF ens3f0 is the node's uplink and is never handed out; its VFs can be given to pods."
+    )
+    idle = html[html.index(f'data-testid="pf-role-{fx.IDLE_PF}"') :].split("</div>")[0]
+    assert "PF ens3f1 has no VFs enabled" in idle
 
 
 def listing(node: str, *, pods: list[dict], nad_configs: dict[str, dict]) -> ClusterListing:
@@ -333,6 +379,11 @@ def test_the_node_page_groups_the_vfs_under_their_pf_with_what_host_device_does(
     assert "moves nothing (DPDK mode)" in panel
     assert "host-device moves its netdev into the pod" in panel
     assert f">{fx.VFIO_VF}</a>" in panel  # a vfio VF has no name: shown by its address
+    # eno1 is the uplink here: ens3f0 is used by no one, kept out of pods for its VFs' sake.
+    role = panel[panel.index(f'data-testid="pf-role-{fx.PF}"') :].split("</div>")[0]
+    assert role.endswith(
+        "PF ens3f0 is not handed out while its VFs are enabled; its VFs can be given to pods."
+    )
 
 
 def test_the_interface_page_of_a_vfio_vf_says_whose_vf_it_is(sriov, client):

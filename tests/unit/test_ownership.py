@@ -632,38 +632,85 @@ ENSLAVED_ROWS = [
         nic(master="mystery"),
         Verdict(S.ENSLAVED, "enslaved to mystery", "mystery"),
     ),
+    # A VF is judged on its own facts: the PF's use stays with the PF (it is never offered),
+    # the VF is named free with the PF's use in its reason.
     row(
-        "vf-of-pf-carrying-the-default-route",
+        "vf-of-pf-carrying-the-default-route-is-free",
         [vf(), nic("ens1f0", sriov_num_vfs=8, default_route_v4=True)],
-        Verdict(S.ENSLAVED, "VF of ens1f0, which carries the default route", "node"),
+        Verdict(
+            S.FREE,
+            NETDEV_VF_FREE.format("VF of 0000:3b:00.0")
+            + "; its PF ens1f0 stays with the node (carries the default route)",
+            "",
+        ),
     ),
     row(
-        "vf-of-pf-holding-internal-ip",
+        "vf-of-pf-holding-internal-ip-is-free",
         [vf(), nic("ens1f0", sriov_num_vfs=8, addresses=("10.0.0.5/24",))],
         Verdict(
-            S.ENSLAVED,
-            "VF of ens1f0, which holds the node's InternalIP 10.0.0.5 (Kubernetes API)",
-            "node",
+            S.FREE,
+            NETDEV_VF_FREE.format("VF of 0000:3b:00.0") + "; its PF ens1f0 stays with the node "
+            "(holds the node's InternalIP 10.0.0.5 (Kubernetes API))",
+            "",
         ),
     ),
     row(
-        "vf-of-pf-in-a-bond",
+        "vf-of-pf-in-the-routed-bond-is-free",
         [
-            vf(),
+            vf(vf_index=0, pf_name="ens1f0"),
             nic("ens1f0", sriov_num_vfs=8, master="bond0", master_kind="bond"),
-            link("bond0", "bond"),
+            BOND,
         ],
-        Verdict(S.ENSLAVED, "VF of ens1f0 (slave of bond bond0)", "bond bond0"),
+        Verdict(
+            S.FREE,
+            NETDEV_VF_FREE.format("VF 0 of ens1f0") + "; its PF ens1f0 stays with the node "
+            "(member of bond0, which carries the default route)",
+            "",
+        ),
     ),  # fmt: skip
     row(
-        "vf-of-pf-in-ovs",
+        "vf-of-pf-in-ovs-is-free",
         [vf(), nic("ens1f0", sriov_num_vfs=8, master="ovs-system"), OVS_SYSTEM],
         Verdict(
-            S.ENSLAVED,
-            "VF of ens1f0 (port of Open vSwitch ovs-system, which belongs to OVN-Kubernetes)",
-            "OVN-Kubernetes",
+            S.FREE,
+            NETDEV_VF_FREE.format("VF of 0000:3b:00.0") + "; its PF ens1f0 stays with the node "
+            "(port of Open vSwitch ovs-system, which belongs to OVN-Kubernetes)",
+            "",
         ),
     ),
+    row(
+        "vf-carrying-the-default-route-itself-is-system",
+        [vf(default_route_v4=True), nic("ens1f0", sriov_num_vfs=8, default_route_v4=True)],
+        system("carries the default route"),
+    ),
+    row(
+        "vf-holding-the-internal-ip-itself-is-system",
+        [vf(addresses=("10.0.0.5/24",)), PF],
+        system("holds the node's InternalIP 10.0.0.5 (Kubernetes API)"),
+    ),
+    row(
+        "vf-in-the-routed-bond-is-system",
+        [vf(master="bond0", master_kind="bond"), BOND, PF],
+        system("member of bond0, which carries the default route"),
+    ),
+    row(
+        "vf-in-a-plain-bond-is-enslaved",
+        [vf(master="bond1", master_kind="bond"), link("bond1", "bond"), PF],
+        Verdict(S.ENSLAVED, "slave of bond bond1", "bond bond1"),
+    ),
+    row(
+        "vf-with-an-address-is-system",
+        [vf(addresses=("192.168.7.2/24",)), nic("ens1f0", sriov_num_vfs=8, default_route_v4=True)],
+        system("has address 192.168.7.2/24: used by the node"),
+    ),
+    row(
+        "vf-pinned-as-the-uplink-stays-system-when-a-snapshot-hides-it",
+        [vf(pinned=("10.0.0.5",)), PF],
+        system(
+            "held the node's InternalIP 10.0.0.5 (Kubernetes API) when last reported; the latest "
+            "snapshot shows it on no NIC, though the API still lists it: kept as the node's"
+        ),
+    ),  # fmt: skip
     row(
         "vf-of-an-otherwise-free-pf-is-free",
         [vf(), PF],
@@ -711,9 +758,13 @@ ENSLAVED_ROWS = [
         claims=[PodClaim("ml", "dpdk-0", "ml/vf1", "net1", pci_address=VFIO_VF_PCI)],
     ),
     row(
-        "vfio-vf-of-pf-carrying-the-default-route",
+        "vfio-vf-of-pf-carrying-the-default-route-is-free",
         [vfio_vf(), nic("ens1f0", sriov_num_vfs=8, default_route_v4=True)],
-        Verdict(S.ENSLAVED, "VF of ens1f0, which carries the default route", "node"),
+        Verdict(
+            S.FREE,
+            VFIO_VF_FREE + "; its PF ens1f0 stays with the node (carries the default route)",
+            "",
+        ),
     ),
     row(
         "vfio-vf-reserved",

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from inventory.queries import sriov_role_q
-from inventory.rules import capacity, nad, sriov
+from inventory.rules import capacity, crosscheck, nad, sriov
 from inventory.rules.nad.devices import device_findings
 from inventory.rules.states import OwnershipState as S
 
@@ -186,3 +186,70 @@ def test_a_request_can_ask_for_vfs_only_or_for_no_vf():
         2: ("SR-IOV VF 1 of ens3f0",),
         3: ("SR-IOV capable (8 VFs)",),
     }
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "holder", "num_vfs", "sentence"),
+    [
+        ("system", "carries the default route", "node", 4,
+         "PF ens3f0 is the node's uplink and is never handed out; its VFs can be given to pods"),
+        ("system", "has address 192.168.7.1/24: used by the node", "node", 4,
+         "PF ens3f0 is used by the node and is never handed out; its VFs can be given to pods"),
+        ("cni", "created by Calico", "Calico", 4,
+         "PF ens3f0 belongs to Calico and is never handed out; its VFs can be given to pods"),
+        ("enslaved", "slave of bond bond1", "bond bond1", 4,
+         "PF ens3f0 is held by bond bond1 and is never handed out; its VFs can be given to pods"),
+        ("enslaved", "SR-IOV PF with 4 VFs enabled", "SR-IOV VFs", 4,
+         "PF ens3f0 is not handed out while its VFs are enabled; its VFs can be given to pods"),
+        ("free", "physical NIC", "", 0,
+         "PF ens3f0 has no VFs enabled: it is judged as any NIC; enable VFs for pods to use"),
+        ("pod", "in pod a/b as net1 via NAD a/n", "pod a/b", 4, ""),
+        ("unknown", "agent silent", "", 4, ""),
+    ],
+)  # fmt: skip
+def test_the_node_page_says_what_a_pf_is_to_the_node_and_whether_its_vfs_may_go(
+    state, reason, holder, num_vfs, sentence
+):
+    uplink = crosscheck.is_uplink_reason(reason)
+    said = sriov.pf_panel_sentence(
+        name="ens3f0", state=state, reason=reason, holder=holder, num_vfs=num_vfs, uplink=uplink
+    )
+    assert said == sentence
+
+
+def test_the_uplink_pf_is_refused_as_the_primary_nic_and_its_vfs_are_named_instead():
+    pf = nad.DeviceFacts(
+        node="n1",
+        name="ens3f0",
+        pci_address="0000:3b:00.0",
+        state=S.SYSTEM,
+        reason="carries the default route",
+        holder="node",
+        sriov_num_vfs=4,
+    )
+    (finding,) = device_findings(pf, selector="pciBusID", team="")
+    assert (finding.code, finding.severity) == ("PRIMARY_NIC", "error")
+    assert (
+        finding.fix.startswith("Pick one of its free VFs") and "leaves ens3f0 alone" in finding.fix
+    )
+    plain = nad.DeviceFacts(node="n1", name="eno1", state=S.SYSTEM, reason=pf.reason, holder="node")
+    (other,) = device_findings(plain, selector="device", team="")
+    assert other.code == "PRIMARY_NIC" and "VF" not in other.fix
+
+
+def test_a_free_vf_of_the_uplink_pf_passes_the_linter():
+    reason = (
+        "VF 0 of ens3f0 (driver iavf, 0000:3b:02.0): no address, no master, not in use; "
+        "host-device moves its netdev into the pod; its PF ens3f0 stays with the node (carries "
+        "the default route)"
+    )
+    vf = nad.DeviceFacts(
+        node="n1", name="ens3f0v0", pci_address="0000:3b:02.0", driver="iavf",
+        pf_pci_address="0000:3b:00.0", state=S.FREE, reason=reason,
+    )  # fmt: skip
+    config = {"cniVersion": "1.0.0", "name": "x", "type": "host-device", "pciBusID": vf.pci_address}
+    findings = nad.lint(
+        namespace="a", name="x", config=json.dumps(config), devices_by_node={"n1": [vf]}
+    )
+    assert [f.code for f in findings if f.severity == "error"] == []
+    assert device_findings(vf, selector="pciBusID", team="") == []

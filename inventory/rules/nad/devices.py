@@ -3,8 +3,7 @@ without a netdev. Shared by the builder (refuses) and the linter (reports)."""
 
 from __future__ import annotations
 
-import re
-
+from inventory.rules import crosscheck
 from inventory.rules.nad.facts import DeviceFacts, Finding, error, warning
 from inventory.rules.sriov import USERSPACE_DRIVERS
 from inventory.rules.states import OwnershipState
@@ -35,10 +34,6 @@ WIRELESS_DRIVERS = frozenset(
     }
 )
 
-# The ownership reasons of a node's uplink: the default route, a Kubernetes node address, or a
-# NIC pinned as the uplink although a snapshot no longer shows it so (rules/crosscheck.py).
-_PRIMARY_REASON = re.compile(r"default route|internal ?ip|external ?ip|node's uplink", re.I)
-
 _STATE_WORDS = {
     OwnershipState.SYSTEM: "used by the node itself",
     OwnershipState.CNI: "used by the primary CNI or the Kubernetes infrastructure",
@@ -65,7 +60,7 @@ def _because(device: DeviceFacts) -> str:
 
 
 def is_primary_nic(device: DeviceFacts) -> bool:
-    return device.state == OwnershipState.SYSTEM and bool(_PRIMARY_REASON.search(device.reason))
+    return device.state == OwnershipState.SYSTEM and crosscheck.is_uplink_reason(device.reason)
 
 
 def is_wireless(device: DeviceFacts) -> bool:
@@ -104,6 +99,12 @@ def device_findings(
     state = device.state
     label = where(device)
     pick_other = "Pick a free interface on this node (the inventory lists them)."
+    if device.sriov_num_vfs > 0:
+        # A PF the node uses stays with the node; its VFs are functions of their own.
+        pick_other = (
+            f"Pick one of its free VFs (listed under it): each VF is a PCI function with its "
+            f"own netdev, and moving one into a pod leaves {device.name or 'the PF'} alone."
+        )
 
     if is_wireless(device):
         findings.append(
@@ -169,8 +170,7 @@ def device_findings(
                 f"{_because(device)}. Its VFs are configured through it (ip link set "
                 f"{device.name or 'PF'} vf N ...): moved into a pod it takes that away from "
                 "the node and from every pod using one of its VFs.",
-                "Pick one of its free VFs (listed under it), or disable its VFs first "
-                "(echo 0 > sriov_numvfs).",
+                f"{pick_other} Or disable its VFs first (echo 0 > sriov_numvfs).",
             )
         )
     elif state == OwnershipState.POD:

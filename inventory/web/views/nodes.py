@@ -13,6 +13,7 @@ from django.views.generic import DetailView
 from inventory.choices import AttachmentStatus, OwnershipState
 from inventory.models import Interface, Node, PodAttachment
 from inventory.queries import active_reservations, cached_contacts
+from inventory.rules import crosscheck, sriov
 from inventory.web import diagrams
 from inventory.web.views.common import (
     LiveMixin,
@@ -78,6 +79,20 @@ class SriovPf:
     address: str
     pf: Interface | None
     vfs: list[Interface] = field(default_factory=list)
+
+    @property
+    def role(self) -> str:
+        """What the PF is to the node and whether its VFs may go to pods."""
+        if self.pf is None:
+            return ""
+        return sriov.pf_panel_sentence(
+            name=self.pf.name,
+            state=self.pf.state,
+            reason=self.pf.reason,
+            holder=self.pf.holder,
+            num_vfs=self.pf.sriov_num_vfs or 0,
+            uplink=crosscheck.is_uplink_reason(self.pf.reason),
+        )
 
 
 def group_sriov(interfaces: list[Interface]) -> list[SriovPf]:
