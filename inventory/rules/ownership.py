@@ -16,8 +16,10 @@ Precedence (the first rule that speaks decides; the order of ``_RULES`` below):
    and the verdict says ``gone`` so that sync drops it from the inventory.
 3. ``pod`` / ``userspace`` / ``missing``  a PCI function whose netdev is not on the host, or one
    bound to a userspace driver: claimed by a pod through its PCI address (``pod``, e.g. an SR-IOV
-   VF handed out by a device plugin or a pciBusID NAD), bound to vfio-pci/uio (``userspace``; a
-   **VF** so bound goes on to the rules below: host-device takes it by pciBusID), or ``missing``.
+   VF handed out by a device plugin or a pciBusID NAD) or, with a kernel driver, through the MAC
+   last seen on it (a NIC host-device moved by device or hwaddr), bound to vfio-pci/uio
+   (``userspace``; a **VF** so bound goes on to the rules below: host-device takes it by
+   pciBusID), or ``missing``.
 4. ``system``    loopback.
 5. ``system``    carries the default route (IPv4 or IPv6; IPv6-only nodes included).
 6. ``system``    holds one of the node's InternalIPs or ExternalIPs (the Kubernetes API's
@@ -83,6 +85,7 @@ _POD_IFNAME = re.compile(r"net\d+")
 # A Linux interface name (what an alias must look like to be host-device's saved name).
 _IFNAME = re.compile(r"[^\s/:]{1,15}")
 _LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
+_NO_MAC = "00:00:00:00:00:00"  # a VF before its MAC is set: matches nothing
 _MASTER_NOUN = {
     "bridge": "port of bridge",
     "bond": "slave of bond",
@@ -200,7 +203,7 @@ def _used_address(link: LinkFacts) -> str:
 
 
 def _claim_for(link: LinkFacts, claims: Sequence[PodClaim], *, by_mac: bool) -> PodClaim | None:
-    macs = {mac.lower() for mac in (link.mac, link.permanent_mac) if mac} if by_mac else set()
+    macs = {m.lower() for m in (link.mac, link.permanent_mac) if m} - {_NO_MAC} if by_mac else set()
     pci = link.pci_address.lower()
     for claim in claims:
         if claim.mac and claim.mac.lower() in macs:
@@ -297,11 +300,11 @@ def _pci_function_only(link: LinkFacts, ctx: _Node) -> Verdict | None:
     userspace = link.driver in sriov.USERSPACE_DRIVERS
     if link.has_netdev and not userspace:
         return None
-    claim = _claim_for(link, ctx.claims, by_mac=False)
+    claim = _away_claim(link, ctx)
     if claim:
         return _in_pod(claim)
     if userspace and link.pf_pci_address:
-        return None  # host-device takes a vfio VF by pciBusID: busy PF? reserved? else free
+        return None  # host-device takes a vfio VF by pciBusID: its own use? reserved? else free
     if userspace:
         reason = f"bound to {link.driver} (DPDK): usable only through pciBusID / a device plugin"
         return Verdict(OwnershipState.USERSPACE, reason, "")
@@ -310,6 +313,15 @@ def _pci_function_only(link: LinkFacts, ctx: _Node) -> Verdict | None:
         what = f"{_vf_words(link) or what} {sriov.NO_DRIVER_CLAUSE}"
         return Verdict(OwnershipState.MISSING, what, "")
     return Verdict(OwnershipState.MISSING, f"{what} has no netdev on the host", "")
+
+
+def _away_claim(link: LinkFacts, ctx: _Node) -> PodClaim | None:
+    """The pod holding a PCI function whose netdev is not on the host: by the PCI address of its
+    attachment, or, for a kernel-driver function, by the MAC last seen on it (sync keeps it):
+    host-device moves a netdev by device, hwaddr or pciBusID with its MAC, and the pod's
+    network-status reports that MAC, with no device-info. A function bound to a userspace
+    driver has no netdev anywhere: only its address can name it."""
+    return _claim_for(link, ctx.claims, by_mac=link.driver not in sriov.USERSPACE_DRIVERS)
 
 
 def _loopback(link: LinkFacts, ctx: _Node) -> Verdict | None:
@@ -442,7 +454,7 @@ def _pf_with_vfs(link: LinkFacts, ctx: _Node) -> Verdict | None:
     vfs = ctx.vfs_by_pf.get(link.pci_address.lower(), []) if link.pci_address else []
     # In a pod: as rule 3 judges a function whose netdev is not on the host.
     away = [vf for vf in vfs if not vf.has_netdev or vf.driver in sriov.USERSPACE_DRIVERS]
-    in_pods = sum(1 for vf in away if _claim_for(vf, ctx.claims, by_mac=False))
+    in_pods = sum(1 for vf in away if _away_claim(vf, ctx))
     reason = sriov.pf_with_vfs_reason(num_vfs=link.sriov_num_vfs, in_pods=in_pods)
     return Verdict(OwnershipState.ENSLAVED, reason, sriov.PF_HOLDER)
 

@@ -18,11 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from inventory.models import Interface
+from inventory.choices import OwnershipState as S
+from inventory.models import Interface, PodAttachment
 from inventory.services import nads
+from inventory.sync.listing import apply_listing
 from inventory.sync.snapshot import apply_snapshot
+from nodeagent.facts import assemble
+from nodeagent.sysfs import Sysfs
 from tests.factories import make_cluster, make_node, make_user
 from tests.fixtures import sysfs as fx
+from tests.integration.test_sriov_vfs import listing, pod
 from tests.preflight import skip_or_fail
 
 pytestmark = [pytest.mark.netns, pytest.mark.django_db]
@@ -140,3 +145,55 @@ def test_the_real_plugin_fails_on_the_vfs_the_portal_does_not_offer(namespaces, 
     failed = host_device("ADD", in_pod, devices=devices, node=node, pod=pod, ifname="net1")
     assert failed.returncode != 0
     assert "error with host device" in failed.stdout + failed.stderr
+
+
+@pytest.mark.parametrize("selector", ["device", "hwaddr"])
+def test_a_nic_the_real_plugin_moved_by_name_or_mac_is_in_its_pod_not_missing(
+    namespaces, settings, tmp_path, selector
+):
+    # ens3f1 (a PCI NIC, no VFs) moved by a device or hwaddr NAD: the plugin's result, which
+    # Multus copies into the pod's network-status, has the interface's MAC and no device-info.
+    # The agent then reports the NIC by its PCI address only; sync kept the MAC it last saw.
+    node_ns, pod_ns = namespaces
+    settings.CLUSTER_NAME = "prod"
+    settings.MULTUS_VERSION = ""
+    root = fx.sriov_node(tmp_path / "sys")
+    node = make_node(make_cluster(name="prod"), name="sriov-0", internal_ips=["10.0.0.9"])
+    apply_snapshot(node, fx.sriov_node_snapshot(root))
+    nic_mac = "52:54:00:00:00:04"  # what netlink showed for ens3f1 (ifindex 4)
+    assert Interface.objects.get(node=node, pci_address=fx.IDLE_PF).mac == nic_mac
+    assert _run("ip", "-n", node_ns, "link", "add", "ens3f1", "address", nic_mac, "type", "veth",
+                "peer", "name", "peer1").returncode == 0  # fmt: skip
+    config = {"cniVersion": "1.0.0", "name": "nic", "type": "host-device"}
+    config[selector] = "ens3f1" if selector == "device" else nic_mac.upper()
+    devices = root / "bus" / "pci" / "devices"
+
+    added = host_device("ADD", config, devices=devices, node=node_ns, pod=pod_ns, ifname="net1")
+
+    assert added.returncode == 0, added.stdout + added.stderr
+    (result,) = json.loads(added.stdout)["interfaces"]
+    assert (result["name"], result["mac"]) == ("net1", nic_mac)
+    assert "ens3f1" not in link_names(node_ns)
+    # The node as the agent sees it now: no ens3f1 in netlink, its net/ empty in sysfs.
+    shutil.rmtree(devices / fx.IDLE_PF / "net" / "ens3f1")
+    links = [link for link in fx.sriov_node_links() if link["name"] != "ens3f1"]
+    snapshot = fx.sriov_node_snapshot(root)
+    snapshot["links"], snapshot["pci_functions"] = assemble(links, [], {2}, set(), Sysfs(str(root)))
+    apply_snapshot(node, snapshot)
+    nic = Interface.objects.get(node=node, pci_address=fx.IDLE_PF)
+    assert (nic.state, nic.has_netdev, nic.mac) == (S.MISSING, False, nic_mac)  # no pod listed
+
+    status = [{"name": "dpdk/nic", "interface": "net1", "mac": result["mac"]}]
+    item = listing("sriov-0", pods=[pod("app-0", "sriov-0", status)], nad_configs={"nic": config})
+    apply_listing(node.cluster, item)
+
+    nic.refresh_from_db()
+    assert (nic.state, nic.reason, nic.holder) == (
+        S.POD,
+        "in pod dpdk/app-0 as net1 via NAD dpdk/nic",
+        "pod dpdk/app-0",
+    )
+    assert PodAttachment.objects.get(pod_name="app-0").interface_id == nic.pk
+    deleted = host_device("DEL", config, devices=devices, node=node_ns, pod=pod_ns, ifname="net1")
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert "ens3f1" in link_names(node_ns)

@@ -241,10 +241,36 @@ PCI_FUNCTION_ROWS = [
         nic(pci=PCI1, has_netdev=False),
         Verdict(S.MISSING, "PCI function 0000:3b:00.1 has no netdev on the host", ""),
     ),
+    # host-device moved the NIC's netdev by device or hwaddr: the network-status has its MAC
+    # (host-device keeps it) and no device-info; sync keeps the MAC last seen on the function.
     row(
-        "no-netdev-mac-claim-does-not-count",
+        "no-netdev-nic-moved-by-device-or-hwaddr-is-in-its-pod-by-its-mac",
         nic(pci=PCI1, has_netdev=False),
+        IN_TRAINER,
+        claims=[TRAINER],
+    ),
+    row(
+        "no-netdev-nic-in-its-pod-by-its-permanent-mac",
+        nic(pci=PCI1, has_netdev=False, mac="", permanent_mac=MAC),
+        IN_TRAINER,
+        claims=[TRAINER],
+    ),
+    row(
+        "no-netdev-nic-whose-mac-is-not-the-claims-is-missing",
+        nic(pci=PCI1, has_netdev=False, mac="0c:42:a1:00:00:99"),
         Verdict(S.MISSING, "PCI function 0000:3b:00.1 has no netdev on the host", ""),
+        claims=[TRAINER],
+    ),
+    row(
+        "no-netdev-zero-mac-matches-no-claim",
+        nic(pci=PCI1, has_netdev=False, mac="00:00:00:00:00:00"),
+        Verdict(S.MISSING, "PCI function 0000:3b:00.1 has no netdev on the host", ""),
+        claims=[PodClaim("ml", "trainer-0", "ml/fast-nic", "net1", mac="00:00:00:00:00:00")],
+    ),
+    row(
+        "userspace-function-is-not-claimed-by-a-mac",
+        nic(pci=PCI1, has_netdev=False, driver="vfio-pci"),
+        Verdict(S.USERSPACE, USERSPACE.format("vfio-pci"), ""),
         claims=[TRAINER],
     ),
     *[
@@ -740,6 +766,12 @@ ENSLAVED_ROWS = [
             PodClaim("ml", "trainer-0", "ml/vf2", "net1", pci_address="0000:3B:02.2"),
             PodClaim("ml", "old-0", "ml/vf0", "net1", pci_address=VF_PCI),  # its netdev is here
         ],
+    ),
+    row(
+        "pf-with-vfs-counts-a-vf-moved-by-hwaddr",
+        [PF, vf(pci="0000:3b:02.2", has_netdev=False, name="", mac="ba:dc:0f:fe:e0:02")],
+        Verdict(S.ENSLAVED, PF_WITH_VFS.format(8, ", 1 in pods"), "SR-IOV VFs"),
+        claims=[PodClaim("ml", "app-0", "ml/by-mac", "net1", mac="BA:DC:0F:FE:E0:02")],
     ),
     row(
         "vf-named-by-its-index-and-pf",
