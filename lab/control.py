@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from lab import components, control_plane, topology
+from lab import components, control_plane, sriov, topology
 from lab.layout import LAB_NAME, LayoutError, load_layout
 from lab.state import CLUSTER_NAME, REPO_ROOT, LabState, state_dir
 from nodeagent import auth
@@ -160,6 +161,8 @@ def up(
                     "host_device": node.host_device,
                     "host_device_path": host_devices[node.host_device],
                     "multus": node.multus,
+                    # The simulated SR-IOV NIC's sysfs tree (lab/sriov.py), "" for none.
+                    "sriov_sysfs": str(directory / "sysfs" / node.name) if node.sriov else "",
                 }
                 for node, agent_port in zip(
                     layout.nodes, agent_ports[: len(layout.nodes)], strict=True
@@ -168,6 +171,13 @@ def up(
         },
     )
     state.save()
+    for node in layout.nodes:
+        if node.sriov:
+            tree = directory / "sysfs" / node.name
+            if tree.exists():
+                shutil.rmtree(tree)
+            spec = node.sriov
+            sriov.build_tree(tree, pf=spec.pf, vfs=spec.vfs, vfio_vfs=spec.vfio_vfs)
     write_agent_keys(state)
     control_plane.prepare(state)
 

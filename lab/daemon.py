@@ -34,11 +34,15 @@ def agent_command(state: LabState, node: dict[str, Any]) -> list[str]:
         "--key-file", str(state.agent_key_file(node["name"])),
         "--node-name", node["name"],
         "--netns", node["netns"],
-        # Lab nodes own no PCI devices: the machine's own NICs are not theirs to report.
-        "--no-pci-scan",
         # The node's own host-device release, as a node's /opt/cni/bin would hold it.
         "--cni-bin-dirs", str(Path(node["host_device_path"]).parent),
     ]  # fmt: skip
+    if node.get("sriov_sysfs"):
+        # A simulated SR-IOV NIC (lab/sriov.py): the agent reads its sysfs tree.
+        command += ["--sysfs-root", node["sriov_sysfs"]]
+    else:
+        # Lab nodes own no PCI devices: the machine's own NICs are not theirs to report.
+        command += ["--no-pci-scan"]
     if state.data.get("portal_url"):
         command += ["--portal-url", state.data["portal_url"]]
     return command
@@ -103,6 +107,9 @@ async def serve(state: LabState) -> None:
             labels=dict(n.get("labels") or {}),
             host_device=Path(n["host_device_path"]),
             multus_version=n["multus"],
+            pci_devices=Path(n["sriov_sysfs"]) / "bus" / "pci" / "devices"
+            if n.get("sriov_sysfs")
+            else None,
         )
         for i, n in enumerate(data["nodes"])
     ]

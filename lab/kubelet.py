@@ -56,6 +56,7 @@ class LabNode:
     labels: dict[str, str] = field(default_factory=dict)
     host_device: Path = Path("/usr/lib/cni/host-device")
     multus_version: str = "4.2"
+    pci_devices: Path | None = None  # a simulated SR-IOV NIC's devices directory (lab/sriov.py)
 
 
 @dataclass
@@ -378,6 +379,7 @@ class LabKubelet:
                 node_netns=node.netns,
                 host_device=node.host_device,
                 version=node.multus_version,
+                pci_devices=node.pci_devices,
             ),
         )
         self.sandboxes[uid] = sandbox

@@ -14,6 +14,7 @@ A layout is a small YAML file (or the built-in DEFAULT_LAYOUT)::
         host_device: "1.2.0"  # which host-device release the node runs (1.1.1, 1.2.0, 1.6.2)
         multus: "3.9"         # which Multus generation the node's Multus behaves as (3.9, 4.2)
         labels: {nicportal.io/rack: r1}    # extra Node labels (for nodeSelector / affinity)
+        sriov: {pf: eth0, vfs: [eth1], vfio_vfs: 1}   # simulated SR-IOV (lab/sriov.py)
 
 Every NIC is a veth whose peer sits in the lab's switch namespace (one bridge there), so that
 traffic can flow between nodes and pods that got a NIC.
@@ -59,6 +60,16 @@ class NicSpec:
 
 
 @dataclass(frozen=True)
+class SriovSpec:
+    """A simulated SR-IOV PF (lab/sriov.py): ``pf`` and ``vfs`` are NICs of the node (veths that
+    stand in for the PF's and the netdev VFs' netdevs); ``vfio_vfs`` VFs are bound to vfio-pci."""
+
+    pf: str
+    vfs: tuple[str, ...] = ()
+    vfio_vfs: int = 0
+
+
+@dataclass(frozen=True)
 class NodeLayout:
     name: str
     nics: tuple[NicSpec, ...]
@@ -67,6 +78,7 @@ class NodeLayout:
     host_device: str = DEFAULT_HOST_DEVICE
     multus: str = DEFAULT_MULTUS
     labels: tuple[tuple[str, str], ...] = ()
+    sriov: SriovSpec | None = None
 
     @property
     def internal_ip(self) -> str:
@@ -108,6 +120,17 @@ def _nic(raw: Any, node: str) -> NicSpec:
     )
 
 
+def _sriov(raw: Any, node: str) -> SriovSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"pf", "vfs", "vfio_vfs"} or "pf" not in raw:
+        raise LayoutError(f"node {node}: sriov is a mapping with pf, and optionally vfs, vfio_vfs")
+    vfs, vfio = raw.get("vfs") or [], raw.get("vfio_vfs", 0)
+    if not isinstance(vfs, list) or not isinstance(vfio, int) or isinstance(vfio, bool):
+        raise LayoutError(f"node {node}: sriov vfs is a list of NIC names, vfio_vfs a number")
+    return SriovSpec(pf=str(raw["pf"]), vfs=tuple(str(vf) for vf in vfs), vfio_vfs=vfio)
+
+
 def parse_layout(data: Any) -> Layout:
     """Build and validate a Layout from parsed YAML; raises LayoutError with a specific message."""
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list) or not data["nodes"]:
@@ -118,7 +141,7 @@ def parse_layout(data: Any) -> Layout:
             raise LayoutError(f"a node needs a name, got {raw!r}")
         name = str(raw["name"])
         unknown = set(raw) - {
-            "name", "nics", "bridges", "calico", "host_device", "multus", "labels"
+            "name", "nics", "bridges", "calico", "host_device", "multus", "labels", "sriov"
         }  # fmt: skip
         if unknown:
             raise LayoutError(f"node {name}: unknown keys {sorted(unknown)}")
@@ -134,6 +157,7 @@ def parse_layout(data: Any) -> Layout:
                 host_device=str(raw.get("host_device", DEFAULT_HOST_DEVICE)),
                 multus=str(raw.get("multus", DEFAULT_MULTUS)),
                 labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+                sriov=_sriov(raw.get("sriov"), name),
             )
         )
     layout = Layout(nodes=tuple(nodes))
@@ -176,6 +200,13 @@ def validate(layout: Layout) -> None:
         for nic in node.nics:
             if nic.master and nic.master not in node.bridges:
                 raise LayoutError(f"node {node.name}, NIC {nic.name}: no bridge {nic.master}")
+        if node.sriov is not None:
+            spec, nics = node.sriov, {nic.name for nic in node.nics}
+            functions = [spec.pf, *spec.vfs]
+            if not set(functions) <= nics or len(set(functions)) != len(functions):
+                raise LayoutError(f"node {node.name}: sriov pf and vfs are distinct NICs of it")
+            if not 1 <= len(spec.vfs) + spec.vfio_vfs <= 8 or spec.vfio_vfs < 0:
+                raise LayoutError(f"node {node.name}: sriov has 1 to 8 VFs")
     if len(layout.nodes) > 50:
         raise LayoutError("at most 50 nodes")
 

@@ -48,6 +48,7 @@ OLD_NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/networks-status"  # written 
 NAD_PATH = "/apis/k8s.cni.cncf.io/v1/namespaces/{namespace}/network-attachment-definitions/{name}"
 EVENT_SOURCE = "multus"
 DEFAULT_NETWORK = "k8s-pod-network"  # Calico's network name, the pods' eth0
+HOST_PCI_DEVICES = "/sys/bus/pci/devices"  # where host-device looks a pciBusID up
 MULTUS_PLUGIN = 'plugin type="multus" name="multus-cni-network"'
 
 _SHORT_FORM = re.compile(r"^(?:(?P<ns>[^/@\s]+)/)?(?P<name>[^/@\s]+)(?:@(?P<ifname>[^/@\s]+))?$")
@@ -206,6 +207,7 @@ class Sandbox:
     host_device: Path  # the node's host-device release
     version: str  # Multus generation on this node: "3.9" or "4.2"
     delegates: list[Delegate] = field(default_factory=list)
+    pci_devices: Path | None = None  # mounted over /sys/bus/pci/devices for host-device
 
     @property
     def prefix(self) -> str:
@@ -347,8 +349,16 @@ class Multus:
             f"CNI_PATH={sandbox.host_device.parent}",
             f"CNI_ARGS={cni_args}",
         ]
+        plugin = ["env", "-i", *env, str(sandbox.host_device)]
+        if sandbox.pci_devices is not None:
+            # The node's simulated SR-IOV NIC (lab/sriov.py): host-device finds its pciBusID
+            # under /sys/bus/pci/devices, so that is where the tree is mounted, in a private
+            # mount namespace entered after `ip netns exec` mounted the node's sysfs.
+            script = f'mount --bind "$0" {HOST_PCI_DEVICES} && exec "$@"'
+            plugin = ["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                      str(sandbox.pci_devices), *plugin]  # fmt: skip
         proc = await asyncio.create_subprocess_exec(
-            "ip", "netns", "exec", sandbox.node_netns, "env", "-i", *env, str(sandbox.host_device),
+            "ip", "netns", "exec", sandbox.node_netns, *plugin,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
-from lab import topology
-from lab.layout import DEFAULT_LAYOUT, LayoutError, parse_layout
+from lab import sriov, topology
+from lab.layout import DEFAULT_LAYOUT, LayoutError, SriovSpec, load_layout, parse_layout
 from lab.multus import (
     AnnotationError,
     Attachment,
@@ -14,6 +16,38 @@ from lab.multus import (
     parse_networks,
     plugin_error_text,
 )
+from nodeagent.facts import unclaimed_pci_functions
+from nodeagent.sysfs import Sysfs
+
+
+def test_the_sriov_demo_layout_is_the_default_one_with_a_simulated_pf_on_node_c(tmp_path):
+    demo = load_layout(Path(__file__).resolve().parents[2] / "lab/layouts/sriov-demo.yaml")
+    assert [n.name for n in demo.nodes] == [n.name for n in DEFAULT_LAYOUT.nodes]
+    assert demo.node("node-a") == DEFAULT_LAYOUT.node("node-a")
+    node_c = demo.node("node-c")
+    assert node_c.sriov == SriovSpec(pf="ens3f0", vfs=("ens3f0v0", "ens3f0v1"), vfio_vfs=2)
+    assert node_c.internal_ip == "10.0.0.13"  # the PF is the node's uplink
+    addresses = sriov.build_tree(tmp_path, pf="ens3f0", vfs=("ens3f0v0",), vfio_vfs=1)
+    assert addresses == {
+        "pf": sriov.PF_ADDRESS,
+        "ens3f0v0": "0000:3b:02.0",
+        "vfio0": "0000:3b:02.1",
+    }
+    reader = Sysfs(str(tmp_path))
+    pf = reader.link_device("ens3f0")
+    assert (pf["pci_address"], pf["sriov_num_vfs"], pf["sriov_total_vfs"]) == (
+        sriov.PF_ADDRESS,
+        2,
+        8,
+    )
+    vf = reader.link_device("ens3f0v0")
+    assert (vf["pf_pci_address"], vf["vf_index"], vf["driver"]) == (sriov.PF_ADDRESS, 0, "iavf")
+    (vfio,) = unclaimed_pci_functions(reader, {"ens3f0", "ens3f0v0"})
+    assert (vfio["pci_address"], vfio["driver"], vfio["vf_index"]) == (
+        "0000:3b:02.1",
+        "vfio-pci",
+        1,
+    )
 
 
 def test_the_default_layout_has_the_documented_nics():
@@ -45,6 +79,23 @@ def test_the_default_layout_has_the_documented_nics():
             ]}]},
             "no bridge br0",
         ),
+        *[
+            (
+                {"nodes": [{"name": "n1", "nics": [
+                    {"name": "eth0", "address": "10.0.0.1/24", "default_route": True}, "eth1",
+                ], "sriov": sriov}]},
+                message,
+            )
+            for sriov, message in (
+                ({"pf": "eth9", "vfs": ["eth1"]}, "distinct NICs of it"),
+                ({"pf": "eth0", "vfs": ["eth0"]}, "distinct NICs of it"),
+                ({"pf": "eth0"}, "1 to 8 VFs"),
+                ({"pf": "eth0", "vfio_vfs": 9}, "1 to 8 VFs"),
+                ({"pf": "eth0", "vfio_vfs": True}, "vfio_vfs a number"),
+                ({"vfs": ["eth1"]}, "a mapping with pf"),
+                ("eth0", "a mapping with pf"),
+            )
+        ],
     ],
 )  # fmt: skip
 def test_it_rejects_a_layout_it_cannot_build(data, message):
