@@ -1,4 +1,5 @@
-"""The real Kubernetes components the lab runs, built from the pinned Go modules in lab/components/.
+"""The real Kubernetes components the lab runs (kube-apiserver, etcd, host-device releases, Multus
+v4.2.3 and host-local), built from the pinned Go modules in lab/components/.
 
 Each component has its own module (`lab/components/<name>/go.mod` + `tools.go`), so two releases
 of one project (host-device v1.2.0 and v1.6.2) can be pinned side by side and go.sum proves what

@@ -1,14 +1,18 @@
-"""The lab kubelet: pods on the real API server become network namespaces, through the lab's
-Multus and the node's real host-device release.
+"""The lab kubelet: pods on the real API server become network namespaces, through real Multus
+v4.2.3 and the node's real host-device release.
 
-It plays kube-scheduler + kubelet + containerd + Calico for the lab nodes, as the `lab-kubelet`
+It plays kube-scheduler + kubelet + containerd for the lab nodes (Calico's CNI plugin is
+lab/calico_cni.py, which Multus runs), as the `lab-kubelet`
 identity:
 
 1. scheduling: a pod without `spec.nodeName` is bound (`pods/<name>/binding`) to the lab node
    with the fewest pods among those matching its `nodeSelector` and required node affinity
    (Normal `Scheduled`); none matches: Warning `FailedScheduling`, condition PodScheduled False;
-2. sandbox: a pod namespace with an `eth0` veth whose host end stays in the node as
-   `cali<hash>` (Calico's part), then Multus ADD (lab/multus.py) with the node's host-device;
+2. sandbox: a pod namespace (`lo` up), then the node's real Multus binary, CNI ADD in the node's
+   namespace (lab/cni.py): Multus delegates eth0 to the cluster network and each attachment to
+   the node's host-device, and writes network-status itself; a failed ADD is followed by DEL,
+   as containerd tears the network down. A node set to Multus 3.9 gets the eth0 veth from the
+   kubelet and the lab's reproduction of 3.9 (lab/multus.py);
 3. success: status Running (strategic merge patch of pods/<name>/status), Events `Created`,
    `Started`; failure: the namespace goes, Warning `FailedCreatePodSandBox` with the runtime's
    wording around Multus' message, and the sandbox is tried again with back-off (10 s doubling
