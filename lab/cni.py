@@ -32,6 +32,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,7 @@ async def run_multus(
         f"CNI_ARGS={cni_args}",
         f"PATH={os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
     ]
+    started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         "ip", "netns", "exec", cni.netns, "env", "-i", *env, str(cni.multus),
         stdin=asyncio.subprocess.PIPE,
@@ -213,8 +215,8 @@ async def run_multus(
     stdout, stderr = await proc.communicate(cni.conf_path.read_bytes())
     run = PluginRun(proc.returncode == 0, stdout.decode(), stderr.decode())
     log.info(
-        "multus %s %s/%s on %s: rc=%s %s",
-        command, namespace, name, cni.node, proc.returncode,
+        "multus %s %s/%s on %s: rc=%s in %.2f s %s",
+        command, namespace, name, cni.node, proc.returncode, time.monotonic() - started,
         run.error_text() if not run.ok else "",
     )  # fmt: skip
     return run
