@@ -29,6 +29,7 @@ import ctypes
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -120,8 +121,14 @@ def install(
     ca: Path,
     token: str,
 ) -> NodeCni:
-    """Lay one node's CNI installation out (idempotent: a restarted daemon rewrites it)."""
+    """Lay one node's CNI installation out (a restarted lab rewrites it)."""
     cni = NodeCni(node, netns, directory)
+    # The daemon installs this on a freshly built node, with no pod on it yet: leases and Multus'
+    # delegate cache of a previous run (whose pods died with their namespaces, without DEL)
+    # would only leak addresses.
+    for leftover in (directory / "ipam", directory / "multus"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    cni.log_path.unlink(missing_ok=True)
     cni.bin_dir.mkdir(parents=True, exist_ok=True)
     for name, target in (("multus", multus), ("host-device", host_device),
                          ("host-local", host_local)):  # fmt: skip
