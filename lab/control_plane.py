@@ -8,12 +8,13 @@ service-account signing key pair and a static token file with one identity per a
 |-----------------|-----------------|------------------------------------------------------|
 | `lab-admin`     | system:masters  | `kubeconfig` (tests, kubectl, the lab's bootstrap)   |
 | `lab-kubelet`   | system:masters  | the lab kubelet (it also plays the scheduler)        |
-| `multus`        | -               | the lab's Multus, bound to Multus' own ClusterRole   |
+| `multus`        | -               | the Multus 3.9 the lab plays (lab/multus.py)          |
 
 `ControlPlane.start()` (in the daemon) runs etcd and kube-apiserver as children of the daemon
 (one process group, so `down` ends them with it), waits for `/readyz`, then bootstraps what the
 lab needs: the `nicportal` namespace, the NetworkAttachmentDefinition CRD (until it is served),
-Multus' RBAC, the portal's RBAC from `deploy/kubernetes/rbac.yaml` with a token of its
+Multus' RBAC (its ServiceAccount `kube-system/multus`, whose token real Multus uses on every
+node, see lab/cni.py), the portal's RBAC from `deploy/kubernetes/rbac.yaml` with a token of its
 ServiceAccount (`portal.kubeconfig`: the portal runs with exactly the shipped permissions), the
 Nodes, the agent DaemonSet (apps/v1, never reconciled) and the agent pods it controls (their
 ownerReferences name it with its uid; the lab kubelet marks them Running).
@@ -48,6 +49,7 @@ MANIFESTS = Path(__file__).resolve().parent / "manifests"
 PORTAL_RBAC = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes" / "rbac.yaml"
 PORTAL_SERVICE_ACCOUNT = ("nicportal", "nicportal-portal")
 PORTAL_TOKEN_SECONDS = 30 * 24 * 3600
+MULTUS_SERVICE_ACCOUNT = ("kube-system", "multus")
 SERVICE_CIDR = "10.96.0.0/16"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 IDENTITIES = {  # token name -> (user, groups)
@@ -220,6 +222,7 @@ class ControlPlane:
         from lab import kube_api
 
         await api.wait_for("/api/v1/namespaces/default")
+        await api.wait_for("/api/v1/namespaces/kube-system")  # Multus' ServiceAccount lives there
         await api.create(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "nicportal"}},
             exist_ok=True,
@@ -271,6 +274,20 @@ class ControlPlane:
             )
             del pod["status"]  # the API server ignores a status on create: the kubelet writes it
             await api.create(pod, exist_ok=True)
+
+    async def multus_token(self, api: Api) -> str:
+        """A token of Multus' ServiceAccount (kube-system/multus), for the nodes' kubeconfig."""
+        namespace, account = MULTUS_SERVICE_ACCOUNT
+        token = await api.call(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"expirationSeconds": PORTAL_TOKEN_SECONDS},
+            },
+        )
+        return str(token["status"]["token"])
 
     async def stop(self) -> None:
         for proc in reversed(self.processes):  # the API server first, etcd last

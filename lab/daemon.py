@@ -1,10 +1,11 @@
 """`python -m lab serve`: the lab's background process.
 
-It runs the control plane (etcd + kube-apiserver, lab/control_plane.py) on 127.0.0.1, the lab
-kubelet and supervises one node agent per lab node (restarting one that exits). It writes
-`ready` in the state dir once the API is bootstrapped and the kubelet watches pods. All its
-children share its process group, so `down` can end them all with one signal even if this
-process died first.
+It runs the control plane (etcd + kube-apiserver, lab/control_plane.py) on 127.0.0.1, makes the
+API server reachable from inside every node namespace and installs real Multus on each node
+(lab/cni.py), runs the lab kubelet and supervises one node agent per lab node (restarting one
+that exits). It writes `ready` in the state dir once the API is bootstrapped and the kubelet
+watches pods. All its children share its process group, so `down` can end them all with one
+signal even if this process died first.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab import components, kube_api
+from lab import cni, components, kube_api
 from lab.control_plane import ControlPlane, api_for
 from lab.kubelet import LabKubelet, LabNode
 from lab.state import LabState
@@ -119,8 +120,26 @@ async def serve(state: LabState) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    forwarder = cni.ApiForwarder(data["api_port"])
     try:
         await control_plane.start()
+        async with api_for(state, "admin") as admin:
+            multus_token = await control_plane.multus_token(admin)
+        # Real Multus runs in each node's namespace and talks to the API server from there.
+        await forwarder.start([node.netns for node in nodes])
+        for node in nodes:
+            node.cni = cni.install(
+                state.directory / "cni" / node.name,
+                node.name,
+                node.netns,
+                node.index,
+                multus=components.binary("multus"),
+                host_device=node.host_device,
+                host_local=components.binary("host-local-v1.6.2"),
+                api_url=data["api_url"],
+                ca=state.pki_dir / "ca.crt",
+                token=multus_token,
+            )
         async with api_for(state, "kubelet") as api, api_for(state, "multus") as multus_api:
             kubelet = LabKubelet(api=api, multus_api=multus_api, lab=data["name"], nodes=nodes)
             tasks = [asyncio.create_task(kubelet.run(), name="kubelet")]
@@ -139,6 +158,7 @@ async def serve(state: LabState) -> None:
                 task.cancel()
     finally:
         state.ready_file.unlink(missing_ok=True)
+        await forwarder.stop()
         await control_plane.stop()
 
 

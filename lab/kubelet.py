@@ -1,14 +1,18 @@
-"""The lab kubelet: pods on the real API server become network namespaces, through the lab's
-Multus and the node's real host-device release.
+"""The lab kubelet: pods on the real API server become network namespaces, through real Multus
+v4.2.3 and the node's real host-device release.
 
-It plays kube-scheduler + kubelet + containerd + Calico for the lab nodes, as the `lab-kubelet`
+It plays kube-scheduler + kubelet + containerd for the lab nodes (Calico's CNI plugin is
+lab/calico_cni.py, which Multus runs), as the `lab-kubelet`
 identity:
 
 1. scheduling: a pod without `spec.nodeName` is bound (`pods/<name>/binding`) to the lab node
    with the fewest pods among those matching its `nodeSelector` and required node affinity
    (Normal `Scheduled`); none matches: Warning `FailedScheduling`, condition PodScheduled False;
-2. sandbox: a pod namespace with an `eth0` veth whose host end stays in the node as
-   `cali<hash>` (Calico's part), then Multus ADD (lab/multus.py) with the node's host-device;
+2. sandbox: a pod namespace (`lo` up), then the node's real Multus binary, CNI ADD in the node's
+   namespace (lab/cni.py): Multus delegates eth0 to the cluster network and each attachment to
+   the node's host-device, and writes network-status itself; a failed ADD is followed by DEL,
+   as containerd tears the network down. A node set to Multus 3.9 gets the eth0 veth from the
+   kubelet and the lab's reproduction of 3.9 (lab/multus.py);
 3. success: status Running (strategic merge patch of pods/<name>/status), Events `Created`,
    `Started`; failure: the namespace goes, Warning `FailedCreatePodSandBox` with the runtime's
    wording around Multus' message, and the sandbox is tried again with back-off (10 s doubling
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import multus, topology
+from lab import cni, multus, topology
 from lab.api import Api, ApiError
 from lab.kube_api import AGENT_HOST_IP
 
@@ -57,6 +61,7 @@ class LabNode:
     host_device: Path = Path("/usr/lib/cni/host-device")
     multus_version: str = "4.2"
     pci_devices: Path | None = None  # a simulated SR-IOV NIC's devices directory (lab/sriov.py)
+    cni: cni.NodeCni | None = None  # the node's real Multus installation (lab/cni.py)
 
 
 @dataclass
@@ -67,12 +72,10 @@ class PodSandbox:
     namespace: str
     name: str
     node: LabNode
-    multus: multus.Sandbox
+    sandbox_id: str
+    netns: str
+    emulated: multus.Sandbox | None = None  # a Multus 3.9 node: the lab plays Multus
     pod_ip: str = ""
-
-    @property
-    def netns(self) -> str:
-        return self.multus.netns
 
 
 def now() -> str:
@@ -370,33 +373,21 @@ class LabKubelet:
             namespace=namespace,
             name=name,
             node=node,
-            multus=multus.Sandbox(
-                namespace=namespace,
-                name=name,
-                uid=uid,
-                sandbox_id=sandbox_id,
-                netns=topology.pod_netns(self.lab, uid),
-                node_netns=node.netns,
-                host_device=node.host_device,
-                version=node.multus_version,
-                pci_devices=node.pci_devices,
-            ),
+            sandbox_id=sandbox_id,
+            netns=topology.pod_netns(self.lab, uid),
         )
         self.sandboxes[uid] = sandbox
-        pod_ip = await self._create_sandbox_netns(sandbox)
-        cluster_mac = await self._link_mac(sandbox.netns, "eth0")
-        try:
-            await self.multus.add(sandbox.multus, cluster_mac, f"{pod_ip}/32")
-        except multus.SandboxError as exc:
+        if node.cni is not None and node.multus_version != "3.9":
+            failure, pod_ip = await self._add_with_multus(sandbox, node.cni)
+        else:
+            failure, pod_ip = await self._add_emulated(sandbox)
+        if failure is not None:
             topology.delete_namespaces([sandbox.netns])
             del self.sandboxes[uid]
             failures = self._failure_counts.get(uid, 0) + 1
             self._failure_counts[uid] = failures
             await self.record_event(
-                pod,
-                "Warning",
-                "FailedCreatePodSandBox",
-                multus.sandbox_failure(sandbox_id, str(exc)),
+                pod, "Warning", "FailedCreatePodSandBox", cni.sandbox_failure(sandbox_id, failure)
             )
             self._retry_later(pod, min(FIRST_BACKOFF * 2 ** (failures - 1), MAX_BACKOFF))
             return
@@ -406,6 +397,53 @@ class LabKubelet:
         await self._set_running(pod, node.internal_ip, pod_ip)
         await self.record_event(pod, "Normal", "Created", "Created container: main")
         await self.record_event(pod, "Normal", "Started", "Started container main")
+
+    async def _add_with_multus(
+        self, sandbox: PodSandbox, node_cni: cni.NodeCni
+    ) -> tuple[str | None, str]:
+        """The runtime's part: a namespace with lo up, then the real Multus ADD (which delegates
+        eth0 to the cluster network and each attachment to host-device). On a failure the
+        runtime tears the network down again (Multus DEL) before it removes the namespace.
+        Returns (Multus' error text or None, pod IP)."""
+        await _run("ip", "netns", "add", sandbox.netns)
+        await _run("ip", "-n", sandbox.netns, "link", "set", "lo", "up")
+        added = await cni.run_multus(node_cni, "ADD", **self._cni_identity(sandbox))
+        if not added.ok:
+            await cni.run_multus(node_cni, "DEL", **self._cni_identity(sandbox))
+            return added.error_text(), ""
+        return None, cni.pod_ip(added.result())
+
+    def _cni_identity(self, sandbox: PodSandbox) -> dict[str, Any]:
+        return {
+            "pci_devices": sandbox.node.pci_devices,
+            "namespace": sandbox.namespace,
+            "name": sandbox.name,
+            "uid": sandbox.uid,
+            "sandbox_id": sandbox.sandbox_id,
+            "pod_netns": sandbox.netns,
+        }
+
+    async def _add_emulated(self, sandbox: PodSandbox) -> tuple[str | None, str]:
+        """A Multus 3.9 node: the eth0 veth as Calico makes it, then the lab's own Multus."""
+        node = sandbox.node
+        sandbox.emulated = multus.Sandbox(
+            namespace=sandbox.namespace,
+            name=sandbox.name,
+            uid=sandbox.uid,
+            sandbox_id=sandbox.sandbox_id,
+            netns=sandbox.netns,
+            node_netns=node.netns,
+            host_device=node.host_device,
+            version=node.multus_version,
+            pci_devices=node.pci_devices,
+        )
+        pod_ip = await self._create_sandbox_netns(sandbox)
+        cluster_mac = await self._link_mac(sandbox.netns, "eth0")
+        try:
+            await self.multus.add(sandbox.emulated, cluster_mac, f"{pod_ip}/32")
+        except multus.SandboxError as exc:
+            return str(exc), ""
+        return None, pod_ip
 
     async def _set_running(
         self, pod: dict[str, Any], host_ip: str, pod_ip: str, *, resource_version: str = ""
@@ -502,9 +540,15 @@ class LabKubelet:
         if not topology.netns_exists(sandbox.netns):
             # The namespace died without DEL (a crash): nothing left to give back.
             log.info("pod %s/%s: netns already gone, no DEL", sandbox.namespace, sandbox.name)
-            sandbox.multus.delegates.clear()
+            if sandbox.emulated is not None:
+                sandbox.emulated.delegates.clear()
             return
-        await self.multus.delete(sandbox.multus, netns_exists=True)
+        if sandbox.emulated is not None:
+            await self.multus.delete(sandbox.emulated, netns_exists=True)
+        elif sandbox.node.cni is not None:
+            # Multus DEL: clears network-status, DELs each delegate in reverse (host-device
+            # gives the NIC back to the node); its errors are logged, never returned.
+            await cni.run_multus(sandbox.node.cni, "DEL", **self._cni_identity(sandbox))
         topology.delete_namespaces([sandbox.netns])
 
 

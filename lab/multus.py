@@ -1,7 +1,9 @@
-"""The lab's Multus (thin plugin): what real Multus does for a pod, against the real API server.
+"""Multus 3.9 as the lab reproduces it, and the networks-annotation parser `lab pod` uses.
 
-Real Multus cannot be built here (its module is not served by the module proxy this project can
-reach), so the lab reproduces it, step by step as its source does (`pkg/multus/multus.go`
+Nodes run real Multus v4.2.3 (lab/cni.py). Multus 3.9 (MicroK8s' addon) cannot be built here:
+the module proxy answers "This module version is not available" for
+`github.com/k8snetworkplumbingwg/multus-cni@v3.9.3+incompatible`. So for a node a layout sets to
+`multus: "3.9"` the lab reproduces it, step by step as its source does (`pkg/multus/multus.go`
 CmdAdd/CmdDel, `pkg/k8sclient`, the NAD client's `SetNetworkStatus`), with its own identity
 (the `multus` user, bound to Multus' own ClusterRole):
 
@@ -10,15 +12,16 @@ one: Warning Event `NoNetworkFound`, ADD fails); ADD each delegate in order with
 host-device binary (the cluster network first, made by the lab kubelet as Calico would); on a
 failure DEL every delegate so far in reverse and fail with the plugin's own error; after each
 success a Normal Event `AddedInterface` ("Add net1 [] from default/nad"); finally the
-network-status annotation through `PUT pods/<name>/status` inside a conflict retry (4.x GETs
-the pod on every try; 3.9 first tries with the pod it read at the start and also writes the
-deprecated `networks-status`). If that write fails, ADD fails, unless the pod is gone.
+network-status annotation through `PUT pods/<name>/status` inside a conflict retry (3.9 first
+tries with the pod it read at the start and also writes the deprecated `networks-status`;
+4.x GETs the pod on every try). If that write fails, ADD fails, unless the pod is gone.
 DEL: GET the pod (absent is fine); if the sandbox netns still exists, network-status `[]`; DEL
 each delegate in reverse; errors are logged, never returned.
 
 Status entries are what the NAD client's Go struct marshals: no `ips` key without addresses,
-no `default` unless true, always `dns`, JSON indented by four spaces. One difference remains:
-real Multus sends protobuf bodies; the lab sends JSON (the server stores the same object).
+no `default` unless true, always `dns`, JSON indented by four spaces (as real v4.2.3 writes
+them, tests/lab/test_real_multus.py). One difference remains: real Multus sends protobuf
+bodies; this reproduction sends JSON (the server stores the same object).
 
 The parser is the lab's own, written from the Network Plumbing WG spec, deliberately
 independent of the portal's code so that each checks the other.

@@ -28,6 +28,8 @@ def test_every_component_pins_one_version_in_its_own_module():
         "etcd": "v3.7.3",
         "host-device-v1.2.0": "v1.2.0",
         "host-device-v1.6.2": "v1.6.2",
+        "host-local-v1.6.2": "v1.6.2",
+        "multus": "v4.2.3",
     }
     for component in components.COMPONENTS.values():
         assert (component.module_dir / "go.sum").read_text().strip(), component.name
@@ -64,6 +66,17 @@ def test_kube_apiserver_and_etcd_are_the_pinned_releases():
     assert apiserver.stdout.split() == ["Kubernetes", "v1.37.2"]
     etcd = subprocess.run([str(built("etcd")), "--version"], capture_output=True, text=True)
     assert "etcd Version: 3.7.3" in etcd.stdout
+
+
+def test_multus_is_the_pinned_thin_plugin_release():
+    out = subprocess.run([str(built("multus")), "-version"], capture_output=True, text=True)
+    assert out.stdout.startswith("multus: version:v4.2.3(clean,released)"), out.stdout
+    # The thin plugin speaks CNI: it answers VERSION as every plugin does.
+    version = subprocess.run(
+        [str(built("multus"))], env={"CNI_COMMAND": "VERSION"}, input="", capture_output=True,
+        text=True, check=True,
+    )  # fmt: skip
+    assert "0.3.1" in json.loads(version.stdout)["supportedVersions"]
 
 
 def test_an_unknown_host_device_release_is_refused_by_name():
