@@ -258,14 +258,25 @@ def _apply_attachments(
             if (sel.namespace, sel.name) in status_by_nad:
                 continue
             error = failures.get((pod.namespace, pod.name), "")
+            # Multus writes a network-status entry only for a result with an interface in the
+            # pod: host-device's DPDK mode (a vfio-pci function by pciBusID) returns none. A
+            # running pod whose network-status Multus did write holds that NAD's device.
+            taken = pod.phase == "Running" and bool(pod.network_status) and not error
+            pci = nad_pci.get((sel.namespace, sel.name), "") if taken else ""
             wanted[
                 (pod.namespace, pod.name, sel.namespace, sel.name, sel.interface or f"net{idx}")
             ] = {
                 "node": node,
                 "pod_uid": pod.uid,
                 "mac": (sel.mac or "").lower(),
-                "pci_address": "",
-                "status": AttachmentStatus.FAILED if error else AttachmentStatus.PENDING,
+                "pci_address": pci.lower()[:16],
+                "status": (
+                    AttachmentStatus.ATTACHED
+                    if pci
+                    else AttachmentStatus.FAILED
+                    if error
+                    else AttachmentStatus.PENDING
+                ),
                 "error": error,
             }
     touched: set[int] = set()

@@ -225,6 +225,27 @@ def test_a_vf_in_a_pod_is_claimed_by_its_nads_pci_bus_id_or_its_device_info(srio
     assert attachments["app-0"].pci_address == fx.POD_VF
 
 
+@pytest.mark.parametrize(("phase", "state"), [("Running", S.POD), ("Pending", S.FREE)])
+def test_a_running_pod_holds_its_dpdk_nads_vf_though_multus_wrote_no_entry_for_it(
+    sriov, phase, state
+):
+    # Real Multus (v4.2.3) writes a network-status entry only for a result with an interface
+    # in the pod; host-device in DPDK mode returns none, so only the default entry is there.
+    dpdk = pod("dpdk-0", "sriov-0", [])
+    dpdk["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] = "dpdk/vf1"
+    dpdk["status"]["phase"] = phase
+    configs = {"vf1": {"name": "vf1", "type": "host-device", "pciBusID": fx.VFIO_VF}}
+    apply_listing(sriov.cluster, listing("sriov-0", pods=[dpdk], nad_configs=configs))
+    vf = rows(sriov)[fx.VFIO_VF]
+    assert vf.state == state, vf.reason
+    attachment = PodAttachment.objects.get()
+    if phase == "Running":
+        assert (attachment.status, attachment.pci_address) == ("attached", fx.VFIO_VF)
+        assert vf.holder == "pod dpdk/dpdk-0"
+    else:
+        assert (attachment.status, attachment.pci_address) == ("pending", "")
+
+
 def test_a_nad_with_a_resource_name_does_not_claim_its_pci_bus_id(sriov):
     configs = {"vf1": {"name": "vf1", "type": "host-device", "pciBusID": fx.VFIO_VF}}
     item = listing(
