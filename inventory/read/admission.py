@@ -16,6 +16,7 @@ Two speeds, so that a review costs at most one database query:
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -29,7 +30,16 @@ from django.db import close_old_connections, connection
 from inventory.models import Interface, NetworkAttachment, Node, Reservation
 from inventory.read import facts
 from inventory.rules import nad
-from inventory.rules.admission.decide import DeviceSelector, is_host_device, nad_selector
+from inventory.rules.admission.decide import (
+    NAMED_NODES,
+    DeviceSelector,
+    is_host_device,
+    nad_selector,
+)
+from inventory.rules.admission.fleet import DeviceClass
+from inventory.rules.admission.placement import Placement
+from inventory.rules.nad.devices import PRIMARY_REASON
+from inventory.rules.states import OwnershipState
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +61,7 @@ class NadEntry:
     team: str = ""  # the team NICPortal applied it for (its pods in a teamless namespace are its)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Index:
     cluster: str
     multus_version: str
@@ -61,6 +71,14 @@ class Index:
     nads: Mapping[str, NadEntry] = field(default_factory=dict)  # "ns/name"
     team_namespaces: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     loaded_at: float = 0.0  # time.monotonic()
+    # Where a fleet-wide pod may run, by placement (a Deployment's pods share one): computed
+    # once per index. A plain dict in a frozen Index: each entry is written whole, and two
+    # threads computing the same one store the same value.
+    placements: dict = field(default_factory=dict, compare=False)
+
+    @functools.cached_property
+    def by_id(self) -> Mapping[int, NodeEntry]:
+        return {n.id: n for n in self.nodes.values()}
 
 
 def load_index() -> Index:
@@ -75,8 +93,11 @@ def load_index() -> Index:
             loaded_at=time.monotonic(),
         )
     nodes = {}
-    for node in Node.objects.filter(cluster=cluster, in_cluster=True).only(
-        "id", "name", "labels", "cni"
+    # In code-point order of their names, as Python sorts them (and as device_classes() orders
+    # its rows): the order in which a fleet-wide review lists nodes.
+    for node in sorted(
+        Node.objects.filter(cluster=cluster, in_cluster=True).only("id", "name", "labels", "cni"),
+        key=lambda n: n.name,
     ):
         labels = node.labels if isinstance(node.labels, dict) else {}
         nodes[node.name] = NodeEntry(
@@ -229,3 +250,84 @@ _SELECT = (
     "   WHERE r.interface_id = i.id AND r.released_at IS NULL LIMIT 1)"
     f" FROM {_INTERFACE} i"
 )
+
+
+# --- fleet-wide reviews ----------------------------------------------------------------------
+
+# The facts the rules branch on (rules/nad/devices.py, lint.py, checks.py): devices alike in
+# all of them yield the same finding codes (rules/admission/fleet.py). The reservation's team,
+# a reserved row's holder (its team when no reservation row says), whether the reason names
+# the node's uplink, and the node's host-device plugin (its CNI facts) included.
+_CLASS_KEY = (
+    "m.state, m.kind, m.wireless, m.driver, m.has_netdev, m.sriov_num_vfs, m.team, "
+    "m.reserved_holder, m.primary_reason, m.plugin"
+)
+_CLASSES = (
+    "WITH m AS ("  # noqa: S608
+    f'SELECT {_COLUMNS}, i.node_id, n.name COLLATE "C" AS node_name,'
+    f" (SELECT g.name FROM {_RESERVATION} r JOIN {_GROUP} g ON g.id = r.team_id"
+    "   WHERE r.interface_id = i.id AND r.released_at IS NULL LIMIT 1) AS team,"
+    " CASE WHEN i.state = %s THEN i.holder END AS reserved_holder,"
+    " i.reason ~* %s AS primary_reason, n.cni -> 'host_device' AS plugin"
+    f" FROM {_INTERFACE} i JOIN {_NODE} n ON n.id = i.node_id"
+    " WHERE i.node_id = ANY(%s) AND i.{column} = %s),"
+    f" k AS (SELECT m.*, dense_rank() OVER (ORDER BY {_CLASS_KEY}) AS cls,"
+    f" row_number() OVER (PARTITION BY {_CLASS_KEY} ORDER BY m.node_name) AS rn FROM m)"
+    f" SELECT k.cls, {', '.join(f'k.{c}' for c in facts.DEVICE_COLUMNS)}, k.node_id, k.team,"
+    " NULL::int[] FROM k WHERE k.rn <= %s"
+    f" UNION ALL SELECT k.cls, {', '.join(['NULL'] * len(facts.DEVICE_COLUMNS))}, NULL, NULL,"
+    " array_agg(k.node_id ORDER BY k.node_name) FROM k GROUP BY k.cls"
+)
+_SELECTOR_COLUMNS = {"device": "name", "hwaddr": "mac", "pciBusID": "pci_address"}
+
+
+def candidates(index: Index, placement: Placement) -> tuple[str, ...]:
+    """The nodes of the index a pod with this placement may run on, in name order; computed
+    once per placement and index."""
+    if not placement.restricted:
+        return tuple(index.nodes)
+    found = index.placements.get(placement)
+    if found is None:
+        found = tuple(n.name for n in index.nodes.values() if placement.matches(n.name, n.labels))
+        if len(index.placements) < PLACEMENTS_KEPT:
+            index.placements[placement] = found
+    return found
+
+
+PLACEMENTS_KEPT = 256
+
+
+def device_classes(
+    index: Index, *, selector: DeviceSelector, nodes: Iterable[str]
+) -> list[DeviceClass] | None:
+    """The interfaces `selector` picks on `nodes` (names of the index), grouped into classes
+    that the rules cannot tell apart, with the facts of each class's first NAMED_NODES members:
+    ONE query, whose rows are O(classes) plus one array of node ids per class. None when a node
+    has two matching interfaces (a MAC shared by bond members): the caller judges node by node.
+
+    As fresh as devices(): ownership and reservations are read at the time of the review."""
+    column = _SELECTOR_COLUMNS.get(selector.selector)
+    ids = [index.nodes[name].id for name in nodes if name in index.nodes]
+    if column is None or not ids:
+        return []
+    params = [OwnershipState.RESERVED.value, PRIMARY_REASON.pattern, ids, selector.value]
+    with connection.cursor() as cursor:
+        cursor.execute(_CLASSES.replace("{column}", column), [*params, NAMED_NODES])
+        rows = cursor.fetchall()
+    by_id = index.by_id
+    read: dict[int, list[nad.DeviceFacts]] = {}
+    members: dict[int, tuple[str, ...]] = {}
+    for row in rows:
+        cls, values, (node_id, team, node_ids) = row[0], row[1:-3], row[-3:]
+        if node_ids is not None:
+            members[cls] = tuple(by_id[i].name for i in node_ids)
+            continue
+        node = by_id[node_id]
+        read.setdefault(cls, []).append(
+            facts.device_from_values(
+                node.name, values, reserved_team=team or "", plugin=node.plugin
+            )
+        )
+    if sum(map(len, members.values())) != len({n for names in members.values() for n in names}):
+        return None
+    return [DeviceClass(tuple(read[cls]), members[cls]) for cls in sorted(members)]

@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 from inventory.models import AdmissionRecord
 from inventory.read import admission as admission_facts
 from inventory.rules import multus, nad
-from inventory.rules.admission import decide, placement
+from inventory.rules.admission import decide, fleet, placement
 from inventory.rules.admission.review import (
     AdmissionRequest,
     Decision,
@@ -55,6 +55,9 @@ ALLOWED, WARNED, DENIED, ERRORED = "allowed", "warned", "denied", "errored"
 DECISIONS = (ALLOWED, WARNED, DENIED, ERRORED)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 RESOURCES = {decide.NADS: "nads", decide.PODS: "pods"}
+# Fleet-wide pods are judged on device classes (rules/admission/fleet.py), in O(classes); False
+# judges them node by node (tests compare both).
+FLEET_CLASSES = True
 
 
 def review(body: bytes) -> tuple[int, dict[str, Any]]:
@@ -207,23 +210,32 @@ def _decide_pod(request: AdmissionRequest) -> Decision:
             # labels are still checked below.
             unknown = sorted(n for n in pinned if n not in index.nodes)
             pool = [index.nodes[n] for n in sorted(pinned) if n in index.nodes]
+            candidates = [n.name for n in pool if where.matches(n.name, n.labels)]
         else:
-            pool = list(index.nodes.values())
-        candidates = [n.name for n in pool if where.matches(n.name, n.labels)]
-    found: dict[str, list] = {}
-    if candidates:
-        found = admission_facts.devices(
-            index, selectors=selectors, nodes=candidates if pinned is not None else None
-        )
-    return decide.decide_pod(
+            candidates = list(admission_facts.candidates(index, where))
+    judge = functools.partial(
+        decide.decide_pod,
         namespace=request.namespace,
         pod=name,
         attachments=attachments,
         candidates=candidates,
         unknown_nodes=unknown,
-        devices=found,
         team_namespaces=index.team_namespaces,
     )
+    if not candidates:
+        return judge(devices={})
+    if FLEET_CLASSES and pinned is None and len(set(selectors)) == 1:
+        # A pod that may run on any node: its one device, grouped (rules/admission/fleet.py).
+        classes = admission_facts.device_classes(index, selector=selectors[0], nodes=candidates)
+        if classes is not None:
+            try:
+                return judge(devices={}, classes=classes)
+            except fleet.ClassMismatch:
+                log.warning("admission fleet classes disagree; judging node by node")
+    found = admission_facts.devices(
+        index, selectors=selectors, nodes=candidates if pinned is not None else None
+    )
+    return judge(devices=found)
 
 
 def _answer(request: AdmissionRequest, decision: Decision, mode: str) -> tuple[dict, str]:

@@ -37,7 +37,8 @@ WIRELESS_DRIVERS = frozenset(
 
 # The ownership reasons of a node's uplink: the default route, a Kubernetes node address, or a
 # NIC pinned as the uplink although a snapshot no longer shows it so (rules/crosscheck.py).
-_PRIMARY_REASON = re.compile(r"default route|internal ?ip|external ?ip|node's uplink", re.I)
+# read/admission.py hands the pattern to PostgreSQL (~*): keep it to what both read alike.
+PRIMARY_REASON = re.compile(r"default route|internal ?ip|external ?ip|node's uplink", re.I)
 
 _STATE_WORDS = {
     OwnershipState.SYSTEM: "used by the node itself",
@@ -65,7 +66,7 @@ def _because(device: DeviceFacts) -> str:
 
 
 def is_primary_nic(device: DeviceFacts) -> bool:
-    return device.state == OwnershipState.SYSTEM and bool(_PRIMARY_REASON.search(device.reason))
+    return device.state == OwnershipState.SYSTEM and bool(PRIMARY_REASON.search(device.reason))
 
 
 def is_wireless(device: DeviceFacts) -> bool:

@@ -1,0 +1,211 @@
+"""Fleet-wide pod reviews judged on device classes (rules/admission/fleet.py, one grouped query
+in read/admission.py) decide exactly as the node-by-node path: the same Decision (allowed,
+causes, fields, fixes, messages naming the same nodes and counts, warnings) on random fleets
+in PostgreSQL, with every ownership state, reservations of several teams, primary NICs,
+wireless and DPDK drivers, VFs, plugins, node names whose order depends on the collation, and
+pods with placements and several attachments."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from inventory.choices import OwnershipState
+from inventory.models import NetworkAttachment, TeamNamespace
+from inventory.read import admission as admission_facts
+from inventory.rules.admission.fleet import DeviceClass
+from inventory.rules.admission.review import parse_review
+from inventory.services import admission
+from tests.factories import make_cluster, make_interface, make_node, make_reservation, make_team
+
+pytestmark = pytest.mark.django_db
+
+NAMES = ("eth0", "eth1", "ens1f0", "ens1f1")
+PCI = {name: f"0000:3b:00.{i}" for i, name in enumerate(NAMES)}
+PLUGINS = (
+    {"host_device": {"version": "1.1.1", "supported_versions": ["0.3.1", "0.4.0", "1.0.0"]}},
+    {"host_device": {"version": "1.6.0", "supported_versions": ["0.3.1", "1.0.0", "1.1.0"]}},
+    {},
+)
+REASONS = {
+    OwnershipState.SYSTEM: ("carries the default route", "node's InternalIP 10.0.0.9", "a bond"),
+    OwnershipState.POD: ("moved into pod default/web-0 by host-device",),
+}
+DRIVERS = ("ixgbe", "ixgbe", "mlx5_core", "vfio-pci", "iwlwifi")
+
+
+def random_fleet(rng: random.Random) -> dict:
+    cluster = make_cluster(name="prod")
+    teams = [make_team(name) for name in ("platform", "ml", "storage")]
+    TeamNamespace.objects.create(team=teams[0], pattern="platform-*")
+    TeamNamespace.objects.create(team=teams[1], pattern="ml")
+    macs = []
+    for i in range(rng.randint(4, 30)):
+        # Names whose code-point order differs from a linguistic collation's.
+        name = rng.choice(("node-{}", "node{}", "n.{}", "Node-{}"))
+        node = make_node(
+            cluster,
+            name=name.format(i).lower() if rng.random() < 0.8 else name.format(i),
+            cni=rng.choice(PLUGINS),
+            labels={"rack": rng.choice(("r1", "r2")), "kubernetes.io/hostname": f"h{i}"},
+        )
+        for nic in rng.sample(NAMES, rng.randint(1, len(NAMES))):
+            state = rng.choice(list(OwnershipState))
+            driver = rng.choice(DRIVERS)
+            row = make_interface(
+                node,
+                name=nic,
+                pci_address=PCI[nic] if rng.random() < 0.9 else "",
+                driver=driver,
+                kind=rng.choice(("physical", "physical", "wireless")),
+                wireless=driver == "iwlwifi",
+                state=state,
+                reason=rng.choice(REASONS.get(state, ("",))) if rng.random() < 0.9 else "",
+                holder=(
+                    rng.choice(("team ml", "team platform", ""))
+                    if state == OwnershipState.RESERVED
+                    else "pod default/web-0"
+                    if state == OwnershipState.POD
+                    else ""
+                ),
+                has_netdev=rng.random() < 0.85,
+                sriov_num_vfs=rng.choice((0, 0, 4)),
+            )
+            macs.append(row.mac)
+            if state in (OwnershipState.FREE, OwnershipState.RESERVED) and rng.random() < 0.3:
+                make_reservation(row, rng.choice(teams))
+    configs = [("default", f"dev-{nic}", {"device": nic}) for nic in NAMES]
+    configs += [
+        ("default", "pci", {"pciBusID": PCI["eth1"]}),
+        ("ml", "ml-eth1", {"device": "eth1"}),
+    ]
+    configs += [("default", "mac", {"hwaddr": rng.choice(macs).upper()})]
+    for namespace, name, selector in configs:
+        NetworkAttachment.objects.create(
+            cluster=cluster,
+            namespace=namespace,
+            name=name,
+            config=json.dumps(
+                {"cniVersion": "0.3.1", "name": name, "type": "host-device", **selector}
+            ),
+            team=rng.choice([None, *teams]),
+        )
+    return {"nads": [f"{ns}/{name}" for ns, name, _ in configs]}
+
+
+def pod_review(rng: random.Random, nads: list[str]) -> bytes:
+    networks = rng.choice(nads)
+    if rng.random() < 0.3:
+        networks += "," + rng.choice(nads)  # the same NAD twice, or two
+    spec: dict = {}
+    if rng.random() < 0.3:
+        spec["nodeSelector"] = {"rack": rng.choice(("r1", "r2", "r3"))}
+    elif rng.random() < 0.2:
+        term = {"matchExpressions": [{"key": "rack", "operator": "NotIn", "values": ["r2"]}]}
+        spec["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
+            }
+        }
+    namespace = rng.choice(("ml", "platform-a", "default", "lonely"))
+    pod = {"metadata": {"name": "p", "annotations": {"k8s.v1.cni.cncf.io/networks": networks}}}
+    return json.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u",
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "operation": "CREATE",
+                "namespace": namespace,
+                "object": {**pod, "spec": spec},
+            },
+        }
+    ).encode()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fleet_wide_pods_are_decided_as_node_by_node(settings, monkeypatch, seed):
+    settings.CLUSTER_NAME = "prod"
+    settings.WEBHOOK_INDEX_MAX_AGE = 3600
+    rng = random.Random(seed)
+    fleet = random_fleet(rng)
+    admission_facts.INDEX.background = False
+    admission_facts.INDEX.reload()
+    grouped = 0
+    try:
+        for _ in range(25):
+            request = parse_review(pod_review(rng, fleet["nads"]))
+            monkeypatch.setattr(admission, "FLEET_CLASSES", True)
+            with CaptureQueriesContext(connection) as queries:
+                fast = admission.decide_request(request)
+            grouped += sum("dense_rank" in q["sql"] for q in queries)
+            monkeypatch.setattr(admission, "FLEET_CLASSES", False)
+            slow = admission.decide_request(request)
+            assert fast == slow, request.object
+            assert len(queries) <= 1
+    finally:
+        admission_facts.INDEX.clear()
+        admission_facts.INDEX.background = True
+    assert grouped > 0  # the grouped query did the judging
+
+
+def test_a_class_that_is_not_one_falls_back_to_node_by_node(settings, monkeypatch):
+    """Two read members of one class yielding different codes (a fact the grouping would have
+    missed) make the review judge node by node: same answer, one more query."""
+    settings.CLUSTER_NAME = "prod"
+    cluster = make_cluster(name="prod")
+    for i in range(5):
+        node = make_node(cluster, name=f"node-{i}")
+        make_interface(node, name="eth1", driver="ixgbe")
+    NetworkAttachment.objects.create(
+        cluster=cluster,
+        namespace="default",
+        name="n",
+        config=json.dumps(
+            {"cniVersion": "0.3.1", "name": "n", "type": "host-device", "device": "eth1"}
+        ),
+    )
+    body = json.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u",
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "operation": "CREATE",
+                "namespace": "default",
+                "object": {
+                    "metadata": {
+                        "name": "p",
+                        "annotations": {"k8s.v1.cni.cncf.io/networks": "default/n"},
+                    }
+                },
+            },
+        }
+    ).encode()
+    admission_facts.INDEX.background = False
+    admission_facts.INDEX.reload()
+    real = admission_facts.device_classes
+
+    def split(index, **kwargs):
+        classes = real(index, **kwargs)
+        first, second, *rest = classes[0].devices
+        odd = dataclasses.replace(second, state=OwnershipState.MISSING.value)
+        return [DeviceClass((first, odd, *rest), classes[0].nodes)]
+
+    try:
+        expected = admission.decide_request(parse_review(body))
+        assert expected.allowed is True
+        monkeypatch.setattr(admission_facts, "device_classes", split)
+        with CaptureQueriesContext(connection) as queries:
+            assert admission.decide_request(parse_review(body)) == expected
+        assert len(queries) == 2  # the grouped query, then node by node
+    finally:
+        admission_facts.INDEX.clear()
+        admission_facts.INDEX.background = True
