@@ -259,24 +259,25 @@ _SELECT = (
 # a reserved row's holder (its team when no reservation row says), whether the reason names
 # the node's uplink, and the node's host-device plugin (its CNI facts) included.
 _CLASS_KEY = (
-    "m.state, m.kind, m.wireless, m.driver, m.has_netdev, m.sriov_num_vfs, m.team, "
-    "m.reserved_holder, m.primary_reason, m.plugin"
+    "i.state, i.kind, i.wireless, i.driver, i.has_netdev, i.sriov_num_vfs, t.team,"
+    " CASE WHEN i.state = %(reserved)s THEN i.holder END,"
+    " CASE WHEN i.state = %(system)s THEN i.reason ~* %(primary)s END, n.cni -> 'host_device'"
 )
+# One row per class member whose facts are read (the first NAMED_NODES in node-name order);
+# the first row of a class also carries the ids of all its members' nodes, in that order. The
+# active reservations are hash-joined (few), not looked up row by row.
 _CLASSES = (
-    "WITH m AS ("  # noqa: S608
-    f'SELECT {_COLUMNS}, i.node_id, n.name COLLATE "C" AS node_name,'
-    f" (SELECT g.name FROM {_RESERVATION} r JOIN {_GROUP} g ON g.id = r.team_id"
-    "   WHERE r.interface_id = i.id AND r.released_at IS NULL LIMIT 1) AS team,"
-    " CASE WHEN i.state = %s THEN i.holder END AS reserved_holder,"
-    " i.reason ~* %s AS primary_reason, n.cni -> 'host_device' AS plugin"
+    'WITH c AS (SELECT (array_agg(i.id ORDER BY i.node_name COLLATE "C"))[1:%(named)s] AS ids,'  # noqa: S608
+    ' array_agg(i.node_id ORDER BY i.node_name COLLATE "C") AS nodes, min(t.team) AS team'
     f" FROM {_INTERFACE} i JOIN {_NODE} n ON n.id = i.node_id"
-    " WHERE i.node_id = ANY(%s) AND i.{column} = %s),"
-    f" k AS (SELECT m.*, dense_rank() OVER (ORDER BY {_CLASS_KEY}) AS cls,"
-    f" row_number() OVER (PARTITION BY {_CLASS_KEY} ORDER BY m.node_name) AS rn FROM m)"
-    f" SELECT k.cls, {', '.join(f'k.{c}' for c in facts.DEVICE_COLUMNS)}, k.node_id, k.team,"
-    " NULL::int[] FROM k WHERE k.rn <= %s"
-    f" UNION ALL SELECT k.cls, {', '.join(['NULL'] * len(facts.DEVICE_COLUMNS))}, NULL, NULL,"
-    " array_agg(k.node_id ORDER BY k.node_name) FROM k GROUP BY k.cls"
+    f" LEFT JOIN (SELECT r.interface_id, g.name AS team FROM {_RESERVATION} r"
+    f" JOIN {_GROUP} g ON g.id = r.team_id WHERE r.released_at IS NULL) t"
+    " ON t.interface_id = i.id"
+    " WHERE n.cluster_id = %(cluster)s AND n.in_cluster AND i.{column} = %(value)s"
+    f" GROUP BY {_CLASS_KEY})"
+    f" SELECT CASE WHEN r.ord = 1 THEN c.nodes END, {_COLUMNS}, i.node_id, c.team"
+    f" FROM c CROSS JOIN LATERAL unnest(c.ids) WITH ORDINALITY AS r(id, ord)"
+    f" JOIN {_INTERFACE} i ON i.id = r.id ORDER BY c.nodes[1], r.ord"
 )
 _SELECTOR_COLUMNS = {"device": "name", "hwaddr": "mac", "pciBusID": "pci_address"}
 
@@ -297,37 +298,44 @@ def candidates(index: Index, placement: Placement) -> tuple[str, ...]:
 PLACEMENTS_KEPT = 256
 
 
-def device_classes(
-    index: Index, *, selector: DeviceSelector, nodes: Iterable[str]
-) -> list[DeviceClass] | None:
-    """The interfaces `selector` picks on `nodes` (names of the index), grouped into classes
-    that the rules cannot tell apart, with the facts of each class's first NAMED_NODES members:
-    ONE query, whose rows are O(classes) plus one array of node ids per class. None when a node
-    has two matching interfaces (a MAC shared by bond members): the caller judges node by node.
+def device_classes(index: Index, *, selector: DeviceSelector) -> list[DeviceClass] | None:
+    """The interfaces `selector` picks on the nodes of the index, grouped into classes that the
+    rules cannot tell apart, with the facts of each class's first NAMED_NODES members: ONE
+    query, whose rows are O(classes), with one array of node ids per class. None when a node
+    has two matching interfaces (a MAC shared by bond members) or is not in the index yet (added
+    since it was built): the caller then judges node by node.
 
     As fresh as devices(): ownership and reservations are read at the time of the review."""
     column = _SELECTOR_COLUMNS.get(selector.selector)
-    ids = [index.nodes[name].id for name in nodes if name in index.nodes]
-    if column is None or not ids:
+    if column is None or index.cluster_id is None:
         return []
-    params = [OwnershipState.RESERVED.value, PRIMARY_REASON.pattern, ids, selector.value]
+    params = {
+        "reserved": OwnershipState.RESERVED.value,
+        "system": OwnershipState.SYSTEM.value,
+        "primary": PRIMARY_REASON.pattern,
+        "named": NAMED_NODES,
+        "cluster": index.cluster_id,
+        "value": selector.value,
+    }
     with connection.cursor() as cursor:
-        cursor.execute(_CLASSES.replace("{column}", column), [*params, NAMED_NODES])
+        cursor.execute(_CLASSES.replace("{column}", column), params)
         rows = cursor.fetchall()
     by_id = index.by_id
-    read: dict[int, list[nad.DeviceFacts]] = {}
-    members: dict[int, tuple[str, ...]] = {}
+    classes: list[tuple[list[nad.DeviceFacts], tuple[str, ...]]] = []
+    seen = 0
     for row in rows:
-        cls, values, (node_id, team, node_ids) = row[0], row[1:-3], row[-3:]
+        node_ids, values, (node_id, team) = row[0], row[1:-2], row[-2:]
         if node_ids is not None:
-            members[cls] = tuple(by_id[i].name for i in node_ids)
-            continue
+            if any(i not in by_id for i in node_ids):
+                return None
+            seen += len(node_ids)
+            classes.append(([], tuple(by_id[i].name for i in node_ids)))
         node = by_id[node_id]
-        read.setdefault(cls, []).append(
+        classes[-1][0].append(
             facts.device_from_values(
                 node.name, values, reserved_team=team or "", plugin=node.plugin
             )
         )
-    if sum(map(len, members.values())) != len({n for names in members.values() for n in names}):
+    if seen != len({n for _devices, names in classes for n in names}):
         return None
-    return [DeviceClass(tuple(read[cls]), members[cls]) for cls in sorted(members)]
+    return [DeviceClass(tuple(devices), names) for devices, names in classes]
