@@ -36,9 +36,10 @@ from inventory.rules.admission.decide import (
     is_host_device,
     nad_selector,
 )
-from inventory.rules.admission.fleet import DeviceClass
 from inventory.rules.admission.placement import Placement
+from inventory.rules.nad.checks import explicit_cni_version_findings
 from inventory.rules.nad.devices import PRIMARY_REASON
+from inventory.rules.nad.fleet import DeviceClass
 from inventory.rules.states import OwnershipState
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,21 @@ class Index:
     # threads computing the same one store the same value.
     placements: dict = field(default_factory=dict, compare=False)
 
+    versions: dict = field(default_factory=dict, compare=False)  # cniVersion -> findings
+
     @functools.cached_property
     def by_id(self) -> Mapping[int, NodeEntry]:
         return {n.id: n for n in self.nodes.values()}
+
+    def version_findings(self, version: str) -> list[nad.Finding]:
+        """What the linter says of `version` on every node's plugin and Multus (a NAD that may
+        land on every node): computed once per version and index, from the index's own facts."""
+        found = self.versions.get(version)
+        if found is None:
+            found = explicit_cni_version_findings(version, dict(self.plugins), self.multus_version)
+            if len(self.versions) < MEMO_ENTRIES:
+                self.versions[version] = found
+        return list(found)
 
 
 def load_index() -> Index:
@@ -290,12 +303,13 @@ def candidates(index: Index, placement: Placement) -> tuple[str, ...]:
     found = index.placements.get(placement)
     if found is None:
         found = tuple(n.name for n in index.nodes.values() if placement.matches(n.name, n.labels))
-        if len(index.placements) < PLACEMENTS_KEPT:
+        if len(index.placements) < MEMO_ENTRIES:
             index.placements[placement] = found
     return found
 
 
-PLACEMENTS_KEPT = 256
+# Placements and cniVersions remembered per index (a bound: pods are made up by their users).
+MEMO_ENTRIES = 256
 
 
 def device_classes(index: Index, *, selector: DeviceSelector) -> list[DeviceClass] | None:

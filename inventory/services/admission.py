@@ -47,6 +47,7 @@ from inventory.rules.admission.review import (
     parse_review,
     response,
 )
+from inventory.rules.nad import fleet as nad_fleet
 from inventory.rules.nad import render
 
 log = logging.getLogger("inventory.admission")
@@ -141,6 +142,26 @@ def _decide_nad(request: AdmissionRequest) -> Decision:
         # The nodes the NAD can land on: those its nicportal.io/nodes annotation names (the
         # linter checks only those), else every node.
         landing = decide.nad_nodes(new.annotations)
+        if FLEET_CLASSES and landing is None and selector and set(selectors) == {selector}:
+            # Every node, one device: grouped (rules/nad/fleet.py).
+            classes = admission_facts.device_classes(index, selector=selector)
+            if classes is not None:
+                view = nad_fleet.FleetView(
+                    nodes=index.nodes.keys(), classes=classes, versions=index.version_findings
+                )
+                try:
+                    return decide.decide_nad(
+                        request,
+                        new,
+                        old=old,
+                        devices_by_node=view.inventory,
+                        plugins_by_node=index.plugins,
+                        multus_version=index.multus_version,
+                        notes=notes,
+                        fleet=view,
+                    )
+                except nad_fleet.ClassMismatch:
+                    log.warning("admission fleet classes disagree; linting node by node")
         names = sorted(n for n in landing if n in index.nodes) if landing else list(index.nodes)
         if landing and len(names) < len(landing):
             notes.append(

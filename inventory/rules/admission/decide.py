@@ -29,6 +29,7 @@ from inventory.rules.admission.fleet import DeviceClass, add_unread, check_alike
 from inventory.rules.admission.review import AdmissionRequest, Cause, Decision
 from inventory.rules.nad import render
 from inventory.rules.nad.devices import device_findings, where
+from inventory.rules.nad.fleet import FleetView
 from inventory.rules.nad.names import normalize_mac
 from inventory.rules.states import OwnershipState
 from inventory.rules.teams import namespace_teams, pod_teams
@@ -169,9 +170,13 @@ def decide_nad(
     plugins_by_node: Mapping[str, nad.PluginFacts],
     multus_version: str,
     notes: Sequence[str] = (),
+    fleet: FleetView | None = None,
 ) -> Decision:
     """`devices_by_node`: every node the NAD can land on with its devices matching the NAD's
-    selector (None: no inventory to check against)."""
+    selector (None: no inventory to check against). Or, for a NAD that may land on every node,
+    `fleet`: the devices its selector picks there, grouped (`devices_by_node` then holds each
+    group's first members: fleet.inventory). Raises ClassMismatch when a class turns out not to
+    be one."""
     summary = f"NAD {new.namespace}/{new.name}"
     if new.problem:
         return Decision(
@@ -180,14 +185,16 @@ def decide_nad(
             warnings=(f"NICPortal could not check {summary}: {new.problem}.",),
             judged=False,
         )
-    findings = _lint(new, devices_by_node, plugins_by_node, multus_version)
+    findings = _lint(new, devices_by_node, plugins_by_node, multus_version, fleet)
     old_errors: set[tuple[str, str]] = set()
     if request.operation == "UPDATE" and old is not None and not old.problem:
+        old_fleet = fleet.fresh() if fleet is not None else None
         old_errors = {
             (f.code, f.field)
-            for f in _lint(old, devices_by_node, plugins_by_node, multus_version)
+            for f in _lint(old, devices_by_node, plugins_by_node, multus_version, old_fleet)
             if f.severity == nad.ERROR
         }
+    unread = _Unread()
     # Devices whose state is a moment, not a property: in a pod now, or not known right now.
     passing = {
         where(d)
@@ -198,14 +205,18 @@ def decide_nad(
     causes: list[Cause] = []
     warnings: list[str] = list(notes)
     for finding in findings:
+        more = fleet.weights.get(id(finding), 0) if fleet is not None else 0
         if finding.severity == nad.ERROR:
             if (finding.code, finding.field) in old_errors:
                 warnings.append(_warning(finding, "already in the old object: "))
+                unread.warnings[f"NICPortal {finding.code}"] += more
             elif finding.code == "DEVICE_IN_POD" or (
                 finding.code in _PASSING_CODES and _about(finding, passing)
             ):
                 warnings.append(_warning(finding))
+                unread.warnings[f"NICPortal {finding.code}"] += more
             else:
+                unread.causes[finding.code] += more
                 causes.append(
                     Cause(
                         finding.code,
@@ -216,11 +227,12 @@ def decide_nad(
                 )
         elif finding.severity == nad.WARNING:
             warnings.append(_warning(finding))
+            unread.warnings[f"NICPortal {finding.code}"] += more
     return Decision(
         allowed=not causes,
         summary=summary,
-        causes=tuple(_grouped(causes)),
-        warnings=tuple(_grouped_warnings(warnings)),
+        causes=tuple(_grouped(causes, unread.causes)),
+        warnings=tuple(_grouped_warnings(warnings, unread.warnings)),
         code=422,
         reason="Invalid",
         judged=is_host_device(new.config) or bool(causes),
@@ -232,6 +244,7 @@ def _lint(
     devices_by_node: Mapping[str, Sequence[nad.DeviceFacts]] | None,
     plugins_by_node: Mapping[str, nad.PluginFacts],
     multus_version: str,
+    fleet: FleetView | None = None,
 ) -> list[nad.Finding]:
     return nad.lint(
         namespace=obj.namespace,
@@ -241,6 +254,7 @@ def _lint(
         devices_by_node=devices_by_node,
         plugins_by_node=plugins_by_node,
         multus_version=multus_version,
+        fleet=fleet,
     )
 
 

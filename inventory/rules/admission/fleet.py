@@ -26,27 +26,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence, Set
-from dataclasses import dataclass
 
-from inventory.rules import nad
+from inventory.rules.nad.fleet import ClassMismatch, DeviceClass
 
-
-class ClassMismatch(Exception):
-    """Two members of one device class yielded different findings: judge node by node."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceClass:
-    """Devices matching one selector that the rules cannot tell apart (same state, kind,
-    driver, netdev, VFs, reservation, primary-NIC reason, plugin)."""
-
-    devices: tuple[nad.DeviceFacts, ...]  # its first members, in node-name order
-    nodes: tuple[str, ...]  # every member's node, in node-name order
-
-    @property
-    def unread(self) -> int:
-        """Members whose facts were not read (counted, never named)."""
-        return len(self.nodes) - len(self.devices)
+__all__ = ["ClassMismatch", "DeviceClass", "add_unread", "check_alike", "restricted"]
 
 
 def check_alike(signatures: Iterable[tuple]) -> tuple:
