@@ -20,7 +20,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -286,7 +286,7 @@ _CLASSES = (
     f" LEFT JOIN (SELECT r.interface_id, g.name AS team FROM {_RESERVATION} r"
     f" JOIN {_GROUP} g ON g.id = r.team_id WHERE r.released_at IS NULL) t"
     " ON t.interface_id = i.id"
-    " WHERE n.cluster_id = %(cluster)s AND n.in_cluster AND i.{column} = %(value)s"
+    " WHERE n.cluster_id = %(cluster)s AND n.in_cluster AND i.{column} = %(value)s{nodes}"
     f" GROUP BY {_CLASS_KEY})"
     f" SELECT CASE WHEN r.ord = 1 THEN c.nodes END, {_COLUMNS}, i.node_id, c.team"
     f" FROM c CROSS JOIN LATERAL unnest(c.ids) WITH ORDINALITY AS r(id, ord)"
@@ -312,12 +312,14 @@ def candidates(index: Index, placement: Placement) -> tuple[str, ...]:
 MEMO_ENTRIES = 256
 
 
-def device_classes(index: Index, *, selector: DeviceSelector) -> list[DeviceClass] | None:
-    """The interfaces `selector` picks on the nodes of the index, grouped into classes that the
-    rules cannot tell apart, with the facts of each class's first NAMED_NODES members: ONE
-    query, whose rows are O(classes), with one array of node ids per class. None when a node
-    has two matching interfaces (a MAC shared by bond members) or is not in the index yet (added
-    since it was built): the caller then judges node by node.
+def device_classes(
+    index: Index, *, selector: DeviceSelector, nodes: Collection[str] | None = None
+) -> list[DeviceClass] | None:
+    """The interfaces `selector` picks on `nodes` (every node of the index when None), grouped
+    into classes that the rules cannot tell apart, with the facts of each class's first
+    NAMED_NODES members: ONE query, whose rows are O(classes), with one array of node ids per
+    class. None when a node has two matching interfaces (a MAC shared by bond members) or is
+    not in the index yet (added since it was built): the caller then judges node by node.
 
     As fresh as devices(): ownership and reservations are read at the time of the review."""
     column = _SELECTOR_COLUMNS.get(selector.selector)
@@ -330,9 +332,11 @@ def device_classes(index: Index, *, selector: DeviceSelector) -> list[DeviceClas
         "named": NAMED_NODES,
         "cluster": index.cluster_id,
         "value": selector.value,
+        "ids": [index.nodes[name].id for name in nodes or () if name in index.nodes],
     }
+    scope = "" if nodes is None else " AND i.node_id = ANY(%(ids)s)"
     with connection.cursor() as cursor:
-        cursor.execute(_CLASSES.replace("{column}", column), params)
+        cursor.execute(_CLASSES.replace("{column}", column).replace("{nodes}", scope), params)
         rows = cursor.fetchall()
     by_id = index.by_id
     classes: list[tuple[list[nad.DeviceFacts], tuple[str, ...]]] = []

@@ -247,9 +247,11 @@ def _decide_pod(request: AdmissionRequest) -> Decision:
         return judge(devices={})
     if FLEET_CLASSES and pinned is None and len(set(selectors)) == 1:
         # A pod that may run on any node: its one device, grouped (rules/admission/fleet.py).
-        classes = admission_facts.device_classes(index, selector=selectors[0])
-        if classes is not None and len(candidates) < len(index.nodes):
-            classes = fleet.restricted(classes, set(candidates))
+        classes = admission_facts.device_classes(
+            index,
+            selector=selectors[0],
+            nodes=candidates if len(candidates) < len(index.nodes) else None,
+        )
         if classes is not None:
             try:
                 return judge(devices={}, classes=classes)

@@ -48,27 +48,35 @@ def random_fleet(rng: random.Random) -> dict:
     TeamNamespace.objects.create(team=teams[0], pattern="platform-*")
     TeamNamespace.objects.create(team=teams[1], pattern="ml")
     macs = []
-    for i in range(rng.randint(4, 30)):
+    # How alike the nodes are: fleets are mostly uniform (large classes, messages that say "and
+    # N more"), with odd nodes here and there; some fleets are all odd (many small classes).
+    alike = rng.choice((0.0, 0.8, 0.95))
+
+    def pick(typical, *others):
+        return typical if rng.random() < alike else rng.choice((typical, *others))
+
+    for i in range(rng.randint(4, 40)):
         # Names whose code-point order differs from a linguistic collation's.
         name = rng.choice(("node-{}", "node{}", "n.{}", "Node-{}"))
         node = make_node(
             cluster,
             name=name.format(i).lower() if rng.random() < 0.8 else name.format(i),
-            cni=rng.choice(PLUGINS),
+            cni=pick(*PLUGINS),
             labels={"rack": rng.choice(("r1", "r2")), "kubernetes.io/hostname": f"h{i}"},
         )
-        for nic in rng.sample(NAMES, rng.randint(1, len(NAMES))):
-            state = rng.choice(list(OwnershipState))
-            driver = rng.choice(DRIVERS)
+        for nic in NAMES if rng.random() < alike else rng.sample(NAMES, rng.randint(1, 4)):
+            typical = OwnershipState.SYSTEM if nic == "eth0" else OwnershipState.FREE
+            state = pick(typical, *OwnershipState)
+            driver = pick(*DRIVERS)
             row = make_interface(
                 node,
                 name=nic,
-                pci_address=PCI[nic] if rng.random() < 0.9 else "",
+                pci_address=pick(PCI[nic], ""),
                 driver=driver,
-                kind=rng.choice(("physical", "physical", "wireless")),
+                kind=pick("physical", "wireless"),
                 wireless=driver == "iwlwifi",
                 state=state,
-                reason=rng.choice(REASONS.get(state, ("",))) if rng.random() < 0.9 else "",
+                reason=pick(*REASONS.get(state, ("",)), ""),
                 holder=(
                     rng.choice(("team ml", "team platform", ""))
                     if state == OwnershipState.RESERVED
@@ -76,11 +84,11 @@ def random_fleet(rng: random.Random) -> dict:
                     if state == OwnershipState.POD
                     else ""
                 ),
-                has_netdev=rng.random() < 0.85,
-                sriov_num_vfs=rng.choice((0, 0, 4)),
+                has_netdev=pick(True, False),
+                sriov_num_vfs=pick(0, 4),
             )
             macs.append(row.mac)
-            if state in (OwnershipState.FREE, OwnershipState.RESERVED) and rng.random() < 0.3:
+            if state in (OwnershipState.FREE, OwnershipState.RESERVED) and pick(False, True):
                 make_reservation(row, rng.choice(teams))
     configs = [("default", f"dev-{nic}", {"device": nic}) for nic in NAMES]
     configs += [

@@ -25,11 +25,11 @@ the caller take the exhaustive path.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Iterable, Sequence
 
 from inventory.rules.nad.fleet import ClassMismatch, DeviceClass
 
-__all__ = ["ClassMismatch", "DeviceClass", "add_unread", "check_alike", "restricted"]
+__all__ = ["ClassMismatch", "DeviceClass", "add_unread", "check_alike"]
 
 
 def check_alike(signatures: Iterable[tuple]) -> tuple:
@@ -45,19 +45,3 @@ def add_unread(extra: Counter[str], codes: Sequence[str], times: int) -> None:
     if times > 0:
         for code in codes:
             extra[code] += times
-
-
-def restricted(classes: Sequence[DeviceClass], nodes: Set[str]) -> list[DeviceClass] | None:
-    """The classes of the fleet restricted to `nodes` (where a pod may run); None when a class
-    would then lack the facts of one of its first NAMED_NODES members (they were read for the
-    whole fleet): the caller judges node by node."""
-    result = []
-    for group in classes:
-        members = tuple(n for n in group.nodes if n in nodes)
-        if not members:
-            continue
-        devices = tuple(d for d in group.devices if d.node in nodes)
-        if {d.node for d in devices} != set(members[: len(group.devices)]):
-            return None
-        result.append(DeviceClass(devices, members))
-    return result
