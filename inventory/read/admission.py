@@ -83,6 +83,10 @@ class Index:
     def by_id(self) -> Mapping[int, NodeEntry]:
         return {n.id: n for n in self.nodes.values()}
 
+    @functools.cached_property
+    def names_by_id(self) -> Mapping[int, str]:
+        return {n.id: n.name for n in self.nodes.values()}
+
     def version_findings(self, version: str) -> list[nad.Finding]:
         """What the linter says of `version` on every node's plugin and Multus (a NAD that may
         land on every node): computed once per version and index, from the index's own facts."""
@@ -338,22 +342,23 @@ def device_classes(
     with connection.cursor() as cursor:
         cursor.execute(_CLASSES.replace("{column}", column).replace("{nodes}", scope), params)
         rows = cursor.fetchall()
-    by_id = index.by_id
+    by_id, name_of = index.by_id, index.names_by_id
     classes: list[tuple[list[nad.DeviceFacts], tuple[str, ...]]] = []
-    seen = 0
+    ids: set[int] = set()
     for row in rows:
         node_ids, values, (node_id, team) = row[0], row[1:-2], row[-2:]
         if node_ids is not None:
-            if any(i not in by_id for i in node_ids):
-                return None
-            seen += len(node_ids)
-            classes.append(([], tuple(by_id[i].name for i in node_ids)))
+            if not ids.isdisjoint(node_ids):
+                return None  # a node with two matching interfaces
+            ids.update(node_ids)
+            try:
+                classes.append(([], tuple(map(name_of.__getitem__, node_ids))))
+            except KeyError:
+                return None  # a node added since the index was built
         node = by_id[node_id]
         classes[-1][0].append(
             facts.device_from_values(
                 node.name, values, reserved_team=team or "", plugin=node.plugin
             )
         )
-    if seen != len({n for _devices, names in classes for n in names}):
-        return None
     return [DeviceClass(tuple(devices), names) for devices, names in classes]

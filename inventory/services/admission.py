@@ -155,7 +155,10 @@ def _decide_nad(request: AdmissionRequest) -> Decision:
                         new,
                         old=old,
                         devices_by_node=view.inventory,
-                        plugins_by_node=index.plugins,
+                        # The read members' (the view answers for the other nodes' plugins).
+                        plugins_by_node={
+                            n: index.plugins[n] for n in view.inventory if n in index.plugins
+                        },
                         multus_version=index.multus_version,
                         notes=notes,
                         fleet=view,

@@ -68,7 +68,8 @@ class FleetView:
 
     def spread(self, nodes: Collection[str]) -> set[str]:
         """Every member of the classes of these read members."""
-        return {member for node in nodes for member in self._class_of(node).nodes}
+        groups = {id(group): group for group in map(self._class_of, nodes)}
+        return set().union(*(group.nodes for group in groups.values()))
 
     def _class_of(self, node: str) -> DeviceClass:
         return self.by_node[node]

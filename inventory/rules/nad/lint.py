@@ -389,6 +389,7 @@ def lint(
             value = kernelpath_device_dir(value)
 
     matched: dict[str, DeviceFacts] = {}
+    matched_count = 0  # the nodes that have the device (of the whole fleet with `fleet`)
     blocked: set[str] = set()  # nodes where the matched device cannot be handed to a pod
     if winner and inventory is not None:
         for node, devices in sorted(inventory.items()):
@@ -406,9 +407,11 @@ def lint(
             device_list += found
         if fleet is None:
             findings += _placement(winner, value, matched, inventory, blocked)
+            matched_count = len(matched)
         else:
             everywhere = fleet.spread(matched)
             findings += _placement(winner, value, everywhere, fleet.nodes, fleet.spread(blocked))
+            matched_count = len(everywhere)
         findings += device_list
 
     if winner == "device":
@@ -435,7 +438,6 @@ def lint(
     ipam_request, ipam_findings = ipam_request_from_config(entry.get("ipam"))
     findings += ipam_findings
     if ipam_request is not None and ipam_request.type != "none":
-        matched_count = len(fleet.spread(matched)) if fleet is not None else len(matched)
         spread = matched_count if winner == "device" and matched else 1
         findings += validate_ipam(ipam_request, node_count=spread)
     return findings
@@ -549,7 +551,7 @@ def _placement(
                 "is not stranded in a dead pod.",
             )
         ]
-    absent = sorted(set(inventory) - set(matched))
+    absent = sorted(set(inventory).difference(matched))
     if selector == "device" and absent:
         usable = sorted(set(matched) - blocked)
         return [
