@@ -345,12 +345,12 @@ def device_classes(
     by_id, name_of = index.by_id, index.names_by_id
     classes: list[tuple[list[nad.DeviceFacts], tuple[str, ...]]] = []
     ids: set[int] = set()
+    members = 0
     for row in rows:
         node_ids, values, (node_id, team) = row[0], row[1:-2], row[-2:]
         if node_ids is not None:
-            if not ids.isdisjoint(node_ids):
-                return None  # a node with two matching interfaces
             ids.update(node_ids)
+            members += len(node_ids)
             try:
                 classes.append(([], tuple(map(name_of.__getitem__, node_ids))))
             except KeyError:
@@ -361,4 +361,6 @@ def device_classes(
                 node.name, values, reserved_team=team or "", plugin=node.plugin
             )
         )
+    if members != len(ids):
+        return None  # a node with two matching interfaces
     return [DeviceClass(tuple(devices), names) for devices, names in classes]

@@ -21,6 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from inventory.choices import OwnershipState
 from inventory.models import NetworkAttachment, TeamNamespace
 from inventory.read import admission as admission_facts
+from inventory.rules.admission import decide
 from inventory.rules.admission.fleet import DeviceClass
 from inventory.rules.admission.review import parse_review
 from inventory.services import admission
@@ -269,3 +270,51 @@ def test_a_class_that_is_not_one_falls_back_to_node_by_node(settings, monkeypatc
     finally:
         admission_facts.INDEX.clear()
         admission_facts.INDEX.background = True
+
+
+@pytest.mark.parametrize("alike", [True, False])
+def test_a_mac_on_two_interfaces_of_a_node_is_judged_node_by_node(settings, monkeypatch, alike):
+    """Bond members share a MAC: with two matching interfaces on one node (in one class or
+    two) the grouped answer is not used; the decision is the node-by-node one."""
+    settings.CLUSTER_NAME = "prod"
+    cluster = make_cluster(name="prod")
+    mac = "02:aa:00:00:00:01"
+    for i in range(5):
+        node = make_node(cluster, name=f"node-{i}")
+        make_interface(node, name="eth1", mac=mac, identity=f"id-{i}-1")
+        state = OwnershipState.FREE if alike else OwnershipState.ENSLAVED
+        make_interface(node, name="eth2", mac=mac, identity=f"id-{i}-2", state=state)
+    config = {"cniVersion": "0.3.1", "name": "n", "type": "host-device", "hwaddr": mac}
+    NetworkAttachment.objects.create(
+        cluster=cluster, namespace="default", name="n", config=json.dumps(config)
+    )
+    pod = {"metadata": {"name": "p", "annotations": {"k8s.v1.cni.cncf.io/networks": "n"}}}
+    request = parse_review(
+        json.dumps(
+            {
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "request": {
+                    "uid": "u",
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "operation": "CREATE",
+                    "namespace": "default",
+                    "object": pod,
+                },
+            }
+        )
+    )
+    admission_facts.INDEX.background = False
+    index = admission_facts.INDEX.reload()
+    try:
+        selector = decide.DeviceSelector("hwaddr", mac)
+        assert admission_facts.device_classes(index, selector=selector) is None
+        with CaptureQueriesContext(connection) as queries:
+            decision = admission.decide_request(request)
+        assert len(queries) == 2  # the grouped query, then node by node
+        monkeypatch.setattr(admission, "FLEET_CLASSES", False)
+        assert admission.decide_request(request) == decision
+    finally:
+        admission_facts.INDEX.clear()
+        admission_facts.INDEX.background = True
+    assert decision.judged
