@@ -25,6 +25,7 @@ from bench.stats import summary
 
 
 def fill(interfaces: int, nics: int) -> None:
+    from bench.fleet_agent import FleetAgentClient
     from inventory.clients.cluster import ClusterClient
     from inventory.models import Interface
     from inventory.services import polling
@@ -43,7 +44,7 @@ def fill(interfaces: int, nics: int) -> None:
             workers=4,
             processes=2,
             cluster_client=ClusterClient(kubeconfig=str(kubeconfig), timeout=120),
-            agent=portal.FleetAgentClient.for_fleet(timeout=10),
+            agent=FleetAgentClient.for_fleet(timeout=10),
         )
 
 

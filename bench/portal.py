@@ -1,5 +1,6 @@
-"""The portal side of the benchmarks: environment, database, and the agent client for the
-simulated fleet. Imported before Django is set up (configure() must run first)."""
+"""The portal side of the benchmarks: environment and database. Imported before Django is set
+up (configure() must run first), so it imports nothing of the portal at module level; the agent
+client for the simulated fleet is bench/fleet_agent.py, imported after configure()."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench import fleet
-from inventory.clients.agents import AgentClient, AgentKeyring, SnapshotResult
 
 REPO = Path(__file__).resolve().parents[1]
 # A role that may create databases; BENCH_PG_ROOT overrides it (e.g. with a password).
@@ -21,21 +21,6 @@ BENCH_DB = os.environ.get("BENCH_DB", "nicportal_bench")
 # Redis database 11: the cache of these runs (clearing it flushes the whole database, so it
 # must be one nobody else uses; the project's defaults are 0 for the broker and 1 for the cache).
 BENCH_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
-
-
-class FleetAgentClient(AgentClient):
-    """The real AgentClient (urllib3 pool, ETag, size limit, JSON Schema validation); only the
-    URL differs. All simulated agents share one host:port (the pods' hostIP 127.0.0.1 and the
-    simulator's port), so the node's path is appended: http://127.0.0.1:PORT/n/<node>."""
-
-    def fetch(self, url: str, *, node: str, etag: str = "") -> SnapshotResult:
-        return super().fetch(f"{url.rstrip('/')}/n/{node}", node=node, etag=etag)
-
-    @classmethod
-    def for_fleet(cls, **kwargs) -> FleetAgentClient:
-        """Holding the simulated fleet's master key, as the portal holds its own."""
-        keyring = AgentKeyring([fleet.MASTER_KEY.encode()], cluster=fleet.CLUSTER_NAME)
-        return cls(keyring=keyring, **kwargs)
 
 
 def configure(

@@ -5,7 +5,7 @@
 
 Each run calls the real inventory.services.polling.sweep_inline (thread pool of --workers) with
 the real ClusterClient (against the static fake API or KMock, --api) and the real AgentClient
-(bench.portal.FleetAgentClient: only the URL gains /n/<node>). Rows written are counted twice:
+(bench.fleet_agent.FleetAgentClient: only the URL gains /n/<node>). Rows written are counted twice:
 SyncStats.rows_written and the pg_stat_user_tables n_tup_ins+n_tup_upd+n_tup_del delta.
 --api kmock also times ClusterClient.listing() against KMock alone (--listing-runs).
 """
@@ -149,10 +149,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         try:
             kubeconfig = fleet.write_kubeconfig(tmp / "kubeconfig", api_url)
             portal.configure(kubeconfig=str(kubeconfig))
+            from bench.fleet_agent import FleetAgentClient
             from inventory.clients.cluster import ClusterClient
 
             cluster_client = ClusterClient(kubeconfig=str(kubeconfig), timeout=120)
-            agent = portal.FleetAgentClient.for_fleet(timeout=10)
+            agent = FleetAgentClient.for_fleet(timeout=10)
 
             listings = []
             for _ in range(args.listing_runs):

@@ -51,7 +51,7 @@ def reads(queries: Any) -> int:
     return sum(
         1
         for q in queries
-        if q["sql"].lstrip().upper().startswith("SELECT")
+        if q["sql"].lstrip().upper().startswith(("SELECT", "WITH"))
         and "inventory_admissionrecord" not in q["sql"]
     )
 

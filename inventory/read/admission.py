@@ -16,10 +16,11 @@ Two speeds, so that a review costs at most one database query:
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -29,7 +30,17 @@ from django.db import close_old_connections, connection
 from inventory.models import Interface, NetworkAttachment, Node, Reservation
 from inventory.read import facts
 from inventory.rules import nad
-from inventory.rules.admission.decide import DeviceSelector, is_host_device, nad_selector
+from inventory.rules.admission.decide import (
+    NAMED_NODES,
+    DeviceSelector,
+    is_host_device,
+    nad_selector,
+)
+from inventory.rules.admission.placement import Placement
+from inventory.rules.crosscheck import UPLINK_REASON
+from inventory.rules.nad.checks import explicit_cni_version_findings
+from inventory.rules.nad.fleet import DeviceClass
+from inventory.rules.states import OwnershipState
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +62,7 @@ class NadEntry:
     team: str = ""  # the team NICPortal applied it for (its pods in a teamless namespace are its)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Index:
     cluster: str
     multus_version: str
@@ -61,6 +72,30 @@ class Index:
     nads: Mapping[str, NadEntry] = field(default_factory=dict)  # "ns/name"
     team_namespaces: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     loaded_at: float = 0.0  # time.monotonic()
+    # Where a fleet-wide pod may run, by placement (a Deployment's pods share one): computed
+    # once per index. A plain dict in a frozen Index: each entry is written whole, and two
+    # threads computing the same one store the same value.
+    placements: dict = field(default_factory=dict, compare=False)
+
+    versions: dict = field(default_factory=dict, compare=False)  # cniVersion -> findings
+
+    @functools.cached_property
+    def by_id(self) -> Mapping[int, NodeEntry]:
+        return {n.id: n for n in self.nodes.values()}
+
+    @functools.cached_property
+    def names_by_id(self) -> Mapping[int, str]:
+        return {n.id: n.name for n in self.nodes.values()}
+
+    def version_findings(self, version: str) -> list[nad.Finding]:
+        """What the linter says of `version` on every node's plugin and Multus (a NAD that may
+        land on every node): computed once per version and index, from the index's own facts."""
+        found = self.versions.get(version)
+        if found is None:
+            found = explicit_cni_version_findings(version, dict(self.plugins), self.multus_version)
+            if len(self.versions) < MEMO_ENTRIES:
+                self.versions[version] = found
+        return list(found)
 
 
 def load_index() -> Index:
@@ -75,8 +110,11 @@ def load_index() -> Index:
             loaded_at=time.monotonic(),
         )
     nodes = {}
-    for node in Node.objects.filter(cluster=cluster, in_cluster=True).only(
-        "id", "name", "labels", "cni"
+    # In code-point order of their names, as Python sorts them (and as device_classes() orders
+    # its rows): the order in which a fleet-wide review lists nodes.
+    for node in sorted(
+        Node.objects.filter(cluster=cluster, in_cluster=True).only("id", "name", "labels", "cni"),
+        key=lambda n: n.name,
     ):
         labels = node.labels if isinstance(node.labels, dict) else {}
         nodes[node.name] = NodeEntry(
@@ -229,3 +267,100 @@ _SELECT = (
     "   WHERE r.interface_id = i.id AND r.released_at IS NULL LIMIT 1)"
     f" FROM {_INTERFACE} i"
 )
+
+
+# --- fleet-wide reviews ----------------------------------------------------------------------
+
+# The facts the rules branch on (rules/nad/devices.py, lint.py, checks.py): devices alike in
+# all of them yield the same finding codes (rules/admission/fleet.py). The reservation's team,
+# a reserved row's holder (its team when no reservation row says), whether the reason names
+# the node's uplink, and the node's host-device plugin (its CNI facts) included.
+_CLASS_KEY = (
+    "i.state, i.kind, i.wireless, i.driver, i.has_netdev, i.sriov_num_vfs, t.team,"
+    " CASE WHEN i.state = %(reserved)s THEN i.holder END,"
+    " CASE WHEN i.state = %(system)s THEN i.reason ~* %(primary)s END, n.cni -> 'host_device'"
+)
+# One row per class member whose facts are read (the first NAMED_NODES in node-name order);
+# the first row of a class also carries the ids of all its members' nodes, in that order. The
+# active reservations are hash-joined (few), not looked up row by row.
+_CLASSES = (
+    'WITH c AS (SELECT (array_agg(i.id ORDER BY i.node_name COLLATE "C"))[1:%(named)s] AS ids,'  # noqa: S608
+    ' array_agg(i.node_id ORDER BY i.node_name COLLATE "C") AS nodes, min(t.team) AS team'
+    f" FROM {_INTERFACE} i JOIN {_NODE} n ON n.id = i.node_id"
+    f" LEFT JOIN (SELECT r.interface_id, g.name AS team FROM {_RESERVATION} r"
+    f" JOIN {_GROUP} g ON g.id = r.team_id WHERE r.released_at IS NULL) t"
+    " ON t.interface_id = i.id"
+    " WHERE n.cluster_id = %(cluster)s AND n.in_cluster AND i.{column} = %(value)s{nodes}"
+    f" GROUP BY {_CLASS_KEY})"
+    f" SELECT CASE WHEN r.ord = 1 THEN c.nodes END, {_COLUMNS}, i.node_id, c.team"
+    f" FROM c CROSS JOIN LATERAL unnest(c.ids) WITH ORDINALITY AS r(id, ord)"
+    f" JOIN {_INTERFACE} i ON i.id = r.id ORDER BY c.nodes[1], r.ord"
+)
+_SELECTOR_COLUMNS = {"device": "name", "hwaddr": "mac", "pciBusID": "pci_address"}
+
+
+def candidates(index: Index, placement: Placement) -> tuple[str, ...]:
+    """The nodes of the index a pod with this placement may run on, in name order; computed
+    once per placement and index."""
+    if not placement.restricted:
+        return tuple(index.nodes)
+    found = index.placements.get(placement)
+    if found is None:
+        found = tuple(n.name for n in index.nodes.values() if placement.matches(n.name, n.labels))
+        if len(index.placements) < MEMO_ENTRIES:
+            index.placements[placement] = found
+    return found
+
+
+# Placements and cniVersions remembered per index (a bound: pods are made up by their users).
+MEMO_ENTRIES = 256
+
+
+def device_classes(
+    index: Index, *, selector: DeviceSelector, nodes: Collection[str] | None = None
+) -> list[DeviceClass] | None:
+    """The interfaces `selector` picks on `nodes` (every node of the index when None), grouped
+    into classes that the rules cannot tell apart, with the facts of each class's first
+    NAMED_NODES members: ONE query, whose rows are O(classes), with one array of node ids per
+    class. None when a node has two matching interfaces (a MAC shared by bond members) or is
+    not in the index yet (added since it was built): the caller then judges node by node.
+
+    As fresh as devices(): ownership and reservations are read at the time of the review."""
+    column = _SELECTOR_COLUMNS.get(selector.selector)
+    if column is None or index.cluster_id is None:
+        return []
+    params = {
+        "reserved": OwnershipState.RESERVED.value,
+        "system": OwnershipState.SYSTEM.value,
+        "primary": UPLINK_REASON.pattern,
+        "named": NAMED_NODES,
+        "cluster": index.cluster_id,
+        "value": selector.value,
+        "ids": [index.nodes[name].id for name in nodes or () if name in index.nodes],
+    }
+    scope = "" if nodes is None else " AND i.node_id = ANY(%(ids)s)"
+    with connection.cursor() as cursor:
+        cursor.execute(_CLASSES.replace("{column}", column).replace("{nodes}", scope), params)
+        rows = cursor.fetchall()
+    by_id, name_of = index.by_id, index.names_by_id
+    classes: list[tuple[list[nad.DeviceFacts], tuple[str, ...]]] = []
+    ids: set[int] = set()
+    members = 0
+    for row in rows:
+        node_ids, values, (node_id, team) = row[0], row[1:-2], row[-2:]
+        if node_ids is not None:
+            ids.update(node_ids)
+            members += len(node_ids)
+            try:
+                classes.append(([], tuple(map(name_of.__getitem__, node_ids))))
+            except KeyError:
+                return None  # a node added since the index was built
+        node = by_id[node_id]
+        classes[-1][0].append(
+            facts.device_from_values(
+                node.name, values, reserved_team=team or "", plugin=node.plugin
+            )
+        )
+    if members != len(ids):
+        return None  # a node with two matching interfaces
+    return [DeviceClass(tuple(devices), names) for devices, names in classes]

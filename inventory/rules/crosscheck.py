@@ -34,13 +34,14 @@ if TYPE_CHECKING:  # ownership imports this module: the dataclasses are only nam
 DEFAULT_ROUTE = "default-route"  # the pin token of a NIC seen carrying a default route
 
 # The ownership reasons of a node's uplink: the default route, a Kubernetes node address, or a
-# NIC pinned as the uplink although a snapshot no longer shows it so.
-_UPLINK_REASON = re.compile(r"default route|internal ?ip|external ?ip|node's uplink", re.I)
+# NIC pinned as the uplink although a snapshot no longer shows it so. read/admission.py hands the
+# pattern to PostgreSQL (~*): keep it to what both read alike.
+UPLINK_REASON = re.compile(r"default route|internal ?ip|external ?ip|node's uplink", re.I)
 
 
 def is_uplink_reason(reason: str) -> bool:
     """Does this ``system`` reason say the link is the node's way onto the network?"""
-    return bool(_UPLINK_REASON.search(reason))
+    return bool(UPLINK_REASON.search(reason))
 
 
 WARNING = "warning"

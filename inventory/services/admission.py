@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 from inventory.models import AdmissionRecord
 from inventory.read import admission as admission_facts
 from inventory.rules import multus, nad
-from inventory.rules.admission import decide, placement
+from inventory.rules.admission import decide, fleet, placement
 from inventory.rules.admission.review import (
     AdmissionRequest,
     Decision,
@@ -47,6 +47,7 @@ from inventory.rules.admission.review import (
     parse_review,
     response,
 )
+from inventory.rules.nad import fleet as nad_fleet
 from inventory.rules.nad import render
 
 log = logging.getLogger("inventory.admission")
@@ -55,6 +56,9 @@ ALLOWED, WARNED, DENIED, ERRORED = "allowed", "warned", "denied", "errored"
 DECISIONS = (ALLOWED, WARNED, DENIED, ERRORED)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 RESOURCES = {decide.NADS: "nads", decide.PODS: "pods"}
+# Fleet-wide pods are judged on device classes (rules/admission/fleet.py), in O(classes); False
+# judges them node by node (tests compare both).
+FLEET_CLASSES = True
 
 
 def review(body: bytes) -> tuple[int, dict[str, Any]]:
@@ -138,6 +142,29 @@ def _decide_nad(request: AdmissionRequest) -> Decision:
         # The nodes the NAD can land on: those its nicportal.io/nodes annotation names (the
         # linter checks only those), else every node.
         landing = decide.nad_nodes(new.annotations)
+        if FLEET_CLASSES and landing is None and selector and set(selectors) == {selector}:
+            # Every node, one device: grouped (rules/nad/fleet.py).
+            classes = admission_facts.device_classes(index, selector=selector)
+            if classes is not None:
+                view = nad_fleet.FleetView(
+                    nodes=index.nodes.keys(), classes=classes, versions=index.version_findings
+                )
+                try:
+                    return decide.decide_nad(
+                        request,
+                        new,
+                        old=old,
+                        devices_by_node=view.inventory,
+                        # The read members' (the view answers for the other nodes' plugins).
+                        plugins_by_node={
+                            n: index.plugins[n] for n in view.inventory if n in index.plugins
+                        },
+                        multus_version=index.multus_version,
+                        notes=notes,
+                        fleet=view,
+                    )
+                except nad_fleet.ClassMismatch:
+                    log.warning("admission fleet classes disagree; linting node by node")
         names = sorted(n for n in landing if n in index.nodes) if landing else list(index.nodes)
         if landing and len(names) < len(landing):
             notes.append(
@@ -207,23 +234,36 @@ def _decide_pod(request: AdmissionRequest) -> Decision:
             # labels are still checked below.
             unknown = sorted(n for n in pinned if n not in index.nodes)
             pool = [index.nodes[n] for n in sorted(pinned) if n in index.nodes]
+            candidates = [n.name for n in pool if where.matches(n.name, n.labels)]
         else:
-            pool = list(index.nodes.values())
-        candidates = [n.name for n in pool if where.matches(n.name, n.labels)]
-    found: dict[str, list] = {}
-    if candidates:
-        found = admission_facts.devices(
-            index, selectors=selectors, nodes=candidates if pinned is not None else None
-        )
-    return decide.decide_pod(
+            candidates = list(admission_facts.candidates(index, where))
+    judge = functools.partial(
+        decide.decide_pod,
         namespace=request.namespace,
         pod=name,
         attachments=attachments,
         candidates=candidates,
         unknown_nodes=unknown,
-        devices=found,
         team_namespaces=index.team_namespaces,
     )
+    if not candidates:
+        return judge(devices={})
+    if FLEET_CLASSES and pinned is None and len(set(selectors)) == 1:
+        # A pod that may run on any node: its one device, grouped (rules/admission/fleet.py).
+        classes = admission_facts.device_classes(
+            index,
+            selector=selectors[0],
+            nodes=candidates if len(candidates) < len(index.nodes) else None,
+        )
+        if classes is not None:
+            try:
+                return judge(devices={}, classes=classes)
+            except fleet.ClassMismatch:
+                log.warning("admission fleet classes disagree; judging node by node")
+    found = admission_facts.devices(
+        index, selectors=selectors, nodes=candidates if pinned is not None else None
+    )
+    return judge(devices=found)
 
 
 def _answer(request: AdmissionRequest, decision: Decision, mode: str) -> tuple[dict, str]:

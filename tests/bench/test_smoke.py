@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from bench import fleet
-from bench.portal import FleetAgentClient
+from bench.fleet_agent import FleetAgentClient
 from inventory.clients.cluster import ClusterClient
 from inventory.models import HistoryEntry, Interface, Node, PodAttachment
 from inventory.services import polling

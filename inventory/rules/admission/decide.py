@@ -21,13 +21,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from inventory.rules import multus, nad
+from inventory.rules.admission.fleet import DeviceClass, add_unread, check_alike
 from inventory.rules.admission.review import AdmissionRequest, Cause, Decision
 from inventory.rules.nad import render
 from inventory.rules.nad.devices import device_findings, where
+from inventory.rules.nad.fleet import FleetView
 from inventory.rules.nad.names import normalize_mac
 from inventory.rules.states import OwnershipState
 from inventory.rules.teams import namespace_teams, pod_teams
@@ -168,9 +170,13 @@ def decide_nad(
     plugins_by_node: Mapping[str, nad.PluginFacts],
     multus_version: str,
     notes: Sequence[str] = (),
+    fleet: FleetView | None = None,
 ) -> Decision:
     """`devices_by_node`: every node the NAD can land on with its devices matching the NAD's
-    selector (None: no inventory to check against)."""
+    selector (None: no inventory to check against). Or, for a NAD that may land on every node,
+    `fleet`: the devices its selector picks there, grouped (`devices_by_node` then holds each
+    group's first members: fleet.inventory). Raises ClassMismatch when a class turns out not to
+    be one."""
     summary = f"NAD {new.namespace}/{new.name}"
     if new.problem:
         return Decision(
@@ -179,14 +185,16 @@ def decide_nad(
             warnings=(f"NICPortal could not check {summary}: {new.problem}.",),
             judged=False,
         )
-    findings = _lint(new, devices_by_node, plugins_by_node, multus_version)
+    findings = _lint(new, devices_by_node, plugins_by_node, multus_version, fleet)
     old_errors: set[tuple[str, str]] = set()
     if request.operation == "UPDATE" and old is not None and not old.problem:
+        old_fleet = fleet.fresh() if fleet is not None else None
         old_errors = {
             (f.code, f.field)
-            for f in _lint(old, devices_by_node, plugins_by_node, multus_version)
+            for f in _lint(old, devices_by_node, plugins_by_node, multus_version, old_fleet)
             if f.severity == nad.ERROR
         }
+    unread = _Unread()
     # Devices whose state is a moment, not a property: in a pod now, or not known right now.
     passing = {
         where(d)
@@ -197,14 +205,18 @@ def decide_nad(
     causes: list[Cause] = []
     warnings: list[str] = list(notes)
     for finding in findings:
+        more = fleet.weights.get(id(finding), 0) if fleet is not None else 0
         if finding.severity == nad.ERROR:
             if (finding.code, finding.field) in old_errors:
                 warnings.append(_warning(finding, "already in the old object: "))
+                unread.warnings[f"NICPortal {finding.code}"] += more
             elif finding.code == "DEVICE_IN_POD" or (
                 finding.code in _PASSING_CODES and _about(finding, passing)
             ):
                 warnings.append(_warning(finding))
+                unread.warnings[f"NICPortal {finding.code}"] += more
             else:
+                unread.causes[finding.code] += more
                 causes.append(
                     Cause(
                         finding.code,
@@ -215,11 +227,12 @@ def decide_nad(
                 )
         elif finding.severity == nad.WARNING:
             warnings.append(_warning(finding))
+            unread.warnings[f"NICPortal {finding.code}"] += more
     return Decision(
         allowed=not causes,
         summary=summary,
-        causes=tuple(_grouped(causes)),
-        warnings=tuple(_grouped_warnings(warnings)),
+        causes=tuple(_grouped(causes, unread.causes)),
+        warnings=tuple(_grouped_warnings(warnings, unread.warnings)),
         code=422,
         reason="Invalid",
         judged=is_host_device(new.config) or bool(causes),
@@ -231,6 +244,7 @@ def _lint(
     devices_by_node: Mapping[str, Sequence[nad.DeviceFacts]] | None,
     plugins_by_node: Mapping[str, nad.PluginFacts],
     multus_version: str,
+    fleet: FleetView | None = None,
 ) -> list[nad.Finding]:
     return nad.lint(
         namespace=obj.namespace,
@@ -240,6 +254,7 @@ def _lint(
         devices_by_node=devices_by_node,
         plugins_by_node=plugins_by_node,
         multus_version=multus_version,
+        fleet=fleet,
     )
 
 
@@ -277,13 +292,18 @@ def decide_pod(
     devices: Mapping[str, Sequence[nad.DeviceFacts]],
     team_namespaces: Mapping[str, Iterable[str]],
     notes: Sequence[str] = (),
+    classes: Sequence[DeviceClass] | None = None,
 ) -> Decision:
-    """`candidates`: the known nodes the pod may run on; `unknown_nodes`: nodes it is pinned to
-    that NICPortal does not know; `devices`: per candidate node, the devices matching any of the
-    attachments' selectors."""
+    """`candidates`: the known nodes the pod may run on, in node-name order; `unknown_nodes`:
+    nodes it is pinned to that NICPortal does not know; `devices`: per candidate node, the
+    devices matching any of the attachments' selectors. Or, for a fleet-wide pod, `classes`:
+    the candidates' devices matching the one selector of its attachments, grouped
+    (rules/admission/fleet.py; `devices` is then unused). Raises ClassMismatch when a class
+    turns out not to be one."""
     summary = f"pod {namespace}/{pod}"
     warnings = list(notes)
     causes: list[Cause] = []
+    unread = _Unread()
     ns_teams = namespace_teams(namespace, team_namespaces)
     judged = False
     for attachment in attachments:
@@ -322,14 +342,27 @@ def decide_pod(
         teams = pod_teams(
             namespace=namespace, namespace_teams=ns_teams, nad=key, nad_team=attachment.nad_team
         )
-        causes += _pod_causes(
-            key, selector, candidates, devices, teams, namespace, warnings, ns_teams=ns_teams
-        )
+        if classes is None:
+            causes += _pod_causes(
+                key, selector, candidates, devices, teams, namespace, warnings, ns_teams=ns_teams
+            )
+        else:
+            causes += _pod_class_causes(
+                key,
+                selector,
+                candidates,
+                classes,
+                teams,
+                namespace,
+                warnings,
+                ns_teams=ns_teams,
+                unread=unread,
+            )
     return Decision(
         allowed=not causes,
         summary=summary,
-        causes=tuple(_grouped(causes)),
-        warnings=tuple(_grouped_warnings(warnings)),
+        causes=tuple(_grouped(causes, unread.causes)),
+        warnings=tuple(_grouped_warnings(warnings, unread.warnings)),
         code=403,
         reason="Forbidden",
         judged=judged,
@@ -349,46 +382,114 @@ def _pod_causes(
 ) -> list[Cause]:
     causes: list[Cause] = []
     absent = []
-    wanted = f'"{selector.selector}": "{selector.value}"'
     for node in candidates:
         device = next((d for d in devices.get(node, ()) if device_matches(selector, d)), None)
         if device is None:
             absent.append(node)
             continue
-        reserved_by = device.reserved_team or (
-            device.holder.removeprefix("team ") if device.state == OwnershipState.RESERVED else ""
+        found, said = _device_outcome(key, selector, device, teams, namespace, ns_teams=ns_teams)
+        causes += found
+        warnings += said
+    return causes + _absent_outcome(key, selector, absent, candidates, warnings)
+
+
+def _pod_class_causes(
+    key: str,
+    selector: DeviceSelector,
+    candidates: Sequence[str],
+    classes: Sequence[DeviceClass],
+    teams: frozenset[str],
+    namespace: str,
+    warnings: list[str],
+    *,
+    ns_teams: frozenset[str],
+    unread: _Unread,
+) -> list[Cause]:
+    """_pod_causes on device classes: the outcome of each class's read members, in node order,
+    and its other members counted (rules/admission/fleet.py)."""
+    outcomes = []
+    matched: set[str] = set()
+    first = key not in unread.keys  # the same NAD twice repeats the same warnings (deduplicated)
+    unread.keys.add(key)
+    for group in classes:
+        read = [
+            (d.node, *_device_outcome(key, selector, d, teams, namespace, ns_teams=ns_teams))
+            for d in group.devices
+        ]
+        cause_codes, warning_codes = check_alike(
+            (tuple(c.code for c in found), tuple(w.split(":", 1)[0] for w in said))
+            for _node, found, said in read
         )
-        own_team = reserved_by if reserved_by in teams else ""
-        for finding in device_findings(device, selector=selector.selector, team=own_team):
-            if finding.code == "NO_NETDEV" and device.state == OwnershipState.POD:
-                continue  # its netdev is in that pod, which DEVICE_IN_POD already says
-            text = f"NAD {key}: {finding.message}"
-            if finding.code == "DEVICE_RESERVED":
-                if ns_teams:
-                    belongs = f"namespace {namespace} belongs to team {', '.join(sorted(teams))}"
-                elif teams:
-                    belongs = (
-                        f"namespace {namespace} belongs to no team in NICPortal and NAD {key} "
-                        f"was applied for team {', '.join(sorted(teams))}"
-                    )
-                else:
-                    belongs = f"namespace {namespace} belongs to no team in NICPortal"
-                text = f"{text} The pod's {belongs}, not to team {reserved_by}."
-                fix = (
-                    f"Ask team {reserved_by} to release it, pin the pod to a node where the "
-                    f"device is free, or have staff add namespace {namespace} to team "
-                    f"{reserved_by} (manage.py createteam {reserved_by} --namespace {namespace})."
+        add_unread(unread.causes, cause_codes, group.unread)
+        if first:
+            add_unread(unread.warnings, warning_codes, group.unread)
+        outcomes += read
+        matched.update(group.nodes)
+    causes: list[Cause] = []
+    for _node, found, said in sorted(outcomes, key=lambda outcome: outcome[0]):
+        causes += found
+        warnings += said
+    absent = [node for node in candidates if node not in matched]
+    return causes + _absent_outcome(key, selector, absent, candidates, warnings)
+
+
+def _device_outcome(
+    key: str,
+    selector: DeviceSelector,
+    device: nad.DeviceFacts,
+    teams: frozenset[str],
+    namespace: str,
+    *,
+    ns_teams: frozenset[str],
+) -> tuple[list[Cause], list[str]]:
+    """The causes and warnings of the device `selector` picks on one node."""
+    causes: list[Cause] = []
+    warnings: list[str] = []
+    reserved_by = device.reserved_team or (
+        device.holder.removeprefix("team ") if device.state == OwnershipState.RESERVED else ""
+    )
+    own_team = reserved_by if reserved_by in teams else ""
+    for finding in device_findings(device, selector=selector.selector, team=own_team):
+        if finding.code == "NO_NETDEV" and device.state == OwnershipState.POD:
+            continue  # its netdev is in that pod, which DEVICE_IN_POD already says
+        text = f"NAD {key}: {finding.message}"
+        if finding.code == "DEVICE_RESERVED":
+            if ns_teams:
+                belongs = f"namespace {namespace} belongs to team {', '.join(sorted(teams))}"
+            elif teams:
+                belongs = (
+                    f"namespace {namespace} belongs to no team in NICPortal and NAD {key} "
+                    f"was applied for team {', '.join(sorted(teams))}"
                 )
             else:
-                fix = finding.fix or "Pin the pod to a node where the device is free."
-            if device.state == OwnershipState.UNKNOWN:
-                warnings.append(f"NICPortal {finding.code}: {text}")
-            elif finding.severity == nad.ERROR:
-                causes.append(Cause(finding.code, NETWORKS_FIELD, text, fix))
-            elif finding.severity == nad.WARNING:
-                warnings.append(f"NICPortal {finding.code}: {text}")
+                belongs = f"namespace {namespace} belongs to no team in NICPortal"
+            text = f"{text} The pod's {belongs}, not to team {reserved_by}."
+            fix = (
+                f"Ask team {reserved_by} to release it, pin the pod to a node where the "
+                f"device is free, or have staff add namespace {namespace} to team "
+                f"{reserved_by} (manage.py createteam {reserved_by} --namespace {namespace})."
+            )
+        else:
+            fix = finding.fix or "Pin the pod to a node where the device is free."
+        if device.state == OwnershipState.UNKNOWN:
+            warnings.append(f"NICPortal {finding.code}: {text}")
+        elif finding.severity == nad.ERROR:
+            causes.append(Cause(finding.code, NETWORKS_FIELD, text, fix))
+        elif finding.severity == nad.WARNING:
+            warnings.append(f"NICPortal {finding.code}: {text}")
+    return causes, warnings
+
+
+def _absent_outcome(
+    key: str,
+    selector: DeviceSelector,
+    absent: Sequence[str],
+    candidates: Sequence[str],
+    warnings: list[str],
+) -> list[Cause]:
+    wanted = f'"{selector.selector}": "{selector.value}"'
     if absent and len(absent) == len(candidates):
-        causes.append(
+        return [
             Cause(
                 "DEVICE_MISSING",
                 NETWORKS_FIELD,
@@ -397,13 +498,22 @@ def _pod_causes(
                 "Link not found`.",
                 "Pin the pod to a node that has the device, or fix the NAD.",
             )
-        )
-    elif absent:
+        ]
+    if absent:
         warnings.append(
             f"NICPortal DEVICE_ABSENT_ON_NODES: NAD {key} selects {wanted}, absent on "
             f"{_names(absent)}: the pod fails there if scheduled there."
         )
-    return causes
+    return []
+
+
+@dataclass
+class _Unread:
+    """What the unread members of device classes add to the counts of a decision's codes."""
+
+    causes: Counter[str] = field(default_factory=Counter)
+    warnings: Counter[str] = field(default_factory=Counter)
+    keys: set[str] = field(default_factory=set)
 
 
 def _names(nodes: Sequence[str]) -> str:
@@ -417,10 +527,10 @@ def _names(nodes: Sequence[str]) -> str:
     )
 
 
-def _grouped(causes: Sequence[Cause]) -> list[Cause]:
+def _grouped(causes: Sequence[Cause], unread: Counter[str] | None = None) -> list[Cause]:
     """At most NAMED_NODES causes per code (a fleet-wide NAD on eth0 has one per node): the
-    last one kept says how many more there are."""
-    counts = Counter(c.code for c in causes)
+    last one kept says how many more there are (`unread`: more of each code, not listed)."""
+    counts = Counter(c.code for c in causes) + (unread or Counter())
     taken: Counter[str] = Counter()
     result = []
     for cause in causes:
@@ -433,14 +543,17 @@ def _grouped(causes: Sequence[Cause]) -> list[Cause]:
     return result
 
 
-def _grouped_warnings(warnings: Sequence[str]) -> list[str]:
+def _grouped_warnings(warnings: Sequence[str], unread: Counter[str] | None = None) -> list[str]:
+    """At most NAMED_NODES warnings per code, then "and N more" (`unread`: more distinct
+    warnings of each code, not listed)."""
     unique = list(dict.fromkeys(warnings))
     by_code: dict[str, list[str]] = {}
     for text in unique:
         by_code.setdefault(text.split(":", 1)[0], []).append(text)
     result = []
-    for texts in by_code.values():
+    for code, texts in by_code.items():
         result += texts[:NAMED_NODES]
-        if len(texts) > NAMED_NODES:
-            result.append(f"{texts[0].split(':', 1)[0]}: and {len(texts) - NAMED_NODES} more.")
+        total = len(texts) + (unread or Counter())[code]
+        if total > NAMED_NODES:
+            result.append(f"{code}: and {total - NAMED_NODES} more.")
     return result

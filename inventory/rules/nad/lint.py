@@ -5,7 +5,7 @@ wherever the meaning is the same."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from inventory.rules import bounded_json
@@ -29,6 +29,7 @@ from inventory.rules.nad.facts import (
     info,
     warning,
 )
+from inventory.rules.nad.fleet import FleetView
 from inventory.rules.nad.ipam import ipam_request_from_config, validate_ipam
 from inventory.rules.nad.names import (
     ifname_problem,
@@ -213,6 +214,7 @@ def lint(
     plugins_by_node: Mapping[str, PluginFacts] | None = None,
     multus_version: str = "",
     team: str = "",
+    fleet: FleetView | None = None,
 ) -> list[Finding]:
     """Findings for a NAD as it is. `devices_by_node` is the inventory of every node the NAD
     could land on (restricted to the nodes in the nicportal.io/nodes annotation when present);
@@ -221,7 +223,10 @@ def lint(
 
     A finding's fix never points at something another finding says is unusable: a device that
     is the node's primary NIC, reserved, in another pod… is not offered by MAC or PCI address,
-    and pods are not pinned to the nodes where it is so."""
+    and pods are not pinned to the nodes where it is so.
+
+    `fleet` (a NAD that may land on every node, rules/nad/fleet.py): `devices_by_node` holds
+    only the first members of each device class, the view answers for the whole fleet."""
     findings = name_findings(namespace, name)
     annotations = annotations or {}
     resource_name = str(annotations.get(render.RESOURCE_NAME_ANNOTATION) or "")
@@ -311,7 +316,11 @@ def lint(
             )
         )
     else:
-        findings += explicit_cni_version_findings(str(version), plugins, multus_version)
+        findings += (
+            fleet.versions(str(version))
+            if fleet is not None
+            else explicit_cni_version_findings(str(version), plugins, multus_version)
+        )
 
     findings += _capabilities(parsed, entry)
 
@@ -380,6 +389,7 @@ def lint(
             value = kernelpath_device_dir(value)
 
     matched: dict[str, DeviceFacts] = {}
+    matched_count = 0  # the nodes that have the device (of the whole fleet with `fleet`)
     blocked: set[str] = set()  # nodes where the matched device cannot be handed to a pod
     if winner and inventory is not None:
         for node, devices in sorted(inventory.items()):
@@ -392,8 +402,16 @@ def lint(
             found = _device_findings(device, winner, f"{namespace}/{name}", team)
             if any(f.severity == ERROR for f in found):
                 blocked.add(node)
+            if fleet is not None:
+                fleet.count("devices", node, found)
             device_list += found
-        findings += _placement(winner, value, matched, inventory, blocked)
+        if fleet is None:
+            findings += _placement(winner, value, matched, inventory, blocked)
+            matched_count = len(matched)
+        else:
+            everywhere = fleet.spread(matched)
+            findings += _placement(winner, value, everywhere, fleet.nodes, fleet.spread(blocked))
+            matched_count = len(everywhere)
         findings += device_list
 
     if winner == "device":
@@ -412,13 +430,15 @@ def lint(
                 usable=node not in blocked,
                 severity=ERROR if bug else WARNING,
             )
+            if fleet is not None:
+                fleet.count("eexist", node, [risk] if risk else [])
             if risk:
                 findings.append(risk)
 
     ipam_request, ipam_findings = ipam_request_from_config(entry.get("ipam"))
     findings += ipam_findings
     if ipam_request is not None and ipam_request.type != "none":
-        spread = len(matched) if winner == "device" and matched else 1
+        spread = matched_count if winner == "device" and matched else 1
         findings += validate_ipam(ipam_request, node_count=spread)
     return findings
 
@@ -512,10 +532,12 @@ def _capabilities(parsed: dict[str, Any], entry: dict[str, Any]) -> list[Finding
 def _placement(
     selector: str,
     value: str,
-    matched: dict[str, DeviceFacts],
-    inventory: Mapping[str, Sequence[DeviceFacts]],
+    matched: Collection[str],
+    inventory: Collection[str],
     blocked: set[str],
 ) -> list[Finding]:
+    """`matched`: the nodes where the device is; `inventory`: every node the NAD may land on;
+    `blocked`: the nodes where the device may not go to a pod."""
     if not inventory:
         return []
     if not matched:
@@ -529,7 +551,7 @@ def _placement(
                 "is not stranded in a dead pod.",
             )
         ]
-    absent = sorted(set(inventory) - set(matched))
+    absent = sorted(set(inventory).difference(matched))
     if selector == "device" and absent:
         usable = sorted(set(matched) - blocked)
         return [
