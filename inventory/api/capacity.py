@@ -221,7 +221,7 @@ class ReservationRequestSerializer(f.SelectableFieldsMixin, serializers.ModelSer
 def preview_body(match: rules.Match) -> dict[str, Any]:
     return {
         "ok": match.ok,
-        "matching": len(match.matching),
+        "matching": match.matched,
         "picked": [{"id": n.id, "nic": n.label} for n in match.picked],
         "steps": [step.as_dict() for step in match.steps],
         "explanation": match.explanation,

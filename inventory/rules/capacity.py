@@ -126,7 +126,7 @@ class Near:
 @dataclass(frozen=True, slots=True)
 class Match:
     steps: tuple[Step, ...]
-    matching: tuple[Candidate, ...]  # every NIC that passes all filters
+    matched: int  # how many NICs pass every filter
     picked: tuple[Candidate, ...]  # the NICs chosen, () when the request cannot be met
     failed_step: Step | None = None  # the step that emptied the set or could not place
     explanation: str = ""  # one sentence, "" when met
@@ -382,72 +382,117 @@ def match(candidates: Sequence[Candidate], constraints: Constraints) -> Match:
     """Apply the constraints in order and place the count (see the module docstring). The
     constraints must be valid (`constraint_problems` is empty)."""
     ordered = sorted(candidates, key=lambda n: (n.node, n.name, n.id))
-    steps: list[Step] = []
+    totals = [len(ordered)]
     remaining = ordered
+    for _name, _text, check in filters(constraints):
+        remaining = [n for n in remaining if not check(n)]
+        totals.append(len(remaining))
+        if not remaining:
+            break
+    per_node: dict[str, int] = defaultdict(int)
+    for nic in remaining:
+        per_node[nic.node] += 1
+    wanted_nodes: set[str] = set()
+
+    def load(nodes: Sequence[str]) -> list[Candidate]:
+        wanted_nodes.update(nodes)
+        return [n for n in remaining if n.node in wanted_nodes]
+
+    return counted(constraints, totals, per_node, load=load, near=lambda _steps: ordered)
+
+
+def counted(
+    constraints: Constraints,
+    totals: Sequence[int],
+    per_node: Mapping[str, int],
+    *,
+    load: Callable[[Sequence[str]], Sequence[Candidate]],
+    near: Callable[[int], Sequence[Candidate]],
+) -> Match:
+    """The match from counts, wherever they were made (in memory by `match`, or by the
+    database: read/capacity.py): `totals` is the number of NICs before the first filter and
+    after each (it may stop at the first 0), `per_node` the NICs passing every filter per node
+    (nodes with none left out). `load(nodes)` gives the NICs of those nodes that pass every
+    filter; `near(steps)` gives at least the CLOSEST_MAX NICs that `_closest` ranks first when
+    the `steps`-th filter emptied the set (all the NICs will do)."""
     checks = filters(constraints)
-    for name, text, check in checks:
-        kept = [n for n in remaining if not check(n)]
-        step = Step(name, text, len(remaining), len(kept))
+    steps: list[Step] = []
+    for index, (name, text, _check) in enumerate(checks):
+        step = Step(name, text, totals[index], totals[index + 1])
         steps.append(step)
-        remaining = kept
-        if not kept:
-            closest = _closest(ordered, checks, len(steps))
+        if not step.after:
+            closest = _closest(near(len(steps)), checks, len(steps))
             return Match(
-                tuple(steps), (), (), step, f"{text} left 0 of {step.before}" + _listed(closest),
+                tuple(steps), 0, (), step, f"{text} left 0 of {step.before}" + _listed(closest),
                 closest,
             )  # fmt: skip
-    picked, step, why = _place(remaining, constraints)
+    total = totals[len(checks)]
+    chosen, step, why = plan(per_node, constraints)
     steps.append(step)
-    if not picked:
-        return Match(
-            tuple(steps),
-            tuple(remaining),
-            (),
-            step,
-            why,
-            tuple(Near(n, ()) for n in remaining[:CLOSEST_MAX]),
-        )
-    return Match(tuple(steps), tuple(remaining), tuple(picked))
-
-
-def _place(matching: list[Candidate], c: Constraints) -> tuple[list[Candidate], Step, str]:
+    if not chosen:
+        first, left = [], CLOSEST_MAX
+        for node in sorted(per_node):
+            first.append(node)
+            left -= per_node[node]
+            if left <= 0:
+                break
+        shown = _ordered(load(first))[:CLOSEST_MAX]
+        return Match(tuple(steps), total, (), step, why, tuple(Near(n, ()) for n in shown))
     by_node: dict[str, list[Candidate]] = defaultdict(list)
-    for nic in matching:
+    for nic in _ordered(load([node for node, _need in chosen])):
         by_node[nic.node].append(nic)
-    total = len(matching)
+    picked = [nic for node, need in chosen for nic in by_node[node][:need]]
+    return Match(tuple(steps), total, tuple(picked))
+
+
+def _ordered(nics: Sequence[Candidate]) -> list[Candidate]:
+    return sorted(nics, key=lambda n: (n.node, n.name, n.id))
+
+
+def plan(per_node: Mapping[str, int], c: Constraints) -> tuple[list[tuple[str, int]], Step, str]:
+    """Where the count goes, from the number of matching NICs on each node (nodes with none
+    left out): [(node, how many of its first NICs in name order)], [] when the placement
+    cannot be met; the placement step; and why not."""
+    total = sum(per_node.values())
     if c.placement == "one_node":
         text = f"{c.count} on one node"
-        fits = sorted((len(nics), node) for node, nics in by_node.items() if len(nics) >= c.count)
+        fits = sorted((n, node) for node, n in per_node.items() if n >= c.count)
         if not fits:
-            most, node = max((len(nics), node) for node, nics in by_node.items())
+            most, node = max((n, node) for node, n in per_node.items())
             why = (
                 f"{text}: {total} match but no node has {c.count} "
                 f"(the most on one node: {most} on {node})"
             )
             return [], Step("placement", text, total, 0), why
-        node = fits[0][1]
-        return by_node[node][: c.count], Step("placement", text, total, c.count), ""
+        return [(fits[0][1], c.count)], Step("placement", text, total, c.count), ""
     if c.placement == "spread":
         n = c.spread_nodes or 1
         text = f"{c.count} spread over {n} nodes"
         share, extra = divmod(c.count, n)
-        ranked = sorted(by_node.items(), key=lambda item: (-len(item[1]), item[0]))[:n]
+        ranked = sorted(per_node.items(), key=lambda item: (-item[1], item[0]))[:n]
         needs = [share + 1] * extra + [share] * (n - extra)
         if len(ranked) < n or any(
-            len(nics) < need for (_, nics), need in zip(ranked, needs, strict=True)
+            have < need for (_, have), need in zip(ranked, needs, strict=True)
         ):
-            enough = sum(1 for nics in by_node.values() if len(nics) >= share)
+            enough = sum(1 for have in per_node.values() if have >= share)
             why = (
-                f"{text}: {total} match on {len(by_node)} node(s), {enough} of them with "
+                f"{text}: {total} match on {len(per_node)} node(s), {enough} of them with "
                 f"{share} or more; {n} nodes with {share}{'+' if extra else ''} each are needed"
             )
             return [], Step("placement", text, total, 0), why
-        picked = [nic for (_, nics), need in zip(ranked, needs, strict=True) for nic in nics[:need]]
-        return picked, Step("placement", text, total, c.count), ""
+        chosen = [(node, need) for (node, _), need in zip(ranked, needs, strict=True)]
+        return chosen, Step("placement", text, total, c.count), ""
     text = f"count {c.count}"
     if total < c.count:
         return [], Step("count", text, total, 0), f"{c.count} asked, {total} match"
-    return matching[: c.count], Step("count", text, total, c.count), ""
+    chosen, left = [], c.count
+    for node in sorted(per_node):
+        take = min(left, per_node[node])
+        chosen.append((node, take))
+        left -= take
+        if not left:
+            break
+    return chosen, Step("count", text, total, c.count), ""
 
 
 def _closest(ordered: Sequence[Candidate], checks: list[Filter], steps: int) -> tuple[Near, ...]:

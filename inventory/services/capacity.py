@@ -62,7 +62,7 @@ def validate(constraints: rules.Constraints) -> None:
 def preview(constraints: rules.Constraints) -> rules.Match:
     """What `submit` would pick now, or why it would refuse. Changes nothing."""
     validate(constraints)
-    return rules.match(inventory.candidates(), constraints)
+    return inventory.match(constraints)
 
 
 def submit(
@@ -112,7 +112,7 @@ def submit(
         "nad_name": nad_name,
     }
     for _attempt in range(MAX_ATTEMPTS):
-        match = rules.match(inventory.candidates(), constraints)
+        match = inventory.match(constraints)
         if not match.ok:
             return _refuse(match, **ask)
         try:
