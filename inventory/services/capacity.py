@@ -133,6 +133,37 @@ def submit(
     )
 
 
+def release(*, request_id: int, user: Any, reason: str = "released") -> ReservationRequest:
+    """Release every NIC a granted request still holds, all or none (see
+    reservations.release_many), with one history row per NIC and one for the request. Raises
+    Conflict when it holds none (refused, or every reservation already ended) and
+    PermissionDenied when the user may not change the team's reservations."""
+    request = ReservationRequest.objects.select_related("team").get(pk=request_id)
+    ids = list(request.reservations.values_list("pk", flat=True))
+    if not ids:
+        raise Conflict(f"Request {request.pk} was refused: it holds no NIC.")
+    with transaction.atomic():
+        released = reservations.release_many(
+            reservation_ids=ids, user=user, reason=reason, note=f"(request {request.pk})"
+        )
+        nics = ", ".join(reservations.label_of(r.interface) for r in released)
+        audit.record(
+            HistoryKind.REQUEST,
+            message=(
+                f"request {request.pk} of team {request.team.name}: {len(released)} NIC(s) "
+                f"released by {user.get_username()}: {nics}"
+            ),
+            actor=user,
+            team=request.team,
+            data={
+                "request": request.pk,
+                "released": [r.interface_id for r in released],
+                "reason": reason,
+            },
+        )
+    return request
+
+
 def constraints_dict(constraints: rules.Constraints) -> dict[str, Any]:
     """The constraints as stored and shown: the fields that narrow something."""
     defaults = rules.Constraints()
