@@ -90,7 +90,10 @@ class ConstraintsSerializer(f.StrictSerializer):
         choices=list(rules.PLACEMENTS),
         required=False,
         default="any",
-        help_text="any; one_node: all on one node; spread: over `spread_nodes` nodes.",
+        help_text=(
+            "any; one_node: all on one node; one_numa: all on one NUMA node of one node; "
+            "spread: over `spread_nodes` nodes."
+        ),
     )
     spread_nodes = f.StrictIntegerField(required=False, min_value=1, max_value=rules.COUNT_MAX)
 

@@ -8,10 +8,11 @@ release yet) and no reservation is active on it.
 
 `match` counts in the database and reads only the rows it needs: every filter of
 rules/capacity.filters has its SQL twin here (`conditions`, in the same order, with the same
-meaning), so one grouped query gives the count after each filter and the matches per node; the
-pure matcher then places the count (rules/capacity.plan) and reads the NICs of the chosen nodes
-only, or, when a filter emptied the set, the few NICs ranked closest by the same key as
-rules/capacity._closest. `candidates` reads every NIC (the pure matcher's whole input).
+meaning), so one grouped query gives the count after each filter and the matches per node (per node
+and NUMA node for `one_numa`); the pure matcher then places the count (rules/capacity.plan) and
+reads the NICs of the chosen nodes only, or, when a filter emptied the set, the few NICs ranked
+closest by the same key as rules/capacity._closest. `candidates` reads every NIC (the pure matcher's
+whole input).
 """
 
 from __future__ import annotations
@@ -76,28 +77,45 @@ def candidates() -> list[Candidate]:
     return _built(considered().values_list(*COLUMNS), labels, held)
 
 
+MOVED_RETRIES = 5
+
+
 def match(constraints: rules.Constraints) -> rules.Match:
     """rules.match over `candidates()`, the same answer, counted in the database (see the
-    module docstring): one grouped query, then the rows of the chosen nodes or the closest."""
+    module docstring): one grouped query, then the rows of the chosen nodes or the closest.
+    Those are separate statements: when another request took NICs of the chosen nodes in
+    between, the count is made again (after MOVED_RETRIES, the pure matcher over every NIC)."""
+    for _attempt in range(MOVED_RETRIES):
+        try:
+            return _counted_match(constraints)
+        except rules.Moved:
+            continue
+    return rules.match(candidates(), constraints)
+
+
+def _counted_match(constraints: rules.Constraints) -> rules.Match:
     conds = conditions(constraints)
     passed = [functools.reduce(operator.and_, conds[: k + 1]) for k in range(len(conds))]
     # How many filters each NIC passes before its first failure, evaluated once per row.
     reached: Any = Value(len(conds))
     for k in reversed(range(len(conds))):
         reached = Case(When(conds[k], then=reached), default=Value(k), output_field=IntegerField())
-    rows = list(
-        considered()
+    by_numa = constraints.placement == "one_numa"
+    grouped = ("node_name", "numa_node") if by_numa else ("node_name",)
+    rows = [
+        ((row[0], row[1]) if by_numa else row[0], *row[-2:])
+        for row in considered()
         .annotate(reached=reached)
         .order_by()
-        .values_list("node_name", "reached")
+        .values_list(*grouped, "reached")
         .annotate(n=Count("pk"))
-    )
-    totals = [sum(n for _node, _reached, n in rows)]
+    ]
+    totals = [sum(n for _group, _reached, n in rows)]
     for k in range(1, len(conds) + 1):
-        totals.append(sum(n for _node, passes, n in rows if passes >= k))
+        totals.append(sum(n for _group, passes, n in rows if passes >= k))
         if not totals[-1]:
             break
-    per_node = {node: n for node, passes, n in rows if passes == len(conds)}
+    per_node = {group: n for group, passes, n in rows if passes == len(conds)}
 
     def load(nodes: Sequence[str]) -> list[Candidate]:
         return _read(considered().filter(passed[-1], node_name__in=list(nodes)))

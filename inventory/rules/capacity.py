@@ -7,6 +7,8 @@ after each, and then places the count on the survivors:
 - `any`: the first `count` NICs in node and name order;
 - `one_node`: all on one node, the node with the fewest matching NICs that still has enough
   (best fit: the nodes with many stay whole for larger requests);
+- `one_numa`: all on one NUMA node of one node, chosen as `one_node` chooses a node (a NIC whose
+  NUMA node is unknown is never placed so);
 - `spread`: over exactly `spread_nodes` nodes, as evenly as the count allows (counts differ by
   at most one), on the nodes with the most matching NICs.
 
@@ -22,12 +24,13 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
 from inventory.rules.nad.render import HOSTNAME_LABEL, NETWORKS_ANNOTATION
 
-PLACEMENTS = ("any", "one_node", "spread")
+PLACEMENTS = ("any", "one_node", "one_numa", "spread")
 COUNT_MAX = 64
 CLOSEST_MAX = 5
 HEX_ID = re.compile(r"^(0x)?[0-9a-fA-F]{4}$")
@@ -135,6 +138,11 @@ class Match:
     @property
     def ok(self) -> bool:
         return bool(self.picked)
+
+
+class Moved(Exception):
+    """The NICs `counted` loaded for its placement are fewer than the counts said: the inventory
+    changed between the count and the read (another request took some). Count again."""
 
 
 # --- validation ----------------------------------------------------------------------------
@@ -389,9 +397,9 @@ def match(candidates: Sequence[Candidate], constraints: Constraints) -> Match:
         totals.append(len(remaining))
         if not remaining:
             break
-    per_node: dict[str, int] = defaultdict(int)
+    per_node: dict[Any, int] = defaultdict(int)
     for nic in remaining:
-        per_node[nic.node] += 1
+        per_node[group_of(nic, constraints)] += 1
     wanted_nodes: set[str] = set()
 
     def load(nodes: Sequence[str]) -> list[Candidate]:
@@ -401,20 +409,33 @@ def match(candidates: Sequence[Candidate], constraints: Constraints) -> Match:
     return counted(constraints, totals, per_node, load=load, near=lambda _steps: ordered)
 
 
+def group_of(nic: Candidate, constraints: Constraints) -> Any:
+    """What a placement counts NICs by: the node, or (node, NUMA node) for `one_numa` (a NIC
+    whose NUMA node is unknown is counted as (node, None), a group `one_numa` never takes)."""
+    if constraints.placement != "one_numa":
+        return nic.node
+    return (nic.node, nic.numa_node)
+
+
+def _node_of(group: Any) -> str:
+    return group[0] if isinstance(group, tuple) else group
+
+
 def counted(
     constraints: Constraints,
     totals: Sequence[int],
-    per_node: Mapping[str, int],
+    per_node: Mapping[Any, int],
     *,
     load: Callable[[Sequence[str]], Sequence[Candidate]],
     near: Callable[[int], Sequence[Candidate]],
 ) -> Match:
-    """The match from counts, wherever they were made (in memory by `match`, or by the
-    database: read/capacity.py): `totals` is the number of NICs before the first filter and
-    after each (it may stop at the first 0), `per_node` the NICs passing every filter per node
-    (nodes with none left out). `load(nodes)` gives the NICs of those nodes that pass every
-    filter; `near(steps)` gives at least the CLOSEST_MAX NICs that `_closest` ranks first when
-    the `steps`-th filter emptied the set (all the NICs will do)."""
+    """The match from counts, wherever they were made (in memory by `match`, or by the database:
+    read/capacity.py): `totals` is the number of NICs before the first filter and after each (it
+    may stop at the first 0), `per_node` the NICs passing every filter per `group_of` (the node,
+    or node and NUMA node; groups with none left out). `load(nodes)` gives the NICs of those
+    nodes that pass every filter; `near(steps)` gives at least the CLOSEST_MAX NICs that
+    `_closest` ranks first when the `steps`-th filter emptied the set (all the NICs will do).
+    Raises Moved when `load` gives fewer NICs than `per_node` counted for the chosen groups."""
     checks = filters(constraints)
     steps: list[Step] = []
     for index, (name, text, _check) in enumerate(checks):
@@ -427,20 +448,25 @@ def counted(
                 closest,
             )  # fmt: skip
     total = totals[len(checks)]
-    chosen, step, why = plan(per_node, constraints)
+    chosen, step, why = plan(per_node, constraints, total)
     steps.append(step)
     if not chosen:
+        by_name: dict[str, int] = defaultdict(int)
+        for group, n in per_node.items():
+            by_name[_node_of(group)] += n
         first, left = [], CLOSEST_MAX
-        for node in sorted(per_node):
+        for node in sorted(by_name):
             first.append(node)
-            left -= per_node[node]
+            left -= by_name[node]
             if left <= 0:
                 break
         shown = _ordered(load(first))[:CLOSEST_MAX]
         return Match(tuple(steps), total, (), step, why, tuple(Near(n, ()) for n in shown))
-    by_node: dict[str, list[Candidate]] = defaultdict(list)
-    for nic in _ordered(load([node for node, _need in chosen])):
-        by_node[nic.node].append(nic)
+    by_node: dict[Any, list[Candidate]] = defaultdict(list)
+    for nic in _ordered(load([_node_of(group) for group, _need in chosen])):
+        by_node[group_of(nic, constraints)].append(nic)
+    if any(len(by_node[group]) < need for group, need in chosen):
+        raise Moved(f"fewer NICs than counted on {', '.join(map(str, chosen))}")
     picked = [nic for node, need in chosen for nic in by_node[node][:need]]
     return Match(tuple(steps), total, tuple(picked))
 
@@ -449,11 +475,27 @@ def _ordered(nics: Sequence[Candidate]) -> list[Candidate]:
     return sorted(nics, key=lambda n: (n.node, n.name, n.id))
 
 
-def plan(per_node: Mapping[str, int], c: Constraints) -> tuple[list[tuple[str, int]], Step, str]:
-    """Where the count goes, from the number of matching NICs on each node (nodes with none
-    left out): [(node, how many of its first NICs in name order)], [] when the placement
-    cannot be met; the placement step; and why not."""
-    total = sum(per_node.values())
+def plan(
+    per_node: Mapping[Any, int], c: Constraints, total: int
+) -> tuple[list[tuple[Any, int]], Step, str]:
+    """Where the count goes, from the number of matching NICs in each `group_of` (groups with
+    none left out) and the number that match: [(group, how many of its first NICs in name
+    order)], [] when the placement cannot be met; the placement step; and why not."""
+    if c.placement == "one_numa":
+        text = f"{c.count} on one NUMA node"
+        known = {group: n for group, n in per_node.items() if group[1] is not None}
+        fits = sorted((n, group) for group, n in known.items() if n >= c.count)
+        if not fits:
+            if not known:
+                why = f"{text}: {total} match but the NUMA node of every one is unknown"
+            else:
+                most, (node, numa) = max((n, group) for group, n in known.items())
+                why = (
+                    f"{text}: {total} match but no NUMA node of one node has {c.count} "
+                    f"(the most on one NUMA node: {most} on {node} NUMA node {numa})"
+                )
+            return [], Step("placement", text, total, 0), why
+        return [(fits[0][1], c.count)], Step("placement", text, total, c.count), ""
     if c.placement == "one_node":
         text = f"{c.count} on one node"
         fits = sorted((n, node) for node, n in per_node.items() if n >= c.count)

@@ -191,6 +191,8 @@ def _grant(
     """Reserve the picked NICs in one transaction; None when one of them was taken since the
     match (nothing is written then)."""
     ids = sorted(nic.id for nic in match.picked)
+    if len(set(ids)) != constraints.count:  # never: the matcher places the whole count
+        return None
     with transaction.atomic():
         locked = list(
             Interface.objects.select_for_update(of=("self",))

@@ -158,3 +158,23 @@ def test_release_by_another_team_is_403_and_a_refused_request_409(api):
     assert Reservation.objects.filter(released_at__isnull=True).count() == 1
     response = api.post(f"{URL}{refused['id']}/release/")
     assert response.status_code == 409 and "was refused" in response.json()["detail"]
+
+
+def test_one_numa_places_every_nic_on_one_numa_node_of_one_node(api):
+    node = make_node("node-c")
+    make_free_interface(node, "p0", speed_mbps=25000, numa_node=0)
+    make_free_interface(node, "p1", speed_mbps=25000, numa_node=1)
+    make_free_interface(node, "p2", speed_mbps=25000, numa_node=1)
+    response = api.post(
+        f"{URL}preview/", {"count": 2, "placement": "one_numa"}, format="json"
+    ).json()
+    assert response["ok"] and [n["nic"] for n in response["picked"]] == ["node-c/p1", "node-c/p2"]
+    assert response["steps"][-1] == {
+        "field": "placement", "text": "2 on one NUMA node", "before": 6, "after": 2
+    }  # fmt: skip
+    response = api.post(URL, body(count=3, placement="one_numa"), format="json")
+    assert response.status_code == 409
+    assert response.json()["explanation"] == (
+        "3 on one NUMA node: 6 match but no NUMA node of one node has 3 "
+        "(the most on one NUMA node: 2 on node-c NUMA node 1)"
+    )

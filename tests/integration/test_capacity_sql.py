@@ -89,7 +89,7 @@ def inventory_rows(db):
 
 def random_constraints(rng: random.Random) -> Constraints:
     count = rng.choice([1, 1, 2, 3, 5, 9])
-    placement = rng.choice(["any", "any", "one_node", "spread"])
+    placement = rng.choice(["any", "any", "one_node", "one_numa", "spread"])
     return Constraints(
         count=count,
         nodes=tuple(rng.sample(["n-01", "n-02", "N.3", "n-04", "gone", "n-13"], 3))
@@ -125,7 +125,7 @@ def random_constraints(rng: random.Random) -> Constraints:
 def test_the_database_count_answers_as_the_pure_matcher_over_every_nic(inventory_rows):
     rng = inventory_rows
     assert len(inventory.candidates()) > 40
-    outcomes = set()
+    outcomes, placed = set(), set()
     for _ in range(150):
         constraints = random_constraints(rng)
         assert not rules.constraint_problems(constraints)
@@ -133,8 +133,11 @@ def test_the_database_count_answers_as_the_pure_matcher_over_every_nic(inventory
         got = inventory.match(constraints)
         assert got == expected, constraints
         outcomes.add(expected.failed_step.field if expected.failed_step else "ok")
+        if expected.ok:
+            placed.add(constraints.placement)
     # The draws reached every way a request ends: met, emptied by a filter, or not placeable.
     assert {"ok", "free", "count", "placement", "min_speed_mbps"} <= outcomes
+    assert placed == {"any", "one_node", "one_numa", "spread"}
 
 
 def test_a_fleet_is_counted_in_a_few_queries_whatever_its_size(inventory_rows):
@@ -146,3 +149,20 @@ def test_a_fleet_is_counted_in_a_few_queries_whatever_its_size(inventory_rows):
     # The counts (1), the chosen nodes' NICs, their labels and reservations (3).
     assert len(met) == 4
     assert len(emptied) == 5  # the counts, the closest ids, then their rows as above
+
+
+def test_a_count_the_read_contradicts_is_made_again(inventory_rows, monkeypatch):
+    """Another request took a counted NIC before the chosen node's NICs were read: the read
+    comes short and the count is made again, never a grant of fewer NICs than asked."""
+    real, reads = inventory._read, []
+
+    def short_once(queryset):
+        rows = real(queryset)
+        reads.append(len(rows))
+        return rows[:-1] if len(reads) == 1 else rows
+
+    monkeypatch.setattr(inventory, "_read", short_once)
+    constraints = Constraints(count=2, placement="one_node")
+    found = inventory.match(constraints)
+    assert len(reads) == 2 and found.ok and len(found.picked) == 2
+    assert found == rules.match(inventory.candidates(), constraints)
