@@ -19,6 +19,7 @@ TARGETS = {
     "fleet_ms": 100.0,
     "deep_over_first": 1.5,  # deep page's median over the first page's
     "freshness_p95": 2.0,  # s, with hints
+    "live_count_p95_ms": 100.0,  # the request form's live count, 80,000 NICs
 }
 
 
@@ -238,6 +239,40 @@ def nad_section(folder: Path) -> list[str]:
     return [*lines, ""]
 
 
+def requests_section(folder: Path) -> list[str]:
+    data = _load(folder, "requests.json")
+    lines = ["## Reservation requests (server time, PostgreSQL)", ""]
+    if not data:
+        return [*lines, "Not measured.", ""]
+    load = data["load"]
+    lines += [
+        f"{data['interfaces']:,} interfaces. Server time = one POST through Django's test Client "
+        "in the benchmark process (all middleware, session or knox token auth, view, queries, "
+        "rendering; no socket, no WSGI server), after VACUUM ANALYZE. The live count is the "
+        "form's htmx POST to /requests/preview/ (the count fragment); a granted request's "
+        "reservations are released after each run, outside the timing. Load average: "
+        f"{' '.join(f'{x:.2f}' for x in load['before'])} at the start, "
+        f"{' '.join(f'{x:.2f}' for x in load['after'])} at the end (2 shared cores).",
+        "",
+        "| request | median / p95 | queries | target |",
+        "|---|---|---|---|",
+    ]
+    for label, case in data["cases"].items():
+        target = ""
+        if label.startswith("live count"):
+            target = "p95 " + _verdict(case["ms"]["p95"], TARGETS["live_count_p95_ms"], "ms")
+        lines.append(f"| {label} | {_fmt(case['ms'], 'ms')} | {case['queries']} | {target} |")
+    floor = data.get("floor")
+    if floor:
+        lines += [
+            "",
+            "For scale, at the same load: one `SELECT COUNT(*)` of the NICs a request considers, "
+            f"straight through the connection, took {_fmt(floor['ms'], 'ms')}; every live count "
+            "makes one pass of that size (the counts after each constraint and per node).",
+        ]
+    return [*lines, ""]
+
+
 def webhook_section(folder: Path) -> list[str]:
     data = _load(folder, "webhook.json")
     lines = ["## Admission webhook (server time, PostgreSQL)", ""]
@@ -429,6 +464,7 @@ SECTIONS = [
     ("## Freshness in the lab", freshness_section, ("freshness-*.json",)),
     ("## NAD build + lint", nad_section, ("nad.json",)),
     ("## Admission webhook", webhook_section, ("webhook.json",)),
+    ("## Reservation requests", requests_section, ("requests.json",)),
     ("## Node agent", agent_section, ("agent.json",)),
     ("## Side by side", sidebyside_section, ("sidebyside.json",)),
 ]

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -89,7 +90,10 @@ class ConstraintsSerializer(f.StrictSerializer):
         choices=list(rules.PLACEMENTS),
         required=False,
         default="any",
-        help_text="any; one_node: all on one node; spread: over `spread_nodes` nodes.",
+        help_text=(
+            "any; one_node: all on one node; one_numa: all on one NUMA node of one node; "
+            "spread: over `spread_nodes` nodes."
+        ),
     )
     spread_nodes = f.StrictIntegerField(required=False, min_value=1, max_value=rules.COUNT_MAX)
 
@@ -221,7 +225,7 @@ class ReservationRequestSerializer(f.SelectableFieldsMixin, serializers.ModelSer
 def preview_body(match: rules.Match) -> dict[str, Any]:
     return {
         "ok": match.ok,
-        "matching": len(match.matching),
+        "matching": match.matched,
         "picked": [{"id": n.id, "nic": n.label} for n in match.picked],
         "steps": [step.as_dict() for step in match.steps],
         "explanation": match.explanation,
@@ -295,3 +299,23 @@ class ReservationRequestViewSet(
         with service_errors():
             match = capacity.preview(serializer.constraints())
         return Response(preview_body(match))
+
+    @extend_schema(
+        request=None,
+        parameters=[OpenApiParameter("reason", OpenApiTypes.STR, description="Why (history).")],
+        responses={
+            200: ReservationRequestSerializer,
+            403: s.ErrorSerializer,
+            404: OpenApiResponse(description="No such request."),
+            409: s.ConflictSerializer,
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def release(self, request: Request, pk: str | None = None) -> Response:
+        """Release every NIC the request still holds, all or none (409 when it holds none: refused
+        or all released already). The reservations stay readable, released, for the record."""
+        made = self.get_object()
+        reason = request.query_params.get("reason", "") or "released"
+        with service_errors():
+            capacity.release(request_id=made.pk, user=request.user, reason=reason)
+        return Response(ReservationRequestSerializer(self.get_queryset().get(pk=made.pk)).data)

@@ -26,16 +26,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 import urllib3
 from django.conf import settings
 
-from inventory.models import Cluster
 from inventory.rules import bounded_json
 from nodeagent import auth
 from nodeagent.schema import SCHEMA_VERSION, SNAPSHOT_SCHEMA
+
+if TYPE_CHECKING:  # the models need Django set up: the benchmarks import this module before
+    from inventory.models import Cluster
 
 SNAPSHOT_PATH = "/v1/snapshot"
 # A cluster's own master key file (Cluster.agent_master_key_file) holds at least this many

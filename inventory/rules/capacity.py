@@ -7,6 +7,8 @@ after each, and then places the count on the survivors:
 - `any`: the first `count` NICs in node and name order;
 - `one_node`: all on one node, the node with the fewest matching NICs that still has enough
   (best fit: the nodes with many stay whole for larger requests);
+- `one_numa`: all on one NUMA node of one node, chosen as `one_node` chooses a node (a NIC whose
+  NUMA node is unknown is never placed so);
 - `spread`: over exactly `spread_nodes` nodes, as evenly as the count allows (counts differ by
   at most one), on the nodes with the most matching NICs.
 
@@ -22,12 +24,13 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
 from inventory.rules.nad.render import HOSTNAME_LABEL, NETWORKS_ANNOTATION
 
-PLACEMENTS = ("any", "one_node", "spread")
+PLACEMENTS = ("any", "one_node", "one_numa", "spread")
 COUNT_MAX = 64
 CLOSEST_MAX = 5
 HEX_ID = re.compile(r"^(0x)?[0-9a-fA-F]{4}$")
@@ -126,7 +129,7 @@ class Near:
 @dataclass(frozen=True, slots=True)
 class Match:
     steps: tuple[Step, ...]
-    matching: tuple[Candidate, ...]  # every NIC that passes all filters
+    matched: int  # how many NICs pass every filter
     picked: tuple[Candidate, ...]  # the NICs chosen, () when the request cannot be met
     failed_step: Step | None = None  # the step that emptied the set or could not place
     explanation: str = ""  # one sentence, "" when met
@@ -135,6 +138,11 @@ class Match:
     @property
     def ok(self) -> bool:
         return bool(self.picked)
+
+
+class Moved(Exception):
+    """The NICs `counted` loaded for its placement are fewer than the counts said: the inventory
+    changed between the count and the read (another request took some). Count again."""
 
 
 # --- validation ----------------------------------------------------------------------------
@@ -382,72 +390,151 @@ def match(candidates: Sequence[Candidate], constraints: Constraints) -> Match:
     """Apply the constraints in order and place the count (see the module docstring). The
     constraints must be valid (`constraint_problems` is empty)."""
     ordered = sorted(candidates, key=lambda n: (n.node, n.name, n.id))
-    steps: list[Step] = []
+    totals = [len(ordered)]
     remaining = ordered
+    for _name, _text, check in filters(constraints):
+        remaining = [n for n in remaining if not check(n)]
+        totals.append(len(remaining))
+        if not remaining:
+            break
+    per_node: dict[Any, int] = defaultdict(int)
+    for nic in remaining:
+        per_node[group_of(nic, constraints)] += 1
+    wanted_nodes: set[str] = set()
+
+    def load(nodes: Sequence[str]) -> list[Candidate]:
+        wanted_nodes.update(nodes)
+        return [n for n in remaining if n.node in wanted_nodes]
+
+    return counted(constraints, totals, per_node, load=load, near=lambda _steps: ordered)
+
+
+def group_of(nic: Candidate, constraints: Constraints) -> Any:
+    """What a placement counts NICs by: the node, or (node, NUMA node) for `one_numa` (a NIC
+    whose NUMA node is unknown is counted as (node, None), a group `one_numa` never takes)."""
+    if constraints.placement != "one_numa":
+        return nic.node
+    return (nic.node, nic.numa_node)
+
+
+def _node_of(group: Any) -> str:
+    return group[0] if isinstance(group, tuple) else group
+
+
+def counted(
+    constraints: Constraints,
+    totals: Sequence[int],
+    per_node: Mapping[Any, int],
+    *,
+    load: Callable[[Sequence[str]], Sequence[Candidate]],
+    near: Callable[[int], Sequence[Candidate]],
+) -> Match:
+    """The match from counts, wherever they were made (in memory by `match`, or by the database:
+    read/capacity.py): `totals` is the number of NICs before the first filter and after each (it
+    may stop at the first 0), `per_node` the NICs passing every filter per `group_of` (the node,
+    or node and NUMA node; groups with none left out). `load(nodes)` gives the NICs of those
+    nodes that pass every filter; `near(steps)` gives at least the CLOSEST_MAX NICs that
+    `_closest` ranks first when the `steps`-th filter emptied the set (all the NICs will do).
+    Raises Moved when `load` gives fewer NICs than `per_node` counted for the chosen groups."""
     checks = filters(constraints)
-    for name, text, check in checks:
-        kept = [n for n in remaining if not check(n)]
-        step = Step(name, text, len(remaining), len(kept))
+    steps: list[Step] = []
+    for index, (name, text, _check) in enumerate(checks):
+        step = Step(name, text, totals[index], totals[index + 1])
         steps.append(step)
-        remaining = kept
-        if not kept:
-            closest = _closest(ordered, checks, len(steps))
+        if not step.after:
+            closest = _closest(near(len(steps)), checks, len(steps))
             return Match(
-                tuple(steps), (), (), step, f"{text} left 0 of {step.before}" + _listed(closest),
+                tuple(steps), 0, (), step, f"{text} left 0 of {step.before}" + _listed(closest),
                 closest,
             )  # fmt: skip
-    picked, step, why = _place(remaining, constraints)
+    total = totals[len(checks)]
+    chosen, step, why = plan(per_node, constraints, total)
     steps.append(step)
-    if not picked:
-        return Match(
-            tuple(steps),
-            tuple(remaining),
-            (),
-            step,
-            why,
-            tuple(Near(n, ()) for n in remaining[:CLOSEST_MAX]),
-        )
-    return Match(tuple(steps), tuple(remaining), tuple(picked))
+    if not chosen:
+        by_name: dict[str, int] = defaultdict(int)
+        for group, n in per_node.items():
+            by_name[_node_of(group)] += n
+        first, left = [], CLOSEST_MAX
+        for node in sorted(by_name):
+            first.append(node)
+            left -= by_name[node]
+            if left <= 0:
+                break
+        shown = _ordered(load(first))[:CLOSEST_MAX]
+        return Match(tuple(steps), total, (), step, why, tuple(Near(n, ()) for n in shown))
+    by_node: dict[Any, list[Candidate]] = defaultdict(list)
+    for nic in _ordered(load([_node_of(group) for group, _need in chosen])):
+        by_node[group_of(nic, constraints)].append(nic)
+    if any(len(by_node[group]) < need for group, need in chosen):
+        raise Moved(f"fewer NICs than counted on {', '.join(map(str, chosen))}")
+    picked = [nic for node, need in chosen for nic in by_node[node][:need]]
+    return Match(tuple(steps), total, tuple(picked))
 
 
-def _place(matching: list[Candidate], c: Constraints) -> tuple[list[Candidate], Step, str]:
-    by_node: dict[str, list[Candidate]] = defaultdict(list)
-    for nic in matching:
-        by_node[nic.node].append(nic)
-    total = len(matching)
+def _ordered(nics: Sequence[Candidate]) -> list[Candidate]:
+    return sorted(nics, key=lambda n: (n.node, n.name, n.id))
+
+
+def plan(
+    per_node: Mapping[Any, int], c: Constraints, total: int
+) -> tuple[list[tuple[Any, int]], Step, str]:
+    """Where the count goes, from the number of matching NICs in each `group_of` (groups with
+    none left out) and the number that match: [(group, how many of its first NICs in name
+    order)], [] when the placement cannot be met; the placement step; and why not."""
+    if c.placement == "one_numa":
+        text = f"{c.count} on one NUMA node"
+        known = {group: n for group, n in per_node.items() if group[1] is not None}
+        fits = sorted((n, group) for group, n in known.items() if n >= c.count)
+        if not fits:
+            if not known:
+                why = f"{text}: {total} match but the NUMA node of every one is unknown"
+            else:
+                most, (node, numa) = max((n, group) for group, n in known.items())
+                why = (
+                    f"{text}: {total} match but no NUMA node of one node has {c.count} "
+                    f"(the most on one NUMA node: {most} on {node} NUMA node {numa})"
+                )
+            return [], Step("placement", text, total, 0), why
+        return [(fits[0][1], c.count)], Step("placement", text, total, c.count), ""
     if c.placement == "one_node":
         text = f"{c.count} on one node"
-        fits = sorted((len(nics), node) for node, nics in by_node.items() if len(nics) >= c.count)
+        fits = sorted((n, node) for node, n in per_node.items() if n >= c.count)
         if not fits:
-            most, node = max((len(nics), node) for node, nics in by_node.items())
+            most, node = max((n, node) for node, n in per_node.items())
             why = (
                 f"{text}: {total} match but no node has {c.count} "
                 f"(the most on one node: {most} on {node})"
             )
             return [], Step("placement", text, total, 0), why
-        node = fits[0][1]
-        return by_node[node][: c.count], Step("placement", text, total, c.count), ""
+        return [(fits[0][1], c.count)], Step("placement", text, total, c.count), ""
     if c.placement == "spread":
         n = c.spread_nodes or 1
         text = f"{c.count} spread over {n} nodes"
         share, extra = divmod(c.count, n)
-        ranked = sorted(by_node.items(), key=lambda item: (-len(item[1]), item[0]))[:n]
+        ranked = sorted(per_node.items(), key=lambda item: (-item[1], item[0]))[:n]
         needs = [share + 1] * extra + [share] * (n - extra)
         if len(ranked) < n or any(
-            len(nics) < need for (_, nics), need in zip(ranked, needs, strict=True)
+            have < need for (_, have), need in zip(ranked, needs, strict=True)
         ):
-            enough = sum(1 for nics in by_node.values() if len(nics) >= share)
+            enough = sum(1 for have in per_node.values() if have >= share)
             why = (
-                f"{text}: {total} match on {len(by_node)} node(s), {enough} of them with "
+                f"{text}: {total} match on {len(per_node)} node(s), {enough} of them with "
                 f"{share} or more; {n} nodes with {share}{'+' if extra else ''} each are needed"
             )
             return [], Step("placement", text, total, 0), why
-        picked = [nic for (_, nics), need in zip(ranked, needs, strict=True) for nic in nics[:need]]
-        return picked, Step("placement", text, total, c.count), ""
+        chosen = [(node, need) for (node, _), need in zip(ranked, needs, strict=True)]
+        return chosen, Step("placement", text, total, c.count), ""
     text = f"count {c.count}"
     if total < c.count:
         return [], Step("count", text, total, 0), f"{c.count} asked, {total} match"
-    return matching[: c.count], Step("count", text, total, c.count), ""
+    chosen, left = [], c.count
+    for node in sorted(per_node):
+        take = min(left, per_node[node])
+        chosen.append((node, take))
+        left -= take
+        if not left:
+            break
+    return chosen, Step("count", text, total, c.count), ""
 
 
 def _closest(ordered: Sequence[Candidate], checks: list[Filter], steps: int) -> tuple[Near, ...]:

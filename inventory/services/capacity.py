@@ -62,7 +62,7 @@ def validate(constraints: rules.Constraints) -> None:
 def preview(constraints: rules.Constraints) -> rules.Match:
     """What `submit` would pick now, or why it would refuse. Changes nothing."""
     validate(constraints)
-    return rules.match(inventory.candidates(), constraints)
+    return inventory.match(constraints)
 
 
 def submit(
@@ -112,7 +112,7 @@ def submit(
         "nad_name": nad_name,
     }
     for _attempt in range(MAX_ATTEMPTS):
-        match = rules.match(inventory.candidates(), constraints)
+        match = inventory.match(constraints)
         if not match.ok:
             return _refuse(match, **ask)
         try:
@@ -131,6 +131,37 @@ def submit(
         f"The NICs matching this request kept being reserved by others ({MAX_ATTEMPTS} attempts); "
         "nothing was reserved. Try again."
     )
+
+
+def release(*, request_id: int, user: Any, reason: str = "released") -> ReservationRequest:
+    """Release every NIC a granted request still holds, all or none (see
+    reservations.release_many), with one history row per NIC and one for the request. Raises
+    Conflict when it holds none (refused, or every reservation already ended) and
+    PermissionDenied when the user may not change the team's reservations."""
+    request = ReservationRequest.objects.select_related("team").get(pk=request_id)
+    ids = list(request.reservations.values_list("pk", flat=True))
+    if not ids:
+        raise Conflict(f"Request {request.pk} was refused: it holds no NIC.")
+    with transaction.atomic():
+        released = reservations.release_many(
+            reservation_ids=ids, user=user, reason=reason, note=f"(request {request.pk})"
+        )
+        nics = ", ".join(reservations.label_of(r.interface) for r in released)
+        audit.record(
+            HistoryKind.REQUEST,
+            message=(
+                f"request {request.pk} of team {request.team.name}: {len(released)} NIC(s) "
+                f"released by {user.get_username()}: {nics}"
+            ),
+            actor=user,
+            team=request.team,
+            data={
+                "request": request.pk,
+                "released": [r.interface_id for r in released],
+                "reason": reason,
+            },
+        )
+    return request
 
 
 def constraints_dict(constraints: rules.Constraints) -> dict[str, Any]:
@@ -160,6 +191,8 @@ def _grant(
     """Reserve the picked NICs in one transaction; None when one of them was taken since the
     match (nothing is written then)."""
     ids = sorted(nic.id for nic in match.picked)
+    if len(set(ids)) != constraints.count:  # never: the matcher places the whole count
+        return None
     with transaction.atomic():
         locked = list(
             Interface.objects.select_for_update(of=("self",))

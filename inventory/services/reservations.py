@@ -186,6 +186,52 @@ def release(*, reservation_id: int, user: Any, reason: str = "released") -> Rese
     return reservation
 
 
+def release_many(
+    *, reservation_ids: list[int], user: Any, reason: str = "released", note: str = ""
+) -> list[Reservation]:
+    """End every still active reservation of `reservation_ids` now, all or none: the user must
+    be allowed to change each (PermissionDenied otherwise, nothing released). Those already
+    released are left as they are; Conflict when none is active. `note` ends each history
+    message ("(request 12)"). Returns the reservations it released, in id order."""
+    reason = (reason or "released").strip()[:RELEASE_REASON_MAX_LENGTH] or "released"
+    with transaction.atomic():
+        locked = list(
+            Reservation.objects.select_for_update(of=("self",))
+            .select_related("interface__node", "team", "created_by", "released_by")
+            .filter(pk__in=reservation_ids)
+            .order_by("pk")
+        )
+        active = [reservation for reservation in locked if reservation.active]
+        if not active:
+            raise Conflict("Nothing to release: every one of these reservations has ended.")
+        for reservation in active:
+            _check_may_manage(user, reservation)
+        now = timezone.now()
+        old_states = {r.interface_id: r.interface.state for r in active}
+        for reservation in active:
+            _end(reservation, at=now, by=user, reason=reason)
+        new_states = _refresh_ownership(sorted(old_states))
+        suffix = f" {note}" if note else ""
+        for reservation in active:
+            interface = reservation.interface
+            audit.record(
+                HistoryKind.RELEASE,
+                message=(
+                    f"reservation of {_label(interface)} for team {reservation.team.name} "
+                    f"released by {user.get_username()}{suffix}: {reason}"
+                ),
+                actor=user,
+                team=reservation.team,
+                interface=interface,
+                data={"reservation": reservation.pk, "reason": reason},
+                old_state=old_states[interface.pk],
+                new_state=new_states.get(interface.pk, ""),
+            )
+        for node_id in sorted({r.interface.node_id for r in active}):
+            _publish_after_commit(node_id)
+    return active
+
+
 def expire_due(*, now: datetime | None = None) -> int:
     """Release every active reservation whose end is at or before `now` (reason "expired").
     Returns how many were released. Idempotent: a second run finds nothing due."""
@@ -333,6 +379,11 @@ def expiry_error(expires_at: Any, *, after: datetime) -> str:
     if expires_at <= after:
         return f"Must be in the future (after {when(after)})."
     return ""
+
+
+def label_of(interface: Interface) -> str:
+    """node/name as the history writes it."""
+    return _label(interface)
 
 
 def _label(interface: Interface) -> str:

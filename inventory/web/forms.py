@@ -250,6 +250,7 @@ VF_CHOICES = [("", "either"), ("yes", "SR-IOV VFs only"), ("no", "no SR-IOV VFs"
 PLACEMENT_CHOICES = [
     ("any", "anywhere"),
     ("one_node", "all on one node"),
+    ("one_numa", "all on one NUMA node of one node"),
     ("spread", "spread over N nodes"),
 ]
 

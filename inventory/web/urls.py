@@ -22,6 +22,11 @@ urlpatterns = [
     path("requests/new/", capacity.RequestNewView.as_view(), name="request-new"),
     path("requests/preview/", capacity.RequestPreviewView.as_view(), name="request-preview"),
     path("requests/<int:pk>/", capacity.RequestDetailView.as_view(), name="request"),
+    path(
+        "requests/<int:pk>/release/",
+        capacity.RequestReleaseView.as_view(),
+        name="request-release",
+    ),
     path("team/", views.TeamView.as_view(), name="team"),
     path("team/switch/", views.TeamSwitchView.as_view(), name="team-switch"),
     # The user's API tokens, and the header's sweep status (polled by every page).

@@ -4,6 +4,7 @@ preview, list and detail; a bad constraint is a 400 naming the field and the rul
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from inventory.models import Reservation, ReservationRequest
@@ -129,3 +130,51 @@ def test_acting_for_a_team_you_are_not_in_is_403(api):
     response = api.post(URL, body(count=1, team="storage"), format="json")
     assert response.status_code == 403
     assert not Reservation.objects.exists()
+
+
+def test_release_frees_every_nic_of_a_request_once(api):
+    made = api.post(URL, body(count=2, min_speed_mbps=25000), format="json").json()
+    response = api.post(f"{URL}{made['id']}/release/?reason=finished")
+    assert response.status_code == 200, response.json()
+    nics = response.json()["nics"]
+    assert len(nics) == 2 and not any(n["active"] for n in nics)
+    assert set(Reservation.objects.values_list("release_reason", flat=True)) == {"finished"}
+    again = api.post(f"{URL}{made['id']}/release/")
+    assert again.status_code == 409
+    assert "Nothing to release" in again.json()["detail"]
+    assert api.post(f"{URL}999999/release/").status_code == 404
+
+
+def test_release_by_another_team_is_403_and_a_refused_request_409(api):
+    made = api.post(URL, body(count=1), format="json").json()
+    refused = api.post(URL, body(count=1, min_speed_mbps=10**6), format="json").json()
+    outsider = APIClient()
+    outsider.credentials(
+        HTTP_AUTHORIZATION=f"Token {token_for(User.objects.get(username='oscar'))}"
+    )
+    response = outsider.post(f"{URL}{made['id']}/release/")
+    assert response.status_code == 403
+    assert "Only members of team netlab" in response.json()["detail"]
+    assert Reservation.objects.filter(released_at__isnull=True).count() == 1
+    response = api.post(f"{URL}{refused['id']}/release/")
+    assert response.status_code == 409 and "was refused" in response.json()["detail"]
+
+
+def test_one_numa_places_every_nic_on_one_numa_node_of_one_node(api):
+    node = make_node("node-c")
+    make_free_interface(node, "p0", speed_mbps=25000, numa_node=0)
+    make_free_interface(node, "p1", speed_mbps=25000, numa_node=1)
+    make_free_interface(node, "p2", speed_mbps=25000, numa_node=1)
+    response = api.post(
+        f"{URL}preview/", {"count": 2, "placement": "one_numa"}, format="json"
+    ).json()
+    assert response["ok"] and [n["nic"] for n in response["picked"]] == ["node-c/p1", "node-c/p2"]
+    assert response["steps"][-1] == {
+        "field": "placement", "text": "2 on one NUMA node", "before": 6, "after": 2
+    }  # fmt: skip
+    response = api.post(URL, body(count=3, placement="one_numa"), format="json")
+    assert response.status_code == 409
+    assert response.json()["explanation"] == (
+        "3 on one NUMA node: 6 match but no NUMA node of one node has 3 "
+        "(the most on one NUMA node: 2 on node-c NUMA node 1)"
+    )

@@ -87,3 +87,30 @@ def test_a_missed_target_says_by_how_much(tmp_path):
     (tmp_path / "agent.json").write_text(json.dumps(slow))
     lines = "\n".join(report.agent_section(tmp_path))
     assert "**misses** ≤ 10 ms by 15 ms (2.5×)" in lines
+
+
+def test_the_requests_section_judges_the_live_counts_against_their_target(tmp_path):
+    fast = {"n": 30, "median": 40.0, "p95": 90.0, "min": 30.0, "max": 95.0}
+    slow = {"n": 30, "median": 300.0, "p95": 450.0, "min": 200.0, "max": 500.0}
+    (tmp_path / "requests.json").write_text(
+        json.dumps(
+            {
+                "interfaces": 79900,
+                "cases": {
+                    "live count: any 2": {"ms": fast, "queries": 6},
+                    "live count: refused": {"ms": slow, "queries": 7},
+                    "granted request: 2 on one node (API)": {"ms": slow, "queries": 88},
+                },
+                "floor": {"ms": fast},
+                "load": {"before": [1.0, 2.0, 3.0], "after": [4.0, 5.0, 6.0]},
+            }
+        )
+    )
+    text = "\n".join(report.requests_section(tmp_path))
+    assert "| live count: any 2 | 40.0 / 90.0 ms (n=30) | 6 | p95 meets ≤ 100 ms |" in text
+    assert "| live count: refused | 300.0 / 450.0 ms (n=30) | 7 | p95 **misses**" in text
+    assert "| granted request: 2 on one node (API) | 300.0 / 450.0 ms (n=30) | 88 |  |" in text
+    assert "1.00 2.00 3.00 at the start, 4.00 5.00 6.00 at the end" in text
+    updated = report.updated_report(tmp_path, PREVIOUS)
+    assert "## Reservation requests (server time, PostgreSQL)" in updated
+    assert "kept as it was" in updated

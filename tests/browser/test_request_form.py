@@ -71,3 +71,57 @@ def test_the_live_count_follows_the_form_and_a_request_is_granted(
             "interface__node__name", flat=True
         )
     ) == ["gpu-a", "gpu-a"]
+
+
+def test_one_numa_placement_and_releasing_every_nic_of_the_request(
+    page: Page, live_server, settings, tmp_path, artifacts_dir
+):
+    settings.KUBECONFIG = str(tmp_path / "no-cluster")
+    node = make_node("gpu-n", cni=CNI)
+    for name, numa in (("ens0", 0), ("ens1", 1), ("ens2", 1)):
+        make_free_interface(node, name, speed_mbps=25000, numa_node=numa)
+    make_user("alice", teams=[make_team("ml")])
+    log_in(page, live_server, next_path="/requests/new/")
+    count = page.get_by_test_id("match-count")
+    expect(count).to_have_text("3 match")
+    page.fill("#id_count", "2")
+    page.select_option("#id_placement", "one_numa")
+    expect(page.get_by_test_id("match-ok")).to_contain_text("gpu-n/ens1, gpu-n/ens2")
+    expect(page.get_by_test_id("match-steps")).to_contain_text("2 on one NUMA node")
+    page.fill("#id_count", "3")
+    expect(page.get_by_test_id("match-explanation")).to_contain_text(
+        "3 on one NUMA node: 3 match but no NUMA node of one node has 3 "
+        "(the most on one NUMA node: 2 on gpu-n NUMA node 1)"
+    )
+    page.fill("#id_count", "2")
+    expect(page.get_by_test_id("match-ok")).to_be_visible()
+    page.fill("#id_purpose", "numa run")
+    page.get_by_test_id("submit-request").click()
+    expect(page.get_by_test_id("outcome")).to_have_text("granted")
+
+    asked = []
+
+    def answer(accept: bool):
+        def handle(dialog) -> None:
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        return handle
+
+    request = ReservationRequest.objects.get()
+    page.once("dialog", answer(False))  # dismissed: nothing happens
+    page.get_by_role("button", name="Release all 2 NICs").click()
+    expect(page.get_by_role("button", name="Release all 2 NICs")).to_be_visible()
+    assert Reservation.objects.filter(released_at__isnull=True).count() == 2
+    page.once("dialog", answer(True))
+    page.get_by_role("button", name="Release all 2 NICs").click()
+    expect(page.get_by_text("Every NIC of request")).to_be_visible()
+    expect(page.get_by_role("button", name="Release all 2 NICs")).to_have_count(0)
+    page.screenshot(path=artifacts_dir / "request-released.png", full_page=True)
+    assert not Reservation.objects.filter(released_at__isnull=True).exists()
+    assert Reservation.objects.count() == 2
+    question = (
+        f"Release all 2 NICs team ml holds through request {request.pk}? "
+        "They become free for anyone to take."
+    )
+    assert asked == [question, question]

@@ -135,7 +135,7 @@ def test_reserved_nics_are_named_with_their_team_in_the_closest(fleet):
 
 def test_preview_changes_nothing(fleet):
     match = capacity.preview(Constraints(count=2, min_speed_mbps=25000))
-    assert match.ok and len(match.matching) == 3
+    assert match.ok and match.matched == 3
     assert not Reservation.objects.exists() and not ReservationRequest.objects.exists()
 
 
@@ -176,13 +176,13 @@ def test_a_nic_taken_between_the_match_and_the_reservation_makes_the_request_sta
     """The first read still shows gpu-a/ens1f0 free, but a single reservation takes it before
     the request locks its picks: that attempt writes nothing, the next one reads again and
     picks around it."""
-    real = capacity.inventory.candidates
+    real = capacity.inventory.match
     reads = []
     taken = fleet["nics"]["a0"]
     other = make_team("platform")
 
-    def candidates():
-        rows = real()
+    def match(constraints):
+        found = real(constraints)
         if not reads:
             reservations.reserve(
                 interface_id=taken.pk,
@@ -191,10 +191,10 @@ def test_a_nic_taken_between_the_match_and_the_reservation_makes_the_request_sta
                 purpose="got there first",
                 expires_at=in_days(1),
             )
-        reads.append(len(rows))
-        return rows
+        reads.append(found.matched)
+        return found
 
-    monkeypatch.setattr(capacity.inventory, "candidates", candidates)
+    monkeypatch.setattr(capacity.inventory, "match", match)
     request = submit(fleet, Constraints(count=2, min_speed_mbps=25000))
     assert len(reads) == 2
     assert request.outcome == RequestOutcome.GRANTED

@@ -8,7 +8,10 @@ import pytest
 from inventory.rules.capacity import (
     Candidate,
     Constraints,
+    Moved,
+    Step,
     constraint_problems,
+    counted,
     match,
     parse_label_selector,
 )
@@ -103,6 +106,29 @@ def test_one_node_failure_names_the_largest_group():
     )
 
 
+def test_one_numa_puts_every_nic_on_one_numa_node_of_one_node():
+    # a has 2 NICs but on NUMA 0 and 1; b has 3 on NUMA 0: two on one NUMA node fit only b.
+    result = match(fleet(), Constraints(count=2, placement="one_numa", label_selector="rack=r1"))
+    assert ids(result) == [3, 4]
+    assert result.steps[-1] == Step("placement", "2 on one NUMA node", 5, 2)
+    # One on one NUMA node: the best fit is a NUMA node with one, a's NUMA 0 (before a's 1).
+    assert ids(match(fleet(), Constraints(count=1, placement="one_numa"))) == [1]
+
+
+def test_one_numa_failure_names_the_largest_numa_group_or_the_unknown_numa():
+    result = match(fleet(), Constraints(count=2, placement="one_numa", min_speed_mbps=25000))
+    assert not result.ok and result.failed_step.field == "placement"
+    assert result.explanation == (
+        "2 on one NUMA node: 3 match but no NUMA node of one node has 2 "
+        "(the most on one NUMA node: 1 on a NUMA node 1)"
+    )
+    result = match(fleet(), Constraints(count=1, placement="one_numa", nodes=("c",)))
+    assert result.explanation == (
+        "1 on one NUMA node: 1 match but the NUMA node of every one is unknown"
+    )
+    assert [n.candidate.id for n in result.closest] == [6]
+
+
 def test_spread_over_n_nodes_is_as_even_as_the_count_allows():
     result = match(fleet(), Constraints(count=3, placement="spread", spread_nodes=2))
     picked = [n.node for n in result.picked]
@@ -187,7 +213,7 @@ def test_bad_label_selectors_say_why(selector, problem):
         (Constraints(min_speed_mbps=0), "min_speed_mbps", "at least 1"),
         (Constraints(vendor_id="intel"), "vendor_id", "four hex digits"),
         (Constraints(numa_node=-1), "numa_node", "0 or more"),
-        (Constraints(placement="rack"), "placement", "any, one_node, spread"),
+        (Constraints(placement="rack"), "placement", "any, one_node, one_numa, spread"),
         (Constraints(placement="spread"), "spread_nodes", "over how many nodes"),
         (
             Constraints(count=2, placement="spread", spread_nodes=3),
@@ -208,3 +234,18 @@ def test_valid_constraints_have_no_problems():
         Constraints(count=4, placement="spread", spread_nodes=2, label_selector="rack=r1",
                     vendor_id="0x8086", numa_node=0, min_speed_mbps=25000)
     ) == {}  # fmt: skip
+
+
+def test_counted_says_when_the_nics_read_are_fewer_than_counted():
+    nics = {n.id: n for n in fleet()}
+    per_node = {"a": 2, "b": 3, "c": 1}
+    found = counted(
+        Constraints(count=2), [7, 6], per_node, load=lambda _nodes: [nics[1], nics[2]],
+        near=lambda _steps: [],
+    )  # fmt: skip
+    assert ids(found) == [1, 2]
+    with pytest.raises(Moved):  # another request took a's ens1f1 between count and read
+        counted(
+            Constraints(count=2), [7, 6], per_node, load=lambda _nodes: [nics[1]],
+            near=lambda _steps: [],
+        )  # fmt: skip

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.views import View
 from django.views.generic import DetailView, FormView, ListView
 
 from inventory.models import ReservationRequest
 from inventory.services import capacity
 from inventory.services.errors import Conflict
 from inventory.web.forms import ConstraintsForm, ReservationRequestForm
-from inventory.web.views.common import PageMixin, active_team
+from inventory.web.views.common import PageMixin, PortalLoginRequiredMixin, active_team
 from inventory.web.views.team import redirect_after_post
 
 PAGE_SIZE = 50
@@ -110,6 +112,7 @@ class RequestDetailView(PageMixin, DetailView):
             )
         )
         context["nad_yaml"] = "---\n".join(n.get("yaml", "") for n in self.object.nads)
+        context["active_count"] = sum(1 for r in context["nics"] if r.active)
         return context
 
 
@@ -122,3 +125,17 @@ class RequestListView(PageMixin, ListView):
         return ReservationRequest.objects.select_related("team", "created_by").order_by(
             "-created_at", "-id"
         )
+
+
+class RequestReleaseView(PortalLoginRequiredMixin, View):
+    """Release every NIC the request still holds (the request page's button, confirmed)."""
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        made = get_object_or_404(ReservationRequest, pk=pk)
+        try:
+            capacity.release(request_id=made.pk, user=request.user)
+        except (Conflict, PermissionDenied) as exc:
+            messages.error(request, str(exc) or "You may not do that.")
+        else:
+            messages.success(request, f"Every NIC of request {made.pk} is released.")
+        return redirect_after_post(request, reverse("inventory:request", args=[made.pk]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
@@ -12,7 +13,7 @@ from django.views.generic import TemplateView
 from django_htmx.http import HttpResponseClientRedirect
 
 from inventory.choices import HistoryKind
-from inventory.models import HistoryEntry, Interface
+from inventory.models import HistoryEntry, Interface, ReservationRequest
 from inventory.queries import active_reservations
 from inventory.services import teams
 from inventory.web.forms import TeamSwitchForm
@@ -29,8 +30,10 @@ RESERVATION_KINDS = (
     HistoryKind.EXTEND,
     HistoryKind.RELEASE,
     HistoryKind.EXPIRE,
+    HistoryKind.REQUEST,
 )
 TEAM_HISTORY_SHOWN = 100
+TEAM_REQUESTS_SHOWN = 20
 
 
 def redirect_after_post(request: HttpRequest, url: str) -> HttpResponse:
@@ -56,7 +59,7 @@ class TeamSwitchView(PortalLoginRequiredMixin, View):
 
 class TeamView(PageMixin, LiveMixin, TemplateView):
     """Interfaces with an active reservation of the active team, the namespaces it may apply
-    NADs into, and that team's reservation history."""
+    NADs into, its latest reservation requests, and that team's reservation history."""
 
     template_name = "inventory/team.html"
 
@@ -74,6 +77,14 @@ class TeamView(PageMixin, LiveMixin, TemplateView):
             .select_related("node", "node__cluster")
             .prefetch_related(active_reservations())
             .order_by("node__name", "name")
+        )
+        context["requests"] = (
+            ReservationRequest.objects.filter(team=team)
+            .select_related("created_by")
+            .annotate(
+                holding=Count("reservations", filter=Q(reservations__released_at__isnull=True))
+            )
+            .order_by("-created_at", "-id")[:TEAM_REQUESTS_SHOWN]
         )
         context["history"] = (
             HistoryEntry.objects.filter(team=team, kind__in=RESERVATION_KINDS)
