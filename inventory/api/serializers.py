@@ -320,6 +320,14 @@ class NadRequestSerializer(StrictSerializer):
         help_text="Team acting (reserved NICs are offered to their team only); empty or "
         "absent: your only team, none if you are in no team; in several teams, name one.",
     )
+    cluster = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="The cluster the NAD goes into (its registry name): the NICs must be of it, "
+        '"node/name" references are looked up in it. Empty or absent: the NICs\' own cluster '
+        "(the default cluster for names). NICs of two clusters in one NAD are refused.",
+    )
 
 
 class FindingSerializer(serializers.Serializer):

@@ -351,13 +351,16 @@ class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
     def _build(self, request: Request, workflow: Callable[..., Any]) -> Any:
         """Run nads.render or nads.apply for the request body: the serializer's `interfaces`
-        are the service's `interface_ids`, its `team` the acting-team rule's name."""
+        are the service's `interface_ids` ("node/name" looked up in its `cluster`), its `team`
+        the acting-team rule's name."""
         serializer = s.NadRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         name = data.pop("team", None)
         with service_errors(), _interfaces_field():
-            data["interface_ids"] = nads.interface_ids(data.pop("interfaces"))
+            data["interface_ids"] = nads.interface_ids(
+                data.pop("interfaces"), cluster=data.get("cluster", "")
+            )
             team = teams.acting_team(request.user, name, required=False)
             try:
                 return workflow(user=request.user, team=team, **data)
