@@ -463,6 +463,7 @@ class TokenListSerializer(serializers.Serializer):
 
 
 class DiagnosisSerializer(serializers.Serializer):
+    cluster = serializers.CharField(help_text="The cluster whose API and inventory were read.")
     code = serializers.CharField(help_text="Stable UPPER_SNAKE code.")
     severity = serializers.ChoiceField(choices=["ok", "pending", "error"])
     title = serializers.CharField()
