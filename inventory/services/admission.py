@@ -79,7 +79,7 @@ def review(body: bytes, *, cluster: str = "") -> tuple[int, dict[str, Any]]:
         return 200, _errored(request, resource, mode, exc, started)
     answer, outcome = _answer(request, decision, mode)
     if outcome == DENIED and not request.dry_run:
-        _record(request, decision, enforced=mode == "enforce")
+        _record(request, decision, enforced=mode == "enforce", cluster=cluster)
     elapsed = time.perf_counter() - started
     _count(resource, outcome, mode, request.dry_run, elapsed)
     log.info(
@@ -297,10 +297,13 @@ def _object_name(request: AdmissionRequest) -> str:
 # --- records ---------------------------------------------------------------------------------
 
 
-def _record(request: AdmissionRequest, decision: Decision, *, enforced: bool) -> None:
+def _record(
+    request: AdmissionRequest, decision: Decision, *, enforced: bool, cluster: str = ""
+) -> None:
     """Upsert the AdmissionRecord of this object, reason and mode. A failure to record never
     changes the answer (logged instead)."""
     key = {
+        "cluster": (cluster or settings.CLUSTER_NAME)[:100],
         "resource": request.resource[:64],
         "namespace": request.namespace[:63],
         "name": _object_name(request)[:253],

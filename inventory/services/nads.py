@@ -31,6 +31,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Required, TypedDict, Unpack
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -105,7 +106,7 @@ def interface_ids(refs: Sequence[int | str], *, cluster: str = "") -> list[int]:
     for node, name, pk in rows:
         found.setdefault(f"{node}/{name}", pk)
     errors = []
-    named = where.name if where is not None else "the cluster"
+    named = where.name if where is not None else settings.CLUSTER_NAME
     for index, ref in enumerate(refs):
         if isinstance(ref, str) and ref not in found:
             node = ref.split("/", 1)[0]

@@ -51,7 +51,19 @@ def test_each_clusters_path_checks_that_clusters_inventory(client, two):
     assert "PRIMARY_NIC" in causes and "node-a/eth1" in causes["PRIMARY_NIC"]
     # The default cluster's own name is the same as /validate.
     assert send(client, "/clusters/prod/validate")["allowed"] is True
-    assert AdmissionRecord.objects.get().codes == "PRIMARY_NIC"
+    record = AdmissionRecord.objects.get()
+    assert (record.cluster, record.codes) == ("second", "PRIMARY_NIC")
+
+
+def test_the_same_denial_in_two_clusters_is_two_records(client, two):
+    config = host_device("uplink", device="eth0")  # no eth0 in either inventory: denied in both
+    body = review(NAD, nad_object("uplink", config, **{"nicportal.io/nodes": "node-a"}))
+    for path in ("/validate", "/clusters/second/validate", "/clusters/second/validate"):
+        body["request"]["uid"] = path + str(AdmissionRecord.objects.count())
+        answer = client.post(path, json.dumps(body), content_type="application/json").json()
+        assert answer["response"]["allowed"] is False
+    rows = sorted(AdmissionRecord.objects.values_list("cluster", "count"))
+    assert rows == [("prod", 1), ("second", 2)]
 
 
 def test_a_path_naming_no_registered_cluster_is_answered_as_the_failure_policy_says(

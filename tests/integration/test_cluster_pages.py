@@ -12,7 +12,7 @@ import pytest
 from django.core.cache import cache
 
 from inventory.choices import AttachmentStatus
-from inventory.models import Cluster
+from inventory.models import AdmissionRecord, Cluster
 from inventory.services import cluster_clients
 from tests.factories import make_interface, make_node, make_pod_attachment, make_user
 from tests.integration.real_api_server import nad_api, real_api_server  # noqa: F401 (fixtures)
@@ -141,3 +141,15 @@ def test_a_pod_is_diagnosed_from_its_own_clusters_api(two, signed_in, nad_api): 
     assert f'href="/pods/{namespace}/web-0/diagnosis/?cluster=second"' in html
     assert "cluster second" in html
     assert signed_in.get(f"/pods/{namespace}/web-0/diagnosis/?cluster=nowhere").status_code == 400
+
+
+def test_the_admission_page_says_which_clusters_api_server_sent_each_review(two, signed_in):
+    fields = {"resource": "pods", "namespace": "ml", "codes": "NIC_HELD", "enforced": True}
+    fields |= {"operation": "CREATE", "message": "denied"}
+    AdmissionRecord.objects.create(cluster="default", name="a-0", **fields)
+    AdmissionRecord.objects.create(cluster="second", name="b-0", **fields)
+    html = signed_in.get("/admission/").content.decode()
+    assert '<span data-testid="record-cluster">cluster second</span>' in html
+    assert '<span data-testid="record-cluster">cluster default</span>' in html
+    only = signed_in.get("/admission/", {"cluster": "second"})
+    assert [record.name for record in only.context["records"]] == ["b-0"]
