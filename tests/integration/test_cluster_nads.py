@@ -130,6 +130,9 @@ def test_the_builder_offers_the_nics_of_the_chosen_cluster_and_applies_there(wor
     default_page = client.get("/nads/new/").content.decode()
     assert f'data-testid="iface-{ours.pk}"' in default_page
     assert f'data-testid="iface-{theirs.pk}"' not in default_page
+    nowhere = client.get("/nads/new/", {"cluster": "nowhere"}).content.decode()
+    assert "No cluster named nowhere: no NIC is offered." in nowhere
+    assert 'data-testid="iface-' not in nowhere
     # A NIC given by id brings its own cluster.
     prefilled = client.get("/nads/new/", {"interface": theirs.pk}).content.decode()
     assert '<input type="hidden" name="cluster" value="second">' in prefilled

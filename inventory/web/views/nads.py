@@ -128,6 +128,8 @@ class NadBuilderView(PortalLoginRequiredMixin, View):
             initial["interfaces"] = [chosen.pk]
             initial["name"] = slugify(f"{chosen.node.name}-{chosen.name}")[:63]
         form = NadBuilderForm(initial=initial, team=team)
+        if form.cluster_name and not Cluster.objects.filter(name=form.cluster_name).exists():
+            messages.error(request, f"No cluster named {form.cluster_name}: no NIC is offered.")
         context = _builder_context(request, form, team, preview=None)
         return render(request, BUILDER_TEMPLATE, context)
 
