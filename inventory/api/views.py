@@ -445,9 +445,14 @@ class PodDiagnosisView(APIView):
                 "cluster",
                 OpenApiTypes.STR,
                 description="The pod's cluster (its registry name); the default cluster if absent.",
+                pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$",
             )
         ],
-        responses={200: s.DiagnosisSerializer, 404: s.DiagnosisSerializer},
+        responses={
+            200: s.DiagnosisSerializer,
+            400: OpenApiResponse(description="`cluster` names no registered cluster."),
+            404: s.DiagnosisSerializer,
+        },
     )
     def get(self, request: Request, namespace: str, name: str) -> Response:
         if len(request.query_params.getlist("cluster")) > 1:
