@@ -444,8 +444,9 @@ class PodDiagnosisView(APIView):
             OpenApiParameter(
                 "cluster",
                 OpenApiTypes.STR,
-                description="The pod's cluster (its registry name); the default cluster if absent.",
-                pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$",
+                description="The pod's cluster (its registry name); the default cluster if "
+                "absent or empty.",
+                pattern=r"^([a-z0-9]([a-z0-9.-]*[a-z0-9])?)?$",
             )
         ],
         responses={
