@@ -596,6 +596,8 @@ class AdmissionRecord(models.Model):
     pod moves `last_at` and `count` instead of adding rows. Dry-run requests (kubectl
     --dry-run=server) are never recorded: they change nothing, the record included."""
 
+    # The cluster whose API server sent the review (the webhook's path names it).
+    cluster = models.CharField(max_length=100, blank=True, default="")
     resource = models.CharField(max_length=64)  # "pods", "network-attachment-definitions"
     namespace = models.CharField(max_length=63)
     name = models.CharField(max_length=253)  # generateName + "*" when the name is not set yet
@@ -612,8 +614,8 @@ class AdmissionRecord(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["resource", "namespace", "name", "codes", "enforced"],
-                name="admission_record_unique",
+                fields=["cluster", "resource", "namespace", "name", "codes", "enforced"],
+                name="admission_record_cluster_unique",
             )
         ]
         ordering = ["-last_at", "-id"]

@@ -320,6 +320,14 @@ class NadRequestSerializer(StrictSerializer):
         help_text="Team acting (reserved NICs are offered to their team only); empty or "
         "absent: your only team, none if you are in no team; in several teams, name one.",
     )
+    cluster = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="The cluster the NAD goes into (its registry name): the NICs must be of it, "
+        '"node/name" references are looked up in it. Empty or absent: the NICs\' own cluster '
+        "(the default cluster for names). NICs of two clusters in one NAD are refused.",
+    )
 
 
 class FindingSerializer(serializers.Serializer):
@@ -455,6 +463,7 @@ class TokenListSerializer(serializers.Serializer):
 
 
 class DiagnosisSerializer(serializers.Serializer):
+    cluster = serializers.CharField(help_text="The cluster whose API and inventory were read.")
     code = serializers.CharField(help_text="Stable UPPER_SNAKE code.")
     severity = serializers.ChoiceField(choices=["ok", "pending", "error"])
     title = serializers.CharField()

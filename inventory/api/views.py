@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -351,13 +352,16 @@ class NetworkAttachmentViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
     def _build(self, request: Request, workflow: Callable[..., Any]) -> Any:
         """Run nads.render or nads.apply for the request body: the serializer's `interfaces`
-        are the service's `interface_ids`, its `team` the acting-team rule's name."""
+        are the service's `interface_ids` ("node/name" looked up in its `cluster`), its `team`
+        the acting-team rule's name."""
         serializer = s.NadRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         name = data.pop("team", None)
         with service_errors(), _interfaces_field():
-            data["interface_ids"] = nads.interface_ids(data.pop("interfaces"))
+            data["interface_ids"] = nads.interface_ids(
+                data.pop("interfaces"), cluster=data.get("cluster", "")
+            )
             team = teams.acting_team(request.user, name, required=False)
             try:
                 return workflow(user=request.user, team=team, **data)
@@ -428,19 +432,42 @@ class HistoryViewSet(ApiViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
 class PodDiagnosisView(APIView):
     """Why a pod's host-device attachment failed (or would fail): the pod, its events and NADs
-    from the cluster, the NICs from the inventory. A pod that does not exist, or a cluster that
-    does not answer, is a diagnosis too, with its code: 404 POD_NOT_FOUND for a pod the cluster
-    does not have, 200 otherwise."""
+    from its cluster's API (`?cluster=NAME`, the default cluster without it), the NICs from that
+    cluster's inventory. A pod that does not exist, or a cluster that does not answer, is a
+    diagnosis too, with its code: 404 POD_NOT_FOUND for a pod the cluster does not have, 200
+    otherwise; a cluster nobody registered is a 400 on `cluster`."""
 
     schema = ApiAutoSchema()
 
-    @extend_schema(responses={200: s.DiagnosisSerializer, 404: s.DiagnosisSerializer})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "cluster",
+                OpenApiTypes.STR,
+                description="The pod's cluster (its registry name); the default cluster if "
+                "absent or empty.",
+                pattern=r"^([a-z0-9]([a-z0-9.-]*[a-z0-9])?)?$",
+            )
+        ],
+        responses={
+            200: s.DiagnosisSerializer,
+            400: OpenApiResponse(description="`cluster` names no registered cluster."),
+            404: s.DiagnosisSerializer,
+        },
+    )
     def get(self, request: Request, namespace: str, name: str) -> Response:
+        if len(request.query_params.getlist("cluster")) > 1:
+            raise ValidationError({"cluster": ["Give this parameter once."]})
+        cluster = request.query_params.get("cluster", "")
         with service_errors():
-            result = diagnosis.diagnose(namespace=namespace, name=name, user=request.user)
+            result = diagnosis.diagnose(
+                namespace=namespace, name=name, cluster=cluster, user=request.user
+            )
+            where = cluster or settings.CLUSTER_NAME
+        body = {**_as_json(result), "cluster": where}
         if result.code == "POD_NOT_FOUND":
-            return Response(_as_json(result), status=status.HTTP_404_NOT_FOUND)
-        return Response(_as_json(result))
+            return Response(body, status=status.HTTP_404_NOT_FOUND)
+        return Response(body)
 
 
 class TokenViewSet(

@@ -2,7 +2,8 @@
 
 Two speeds, so that a review costs at most one database query:
 
-- **The index, in memory**: the configured cluster's nodes (name, labels, host-device facts),
+- **The index, in memory**, one per cluster (the webhook path names it: docs/WEBHOOK.md): that
+  cluster's nodes (name, labels, host-device facts),
   its NADs (with the device each selects) and the team namespaces. These change at the pace of
   the sweep (NADs and nodes come from the cluster listing every poll interval) or of staff
   edits, so each server process keeps one copy and rebuilds it in a background thread once it
@@ -27,7 +28,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import close_old_connections, connection
 
-from inventory.models import Interface, NetworkAttachment, Node, Reservation
+from inventory.models import Cluster, Interface, NetworkAttachment, Node, Reservation
 from inventory.read import facts
 from inventory.rules import nad
 from inventory.rules.admission.decide import (
@@ -98,9 +99,19 @@ class Index:
         return list(found)
 
 
-def load_index() -> Index:
-    """Read the index from the database (three queries)."""
-    cluster = facts.configured_cluster()
+class UnknownCluster(LookupError):
+    """A webhook path names a cluster the registry does not hold."""
+
+
+def load_index(cluster_name: str = "") -> Index:
+    """Read the index of a cluster (a registry name; the default cluster for "") from the
+    database (three queries). UnknownCluster for a name the registry does not hold."""
+    if cluster_name:
+        cluster = Cluster.objects.filter(name=cluster_name).first()
+        if cluster is None:
+            raise UnknownCluster(f"no cluster named {cluster_name!r} is registered in NICPortal")
+    else:
+        cluster = facts.configured_cluster()
     teams = facts.team_namespaces()
     if cluster is None:
         return Index(
@@ -144,56 +155,59 @@ def load_index() -> Index:
 
 
 class IndexHolder:
-    """One Index per process, rebuilt in a background thread when it is older than
+    """One Index per cluster per process, rebuilt in a background thread when it is older than
     WEBHOOK_INDEX_MAX_AGE seconds (0: read for every review, three more queries each). Readers
     always get a complete Index (the reference is swapped, never mutated)."""
 
     def __init__(self) -> None:
-        self._index: Index | None = None
+        self._indexes: dict[str, Index] = {}  # by the cluster name a review asked for
         self._lock = threading.Lock()
-        self._refreshing = False
+        self._refreshing: set[str] = set()
         self.background = True
 
-    def get(self) -> Index:
+    def get(self, cluster: str = "") -> Index:
+        """The index of `cluster` (the default cluster for "")."""
         if settings.WEBHOOK_INDEX_MAX_AGE == 0:
-            return load_index()  # no cache at all: small clusters and end-to-end tests
-        index = self._index
+            return load_index(cluster)  # no cache at all: small clusters and end-to-end tests
+        index = self._indexes.get(cluster)
         if index is None:
             with self._lock:
-                if self._index is None:
-                    self._index = load_index()
-                return self._index
+                if cluster not in self._indexes:
+                    self._indexes[cluster] = load_index(cluster)
+                return self._indexes[cluster]
         if time.monotonic() - index.loaded_at > settings.WEBHOOK_INDEX_MAX_AGE:
             if self.background:
-                self._refresh_in_background()
+                self._refresh_in_background(cluster)
             else:
-                self._index = index = load_index()
+                self._indexes[cluster] = index = load_index(cluster)
         return index
 
-    def reload(self) -> Index:
-        self._index = load_index()
-        return self._index
+    def reload(self, cluster: str = "") -> Index:
+        self._indexes[cluster] = load_index(cluster)
+        return self._indexes[cluster]
 
     def clear(self) -> None:
-        self._index = None
+        self._indexes = {}
 
-    def _refresh_in_background(self) -> None:
+    def _refresh_in_background(self, cluster: str) -> None:
         with self._lock:
-            if self._refreshing:
+            if cluster in self._refreshing:
                 return
-            self._refreshing = True
-        threading.Thread(target=self._refresh, name="admission-index", daemon=True).start()
+            self._refreshing.add(cluster)
+        threading.Thread(
+            target=self._refresh, args=(cluster,), name="admission-index", daemon=True
+        ).start()
 
-    def _refresh(self) -> None:
+    def _refresh(self, cluster: str) -> None:
         try:
             close_old_connections()
-            self._index = load_index()
+            self._indexes[cluster] = load_index(cluster)
         except Exception:
-            log.exception("admission index refresh failed")
+            log.exception("admission index refresh failed cluster=%s", cluster or "-")
         finally:
             connection.close()  # this thread's own connection
             with self._lock:
-                self._refreshing = False
+                self._refreshing.discard(cluster)
 
 
 INDEX = IndexHolder()

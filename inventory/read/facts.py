@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
 from inventory.choices import AttachmentStatus
@@ -42,6 +43,22 @@ def configured_cluster() -> Cluster | None:
     return Cluster.objects.filter(name=settings.CLUSTER_NAME).first()
 
 
+def chosen_cluster(name: str = "", *, field: str = "cluster") -> Cluster | None:
+    """The cluster a request names (the configured one for ""; None when that has not been swept
+    yet). A name the registry does not hold is a ValidationError on `field` naming the known
+    clusters: a typo must not quietly fall back to another cluster."""
+    name = (name or "").strip()
+    if not name:
+        return configured_cluster()
+    cluster = Cluster.objects.filter(name=name).first()
+    if cluster is None:
+        known = ", ".join(Cluster.objects.order_by("name").values_list("name", flat=True))
+        raise ValidationError(
+            {field: [f"No cluster named {name!r}; the clusters are: {known or 'none yet'}."]}
+        )
+    return cluster
+
+
 def configured_nodes() -> QuerySet[Node]:
     """The nodes of the configured cluster that the Kubernetes API still lists."""
     return Node.objects.filter(cluster__name=settings.CLUSTER_NAME, in_cluster=True)
@@ -57,6 +74,14 @@ def configured_interfaces() -> QuerySet[Interface]:
 def cluster_nodes(cluster: Cluster | None) -> list[Node]:
     """The nodes of `cluster` that the Kubernetes API still lists ([] for no cluster)."""
     return list(Node.objects.filter(cluster=cluster, in_cluster=True)) if cluster else []
+
+
+def cluster_nodes_named(cluster: Cluster | None, name: str) -> bool:
+    """Whether `cluster` has a node of that name that the Kubernetes API still lists."""
+    return (
+        cluster is not None
+        and Node.objects.filter(cluster=cluster, name=name, in_cluster=True).exists()
+    )
 
 
 def multus_version_for(cluster: Cluster | None) -> str:

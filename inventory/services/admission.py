@@ -61,8 +61,10 @@ RESOURCES = {decide.NADS: "nads", decide.PODS: "pods"}
 FLEET_CLASSES = True
 
 
-def review(body: bytes) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, JSON body) for one AdmissionReview request body."""
+def review(body: bytes, *, cluster: str = "") -> tuple[int, dict[str, Any]]:
+    """(HTTP status, JSON body) for one AdmissionReview request body sent by the API server of
+    `cluster` (a registry name, from the webhook's path; the default cluster for ""). A name the
+    registry does not hold is an error answered as the failure policy says, naming it."""
     started = time.perf_counter()
     try:
         request = parse_review(body)
@@ -73,13 +75,15 @@ def review(body: bytes) -> tuple[int, dict[str, Any]]:
     resource = RESOURCES.get(request.resource_key, "other")
     mode = settings.WEBHOOK_MODE
     try:
-        decision = decide_request(request)
+        decision = decide_request(request, cluster=cluster)
     except Exception as exc:
-        log.exception("admission error uid=%s resource=%s", request.uid, resource)
+        log.exception(
+            "admission error uid=%s resource=%s cluster=%s", request.uid, resource, cluster or "-"
+        )
         return 200, _errored(request, resource, mode, exc, started)
     answer, outcome = _answer(request, decision, mode)
     if outcome == DENIED and not request.dry_run:
-        _record(request, decision, enforced=mode == "enforce")
+        _record(request, decision, enforced=mode == "enforce", cluster=cluster)
     elapsed = time.perf_counter() - started
     _count(resource, outcome, mode, request.dry_run, elapsed)
     log.info(
@@ -101,17 +105,18 @@ def review(body: bytes) -> tuple[int, dict[str, Any]]:
     return 200, answer
 
 
-def decide_request(request: AdmissionRequest) -> Decision:
-    """The decision before any mode is applied (no side effects)."""
+def decide_request(request: AdmissionRequest, *, cluster: str = "") -> Decision:
+    """The decision before any mode is applied (no side effects), against the inventory of
+    `cluster` (the default cluster for "")."""
     if request.resource_key == decide.NADS and request.operation in {"CREATE", "UPDATE"}:
-        return _decide_nad(request)
+        return _decide_nad(request, cluster)
     if request.resource_key == decide.PODS and request.operation == "CREATE":
         if not request.sub_resource:
-            return _decide_pod(request)
+            return _decide_pod(request, cluster)
     return Decision(allowed=True, judged=False)
 
 
-def _decide_nad(request: AdmissionRequest) -> Decision:
+def _decide_nad(request: AdmissionRequest, cluster: str) -> Decision:
     new = decide.nad_object(request.object, namespace=request.namespace, name=request.name)
     old = None
     if request.operation == "UPDATE" and request.old_object is not None:
@@ -120,7 +125,7 @@ def _decide_nad(request: AdmissionRequest) -> Decision:
         return decide.decide_nad(
             request, new, devices_by_node=None, plugins_by_node={}, multus_version=""
         )
-    index = admission_facts.INDEX.get()
+    index = admission_facts.INDEX.get(cluster)
     notes: list[str] = []
     selector = decide.nad_selector(new.config, new.annotations)
     old_selector = decide.nad_selector(old.config, old.annotations) if old else None
@@ -191,7 +196,7 @@ def _decide_nad(request: AdmissionRequest) -> Decision:
     )
 
 
-def _decide_pod(request: AdmissionRequest) -> Decision:
+def _decide_pod(request: AdmissionRequest, cluster: str) -> Decision:
     pod = request.object if isinstance(request.object, dict) else {}
     metadata = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
@@ -210,7 +215,7 @@ def _decide_pod(request: AdmissionRequest) -> Decision:
             warnings=(f"NICPortal could not read this pod ({exc}): its NICs were not checked.",),
             judged=False,
         )
-    index = admission_facts.INDEX.get()
+    index = admission_facts.INDEX.get(cluster)
     attachments = []
     for selection in selections:
         entry = index.nads.get(selection.nad_key)
@@ -332,10 +337,13 @@ def _object_name(request: AdmissionRequest) -> str:
 # --- records ---------------------------------------------------------------------------------
 
 
-def _record(request: AdmissionRequest, decision: Decision, *, enforced: bool) -> None:
+def _record(
+    request: AdmissionRequest, decision: Decision, *, enforced: bool, cluster: str = ""
+) -> None:
     """Upsert the AdmissionRecord of this object, reason and mode. A failure to record never
     changes the answer (logged instead)."""
     key = {
+        "cluster": (cluster or settings.CLUSTER_NAME)[:100],
         "resource": request.resource[:64],
         "namespace": request.namespace[:63],
         "name": _object_name(request)[:253],

@@ -1,9 +1,10 @@
 """Pod diagnosis and stranded NICs: gather the facts (the cluster + the inventory), let the pure
 rules in inventory/rules/diagnosis/ judge them.
 
-- `diagnose(namespace=, name=)`: why is this pod stuck in ContainerCreating? Reads the pod, its
-  Events and the NADs it names from the Kubernetes API (live: the answer must match what
-  `kubectl describe` shows now), and the interfaces of every node from the inventory.
+- `diagnose(namespace=, name=, cluster=)`: why is this pod stuck in ContainerCreating? Reads the
+  pod, its Events and the NADs it names from that cluster's Kubernetes API (live: the answer
+  must match what `kubectl describe` shows now), and the interfaces of that cluster's nodes
+  from the inventory.
 - `diagnose_planned(namespace=, node=, networks=)`: the same rules for a pod that does not exist
   yet ("what would happen if I started it on that node?").
 - `stranded()`: NICs that vanished with no pod claiming them, and orphans back on the host as
@@ -17,17 +18,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
 from inventory.choices import AttachmentStatus, OwnershipState
 from inventory.clients.cluster import ClusterClient, ClusterError, NotFound
-from inventory.models import Interface, PodAttachment
+from inventory.models import Cluster, Interface, PodAttachment
 from inventory.read import facts
 from inventory.rules import diagnosis as rules
 from inventory.rules import multus, nad, teams
 from inventory.rules.diagnosis import Diagnosis
+from inventory.services import cluster_clients
 
 __all__ = [
     "Diagnosis",
@@ -44,35 +45,43 @@ __all__ = [
 
 
 def diagnose(
-    *, namespace: str, name: str, user: object = None, client: ClusterClient | None = None
+    *,
+    namespace: str,
+    name: str,
+    cluster: str = "",
+    user: object = None,
+    client: ClusterClient | None = None,
 ) -> Diagnosis:
-    """Why pod namespace/name is (or is not) stuck. `user` is accepted for the API's sake: every
-    logged-in user may read a diagnosis, as they may read the inventory."""
+    """Why pod namespace/name of `cluster` (a registry name; the default cluster for "") is (or
+    is not) stuck: its pod, Events and NADs read through the registry's client for that cluster,
+    its NICs from that cluster's inventory. ValidationError on `cluster` for a cluster nobody
+    knows. `user` is accepted for the API's sake: every logged-in user may read a diagnosis, as
+    they may read the inventory."""
+    stored = facts.chosen_cluster(cluster)
     try:
-        with _ClientScope(client) as cluster:
-            try:
-                pod = cluster.get_pod(namespace, name)
-            except NotFound:
-                return rules.diagnose(
-                    rules.DiagnosisFacts(rules.PodFacts(namespace, name, found=False))
-                )
-            events = cluster.pod_events(namespace, name)
-            pod_facts = rules.PodFacts(
-                namespace=namespace,
-                name=name,
-                node=pod.node_name,
-                phase=pod.phase or "Pending",
-                networks=pod.networks,
-                networks_error=pod.networks_error,
-                network_status=pod.network_status,
-                events=tuple(
-                    rules.EventFacts(e.reason, e.message, e.type, e.count, e.last_seen)
-                    for e in events
-                ),
+        api = client or _client(stored)
+        try:
+            pod = api.get_pod(namespace, name)
+        except NotFound:
+            return rules.diagnose(
+                rules.DiagnosisFacts(rules.PodFacts(namespace, name, found=False))
             )
-            return rules.diagnose(_facts(cluster, pod_facts))
+        events = api.pod_events(namespace, name)
+        pod_facts = rules.PodFacts(
+            namespace=namespace,
+            name=name,
+            node=pod.node_name,
+            phase=pod.phase or "Pending",
+            networks=pod.networks,
+            networks_error=pod.networks_error,
+            network_status=pod.network_status,
+            events=tuple(
+                rules.EventFacts(e.reason, e.message, e.type, e.count, e.last_seen) for e in events
+            ),
+        )
+        return rules.diagnose(_facts(api, stored, pod_facts))
     except ClusterError as exc:
-        return _cluster_unavailable(namespace, name, exc)
+        return _cluster_unavailable(namespace, name, exc, stored)
 
 
 def diagnose_planned(
@@ -81,11 +90,13 @@ def diagnose_planned(
     node: str,
     networks: str,
     name: str = "(planned pod)",
+    cluster: str = "",
     user: object = None,
     client: ClusterClient | None = None,
 ) -> Diagnosis:
     """The rules applied to a pod that is not created: `networks` is the annotation it would
-    carry, `node` where it would run. Nothing is started."""
+    carry, `node` (of `cluster`) where it would run. Nothing is started."""
+    stored = facts.chosen_cluster(cluster)
     try:
         selections = multus.parse_networks(networks, pod_namespace=namespace)
         networks_error = ""
@@ -100,32 +111,22 @@ def diagnose_planned(
         networks_error=networks_error,
     )
     try:
-        with _ClientScope(client) as cluster:
-            return rules.diagnose(_facts(cluster, pod_facts))
+        return rules.diagnose(_facts(client or _client(stored), stored, pod_facts))
     except ClusterError as exc:
-        return _cluster_unavailable(namespace, name, exc)
+        return _cluster_unavailable(namespace, name, exc, stored)
 
 
-class _ClientScope:
-    """The given client (left open), or one from the settings (closed after use)."""
-
-    def __init__(self, client: ClusterClient | None) -> None:
-        self.given = client
-        self.made: ClusterClient | None = None
-
-    def __enter__(self) -> ClusterClient:
-        if self.given is not None:
-            return self.given
-        self.made = ClusterClient.from_settings()
-        return self.made
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.made is not None:
-            self.made.close()
+def _client(stored: Cluster | None) -> ClusterClient:
+    """The process's client for the cluster (services.cluster_clients: shared with its sweeps,
+    never closed here); the settings' one before the default cluster's first sweep."""
+    if stored is None:
+        return cluster_clients.settings_client()
+    return cluster_clients.cluster_client(stored)
 
 
-def _facts(cluster: ClusterClient, pod: rules.PodFacts) -> rules.DiagnosisFacts:
-    stored = facts.configured_cluster()
+def _facts(
+    cluster: ClusterClient, stored: Cluster | None, pod: rules.PodFacts
+) -> rules.DiagnosisFacts:
     nodes = facts.cluster_nodes(stored)
     interfaces_by_node = facts.host_interfaces_by_node(nodes)
     plugins = facts.plugins_by_node(nodes)
@@ -174,12 +175,15 @@ def _facts(cluster: ClusterClient, pod: rules.PodFacts) -> rules.DiagnosisFacts:
     )
 
 
-def _cluster_unavailable(namespace: str, name: str, exc: ClusterError) -> Diagnosis:
+def _cluster_unavailable(
+    namespace: str, name: str, exc: ClusterError, stored: Cluster | None
+) -> Diagnosis:
+    where = f" of cluster {stored.name}" if stored is not None else ""
     return Diagnosis(
         code="CLUSTER_UNAVAILABLE",
         severity=rules.ERROR,
         title="The Kubernetes API did not answer",
-        explanation=f"NICPortal could not read pod {namespace}/{name}: {exc}",
+        explanation=f"NICPortal could not read pod {namespace}/{name}{where}: {exc}",
         namespace=namespace,
         pod=name,
         fix=rules.Fix("Try again; if it persists, check the portal's kubeconfig and RBAC."),
@@ -270,6 +274,7 @@ def stranded(*, now: datetime | None = None) -> list[StrandedNic]:
 
 @dataclass
 class PodRow:
+    cluster: str
     namespace: str
     name: str
     node: str
@@ -291,29 +296,36 @@ _STATUS_RANK = {
 }
 
 
-def pods_to_diagnose(*, query: str = "", limit: int = 500) -> list[PodRow]:
-    """Pods with Multus attachments, failing first (failed, then pending), then by name.
-    `query` filters on "namespace/name" (case-insensitive substring). Pods whose attachments are
-    all gone are left out: they no longer exist."""
+def pods_to_diagnose(*, query: str = "", cluster: str = "", limit: int = 500) -> list[PodRow]:
+    """Pods with Multus attachments of every cluster (of `cluster` only, when named), failing
+    first (failed, then pending), then by name. `query` filters on "namespace/name"
+    (case-insensitive substring). Pods whose attachments are all gone are left out: they no
+    longer exist."""
     rows = (
-        PodAttachment.objects.filter(cluster__name=settings.CLUSTER_NAME)
-        .exclude(status=AttachmentStatus.GONE)
-        .select_related("node")
-        .order_by("namespace", "pod_name", "pod_interface")
+        PodAttachment.objects.exclude(status=AttachmentStatus.GONE)
+        .select_related("node", "cluster")
+        .order_by("cluster__name", "namespace", "pod_name", "pod_interface")
     )
+    if cluster:
+        rows = rows.filter(cluster__name=cluster)
     if query:
         if "/" in query:
             namespace, _, name = query.partition("/")
             rows = rows.filter(namespace__icontains=namespace, pod_name__icontains=name)
         else:
             rows = rows.filter(Q(pod_name__icontains=query) | Q(namespace__icontains=query))
-    pods: dict[tuple[str, str], PodRow] = {}
+    pods: dict[tuple[str, str, str], PodRow] = {}
     for row in rows[: limit * 8]:
-        key = (row.namespace, row.pod_name)
+        key = (row.cluster.name, row.namespace, row.pod_name)
         pod = pods.get(key)
         if pod is None:
             pod = pods[key] = PodRow(
-                row.namespace, row.pod_name, row.node.name if row.node else "", row.status, ""
+                row.cluster.name,
+                row.namespace,
+                row.pod_name,
+                row.node.name if row.node else "",
+                row.status,
+                "",
             )
         if _STATUS_RANK.get(row.status, 9) < _STATUS_RANK.get(pod.status, 9):
             pod.status = row.status
@@ -325,6 +337,6 @@ def pods_to_diagnose(*, query: str = "", limit: int = 500) -> list[PodRow]:
             pod.updated_at = row.updated_at
     ordered = sorted(
         pods.values(),
-        key=lambda p: (_STATUS_RANK.get(p.status, 9), not p.error, p.namespace, p.name),
+        key=lambda p: (_STATUS_RANK.get(p.status, 9), not p.error, p.namespace, p.name, p.cluster),
     )
     return ordered[:limit]

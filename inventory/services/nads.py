@@ -6,6 +6,11 @@ The rules live in the pure `inventory.rules.nad` package; this module only turns
 its facts, and does the side effects of `apply`: create the NADs in the cluster, store them, and
 write the history.
 
+A request acts on one cluster (docs/CLUSTERS.md): the one it names (`cluster`), else its NICs'
+own, else the default cluster. NICs of two clusters in one request, or NICs of another cluster
+than the one named, are refused with the field and the rule; `apply` creates the NADs through
+the registry's client for that cluster (services.cluster_clients), never the default one's.
+
 Applying is "all or nothing" across the cluster and the database, in this order:
 0. the namespace must be one the acting team may apply into (services.teams.check_apply: the
    team's namespaces, staff anywhere); otherwise PermissionDenied with the reason;
@@ -26,6 +31,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Required, TypedDict, Unpack
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -37,7 +43,7 @@ from inventory.models import Cluster, Interface, NetworkAttachment
 from inventory.read import facts
 from inventory.rules import nad
 from inventory.rules.nad.ipam_fields import parse_ipam_fields
-from inventory.services import audit, teams
+from inventory.services import audit, cluster_clients, teams
 from inventory.services.errors import Conflict
 
 log = logging.getLogger(__name__)
@@ -79,17 +85,19 @@ def ipam_request(ipam: Mapping[str, Any] | nad.IpamRequest | None) -> nad.IpamRe
     return request
 
 
-def interface_ids(refs: Sequence[int | str]) -> list[int]:
+def interface_ids(refs: Sequence[int | str], *, cluster: str = "") -> list[int]:
     """Interface ids from what a caller names: an id, or "node/name" as the pages show it
-    (`n1/eth3`), looked up among the nodes of the configured cluster. A name the node has twice
-    (a link gone and another of that name since) means the one on the host. ValidationError on
-    `interfaces` naming each reference that matches nothing."""
+    (`n1/eth3`), looked up among the nodes of `cluster` (a registry name; the default cluster
+    for ""): node names are unique per cluster only. A name the node has twice (a link gone and
+    another of that name since) means the one on the host. ValidationError on `interfaces`
+    naming each reference that matches nothing, or on `cluster` for a cluster nobody knows."""
     wanted = {ref for ref in refs if isinstance(ref, str)}
     if not wanted:
         return [int(ref) for ref in refs]
+    where = facts.chosen_cluster(cluster)
     pairs = {tuple(ref.split("/", 1)) for ref in wanted}
     rows = (
-        facts.configured_interfaces()
+        Interface.objects.filter(node__cluster=where, node__in_cluster=True)
         .filter(node__name__in={n for n, _ in pairs}, name__in={i for _, i in pairs})
         .order_by("-present", "id")
         .values_list("node__name", "name", "pk")
@@ -98,18 +106,50 @@ def interface_ids(refs: Sequence[int | str]) -> list[int]:
     for node, name, pk in rows:
         found.setdefault(f"{node}/{name}", pk)
     errors = []
+    named = where.name if where is not None else settings.CLUSTER_NAME
     for index, ref in enumerate(refs):
         if isinstance(ref, str) and ref not in found:
             node = ref.split("/", 1)[0]
-            known = facts.configured_nodes().filter(name=node).exists()
+            known = facts.cluster_nodes_named(where, node)
             errors.append(
                 f"interfaces[{index}]: node {node} has no interface named {ref.split('/', 1)[1]}."
                 if known
-                else f"interfaces[{index}]: there is no node {node} in the cluster."
+                else f"interfaces[{index}]: there is no node {node} in cluster {named}."
             )
     if errors:
         raise ValidationError({"interfaces": errors})
     return [found[ref] if isinstance(ref, str) else int(ref) for ref in refs]
+
+
+def request_cluster(interfaces: Sequence[Interface], cluster: str = "") -> Cluster | None:
+    """The cluster a NAD request acts on: the one it names, else its NICs' cluster, else the
+    default cluster. A NAD, the pods that use it and their NICs live in one cluster: NICs of
+    two clusters in one request, or NICs of another cluster than the one named, are a
+    ValidationError naming the field and the rule."""
+    theirs = {i.node.cluster.name: i.node.cluster for i in interfaces}
+    if len(theirs) > 1:
+        raise ValidationError(
+            {
+                "interface_ids": [
+                    f"NICs of clusters {', '.join(sorted(theirs))} in one request: a NAD and the "
+                    "pods that use it live in one cluster; build one NAD per cluster."
+                ]
+            }
+        )
+    if not (cluster or "").strip():
+        return next(iter(theirs.values())) if theirs else facts.configured_cluster()
+    named = facts.chosen_cluster(cluster)
+    elsewhere = [f"{i.node.name}/{i.name}" for i in interfaces if i.node.cluster_id != named.pk]
+    if elsewhere:
+        raise ValidationError(
+            {
+                "cluster": [
+                    f"{', '.join(elsewhere)} is not a NIC of cluster {named.name} but of "
+                    f"cluster {next(iter(theirs))}: a NAD uses the NICs of its own cluster."
+                ]
+            }
+        )
+    return named
 
 
 def _interfaces(interface_ids: Sequence[int]) -> list[Interface]:
@@ -138,11 +178,14 @@ def build_request(
     team: Group | None = None,
     resource_name: str = "",
     other_pod_interfaces: Sequence[str] = (),
+    cluster: str = "",
 ) -> nad.NadRequest:
     """The pure request for these interfaces: each with its node's host-device facts and its
     active reservation's team. `other_pod_interfaces` names the pod interfaces of the pod's other
-    attachments, if known; the primary CNI's eth0 is always among them."""
+    attachments, if known; the primary CNI's eth0 is always among them. `cluster` (a registry
+    name, "" for the NICs' own) is checked by request_cluster."""
     interfaces = _interfaces(interface_ids)
+    where = request_cluster(interfaces, cluster)
     teams = facts.active_teams(i.pk for i in interfaces)
     plugins: dict[int, nad.PluginFacts | None] = {}
     devices = []
@@ -156,7 +199,6 @@ def build_request(
                 plugin=plugins[interface.node_id],
             )
         )
-    cluster = interfaces[0].node.cluster if interfaces else facts.configured_cluster()
     others = tuple(
         dict.fromkeys(
             [nad.PRIMARY_POD_INTERFACE, *(str(n).strip() for n in other_pod_interfaces if n)]
@@ -171,7 +213,7 @@ def build_request(
         other_pod_interfaces=others,
         ipam=ipam_request(ipam),
         cni_version=(cni_version or "auto").strip(),
-        multus_version=facts.multus_version_for(cluster),
+        multus_version=facts.multus_version_for(where),
         team=team.name if team is not None else "",
         resource_name=(resource_name or "").strip(),
         elsewhere=facts.selectors_elsewhere(interfaces),
@@ -193,6 +235,7 @@ class NadFields(TypedDict, total=False):
     cni_version: str
     resource_name: str
     other_pod_interfaces: Sequence[str]
+    cluster: str
 
 
 def render(
@@ -205,9 +248,10 @@ def render(
     return nad.build(build_request(team=team, **request))
 
 
-def validate_manifest(*, text: str, cluster: Cluster | None = None) -> list[nad.Finding]:
-    """Lint a pasted NAD (YAML or JSON) against the inventory of the configured cluster."""
-    cluster = cluster or facts.configured_cluster()
+def validate_manifest(*, text: str, cluster: str = "") -> list[nad.Finding]:
+    """Lint a pasted NAD (YAML or JSON) against the inventory of `cluster` (a registry name; the
+    default cluster for ""). ValidationError on `cluster` for a cluster nobody knows."""
+    cluster = facts.chosen_cluster(cluster)
     nodes = facts.cluster_nodes(cluster)
     return nad.lint_manifest(
         text,
@@ -224,8 +268,8 @@ def apply(
     client: ClusterClient | None = None,
     **request: Unpack[NadFields],
 ) -> list[NetworkAttachment]:
-    """Render (as `render`), then create the NAD(s) in the cluster and store them (see the
-    module docstring).
+    """Render (as `render`), then create the NAD(s) in the NICs' cluster, through the registry's
+    client for it (services.cluster_clients), and store them (see the module docstring).
 
     Raises PermissionDenied when the user may not act for `team` or may not apply into the
     namespace (the team's namespaces, staff anywhere: services.teams.check_apply), checked
@@ -241,45 +285,41 @@ def apply(
     if not result.ok:
         raise NadRefused(result)
     # The builder refuses two interfaces on one node, so the node names a NAD's interface.
-    interfaces = {i.node.name: i for i in _interfaces(request["interface_ids"])}
-    cluster = next(iter(interfaces.values())).node.cluster
-
-    own_client = client is None
-    client = client or ClusterClient.from_settings()
+    chosen = _interfaces(request["interface_ids"])
+    interfaces = {i.node.name: i for i in chosen}
+    cluster = request_cluster(chosen, request.get("cluster", ""))
+    # The process's client for that cluster (shared with its sweeps: never closed here).
+    client = client or cluster_clients.cluster_client(cluster)
     created: list[tuple[nad.RenderedNad, NadInfo]] = []
-    try:
-        for rendered in result.nads:
-            try:
-                info = client.create_nad(
-                    namespace=rendered.namespace,
-                    name=rendered.name,
-                    config=rendered.config_json,
-                    annotations=rendered.annotations,
-                )
-            except NadExists:
-                _undo(client, created)
-                raise Conflict(
-                    f"NAD {rendered.namespace}/{rendered.name} already exists in the cluster: "
-                    "choose another name or delete it first."
-                ) from None
-            except ClusterError:
-                _undo(client, created)
-                raise
-            created.append((rendered, info))
+    for rendered in result.nads:
         try:
-            return _store(
-                cluster=cluster,
-                created=created,
-                interfaces=interfaces,
-                user=user,
-                team=team,
+            info = client.create_nad(
+                namespace=rendered.namespace,
+                name=rendered.name,
+                config=rendered.config_json,
+                annotations=rendered.annotations,
             )
-        except Exception:
+        except NadExists:
+            _undo(client, created)
+            raise Conflict(
+                f"NAD {rendered.namespace}/{rendered.name} already exists in the cluster: "
+                "choose another name or delete it first."
+            ) from None
+        except ClusterError:
             _undo(client, created)
             raise
-    finally:
-        if own_client:
-            client.close()
+        created.append((rendered, info))
+    try:
+        return _store(
+            cluster=cluster,
+            created=created,
+            interfaces=interfaces,
+            user=user,
+            team=team,
+        )
+    except Exception:
+        _undo(client, created)
+        raise
 
 
 def _undo(client: ClusterClient, created: list[tuple[nad.RenderedNad, NadInfo]]) -> None:

@@ -8,7 +8,7 @@ autoescaping, never marked safe.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -244,18 +244,21 @@ class NodeBar:
     node: str
     counts: dict[str, int]
     segments: tuple[tuple[str, int, float], ...]  # (state, count, % of the widest bar)
+    cluster: str = ""  # node names are unique per cluster only
 
 
-def node_bars(counts: dict[str, dict[str, int]]) -> list[NodeBar]:
-    """Free / reserved / in-pod NICs per node, scaled to the node with the most of them."""
+def node_bars(counts: Mapping[str | tuple[str, str], dict[str, int]]) -> list[NodeBar]:
+    """Free / reserved / in-pod NICs per node (a name, or (name, cluster)), scaled to the node
+    with the most of them."""
     widest = max((sum(c.get(s, 0) for s in BAR_STATES) for c in counts.values()), default=0)
     bars = []
-    for node in sorted(counts):
-        row = {state: counts[node].get(state, 0) for state in BAR_STATES}
+    for key in sorted(counts):
+        node, cluster = key if isinstance(key, tuple) else (key, "")
+        row = {state: counts[key].get(state, 0) for state in BAR_STATES}
         segments = tuple(
             (state, n, round(100 * n / widest, 2)) for state, n in row.items() if n and widest
         )
-        bars.append(NodeBar(node, row, segments))
+        bars.append(NodeBar(node, row, segments, cluster))
     return bars
 
 

@@ -10,12 +10,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from inventory.choices import OwnershipState
-from inventory.models import Interface
+from inventory.models import Cluster, Interface, Node
 from inventory.queries import host_device_target_q
 from inventory.read import facts
 from inventory.rules import bounded_json, capacity, nad
@@ -109,10 +110,16 @@ IPAM_FIELDS = ("addresses", "gateway", "routes", "subnet", "range_start", "range
                "exclude")  # fmt: skip
 
 
-def usable_interfaces(team: Group | None) -> QuerySet[Interface]:
+def usable_interfaces(team: Group | None, cluster: str = "") -> QuerySet[Interface]:
     """The interfaces a NAD of this team may point at: free ones, and those its team reserved,
-    on the nodes of the cluster the portal applies NADs to. With a netdev on the node, or bound
-    to vfio-pci/uio (an SR-IOV VF that host-device takes by pciBusID, moving nothing)."""
+    on the nodes of the cluster the NAD goes into (`cluster`, the default one for ""). With a
+    netdev on the node, or bound to vfio-pci/uio (an SR-IOV VF that host-device takes by
+    pciBusID, moving nothing)."""
+    nodes = (
+        Node.objects.filter(cluster__name=cluster, in_cluster=True)
+        if cluster
+        else facts.configured_nodes()
+    )
     usable = Q(state=OwnershipState.FREE)
     if team is not None:
         usable |= Q(
@@ -123,8 +130,8 @@ def usable_interfaces(team: Group | None) -> QuerySet[Interface]:
     return (
         Interface.objects.filter(usable, present=True)
         .filter(host_device_target_q())
-        .filter(node__in=facts.configured_nodes())
-        .select_related("node")
+        .filter(node__in=nodes)
+        .select_related("node", "node__cluster")
         .order_by("node__name", "name")
         .distinct()
     )
@@ -159,6 +166,9 @@ class InterfaceChoiceField(forms.ModelMultipleChoiceField):
 
 
 class NadBuilderForm(PortalForm):
+    # The cluster the NAD goes into: its NICs are the ones offered (node names are unique per
+    # cluster only). Chosen before the NICs, by a GET of the page (the list depends on it).
+    cluster = forms.ChoiceField(choices=(), required=False)
     interfaces = InterfaceChoiceField(
         queryset=Interface.objects.none(),
         widget=forms.CheckboxSelectMultiple,
@@ -194,7 +204,14 @@ class NadBuilderForm(PortalForm):
 
     def __init__(self, *args: Any, team: Group | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["interfaces"].queryset = usable_interfaces(team)
+        names = list(Cluster.objects.order_by("name").values_list("name", flat=True))
+        self.fields["cluster"].choices = [("", "default"), *((n, n) for n in names)]
+        source = self.data if self.is_bound else self.initial
+        chosen = str(source.get("cluster") or "")
+        # An unknown name offers nothing; the field's own validation says why.
+        self.cluster_name = chosen
+        self.shown_cluster = chosen or settings.CLUSTER_NAME
+        self.fields["interfaces"].queryset = usable_interfaces(team, chosen)
         self.fields["interfaces"].error_messages["invalid_choice"] = (
             "Interface %(value)s is not free (nor reserved by your team): pick one of the list."
         )
@@ -216,6 +233,7 @@ class NadBuilderForm(PortalForm):
             "pod_interface": data["pod_interface"] or "net1",
             "cni_version": data["cni_version"],
             "ipam": ipam,
+            "cluster": data.get("cluster") or "",
         }
 
 
@@ -226,6 +244,16 @@ class NadLintForm(PortalForm):
         label="NetworkAttachmentDefinition (YAML or JSON)",
         strip=False,
     )
+    cluster = forms.ChoiceField(
+        choices=(),
+        required=False,
+        help_text="Whose inventory the NAD is checked against (the default cluster if empty).",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = Cluster.objects.order_by("name").values_list("name", flat=True)
+        self.fields["cluster"].choices = [("", "default"), *((n, n) for n in names)]
 
 
 class TokenForm(PortalForm):

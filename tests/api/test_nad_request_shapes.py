@@ -176,7 +176,9 @@ def test_apply_by_name_stores_what_the_names_mean(people, nodes, client_for, set
         format="json",
     )
     assert response.status_code == 400
-    assert response.json() == {"interfaces": ["interfaces[1]: there is no node n9 in the cluster."]}
+    assert response.json() == {
+        "interfaces": ["interfaces[1]: there is no node n9 in cluster default."]
+    }
     assert not NetworkAttachment.objects.exists()
 
 
@@ -184,7 +186,7 @@ def test_apply_by_name_stores_what_the_names_mean(people, nodes, client_for, set
     ("interfaces", "message"),
     [
         (["n1/eth9"], "interfaces[0]: node n1 has no interface named eth9."),
-        (["n1/eth3", "n7/eth3"], "interfaces[1]: there is no node n7 in the cluster."),
+        (["n1/eth3", "n7/eth3"], "interfaces[1]: there is no node n7 in cluster default."),
         ([999999], "No interface with id 999999."),
     ],
 )

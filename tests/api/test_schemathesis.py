@@ -12,6 +12,8 @@ Choices, each one deliberate:
   that cannot be met is a documented 409.
 - For GET interfaces/ too: its `cursor` is an opaque token that only a `next` or `previous` link
   hands out, and any other string is a 400 naming `cursor`.
+- For GET pods/{namespace}/{name}/diagnosis/ too: its `cluster` must name a registered cluster
+  ("a cluster that exists"), any other is a 400 naming `cluster`.
 - nads/apply/ is left out: it creates objects in a Kubernetes API (tested with KMock elsewhere).
 """
 
@@ -43,6 +45,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 [[operations]]
 include-name = "GET /api/v1/interfaces/"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403"]
+
+[[operations]]
+include-name = "GET /api/v1/pods/{{namespace}}/{{name}}/diagnosis/"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404"]
 """
 
 

@@ -29,8 +29,8 @@ from django.utils import timezone
 
 from inventory import tasks
 from inventory.clients.agents import AgentKeyring
-from inventory.models import Cluster, HistoryEntry, Interface, Node
-from inventory.services import cluster_clients, polling, reservations
+from inventory.models import Cluster, HistoryEntry, Interface, NetworkAttachment, Node
+from inventory.services import cluster_clients, nads, polling, reservations
 from lab import control
 from lab.handle import LabHandle
 from lab.state import state_dir
@@ -428,3 +428,59 @@ def test_manage_py_poll_sweeps_every_cluster(registered):
     out = io.StringIO()
     call_command("poll", "--quiet", "--cluster", "second", stdout=out)
     assert out.getvalue().startswith("cluster second: sweep done in")
+
+
+def nad_in(handle: LabHandle, namespace: str, name: str) -> bool:
+    api = kubernetes.config.new_client_from_config(str(handle.kubeconfig))
+    try:
+        kubernetes.client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "k8s.cni.cncf.io", "v1", namespace, "network-attachment-definitions", name
+        )
+    except kubernetes.client.exceptions.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    finally:
+        api.close()
+    return True
+
+
+def test_a_nad_of_the_second_clusters_nic_is_created_in_the_second_clusters_api(
+    two_clusters, lab, second_lab, client
+):
+    """The same node and NIC names in both labs: by id, or by name with `cluster`, the NAD is
+    created in the second lab's kube-apiserver and stored with the second cluster; the first
+    lab's API never sees it."""
+    first, second = two_clusters
+    staff = make_user(staff=True)
+    nic = Interface.objects.get(node__cluster=second, node__name="node-a", name="eth1")
+    [row] = nads.apply(user=staff, namespace="default", name="across", interface_ids=[nic.pk])
+    assert row.cluster == second
+    assert nad_in(second_lab, "default", "across")
+    assert not nad_in(lab, "default", "across")
+
+    client.force_login(staff)
+    body = {"namespace": "default", "name": "across-2", "interfaces": ["node-a/eth1"]}
+    answer = client.post(
+        "/api/v1/nads/apply/", {**body, "cluster": "second"}, content_type="application/json"
+    )
+    assert answer.status_code == 201, answer.content
+    assert answer.json()[0]["cluster"] == "second"
+    assert nad_in(second_lab, "default", "across-2")
+    assert not nad_in(lab, "default", "across-2")
+
+    # NICs of both clusters in one NAD: refused, created nowhere.
+    theirs = Interface.objects.get(node__cluster=first, node__name="node-b", name="eth1")
+    mixed = {"namespace": "default", "name": "across-3", "interfaces": [nic.pk, theirs.pk]}
+    refused = client.post("/api/v1/nads/apply/", mixed, content_type="application/json")
+    assert refused.status_code == 400 and list(refused.json()) == ["interfaces"]
+    assert not nad_in(second_lab, "default", "across-3")
+    assert not nad_in(lab, "default", "across-3")
+
+    # The next sweeps find each NAD in the second cluster only.
+    polling.sweep_all(workers=4)
+    stored = NetworkAttachment.objects.filter(name__startswith="across", in_cluster=True)
+    assert sorted(stored.values_list("cluster__name", "name")) == [
+        ("second", "across"),
+        ("second", "across-2"),
+    ]

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.views.generic import TemplateView
 
-from inventory.models import AdmissionRecord
+from inventory.models import AdmissionRecord, Cluster
 from inventory.web.views.common import PageMixin
 
 PAGE_SIZE = 50
@@ -29,9 +29,15 @@ class AdmissionView(PageMixin, TemplateView):
             records = records.filter(enforced=MODES[mode])
         else:
             mode = ""
+        cluster = self.request.GET.get("cluster", "")
+        if cluster:
+            records = records.filter(cluster=cluster)
         page = Paginator(records, PAGE_SIZE).get_page(self.request.GET.get("page"))
         context.update(
             mode=mode,
+            cluster=cluster,
+            # Which cluster's API server sent each review, once there are several.
+            several_clusters=bool(cluster) or Cluster.objects.count() > 1,
             page=page,
             records=page.object_list,
             webhook_mode=settings.WEBHOOK_MODE,

@@ -104,7 +104,7 @@ class RequestDetailView(PageMixin, DetailView):
         context = super().get_context_data(**kwargs)
         context["nics"] = list(
             # A PF's VFs together, by number, after the node's other NICs.
-            self.object.reservations.select_related("interface").order_by(
+            self.object.reservations.select_related("interface__node__cluster").order_by(
                 "interface__node_name",
                 "interface__pf_pci_address",
                 "interface__vf_index",

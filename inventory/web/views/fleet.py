@@ -145,24 +145,33 @@ BAR_NODES = 24
 
 def node_state_counts(
     params: QueryDict, stamp: str | None = None
-) -> tuple[dict[str, dict[str, int]], int]:
-    """Free, reserved and in-pod NICs of the first BAR_NODES nodes (by name) under every filter
-    but `state`, and how many nodes match in all. Cached like state_counts."""
+) -> tuple[dict[tuple[str, str], dict[str, int]], int]:
+    """Free, reserved and in-pod NICs of the first BAR_NODES nodes (by name), keyed by (node,
+    cluster) since node names are unique per cluster only, under every filter but `state`, and
+    how many nodes match in all. Cached like state_counts."""
     rest, filters = without_state(params)
     key = f"fleet-node-bars:{filters}:{stamp or counts_stamp()}"
     cached = cache.get(key)
     if cached is None:
         rows = InterfaceFilterSet(rest, queryset=Interface.objects.all()).qs.order_by()
-        # The interface row's copy of its node's name: no join to the nodes.
-        per_node = rows.values("node_name").annotate(
+        # The interface row's copy of its node's name and its node id: no join to the nodes;
+        # the clusters of the nodes shown come after, in one query.
+        per_node = rows.values("node_name", "node_id").annotate(
             **{
                 state: Count("id", filter=Q(state=state))
                 for state in (OwnershipState.FREE, OwnershipState.RESERVED, OwnershipState.POD)
             }
         )
-        shown = per_node.order_by("node_name")[:BAR_NODES]
-        counts = {row.pop("node_name"): row for row in shown}
-        total = rows.values("node_name").distinct().count() if len(counts) == BAR_NODES else 0
+        shown = list(per_node.order_by("node_name", "node_id")[:BAR_NODES])
+        clusters = dict(
+            Node.objects.filter(pk__in=[row["node_id"] for row in shown]).values_list(
+                "pk", "cluster__name"
+            )
+        )
+        counts = {
+            (row.pop("node_name"), clusters.get(row.pop("node_id"), "")): row for row in shown
+        }
+        total = rows.values("node_id").distinct().count() if len(shown) == BAR_NODES else 0
         cached = (counts, max(total, len(counts)))
         cache.set(key, cached, timeout=COUNTS_TTL)
     return cached

@@ -24,7 +24,13 @@ from django_htmx.http import HttpResponseLocation
 
 from inventory.choices import HistoryKind
 from inventory.clients.cluster import ClusterError
-from inventory.models import HistoryEntry, Interface, NetworkAttachment, PodAttachment
+from inventory.models import (
+    Cluster,
+    HistoryEntry,
+    Interface,
+    NetworkAttachment,
+    PodAttachment,
+)
 from inventory.rules import nad
 from inventory.services import nads as nad_services
 from inventory.services import teams
@@ -109,16 +115,21 @@ def apply_scope(request: HttpRequest, team: Group | None) -> dict[str, Any]:
 
 
 class NadBuilderView(PortalLoginRequiredMixin, View):
-    """GET /nads/new/?interface=<id>: the form, prefilled from the inventory."""
+    """GET /nads/new/?interface=<id>&cluster=<name>: the form, prefilled from the inventory,
+    offering the NICs of that cluster (the default one without `cluster`; the NIC's own when
+    an interface is given)."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
         team = active_team(request)
-        initial: dict[str, Any] = {}
+        initial: dict[str, Any] = {"cluster": request.GET.get("cluster", "")[:100]}
         chosen = _prefill_interface(request, team)
         if chosen is not None:
+            initial["cluster"] = chosen.node.cluster.name
             initial["interfaces"] = [chosen.pk]
             initial["name"] = slugify(f"{chosen.node.name}-{chosen.name}")[:63]
         form = NadBuilderForm(initial=initial, team=team)
+        if form.cluster_name and not Cluster.objects.filter(name=form.cluster_name).exists():
+            messages.error(request, f"No cluster named {form.cluster_name}: no NIC is offered.")
         context = _builder_context(request, form, team, preview=None)
         return render(request, BUILDER_TEMPLATE, context)
 
@@ -128,11 +139,12 @@ def _prefill_interface(request: HttpRequest, team: Any) -> Interface | None:
     pk = database_id(raw)
     if pk is None:
         return None
-    interface = Interface.objects.select_related("node").filter(pk=pk).first()
+    interface = Interface.objects.select_related("node__cluster").filter(pk=pk).first()
     if interface is None:
         messages.error(request, f"No interface with id {raw}.")
         return None
-    if not usable_interfaces(team).filter(pk=interface.pk).exists():
+    usable = usable_interfaces(team, interface.node.cluster.name)
+    if not usable.filter(pk=interface.pk).exists():
         messages.error(
             request,
             f"{interface.node.name}/{interface.name} cannot be used for a NAD: it is "
@@ -169,10 +181,14 @@ def _builder_context(
                                           if name in names))
         for name in IPAM_FIELDS
     ]  # fmt: skip
+    clusters = [name for name, _label in form.fields["cluster"].choices if name]
     return {
         **page_context(request, team),
         **apply_scope(request, team),
         "form": form,
+        # The cluster chooser appears once the inventory holds more than one cluster.
+        "cluster_names": clusters,
+        "several_clusters": len(clusters) > 1,
         "core_fields": [
             form[n] for n in ("namespace", "name", "selector", "pod_interface", "cni_version")
         ],  # fmt: skip
@@ -269,9 +285,19 @@ class NadListView(PageMixin, ListView):
     paginate_by = 100
 
     def get_queryset(self):
-        return NetworkAttachment.objects.select_related("cluster", "applied_by").order_by(
-            "namespace", "name", "id"
+        rows = NetworkAttachment.objects.select_related("cluster", "applied_by")
+        cluster = self.request.GET.get("cluster", "")
+        if cluster:
+            rows = rows.filter(cluster__name=cluster)
+        return rows.order_by("cluster__name", "namespace", "name", "id")
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["cluster_names"] = list(
+            Cluster.objects.order_by("name").values_list("name", flat=True)
         )
+        context["cluster"] = self.request.GET.get("cluster", "")
+        return context
 
 
 class NadDetailView(PortalLoginRequiredMixin, DetailView):
@@ -329,7 +355,9 @@ class NadLintView(PortalLoginRequiredMixin, View):
         findings = None
         if form.is_valid():
             findings = sorted_findings(
-                nad_services.validate_manifest(text=form.cleaned_data["manifest"])
+                nad_services.validate_manifest(
+                    text=form.cleaned_data["manifest"], cluster=form.cleaned_data["cluster"]
+                )
             )
         context = {
             **page_context(request, active_team(request)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -173,8 +174,12 @@ class NodeView(PageMixin, LiveMixin, DetailView):
     def get_object(self, queryset: QuerySet | None = None) -> Node:
         nodes = list(self.node_queryset()[:2])
         if not nodes:
-            raise Http404("No such node")
-        # The same name in two clusters: ask which one (rendered by the template).
+            cluster = self.request.GET.get("cluster")
+            raise Http404(
+                f"No node {self.kwargs['name']}" + (f" in cluster {cluster}" if cluster else "")
+            )
+        # The same name in two clusters and no `cluster`: the page asks which one instead of
+        # showing one of them (docs/CLUSTERS.md); every link the portal draws names the cluster.
         self.ambiguous = len(nodes) > 1
         return nodes[0]
 
@@ -182,11 +187,12 @@ class NodeView(PageMixin, LiveMixin, DetailView):
         context = super().get_context_data(**kwargs)
         node = self.object
         if self.ambiguous:
-            context["clusters"] = (
+            context["clusters"] = list(
                 Node.objects.filter(name=node.name)
                 .values_list("cluster__name", flat=True)
                 .order_by("cluster__name")
             )
+            return context
         interfaces = list(
             node.interfaces.prefetch_related(
                 active_reservations(),
@@ -220,8 +226,7 @@ class NodeView(PageMixin, LiveMixin, DetailView):
                 for d in (cni.get("bin_dirs") or [])
             ],
             host_device=cni.get("host_device") or None,
-            cluster_query=f"?cluster={node.cluster.name}"
-            if self.request.GET.get("cluster")
-            else "",
+            # The poll names the cluster: another cluster may get a node of this name later.
+            cluster_query=f"?cluster={quote(node.cluster.name)}",
         )
         return context
