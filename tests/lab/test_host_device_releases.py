@@ -1,14 +1,17 @@
 """The seed scenario on the real control plane, on three host-device releases side by side.
 
-A lab of its own (one node per release: Debian's v1.1.1 with a Multus 3.9 node, v1.2.0 as
-MicroK8s 1.27-1.31 bundle it, v1.6.2 as MicroK8s 1.33 does). The portal runs with its
+A lab of its own (one node per release: Debian's v1.1.1, v1.2.0 as MicroK8s 1.27-1.31 bundle
+it, v1.6.2 as MicroK8s 1.33 does), each with the real Multus v4.2.3, plus a second v1.1.1 node
+on the lab's Multus 3.9 stand-in (the module proxy serves no 3.9 source), for the older
+`networks-status` annotation. The portal runs with its
 ServiceAccount and the shipped RBAC, sweeps the lab, builds NADs, and kubectl applies them:
 
 - `"device": "eth0"` fails on v1.2.0 with the plugin's own EEXIST error, seen as a pod Event
   and diagnosed, and the builder's version table says v1.2.0 has that bug;
 - the same NAD on v1.6.2 does what that release does (it succeeds: the node's eth0 goes into
   the pod), and the table says v1.6.2 does not have the bug;
-- the builder's eth1 NAD works, ADD and DEL, on all three releases.
+- the builder's eth1 NAD works, ADD and DEL, on all three releases through real Multus (and on
+  the 3.9 stand-in).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from tests.factories import make_team, make_user
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 NS = "default"
-RELEASES = {"n111": "1.1.1", "n120": "1.2.0", "n162": "1.6.2"}
+RELEASES = {"n111": "1.1.1", "n111r": "1.1.1", "n120": "1.2.0", "n162": "1.6.2"}
+MULTUS_39 = "n111"  # the only node on the Multus 3.9 stand-in; every other runs real Multus
 
 
 def _node(name: str, index: int, release: str, multus: str) -> dict:
@@ -58,7 +62,7 @@ def releases_lab(lab_requirements, tmp_path_factory):
         yaml.safe_dump(
             {
                 "nodes": [
-                    _node(name, i, release, "3.9" if release == "1.1.1" else "4.2")
+                    _node(name, i, release, "3.9" if name == MULTUS_39 else "4.2")
                     for i, (name, release) in enumerate(RELEASES.items())
                 ]
             }
@@ -119,7 +123,7 @@ def test_each_node_runs_its_own_release_and_the_portal_sees_it(portal):
         node: facts.plugin_facts(Node.objects.get(name=node)).supported_versions[-1]
         for node in RELEASES
     }
-    assert highest == {"n111": "1.0.0", "n120": "1.0.0", "n162": "1.1.0"}
+    assert highest == {"n111": "1.0.0", "n111r": "1.0.0", "n120": "1.0.0", "n162": "1.1.0"}
     assert {n.name: n.host_device for n in portal.nodes} == RELEASES
 
 
@@ -181,7 +185,7 @@ def test_the_builders_eth1_nad_works_add_and_del_on_every_release(portal, node):
     mtu = attached.pop("mtu", None)
     assert mtu is None or (node == "n162" and isinstance(mtu, int))
     assert attached == {"name": f"{NS}/fast-{node}", "interface": "net1", "mac": nic.mac, "dns": {}}
-    assert (OLD_NETWORK_STATUS_ANNOTATION in annotations) == (node == "n111")  # Multus 3.9
+    assert (OLD_NETWORK_STATUS_ANNOTATION in annotations) == (node == MULTUS_39)
     added = events(portal, f"app-{node}", "AddedInterface")
     assert f"Add net1 [] from {NS}/fast-{node}" in [e["message"] for e in added]
     assert {e["source"]["component"] for e in added} == {"multus"}
