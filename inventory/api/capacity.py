@@ -2,7 +2,9 @@
 
 POST creates a request: 201 when it was granted (its reservations, NADs and pod placement in the
 body), 409 when it could not be met (the recorded request, whose `explanation` names the
-constraint that emptied the set). `preview/` answers what a request would get now and changes
+constraint that emptied the set). A request asks one cluster: `cluster` (a registry name),
+the default cluster when absent or empty; an unknown name is a 400 on `cluster` naming the known
+ones. `preview/` answers what a request would get now and changes
 nothing (the form's live count). List and detail are the history of requests."""
 
 from __future__ import annotations
@@ -96,6 +98,16 @@ class ConstraintsSerializer(f.StrictSerializer):
         ),
     )
     spread_nodes = f.StrictIntegerField(required=False, min_value=1, max_value=rules.COUNT_MAX)
+    cluster = f.StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="The cluster whose NICs are asked for (its registry name); the NADs handed "
+        "back are for it. Empty or absent: the default cluster.",
+    )
+
+    def cluster_name(self) -> str:
+        return (self.validated_data.get("cluster") or "").strip()
 
     def constraints(self) -> rules.Constraints:
         data = self.validated_data
@@ -187,8 +199,9 @@ class RenderedSerializer(serializers.Serializer):
 
 
 class ReservationRequestSerializer(f.SelectableFieldsMixin, serializers.ModelSerializer):
-    brief_fields = ("id", "team", "count", "outcome", "created_at")
+    brief_fields = ("id", "team", "cluster", "count", "outcome", "created_at")
     team = serializers.CharField(source="team.name", read_only=True)
+    cluster = serializers.SerializerMethodField(help_text="The cluster the request asked.")
     created_by = serializers.CharField(source="created_by.username", read_only=True)
     steps = StepSerializer(many=True, read_only=True)
     closest = NearSerializer(many=True, read_only=True)
@@ -202,6 +215,7 @@ class ReservationRequestSerializer(f.SelectableFieldsMixin, serializers.ModelSer
         fields = [
             "id",
             "team",
+            "cluster",
             "created_by",
             "created_at",
             "purpose",
@@ -220,6 +234,9 @@ class ReservationRequestSerializer(f.SelectableFieldsMixin, serializers.ModelSer
             "nad_findings",
         ]
         read_only_fields = fields
+
+    def get_cluster(self, obj: ReservationRequest) -> str:
+        return capacity.request_cluster(obj)
 
 
 def preview_body(match: rules.Match) -> dict[str, Any]:
@@ -276,6 +293,7 @@ class ReservationRequestViewSet(
                 expires_at=data["expires_at"],
                 namespace=data.get("namespace", ""),
                 nad_name=data.get("nad_name", ""),
+                cluster=serializer.cluster_name(),
             )
         body = ReservationRequestSerializer(self.get_queryset().get(pk=made.pk)).data
         granted = made.outcome == RequestOutcome.GRANTED
@@ -297,7 +315,7 @@ class ReservationRequestViewSet(
         serializer = ConstraintsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         with service_errors():
-            match = capacity.preview(serializer.constraints())
+            match = capacity.preview(serializer.constraints(), serializer.cluster_name())
         return Response(preview_body(match))
 
     @extend_schema(

@@ -1,5 +1,6 @@
 """The inventory as the matcher of reservation requests sees it (rules/capacity.py): every NIC
-present on a node of the configured cluster, virtual links aside, with its node's labels and
+present on a node of one cluster (the default one unless a request names another), virtual
+links aside, with its node's labels and
 whether it is free.
 
 Free means what a single reservation accepts (services/reservations.py): the ownership verdict
@@ -29,7 +30,7 @@ from django.db.models.functions import Coalesce, Collate, Lower, Trim
 from django.db.models.lookups import Exact, In
 
 from inventory.choices import OwnershipState
-from inventory.models import Interface, Node, Reservation
+from inventory.models import Cluster, Interface, Node, Reservation
 from inventory.read import facts
 from inventory.rules import capacity as rules
 from inventory.rules.capacity import Candidate
@@ -56,44 +57,56 @@ COLUMNS = (
 )
 
 
-def considered() -> QuerySet[Interface]:
-    """The NICs a request may be granted or told about: present on a listed node of the
-    configured cluster, virtual links aside."""
-    return facts.configured_interfaces().filter(present=True).exclude(state=OwnershipState.VIRTUAL)
+def _nodes(cluster: Cluster | None) -> QuerySet[Node]:
+    if cluster is None:
+        return facts.configured_nodes()
+    return Node.objects.filter(cluster=cluster, in_cluster=True)
 
 
-def candidates() -> list[Candidate]:
-    """The NICs a request may be granted, each with the facts it can be matched on. The node's
-    labels are read once per node (one dict shared by its NICs), not once per NIC."""
+def _interfaces(cluster: Cluster | None) -> QuerySet[Interface]:
+    if cluster is None:
+        return facts.configured_interfaces()
+    return Interface.objects.filter(node__cluster=cluster, node__in_cluster=True)
+
+
+def considered(cluster: Cluster | None = None) -> QuerySet[Interface]:
+    """The NICs a request may be granted or told about: present on a listed node of `cluster`
+    (None: the configured, default cluster), virtual links aside."""
+    return _interfaces(cluster).filter(present=True).exclude(state=OwnershipState.VIRTUAL)
+
+
+def candidates(cluster: Cluster | None = None) -> list[Candidate]:
+    """The NICs of `cluster` a request may be granted, each with the facts it can be matched on.
+    The node's labels are read once per node (one dict shared by its NICs), not once per NIC."""
     labels = {
         pk: value if isinstance(value, dict) else {}
-        for pk, value in facts.configured_nodes().values_list("pk", "labels")
+        for pk, value in _nodes(cluster).values_list("pk", "labels")
     }
     held = dict(
         Reservation.objects.filter(
-            released_at__isnull=True, interface__in=facts.configured_interfaces()
+            released_at__isnull=True, interface__in=_interfaces(cluster)
         ).values_list("interface_id", "team__name")
     )
-    return _built(considered().values_list(*COLUMNS), labels, held)
+    return _built(considered(cluster).values_list(*COLUMNS), labels, held)
 
 
 MOVED_RETRIES = 5
 
 
-def match(constraints: rules.Constraints) -> rules.Match:
-    """rules.match over `candidates()`, the same answer, counted in the database (see the
+def match(constraints: rules.Constraints, cluster: Cluster | None = None) -> rules.Match:
+    """rules.match over `candidates(cluster)`, the same answer, counted in the database (see the
     module docstring): one grouped query, then the rows of the chosen nodes or the closest.
     Those are separate statements: when another request took NICs of the chosen nodes in
     between, the count is made again (after MOVED_RETRIES, the pure matcher over every NIC)."""
     for _attempt in range(MOVED_RETRIES):
         try:
-            return _counted_match(constraints)
+            return _counted_match(constraints, cluster)
         except rules.Moved:
             continue
-    return rules.match(candidates(), constraints)
+    return rules.match(candidates(cluster), constraints)
 
 
-def _counted_match(constraints: rules.Constraints) -> rules.Match:
+def _counted_match(constraints: rules.Constraints, cluster: Cluster | None) -> rules.Match:
     conds = conditions(constraints)
     passed = [functools.reduce(operator.and_, conds[: k + 1]) for k in range(len(conds))]
     # How many filters each NIC passes before its first failure, evaluated once per row.
@@ -104,7 +117,7 @@ def _counted_match(constraints: rules.Constraints) -> rules.Match:
     grouped = ("node_name", "numa_node") if by_numa else ("node_name",)
     rows = [
         ((row[0], row[1]) if by_numa else row[0], *row[-2:])
-        for row in considered()
+        for row in considered(cluster)
         .annotate(reached=reached)
         .order_by()
         .values_list(*grouped, "reached")
@@ -118,10 +131,10 @@ def _counted_match(constraints: rules.Constraints) -> rules.Match:
     per_node = {group: n for group, passes, n in rows if passes == len(conds)}
 
     def load(nodes: Sequence[str]) -> list[Candidate]:
-        return _read(considered().filter(passed[-1], node_name__in=list(nodes)))
+        return _read(considered(cluster).filter(passed[-1], node_name__in=list(nodes)))
 
     def near(steps: int) -> list[Candidate]:
-        return _read(considered().filter(pk__in=_closest_ids(conds, steps)))
+        return _read(considered(cluster).filter(pk__in=_closest_ids(conds, steps, cluster)))
 
     return rules.counted(constraints, totals, per_node, load=load, near=near)
 
@@ -186,7 +199,7 @@ def _pci_condition(column: str, wanted: str) -> Q:
     return Q(In(Lower(Trim(column)), [normal, normal.removeprefix("0x")]))
 
 
-def _closest_ids(conds: list[Q], steps: int) -> list[int]:
+def _closest_ids(conds: list[Q], steps: int, cluster: Cluster | None) -> list[int]:
     """The ids of the NICs rules/capacity._closest ranks first when the `steps`-th filter
     emptied the set: by failed filters, then whether it passed the filters before that one,
     then speed (fastest first), node name, name and id, compared as Python compares them."""
@@ -207,7 +220,7 @@ def _closest_ids(conds: list[Q], steps: int) -> list[int]:
     )
     binary = "C" if connection.vendor == "postgresql" else "BINARY"  # code point order
     ranked = (
-        considered()
+        considered(cluster)
         .annotate(_fails=fails, _unreached=reached, _speed=Coalesce(F("speed_mbps"), Value(0)))
         .order_by(
             "_fails",

@@ -6,7 +6,8 @@ interfaces: node, name, cluster, state (repeatable), driver, speed_mbps, speed_m
 team (team holding an active reservation), present, kind, breach (a reserved NIC in another
 team's pod), sriov (pf, vf or none), pf (the VFs of the PF at this PCI address), q (free text).
 team-namespaces: team, pattern. Every list that holds rows of several clusters takes `cluster` (a
-cluster's name): interfaces, nodes, reservations, history, attachments, NADs.
+cluster's name): interfaces, nodes, reservations, reservation requests (the cluster asked), history,
+attachments, NADs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import datetime
 
 import django_filters
 from django import forms
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from inventory.choices import (
@@ -165,12 +167,21 @@ class TeamNamespaceFilterSet(django_filters.FilterSet):
 
 class ReservationRequestFilterSet(django_filters.FilterSet):
     team = django_filters.CharFilter(field_name="team__name", label="Team")
+    cluster = django_filters.CharFilter(method="filter_cluster", label="Cluster")
     outcome = django_filters.ChoiceFilter(choices=RequestOutcome.choices, label="Outcome")
     created_by = django_filters.CharFilter(field_name="created_by__username")
 
     class Meta:
         model = ReservationRequest
-        fields = ["team", "outcome", "created_by"]
+        fields = ["team", "cluster", "outcome", "created_by"]
+
+    def filter_cluster(self, queryset, name, value):
+        """The requests that asked cluster `value` (recorded in their constraints); one recorded
+        without a cluster asked the default cluster."""
+        asked = Q(constraints__cluster=value)
+        if value == settings.CLUSTER_NAME:
+            asked |= ~Q(constraints__has_key="cluster")
+        return queryset.filter(asked)
 
 
 class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):

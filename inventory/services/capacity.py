@@ -6,6 +6,12 @@ records the request (granted or refused) with its history, and hands back the NA
 slot, see rules/capacity.slots; the builder makes one per node where selectors must be node
 specific) and the pod placement that uses them.
 
+A request asks one cluster (docs/CLUSTERS.md): the one it names (`cluster`, a registry name),
+else the default cluster. Only that cluster's NICs are matched, counted, offered as closest and
+granted, and the NADs handed back are rendered for it. The request records another cluster's
+name in its `constraints` (`cluster`); none recorded means the default cluster. A name the
+registry does not hold is a ValidationError on `cluster`.
+
 All or none, and never a NIC twice. Each attempt:
 1. reads the free NICs as committed and lets the pure matcher pick (rules/capacity.py); a
    request the committed inventory cannot meet is refused, with the constraint that emptied the
@@ -31,14 +37,16 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from inventory.choices import HistoryKind, RequestOutcome
-from inventory.models import Interface, Reservation, ReservationRequest
+from inventory.models import Cluster, Interface, Reservation, ReservationRequest
 from inventory.read import capacity as inventory
+from inventory.read import facts
 from inventory.rules import capacity as rules
 from inventory.rules.nad import names as nad_names
 from inventory.services import audit, nads, reservations, teams
@@ -59,10 +67,31 @@ def validate(constraints: rules.Constraints) -> None:
         raise ValidationError(problems)
 
 
-def preview(constraints: rules.Constraints) -> rules.Match:
-    """What `submit` would pick now, or why it would refuse. Changes nothing."""
-    validate(constraints)
-    return inventory.match(constraints)
+def chosen_cluster(cluster: str = "") -> Cluster | None:
+    """The cluster a request asks (see the module docstring): None for the default cluster
+    before its first sweep (it has no NICs then). ValidationError on `cluster` for a name the
+    registry does not hold."""
+    return facts.chosen_cluster(cluster)
+
+
+def recorded_cluster(cluster: Cluster | None) -> str:
+    """The cluster name a request records: "" for the default cluster (see request_cluster)."""
+    if cluster is None or cluster.name == settings.CLUSTER_NAME:
+        return ""
+    return cluster.name
+
+
+def preview(constraints: rules.Constraints, cluster: str = "") -> rules.Match:
+    """What `submit` would pick now in `cluster` (a registry name; "" for the default one), or
+    why it would refuse. Changes nothing."""
+    problems = dict(rules.constraint_problems(constraints))
+    try:
+        where = chosen_cluster(cluster)
+    except ValidationError as exc:
+        problems.update(exc.message_dict)
+    if problems:
+        raise ValidationError(problems)
+    return inventory.match(constraints, where)
 
 
 def submit(
@@ -74,14 +103,21 @@ def submit(
     expires_at: datetime,
     namespace: str = "",
     nad_name: str = "",
+    cluster: str = "",
 ) -> ReservationRequest:
-    """Match and reserve (see the module docstring). Returns the recorded request, granted or
+    """Match and reserve in `cluster` (a registry name; "" for the default one; see the module
+    docstring). Returns the recorded request, granted or
     refused (`outcome`). Raises ValidationError (request fields), PermissionDenied when the user
     may not act for the team, Conflict when the attempts run out (nothing reserved)."""
     purpose = (purpose or "").strip()
     namespace = (namespace or "").strip() or DEFAULT_NAMESPACE
     nad_name = (nad_name or "").strip()
     errors: dict[str, list[str]] = dict(rules.constraint_problems(constraints))
+    where: Cluster | None = None
+    try:
+        where = chosen_cluster(cluster)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
     if not purpose:
         errors["purpose"] = ["Say what the NICs are reserved for."]
     elif len(purpose) > reservations.PURPOSE_MAX_LENGTH:
@@ -110,9 +146,10 @@ def submit(
         "expires_at": expires_at,
         "namespace": namespace,
         "nad_name": nad_name,
+        "cluster": where,
     }
     for _attempt in range(MAX_ATTEMPTS):
-        match = inventory.match(constraints)
+        match = inventory.match(constraints, where)
         if not match.ok:
             return _refuse(match, **ask)
         try:
@@ -125,7 +162,7 @@ def submit(
             log.info("reservation request attempt rolled back: %s", exc)
             continue
         if granted is not None:
-            _hand_out(granted, user=user, team=team)
+            _hand_out(granted, user=user, team=team, cluster=where)
             return granted
     raise Conflict(
         f"The NICs matching this request kept being reserved by others ({MAX_ATTEMPTS} attempts); "
@@ -164,14 +201,25 @@ def release(*, request_id: int, user: Any, reason: str = "released") -> Reservat
     return request
 
 
-def constraints_dict(constraints: rules.Constraints) -> dict[str, Any]:
-    """The constraints as stored and shown: the fields that narrow something."""
+def constraints_dict(constraints: rules.Constraints, cluster: str = "") -> dict[str, Any]:
+    """The constraints as stored and shown: the fields that narrow something, and the cluster
+    asked when it is not the default one (its name)."""
     defaults = rules.Constraints()
-    return {
+    stored = {
         key: list(value) if isinstance(value, tuple) else value
         for key, value in asdict(constraints).items()
         if key == "count" or value != getattr(defaults, key)
     }
+    if cluster:
+        stored["cluster"] = cluster
+    return stored
+
+
+def request_cluster(request: ReservationRequest) -> str:
+    """The name of the cluster a recorded request asked: the default cluster when it records
+    none."""
+    stored = request.constraints if isinstance(request.constraints, dict) else {}
+    return str(stored.get("cluster") or settings.CLUSTER_NAME)
 
 
 # --- the attempt ------------------------------------------------------------------------------
@@ -187,6 +235,7 @@ def _grant(
     expires_at: datetime,
     namespace: str,
     nad_name: str,
+    cluster: Cluster | None,
 ) -> ReservationRequest | None:
     """Reserve the picked NICs in one transaction; None when one of them was taken since the
     match (nothing is written then)."""
@@ -223,7 +272,7 @@ def _grant(
             purpose=purpose,
             expires_at=expires_at,
             count=constraints.count,
-            constraints=constraints_dict(constraints),
+            constraints=constraints_dict(constraints, recorded_cluster(cluster)),
             outcome=RequestOutcome.GRANTED,
             steps=[step.as_dict() for step in match.steps],
             namespace=namespace,
@@ -284,6 +333,7 @@ def _refuse(
     expires_at: datetime,
     namespace: str,
     nad_name: str,
+    cluster: Cluster | None,
 ) -> ReservationRequest:
     with transaction.atomic():
         request = ReservationRequest.objects.create(
@@ -292,7 +342,7 @@ def _refuse(
             purpose=purpose,
             expires_at=expires_at,
             count=constraints.count,
-            constraints=constraints_dict(constraints),
+            constraints=constraints_dict(constraints, recorded_cluster(cluster)),
             outcome=RequestOutcome.REFUSED,
             explanation=match.explanation,
             steps=[step.as_dict() for step in match.steps],
@@ -324,9 +374,12 @@ def _publish_after_commit(node_id: int) -> None:
 # --- the hand-out -----------------------------------------------------------------------------
 
 
-def _hand_out(request: ReservationRequest, *, user: Any, team: Group) -> None:
+def _hand_out(
+    request: ReservationRequest, *, user: Any, team: Group, cluster: Cluster | None
+) -> None:
     """Render the NADs of the granted NICs (one per slot; the builder splits a slot per node
-    where it must) and the pod placement that uses them, and keep them on the request. Nothing
+    where it must) for the request's cluster and the pod placement that uses them, and keep
+    them on the request. Nothing
     is applied to the cluster: the NAD builder or kubectl does that. A slot the builder refuses
     (no host-device on a node, …) leaves its findings instead; the reservations stand."""
     granted = list(
@@ -353,6 +406,7 @@ def _hand_out(request: ReservationRequest, *, user: Any, team: Group) -> None:
                 interface_ids=[nic.id for nic in slot],
                 pod_interface=pod_interface,
                 other_pod_interfaces=pod_interfaces,
+                cluster=cluster.name if cluster is not None else "",
             )
         except (ValidationError, PermissionDenied) as exc:
             # The reservations are made; a NAD that cannot be rendered is said, not raised.

@@ -287,6 +287,7 @@ class ConstraintsForm(PortalForm):
     """What a reservation request asks for; the rules (rules/capacity.py) judge the values, this
     form only reads them."""
 
+    field_order = ["cluster"]
     count = forms.IntegerField(min_value=1, max_value=capacity.COUNT_MAX, initial=1)
     nodes = forms.CharField(
         required=False,
@@ -321,6 +322,26 @@ class ConstraintsForm(PortalForm):
     spread_nodes = forms.IntegerField(
         required=False, min_value=1, max_value=capacity.COUNT_MAX, label="N (spread)"
     )
+    # Whose NICs are asked for: shown once the portal knows several clusters (the NAD builder
+    # chooses the same way); without it, or empty, the default cluster.
+    cluster = forms.ChoiceField(
+        choices=(),
+        required=False,
+        help_text="Only this cluster's NICs are matched; the NADs handed back are for it.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = list(Cluster.objects.order_by("name").values_list("name", flat=True))
+        if len(names) < 2:
+            del self.fields["cluster"]
+        else:
+            default = f"default ({settings.CLUSTER_NAME})"
+            self.fields["cluster"].choices = [("", default), *((n, n) for n in names)]
+
+    def cluster_name(self) -> str:
+        """The cluster asked (a registry name; "" for the default one)."""
+        return str(self.cleaned_data.get("cluster") or "")
 
     def constraints(self) -> capacity.Constraints:
         data = self.cleaned_data

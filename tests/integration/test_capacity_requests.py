@@ -181,8 +181,8 @@ def test_a_nic_taken_between_the_match_and_the_reservation_makes_the_request_sta
     taken = fleet["nics"]["a0"]
     other = make_team("platform")
 
-    def match(constraints):
-        found = real(constraints)
+    def match(constraints, cluster=None):
+        found = real(constraints, cluster)
         if not reads:
             reservations.reserve(
                 interface_id=taken.pk,

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import DetailView, FormView, ListView
 
-from inventory.models import ReservationRequest
+from inventory.models import Cluster, ReservationRequest
 from inventory.services import capacity
 from inventory.services.errors import Conflict
 from inventory.web.forms import ConstraintsForm, ReservationRequestForm
@@ -50,6 +50,7 @@ class RequestNewView(PageMixin, FormView):
                 expires_at=form.cleaned_data["expires_at"],
                 namespace=form.cleaned_data["namespace"],
                 nad_name=form.cleaned_data["nad_name"],
+                cluster=form.cluster_name(),
             )
         except ValidationError as exc:
             _add_service_errors(form, exc)
@@ -77,7 +78,7 @@ class RequestPreviewView(PageMixin, FormView):
 
     def form_valid(self, form: ConstraintsForm) -> HttpResponse:
         try:
-            match = capacity.preview(form.constraints())
+            match = capacity.preview(form.constraints(), form.cluster_name())
         except ValidationError as exc:
             _add_service_errors(form, exc)
             return self.form_invalid(form)
@@ -113,6 +114,8 @@ class RequestDetailView(PageMixin, DetailView):
         )
         context["nad_yaml"] = "---\n".join(n.get("yaml", "") for n in self.object.nads)
         context["active_count"] = sum(1 for r in context["nics"] if r.active)
+        context["request_cluster"] = capacity.request_cluster(self.object)
+        context["several_clusters"] = Cluster.objects.count() > 1
         return context
 
 
