@@ -175,7 +175,9 @@ class ReservationRequestFilterSet(django_filters.FilterSet):
         model = ReservationRequest
         fields = ["team", "cluster", "outcome", "created_by"]
 
-    def filter_cluster(self, queryset, name, value):
+    def filter_cluster(
+        self, queryset: QuerySet[ReservationRequest], name: str, value: str
+    ) -> QuerySet[ReservationRequest]:
         """The requests that asked cluster `value` (recorded in their constraints); one recorded
         without a cluster asked the default cluster."""
         asked = Q(constraints__cluster=value)
