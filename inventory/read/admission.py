@@ -339,7 +339,11 @@ def device_classes(
     class. None when a node has two matching interfaces (a MAC shared by bond members) or is
     not in the index yet (added since it was built): the caller then judges node by node.
 
-    As fresh as devices(): ownership and reservations are read at the time of the review."""
+    As fresh as devices(): ownership and reservations are read at the time of the review.
+    PostgreSQL only (arrays, window functions, `~*`): None on the embedded SQLite, which judges
+    node by node."""
+    if connection.vendor != "postgresql":
+        return None
     column = _SELECTOR_COLUMNS.get(selector.selector)
     if column is None or index.cluster_id is None:
         return []

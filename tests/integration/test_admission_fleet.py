@@ -29,6 +29,13 @@ from tests.factories import make_cluster, make_interface, make_node, make_reserv
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL): device classes are grouped there only")
+
+
 NAMES = ("eth0", "eth1", "ens1f0", "ens1f1")
 PCI = {name: f"0000:3b:00.{i}" for i, name in enumerate(NAMES)}
 PLUGINS = (
