@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from lab.multus import HOST_PCI_DEVICES
+from lab.multus import with_pci_devices
 
 log = logging.getLogger("lab.cni")
 
@@ -219,11 +219,7 @@ async def run_multus(
         f"PATH={os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
     ]
     started = time.monotonic()
-    plugin = ["env", "-i", *env, str(cni.multus)]
-    if pci_devices is not None:
-        script = f'mount --bind "$0" {HOST_PCI_DEVICES} && exec "$@"'
-        plugin = ["unshare", "-m", "--propagation", "private", "sh", "-c", script,
-                  str(pci_devices), *plugin]  # fmt: skip
+    plugin = with_pci_devices(["env", "-i", *env, str(cni.multus)], pci_devices)
     proc = await asyncio.create_subprocess_exec(
         "ip", "netns", "exec", cni.netns, *plugin,
         stdin=asyncio.subprocess.PIPE,

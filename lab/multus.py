@@ -217,6 +217,18 @@ class Sandbox:
         return f"Multus: [{self.namespace}/{self.name}/{self.uid}]: "
 
 
+def with_pci_devices(command: list[str], pci_devices: Path | None) -> list[str]:
+    """`command` as it runs on a node with a simulated SR-IOV NIC (lab/sriov.py): host-device
+    finds a pciBusID under /sys/bus/pci/devices, so that is where the node's devices directory
+    is mounted, in a private mount namespace entered after `ip netns exec` mounted the node's
+    sysfs. Unchanged on a node without one."""
+    if pci_devices is None:
+        return command
+    script = f'mount --bind "$0" {HOST_PCI_DEVICES} && exec "$@"'
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(pci_devices),
+            *command]  # fmt: skip
+
+
 def _now() -> str:
     return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -353,13 +365,7 @@ class Multus:
             f"CNI_ARGS={cni_args}",
         ]
         plugin = ["env", "-i", *env, str(sandbox.host_device)]
-        if sandbox.pci_devices is not None:
-            # The node's simulated SR-IOV NIC (lab/sriov.py): host-device finds its pciBusID
-            # under /sys/bus/pci/devices, so that is where the tree is mounted, in a private
-            # mount namespace entered after `ip netns exec` mounted the node's sysfs.
-            script = f'mount --bind "$0" {HOST_PCI_DEVICES} && exec "$@"'
-            plugin = ["unshare", "-m", "--propagation", "private", "sh", "-c", script,
-                      str(sandbox.pci_devices), *plugin]  # fmt: skip
+        plugin = with_pci_devices(plugin, sandbox.pci_devices)
         proc = await asyncio.create_subprocess_exec(
             "ip", "netns", "exec", sandbox.node_netns, *plugin,
             stdin=asyncio.subprocess.PIPE,

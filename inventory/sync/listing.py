@@ -263,6 +263,12 @@ def _apply_attachments(
             # running pod whose network-status Multus did write holds that NAD's device.
             taken = pod.phase == "Running" and bool(pod.network_status) and not error
             pci = nad_pci.get((sel.namespace, sel.name), "") if taken else ""
+            if pci:
+                status = AttachmentStatus.ATTACHED
+            elif error:
+                status = AttachmentStatus.FAILED
+            else:
+                status = AttachmentStatus.PENDING
             wanted[
                 (pod.namespace, pod.name, sel.namespace, sel.name, sel.interface or f"net{idx}")
             ] = {
@@ -270,13 +276,7 @@ def _apply_attachments(
                 "pod_uid": pod.uid,
                 "mac": (sel.mac or "").lower(),
                 "pci_address": pci.lower()[:16],
-                "status": (
-                    AttachmentStatus.ATTACHED
-                    if pci
-                    else AttachmentStatus.FAILED
-                    if error
-                    else AttachmentStatus.PENDING
-                ),
+                "status": status,
                 "error": error,
             }
     touched: set[int] = set()
