@@ -135,6 +135,20 @@ def settled_pg_row_changes(timeout: float = 30.0) -> int:
     return previous
 
 
+# The running simulators' process ids: their CPU time is read from /proc (process_cpu).
+FLEET_PIDS: list[int] = []
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc), 0.0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the command's closing parenthesis, utime and stime are the 12th and 13th fields.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def fleet_process(nodes: int, nics: int, tmp: Path) -> Iterator[str]:
     """The simulator in its own process (its own GIL): yields its base URL."""
@@ -151,8 +165,10 @@ def fleet_process(nodes: int, nics: int, tmp: Path) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("fleet simulator did not start")
             time.sleep(0.1)
+        FLEET_PIDS.append(proc.pid)
         yield f"http://127.0.0.1:{ready.read_text().strip()}"
     finally:
+        FLEET_PIDS.remove(proc.pid)
         proc.terminate()
         proc.wait(timeout=10)
         ready.unlink(missing_ok=True)

@@ -40,6 +40,7 @@ def run_sweep(
     before = portal.settled_pg_row_changes()
     load = os.getloadavg()
     cpu = _cpu_seconds()
+    simulator = _simulator_cpu()
     if profile is not None:
         # cProfile sees the calling thread only: profile with --workers 1 to see the per-node
         # work (the thread pool's threads are otherwise invisible to it).
@@ -61,6 +62,7 @@ def run_sweep(
             workers=workers, processes=processes, cluster_client=cluster_client, agent=agent
         )
     cpu = _cpu_seconds() - cpu
+    simulator = _simulator_cpu() - simulator
     after = portal.settled_pg_row_changes()
     stats = report.stats
     return {
@@ -82,12 +84,19 @@ def run_sweep(
         # CPU time of the sweep's own processes (this one and the forked ones), user + system:
         # what the sweep cost the portal, whatever else the cores were busy with.
         "portal_cpu": round(cpu, 3),
+        # The simulated agents and API server, on the same cores (a real fleet's agents run on
+        # their own nodes): what the machine spent besides the portal and PostgreSQL.
+        "simulator_cpu": round(simulator, 3),
         "phases": {name: round(seconds, 3) for name, seconds in report.phases.items()},
         # What reading the cluster took from the API server (clients/watch.py ReadStats).
         "cluster_read": report.cluster_read,
         "load_before": [round(x, 2) for x in load],
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _simulator_cpu() -> float:
+    return sum(portal.process_cpu(pid) for pid in portal.FLEET_PIDS)
 
 
 def _cpu_seconds() -> float:

@@ -50,7 +50,9 @@ def loads(
     """Parse `data`, refusing (JsonRefused) a document larger than `max_bytes`, nested deeper
     than `max_depth` containers, that is not JSON, holds a non-finite number, or a key or string
     matching `forbidden` (None: no text check)."""
-    size = len(data.encode() if isinstance(data, str) else data)
+    # surrogatepass: a str may hold a lone surrogate (from a \\ud800 escape parsed upstream);
+    # it is counted here and refused by the text rules, not raised as UnicodeEncodeError.
+    size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
     if size > max_bytes:
         raise JsonRefused(f"The JSON document is larger than the limit of {max_bytes} bytes.")
     try:
@@ -60,8 +62,52 @@ def loads(
         raise JsonRefused(_too_deep(max_depth)) from None
     except ValueError as exc:  # JSONDecodeError, bytes that are no Unicode, huge integers
         raise JsonRefused(f"Not valid JSON: {exc}.") from None
-    check(document, max_depth=max_depth, forbidden=forbidden)
+    if not _plainly_within(data, max_depth=max_depth, forbidden=forbidden):
+        check(document, max_depth=max_depth, forbidden=forbidden)
     return document
+
+
+# For _plainly_within: a string of a document without backslashes; what is left of it without
+# strings and whitespace that is not a bracket; an innermost pair of brackets; a number that
+# may parse to infinity (an exponent, or more digits than a double's range).
+_STRING = re.compile(r'"[^"]*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
+_MAYBE_INFINITE = re.compile(r"[0-9.][eE]|[0-9]{300}")
+
+
+def _plainly_within(
+    data: bytes | str, *, max_depth: int, forbidden: re.Pattern[str] | None
+) -> bool:
+    """True when the text rules of `check` hold for the parsed document, read off its source
+    without visiting its values (an agent snapshot has thousands): no backslash (so every
+    string is its source characters as they stand: no escape can decode to a forbidden one),
+    no forbidden character in the source, no number that may be infinite, and brackets nested
+    at most `max_depth` deep. False means "not shown this way": `check` walks the document.
+    The two agree (tests/unit/test_bounded_json.py compares them)."""
+    if isinstance(data, bytes):
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:  # UTF-16 or UTF-32, which json.loads also takes
+            return False
+    else:
+        text = data
+    if "\\" in text or (forbidden is not None and forbidden.search(text) is not None):
+        return False
+    skeleton = _STRING.sub("", text)
+    if _MAYBE_INFINITE.search(skeleton) is not None:
+        return False
+    brackets = _NOT_BRACKET.sub("", skeleton)
+    depth = 0
+    while brackets:
+        # Each pass removes the innermost containers: as many passes as the deepest nesting.
+        depth += 1
+        if depth > max_depth:
+            return False  # check() says how
+        brackets, pairs = _INNERMOST.subn("", brackets)
+        if not pairs:
+            return False  # not JSON's brackets (json.loads would have refused it)
+    return True
 
 
 def check(

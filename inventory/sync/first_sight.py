@@ -74,9 +74,9 @@ def apply_first_snapshots(
         locked = {
             node.pk: node
             for node in with_known_flag(
-                Node.objects.select_for_update(of=("self",)).filter(
-                    pk__in=[item.node.pk for item in batch]
-                )
+                Node.objects.select_for_update(of=("self",))
+                .filter(pk__in=[item.node.pk for item in batch])
+                .select_related("cluster")  # its reachability is a fact of every verdict
             )
         }
         new = {pk for pk, node in locked.items() if not node.known}

@@ -4,7 +4,11 @@ database cannot store."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inventory.rules import bounded_json
 from inventory.rules.bounded_json import JsonRefused
@@ -137,3 +141,80 @@ def test_a_pasted_manifest_too_deep_or_too_large_is_one_finding(text):
     obj, findings = parse_manifest(text)
     assert obj is None
     assert [f.code for f in findings] == ["MANIFEST_TOO_LARGE"]
+
+
+# --- the fast path: the source read instead of the values walked --------------------------
+
+_TEXT = st.text(
+    alphabet=st.sampled_from(["a", "é", '"', "\\", "\x00", "\x08", "\n", "\ud800", "/", "{", "]"]),
+    max_size=6,
+)
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), _TEXT)
+_DOCUMENTS = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_TEXT, inner, max_size=4)),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    document=_DOCUMENTS,
+    ascii_only=st.booleans(),
+    as_bytes=st.booleans(),
+    forbidden=st.sampled_from([bounded_json.CONTROL, bounded_json.UNSTORABLE, None]),
+    max_depth=st.integers(min_value=0, max_value=5),
+    big=st.sampled_from(["", "1e999", "-1E400", "1" * 310 + ".0", "2.5e3", "12345"]),
+)
+def test_reading_the_source_never_passes_what_walking_the_values_refuses(
+    document, ascii_only, as_bytes, forbidden, max_depth, big
+):
+    source = json.dumps([document, json.loads(big)] if big else document, ensure_ascii=ascii_only)
+    if big:
+        source = source.replace(json.dumps(json.loads(big)), big, 1)
+    try:
+        data: str | bytes = source.encode() if as_bytes else source
+    except UnicodeEncodeError:  # a lone surrogate has no UTF-8 form
+        return
+    parsed = json.loads(data)
+    try:
+        bounded_json.check(parsed, max_depth=max_depth, forbidden=forbidden)
+        walked = True
+    except JsonRefused:
+        walked = False
+    read = bounded_json._plainly_within(data, max_depth=max_depth, forbidden=forbidden)
+    assert walked or not read, source  # the fast path says "within" only when it is
+    # And loads() refuses exactly what the walk refuses, whichever path it took.
+    if walked:
+        assert (
+            bounded_json.loads(data, max_bytes=10**6, max_depth=max_depth, forbidden=forbidden)
+            == parsed
+        )
+    else:
+        with pytest.raises(JsonRefused):
+            bounded_json.loads(data, max_bytes=10**6, max_depth=max_depth, forbidden=forbidden)
+
+
+def test_an_agent_snapshot_takes_the_fast_path():
+    from bench.fleet import render_snapshot
+
+    # Serialized as the agent does (nodeagent/http_api.py): no escapes, UTF-8 as it stands.
+    body = json.dumps(render_snapshot(1, 16, 0), separators=(",", ":"), ensure_ascii=False)
+    assert bounded_json._plainly_within(
+        body.encode(), max_depth=16, forbidden=bounded_json.UNSTORABLE
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    ['{"a": "\\u0000"}', '["x\\b"]', "[1e999]", "[" * 9 + "]" * 9, '{"k\\ud800": 1}'],
+)
+def test_what_the_source_cannot_show_is_left_to_the_walk(source):
+    assert not bounded_json._plainly_within(source, max_depth=8, forbidden=bounded_json.CONTROL)
+
+
+def test_a_str_holding_a_lone_surrogate_is_refused_not_raised():
+    # A str (not bytes) can carry one, e.g. a NAD's config decoded from "\ud800" upstream.
+    refused = refusal('["x\ud800"]')
+    assert refused.message.startswith("Lone UTF-16 surrogates")
+    assert refused.field == "[0]"
