@@ -226,7 +226,13 @@ def _copy(model: type, rows: list[dict[str, Any]]) -> None:
         for f in fields
     ]
     table = connection.ops.quote_name(model._meta.db_table)
-    dumps = json.dumps
+
+    def dumps(value: Any) -> str:
+        # Most JSON values of a new row are empty (altnames, pinned, findings...).
+        if not value and isinstance(value, list | dict):
+            return "[]" if isinstance(value, list) else "{}"
+        return json.dumps(value)
+
     with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(

@@ -17,7 +17,7 @@ from inventory.choices import IdentityKind
 from inventory.models import HistoryEntry, Interface, Node
 from inventory.sync.contact import note_contact
 from inventory.sync.lint import mark_lint_dirty
-from inventory.sync.stats import BATCH_SIZE, SyncStats, clip
+from inventory.sync.stats import BATCH_SIZE, SyncStats, clip_row
 from inventory.sync.verdicts import (
     VERDICT_FIELDS,
     decide,
@@ -122,7 +122,7 @@ def snapshot_facts(snapshot: dict) -> dict[str, dict]:
         row["pf"] = link.get("pf_name") or link.get("pf_pci_address") or ""
         row["has_netdev"] = True
         row["identity_kind"] = kind
-        facts[ident] = {k: clip(k, v) for k, v in row.items()}
+        facts[ident] = clip_row(row)
     for fn in snapshot.get("pci_functions", []):
         ident = fn["pci_address"].lower()
         if ident in facts:
@@ -159,7 +159,7 @@ def snapshot_facts(snapshot: dict) -> dict[str, dict]:
             "identity_kind": IdentityKind.PCI,
         }
         # pf_name is any string the agent sends: cut to the column like a link's facts.
-        facts[ident] = {k: clip(k, v) for k, v in row.items()}
+        facts[ident] = clip_row(row)
     return facts
 
 

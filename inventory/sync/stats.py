@@ -67,6 +67,15 @@ def clip(field_name: str, value: object) -> object:
     return value
 
 
+def clip_row(row: dict) -> dict:
+    """`row` with every string cut to its Interface column's length (in place; returned)."""
+    for name, limit in _MAX_LEN.items():
+        value = row.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            row[name] = value[:limit]
+    return row
+
+
 def changed_fields(obj: models.Model, values: dict) -> list[str]:
     """Set `values` on `obj`; return the names of the fields whose value changed."""
     fields = [k for k, v in values.items() if getattr(obj, k) != v]
