@@ -204,6 +204,14 @@ class ClusterWatch:
         self.client = client
         self.collections = {name: _Collection(client, name, window) for name in KINDS}
         self.last_read = ReadStats()
+        # The listing of the last read, and whether that read received anything: a read that
+        # received no list page and no event returns the same listing object as the one
+        # before it (`changed` False), which a sweep need not apply again.
+        self.changed = True
+        self._listing: ClusterListing | None = None
+        # Cluster id -> the fingerprint of its stored rows right after this reader's listing
+        # was applied to them (services/polling.py poll_cluster).
+        self.applied: dict[int, tuple] = {}
         self._lock = threading.Lock()
 
     def listing(self) -> ClusterListing:
@@ -225,14 +233,19 @@ class ClusterWatch:
             self.last_read = stats
             for error in errors:
                 if error is not None:
+                    self.changed, self._listing = True, None
                     raise error
+            if self._listing is not None and not (stats.lists or stats.relists or stats.objects):
+                self.changed = False
+                return self._listing
             pods = list(self.collections["pods"].items.values())
             nodes = list(self.collections["nodes"].items.values())
             daemonsets = daemonset_uids(
                 self.collections["agent_daemonsets"].items.values(), self.client.agent_daemonset
             )
             agents = self.client.agents(pods, nodes, daemonsets=daemonsets)
-            return ClusterListing(
+            self.changed = True
+            self._listing = ClusterListing(
                 nodes=nodes,
                 pods=pods,
                 nads=list(self.collections["nads"].items.values()),
@@ -240,6 +253,7 @@ class ClusterWatch:
                 agent_endpoints=agents.endpoints,
                 rogue_agents=agents.rogues,
             )
+            return self._listing
 
 
 def read_by_listing(client: ClusterClient) -> tuple[ClusterListing, ReadStats]:

@@ -41,7 +41,7 @@ from inventory.sync.first_sight import (
     with_known_flag,
 )
 from inventory.sync.lint import lint_cluster_nads
-from inventory.sync.listing import apply_listing, get_cluster
+from inventory.sync.listing import apply_listing, get_cluster, listing_fingerprint
 from inventory.sync.reach import note_cluster_failure, note_cluster_read
 from inventory.sync.snapshot import apply_snapshot
 from inventory.sync.stats import SyncStats
@@ -114,9 +114,17 @@ def poll_cluster(
         reader = cluster_watch(client)
         listing = reader.listing()
         read = reader.last_read
+        # Nothing received since this reader's listing was applied, and the rows are as that
+        # apply left them: applying it again would write nothing (and read every node row).
+        if not reader.changed and reader.applied.get(cluster.pk) == listing_fingerprint(cluster):
+            stats = SyncStats()
+        else:
+            reader.applied.pop(cluster.pk, None)
+            stats = apply_listing(cluster, listing, recompute=recompute)
+            reader.applied[cluster.pk] = listing_fingerprint(cluster)
     else:
         listing, read = read_by_listing(client)
-    stats = apply_listing(cluster, listing, recompute=recompute)
+        stats = apply_listing(cluster, listing, recompute=recompute)
     stats.cluster_read = read.as_dict()
     api_url = client.api_url()[:500]
     if cluster.api_url != api_url:

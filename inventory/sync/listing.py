@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from inventory.choices import AttachmentStatus, HistoryKind, NadOrigin
@@ -66,6 +67,23 @@ def apply_listing(
     for node in Node.objects.filter(pk__in=touched).select_related("cluster"):
         stats.add(refresh_node_ownership(node, now=now))
     return stats
+
+
+def listing_fingerprint(cluster: Cluster) -> tuple:
+    """What apply_listing leaves in the cluster's rows, cheaply told apart (three aggregate
+    queries): the nodes, NADs and pod attachments in the cluster and the highest id of each.
+    A row added, deleted, or marked gone or back since is a different fingerprint."""
+    fingerprint: list = []
+    for rows, present in (
+        (Node.objects.filter(cluster=cluster), Q(in_cluster=True)),
+        (NetworkAttachment.objects.filter(cluster=cluster), Q(in_cluster=True)),
+        (PodAttachment.objects.filter(cluster=cluster), ~Q(status=AttachmentStatus.GONE)),
+    ):
+        found = rows.aggregate(
+            rows=Count("id"), present=Count("id", filter=present), last=Max("id")
+        )
+        fingerprint.append((found["rows"], found["present"], found["last"]))
+    return tuple(fingerprint)
 
 
 def _rogue_rows(listing: ClusterListing) -> dict[str, list[dict[str, str]]]:

@@ -175,6 +175,46 @@ def test_a_warm_sweep_reads_no_cluster_object_and_a_change_reads_one(simulated_f
     assert deleted.cluster_read["objects"] == 1 and attachment.status == "gone"
 
 
+def test_a_listing_that_received_nothing_is_not_applied_again_unless_the_rows_moved(
+    simulated_fleet, settings, monkeypatch
+):
+    settings.KUBE_WATCH = True
+    server, cluster_client, agent = simulated_fleet
+    applied = []
+    real_apply = polling.apply_listing
+
+    def counting_apply(*args, **kwargs):
+        applied.append(args[1])
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(polling, "apply_listing", counting_apply)
+    sweep(cluster_client, agent)
+    assert len(applied) == 1
+    before = stored_rows()
+
+    warm = sweep(cluster_client, agent)
+    assert len(applied) == 1, "an unchanged cluster's listing was applied again"
+    assert warm.cluster_read["objects"] == 0 and stored_rows() == before
+
+    # A row the listing wrote was changed behind the sweep's back: applied again, and restored.
+    Node.objects.filter(name="sim-00002").update(in_cluster=False)
+    sweep(cluster_client, agent)
+    assert len(applied) == 2 and Node.objects.get(name="sim-00002").in_cluster
+
+    # The inventory emptied (as the benchmark does between cold runs): the nodes come back.
+    Node.objects.all().delete()
+    refilled = sweep(cluster_client, agent)
+    assert len(applied) == 3
+    assert Node.objects.filter(in_cluster=True).count() == NODES
+    assert refilled.stats.created == NODES * NICS
+
+    # A change in the cluster is applied (a new event, not the old listing object).
+    control(server, "multus-pod?index=4&type=ADDED")
+    sweep(cluster_client, agent)
+    assert len(applied) == 4 and applied[-1] is not applied[-2]
+    assert PodAttachment.objects.get(pod_name="dpdk-sim-00004").status == "attached"
+
+
 def test_a_resource_version_the_server_forgot_is_listed_again(simulated_fleet, settings):
     settings.KUBE_WATCH = True
     server, cluster_client, agent = simulated_fleet
