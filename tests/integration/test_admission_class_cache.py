@@ -8,6 +8,7 @@ transaction every review reads the database. On SQLite the migration is a no-op.
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import time
@@ -334,6 +335,33 @@ def test_a_lost_listener_connection_reconnects_and_drops_what_it_knew(fleet):
     assert changes.LISTENER.generation > since
     assert decide(request)[2]  # read again
     assert decide(request)[1] == 0
+
+
+def test_a_forked_worker_listens_on_its_own(fleet):
+    """gunicorn forks its workers: a child inherits the parent's listener state but not its
+    thread, so it is not healthy (nothing it remembered is served) until it listens itself."""
+    parent = changes.LISTENER.generation
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report and leave without running anything of pytest's
+        try:
+            report = {
+                "healthy_at_fork": changes.LISTENER.healthy,
+                "generation_moved": changes.LISTENER.generation > parent,
+                "listens": changes.LISTENER.wait_healthy(5),
+                "own_backend": changes.LISTENER.backend_pid,
+            }
+            changes.LISTENER.stop()
+            os.write(write, json.dumps(report).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        report = json.loads(pipe.read())
+    os.waitpid(child, 0)
+    assert report["healthy_at_fork"] is False and report["generation_moved"]
+    assert report["listens"] and report["own_backend"] not in (0, changes.LISTENER.backend_pid)
+    assert changes.LISTENER.healthy  # the parent's own thread is untouched
 
 
 def test_inside_a_transaction_every_review_reads_the_database(fleet):
