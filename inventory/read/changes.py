@@ -9,7 +9,8 @@ whenever it (re)connects or fails, since notifications may have been missed mean
 computed from a read that started at generation G is still true while the generation is G.
 
 `healthy` is True only while the thread is LISTENing in this very process (a forked worker
-starts its own thread on first use); while it is False nobody may trust a cached answer.
+starts its own thread on first use) and the server answered its SELECT 1 (sent every WAIT
+seconds) within SILENT_AFTER; while it is False nobody may trust a cached answer.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 import psycopg
 from django.db import connections
@@ -27,6 +29,11 @@ CHANNEL = "nicportal_inventory"
 WAIT = 0.5  # seconds between checks of a stop request (and of the connection, SELECT 1)
 BACKOFF = (0.5, 30.0)  # first and longest wait before reconnecting after a failure
 APPLICATION_NAME = "nicportal-changes"
+DEAD_AFTER = 10.0  # seconds without an answer from the server before the connection is dropped
+# Seconds since the server last answered the thread's SELECT 1 after which it is not trusted
+# (unhealthy until it answers again, and then the generation moves on): a connection that
+# hangs stops cached answers within this, long before TCP gives up on it.
+SILENT_AFTER = 3.0
 
 
 def connection_params() -> dict:
@@ -37,6 +44,14 @@ def connection_params() -> dict:
     for django_only in ("cursor_factory", "context", "prepare_threshold"):
         params.pop(django_only, None)
     params["application_name"] = APPLICATION_NAME
+    # A cut network must not leave the thread "healthy" for TCP's retransmission time (minutes)
+    # while commits go unnoticed: its SELECT 1 every WAIT seconds fails once unacknowledged for
+    # DEAD_AFTER, and keepalives probe an idle socket.
+    params.setdefault("tcp_user_timeout", int(DEAD_AFTER * 1000))
+    params.setdefault("keepalives", 1)
+    params.setdefault("keepalives_idle", 5)
+    params.setdefault("keepalives_interval", 2)
+    params.setdefault("keepalives_count", 3)
     return params
 
 
@@ -54,6 +69,7 @@ class Listener:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._listening = False
+        self._answered_at = 0.0  # time.monotonic() of the server's last answer
         self.backend_pid = 0  # the listening connection's server process (tests end it)
 
     @property
@@ -62,7 +78,11 @@ class Listener:
 
     @property
     def healthy(self) -> bool:
-        return self._listening and self._pid == os.getpid()
+        return (
+            self._listening
+            and self._pid == os.getpid()
+            and time.monotonic() - self._answered_at < SILENT_AFTER
+        )
 
     def start(self) -> bool:
         """Start the thread in this process unless it runs (thread-safe; cheap when it runs).
@@ -112,6 +132,14 @@ class Listener:
                 self._listening = listening
             self._changed.notify_all()
 
+    def _answered(self) -> None:
+        """The server answered: trusted again; after a silence (unhealthy meanwhile, and
+        notifications may be queued behind the answer) with a new generation."""
+        now = time.monotonic()
+        if now - self._answered_at >= SILENT_AFTER:
+            self._bump()
+        self._answered_at = now
+
     def _after_fork(self) -> None:
         """A forked child inherits the parent's state, not its thread: start afresh (the
         generation goes on from the parent's, so no entry cached before the fork is served)."""
@@ -125,6 +153,7 @@ class Listener:
                 with psycopg.connect(**connection_params(), autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.backend_pid = conn.info.backend_pid
+                    self._answered_at = time.monotonic()
                     self._bump(listening=True, by=stopping)
                     log.info("listening for inventory changes (backend pid %d)", self.backend_pid)
                     delay = BACKOFF[0]
@@ -134,6 +163,7 @@ class Listener:
                         # A dead server or a cut connection shows here, not only on the next
                         # notification (notifications arriving meanwhile are kept by psycopg).
                         conn.execute("SELECT 1")
+                        self._answered()
             except Exception as exc:  # noqa: BLE001 - any failure: unhealthy, reconnect
                 if not stopping.is_set():
                     log.warning(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -335,6 +337,77 @@ def test_a_lost_listener_connection_reconnects_and_drops_what_it_knew(fleet):
     assert changes.LISTENER.generation > since
     assert decide(request)[2]  # read again
     assert decide(request)[1] == 0
+
+
+class Relay:
+    """A TCP relay to PostgreSQL that can hold every byte (a network that hangs without
+    closing anything), in threads of this process."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.held = threading.Event()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            self.sockets += [client, upstream]
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                while self.held.is_set():
+                    time.sleep(0.01)
+                target.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.held.clear()
+        for sock in (self.server, *self.sockets):
+            sock.close()
+
+
+def test_a_listener_whose_connection_hangs_is_not_trusted(fleet, monkeypatch):
+    """The network to PostgreSQL hangs (nothing closed, nothing answered): within
+    SILENT_AFTER the listener is unhealthy and reviews read the database; when the server
+    answers again, the generation moves on (notifications may have queued meanwhile)."""
+    real = changes.connection_params
+    params = real()
+    relay = Relay(params.get("host") or "127.0.0.1", int(params.get("port") or 5432))
+    monkeypatch.setattr(
+        changes, "connection_params", lambda: {**real(), "host": "127.0.0.1", "port": relay.port}
+    )
+    try:
+        changes.LISTENER.stop()
+        assert changes.LISTENER.wait_healthy(5)
+        request = pod_request()
+        assert_cached(request)
+        before = changes.LISTENER.generation
+        relay.held.set()
+        deadline = time.monotonic() + 10
+        while changes.LISTENER.healthy:
+            assert time.monotonic() < deadline, "a hung listener is still trusted"
+            time.sleep(0.05)
+        for _ in range(2):
+            assert decide(request)[2]  # read, not remembered
+        relay.held.clear()
+        assert changes.LISTENER.wait_healthy(10)
+        assert changes.LISTENER.generation > before
+        assert decide(request)[2]
+        assert decide(request)[1] == 0
+    finally:
+        changes.LISTENER.stop()
+        relay.close()
 
 
 def test_a_forked_worker_listens_on_its_own(fleet):
