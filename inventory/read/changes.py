@@ -160,6 +160,7 @@ class Listener:
                     while not stopping.is_set():
                         for _notify in conn.notifies(timeout=WAIT):
                             self._bump()
+                            self._answered()  # the server speaks: a stream of them is no silence
                         # A dead server or a cut connection shows here, not only on the next
                         # notification (notifications arriving meanwhile are kept by psycopg).
                         conn.execute("SELECT 1")
