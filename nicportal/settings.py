@@ -303,6 +303,10 @@ if WEBHOOK_FAILURE_POLICY not in {"Ignore", "Fail"}:
 # this old (seconds; the sweep interval by default, the pace at which nodes and NADs change in
 # the database anyway); NIC ownership and reservations are read fresh for every review.
 WEBHOOK_INDEX_MAX_AGE = env_float("NICPORTAL_WEBHOOK_INDEX_MAX_AGE", POLL_INTERVAL, minimum=0.0)
+# Fleet-wide reviews (a pod that may run on any node, a NAD without a node list) keep their
+# device classes in memory until PostgreSQL notifies a commit that changes interfaces, nodes,
+# reservations or teams (inventory/read/changes.py); off: every review reads the database.
+WEBHOOK_CLASS_CACHE = env_bool("NICPORTAL_WEBHOOK_CLASS_CACHE", True)
 
 # --- Auth, REST ------------------------------------------------------------------------------
 LOGIN_URL = "login"

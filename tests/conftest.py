@@ -56,6 +56,17 @@ def pytest_sessionstart(session):
         pytest.exit("required parts missing:\n  - " + "\n  - ".join(missing), returncode=3)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's test database, and before it is dropped, the inventory change listener
+    stopped: a fleet-wide review outside a transaction starts it (read/changes.py), and its
+    connection would keep DROP DATABASE from running."""
+    from inventory.read import changes
+
+    yield
+    changes.LISTENER.stop()
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Agent contact times and locks live in the cache; each test starts without them."""

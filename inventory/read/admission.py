@@ -13,6 +13,14 @@ Two speeds, so that a review costs at most one database query:
   request can touch, in ONE indexed query (`devices`): rows of the candidate nodes (node_id)
   whose name, MAC or PCI address is the one selected (indexes on each). A reservation made a
   second ago is seen by the next review.
+- **Fleet-wide device classes, remembered until a commit** (`device_classes`): the grouped
+  query of a fleet-wide review reads the selected device on every node, so its answer is kept
+  per index and selector until PostgreSQL notifies a commit that changed an interface, a node,
+  a reservation or a team (read/changes.py, migration 0015). A change is seen by every review
+  that starts after its commit's notification reaches the process (a fraction of a millisecond
+  to a few milliseconds: tests/integration/test_admission_class_cache.py). Without the
+  listener (SQLite, the listener reconnecting or down, a review inside a transaction, the
+  setting WEBHOOK_CLASS_CACHE off) every review reads the database as before.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -29,7 +37,7 @@ from django.contrib.auth.models import Group
 from django.db import close_old_connections, connection
 
 from inventory.models import Cluster, Interface, NetworkAttachment, Node, Reservation
-from inventory.read import facts
+from inventory.read import changes, facts
 from inventory.rules import nad
 from inventory.rules.admission.decide import (
     NAMED_NODES,
@@ -79,6 +87,9 @@ class Index:
     placements: dict = field(default_factory=dict, compare=False)
 
     versions: dict = field(default_factory=dict, compare=False)  # cniVersion -> findings
+    # Fleet-wide device classes read under this index (device_classes()): (selector kind,
+    # value, nodes or None) -> (the change generation the read started at, the classes).
+    classes: dict = field(default_factory=dict, compare=False)
 
     @functools.cached_property
     def by_id(self) -> Mapping[int, NodeEntry]:
@@ -331,7 +342,11 @@ MEMO_ENTRIES = 256
 
 
 def device_classes(
-    index: Index, *, selector: DeviceSelector, nodes: Collection[str] | None = None
+    index: Index,
+    *,
+    selector: DeviceSelector,
+    nodes: Collection[str] | None = None,
+    count: Callable[[str], None] | None = None,
 ) -> list[DeviceClass] | None:
     """The interfaces `selector` picks on `nodes` (every node of the index when None), grouped
     into classes that the rules cannot tell apart, with the facts of each class's first
@@ -339,14 +354,59 @@ def device_classes(
     class. None when a node has two matching interfaces (a MAC shared by bond members) or is
     not in the index yet (added since it was built): the caller then judges node by node.
 
-    As fresh as devices(): ownership and reservations are read at the time of the review.
-    PostgreSQL only (arrays, window functions, `~*`): None on the embedded SQLite, which judges
-    node by node."""
+    As fresh as devices() (a reservation committed before the review is seen), answered from
+    memory when nothing was committed since the same read under the same index (see
+    `_cache_generation`). `count` is told "hit", "miss" (read and remembered) or "bypass"
+    (read, the cache not usable). PostgreSQL only (arrays, window functions, `~*`): None on
+    the embedded SQLite, which judges node by node."""
     if connection.vendor != "postgresql":
         return None
     column = _SELECTOR_COLUMNS.get(selector.selector)
     if column is None or index.cluster_id is None:
         return []
+    key = (selector.selector, selector.value, None if nodes is None else tuple(nodes))
+    generation = _cache_generation()
+    if generation is not None:
+        found = index.classes.get(key)
+        if found is not None and found[0] == generation:
+            if count:
+                count("hit")
+            return None if found[1] is None else list(found[1])
+    if count:
+        count("bypass" if generation is None else "miss")
+    classes = _read_classes(index, column, selector, nodes)
+    if generation is not None:
+        with _CLASSES_LOCK:
+            if len(index.classes) >= CLASS_ENTRIES and key not in index.classes:
+                del index.classes[next(iter(index.classes))]  # the oldest
+            index.classes[key] = (generation, None if classes is None else tuple(classes))
+    return classes
+
+
+# Device-class answers remembered per index (selectors and placements are made up by users).
+CLASS_ENTRIES = 256
+_CLASSES_LOCK = threading.Lock()
+
+
+def _cache_generation() -> int | None:
+    """The change generation to read and remember device classes at, read BEFORE the query
+    (a commit landing during it moves the generation on, so that answer is never served); None
+    when remembered answers must not be used:
+
+    - the setting WEBHOOK_CLASS_CACHE is off;
+    - inside a transaction (it may see its own uncommitted writes, which nobody is told of);
+    - the change listener is not LISTENing in this process (starting, reconnecting, down):
+      a commit would go unnoticed."""
+    if not settings.WEBHOOK_CLASS_CACHE or connection.in_atomic_block:
+        return None
+    generation = changes.LISTENER.generation
+    return generation if changes.LISTENER.start() else None
+
+
+def _read_classes(
+    index: Index, column: str, selector: DeviceSelector, nodes: Collection[str] | None
+) -> list[DeviceClass] | None:
+    """device_classes() from the database: the one grouped query."""
     params = {
         "reserved": OwnershipState.RESERVED.value,
         "system": OwnershipState.SYSTEM.value,

@@ -149,7 +149,9 @@ def _decide_nad(request: AdmissionRequest, cluster: str) -> Decision:
         landing = decide.nad_nodes(new.annotations)
         if FLEET_CLASSES and landing is None and selector and set(selectors) == {selector}:
             # Every node, one device: grouped (rules/nad/fleet.py).
-            classes = admission_facts.device_classes(index, selector=selector)
+            classes = admission_facts.device_classes(
+                index, selector=selector, count=_count_class_cache
+            )
             if classes is not None:
                 view = nad_fleet.FleetView(
                     nodes=index.nodes.keys(), classes=classes, versions=index.version_findings
@@ -259,6 +261,7 @@ def _decide_pod(request: AdmissionRequest, cluster: str) -> Decision:
             index,
             selector=selectors[0],
             nodes=candidates if len(candidates) < len(index.nodes) else None,
+            count=_count_class_cache,
         )
         if classes is not None:
             try:
@@ -420,6 +423,16 @@ def _count(resource: str, outcome: str, mode: str, dry_run: bool, seconds: float
         flush_counters()
 
 
+CLASS_CACHE_RESULTS = ("hit", "miss", "bypass")
+
+
+def _count_class_cache(result: str) -> None:
+    """Count a fleet-wide review's device classes: remembered (hit), read and remembered
+    (miss), or read with the cache unusable (bypass); flushed with the review's decision."""
+    with _pending_lock:
+        _pending[f"class_cache|{result}"] += 1
+
+
 def flush_counters() -> None:
     """Move this process's pending counts to Redis when configured (atomic, shared by every
     process), otherwise to the cache (the embedded set-up: approximate under concurrency).
@@ -462,8 +475,9 @@ def read_counters() -> dict[str, float]:
 
 
 class AdmissionCollector(Collector):
-    """nicportal_admission_decisions_total and nicportal_admission_latency_seconds, summed over
-    every webhook server process (the counters live in Redis)."""
+    """nicportal_admission_decisions_total, nicportal_admission_latency_seconds and
+    nicportal_admission_class_cache_total, summed over every webhook server process (the
+    counters live in Redis)."""
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -498,3 +512,12 @@ class AdmissionCollector(Collector):
                 buckets.append((bound, cumulative))
             latency.add_metric([resource], buckets, counters.get(f"sum|{resource}", 0.0))
         yield latency
+        cache = CounterMetricFamily(
+            "nicportal_admission_class_cache",
+            "Fleet-wide reviews' device classes: remembered (hit), read and remembered (miss), "
+            "read without the cache (bypass: off, in a transaction, change listener down).",
+            labels=["result"],
+        )
+        for result in CLASS_CACHE_RESULTS:
+            cache.add_metric([result], counters.get(f"class_cache|{result}", 0))
+        yield cache

@@ -114,6 +114,7 @@ def collect_config() -> dict[str, Any]:
             "mode": settings.WEBHOOK_MODE,
             "failure_policy": settings.WEBHOOK_FAILURE_POLICY,
             "index_max_age": settings.WEBHOOK_INDEX_MAX_AGE,
+            "class_cache": settings.WEBHOOK_CLASS_CACHE,
         },
         "log_level": getattr(settings, "LOG_LEVEL", ""),
         # The file `make run` wrote that this command read (nicportal/runenv.py), if any.
