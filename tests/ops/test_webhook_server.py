@@ -153,3 +153,35 @@ def test_the_server_is_trusted_only_through_its_ca_and_speaks_only_tls(webhook_s
     plain = webhook_server.replace("https://", "http://")
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{plain}/healthz", timeout=10)
+
+
+def test_the_servers_sessions_do_not_wait_for_the_wal_flush_and_cap_statements(settings):
+    # Its only writes are AdmissionRecords (a log): one upsert per denial, committed without
+    # waiting for the flush; every statement capped under the webhook's deadline.
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        pytest.skip("session settings of PostgreSQL (the PostgreSQL pass runs this)")
+    show = (
+        "from django.db import connection\n"
+        "with connection.cursor() as c:\n"
+        "    c.execute('SHOW synchronous_commit'); print(c.fetchone()[0])\n"
+        "    c.execute('SHOW statement_timeout'); print(c.fetchone()[0])\n"
+    )
+    env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show],
+        cwd=ROOT,
+        env={**env, "NICPORTAL_WEBHOOK_SERVER": "1", "NICPORTAL_DB_STATEMENT_TIMEOUT_MS": "1500"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split()[-2:] == ["off", "1500ms"], out.stdout + out.stderr
+    web = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show],
+        cwd=ROOT,
+        env={k: v for k, v in env.items() if not k.startswith("NICPORTAL_WEBHOOK")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert web.stdout.split()[-2] == "on", web.stderr  # the web portal's writes wait for it
