@@ -34,6 +34,7 @@ from inventory.models import (
     TeamNamespace,
 )
 from inventory.rules import diagnosis, nad, ownership, teams
+from inventory.rules.nad.selection import DeviceValues
 
 # --- the configured cluster ---------------------------------------------------------------------
 
@@ -403,8 +404,12 @@ def device_facts(
     )
 
 
-def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.DeviceFacts]]:
-    """Every known interface of these nodes (all nodes of the configured cluster by default).
+def devices_by_node(
+    nodes: Iterable[Node] | None = None, *, only: DeviceValues | None = None
+) -> dict[str, list[nad.DeviceFacts]]:
+    """Every known interface of these nodes (all nodes of the configured cluster by default);
+    with `only`, just those whose name, MAC or PCI address is one of its values (what the NADs
+    being linted could select: rules/nad/selection.py). Every node has its entry, empty or not.
 
     Read as value tuples, not model instances: a sweep lints every NAD against the whole fleet
     (80,000 interfaces at 5,000 nodes), and instances with the node's JSON fields joined in cost
@@ -420,9 +425,14 @@ def devices_by_node(nodes: Iterable[Node] | None = None) -> dict[str, list[nad.D
     )
     in_pods = pod_nads(node_ids=by_id)
     result: dict[str, list[nad.DeviceFacts]] = {n.name: [] for n in by_id.values()}
-    rows = Interface.objects.filter(node_id__in=list(by_id)).values_list(
-        *_DEVICE_COLUMNS, "pk", "node_id"
-    )
+    rows = Interface.objects.filter(node_id__in=list(by_id))
+    if only is not None:
+        if not only:
+            return result
+        rows = rows.filter(
+            Q(name__in=only.names) | Q(mac__in=only.macs) | Q(pci_address__in=only.pcis)
+        )
+    rows = rows.values_list(*_DEVICE_COLUMNS, "pk", "node_id")
     for row in rows.iterator(chunk_size=5000):
         pk, node_id = row[-2:]
         node_name = by_id[node_id].name

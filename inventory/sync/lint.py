@@ -10,6 +10,7 @@ from django.core.cache import cache
 from inventory.models import Cluster, NetworkAttachment
 from inventory.read import facts
 from inventory.rules import nad
+from inventory.rules.nad.selection import DeviceValues, device_values
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,15 @@ def lint_cluster_nads(cluster: Cluster, *, force: bool = False) -> int:
     cache.set(_lint_key(cluster.pk), False, timeout=None)
 
     nodes = facts.cluster_nodes(cluster)
-    devices = facts.devices_by_node(nodes)
+    rows = list(
+        NetworkAttachment.objects.filter(cluster=cluster, in_cluster=True).select_related("team")
+    )
+    # Only the interfaces the NADs could select (a few per node, not the whole fleet): the
+    # linter matches each NAD's own selector, so the others change nothing.
+    devices = facts.devices_by_node(nodes, only=_selected(rows))
     plugins = facts.plugins_by_node(nodes)
     multus_version = facts.multus_version_for(cluster)
     changed = []
-    rows = NetworkAttachment.objects.filter(cluster=cluster, in_cluster=True).select_related("team")
     for row in rows:
         try:
             findings = [
@@ -66,3 +71,18 @@ def lint_cluster_nads(cluster: Cluster, *, force: bool = False) -> int:
     if changed:
         NetworkAttachment.objects.bulk_update(changed, ["findings", "updated_at"], batch_size=200)
     return len(changed)
+
+
+def _selected(rows: list[NetworkAttachment]) -> DeviceValues | None:
+    """The values any of these NADs could select; None when one may need every interface."""
+    found = DeviceValues()
+    for row in rows:
+        try:
+            values = device_values(row.config)
+        except Exception:  # the linter reports what it cannot read; read everything for it
+            log.exception("nad=%s/%s selection unreadable", row.namespace, row.name)
+            return None
+        if values is None:
+            return None
+        found |= values
+    return found
