@@ -7,7 +7,7 @@ import logging
 
 from django.core.cache import cache
 
-from inventory.models import Cluster, NetworkAttachment
+from inventory.models import Cluster, NetworkAttachment, Node
 from inventory.read import facts
 from inventory.rules import nad
 from inventory.rules.nad.selection import DeviceValues, device_values
@@ -37,7 +37,8 @@ def lint_cluster_nads(cluster: Cluster, *, force: bool = False) -> int:
         return 0
     cache.set(_lint_key(cluster.pk), False, timeout=None)
 
-    nodes = facts.cluster_nodes(cluster)
+    # The linter needs a node's name and its host-device plugin (cni), nothing else of it.
+    nodes = list(Node.objects.filter(cluster=cluster, in_cluster=True).only("id", "name", "cni"))
     rows = list(
         NetworkAttachment.objects.filter(cluster=cluster, in_cluster=True).select_related("team")
     )
