@@ -233,6 +233,9 @@ def rejudge(
     node: Node, now: datetime, stats: SyncStats, *, recorded: frozenset[int] = frozenset()
 ) -> None:
     """Judge and save every interface of the node, inside the caller's transaction."""
+    deferred = node.get_deferred_fields()
+    if deferred:  # a sweep's light row (services/polling.py): the facts, in one query
+        node.refresh_from_db(fields=sorted(deferred))
     interfaces = list(Interface.objects.filter(node=node).order_by("id"))
     judgement = decide(node, interfaces, now)
     save_verdicts(node, judgement.changes, now, stats, recorded=recorded)
