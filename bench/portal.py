@@ -149,6 +149,33 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu() -> float:
+    """User + system CPU seconds of PostgreSQL on this machine (the benchmark's own database
+    server, on the same cores): its running processes, plus the backends that have exited
+    (the postmaster reaps them, so their time is its children's time)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" not in text:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])
+        if not _is_postgres(int(fields[1])):  # the postmaster: add its reaped children
+            ticks += int(fields[13]) + int(fields[14])
+        total += ticks / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        return "(postgres)" in Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+
+
 @contextmanager
 def fleet_process(nodes: int, nics: int, tmp: Path) -> Iterator[str]:
     """The simulator in its own process (its own GIL): yields its base URL."""

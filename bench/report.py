@@ -62,7 +62,8 @@ def _sweep_details(data: dict[str, Any]) -> list[str]:
         lines.append(
             f"- {name}: portal CPU {[r['portal_cpu'] for r in runs]} s "
             f"({min(per_node):.2f}–{max(per_node):.2f} ms per node); simulator CPU on the same "
-            f"cores {[r.get('simulator_cpu', '-') for r in runs]} s; phases "
+            f"cores {[r.get('simulator_cpu', '-') for r in runs]} s; PostgreSQL CPU "
+            f"{[r.get('postgres_cpu', '-') for r in runs]} s; phases "
             f"{[r['phases'] for r in runs]}; read from the API {[r['cluster_read'] for r in runs]}"
         )
     if data["nodes"] >= 20000:

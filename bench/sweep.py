@@ -41,6 +41,7 @@ def run_sweep(
     load = os.getloadavg()
     cpu = _cpu_seconds()
     simulator = _simulator_cpu()
+    database = portal.postgres_cpu()
     if profile is not None:
         # cProfile sees the calling thread only: profile with --workers 1 to see the per-node
         # work (the thread pool's threads are otherwise invisible to it).
@@ -63,6 +64,7 @@ def run_sweep(
         )
     cpu = _cpu_seconds() - cpu
     simulator = _simulator_cpu() - simulator
+    database = portal.postgres_cpu() - database
     after = portal.settled_pg_row_changes()
     stats = report.stats
     return {
@@ -87,6 +89,8 @@ def run_sweep(
         # The simulated agents and API server, on the same cores (a real fleet's agents run on
         # their own nodes): what the machine spent besides the portal and PostgreSQL.
         "simulator_cpu": round(simulator, 3),
+        # PostgreSQL's processes (a backend that exited during the run is not counted).
+        "postgres_cpu": round(database, 3),
         "phases": {name: round(seconds, 3) for name, seconds in report.phases.items()},
         # What reading the cluster took from the API server (clients/watch.py ReadStats).
         "cluster_read": report.cluster_read,
