@@ -269,7 +269,7 @@ class Interface(models.Model):
         ordering = ["node_name", "name", "id"]
 
     def __str__(self) -> str:
-        return f"{self.node_name}/{self.name}"
+        return f"{self.node_name}/{self.display_name}"
 
     def save(self, *args, **kwargs) -> None:
         if not self.node_name:

@@ -139,7 +139,7 @@ def request_cluster(interfaces: Sequence[Interface], cluster: str = "") -> Clust
     if not (cluster or "").strip():
         return next(iter(theirs.values())) if theirs else facts.configured_cluster()
     named = facts.chosen_cluster(cluster)
-    elsewhere = [f"{i.node.name}/{i.name}" for i in interfaces if i.node.cluster_id != named.pk]
+    elsewhere = [f"{i.node.name}/{i.display_name}" for i in interfaces if i.node.cluster_id != named.pk]
     if elsewhere:
         raise ValidationError(
             {
@@ -375,7 +375,7 @@ def _store(
                 message=(
                     f"{who} applied NAD {rendered.namespace}/{rendered.name}"
                     + (f" for team {team.name}" if team is not None else "")
-                    + (f" ({', '.join(f'{i.node.name}/{i.name}' for i in used)})" if used else "")
+                    + (f" ({', '.join(f'{i.node.name}/{i.display_name}' for i in used)})" if used else "")
                 ),
                 actor=actor,
                 team=team,

@@ -387,7 +387,7 @@ def label_of(interface: Interface) -> str:
 
 
 def _label(interface: Interface) -> str:
-    return f"{interface.node.name}/{interface.name}"
+    return f"{interface.node.name}/{interface.display_name}"
 
 
 def when(moment: datetime) -> str:

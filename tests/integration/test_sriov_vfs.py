@@ -337,6 +337,26 @@ def test_a_team_reserves_a_vfio_vf_and_its_form_offers_it(sriov):
     assert vf.pk not in {i.pk for i in usable_interfaces(None)}
 
 
+def test_a_reserved_vfio_vf_is_named_by_its_pci_address_in_history(sriov):
+    from inventory.models import HistoryEntry
+    from inventory.services import reservations
+
+    team = make_team("dpdk-history")
+    user = make_user(teams=[team])
+    vf = rows(sriov)[fx.VFIO_VF]
+    assert vf.name == ""  # no netdev: bound to vfio-pci
+    reservations.reserve(
+        interface_id=vf.pk,
+        team=team,
+        user=user,
+        purpose="DPDK",
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    message = HistoryEntry.objects.filter(interface=vf).latest("id").message
+    assert f"sriov-0/{fx.VFIO_VF}" in message and "sriov-0/ " not in message, message
+    assert str(vf) == f"sriov-0/{fx.VFIO_VF}"
+
+
 def api(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
