@@ -369,13 +369,14 @@ def _store(
             )
             rows.append(row)
             used = [interfaces[node] for node in rendered.nodes if node in interfaces]
+            labels = ", ".join(f"{i.node.name}/{i.display_name}" for i in used)
             who = actor.get_username() if actor is not None else "the system"
             audit.record(
                 HistoryKind.NAD_APPLY,
                 message=(
                     f"{who} applied NAD {rendered.namespace}/{rendered.name}"
                     + (f" for team {team.name}" if team is not None else "")
-                    + (f" ({', '.join(f'{i.node.name}/{i.display_name}' for i in used)})" if used else "")
+                    + (f" ({labels})" if used else "")
                 ),
                 actor=actor,
                 team=team,
