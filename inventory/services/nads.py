@@ -139,7 +139,9 @@ def request_cluster(interfaces: Sequence[Interface], cluster: str = "") -> Clust
     if not (cluster or "").strip():
         return next(iter(theirs.values())) if theirs else facts.configured_cluster()
     named = facts.chosen_cluster(cluster)
-    elsewhere = [f"{i.node.name}/{i.display_name}" for i in interfaces if i.node.cluster_id != named.pk]
+    elsewhere = [
+        f"{i.node.name}/{i.display_name}" for i in interfaces if i.node.cluster_id != named.pk
+    ]
     if elsewhere:
         raise ValidationError(
             {
