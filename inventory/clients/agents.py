@@ -241,12 +241,18 @@ class AgentClient:
         if etag:
             headers["If-None-Match"] = etag
         try:
-            response = self._pool.request(
+            # The URL is parsed once (above): its host's pool answers the path directly, without
+            # PoolManager.request encoding and parsing it again (a sweep asks every node).
+            pool = self._pool.connection_from_host(
+                parsed.host, parsed.port, scheme=parsed.scheme or "http"
+            )
+            response = pool.urlopen(
                 "GET",
-                target,
+                parsed.request_uri,
                 headers=headers,
                 preload_content=False,
                 redirect=False,
+                assert_same_host=False,
             )
         except urllib3.exceptions.HTTPError as exc:
             raise _AgentFault(self._transport_error(exc)) from None
