@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -69,7 +69,9 @@ def review(body: bytes, *, cluster: str = "") -> tuple[int, dict[str, Any]]:
     try:
         request = parse_review(body)
     except ReviewError as exc:
-        _count("invalid", ERRORED, settings.WEBHOOK_MODE, False, time.perf_counter() - started)
+        _count(
+            "invalid", ERRORED, settings.WEBHOOK_MODE, False, time.perf_counter() - started, cluster
+        )
         log.warning("admission refused body=invalid error=%r", str(exc))
         return 400, {"error": str(exc)}
     resource = RESOURCES.get(request.resource_key, "other")
@@ -80,12 +82,12 @@ def review(body: bytes, *, cluster: str = "") -> tuple[int, dict[str, Any]]:
         log.exception(
             "admission error uid=%s resource=%s cluster=%s", request.uid, resource, cluster or "-"
         )
-        return 200, _errored(request, resource, mode, exc, started)
+        return 200, _errored(request, resource, mode, exc, started, cluster)
     answer, outcome = _answer(request, decision, mode)
     if outcome == DENIED and not request.dry_run:
         _record(request, decision, enforced=mode == "enforce", cluster=cluster)
     elapsed = time.perf_counter() - started
-    _count(resource, outcome, mode, request.dry_run, elapsed)
+    _count(resource, outcome, mode, request.dry_run, elapsed, cluster)
     log.info(
         "admission uid=%s resource=%s operation=%s namespace=%s name=%s user=%s decision=%s "
         "mode=%s dry_run=%s codes=%s warnings=%d latency_ms=%.2f",
@@ -296,7 +298,12 @@ def _answer(request: AdmissionRequest, decision: Decision, mode: str) -> tuple[d
 
 
 def _errored(
-    request: AdmissionRequest, resource: str, mode: str, exc: Exception, started: float
+    request: AdmissionRequest,
+    resource: str,
+    mode: str,
+    exc: Exception,
+    started: float,
+    cluster: str = "",
 ) -> dict[str, Any]:
     what = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
     # Warn mode never denies, not even on an error: it is how a cluster tries the webhook out.
@@ -317,7 +324,7 @@ def _errored(
                 f"({'warn mode' if mode == 'warn' else 'failurePolicy Ignore'})."
             ],
         )
-    _count(resource, ERRORED, mode, request.dry_run, time.perf_counter() - started)
+    _count(resource, ERRORED, mode, request.dry_run, time.perf_counter() - started, cluster)
     return body
 
 
@@ -427,20 +434,45 @@ _pending_lock = threading.Lock()
 _flushed_at = 0.0
 
 
-def _count(resource: str, outcome: str, mode: str, dry_run: bool, seconds: float) -> None:
-    """Add one decision to the counters (flushed to the shared store when due)."""
+def _count(
+    resource: str, outcome: str, mode: str, dry_run: bool, seconds: float, cluster: str = ""
+) -> None:
+    """Add one decision to the counters (flushed to the shared store when due), under the
+    cluster whose API server sent it (the default cluster's name for "")."""
     global _flushed_at
-    labels = f"{resource}|{outcome}|{mode}|{str(dry_run).lower()}"
+    where = _cluster_label(cluster)
+    labels = f"{where}|{resource}|{outcome}|{mode}|{str(dry_run).lower()}"
     bucket = next((str(b) for b in LATENCY_BUCKETS if seconds <= b), "+Inf")
     with _pending_lock:
         _pending[f"decision|{labels}"] += 1
-        _pending[f"bucket|{resource}|{bucket}"] += 1
-        _pending[f"sum|{resource}"] += seconds
+        _pending[f"bucket|{where}|{resource}|{bucket}"] += 1
+        _pending[f"sum|{where}|{resource}"] += seconds
         due = time.monotonic() - _flushed_at >= FLUSH_EVERY
         if due:
             _flushed_at = time.monotonic()
     if due:
         flush_counters()
+
+
+def _cluster_label(cluster: str) -> str:
+    # "|" separates the fields of a counter's key; a registry name never holds one, a path may.
+    return (cluster or settings.CLUSTER_NAME).replace("|", "_")[:100]
+
+
+def _by_cluster(counters: Mapping[str, float], kind: str, fields: int) -> dict[tuple, float]:
+    """The counters of one kind as {(cluster, *labels): value}. Counts stored before the
+    cluster label existed (one field fewer) are the default cluster's."""
+    found: dict[tuple, float] = {}
+    for key, value in counters.items():
+        parts = key.split("|")
+        if parts[0] != kind:
+            continue
+        labels = parts[1:]
+        if len(labels) == fields - 1:
+            labels = [_cluster_label(""), *labels]
+        if len(labels) == fields:
+            found[tuple(labels)] = found.get(tuple(labels), 0.0) + value
+    return found
 
 
 CLASS_CACHE_RESULTS = ("hit", "miss", "bypass")
@@ -507,30 +539,39 @@ class AdmissionCollector(Collector):
             return
         decisions = CounterMetricFamily(
             "nicportal_admission_decisions",
-            "Admission reviews by resource and outcome (allowed, warned, denied, errored); "
-            'mode="warn" counts would-be denials; dry_run="true" counts kubectl --dry-run=server.',
-            labels=["resource", "decision", "mode", "dry_run"],
+            "Admission reviews by cluster, resource and outcome (allowed, warned, denied, "
+            'errored); mode="warn" counts would-be denials; dry_run="true" counts kubectl '
+            "--dry-run=server.",
+            labels=["cluster", "resource", "decision", "mode", "dry_run"],
         )
+        counted = _by_cluster(counters, "decision", 5)
+        default = _cluster_label("")
+        # The default cluster's series exist from the start (zero), in the current mode.
         for resource in ("nads", "pods", "other", "invalid"):
             for outcome in DECISIONS:
-                for mode in ("enforce", "warn"):
-                    for dry_run in ("false", "true"):
-                        value = counters.get(f"decision|{resource}|{outcome}|{mode}|{dry_run}", 0)
-                        if value or (mode == settings.WEBHOOK_MODE and dry_run == "false"):
-                            decisions.add_metric([resource, outcome, mode, dry_run], value)
+                counted.setdefault((default, resource, outcome, settings.WEBHOOK_MODE, "false"), 0)
+        for labels, value in sorted(counted.items()):
+            decisions.add_metric(list(labels), value)
         yield decisions
         latency = HistogramMetricFamily(
             "nicportal_admission_latency_seconds",
-            "Server time per admission review (parse, decide, record, count).",
-            labels=["resource"],
+            "Server time per admission review (parse, decide, record, count), by cluster.",
+            labels=["cluster", "resource"],
         )
-        for resource in ("nads", "pods", "other"):
-            cumulative = 0.0
-            buckets = []
-            for bound in (*map(str, LATENCY_BUCKETS), "+Inf"):
-                cumulative += counters.get(f"bucket|{resource}|{bound}", 0)
-                buckets.append((bound, cumulative))
-            latency.add_metric([resource], buckets, counters.get(f"sum|{resource}", 0.0))
+        buckets_of = _by_cluster(counters, "bucket", 3)
+        sums = _by_cluster(counters, "sum", 2)
+        clusters = {default} | {labels[0] for labels in (*buckets_of, *sums)}
+        for cluster in sorted(clusters):
+            for resource in ("nads", "pods", "other"):
+                cumulative = 0.0
+                buckets = []
+                for bound in (*map(str, LATENCY_BUCKETS), "+Inf"):
+                    cumulative += buckets_of.get((cluster, resource, bound), 0)
+                    buckets.append((bound, cumulative))
+                if cluster == default or cumulative:
+                    latency.add_metric(
+                        [cluster, resource], buckets, sums.get((cluster, resource), 0.0)
+                    )
         yield latency
         cache = CounterMetricFamily(
             "nicportal_admission_class_cache",

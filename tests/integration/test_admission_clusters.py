@@ -66,6 +66,73 @@ def test_the_same_denial_in_two_clusters_is_two_records(client, two):
     assert rows == [("prod", 1), ("second", 2)]
 
 
+def test_decisions_are_counted_per_cluster_and_older_counts_are_the_default_clusters(
+    client, two, settings
+):
+    from django.core.cache import cache
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from inventory.services import admission
+
+    admission.flush_counters()  # earlier tests' counts still pending in this process
+    cache.clear()
+    if settings.REDIS_URL:
+        admission._redis(settings.REDIS_URL).delete(admission.METRICS_KEY)
+    send(client, "/validate")
+    send(client, "/clusters/second/validate")
+    send(client, "/clusters/second/validate")
+    admission.flush_counters()
+    # A count kept before decisions had a cluster label (one field fewer): the default's.
+    legacy = "decision|pods|allowed|enforce|false"
+    if settings.REDIS_URL:
+        admission._redis(settings.REDIS_URL).hincrby(admission.METRICS_KEY, legacy, 4)
+    else:
+        cache.set(admission.METRICS_KEY, {**cache.get(admission.METRICS_KEY), legacy: 4}, None)
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(
+            "".join(
+                f"{line}\n"
+                for metric in admission.AdmissionCollector().collect()
+                for line in _exposition(metric)
+            )
+        )
+        for sample in family.samples
+    }
+
+    def decided(cluster, resource, decision):
+        labels = (
+            ("cluster", cluster),
+            ("decision", decision),
+            ("dry_run", "false"),
+            ("mode", "enforce"),
+            ("resource", resource),
+        )
+        return samples.get(("nicportal_admission_decisions_total", labels))
+
+    assert decided("prod", "nads", "allowed") == 1
+    assert decided("second", "nads", "denied") == 2
+    assert decided("second", "nads", "allowed") is None  # no series made up for it
+    assert decided("prod", "pods", "allowed") == 4
+    count = (
+        "nicportal_admission_latency_seconds_count",
+        (("cluster", "second"), ("resource", "nads")),
+    )
+    assert samples[count] == 2
+
+
+def _exposition(metric):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    class One:
+        def collect(self):
+            yield metric
+
+    registry = CollectorRegistry()
+    registry.register(One())
+    return generate_latest(registry).decode().splitlines()
+
+
 def test_a_path_naming_no_registered_cluster_is_answered_as_the_failure_policy_says(
     client, two, settings
 ):

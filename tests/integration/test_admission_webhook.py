@@ -431,17 +431,27 @@ def test_decisions_and_latency_are_counted_in_metrics(client, inventory, setting
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
 
     def decisions(resource, decision, dry_run="false"):
-        labels = {"resource": resource, "decision": decision, "mode": "enforce", "dry_run": dry_run}
+        labels = {
+            "cluster": settings.CLUSTER_NAME,
+            "resource": resource,
+            "decision": decision,
+            "mode": "enforce",
+            "dry_run": dry_run,
+        }
         return samples.get(("nicportal_admission_decisions_total", tuple(sorted(labels.items()))))
 
     assert decisions("nads", "denied") == 1
     assert decisions("nads", "denied", "true") == 1
     assert decisions("pods", "allowed") == 1
     assert decisions("invalid", "errored") == 1
-    count = samples[("nicportal_admission_latency_seconds_count", (("resource", "nads"),))]
+    where = ("cluster", settings.CLUSTER_NAME)
+    count = samples[("nicportal_admission_latency_seconds_count", (where, ("resource", "nads")))]
     assert count == 3
     inf = samples[
-        ("nicportal_admission_latency_seconds_bucket", (("le", "+Inf"), ("resource", "nads")))
+        (
+            "nicportal_admission_latency_seconds_bucket",
+            (where, ("le", "+Inf"), ("resource", "nads")),
+        )
     ]
     assert inf == 3
 
@@ -491,8 +501,9 @@ def test_counts_survive_a_redis_outage_until_the_next_flush(settings):
     admission.flush_counters()  # fails: the counts stay pending
     settings.REDIS_URL = real
     counters = admission.read_counters()  # flushes them first
-    assert counters["decision|pods|allowed|enforce|false"] == 1
-    assert counters["bucket|pods|0.0025"] == 1
+    cluster = settings.CLUSTER_NAME
+    assert counters[f"decision|{cluster}|pods|allowed|enforce|false"] == 1
+    assert counters[f"bucket|{cluster}|pods|0.0025"] == 1
 
 
 def test_nodes_a_nad_names_that_the_inventory_lacks_are_named_in_a_warning(client, inventory):
