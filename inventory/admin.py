@@ -33,10 +33,18 @@ class TeamAdmin(GroupAdmin):
     inlines = [TeamNamespaceInline]
 
     def save_related(self, request: Any, form: Any, formsets: Any, change: bool) -> None:
-        before = set(TeamNamespace.objects.filter(team=form.instance).values_list("pattern"))
+        def patterns() -> set[str]:
+            return set(
+                TeamNamespace.objects.filter(team=form.instance).values_list("pattern", flat=True)
+            )
+
+        before = patterns()
         super().save_related(request, form, formsets, change)
-        after = set(TeamNamespace.objects.filter(team=form.instance).values_list("pattern"))
+        after = patterns()
         if before != after:
+            teams.record_namespace_change(
+                form.instance, added=after - before, removed=before - after, by=request.user
+            )
             teams.judge_attached_nodes()
 
 

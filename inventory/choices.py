@@ -49,6 +49,7 @@ class HistoryKind(models.TextChoices):
     AGENT = "agent", "agent health"
     BREACH = "breach", "reservation breach"
     REQUEST = "request", "reservation request"
+    TEAM = "team", "team namespaces"
 
 
 class RequestOutcome(models.TextChoices):

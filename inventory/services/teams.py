@@ -23,15 +23,17 @@ with none builds and downloads but does not apply). The rules are inventory/rule
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 
-from inventory.choices import AttachmentStatus
+from inventory.choices import AttachmentStatus, HistoryKind
 from inventory.models import PodAttachment, TeamNamespace
 from inventory.rules import teams as team_rules
+from inventory.services import audit
 from inventory.sync.verdicts import refresh_ownership
 
 User = AbstractBaseUser | AnonymousUser
@@ -146,10 +148,13 @@ def add_namespaces(*, team: Group, patterns: Iterable[str], by: User | None) -> 
     for anyone but staff; ValidationError on `pattern` for a pattern that is not one."""
     check_manage_namespaces(by)
     patterns = _checked_patterns(patterns)
-    added = False
+    added: list[str] = []
     with transaction.atomic():
         for pattern in patterns:
-            added |= TeamNamespace.objects.get_or_create(team=team, pattern=pattern)[1]
+            if TeamNamespace.objects.get_or_create(team=team, pattern=pattern)[1]:
+                added.append(pattern)
+        if added:
+            record_namespace_change(team, added=added, by=by)
     if added:
         judge_attached_nodes()
     return namespaces_of(team)
@@ -174,6 +179,32 @@ def remove_namespaces(*, team: Group, patterns: Iterable[str], by: User | None) 
                 }
             )
         removed = TeamNamespace.objects.filter(pk__in=[row.pk for row in rows]).delete()[0]
+        if removed:
+            record_namespace_change(team, removed=sorted({row.pattern for row in rows}), by=by)
     if removed:
         judge_attached_nodes()
     return namespaces_of(team)
+
+
+def record_namespace_change(
+    team: Group, *, added: Iterable[str] = (), removed: Iterable[str] = (), by: Any = None
+) -> None:
+    """One history row for a change of the team's namespaces (who may apply its NADs and run
+    pods on its NICs): what was given, what was taken, by whom (None: a command on the server).
+    Inside the change's transaction."""
+    added, removed = sorted(added), sorted(removed)
+    if not added and not removed:
+        return
+    who = by.get_username() if getattr(by, "is_authenticated", False) else "the system"
+    parts = []
+    if added:
+        parts.append(f"gave team {team.name} namespace(s) {', '.join(added)}")
+    if removed:
+        parts.append(f"took namespace(s) {', '.join(removed)} from team {team.name}")
+    audit.record(
+        HistoryKind.TEAM,
+        message=f"{who} {' and '.join(parts)}",
+        actor=by,
+        team=team,
+        data={"added": added, "removed": removed},
+    )

@@ -237,3 +237,87 @@ def test_the_command_lists_adds_and_removes_a_teams_namespaces(people, namespace
     with pytest.raises(CommandError, match="no such team: nobody"):
         run("nobody")
     assert run("netlab") == "team netlab: lab-[ab], netlab-*\n"
+
+
+def team_history() -> list[tuple]:
+    from inventory.choices import HistoryKind
+    from inventory.models import HistoryEntry
+
+    return list(
+        HistoryEntry.objects.filter(kind=HistoryKind.TEAM)
+        .order_by("id")
+        .values_list("message", "actor__username", "team__name", "data")
+    )
+
+
+def test_every_change_of_a_teams_namespaces_is_in_its_history(people, namespaces, client_for):
+    staff = client_for(people.staff)
+    body = {"team": "netlab", "pattern": "netlab-*"}
+    assert staff.post("/api/v1/team-namespaces/", body, format="json").status_code == 201
+    assert staff.post("/api/v1/team-namespaces/", body, format="json").status_code == 200
+    row = TeamNamespace.objects.get(pattern="netlab-*")
+    assert staff.delete(f"/api/v1/team-namespaces/{row.pk}/").status_code == 204
+    run("storage", "--add", "backup")
+    refused = client_for(people.owner).post(
+        "/api/v1/team-namespaces/", {"team": "netlab", "pattern": "x"}, format="json"
+    )
+    assert refused.status_code == 403
+    name = people.staff.get_username()
+    # Added once (the repeat changed nothing), removed, and the command's change; no row for
+    # the refused attempt.
+    assert team_history() == [
+        (
+            f"{name} gave team netlab namespace(s) netlab-*",
+            name,
+            "netlab",
+            {"added": ["netlab-*"], "removed": []},
+        ),
+        (
+            f"{name} took namespace(s) netlab-* from team netlab",
+            name,
+            "netlab",
+            {"added": [], "removed": ["netlab-*"]},
+        ),
+        (
+            "the system gave team storage namespace(s) backup",
+            None,
+            "storage",
+            {"added": ["backup"], "removed": []},
+        ),
+    ]
+
+
+def test_the_admin_records_the_namespaces_it_changes(people, namespaces, client):
+    from django.contrib.auth.models import Group
+
+    team = Group.objects.get(name="netlab")
+    people.staff.is_superuser = True
+    people.staff.save()
+    client.force_login(people.staff)
+    current = TeamNamespace.objects.get(team=team, pattern="netlab")
+    form = {
+        "name": "netlab",
+        "namespaces-TOTAL_FORMS": "2",
+        "namespaces-INITIAL_FORMS": "1",
+        "namespaces-MIN_NUM_FORMS": "0",
+        "namespaces-MAX_NUM_FORMS": "1000",
+        "namespaces-0-id": str(current.pk),
+        "namespaces-0-team": str(team.pk),
+        "namespaces-0-pattern": "netlab",
+        "namespaces-0-DELETE": "on",
+        "namespaces-1-team": str(team.pk),
+        "namespaces-1-pattern": "netlab-train",
+    }
+    response = client.post(f"/admin/auth/group/{team.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert sorted(TeamNamespace.objects.filter(team=team).values_list("pattern", flat=True)) == [
+        "netlab-train"
+    ]
+    name = people.staff.get_username()
+    assert team_history()[-1] == (
+        f"{name} gave team netlab namespace(s) netlab-train and took namespace(s) netlab from "
+        "team netlab",
+        name,
+        "netlab",
+        {"added": ["netlab-train"], "removed": ["netlab"]},
+    )
