@@ -161,3 +161,22 @@ def test_with_one_cluster_the_form_shows_no_cluster_chooser(client, settings):
     page = client.get("/requests/new/")
     assert page.status_code == 200
     assert 'name="cluster"' not in page.content.decode()
+
+
+def test_the_requests_page_shows_each_requests_cluster(client, world):
+    api = world["api"]
+    api.post(URL, body(count=1, cluster="second"), format="json")
+    api.post(URL, body(count=1), format="json")
+    client.force_login(world["people"].owner)
+    page = client.get("/requests/").content.decode()
+    assert "<th>Cluster</th>" in page
+    cells = page.split('data-testid="request-cluster">')[1:]
+    assert [cell.split("<", 1)[0] for cell in cells] == ["default", "second"]  # newest first
+
+
+def test_with_one_cluster_the_requests_page_has_no_cluster_column(client, settings):
+    settings.CLUSTER_NAME = "default"
+    Cluster.objects.create(name="default")
+    client.force_login(make_people().owner)
+    page = client.get("/requests/").content.decode()
+    assert "<th>Cluster</th>" not in page and 'colspan="7"' in page

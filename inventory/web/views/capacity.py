@@ -129,6 +129,14 @@ class RequestListView(PageMixin, ListView):
             "-created_at", "-id"
         )
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["several_clusters"] = Cluster.objects.count() > 1
+        if context["several_clusters"]:
+            for row in context["requests"]:
+                row.cluster_name = capacity.request_cluster(row)
+        return context
+
 
 class RequestReleaseView(PortalLoginRequiredMixin, View):
     """Release every NIC the request still holds (the request page's button, confirmed)."""
