@@ -141,7 +141,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--interfaces", type=int, default=80000)
     parser.add_argument("--nics", type=int, default=16)
     parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--deep-offset", type=int, default=70000)
+    parser.add_argument(
+        "--deep-offset",
+        type=int,
+        default=None,
+        help="the deep pages' first row (default: 70,000 of 79,900, the same share of any size)",
+    )
     parser.add_argument(
         "--released", type=int, default=10000, help="released reservations in the database"
     )
@@ -171,7 +176,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     free = Interface.objects.filter(state="free").count()
     node = Node.objects.order_by("name")[Node.objects.count() // 2].name
     api = "/api/v1/interfaces/"
-    deep = min(args.deep_offset, max(0, total - 100))
+    wanted = args.deep_offset if args.deep_offset is not None else total * 70000 // 79900
+    deep = min(wanted, max(0, total - 100))
     deep_free = max(0, free - 100)
     cursor = deep_cursor("node__name", deep)
     cursor_free = deep_cursor("node__name", deep_free, state="free")
