@@ -192,6 +192,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "api changed-first deep page": f"{api}?ordering=-state_changed_at&offset={deep}",
         f"api node={node}": f"{api}?node={node}",
     }
+    # The heap as a server process has it: start-up objects frozen (nicportal/wsgi.py).
+    from nicportal.wsgi import settle_heap
+
+    settle_heap()
     client = Client()
     results: dict[str, Any] = {
         "interfaces": total,

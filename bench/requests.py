@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     auth = {"HTTP_AUTHORIZATION": f"Token {token}"}
     node = Node.objects.order_by("name")[Node.objects.count() // 2].name
     total = Interface.objects.count()
+    # The heap as a server process has it: start-up objects frozen (nicportal/wsgi.py).
+    from nicportal.wsgi import settle_heap
+
+    settle_heap()
     session = Client()
     session.force_login(user)
     token_client = Client()
