@@ -285,13 +285,13 @@ def webhook_section(folder: Path) -> list[str]:
         f"{data['nodes']:,} nodes, {data['interfaces']:,} interfaces. One POST /validate through "
         "Django's test Client with the webhook server's settings (no socket, no TLS); the "
         "in-memory index warm. `reads` = the SELECTs of the inventory (a denial's record adds "
-        "BEGIN, SET LOCAL, UPDATE, COMMIT); the index "
+        "one INSERT ... ON CONFLICT); the index "
         f"itself (nodes, NADs, team namespaces) builds in {build['median']} ms median "
         f"(n={build['n']}), in a background thread. The wall time includes waiting for a CPU: "
         "the load average was "
         f"{' '.join(data.get('load_average_at_start', ['?']))} at the start and "
         f"{' '.join(data.get('load_average_at_end', ['?']))} at the end, on "
-        "2 cores shared with other test runs; the CPU time is this thread's own.",
+        "2 cores; the CPU time is this thread's own.",
         "",
         "| review | wall median / p95 / p99 ms | CPU median / p99 ms | answer | queries (reads) |",
         "|---|---|---|---|---|",
@@ -333,8 +333,7 @@ def webhook_section(folder: Path) -> list[str]:
         "",
         f"Goal p99 < {target:g} ms server time for the everyday reviews (pods pinned to a node, "
         f"NICPortal-built NADs, the seed's NAD): worst CPU p99 {worst_cpu} ms "
-        f"{verdict(worst_cpu)}; worst wall p99 {worst_wall} ms {verdict(worst_wall)} on this "
-        "shared machine.",
+        f"{verdict(worst_cpu)}; worst wall p99 {worst_wall} ms {verdict(worst_wall)}.",
     ]
     if fleet_wide:
         fleet_cpu, fleet_wall = worst(list(fleet_wide.values()))
@@ -537,15 +536,25 @@ def _chunks(text: str) -> list[tuple[str, list[str]]]:
 
 
 def _later_run(lines: list[str], label: str, block: list[str]) -> list[str]:
-    """``lines`` (a Machine or Exact commands section) with the block of a later run of the
-    same sections replaced, or this one appended."""
+    """``lines`` (a Machine or Exact commands section) with this run's block appended, and the
+    blocks of earlier runs whose every section this run measured again dropped (a block that
+    still holds another section's run is kept)."""
     marker = f"Re-measured later: {label}"
-    if marker in lines:
-        start = lines.index(marker)
-        end = start + 1
-        while end < len(lines) and not lines[end].startswith("Re-measured later: "):
-            end += 1
-        lines = lines[:start] + lines[end:]
+    measured = set(label.split(", "))
+    kept: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        end = index + 1
+        if line.startswith("Re-measured later: "):
+            while end < len(lines) and not lines[end].startswith("Re-measured later: "):
+                end += 1
+            if set(line.removeprefix("Re-measured later: ").split(", ")) <= measured:
+                index = end
+                continue
+        kept += lines[index:end]
+        index = end
+    lines = kept
     while lines and not lines[-1].strip():
         lines = lines[:-1]
     return [*lines, "", marker, "", *block, ""]
