@@ -114,3 +114,26 @@ def test_the_requests_section_judges_the_live_counts_against_their_target(tmp_pa
     updated = report.updated_report(tmp_path, PREVIOUS)
     assert "## Reservation requests (server time, PostgreSQL)" in updated
     assert "kept as it was" in updated
+
+
+def test_a_later_run_drops_the_notes_of_runs_it_measured_again_and_keeps_the_others():
+    lines = [
+        "```",
+        "the full run",
+        "```",
+        "",
+        "Re-measured later: Admission webhook",
+        "",
+        "the webhook's first run",
+        "",
+        "Re-measured later: Full sweeps, Admission webhook",
+        "",
+        "a run that also holds the sweeps",
+        "",
+    ]
+    out = report._later_run(lines, "Admission webhook, Reservation requests", ["this run"])
+    text = "\n".join(out)
+    assert "the webhook's first run" not in text  # all it measured was measured again
+    assert "a run that also holds the sweeps" in text  # the sweeps' figures are still its
+    assert text.endswith("Re-measured later: Admission webhook, Reservation requests\n\nthis run\n")
+    assert text.startswith("```\nthe full run\n```")
