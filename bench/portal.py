@@ -139,41 +139,42 @@ def settled_pg_row_changes(timeout: float = 30.0) -> int:
 FLEET_PIDS: list[int] = []
 
 
+def _stat(pid: int | str) -> tuple[str, list[str]] | None:
+    """A process's command name and the fields of /proc/PID/stat after it (state, ppid, ...,
+    utime and stime at 11 and 12, cutime and cstime at 13 and 14); None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    head, _, rest = text.rpartition(")")
+    return head.partition("(")[2], rest.split()
+
+
+def _seconds(ticks: int) -> float:
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def process_cpu(pid: int) -> float:
     """User + system CPU seconds of a running process (Linux /proc), 0.0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    # After the command's closing parenthesis, utime and stime are the 12th and 13th fields.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    found = _stat(pid)
+    return _seconds(int(found[1][11]) + int(found[1][12])) if found else 0.0
 
 
 def postgres_cpu() -> float:
     """User + system CPU seconds of PostgreSQL on this machine (the benchmark's own database
     server, on the same cores): its running processes, plus the backends that have exited
     (the postmaster reaps them, so their time is its children's time)."""
-    total = 0.0
+    total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
+        found = _stat(stat.parent.name)
+        if found is None or found[0] != "postgres":
             continue
-        if "(postgres)" not in text:
-            continue
-        fields = text.rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])
-        if not _is_postgres(int(fields[1])):  # the postmaster: add its reaped children
-            ticks += int(fields[13]) + int(fields[14])
-        total += ticks / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def _is_postgres(pid: int) -> bool:
-    try:
-        return "(postgres)" in Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
+        fields = found[1]
+        total += int(fields[11]) + int(fields[12])
+        parent = _stat(fields[1])
+        if parent is None or parent[0] != "postgres":  # the postmaster: its reaped children
+            total += int(fields[13]) + int(fields[14])
+    return _seconds(total)
 
 
 @contextmanager

@@ -209,9 +209,6 @@ class ClusterWatch:
         # before it (`changed` False), which a sweep need not apply again.
         self.changed = True
         self._listing: ClusterListing | None = None
-        # Cluster id -> the fingerprint of its stored rows right after this reader's listing
-        # was applied to them (services/polling.py poll_cluster).
-        self.applied: dict[int, tuple] = {}
         self._lock = threading.Lock()
 
     def listing(self) -> ClusterListing:

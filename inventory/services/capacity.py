@@ -291,7 +291,7 @@ def _grant(
             audit.record(
                 HistoryKind.RESERVE,
                 message=(
-                    f"{interface.node.name}/{interface.display_name} reserved by {who} for team "
+                    f"{reservations.label_of(interface)} reserved by {who} for team "
                     f"{team.name} until {until} (request {request.pk}): {purpose}"
                 ),
                 actor=user,
@@ -306,7 +306,7 @@ def _grant(
                 old_state=old_states[interface.pk],
                 new_state=new_states.get(interface.pk, ""),
             )
-        nics = ", ".join(f"{i.node.name}/{i.display_name}" for i in locked)
+        nics = ", ".join(reservations.label_of(i) for i in locked)
         audit.record(
             HistoryKind.REQUEST,
             message=(

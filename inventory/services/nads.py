@@ -139,9 +139,7 @@ def request_cluster(interfaces: Sequence[Interface], cluster: str = "") -> Clust
     if not (cluster or "").strip():
         return next(iter(theirs.values())) if theirs else facts.configured_cluster()
     named = facts.chosen_cluster(cluster)
-    elsewhere = [
-        f"{i.node.name}/{i.display_name}" for i in interfaces if i.node.cluster_id != named.pk
-    ]
+    elsewhere = [str(i) for i in interfaces if i.node.cluster_id != named.pk]
     if elsewhere:
         raise ValidationError(
             {
@@ -371,7 +369,7 @@ def _store(
             )
             rows.append(row)
             used = [interfaces[node] for node in rendered.nodes if node in interfaces]
-            labels = ", ".join(f"{i.node.name}/{i.display_name}" for i in used)
+            labels = ", ".join(map(str, used))
             who = actor.get_username() if actor is not None else "the system"
             audit.record(
                 HistoryKind.NAD_APPLY,

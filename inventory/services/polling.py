@@ -16,6 +16,7 @@ import multiprocessing
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -103,6 +104,11 @@ def _lock_timeout() -> float:
     return float(settings.CELERY_TASK_TIME_LIMIT) + 5
 
 
+# Per watch reader: cluster id -> the fingerprint of that cluster's rows right after the
+# reader's listing was applied to them (poll_cluster). Gone with the reader.
+_applied: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def poll_cluster(
     cluster: Cluster | None = None, *, client: ClusterClient | None = None, recompute: bool = True
 ) -> SyncStats:
@@ -117,12 +123,13 @@ def poll_cluster(
         read = reader.last_read
         # Nothing received since this reader's listing was applied, and the rows are as that
         # apply left them: applying it again would write nothing (and read every node row).
-        if not reader.changed and reader.applied.get(cluster.pk) == listing_fingerprint(cluster):
+        applied = _applied.setdefault(reader, {})
+        if not reader.changed and applied.get(cluster.pk) == listing_fingerprint(cluster):
             stats = SyncStats()
         else:
-            reader.applied.pop(cluster.pk, None)
+            applied.pop(cluster.pk, None)
             stats = apply_listing(cluster, listing, recompute=recompute)
-            reader.applied[cluster.pk] = listing_fingerprint(cluster)
+            applied[cluster.pk] = listing_fingerprint(cluster)
     else:
         listing, read = read_by_listing(client)
         stats = apply_listing(cluster, listing, recompute=recompute)

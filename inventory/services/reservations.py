@@ -387,7 +387,7 @@ def label_of(interface: Interface) -> str:
 
 
 def _label(interface: Interface) -> str:
-    return f"{interface.node.name}/{interface.display_name}"
+    return str(interface)  # node/name, a nameless VF by its PCI address
 
 
 def when(moment: datetime) -> str:

@@ -32,6 +32,7 @@ from inventory.rules.admission.review import AdmissionRequest, Decision, parse_r
 from inventory.services import admission, reservations
 from inventory.sync.first_sight import FirstSnapshot, apply_first_snapshots
 from tests.factories import make_cluster, make_interface, make_node, make_team, make_user
+from tests.integration.test_admission_webhook import NAD, POD, nad_object, pod_object, review
 from tests.integration.test_sync_snapshots import link, snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,21 +93,7 @@ def fleet(settings):
 
 def pod_body(namespace: str = "ml") -> bytes:
     """The review of a pod that may run on any node, asking for default/free."""
-    networks = {"k8s.v1.cni.cncf.io/networks": "default/free"}
-    pod = {"metadata": {"name": "p", "annotations": networks}, "spec": {}}
-    return json.dumps(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "u",
-                "resource": {"group": "", "version": "v1", "resource": "pods"},
-                "operation": "CREATE",
-                "namespace": namespace,
-                "object": pod,
-            },
-        }
-    ).encode()
+    return json.dumps(review(POD, pod_object("p", "default/free"), namespace=namespace)).encode()
 
 
 def pod_request(namespace: str = "ml") -> AdmissionRequest:
@@ -116,29 +103,7 @@ def pod_request(namespace: str = "ml") -> AdmissionRequest:
 def nad_request() -> AdmissionRequest:
     """A NAD on eth1 without a node list."""
     config = {"cniVersion": "0.3.1", "name": "n", "type": "host-device", "device": "eth1"}
-    obj = {
-        "apiVersion": "k8s.cni.cncf.io/v1",
-        "kind": "NetworkAttachmentDefinition",
-        "metadata": {"name": "n", "namespace": "default"},
-        "spec": {"config": json.dumps(config)},
-    }
-    body = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u",
-            "resource": {
-                "group": "k8s.cni.cncf.io",
-                "version": "v1",
-                "resource": "network-attachment-definitions",
-            },
-            "operation": "CREATE",
-            "namespace": "default",
-            "name": "n",
-            "object": obj,
-        },
-    }
-    return parse_review(json.dumps(body).encode())
+    return parse_review(json.dumps(review(NAD, nad_object("n", json.dumps(config)))).encode())
 
 
 def decide(request: AdmissionRequest) -> tuple[Decision, int, bool]:

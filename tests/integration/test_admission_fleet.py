@@ -26,6 +26,7 @@ from inventory.rules.admission.fleet import DeviceClass
 from inventory.rules.admission.review import parse_review
 from inventory.services import admission
 from tests.factories import make_cluster, make_interface, make_node, make_reservation, make_team
+from tests.integration.test_admission_webhook import NAD, POD, review
 
 pytestmark = pytest.mark.django_db
 
@@ -140,25 +141,7 @@ def nad_review(rng: random.Random, macs: list[str]) -> bytes:
         old = json.loads(json.dumps(nad))
         if rng.random() < 0.5:
             old["spec"]["config"] = json.dumps({**config, "cniVersion": "0.3.1", "name": "old"})
-    return json.dumps(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "u",
-                "resource": {
-                    "group": "k8s.cni.cncf.io",
-                    "version": "v1",
-                    "resource": "network-attachment-definitions",
-                },
-                "operation": operation,
-                "namespace": "default",
-                "name": "n",
-                "object": nad,
-                "oldObject": old,
-            },
-        }
-    ).encode()
+    return json.dumps(review(NAD, nad, operation=operation, oldObject=old)).encode()
 
 
 def pod_review(rng: random.Random, nads: list[str]) -> bytes:
@@ -177,19 +160,7 @@ def pod_review(rng: random.Random, nads: list[str]) -> bytes:
         }
     namespace = rng.choice(("ml", "platform-a", "default", "lonely"))
     pod = {"metadata": {"name": "p", "annotations": {"k8s.v1.cni.cncf.io/networks": networks}}}
-    return json.dumps(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "u",
-                "resource": {"group": "", "version": "v1", "resource": "pods"},
-                "operation": "CREATE",
-                "namespace": namespace,
-                "object": {**pod, "spec": spec},
-            },
-        }
-    ).encode()
+    return json.dumps(review(POD, {**pod, "spec": spec}, namespace=namespace)).encode()
 
 
 @pytest.mark.parametrize("seed", range(12))
