@@ -201,8 +201,11 @@ def test_the_builders_eth1_nad_works_add_and_del_on_every_release(portal, node):
 def test_a_missing_nad_is_a_multus_no_network_found_event(portal):
     pod = portal.create_pod(NS, "lost", "n120", "nothere")
     assert pod["status"]["phase"] == "Pending"
-    [warning] = events(portal, "lost", "NoNetworkFound")
-    assert warning["type"] == "Warning" and warning["source"]["component"] == "multus"
-    assert warning["message"].startswith(
-        "cannot find a network-attachment-definition (nothere) in namespace (default)"
-    )
+    # One per sandbox attempt: the lab's kubelet may have tried again before this reads them.
+    warnings = events(portal, "lost", "NoNetworkFound")
+    assert warnings
+    for warning in warnings:
+        assert warning["type"] == "Warning" and warning["source"]["component"] == "multus"
+        assert warning["message"].startswith(
+            "cannot find a network-attachment-definition (nothere) in namespace (default)"
+        )
