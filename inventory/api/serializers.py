@@ -9,6 +9,7 @@ from typing import Any
 from rest_framework import serializers
 
 from inventory.api.fields import (
+    DirectReadMixin,
     IFNAME_RULE,
     InterfaceRefField,
     RuleField,
@@ -57,7 +58,7 @@ class NodeFindingSerializer(serializers.Serializer):
     )
 
 
-class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+class NodeSerializer(DirectReadMixin, SelectableFieldsMixin, serializers.ModelSerializer):
     brief_fields = ("id", "name", "cluster", "ready", "stale")
     findings = NodeFindingSerializer(many=True, read_only=True)
     cluster = serializers.CharField(source="cluster.name", read_only=True)
@@ -88,11 +89,11 @@ class NodeSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
         ]
 
 
-class InterfaceSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+class InterfaceSerializer(DirectReadMixin, SelectableFieldsMixin, serializers.ModelSerializer):
     brief_fields = ("id", "node", "name", "state", "holder", "reserved_team", "breach")
     node = serializers.CharField(source="node_name", read_only=True)
     node_id = serializers.IntegerField(read_only=True)
-    cluster = serializers.CharField(source="node.cluster.name", read_only=True)
+    cluster = serializers.CharField(source="cluster_name", read_only=True)
     # From the active reservation (annotated by the viewset's queryset; null when none).
     reserved_team = serializers.CharField(read_only=True, allow_null=True)
     reservation = serializers.IntegerField(source="reservation_id", read_only=True, allow_null=True)
@@ -164,7 +165,7 @@ class InterfaceSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
         ]
 
 
-class ReservationSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+class ReservationSerializer(DirectReadMixin, SelectableFieldsMixin, serializers.ModelSerializer):
     brief_fields = ("id", "interface", "node", "interface_name", "team", "expires_at", "active")
     interface_name = serializers.CharField(source="interface.name", read_only=True)
     identity = serializers.CharField(source="interface.identity", read_only=True)
@@ -218,7 +219,9 @@ class ReservationExtendSerializer(StrictSerializer):
     expires_at = serializers.DateTimeField(help_text="New end, later than the current one.")
 
 
-class NetworkAttachmentSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+class NetworkAttachmentSerializer(
+    DirectReadMixin, SelectableFieldsMixin, serializers.ModelSerializer
+):
     brief_fields = ("id", "cluster", "namespace", "name", "origin", "in_cluster")
     cluster = serializers.CharField(source="cluster.name", read_only=True)
     applied_by = serializers.CharField(
@@ -362,7 +365,7 @@ class ValidationResultSerializer(serializers.Serializer):
     findings = FindingSerializer(many=True)
 
 
-class PodAttachmentSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+class PodAttachmentSerializer(DirectReadMixin, SelectableFieldsMixin, serializers.ModelSerializer):
     brief_fields = ("id", "namespace", "pod_name", "node", "nad_namespace", "nad_name", "status")
     cluster = serializers.CharField(source="cluster.name", read_only=True)
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
@@ -388,7 +391,7 @@ class PodAttachmentSerializer(SelectableFieldsMixin, serializers.ModelSerializer
         ]
 
 
-class HistoryEntrySerializer(SelectableFieldsMixin, serializers.ModelSerializer):
+class HistoryEntrySerializer(DirectReadMixin, SelectableFieldsMixin, serializers.ModelSerializer):
     brief_fields = ("id", "at", "kind", "node", "message")
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
     cluster = serializers.CharField(source="node.cluster.name", read_only=True, allow_null=True)

@@ -38,7 +38,7 @@ from rest_framework.views import APIView
 
 from inventory.api import serializers as s
 from inventory.api.auth import ThrottledBasicAuthentication
-from inventory.api.fields import fields_pattern, selected_fields
+from inventory.api.fields import field_names, fields_pattern, selected_fields
 from inventory.api.pagination import BoundedLimitOffsetPagination, InterfacePagination
 from inventory.api.query import InterfaceSortFilter, StrictDjangoFilterBackend, requested_sort
 from inventory.api.schema import ApiAutoSchema
@@ -118,7 +118,7 @@ class ApiViewSetMixin:
             # Checked here, not only when rows are serialized: an empty page must 400 too.
             selected_fields(
                 request.query_params,
-                list(serializer_class().fields),
+                list(field_names(serializer_class)),
                 serializer_class.brief_fields,
             )
 

@@ -31,7 +31,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import F, FilteredRelation, Max, Q, QuerySet
+from django.db import connection
+from django.db.models import F, FilteredRelation, Q, QuerySet
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.utils.dateparse import parse_datetime
 
@@ -109,10 +110,14 @@ def _with_sort_alias(queryset: QuerySet[Interface], sort: Sort) -> QuerySet[Inte
 
 
 def with_active_reservation(queryset: QuerySet[Interface]) -> QuerySet[Interface]:
-    """Interfaces with their node and cluster, and `reserved_team`, `reservation_id` and
+    """Interfaces with `cluster_name`, and `reserved_team`, `reservation_id` and
     `reserved_until` from the active reservation (None when there is none): one LEFT JOIN on the
-    unreleased reservation (at most one per interface, a partial unique index guarantees it)."""
-    return queryset.select_related("node__cluster").annotate(
+    unreleased reservation (at most one per interface, a partial unique index guarantees it).
+    The node and cluster are joined for the cluster's name only (no Node rows are built: their
+    JSON facts would cost more than the page), and the columns the API does not show
+    (`pinned`, `facts_digest`) are not read."""
+    return queryset.defer("pinned", "facts_digest").annotate(
+        cluster_name=F("node__cluster__name"),
         active_reservation=FilteredRelation(
             "reservations", condition=Q(reservations__released_at__isnull=True)
         ),
@@ -282,10 +287,18 @@ COUNT_TTL = 10  # seconds
 
 def inventory_version() -> str:
     """Moves whenever a verdict changes (every change of state or holder appends history) or an
-    interface is added (interfaces are never deleted): two lookups at the end of primary keys."""
-    history = HistoryEntry.objects.aggregate(newest=Max("id"))["newest"] or 0
-    newest = Interface.objects.aggregate(newest=Max("id"))["newest"] or 0
-    return f"{history}:{newest}"
+    interface is added (interfaces are never deleted): two lookups at the end of primary keys,
+    in one query."""
+    with connection.cursor() as cursor:
+        cursor.execute(_NEWEST_IDS)
+        history, newest = cursor.fetchone()
+    return f"{history or 0}:{newest or 0}"
+
+
+_NEWEST_IDS = (
+    f"SELECT (SELECT max(id) FROM {HistoryEntry._meta.db_table}),"  # noqa: S608 (table names)
+    f" (SELECT max(id) FROM {Interface._meta.db_table})"
+)
 
 
 def cached_count(queryset: QuerySet[Interface], filters: Iterable[tuple[str, str]]) -> int:
