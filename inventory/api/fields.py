@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import difflib
 import functools
-import operator
 import json
+import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any

@@ -9,8 +9,8 @@ from typing import Any
 from rest_framework import serializers
 
 from inventory.api.fields import (
-    DirectReadMixin,
     IFNAME_RULE,
+    DirectReadMixin,
     InterfaceRefField,
     RuleField,
     SelectableFieldsMixin,

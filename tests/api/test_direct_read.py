@@ -1,7 +1,7 @@
 """The read serializers' direct path (api/fields.py DirectReadMixin) answers exactly what DRF's
 own `Serializer.to_representation` answers for the same rows: every field, nulls, relations
-(a primary key, not the related row), properties, date-times in the request's time zone, annotations and
-a selection of fields."""
+(a primary key, not the related row), properties, date-times in the request's time zone,
+annotations and a selection of fields."""
 
 from __future__ import annotations
 
