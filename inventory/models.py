@@ -192,7 +192,7 @@ class Interface(models.Model):
     ifindex = models.IntegerField(null=True, blank=True)
     altnames = models.JSONField(default=list, blank=True)
     alias = models.CharField(max_length=256, blank=True)
-    mac = models.CharField(max_length=64, blank=True, db_index=True)
+    mac = models.CharField(max_length=64, blank=True)  # indexed: iface_mac
     permanent_mac = models.CharField(max_length=64, blank=True)
     kind = models.CharField(max_length=32, blank=True)
     driver = models.CharField(max_length=64, blank=True)
@@ -221,7 +221,7 @@ class Interface(models.Model):
     # False when the netdev is not in the node's namespace (moved into a pod, or bound to
     # vfio/uio: then a PCI function without netdev is still reported).
     has_netdev = models.BooleanField(default=True)
-    present = models.BooleanField(default=True, db_index=True)
+    present = models.BooleanField(default=True)  # absent ones indexed: iface_absent
     first_seen_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
     # Hash of the agent facts above: a warm sweep compares digests and writes nothing.
@@ -265,6 +265,13 @@ class Interface(models.Model):
             models.Index(fields=["node", "name"], name="iface_node_name"),
             # Breaches are few: /metrics and the breach filters read them through this index.
             models.Index(fields=["node"], condition=~Q(breach=""), name="iface_breach"),
+            # Exact MACs (hwaddr selectors, reverse lookups); no LIKE index: no filter matches
+            # a MAC by prefix.
+            models.Index(fields=["mac"], name="iface_mac"),
+            # Absent NICs are few; a present one costs this index nothing on insert.
+            models.Index(
+                fields=["node_name", "name", "id"], condition=Q(present=False), name="iface_absent"
+            ),
         ]
         ordering = ["node_name", "name", "id"]
 
@@ -501,16 +508,30 @@ class HistoryEntry(models.Model):
     kind = models.CharField(max_length=12, choices=HistoryKind.choices)
     # SET_NULL: a virtual link gone for good is dropped from the inventory (sync/snapshot.py),
     # its history stays (the message names it, `node` says where).
+    # Indexes (Meta): a sweep appends a history row per changed NIC, so each index here is paid
+    # on every verdict change. `interface` is served by history_iface_at (its leading column);
+    # actor and team are set on user actions only, so their indexes hold only those rows.
     interface = models.ForeignKey(
-        Interface, null=True, blank=True, on_delete=models.SET_NULL, related_name="history"
+        Interface,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="history",
+        db_index=False,
     )
     node = models.ForeignKey(
         Node, null=True, blank=True, on_delete=models.CASCADE, related_name="history"
     )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_index=False,
     )
-    team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL)
+    team = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
     old_state = models.CharField(max_length=12, blank=True)
     new_state = models.CharField(max_length=12, blank=True)
     message = models.TextField()
@@ -518,7 +539,11 @@ class HistoryEntry(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["interface", "-at"], name="history_iface_at")]
+        indexes = [
+            models.Index(fields=["interface", "-at"], name="history_iface_at"),
+            models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="history_actor"),
+            models.Index(fields=["team"], condition=Q(team__isnull=False), name="history_team"),
+        ]
         verbose_name_plural = "history"
 
     def __str__(self) -> str:

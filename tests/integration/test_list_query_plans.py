@@ -199,8 +199,29 @@ def test_filtered_deep_pages_use_the_index_too(client, fleet):
         "/api/v1/interfaces/?state=free&offset=15000",
         "/api/v1/interfaces/?driver=ice&ordering=-node__name&offset=15000",
         "/api/v1/interfaces/?node=plan-01000",
+        "/api/v1/interfaces/?present=false",
     ):
         _assert_page_plan(_page_query(_list_queries(client, url, fleet["token"])))
+
+
+def test_absent_nics_and_exact_macs_have_their_own_small_indexes(client, fleet):
+    """`present` is indexed for absent NICs only (a present NIC costs that index nothing on
+    insert), MACs by one plain index (no LIKE index)."""
+    chosen = _page_query(_list_queries(client, "/api/v1/interfaces/?present=false", fleet["token"]))
+    names = {n.get("Index Name") for n in _interface_scans(_plan(chosen))}
+    assert names == {"iface_absent"}, _plan(chosen)
+    sql, params = (
+        Interface.objects.filter(mac="02:00:03:e8:00:05").values("id").query.sql_with_params()
+    )
+    with connection.cursor() as cursor:
+        plan = _plan(cursor.mogrify(sql, params))
+    assert {n.get("Index Name") for n in _interface_scans(plan)} == {"iface_mac"}, plan
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'inventory_interface'"
+            " AND indexdef LIKE '%%pattern_ops%%'"
+        )
+        assert cursor.fetchall() == []
 
 
 def test_released_reservations_never_enter_the_list(client, fleet):
