@@ -239,7 +239,11 @@ class _Answer:
     def write(self, chunk: bytes) -> int | None:
         """libcurl's write callback: 0 stops the transfer (CURLE_WRITE_ERROR)."""
         if self.limit < 0:
-            status, headers = self.head()
+            try:
+                status, headers = self.head()
+            except _AgentFault as fault:
+                self.fault = str(fault)
+                return 0
             self.limit = self.max_bytes if status == 200 else _ERROR_BODY_BYTES
             if status == 401:
                 self.limit = _REFUSAL_BYTES
@@ -264,17 +268,22 @@ class _Answer:
 
     def head(self) -> tuple[int, dict[str, str]]:
         """The final answer's status and headers (names in lower case, repeated ones joined
-        with ", "). libcurl has read the framing; the lines are only split here."""
-        start = 0
-        for index, line in enumerate(self.header_lines):
-            if line.startswith(b"HTTP/"):
-                start = index  # an interim (1xx) answer's head comes before the final one
-        lines = self.header_lines[start:]
-        if not lines:
-            raise _AgentFault("connection broken: no answer")
-        status = int(lines[0].split(None, 2)[1])
+        with ", "); interim (1xx) heads before it and chunked trailers after it are left out.
+        libcurl has read the framing; the lines are only split here."""
+        lines, start = self.header_lines, 0
+        while True:
+            end = start + 1
+            while end < len(lines) and lines[end] not in (b"\r\n", b"\n"):
+                end += 1
+            try:
+                status = int(lines[start].split(None, 2)[1])
+            except (IndexError, ValueError):
+                raise _AgentFault("connection broken: no status line") from None
+            if status >= 200 or end + 1 >= len(lines):
+                break
+            start = end + 1
         headers: dict[str, str] = {}
-        for line in lines[1:]:
+        for line in lines[start + 1 : end]:
             name, colon, value = line.decode("latin-1").partition(":")
             if not colon:
                 continue

@@ -27,6 +27,7 @@ from tests.integration.test_agent_client import (
     SNAPSHOT,
     AgentServer,
     answer_json,
+    node_key,
     send,
 )
 
@@ -285,3 +286,37 @@ def test_an_https_agent_with_an_untrusted_certificate_is_never_sent_a_request(tl
     assert result.error.startswith("request failed: ")
     assert "certificate" in result.error
     assert tls_agent.requests == []
+
+
+def test_chunked_trailers_are_not_taken_for_the_answers_headers(agent, client):
+    def chunked_with_trailer(handler):
+        body = json.dumps(SNAPSHOT).encode()
+        signed = {}
+        request = auth.parse_authorization(handler.headers["Authorization"])
+        signed[auth.SIGNATURE_HEADER] = auth.sign_answer(
+            node_key("node-a"), node="node-a", nonce=request.nonce, status=200, etag=ETAG,
+            body=body,
+        )  # fmt: skip
+        handler.send_response(200)
+        handler.send_header("ETag", ETAG)
+        handler.send_header(auth.SIGNATURE_HEADER, signed[auth.SIGNATURE_HEADER])
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.send_header("Trailer", "ETag")
+        handler.end_headers()
+        handler.wfile.write(b'%x\r\n%s\r\n0\r\nETag: "forged"\r\n\r\n' % (len(body), body))
+
+    agent.behaviour = chunked_with_trailer
+    result = client.fetch(agent.url, node="node-a")
+
+    assert result.status == "ok", result.error
+    assert result.etag == ETAG
+
+
+def test_an_interim_answer_before_the_final_one_is_skipped(agent, client):
+    def with_interim(handler):
+        handler.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+        answer_json(SNAPSHOT)(handler)
+
+    agent.behaviour = with_interim
+    result = client.fetch(agent.url, node="node-a", etag=ETAG)
+    assert (result.status, result.etag) == ("not_modified", ETAG)
