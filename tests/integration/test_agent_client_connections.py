@@ -320,3 +320,27 @@ def test_an_interim_answer_before_the_final_one_is_skipped(agent, client):
     agent.behaviour = with_interim
     result = client.fetch(agent.url, node="node-a", etag=ETAG)
     assert (result.status, result.etag) == ("not_modified", ETAG)
+
+
+def test_an_agent_whose_accept_queue_is_full_times_out_connecting():
+    # A listener nobody accepts from, its backlog filled: the kernel drops further SYNs, so
+    # the connection is never made (on loopback, without any other host).
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        fillers = []
+        try:
+            for _ in range(4):
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(listener.getsockname())
+                fillers.append(filler)
+            slow = AgentClient(keyring=KEYRING, timeout=0.5)
+            try:
+                result = slow.fetch(f"http://127.0.0.1:{listener.getsockname()[1]}", node="n")
+            finally:
+                slow.close()
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert (result.status, result.error) == ("error", "timeout after 0.5s (connecting)")
