@@ -24,7 +24,7 @@ is collected again: a new body and a new ETag. The answer lists the churned node
 
 Run: ``python -m bench.fleet --nodes 1000 --nics 16 --port 0 --ready-file /tmp/fleet.port``.
 The stdlib ThreadingHTTPServer with HTTP/1.1 keep-alive is used (one thread per connection;
-the portal keeps one connection open per sweep thread): see BENCHMARKS.md for its throughput.
+the portal keeps one connection open per concurrent fetch): see BENCHMARKS.md for its throughput.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ caller (sync) keeps the last known facts and marks the node stale.
 
 HTTP is libcurl's, through pycurl: the request is written and the answer parsed in C, which a
 sweep needs (it asks every node; the Python HTTP stack was most of a warm sweep's CPU). libcurl
-handles are not thread-safe, so each thread that fetches gets its own, kept for the client's
-life: its connections stay open from one request to the next (keep-alive). Only http and https,
+handles are not thread-safe: each fetch takes an idle one (a new one when none is idle) and
+gives it back, so a client has as many as it ever ran fetches at once, and their connections
+stay open from one request to the next (keep-alive). Only http and https,
 no proxy, no redirect followed, TLS verified against the system's CA store (Python's OpenSSL
 default paths, SSL_CERT_FILE / SSL_CERT_DIR honoured), one deadline for the whole exchange, and
 a write callback that stops a body past its limit.
@@ -29,7 +30,6 @@ import errno
 import functools
 import json
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -306,24 +306,21 @@ class AgentClient:
         self._keys: dict[str, tuple[list[bytes], dict[str, bytes]]] = {}
         self.timeout = timeout
         self.max_bytes = max_bytes
-        # Connections libcurl keeps open per thread (one per agent host:port, the least
+        # Connections each libcurl handle keeps open (one per agent host:port, the least
         # recently used closed past this).
         self.pool_size = pool_size
-        self._reset_handles()
-
-    def _reset_handles(self) -> None:
-        # One libcurl handle per thread that fetches: a handle is not thread-safe, and each
-        # keeps its own connections alive from one request to the next (keep-alive).
-        self._local = threading.local()
-        self._handles: list[pycurl.Curl] = []
-        self._handles_lock = threading.Lock()
+        # The libcurl handles not in use. A handle is not thread-safe: a fetch takes one (or
+        # makes one) and gives it back when done, so there are as many as fetches ever ran at
+        # once (a sweep's threads), and each keeps its connections alive from one request to
+        # the next, across thread pools and sweeps. list.append and list.pop are atomic.
+        self._idle: list[pycurl.Curl] = []
 
     def forked(self) -> AgentClient:
         """This client for a forked process: same settings, its own connections. The handles
         and sockets inherited from the parent are left alone (closing or using them from two
         processes would interleave two conversations on one connection)."""
         clone = copy.copy(self)
-        clone._reset_handles()
+        clone._idle = []
         return clone
 
     @classmethod
@@ -344,12 +341,9 @@ class AgentClient:
         )
 
     def close(self) -> None:
-        """Close every thread's handle and its connections (no fetch may be running)."""
-        with self._handles_lock:
-            handles, self._handles = self._handles, []
-        for handle in handles:
-            handle.close()
-        self._local = threading.local()
+        """Close the handles and their connections (no fetch may be running)."""
+        while self._idle:
+            self._idle.pop().close()
 
     def fetch(self, url: str, *, node: str, etag: str = "") -> SnapshotResult:
         """GET {url}/v1/snapshot for `node`; "not_modified" when the agent's ETag is `etag`."""
@@ -366,15 +360,6 @@ class AgentClient:
             signing = self.keyring.node_keys(node)
             keys = self._keys[node] = (signing, {auth.key_id(k): k for k in signing})
         return keys
-
-    def _handle(self) -> pycurl.Curl:
-        handle = getattr(self._local, "curl", None)
-        if handle is None:
-            handle = _new_handle(self.timeout, self.pool_size)
-            self._local.curl = handle
-            with self._handles_lock:
-                self._handles.append(handle)
-        return handle
 
     def _fetch(self, url: str, node: str, etag: str) -> tuple[str, dict[str, Any] | None, str]:
         if not self.keyring:
@@ -398,18 +383,26 @@ class AgentClient:
         headers = ["Accept: application/json", "Authorization: " + authorization]
         if etag:
             headers.append("If-None-Match: " + etag)
-        handle = self._handle()
+        if any(character in header for header in headers for character in "\r\n\0"):
+            # libcurl sends header lines as given: a line break would start another header.
+            raise _AgentFault("request failed: a header value holds a line break or NUL")
         answer = _Answer(self.max_bytes)
-        handle.setopt(pycurl.URL, target.url)
-        handle.setopt(pycurl.HTTPHEADER, headers)
-        handle.setopt(pycurl.HEADERFUNCTION, answer.header_lines.append)
-        handle.setopt(pycurl.WRITEFUNCTION, answer.write)
         try:
+            handle = self._idle.pop()
+        except IndexError:
+            handle = _new_handle(self.timeout, self.pool_size)
+        try:
+            handle.setopt(pycurl.URL, target.url)
+            handle.setopt(pycurl.HTTPHEADER, headers)
+            handle.setopt(pycurl.HEADERFUNCTION, answer.header_lines.append)
+            handle.setopt(pycurl.WRITEFUNCTION, answer.write)
             handle.perform()
         except pycurl.error as exc:
             code, message = exc.args
             if not answer.truncated:
                 raise _AgentFault(self._transport_error(handle, answer, code, message)) from None
+        finally:
+            self._idle.append(handle)
         status, answer_headers = answer.head()
         return self._answer(
             status, answer_headers, answer.body(), node, etag, signed.nonce, verifying

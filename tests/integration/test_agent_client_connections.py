@@ -1,6 +1,7 @@
-"""AgentClient's connections (libcurl through pycurl) against real servers on 127.0.0.1: keep-alive
-and what an agent may do to a kept-alive connection, one handle per thread, limits and deadlines
-on error answers, redirects, URL schemes, proxies from the environment, and TLS verification.
+"""AgentClient's connections (libcurl through pycurl) against real servers on 127.0.0.1:
+keep-alive and what an agent may do to a kept-alive connection, a handle per concurrent fetch,
+limits and deadlines on error answers, redirects, URL schemes, proxies from the environment,
+and TLS verification.
 
 The agent here speaks HTTP/1.1 (keeps the connection open) like the real one; the answers are
 signed as the real agent signs them (tests/integration/test_agent_client.py's helpers).
@@ -144,6 +145,22 @@ def test_each_thread_fetches_on_its_own_connection_and_every_answer_is_its_own(a
     assert [result.error for result in results] == [""] * len(names)
     assert [result.snapshot["node"] for result in results] == names
     assert 1 <= len(agent.connections) <= 4
+
+
+def test_a_client_keeps_its_connections_from_one_thread_pool_to_the_next(agent, client):
+    # A sweep's threads end with the sweep; the next sweep's threads reuse the connections.
+    for _ in range(3):
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: client.fetch(agent.url, node="node-a"), range(20)))
+        assert {result.status for result in results} == {"ok"}
+    assert len(agent.requests) == 60
+    assert 1 <= len(agent.connections) <= 4
+
+
+def test_an_etag_with_a_line_break_is_never_sent(agent, client):
+    result = client.fetch(agent.url, node="node-a", etag='"x"\r\nX-Injected: 1')
+    assert result.error == "request failed: a header value holds a line break or NUL"
+    assert agent.requests == []
 
 
 def test_a_forked_client_uses_connections_of_its_own(agent, client):
