@@ -24,7 +24,7 @@ is collected again: a new body and a new ETag. The answer lists the churned node
 
 Run: ``python -m bench.fleet --nodes 1000 --nics 16 --port 0 --ready-file /tmp/fleet.port``.
 The stdlib ThreadingHTTPServer with HTTP/1.1 keep-alive is used (one thread per connection;
-the portal's pool keeps a handful of connections open): see BENCHMARKS.md for its throughput.
+the portal keeps one connection open per concurrent fetch): see BENCHMARKS.md for its throughput.
 """
 
 from __future__ import annotations
@@ -357,7 +357,7 @@ class Fleet:
 
 
 class FleetHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: the portal's urllib3 pool reuses connections
+    protocol_version = "HTTP/1.1"  # keep-alive: the portal's sweep threads reuse connections
     # Headers and body leave in two writes; on a kept-alive connection Nagle's algorithm holds
     # the body until the client ACKs the headers, which it delays by up to 40 ms.
     disable_nagle_algorithm = True

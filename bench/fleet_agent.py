@@ -8,7 +8,7 @@ from inventory.clients.agents import AgentClient, AgentKeyring, SnapshotResult
 
 
 class FleetAgentClient(AgentClient):
-    """The real AgentClient (urllib3 pool, ETag, size limit, JSON Schema validation); only the
+    """The real AgentClient (libcurl, ETag, size limit, JSON Schema validation); only the
     URL differs. All simulated agents share one host:port (the pods' hostIP 127.0.0.1 and the
     simulator's port), so the node's path is appended: http://127.0.0.1:PORT/n/<node>."""
 

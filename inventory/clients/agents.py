@@ -13,15 +13,23 @@ compromised. So `fetch()` never raises for anything the agent does; every failur
 `SnapshotResult(status="error", error=...)` with a message specific enough to act on, and the
 caller (sync) keeps the last known facts and marks the node stale.
 
-urllib3 is used directly (not requests): its PoolManager is thread-safe, so one AgentClient can
-serve a whole thread pool of concurrent polls, and it lets the body be streamed and abandoned.
+HTTP is libcurl's, through pycurl: the request is written and the answer parsed in C, which a
+sweep needs (it asks every node; the Python HTTP stack was most of a warm sweep's CPU). libcurl
+handles are not thread-safe: each fetch takes an idle one (a new one when none is idle) and
+gives it back, so a client has as many as it ever ran fetches at once, and their connections
+stay open from one request to the next (keep-alive). Only http and https,
+no proxy, no redirect followed, TLS verified against the system's CA store (Python's OpenSSL
+default paths, SSL_CERT_FILE / SSL_CERT_DIR honoured), one deadline for the whole exchange, and
+a write callback that stops a body past its limit.
 """
 
 from __future__ import annotations
 
 import copy
+import errno
 import functools
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
+import pycurl
 import urllib3
 from django.conf import settings
 
@@ -45,8 +54,21 @@ SNAPSHOT_PATH = "/v1/snapshot"
 MIN_MASTER_KEY_LENGTH = 32
 # A snapshot nests 5 levels (nodeagent.schema); this leaves room for the schema to grow.
 SNAPSHOT_MAX_DEPTH = 16
-_CHUNK = 64 * 1024
 _ERROR_BODY_BYTES = 64 * 1024
+# Of a 401's body only the reason code is read: this much of it.
+_REFUSAL_BYTES = 200
+_SIGNATURE = auth.SIGNATURE_HEADER.lower()
+# libcurl's errors for a connection that broke or an answer that is no HTTP/1.1 answer.
+_BROKEN = frozenset(
+    {
+        pycurl.E_UNSUPPORTED_PROTOCOL,  # an HTTP/0.9 answer (no status line)
+        pycurl.E_FTP_WEIRD_SERVER_REPLY,  # CURLE_WEIRD_SERVER_REPLY (8) in libcurl 7.51+
+        pycurl.E_PARTIAL_FILE,
+        pycurl.E_GOT_NOTHING,
+        pycurl.E_SEND_ERROR,
+        pycurl.E_RECV_ERROR,
+    }
+)
 # What an agent's 401 reason code means, in words a person can act on. Only these fixed texts
 # are shown: the reason comes from an unsigned answer.
 _REFUSALS = {
@@ -141,6 +163,135 @@ def _snapshot_validator() -> tuple[int, Callable[[Any], Any]]:
     return SCHEMA_VERSION, fastjsonschema.compile(SNAPSHOT_SCHEMA)
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    url: str  # what libcurl asks for
+    authority: str  # host:port, bound into the request's signature
+    path: str  # the path and query, signed and sent as they are
+
+
+@functools.lru_cache(maxsize=65536)
+def _target(target: str) -> _Target | str:
+    """An agent URL parsed once (a sweep asks every node at every pass), or why it is bad."""
+    try:
+        parsed = urllib3.util.parse_url(target)
+    except urllib3.exceptions.LocationParseError as exc:
+        return f"bad agent URL: {exc}"
+    if not parsed.host:
+        return f"bad agent URL: no host in {target!r}"
+    scheme = parsed.scheme or "http"
+    if scheme not in ("http", "https"):
+        return f"bad agent URL: Not supported URL scheme {scheme}"
+    netloc = parsed.host + (f":{parsed.port}" if parsed.port else "")
+    return _Target(
+        url=f"{scheme}://{netloc}{parsed.request_uri}",
+        authority=auth.authority(parsed.host.strip("[]"), parsed.port or 80),
+        path=parsed.request_uri,
+    )
+
+
+def _new_handle(timeout: float, connections: int) -> pycurl.Curl:
+    handle = pycurl.Curl()
+    # Timeouts without SIGALRM: handles run in the sweep's threads.
+    handle.setopt(pycurl.NOSIGNAL, 1)
+    handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+    # A redirect is an answer like any other (signed or refused), never followed.
+    handle.setopt(pycurl.FOLLOWLOCATION, 0)
+    # Straight to the agent: no proxy from the environment sees the signed request.
+    handle.setopt(pycurl.PROXY, "")
+    handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+    # The path that was signed is the path sent (no dot-segment clean-up by libcurl).
+    handle.setopt(pycurl.PATH_AS_IS, 1)
+    # The signature covers the bytes the agent sent: nothing is decoded before it is checked.
+    handle.setopt(pycurl.HTTP_CONTENT_DECODING, 0)
+    milliseconds = max(1, int(timeout * 1000))
+    handle.setopt(pycurl.TIMEOUT_MS, milliseconds)  # the whole exchange
+    handle.setopt(pycurl.CONNECTTIMEOUT_MS, milliseconds)
+    handle.setopt(pycurl.MAXCONNECTS, max(1, connections))
+    handle.setopt(pycurl.SSL_VERIFYPEER, 1)
+    handle.setopt(pycurl.SSL_VERIFYHOST, 2)
+    handle.setopt(pycurl.SSLVERSION, pycurl.SSLVERSION_TLSv1_2)
+    # The CA store Python's ssl (and so urllib3) trusts, not the one libcurl was built with;
+    # a CA file that does not exist makes every https request fail, never pass unverified.
+    paths = ssl.get_default_verify_paths()
+    handle.setopt(pycurl.CAINFO, paths.cafile or paths.openssl_cafile)
+    if paths.capath:
+        handle.setopt(pycurl.CAPATH, paths.capath)
+    return handle
+
+
+class _Answer:
+    """One exchange as libcurl hands it over: the header lines as they came (collected by a
+    builtin append: no Python frame per line), then the body through `write`, which stops the
+    transfer past the limit its status allows."""
+
+    __slots__ = ("max_bytes", "header_lines", "chunks", "size", "limit", "truncated", "fault")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.header_lines: list[bytes] = []
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.limit = -1  # known at the body's first bytes
+        self.truncated = False  # a 401's body, cut at the reason code's length
+        self.fault = ""
+
+    def write(self, chunk: bytes) -> int | None:
+        """libcurl's write callback: 0 stops the transfer (CURLE_WRITE_ERROR)."""
+        if self.limit < 0:
+            try:
+                status, headers = self.head()
+            except _AgentFault as fault:
+                self.fault = str(fault)
+                return 0
+            self.limit = self.max_bytes if status == 200 else _ERROR_BODY_BYTES
+            if status == 401:
+                self.limit = _REFUSAL_BYTES
+            length = headers.get("content-length")
+            if status == 200 and length is not None and length.isdigit():
+                if int(length) > self.max_bytes:
+                    self.fault = f"body exceeds {self.max_bytes} bytes (Content-Length {length})"
+                    return 0
+        self.size += len(chunk)
+        self.chunks.append(chunk)
+        if self.size > self.limit:
+            if self.limit == _REFUSAL_BYTES:
+                self.truncated = True
+            else:
+                self.fault = f"body exceeds {self.limit} bytes"
+            return 0
+        return None
+
+    def body(self) -> bytes:
+        body = b"".join(self.chunks)
+        return body[: self.limit] if self.truncated else body
+
+    def head(self) -> tuple[int, dict[str, str]]:
+        """The final answer's status and headers (names in lower case, repeated ones joined
+        with ", "); interim (1xx) heads before it and chunked trailers after it are left out.
+        libcurl has read the framing; the lines are only split here."""
+        lines, start = self.header_lines, 0
+        while True:
+            end = start + 1
+            while end < len(lines) and lines[end] not in (b"\r\n", b"\n"):
+                end += 1
+            try:
+                status = int(lines[start].split(None, 2)[1])
+            except (IndexError, ValueError):
+                raise _AgentFault("connection broken: no status line") from None
+            if status >= 200 or end + 1 >= len(lines):
+                break
+            start = end + 1
+        headers: dict[str, str] = {}
+        for line in lines[start + 1 : end]:
+            name, colon, value = line.decode("latin-1").partition(":")
+            if not colon:
+                continue
+            name, value = name.strip().lower(), value.strip()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        return status, headers
+
+
 class AgentClient:
     def __init__(
         self,
@@ -155,25 +306,21 @@ class AgentClient:
         self._keys: dict[str, tuple[list[bytes], dict[str, bytes]]] = {}
         self.timeout = timeout
         self.max_bytes = max_bytes
+        # Connections each libcurl handle keeps open (one per agent host:port, the least
+        # recently used closed past this).
         self.pool_size = pool_size
-        self._pool = self._new_pool()
-
-    def _new_pool(self) -> urllib3.PoolManager:
-        # num_pools: one pool per agent host:port kept alive across sweeps (fleets are bigger,
-        # the least recently used pools are closed); maxsize: concurrent requests per agent.
-        return urllib3.PoolManager(
-            num_pools=max(self.pool_size, 10) * 8,
-            maxsize=self.pool_size,
-            retries=False,
-            timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
-        )
+        # The libcurl handles not in use. A handle is not thread-safe: a fetch takes one (or
+        # makes one) and gives it back when done, so there are as many as fetches ever ran at
+        # once (a sweep's threads), and each keeps its connections alive from one request to
+        # the next, across thread pools and sweeps. list.append and list.pop are atomic.
+        self._idle: list[pycurl.Curl] = []
 
     def forked(self) -> AgentClient:
-        """This client for a forked process: same settings, its own connections. The pooled
-        sockets inherited from the parent are left alone (closing or using them from two
+        """This client for a forked process: same settings, its own connections. The handles
+        and sockets inherited from the parent are left alone (closing or using them from two
         processes would interleave two conversations on one connection)."""
         clone = copy.copy(self)
-        clone._pool = clone._new_pool()
+        clone._idle = []
         return clone
 
     @classmethod
@@ -194,13 +341,15 @@ class AgentClient:
         )
 
     def close(self) -> None:
-        self._pool.clear()
+        """Close the handles and their connections (no fetch may be running)."""
+        while self._idle:
+            self._idle.pop().close()
 
     def fetch(self, url: str, *, node: str, etag: str = "") -> SnapshotResult:
         """GET {url}/v1/snapshot for `node`; "not_modified" when the agent's ETag is `etag`."""
         started = time.monotonic()
         try:
-            status, snapshot, new_etag = self._fetch(url, node, etag, started)
+            status, snapshot, new_etag = self._fetch(url, node, etag)
         except _AgentFault as fault:
             return SnapshotResult("error", None, "", str(fault), time.monotonic() - started)
         return SnapshotResult(status, snapshot, new_etag, "", time.monotonic() - started)
@@ -212,133 +361,90 @@ class AgentClient:
             keys = self._keys[node] = (signing, {auth.key_id(k): k for k in signing})
         return keys
 
-    def _fetch(
-        self, url: str, node: str, etag: str, started: float
-    ) -> tuple[str, dict[str, Any] | None, str]:
+    def _fetch(self, url: str, node: str, etag: str) -> tuple[str, dict[str, Any] | None, str]:
         if not self.keyring:
             raise _AgentFault(
                 self.keyring.problem
                 or "NICPORTAL_AGENT_MASTER_KEY is not set: the portal cannot authenticate to agents"
             )
-        target = url.rstrip("/") + SNAPSHOT_PATH
+        target = _target(url.rstrip("/") + SNAPSHOT_PATH)
+        if isinstance(target, str):
+            raise _AgentFault(target)
         signing, verifying = self._node_keys(node)
-        try:
-            parsed = urllib3.util.parse_url(target)
-        except urllib3.exceptions.LocationParseError as exc:
-            raise _AgentFault(f"bad agent URL: {exc}") from None
-        if not parsed.host:
-            raise _AgentFault(f"bad agent URL: no host in {target!r}")
         authorization, signed = auth.sign_request(
             signing,
             direction=auth.PORTAL_TO_AGENT,
             method="GET",
             # Bound into the signature: the request is good at this address only.
-            authority=auth.authority(parsed.host.strip("[]"), parsed.port or 80),
-            path=parsed.request_uri,
+            authority=target.authority,
+            path=target.path,
             node=node,
         )
-        headers = {"Accept": "application/json", "Authorization": authorization}
+        headers = ["Accept: application/json", "Authorization: " + authorization]
         if etag:
-            headers["If-None-Match"] = etag
+            headers.append("If-None-Match: " + etag)
+        if any(character in header for header in headers for character in "\r\n\0"):
+            # libcurl sends header lines as given: a line break would start another header.
+            raise _AgentFault("request failed: a header value holds a line break or NUL")
+        answer = _Answer(self.max_bytes)
         try:
-            # The URL is parsed once (above): its host's pool answers the path directly, without
-            # PoolManager.request encoding and parsing it again (a sweep asks every node).
-            pool = self._pool.connection_from_host(
-                parsed.host, parsed.port, scheme=parsed.scheme or "http"
-            )
-            response = pool.urlopen(
-                "GET",
-                parsed.request_uri,
-                headers=headers,
-                preload_content=False,
-                redirect=False,
-                assert_same_host=False,
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise _AgentFault(self._transport_error(exc)) from None
-        except (OSError, ValueError) as exc:
-            raise _AgentFault(f"request failed: {exc}") from None
+            handle = self._idle.pop()
+        except IndexError:
+            handle = _new_handle(self.timeout, self.pool_size)
         try:
-            return self._answer(response, node, etag, started, signed.nonce, verifying)
+            handle.setopt(pycurl.URL, target.url)
+            handle.setopt(pycurl.HTTPHEADER, headers)
+            handle.setopt(pycurl.HEADERFUNCTION, answer.header_lines.append)
+            handle.setopt(pycurl.WRITEFUNCTION, answer.write)
+            handle.perform()
+        except pycurl.error as exc:
+            code, message = exc.args
+            if not answer.truncated:
+                raise _AgentFault(self._transport_error(handle, answer, code, message)) from None
         finally:
-            # Closing (not draining) matters: a 10 MB answer we refused must not be read to the
-            # end just to put the connection back in the pool.
-            response.close()
-            response.release_conn()
+            self._idle.append(handle)
+        status, answer_headers = answer.head()
+        return self._answer(
+            status, answer_headers, answer.body(), node, etag, signed.nonce, verifying
+        )
 
     def _answer(
         self,
-        response: urllib3.BaseHTTPResponse,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
         node: str,
         etag: str,
-        started: float,
         nonce: str,
         keys: dict[str, bytes],
     ) -> tuple[str, dict[str, Any] | None, str]:
-        if response.status == 401:
-            snippet = self._read_body(response, started, limit=200, truncate=True)
-            raise _AgentFault(f"HTTP 401 (the agent refused our signature: {_refusal(snippet)})")
-        if response.status == 200:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                raise _AgentFault(f"body exceeds {self.max_bytes} bytes (Content-Length {length})")
-            body = self._read_body(response, started, limit=self.max_bytes, truncate=False)
-        else:
-            # Whole (bounded): the signature covers the whole body; only its start is shown.
-            body = self._read_body(response, started, limit=_ERROR_BODY_BYTES, truncate=False)
-        answer_etag = response.headers.get("ETag", "")
+        if status == 401:
+            raise _AgentFault(f"HTTP 401 (the agent refused our signature: {_refusal(body)})")
+        answer_etag = headers.get("etag", "")
         try:
             auth.verify_answer(
-                response.headers.get(auth.SIGNATURE_HEADER),
+                headers.get(_SIGNATURE),
                 keys,
                 node=node,
                 nonce=nonce,
-                status=response.status,
+                status=status,
                 etag=answer_etag,
                 body=body,
             )
         except auth.AuthError as exc:
             # Nothing of an unverified answer is shown: not its body, not its headers.
             raise _AgentFault(
-                f"HTTP {response.status} not signed with node {node}'s key ({exc.code}): ignored"
+                f"HTTP {status} not signed with node {node}'s key ({exc.code}): ignored"
             ) from None
-        if response.status == 304:
+        if status == 304:
             return "not_modified", None, answer_etag or etag
-        if response.status == 403:
+        if status == 403:
             raise _AgentFault("HTTP 403 (forbidden)")
-        if response.status != 200:
+        if status != 200:
             text = body[:200].decode("utf-8", "replace").strip()
-            raise _AgentFault(f"HTTP {response.status}" + (f": {text!r}" if text else ""))
+            raise _AgentFault(f"HTTP {status}" + (f": {text!r}" if text else ""))
         snapshot = self._validate(body, node)
         return "ok", snapshot, answer_etag
-
-    def _read_body(
-        self, response: urllib3.BaseHTTPResponse, started: float, *, limit: int, truncate: bool
-    ) -> bytes:
-        """Read at most `limit` bytes; past it, stop reading (error unless `truncate`).
-
-        The read timeout bounds each wait for data; the deadline bounds the whole transfer, so
-        an agent dripping one byte a second cannot hold a worker for minutes.
-        """
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            # read1, not read/stream: those wait for a full chunk, so an agent dripping bytes
-            # would never give the deadline check below a chance to run.
-            while chunk := response.read1(_CHUNK):
-                size += len(chunk)
-                chunks.append(chunk)
-                if size > limit:
-                    if truncate:
-                        break
-                    raise _AgentFault(f"body exceeds {limit} bytes")
-                if time.monotonic() - started > self.timeout:
-                    raise _AgentFault(f"timeout after {float(self.timeout)}s (body still arriving)")
-        except urllib3.exceptions.HTTPError as exc:
-            raise _AgentFault(self._transport_error(exc)) from None
-        except OSError as exc:
-            raise _AgentFault(f"reading the body failed: {exc}") from None
-        return b"".join(chunks)[:limit]
 
     def _validate(self, body: bytes, node: str) -> dict[str, Any]:
         try:
@@ -371,24 +477,30 @@ class AgentClient:
             raise _AgentFault("schema: document nested too deeply") from None
         return document
 
-    def _transport_error(self, exc: Exception) -> str:
-        # Order matters: in urllib3 2.x NewConnectionError is a ConnectTimeoutError subclass.
-        if isinstance(exc, urllib3.exceptions.NewConnectionError):
-            text = str(exc)
-            if "refused" in text.lower():
+    def _transport_error(
+        self, handle: pycurl.Curl, answer: _Answer, code: int, message: str
+    ) -> str:
+        if answer.fault:  # the write callback stopped the transfer, and said why
+            return answer.fault
+        if code == pycurl.E_OPERATION_TIMEDOUT:
+            # One deadline (CURLOPT_TIMEOUT_MS) bounds the whole exchange, so an agent dripping
+            # one byte a second cannot hold a worker for minutes.
+            if answer.size:
+                return f"timeout after {float(self.timeout)}s (body still arriving)"
+            if not answer.header_lines and not handle.getinfo(pycurl.CONNECT_TIME):
+                return f"timeout after {float(self.timeout)}s (connecting)"
+            return f"timeout after {float(self.timeout)}s"
+        if code == pycurl.E_COULDNT_CONNECT:
+            if handle.getinfo(pycurl.OS_ERRNO) == errno.ECONNREFUSED:
                 return "connection refused"
-            return f"cannot connect: {text.split(': ', 1)[-1]}"
-        if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
-            return f"timeout after {float(self.timeout)}s (connecting)"
-        if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-            return f"timeout after {float(self.timeout)}s"
-        if isinstance(exc, urllib3.exceptions.TimeoutError):
-            return f"timeout after {float(self.timeout)}s"
-        if isinstance(exc, urllib3.exceptions.LocationValueError):
-            return f"bad agent URL: {exc}"
-        if isinstance(exc, urllib3.exceptions.ProtocolError):
-            return f"connection broken: {exc.args[0] if exc.args else exc}"
-        return f"request failed: {exc}"
+            return f"cannot connect: {message}"
+        if code == pycurl.E_COULDNT_RESOLVE_HOST:
+            return f"cannot connect: {message}"
+        if code in _BROKEN:
+            return f"connection broken: {message}"
+        if code == pycurl.E_URL_MALFORMAT:
+            return f"bad agent URL: {message}"
+        return f"request failed: {message}"
 
 
 def _refusal(body: bytes) -> str:
