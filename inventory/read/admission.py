@@ -13,14 +13,16 @@ Two speeds, so that a review costs at most one database query:
   request can touch, in ONE indexed query (`devices`): rows of the candidate nodes (node_id)
   whose name, MAC or PCI address is the one selected (indexes on each). A reservation made a
   second ago is seen by the next review.
-- **Fleet-wide device classes, remembered until a commit** (`device_classes`): the grouped
-  query of a fleet-wide review reads the selected device on every node, so its answer is kept
-  per index and selector until PostgreSQL notifies a commit that changed an interface, a node,
-  a reservation or a team (read/changes.py, migration 0015). A change is seen by every review
-  that starts after its commit's notification reaches the process (a fraction of a millisecond
-  to a few milliseconds: tests/integration/test_admission_class_cache.py). Without the
-  listener (SQLite, the listener reconnecting or down, a review inside a transaction, the
-  setting WEBHOOK_CLASS_CACHE off) every review reads the database as before.
+- **Fleet-wide device classes, remembered until a commit** (`device_classes`, read/classes.py):
+  a fleet-wide review reads the selected device on every node, so its answer (and the rows it
+  was grouped from) is kept per index and selector until PostgreSQL notifies a commit that
+  changed an interface, a node, a reservation or a team (read/changes.py, migrations 0015 and
+  0017); the next review re-reads only the rows the notification names and groups again. A
+  change is seen by every review that starts after its commit's notification reaches the
+  process (a fraction of a millisecond to a few milliseconds:
+  tests/integration/test_admission_class_cache.py). Without the listener (SQLite, the listener
+  reconnecting or down, a review inside a transaction, the setting WEBHOOK_CLASS_CACHE off)
+  every review reads the database.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -37,19 +39,16 @@ from django.contrib.auth.models import Group
 from django.db import close_old_connections, connection
 
 from inventory.models import Cluster, Interface, NetworkAttachment, Node, Reservation
-from inventory.read import changes, facts
+from inventory.read import facts
+from inventory.read.classes import device_classes  # noqa: F401 - the webhook reads through here
 from inventory.rules import nad
 from inventory.rules.admission.decide import (
-    NAMED_NODES,
     DeviceSelector,
     is_host_device,
     nad_selector,
 )
 from inventory.rules.admission.placement import Placement
-from inventory.rules.crosscheck import UPLINK_REASON
 from inventory.rules.nad.checks import explicit_cni_version_findings
-from inventory.rules.nad.fleet import DeviceClass
-from inventory.rules.states import OwnershipState
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +86,8 @@ class Index:
     placements: dict = field(default_factory=dict, compare=False)
 
     versions: dict = field(default_factory=dict, compare=False)  # cniVersion -> findings
-    # Fleet-wide device classes read under this index (device_classes()): (selector kind,
-    # value, nodes or None) -> (the change generation the read started at, the classes).
+    # Fleet-wide device classes read under this index (read/classes.py): (selector kind,
+    # value, nodes or None) -> classes.Entry (generation, classes, rows).
     classes: dict = field(default_factory=dict, compare=False)
 
     @functools.cached_property
@@ -294,34 +293,7 @@ _SELECT = (
 )
 
 
-# --- fleet-wide reviews ----------------------------------------------------------------------
-
-# The facts the rules branch on (rules/nad/devices.py, lint.py, checks.py): devices alike in
-# all of them yield the same finding codes (rules/admission/fleet.py). The reservation's team,
-# a reserved row's holder (its team when no reservation row says), whether the reason names
-# the node's uplink, and the node's host-device plugin (its CNI facts) included.
-_CLASS_KEY = (
-    "i.state, i.kind, i.wireless, i.driver, i.has_netdev, i.sriov_num_vfs, t.team,"
-    " CASE WHEN i.state = %(reserved)s THEN i.holder END,"
-    " CASE WHEN i.state = %(system)s THEN i.reason ~* %(primary)s END, n.cni -> 'host_device'"
-)
-# One row per class member whose facts are read (the first NAMED_NODES in node-name order);
-# the first row of a class also carries the ids of all its members' nodes, in that order. The
-# active reservations are hash-joined (few), not looked up row by row.
-_CLASSES = (
-    'WITH c AS (SELECT (array_agg(i.id ORDER BY i.node_name COLLATE "C"))[1:%(named)s] AS ids,'  # noqa: S608
-    ' array_agg(i.node_id ORDER BY i.node_name COLLATE "C") AS nodes, min(t.team) AS team'
-    f" FROM {_INTERFACE} i JOIN {_NODE} n ON n.id = i.node_id"
-    f" LEFT JOIN (SELECT r.interface_id, g.name AS team FROM {_RESERVATION} r"
-    f" JOIN {_GROUP} g ON g.id = r.team_id WHERE r.released_at IS NULL) t"
-    " ON t.interface_id = i.id"
-    " WHERE n.cluster_id = %(cluster)s AND n.in_cluster AND i.{column} = %(value)s{nodes}"
-    f" GROUP BY {_CLASS_KEY})"
-    f" SELECT CASE WHEN r.ord = 1 THEN c.nodes END, {_COLUMNS}, i.node_id, c.team"
-    f" FROM c CROSS JOIN LATERAL unnest(c.ids) WITH ORDINALITY AS r(id, ord)"
-    f" JOIN {_INTERFACE} i ON i.id = r.id ORDER BY c.nodes[1], r.ord"
-)
-_SELECTOR_COLUMNS = {"device": "name", "hwaddr": "mac", "pciBusID": "pci_address"}
+# --- fleet-wide reviews (their device classes: read/classes.py) ---------------------------
 
 
 def candidates(index: Index, placement: Placement) -> tuple[str, ...]:
@@ -339,106 +311,3 @@ def candidates(index: Index, placement: Placement) -> tuple[str, ...]:
 
 # Placements and cniVersions remembered per index (a bound: pods are made up by their users).
 MEMO_ENTRIES = 256
-
-
-def device_classes(
-    index: Index,
-    *,
-    selector: DeviceSelector,
-    nodes: Collection[str] | None = None,
-    count: Callable[[str], None] | None = None,
-) -> list[DeviceClass] | None:
-    """The interfaces `selector` picks on `nodes` (every node of the index when None), grouped
-    into classes that the rules cannot tell apart, with the facts of each class's first
-    NAMED_NODES members: ONE query, whose rows are O(classes), with one array of node ids per
-    class. None when a node has two matching interfaces (a MAC shared by bond members) or is
-    not in the index yet (added since it was built): the caller then judges node by node.
-
-    As fresh as devices() (a reservation committed before the review is seen), answered from
-    memory when nothing was committed since the same read under the same index (see
-    `_cache_generation`). `count` is told "hit", "miss" (read and remembered) or "bypass"
-    (read, the cache not usable). PostgreSQL only (arrays, window functions, `~*`): None on
-    the embedded SQLite, which judges node by node."""
-    if connection.vendor != "postgresql":
-        return None
-    column = _SELECTOR_COLUMNS.get(selector.selector)
-    if column is None or index.cluster_id is None:
-        return []
-    key = (selector.selector, selector.value, None if nodes is None else tuple(nodes))
-    generation = _cache_generation()
-    if generation is not None:
-        found = index.classes.get(key)
-        if found is not None and found[0] == generation:
-            if count:
-                count("hit")
-            return None if found[1] is None else list(found[1])
-    if count:
-        count("bypass" if generation is None else "miss")
-    classes = _read_classes(index, column, selector, nodes)
-    if generation is not None:
-        with _CLASSES_LOCK:
-            if len(index.classes) >= CLASS_ENTRIES and key not in index.classes:
-                del index.classes[next(iter(index.classes))]  # the oldest
-            index.classes[key] = (generation, None if classes is None else tuple(classes))
-    return classes
-
-
-# Device-class answers remembered per index (selectors and placements are made up by users).
-CLASS_ENTRIES = 256
-_CLASSES_LOCK = threading.Lock()
-
-
-def _cache_generation() -> int | None:
-    """The change generation to read and remember device classes at, read BEFORE the query
-    (a commit landing during it moves the generation on, so that answer is never served); None
-    when remembered answers must not be used:
-
-    - the setting WEBHOOK_CLASS_CACHE is off;
-    - inside a transaction (it may see its own uncommitted writes, which nobody is told of);
-    - the change listener is not LISTENing in this process (starting, reconnecting, down):
-      a commit would go unnoticed."""
-    if not settings.WEBHOOK_CLASS_CACHE or connection.in_atomic_block:
-        return None
-    generation = changes.LISTENER.generation
-    return generation if changes.LISTENER.start() else None
-
-
-def _read_classes(
-    index: Index, column: str, selector: DeviceSelector, nodes: Collection[str] | None
-) -> list[DeviceClass] | None:
-    """device_classes() from the database: the one grouped query."""
-    params = {
-        "reserved": OwnershipState.RESERVED.value,
-        "system": OwnershipState.SYSTEM.value,
-        "primary": UPLINK_REASON.pattern,
-        "named": NAMED_NODES,
-        "cluster": index.cluster_id,
-        "value": selector.value,
-        "ids": [index.nodes[name].id for name in nodes or () if name in index.nodes],
-    }
-    scope = "" if nodes is None else " AND i.node_id = ANY(%(ids)s)"
-    with connection.cursor() as cursor:
-        cursor.execute(_CLASSES.replace("{column}", column).replace("{nodes}", scope), params)
-        rows = cursor.fetchall()
-    by_id, name_of = index.by_id, index.names_by_id
-    classes: list[tuple[list[nad.DeviceFacts], tuple[str, ...]]] = []
-    ids: set[int] = set()
-    members = 0
-    for row in rows:
-        node_ids, values, (node_id, team) = row[0], row[1:-2], row[-2:]
-        if node_ids is not None:
-            ids.update(node_ids)
-            members += len(node_ids)
-            try:
-                classes.append(([], tuple(map(name_of.__getitem__, node_ids))))
-            except KeyError:
-                return None  # a node added since the index was built
-        node = by_id[node_id]
-        classes[-1][0].append(
-            facts.device_from_values(
-                node.name, values, reserved_team=team or "", plugin=node.plugin
-            )
-        )
-    if members != len(ids):
-        return None  # a node with two matching interfaces
-    return [DeviceClass(tuple(devices), names) for devices, names in classes]

@@ -11,6 +11,13 @@ computed from a read that started at generation G is still true while the genera
 `healthy` is True only while the thread is LISTENing in this very process (a forked worker
 starts its own thread on first use) and the server answered its SELECT 1 (sent every WAIT
 seconds) within SILENT_AFTER; while it is False nobody may trust a cached answer.
+
+Each notification names what its commit changed (migration 0017): interface ids ("i:1,2"),
+node ids ("n:3"), or everything (""). The listener keeps, for the last LOG_GENERATIONS
+generations, what each one changed (`changed_between`), so a cached answer can be patched
+with just those rows. A generation moved by anything else (a (re)connection, a failure, a
+silence, a fork, a notification it cannot read) is not logged: an answer older than it must be
+read again in full.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import logging
 import os
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass
 
 import psycopg
 from django.db import connections
@@ -34,6 +43,28 @@ DEAD_AFTER = 10.0  # seconds without an answer from the server before the connec
 # (unhealthy until it answers again, and then the generation moves on): a connection that
 # hangs stops cached answers within this, long before TCP gives up on it.
 SILENT_AFTER = 3.0
+LOG_GENERATIONS = 4096  # generations whose changed ids are kept
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """What the commits of some generations changed: interface ids and node ids."""
+
+    interfaces: frozenset[int]
+    nodes: frozenset[int]
+
+
+def parse(payload: str) -> Changed | None:
+    """The change a notification's payload names; None for everything (an empty payload, or
+    anything this code cannot read)."""
+    kind, _, ids = payload.partition(":")
+    if kind not in ("i", "n") or not ids:
+        return None
+    try:
+        found = frozenset(int(i) for i in ids.split(","))
+    except ValueError:
+        return None
+    return Changed(found, frozenset()) if kind == "i" else Changed(frozenset(), found)
 
 
 def connection_params() -> dict:
@@ -70,6 +101,8 @@ class Listener:
         self._stopping = threading.Event()
         self._listening = False
         self._answered_at = 0.0  # time.monotonic() of the server's last answer
+        # (generation, what it changed) of notifications that named it, oldest first.
+        self._log: deque[tuple[int, Changed]] = deque(maxlen=LOG_GENERATIONS)
         self.backend_pid = 0  # the listening connection's server process (tests end it)
 
     @property
@@ -123,10 +156,42 @@ class Listener:
         with self._changed:
             return self._changed.wait_for(lambda: self.healthy, timeout)
 
-    def _bump(self, *, listening: bool | None = None, by: threading.Event | None = None) -> None:
+    def changed_between(self, since: int, until: int) -> Changed | None:
+        """What the generations after `since` up to `until` changed, when every one of them
+        was a notification that named its rows; None otherwise (read everything)."""
+        if until < since:
+            return None
+        if until == since:
+            return Changed(frozenset(), frozenset())
+        interfaces: set[int] = set()
+        nodes: set[int] = set()
+        seen = 0
+        with self._lock:
+            for generation, changed in reversed(self._log):
+                if generation <= since:
+                    break
+                if generation <= until:
+                    seen += 1
+                    interfaces |= changed.interfaces
+                    nodes |= changed.nodes
+        if seen != until - since:
+            return None  # a generation moved without naming its rows, or no longer logged
+        return Changed(frozenset(interfaces), frozenset(nodes))
+
+    def _bump(
+        self,
+        *,
+        listening: bool | None = None,
+        by: threading.Event | None = None,
+        changed: Changed | None = None,
+    ) -> None:
         """Move the generation on; set `listening` too unless `by` (a thread's stop event) is
-        not the current thread's (a thread stopped by stop() no longer speaks for the process)."""
+        not the current thread's (a thread stopped by stop() no longer speaks for the process).
+        `changed`: what the new generation changed (logged before the generation moves, so a
+        reader that sees the generation finds its entry); None: not known."""
         with self._changed:
+            if changed is not None:
+                self._log.append((self._generation + 1, changed))
             self._generation += 1
             if listening is not None and (by is None or by is self._stopping):
                 self._listening = listening
@@ -158,8 +223,8 @@ class Listener:
                     log.info("listening for inventory changes (backend pid %d)", self.backend_pid)
                     delay = BACKOFF[0]
                     while not stopping.is_set():
-                        for _notify in conn.notifies(timeout=WAIT):
-                            self._bump()
+                        for notify in conn.notifies(timeout=WAIT):
+                            self._bump(changed=parse(notify.payload))
                             self._answered()  # the server speaks: a stream of them is no silence
                         # A dead server or a cut connection shows here, not only on the next
                         # notification (notifications arriving meanwhile are kept by psycopg).

@@ -475,12 +475,13 @@ def _by_cluster(counters: Mapping[str, float], kind: str, fields: int) -> dict[t
     return found
 
 
-CLASS_CACHE_RESULTS = ("hit", "miss", "bypass")
+CLASS_CACHE_RESULTS = ("hit", "patch", "miss", "bypass")
 
 
 def _count_class_cache(result: str) -> None:
-    """Count a fleet-wide review's device classes: remembered (hit), read and remembered
-    (miss), or read with the cache unusable (bypass); flushed with the review's decision."""
+    """Count a fleet-wide review's device classes: remembered (hit), the rows a commit changed
+    read again and the rest remembered (patch), read in full and remembered (miss), or read
+    with the cache unusable (bypass); flushed with the review's decision."""
     with _pending_lock:
         _pending[f"class_cache|{result}"] += 1
 
@@ -575,8 +576,9 @@ class AdmissionCollector(Collector):
         yield latency
         cache = CounterMetricFamily(
             "nicportal_admission_class_cache",
-            "Fleet-wide reviews' device classes: remembered (hit), read and remembered (miss), "
-            "read without the cache (bypass: off, in a transaction, change listener down).",
+            "Fleet-wide reviews' device classes: remembered (hit), the changed rows read again "
+            "(patch), read in full and remembered (miss), read without the cache (bypass: off, "
+            "in a transaction, change listener down).",
             labels=["result"],
         )
         for result in CLASS_CACHE_RESULTS:

@@ -1,0 +1,385 @@
+"""Fleet-wide admission reviews' device classes (read/admission.py's Index remembers them).
+
+A review of a pod that may land on any node, or of a NAD without a node list, judges the
+device its selector picks on every node. Devices alike in every fact the rules branch on form
+one class (rules/admission/fleet.py), so `device_classes` answers O(classes) rows instead of
+one per node:
+
+- **Read in full**: the interfaces the selector picks, one row each (class-key facts, device
+  facts, node, active reservation's team), grouped in Python (`group`); or, when the answer
+  cannot be remembered, the one grouped query `_CLASSES` (the same classes, grouped by
+  PostgreSQL).
+- **Remembered**, per index and (selector, value, nodes), with those rows, until PostgreSQL
+  notifies a commit (read/changes.py, migrations 0015 and 0017). A notification names the
+  interfaces or nodes it changed: the next review re-reads only the rows of those interfaces
+  and nodes (one indexed query; a row that now matches is added, one that no longer matches is
+  dropped) and groups again (`patch`). A change it does not name (a team, a TRUNCATE, more ids
+  than a notification holds, a listener that reconnected or went silent) reads in full.
+
+An answer computed from a read that started at generation G (read BEFORE the query) is true
+while the generation is G, and patching it with what the generations after G changed makes it
+true at the generation read before the patch: a commit landing during a read is read again by
+the next review.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import connection
+
+from inventory.models import Interface, Node, Reservation
+from inventory.read import changes, facts
+from inventory.rules import nad
+from inventory.rules.admission.decide import NAMED_NODES, DeviceSelector
+from inventory.rules.crosscheck import UPLINK_REASON
+from inventory.rules.nad.fleet import DeviceClass
+from inventory.rules.states import OwnershipState
+
+if TYPE_CHECKING:
+    from inventory.read.admission import Index
+
+_INTERFACE = Interface._meta.db_table
+_NODE = Node._meta.db_table
+_RESERVATION = Reservation._meta.db_table
+_GROUP = Group._meta.db_table
+_COLUMNS = ", ".join(f"i.{column}" for column in facts.DEVICE_COLUMNS)
+_RESERVED = OwnershipState.RESERVED.value
+
+# The facts the rules branch on (rules/nad/devices.py, lint.py, checks.py): devices alike in
+# all of them yield the same finding codes (rules/admission/fleet.py). The reservation's team,
+# a reserved row's holder (its team when no reservation row says), whether the reason names
+# the node's uplink, and the node's host-device plugin (its CNI facts) included.
+_CLASS_KEY = (
+    "i.state, i.kind, i.wireless, i.driver, i.has_netdev, i.sriov_num_vfs, t.team,"
+    " CASE WHEN i.state = %(reserved)s THEN i.holder END,"
+    " CASE WHEN i.state = %(system)s THEN i.reason ~* %(primary)s END, n.cni -> 'host_device'"
+)
+# The interfaces of the cluster's nodes with their active reservation's team (hash-joined:
+# few). Only table names are interpolated into these queries ({column} is one of
+# _SELECTOR_COLUMNS' values); every value is a query parameter.
+_FROM = (
+    f" FROM {_INTERFACE} i JOIN {_NODE} n ON n.id = i.node_id"  # noqa: S608
+    f" LEFT JOIN (SELECT r.interface_id, g.name AS team FROM {_RESERVATION} r"
+    f" JOIN {_GROUP} g ON g.id = r.team_id WHERE r.released_at IS NULL) t"
+    " ON t.interface_id = i.id"
+    " WHERE n.cluster_id = %(cluster)s AND n.in_cluster AND i.{column} = %(value)s{nodes}"
+)
+# One row per class member whose facts are read (the first NAMED_NODES in node-name order);
+# the first row of a class also carries the ids of all its members' nodes, in that order.
+_CLASSES = (
+    'WITH c AS (SELECT (array_agg(i.id ORDER BY i.node_name COLLATE "C"))[1:%(named)s] AS ids,'  # noqa: S608
+    ' array_agg(i.node_id ORDER BY i.node_name COLLATE "C") AS nodes, min(t.team) AS team'
+    f"{_FROM} GROUP BY {_CLASS_KEY})"
+    f" SELECT CASE WHEN r.ord = 1 THEN c.nodes END, {_COLUMNS}, i.node_id, c.team"
+    f" FROM c CROSS JOIN LATERAL unnest(c.ids) WITH ORDINALITY AS r(id, ord)"
+    f" JOIN {_INTERFACE} i ON i.id = r.id ORDER BY c.nodes[1], r.ord"
+)
+# One row per matching interface: id, node name (its sort key), node id, DEVICE_COLUMNS, team,
+# the uplink reason's flag, the node's host-device facts (the class key's last three).
+_ROWS = (
+    f"SELECT i.id, i.node_name, i.node_id, {_COLUMNS}, t.team,"
+    " CASE WHEN i.state = %(system)s THEN i.reason ~* %(primary)s END, n.cni -> 'host_device'"
+    f"{_FROM}{{changed}}"
+)
+_SELECTOR_COLUMNS = {"device": "name", "hwaddr": "mac", "pciBusID": "pci_address"}
+_DEVICE = len(facts.DEVICE_COLUMNS)
+
+# A remembered row: (node name, node id, class key, DEVICE_COLUMNS values); by interface id.
+Row = tuple[str, int, tuple, tuple]
+
+# Device-class answers remembered per index (selectors and placements are made up by users).
+CLASS_ENTRIES = 256
+# Rows remembered per index over all its answers (an answer that would pass it keeps none and
+# is read in full after a change): 16 selectors of a 5,000-node fleet.
+ROWS_KEPT = 80_000
+# Changed interfaces and nodes above which a full read is cheaper than a patch.
+PATCH_INTERFACES = 2_000
+PATCH_NODES = 200
+_CLASSES_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A remembered answer: the change generation its read started at, the classes (None: judge
+    node by node), and the matching rows (None: not kept, read in full after a change)."""
+
+    generation: int
+    classes: tuple[DeviceClass, ...] | None
+    rows: dict[int, Row] | None
+
+
+def device_classes(
+    index: Index,
+    *,
+    selector: DeviceSelector,
+    nodes: Collection[str] | None = None,
+    count: Callable[[str], None] | None = None,
+) -> list[DeviceClass] | None:
+    """The interfaces `selector` picks on `nodes` (every node of the index when None), grouped
+    into classes that the rules cannot tell apart, with the facts of each class's first
+    NAMED_NODES members. None when a node has two matching interfaces (a MAC shared by bond
+    members) or is not in the index yet (added since it was built): the caller then judges
+    node by node.
+
+    As fresh as devices() (a reservation committed before the review is seen): answered from
+    memory when nothing was committed since the same read under the same index, patched with
+    the rows a commit changed when its notification named them. `count` is told "hit"
+    (remembered), "patch" (the changed rows read, the rest remembered), "miss" (read in full
+    and remembered) or "bypass" (read, the cache not usable). PostgreSQL only (arrays, `~*`):
+    None on the embedded SQLite, which judges node by node."""
+    if connection.vendor != "postgresql":
+        return None
+    column = _SELECTOR_COLUMNS.get(selector.selector)
+    if column is None or index.cluster_id is None:
+        return []
+    key = (selector.selector, selector.value, None if nodes is None else tuple(nodes))
+    generation = _cache_generation()
+    if generation is None:
+        if count:
+            count("bypass")
+        return read_classes(index, selector, nodes)
+    found: Entry | None = index.classes.get(key)
+    if found is not None and found.generation == generation:
+        if count:
+            count("hit")
+        return None if found.classes is None else list(found.classes)
+    changed = None
+    if found is not None and found.rows is not None:
+        changed = changes.LISTENER.changed_between(found.generation, generation)
+        if changed is not None and (
+            len(changed.interfaces) > PATCH_INTERFACES or len(changed.nodes) > PATCH_NODES
+        ):
+            changed = None
+    if changed is not None and found is not None and found.rows is not None:
+        if count:
+            count("patch")
+        rows = patch(index, found.rows, selector, nodes, changed)
+    else:
+        if count:
+            count("miss")
+        rows = read_rows(index, selector, nodes)
+    classes = group(index, rows)
+    _remember(index, key, Entry(generation, None if classes is None else tuple(classes), rows))
+    return classes
+
+
+def _remember(index: Index, key: tuple, entry: Entry) -> None:
+    with _CLASSES_LOCK:
+        current = index.classes.get(key)
+        if current is not None and current.generation > entry.generation:
+            return  # a newer answer was stored meanwhile
+        kept = rows_of(e for k, e in index.classes.items() if k != key)
+        if entry.rows is not None and kept + len(entry.rows) > ROWS_KEPT:
+            entry = Entry(entry.generation, entry.classes, None)
+        if len(index.classes) >= CLASS_ENTRIES and key not in index.classes:
+            del index.classes[next(iter(index.classes))]  # the oldest
+        index.classes[key] = entry
+
+
+def _cache_generation() -> int | None:
+    """The change generation to read and remember device classes at, read BEFORE the query
+    (a commit landing during it moves the generation on, so that answer is never served as
+    is); None when remembered answers must not be used:
+
+    - the setting WEBHOOK_CLASS_CACHE is off;
+    - inside a transaction (it may see its own uncommitted writes, which nobody is told of);
+    - the change listener is not LISTENing in this process (starting, reconnecting, down):
+      a commit would go unnoticed."""
+    if not settings.WEBHOOK_CLASS_CACHE or connection.in_atomic_block:
+        return None
+    generation = changes.LISTENER.generation
+    return generation if changes.LISTENER.start() else None
+
+
+def _params(index: Index, selector: DeviceSelector, nodes: Collection[str] | None) -> dict:
+    return {
+        "reserved": _RESERVED,
+        "system": OwnershipState.SYSTEM.value,
+        "primary": UPLINK_REASON.pattern,
+        "named": NAMED_NODES,
+        "cluster": index.cluster_id,
+        "value": selector.value,
+        "ids": [index.nodes[name].id for name in nodes or () if name in index.nodes],
+    }
+
+
+def _sql(template: str, selector: DeviceSelector, nodes: Collection[str] | None) -> str:
+    scope = "" if nodes is None else " AND i.node_id = ANY(%(ids)s)"
+    column = _SELECTOR_COLUMNS[selector.selector]
+    return template.replace("{column}", column).replace("{nodes}", scope)
+
+
+def read_rows(
+    index: Index,
+    selector: DeviceSelector,
+    nodes: Collection[str] | None,
+    changed: changes.Changed | None = None,
+) -> dict[int, Row]:
+    """The rows `selector` picks on `nodes` (every node when None); only those of the changed
+    interfaces and nodes when `changed` is given (one query, by primary key or node index)."""
+    params = _params(index, selector, nodes)
+    only = []
+    if changed is not None:
+        if changed.interfaces:
+            only.append("i.id = ANY(%(interfaces)s)")
+            params["interfaces"] = sorted(changed.interfaces)
+        if changed.nodes:
+            only.append("i.node_id = ANY(%(changed_nodes)s)")
+            params["changed_nodes"] = sorted(changed.nodes)
+        if not only:
+            return {}
+    sql = _sql(_ROWS, selector, nodes).replace(
+        "{changed}", f" AND ({' OR '.join(only)})" if only else ""
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return dict(map(_row, cursor.fetchall()))
+
+
+def _row(values: tuple) -> tuple[int, Row]:
+    interface_id, node_name, node_id = values[:3]
+    device = values[3 : 3 + _DEVICE]
+    team, primary, plugin = values[3 + _DEVICE :]
+    # (name, mac, pci_address, kind, wireless, driver, state, reason, holder, has_netdev,
+    #  sriov_num_vfs, pf_pci_address): the class key as _CLASS_KEY groups it.
+    state = device[6]
+    key = (
+        state,
+        device[3],
+        device[4],
+        device[5],
+        device[9],
+        device[10],
+        team,
+        device[8] if state == _RESERVED else None,
+        primary,
+        _frozen(plugin),
+    )
+    return interface_id, (node_name, node_id, key, device)
+
+
+def patch(
+    index: Index,
+    rows: dict[int, Row],
+    selector: DeviceSelector,
+    nodes: Collection[str] | None,
+    changed: changes.Changed,
+) -> dict[int, Row]:
+    """`rows` (not modified) with the rows of the changed interfaces and nodes read again."""
+    fresh = read_rows(index, selector, nodes, changed)
+    patched = dict(rows)
+    for interface_id in changed.interfaces:
+        patched.pop(interface_id, None)
+    if changed.nodes:
+        for interface_id in [i for i, row in patched.items() if row[1] in changed.nodes]:
+            del patched[interface_id]
+    patched.update(fresh)
+    return patched
+
+
+def group(index: Index, rows: dict[int, Row]) -> list[DeviceClass] | None:
+    """The classes of `rows`, as the grouped query _CLASSES answers them: members in node-name
+    order (code points, as COLLATE "C" orders UTF-8), classes in the order of their first
+    member's node id. None when a node has two rows or is not in the index."""
+    ordered = sorted(rows.values(), key=itemgetter(0))
+    if len({row[1] for row in ordered}) != len(ordered):
+        return None  # a node with two matching interfaces
+    members: dict[tuple, list[Row]] = {}
+    for row in ordered:
+        found = members.get(row[2])
+        if found is None:
+            members[row[2]] = [row]
+        else:
+            found.append(row)
+    by_id, name_of = index.by_id, index.names_by_id
+    classes = []
+    for class_rows in sorted(members.values(), key=lambda m: m[0][1]):
+        try:
+            names = tuple([name_of[row[1]] for row in class_rows])
+        except KeyError:
+            return None  # a node added since the index was built
+        devices = []
+        for _name, node_id, key, device in class_rows[:NAMED_NODES]:
+            node = by_id[node_id]
+            devices.append(
+                facts.device_from_values(
+                    node.name, device, reserved_team=key[6] or "", plugin=node.plugin
+                )
+            )
+        classes.append(DeviceClass(tuple(devices), names))
+    return classes
+
+
+def read_classes(
+    index: Index, selector: DeviceSelector, nodes: Collection[str] | None
+) -> list[DeviceClass] | None:
+    """device_classes() from the database without remembering: the one grouped query (rows
+    O(classes))."""
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(_CLASSES, selector, nodes), _params(index, selector, nodes))
+        rows = cursor.fetchall()
+    by_id, name_of = index.by_id, index.names_by_id
+    classes: list[tuple[list[nad.DeviceFacts], tuple[str, ...]]] = []
+    ids: set[int] = set()
+    members = 0
+    for row in rows:
+        node_ids, values, (node_id, team) = row[0], row[1:-2], row[-2:]
+        if node_ids is not None:
+            ids.update(node_ids)
+            members += len(node_ids)
+            try:
+                classes.append(([], tuple(map(name_of.__getitem__, node_ids))))
+            except KeyError:
+                return None  # a node added since the index was built
+        node = by_id[node_id]
+        classes[-1][0].append(
+            facts.device_from_values(
+                node.name, values, reserved_team=team or "", plugin=node.plugin
+            )
+        )
+    if members != len(ids):
+        return None  # a node with two matching interfaces
+    return [DeviceClass(tuple(devices), names) for devices, names in classes]
+
+
+# The node's host-device facts (jsonb, read as its text) as a hashable value equal where
+# PostgreSQL's jsonb equality says equal (1 and 1.0 alike; true and 1 not), parsed once per text.
+_PLUGINS: dict[str, Any] = {}
+
+
+def _frozen(value: Any) -> Any:
+    if value is None:
+        return None  # no host_device key (SQL NULL), unlike a JSON null
+    if not isinstance(value, str):
+        return _freeze(value)
+    found = _PLUGINS.get(value)
+    if found is None:
+        found = _freeze(json.loads(value))
+        if len(_PLUGINS) < 1024:
+            _PLUGINS[value] = found
+    return found
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ("object", frozenset((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("array", tuple(_freeze(v) for v in value))
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    return ("string", value)
+
+
+def rows_of(entries: Iterable[Entry]) -> int:
+    """Rows kept by these remembered answers."""
+    return sum(len(e.rows) for e in entries if e.rows)
