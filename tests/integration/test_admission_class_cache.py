@@ -524,3 +524,319 @@ def test_the_migration_is_reversible_and_a_no_op_on_sqlite():
             )
             is None
         )
+
+
+# --- patched answers equal a full read ----------------------------------------------------------
+
+ETH1 = admission_facts.DeviceSelector("device", "eth1")
+ETH2 = admission_facts.DeviceSelector("device", "eth2")
+
+
+def sentinel(fleet) -> Interface:
+    """An interface no selector of these tests picks: its writes mark the notification queue."""
+    found = fleet.get("sentinel")
+    if found is None:
+        since = changes.LISTENER.generation
+        found = fleet["sentinel"] = make_interface(
+            Node.objects.get(name="node-0"), name="sentinel", mac="02:ff:ff:ff:ff:ff"
+        )
+        told_of(found, since)
+    return found
+
+
+def told_of(row: Interface, since: int) -> int:
+    """Wait (at most 5 s) for the first notification after generation `since` that names
+    `row`; its generation."""
+    deadline = time.monotonic() + 5
+    while True:
+        now = changes.LISTENER.generation
+        for generation in range(since, now):
+            told = changes.LISTENER.changed_between(generation, generation + 1)
+            if told is not None and row.pk in told.interfaces:
+                return generation + 1
+        assert time.monotonic() < deadline, "the sentinel's notification did not arrive"
+        changes.LISTENER.wait_for(now, 0.05)
+
+
+def settle(fleet) -> tuple[int, int]:
+    """Commit a write of the sentinel interface and wait until the listener has read its
+    notification: PostgreSQL delivers notifications in commit order, so every commit before it
+    has been told too. Returns the generations it took: (before, the sentinel's)."""
+    row = sentinel(fleet)
+    since = changes.LISTENER.generation
+    Interface.objects.filter(pk=row.pk).update(reason=f"mark {time.monotonic_ns()}")
+    return since, told_of(row, since)
+
+
+Key = tuple[admission_facts.DeviceSelector, tuple[str, ...] | None]
+
+
+def answer(key: Key) -> tuple[list | None, list[str]]:
+    """(device_classes() through the cache, how it was answered)."""
+    outcomes: list[str] = []
+    selector, nodes = key
+    found = classes.device_classes(
+        admission_facts.INDEX.get(), selector=selector, nodes=nodes, count=outcomes.append
+    )
+    return found, outcomes
+
+
+def full_read(key: Key) -> list | None:
+    """The same classes from the grouped query, nothing remembered."""
+    selector, nodes = key
+    return classes.read_classes(admission_facts.INDEX.get(), selector, nodes)
+
+
+def assert_as_read(keys: list[Key], how: str) -> None:
+    for key in keys:
+        found, outcomes = answer(key)
+        assert outcomes == [how], key
+        assert found == full_read(key), key
+        assert answer(key) == (found, ["hit"]), key  # remembered as patched
+
+
+def interface(fleet, node: str) -> Interface:
+    return Interface.objects.get(pk=fleet["rows"][node].pk)
+
+
+def reserve_for(fleet, node: str) -> Reservation:
+    user = make_user(teams=[fleet["platform"]])
+    return reservations.reserve(
+        interface_id=fleet["rows"][node].pk,
+        team=fleet["platform"],
+        user=user,
+        purpose="benchmarks",
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+
+
+def release(fleet, node: str) -> None:
+    held = Reservation.objects.get(interface=fleet["rows"][node], released_at__isnull=True)
+    reservations.release(reservation_id=held.pk, user=held.created_by)
+
+
+def into_pod(fleet, node: str) -> None:
+    Interface.objects.filter(pk=fleet["rows"][node].pk).update(
+        state=OwnershipState.POD, holder="pod default/web-0", reason="moved into pod default/web-0"
+    )
+
+
+def rename(fleet, node: str, name: str) -> None:
+    Interface.objects.filter(pk=fleet["rows"][node].pk).update(name=name)
+
+
+def first_nic_of_new(fleet) -> None:
+    make_interface(fleet["new"], name="eth1", kind="physical", driver="ixgbe")
+
+
+def many_interfaces(fleet) -> None:
+    """More interfaces in one statement than a notification names: "everything"."""
+    node = Node.objects.get(name="node-0")
+    Interface.objects.bulk_create(
+        Interface(
+            node=node,
+            name=f"x{i}",
+            mac=(mac := f"02:aa:00:00:{i >> 8:02x}:{i & 0xFF:02x}"),
+            identity=mac,
+        )
+        for i in range(400)
+    )
+
+
+SUBSET = ("node-1", "node-2", "node-3")
+KEYS: list[Key] = [(ETH1, None), (ETH2, None), (ETH1, SUBSET)]
+# (change, how the next review answers: patched or read in full)
+CHANGES: dict[str, tuple[Callable[[dict], object], str]] = {
+    "state": (lambda f: into_pod(f, "node-1"), "patch"),
+    "reservation made": (lambda f: reserve_for(f, "node-2"), "patch"),
+    "rename between selector values": (lambda f: rename(f, "node-3", "eth2"), "patch"),
+    "interface deleted": (
+        lambda f: Interface.objects.filter(pk=f["rows"]["node-4"].pk).delete(),
+        "patch",
+    ),
+    "first interface of a new node": (first_nic_of_new, "patch"),
+    "node cni": (
+        lambda f: Node.objects.filter(name="node-2").update(
+            cni={"host_device": {"version": "1.0.0", "supported_versions": ["1.0.0"]}}
+        ),
+        "patch",
+    ),
+    "node leaves the cluster": (
+        lambda f: Node.objects.filter(name="node-5").update(in_cluster=False),
+        "patch",
+    ),
+    "team renamed": (lambda f: Group.objects.filter(name="platform").update(name="plat"), "miss"),
+    "a big change": (many_interfaces, "miss"),
+}
+
+
+@pytest.mark.parametrize("kind", list(CHANGES))
+def test_a_patched_answer_is_a_full_read_after_each_kind_of_change(fleet, kind):
+    change, how = CHANGES[kind]
+    if kind == "team renamed":
+        reserve_for(fleet, "node-1")  # a reservation whose team is renamed
+    settle(fleet)
+    for key in KEYS:
+        assert answer(key)[1] == ["miss"]
+    before = {key: full_read(key) for key in KEYS}
+    change(fleet)
+    settle(fleet)
+    assert_as_read(KEYS, how)
+    if kind not in ("a big change",):
+        assert any(full_read(key) != before[key] for key in KEYS), "the change changed nothing"
+
+
+def test_a_released_reservation_and_a_rename_back_are_patched(fleet):
+    reserve_for(fleet, "node-2")
+    rename(fleet, "node-3", "eth2")
+    settle(fleet)
+    for key in KEYS:
+        answer(key)
+    release(fleet, "node-2")
+    settle(fleet)
+    assert_as_read(KEYS, "patch")
+    rename(fleet, "node-3", "eth1")
+    settle(fleet)
+    assert_as_read(KEYS, "patch")
+    assert full_read((ETH2, None)) == []
+
+
+def test_an_update_of_other_node_columns_sends_nothing(fleet):
+    """Agents write their nodes' contact times all day: that notifies nobody."""
+    for key in KEYS:
+        answer(key)
+    settle(fleet)
+    for key in KEYS:
+        answer(key)
+    Node.objects.filter(name="node-1").update(last_contact_at=timezone.now(), agent_error="x")
+    since, told = settle(fleet)
+    assert told == since + 1  # the sentinel's notification, nothing before it
+    for key in KEYS:
+        assert answer(key)[1] == ["patch"]  # the sentinel's row read: not one of these
+
+
+def test_a_patch_after_a_listener_reconnect_reads_in_full(fleet):
+    for key in KEYS:
+        answer(key)
+    into_pod(fleet, "node-1")
+    since, backend = changes.LISTENER.generation, changes.LISTENER.backend_pid
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+    deadline = time.monotonic() + 10
+    while changes.LISTENER.backend_pid == backend or not changes.LISTENER.healthy:
+        assert time.monotonic() < deadline, "the listener did not reconnect"
+        time.sleep(0.05)
+    settle(fleet)
+    assert changes.LISTENER.changed_between(since, changes.LISTENER.generation) is None
+    assert_as_read(KEYS, "miss")
+
+
+def test_the_trigger_payloads_name_the_rows(fleet):
+    """What each write sends (read/changes.py parses it)."""
+    row = fleet["rows"]["node-1"]
+    node = Node.objects.get(name="node-2")
+    settle(fleet)
+
+    def told(change: Callable[[], object]) -> changes.Changed | None:
+        since = changes.LISTENER.generation
+        change()
+        assert changes.LISTENER.wait_for(since, 5)
+        return changes.LISTENER.changed_between(since, since + 1)
+
+    assert told(lambda: into_pod(fleet, "node-1")) == changes.Changed(
+        frozenset({row.pk}), frozenset()
+    )
+    held = reserve_for(fleet, "node-3")
+    settle(fleet)  # its notification told before the next write's
+    assert told(lambda: Reservation.objects.filter(pk=held.pk).update(purpose="y")) == (
+        changes.Changed(frozenset({fleet["rows"]["node-3"].pk}), frozenset())
+    )
+    assert told(lambda: Node.objects.filter(pk=node.pk).update(name="node-2b")) == (
+        changes.Changed(frozenset(), frozenset({node.pk}))
+    )
+    assert told(lambda: many_interfaces(fleet)) is None
+    assert told(lambda: Group.objects.filter(name="ml").update(name="ml2")) is None
+    assert changes.parse("i:1,x") is None and changes.parse("q:1") is None
+
+
+# --- randomized: any sequence of commits, patched, is what a full read says ---------------------
+
+STATES = [
+    (OwnershipState.FREE, "", "physical link on the host, used by nothing"),
+    (OwnershipState.POD, "pod default/a", "moved into pod default/a"),
+    (OwnershipState.SYSTEM, "", "carries the node's default route"),
+    (OwnershipState.SYSTEM, "", "bond member"),
+    (OwnershipState.RESERVED, "team platform", "reserved"),
+]
+CNIS = [CNI, {"host_device": {"version": "1.0.0", "supported_versions": ["1.0.0"]}}, {}]
+
+
+def step(fleet, operation: tuple) -> None:
+    """One committed write of the randomized sequences."""
+    kind, node, value = operation
+    row = fleet["rows"][node]
+    if kind == "state":
+        state, holder, reason = STATES[value]
+        Interface.objects.filter(pk=row.pk).update(state=state, holder=holder, reason=reason)
+    elif kind == "rename":
+        Interface.objects.filter(pk=row.pk).update(name=("eth1", "eth2", "eth3")[value % 3])
+    elif kind == "reserve":
+        held = Reservation.objects.filter(interface=row, released_at__isnull=True)
+        if held.exists():
+            held.update(released_at=timezone.now())
+        else:
+            Reservation.objects.create(
+                interface=row,
+                team=(fleet["platform"], fleet["ml"])[value % 2],
+                created_by=make_user(),
+                purpose="x",
+                expires_at=timezone.now() + timedelta(days=1),
+            )
+    elif kind == "cni":
+        Node.objects.filter(name=node).update(cni=CNIS[value % len(CNIS)])
+    elif kind == "cluster":
+        Node.objects.filter(name=node).update(in_cluster=bool(value % 2))
+    elif kind == "sriov":
+        Interface.objects.filter(pk=row.pk).update(sriov_num_vfs=value, has_netdev=value != 3)
+
+
+def test_any_sequence_of_commits_patched_is_a_full_read(fleet):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    # A node made last whose name sorts among the first: node ids and names in different
+    # orders (classes are ordered by their first member's node id, members by node name).
+    late = make_node(fleet["cluster"], name="node-00", cni=CNI)
+    fleet["rows"][late.name] = make_interface(late, name="eth1", kind="physical", driver="ixgbe")
+    admission_facts.INDEX.reload()
+    nodes = st.sampled_from([*(f"node-{i}" for i in range(NODES)), late.name])
+    operation = st.tuples(
+        st.sampled_from(["state", "rename", "reserve", "cni", "cluster", "sriov"]),
+        nodes,
+        st.integers(0, 4),
+    )
+    keys: list[Key] = [*KEYS, (admission_facts.DeviceSelector("device", "eth3"), None)]
+    outcomes: list[str] = []
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        database=None,
+    )
+    @given(st.lists(st.lists(operation, min_size=1, max_size=3), min_size=1, max_size=6))
+    def sequences(commits: list[list[tuple]]) -> None:
+        for key in keys:
+            answer(key)
+        for writes in commits:
+            with transaction.atomic():  # a commit of one to three writes
+                for write in writes:
+                    step(fleet, write)
+            settle(fleet)
+            for key in keys:
+                found, how = answer(key)
+                outcomes.extend(how)
+                assert found == full_read(key), (key, commits)
+
+    sequences()
+    assert "patch" in outcomes
