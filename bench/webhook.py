@@ -13,10 +13,12 @@ NADs); the fleet-wide cases are reported too.
 
 The reviews run outside any transaction with the inventory change listener listening, as in the
 server: a repeated fleet-wide review is answered from the remembered device classes
-(read/admission.py). The cases "... after a change" commit a change to an interface row (an
-UPDATE that rewrites a value with itself: the notification, not the data, is what matters)
-and wait for its notification before each timed review, so every one of them reads the
-database: the cost of the first review after each commit.
+(read/classes.py). The cases "... after a change" commit a change to an interface row that
+the case's selector picks (an UPDATE that rewrites a value with itself: the notification,
+which names the row, is what matters) and wait for its notification before each timed review,
+so every one of them reads the database: the cost of the first review after each commit (a
+patch: the changed row read again and the classes regrouped). How each case's reviews were
+answered (hit, patch, miss, bypass: nicportal_admission_class_cache_total) is reported with it.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ def prepare() -> dict[str, Any]:
         Reservation,
         TeamNamespace,
     )
+    from inventory.rules.admission.decide import DeviceSelector
     from inventory.services import nads
 
     cluster = Cluster.objects.get()
@@ -204,7 +207,12 @@ def prepare() -> dict[str, Any]:
                 "k8s.cni.cncf.io/network-attachment-definitions", nad("eth0-nad", eth0), "bench"
             ),
         },
-        "changed_interface": free_nic.pk,
+        # The row each "after a change" case's commits write: one its selector picks.
+        "selector": DeviceSelector("device", free_nic.name),
+        "changed_interface": {
+            "candidate": free_nic.pk,
+            "primary NICs": Interface.objects.get(node__name=middle, name="eth0").pk,
+        },
     }
 
 
@@ -222,7 +230,21 @@ def commit_a_change(interface_id: int) -> None:
             [interface_id],
         )
     if not changes.LISTENER.wait_for(since, 10):
-        raise SystemExit("no change notification within 10 s: is migration 0015 applied?")
+        raise SystemExit("no change notification within 10 s: is migration 0017 applied?")
+
+
+def regroup_times(index: Any, selector: Any, runs: int = 200) -> dict[str, Any]:
+    """What a patch costs beyond its one query: grouping every matching row of the fleet-wide
+    selector again in Python (read/classes.py group), timed alone."""
+    from inventory.read import classes
+
+    rows = classes.read_rows(index, selector, None)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        classes.group(index, rows)
+        times.append(time.perf_counter() - started)
+    return {"rows": len(rows), **quantiles(times)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -252,6 +274,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from inventory.read import admission as admission_facts
     from inventory.read import changes
+    from inventory.services import admission
 
     if not settings.WEBHOOK_CLASS_CACHE:
         raise SystemExit("NICPORTAL_WEBHOOK_CLASS_CACHE is off: the server's default is on")
@@ -282,21 +305,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with override_settings(WEBHOOK_INDEX_MAX_AGE=3600):
         for label, body in setup["cases"].items():
             changed = "after a change" in label
+            changing = next(
+                (pk for words, pk in setup["changed_interface"].items() if words in label), None
+            )
             runs = args.fleet_runs if changed else args.runs
             for _ in range(3):
                 response = client.post("/validate", body, content_type="application/json")
                 assert response.status_code == 200, response.content[:300]
             times, cpu = [], []
+            counted = admission.read_counters()
             for _ in range(runs):
                 if changed:
-                    commit_a_change(setup["changed_interface"])
+                    commit_a_change(changing)
                 started, started_cpu = time.perf_counter(), time.thread_time()
                 response = client.post("/validate", body, content_type="application/json")
                 times.append(time.perf_counter() - started)
                 cpu.append(time.thread_time() - started_cpu)
             answer = response.json()["response"]
+            after = admission.read_counters()
+            how = {}
+            for result in admission.CLASS_CACHE_RESULTS:
+                key = f"class_cache|{result}"
+                if after.get(key, 0) != counted.get(key, 0):
+                    how[result] = int(after.get(key, 0) - counted.get(key, 0))
             if changed:
-                commit_a_change(setup["changed_interface"])
+                commit_a_change(changing)
             with CaptureQueriesContext(connection) as queries:
                 client.post("/validate", body, content_type="application/json")
             results["cases"][label] = {
@@ -307,8 +340,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "allowed": answer["allowed"],
                 "queries": len(queries),  # BEGIN, SET LOCAL and COMMIT of a record included
                 "reads": reads(queries),
+                "class_cache": how,  # how the timed reviews' device classes were answered
             }
             print(f"{label}: {results['cases'][label]}", file=sys.stderr)
+    results["class_regroup_ms"] = regroup_times(admission_facts.INDEX.get(), setup["selector"])
+    print(f"class regroup: {results['class_regroup_ms']}", file=sys.stderr)
     results["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,15 @@
 """Has the inventory changed? A count of the commits that changed what fleet-wide admission
-reviews read, told by PostgreSQL (read/admission.py caches on it).
+reviews read, told by PostgreSQL (read/classes.py caches on it).
 
-Statement triggers on the interface, node, reservation and team tables (migration 0015) send
-NOTIFY nicportal_inventory; PostgreSQL delivers it when the writing transaction commits, once
-per transaction. One daemon thread per process holds its own connection (not Django's: it sits
-in LISTEN for the life of the process) and bumps `generation` on every notification, and also
-whenever it (re)connects or fails, since notifications may have been missed meanwhile. An answer
-computed from a read that started at generation G is still true while the generation is G.
+Statement triggers on the interface, node, reservation and team tables (migrations 0015 and
+0017) send NOTIFY nicportal_inventory; PostgreSQL delivers them when the writing transaction
+commits, in commit order, identical payloads of one transaction folded into one (a transaction
+that wrote different rows in several statements sends one per distinct payload, and is fully
+told once the last of them is read). One daemon thread per process holds its own connection
+(not Django's: it sits in LISTEN for the life of the process) and bumps `generation` on every
+notification, and also whenever it (re)connects or fails, since notifications may have been
+missed meanwhile. An answer computed from a read that started at generation G is still true
+while the generation is G.
 
 `healthy` is True only while the thread is LISTENing in this very process (a forked worker
 starts its own thread on first use) and the server answered its SELECT 1 (sent every WAIT

@@ -263,7 +263,12 @@ def _row(values: tuple) -> tuple[int, Row]:
         primary,
         _frozen(plugin),
     )
-    return interface_id, (node_name, node_id, key, device)
+    interned = _KEYS.get(key)
+    if interned is None:
+        if len(_KEYS) >= 4096:
+            _KEYS.clear()  # only identity is lost: group() merges equal keys
+        interned = _KEYS[key] = key
+    return interface_id, (node_name, node_id, interned, device)
 
 
 def patch(
@@ -292,13 +297,23 @@ def group(index: Index, rows: dict[int, Row]) -> list[DeviceClass] | None:
     ordered = sorted(rows.values(), key=itemgetter(0))
     if len({row[1] for row in ordered}) != len(ordered):
         return None  # a node with two matching interfaces
-    members: dict[tuple, list[Row]] = {}
+    # Rows read while the same key was interned share one key object (_row): grouped by its
+    # identity first (cheap), then the groups whose keys are equal merged (few).
+    same: dict[int, list[Row]] = {}
     for row in ordered:
-        found = members.get(row[2])
+        found = same.get(id(row[2]))
         if found is None:
-            members[row[2]] = [row]
+            same[id(row[2])] = [row]
         else:
             found.append(row)
+    members: dict[tuple, list[Row]] = {}
+    for group_rows in same.values():
+        found = members.get(group_rows[0][2])
+        if found is None:
+            members[group_rows[0][2]] = group_rows
+        else:
+            found.extend(group_rows)
+            found.sort(key=itemgetter(0))
     by_id, name_of = index.by_id, index.names_by_id
     classes = []
     for class_rows in sorted(members.values(), key=lambda m: m[0][1]):
@@ -350,6 +365,8 @@ def read_classes(
     return [DeviceClass(tuple(devices), names) for devices, names in classes]
 
 
+# Class keys by themselves: rows read with equal keys share one object (group() is faster).
+_KEYS: dict[tuple, tuple] = {}
 # The node's host-device facts (jsonb, read as its text) as a hashable value equal where
 # PostgreSQL's jsonb equality says equal (1 and 1.0 alike; true and 1 not), parsed once per text.
 _PLUGINS: dict[str, Any] = {}

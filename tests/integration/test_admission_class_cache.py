@@ -701,6 +701,21 @@ def test_a_released_reservation_and_a_rename_back_are_patched(fleet):
     assert full_read((ETH2, None)) == []
 
 
+def test_rows_read_apart_group_as_rows_read_together(fleet):
+    """Rows of one class read at different times may hold equal class keys that are distinct
+    objects (the intern table was emptied meanwhile): grouped into one class all the same."""
+    settle(fleet)
+    for key in KEYS:
+        answer(key)
+    classes._KEYS.clear()
+    for node in ("node-1", "node-4"):
+        Interface.objects.filter(pk=fleet["rows"][node].pk).update(reason="still free")
+    settle(fleet)
+    assert_as_read(KEYS, "patch")
+    found, _ = answer((ETH1, None))
+    assert found is not None and len(found) == 1 and len(found[0].nodes) == NODES
+
+
 def test_an_update_of_other_node_columns_sends_nothing(fleet):
     """Agents write their nodes' contact times all day: that notifies nobody."""
     for key in KEYS:
