@@ -39,7 +39,7 @@ from django.contrib.auth.models import Group
 from django.db import close_old_connections, connection
 
 from inventory.models import Cluster, Interface, NetworkAttachment, Node, Reservation
-from inventory.read import facts
+from inventory.read import classes, facts
 from inventory.read.classes import device_classes  # noqa: F401 - the webhook reads through here
 from inventory.rules import nad
 from inventory.rules.admission.decide import (
@@ -87,7 +87,8 @@ class Index:
 
     versions: dict = field(default_factory=dict, compare=False)  # cniVersion -> findings
     # Fleet-wide device classes read under this index (read/classes.py): (selector kind,
-    # value, nodes or None) -> classes.Entry (generation, classes, rows).
+    # value, nodes or None) -> classes.Entry (generation, classes); their rows are kept per
+    # cluster in read/classes.py.
     classes: dict = field(default_factory=dict, compare=False)
 
     @functools.cached_property
@@ -197,7 +198,9 @@ class IndexHolder:
         return self._indexes[cluster]
 
     def clear(self) -> None:
+        """Forget every index, and the rows of fleet-wide answers (read/classes.py)."""
         self._indexes = {}
+        classes.forget()
 
     def _refresh_in_background(self, cluster: str) -> None:
         with self._lock:

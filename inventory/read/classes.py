@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -95,10 +95,11 @@ _DEVICE = len(facts.DEVICE_COLUMNS)
 # A remembered row: (node name, node id, class key, DEVICE_COLUMNS values); by interface id.
 Row = tuple[str, int, tuple, tuple]
 
-# Device-class answers remembered per index (selectors and placements are made up by users).
+# Device-class answers remembered per index (selectors and placements are made up by users),
+# and sets of rows remembered per cluster.
 CLASS_ENTRIES = 256
-# Rows remembered per index over all its answers (an answer that would pass it keeps none and
-# is read in full after a change): 16 selectors of a 5,000-node fleet.
+# Rows remembered over all sets (the oldest sets are forgotten to make room; a set larger than
+# this is not kept, and is read in full after a change): 16 selectors of a 5,000-node fleet.
 ROWS_KEPT = 80_000
 # Changed interfaces and nodes above which a full read is cheaper than a patch.
 PATCH_INTERFACES = 2_000
@@ -108,12 +109,30 @@ _CLASSES_LOCK = threading.Lock()
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A remembered answer: the change generation its read started at, the classes (None: judge
-    node by node), and the matching rows (None: not kept, read in full after a change)."""
+    """A remembered answer (in its Index): the change generation its read started at, and the
+    classes (None: judge node by node)."""
 
     generation: int
     classes: tuple[DeviceClass, ...] | None
-    rows: dict[int, Row] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """The rows an answer was grouped from and the generation they are true at. Kept per
+    cluster, not per index: they do not depend on it (a rebuilt index groups them again)."""
+
+    generation: int
+    rows: dict[int, Row]
+
+
+# (cluster id, selector kind, value, candidate node ids or None) -> Rows.
+_KEPT: dict[tuple, Rows] = {}
+
+
+def forget() -> None:
+    """Forget every remembered set of rows (the indexes' answers go with their indexes)."""
+    with _CLASSES_LOCK:
+        _KEPT.clear()
 
 
 def device_classes(
@@ -132,9 +151,10 @@ def device_classes(
     As fresh as devices() (a reservation committed before the review is seen): answered from
     memory when nothing was committed since the same read under the same index, patched with
     the rows a commit changed when its notification named them. `count` is told "hit"
-    (remembered), "patch" (the changed rows read, the rest remembered), "miss" (read in full
-    and remembered) or "bypass" (read, the cache not usable). PostgreSQL only (arrays, `~*`):
-    None on the embedded SQLite, which judges node by node."""
+    (remembered), "patch" (the rows remembered, the changed ones read again, grouped again;
+    no query when only the index was rebuilt), "miss" (read in full and remembered) or
+    "bypass" (read, the cache not usable). PostgreSQL only (arrays, `~*`): None on the
+    embedded SQLite, which judges node by node."""
     if connection.vendor != "postgresql":
         return None
     column = _SELECTOR_COLUMNS.get(selector.selector)
@@ -151,37 +171,47 @@ def device_classes(
         if count:
             count("hit")
         return None if found.classes is None else list(found.classes)
+    scope = None if nodes is None else tuple(sorted(_params(index, selector, nodes)["ids"]))
+    rows_key = (index.cluster_id, selector.selector, selector.value, scope)
+    kept = _KEPT.get(rows_key)
     changed = None
-    if found is not None and found.rows is not None:
-        changed = changes.LISTENER.changed_between(found.generation, generation)
+    if kept is not None:
+        changed = changes.LISTENER.changed_between(kept.generation, generation)
         if changed is not None and (
             len(changed.interfaces) > PATCH_INTERFACES or len(changed.nodes) > PATCH_NODES
         ):
             changed = None
-    if changed is not None and found is not None and found.rows is not None:
+    if changed is not None and kept is not None:
         if count:
             count("patch")
-        rows = patch(index, found.rows, selector, nodes, changed)
+        rows = patch(index, kept.rows, selector, nodes, changed)
     else:
         if count:
             count("miss")
         rows = read_rows(index, selector, nodes)
     classes = group(index, rows)
-    _remember(index, key, Entry(generation, None if classes is None else tuple(classes), rows))
+    entry = Entry(generation, None if classes is None else tuple(classes))
+    _remember(index, key, entry, rows_key, Rows(generation, rows))
     return classes
 
 
-def _remember(index: Index, key: tuple, entry: Entry) -> None:
+def _remember(index: Index, key: tuple, entry: Entry, rows_key: tuple, rows: Rows) -> None:
     with _CLASSES_LOCK:
         current = index.classes.get(key)
-        if current is not None and current.generation > entry.generation:
-            return  # a newer answer was stored meanwhile
-        kept = rows_of(e for k, e in index.classes.items() if k != key)
-        if entry.rows is not None and kept + len(entry.rows) > ROWS_KEPT:
-            entry = Entry(entry.generation, entry.classes, None)
-        if len(index.classes) >= CLASS_ENTRIES and key not in index.classes:
-            del index.classes[next(iter(index.classes))]  # the oldest
-        index.classes[key] = entry
+        if current is None or current.generation <= entry.generation:
+            if len(index.classes) >= CLASS_ENTRIES and key not in index.classes:
+                del index.classes[next(iter(index.classes))]  # the oldest
+            index.classes[key] = entry
+        kept = _KEPT.get(rows_key)
+        if kept is not None and kept.generation > rows.generation:
+            return  # newer rows were stored meanwhile
+        _KEPT.pop(rows_key, None)
+        if len(rows.rows) > ROWS_KEPT:
+            return
+        total = sum(len(r.rows) for r in _KEPT.values())
+        while _KEPT and (total + len(rows.rows) > ROWS_KEPT or len(_KEPT) >= CLASS_ENTRIES):
+            total -= len(_KEPT.pop(next(iter(_KEPT))).rows)  # the oldest
+        _KEPT[rows_key] = rows
 
 
 def _cache_generation() -> int | None:
@@ -395,8 +425,3 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, int | float):
         return ("number", value)
     return ("string", value)
-
-
-def rows_of(entries: Iterable[Entry]) -> int:
-    """Rows kept by these remembered answers."""
-    return sum(len(e.rows) for e in entries if e.rows)

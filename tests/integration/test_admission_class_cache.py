@@ -716,6 +716,24 @@ def test_rows_read_apart_group_as_rows_read_together(fleet):
     assert found is not None and len(found) == 1 and len(found[0].nodes) == NODES
 
 
+def test_a_rebuilt_index_groups_the_remembered_rows_again(fleet):
+    """The index is rebuilt every poll interval: the rows stay (they are the cluster's, not the
+    index's), grouped again under the new index without a query, then patched as before."""
+    settle(fleet)
+    for key in KEYS:
+        answer(key)
+    Node.objects.filter(name="node-2").update(labels={"zone": "b"})  # read by the index only
+    admission_facts.INDEX.reload()
+    for key in KEYS:
+        with CaptureQueriesContext(connection) as queries:
+            found, outcomes = answer(key)
+        assert outcomes == ["patch"] and len(queries) == 0
+        assert found == full_read(key)
+    into_pod(fleet, "node-2")
+    settle(fleet)
+    assert_as_read(KEYS, "patch")
+
+
 def test_an_update_of_other_node_columns_sends_nothing(fleet):
     """Agents write their nodes' contact times all day: that notifies nobody."""
     for key in KEYS:
