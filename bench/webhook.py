@@ -234,17 +234,28 @@ def commit_a_change(interface_id: int) -> None:
 
 
 def regroup_times(index: Any, selector: Any, runs: int = 200) -> dict[str, Any]:
-    """What a patch costs beyond its one query: grouping every matching row of the fleet-wide
-    selector again in Python (read/classes.py group), timed alone."""
-    from inventory.read import classes
+    """What a patch costs in Python beyond its one query (read/classes.py), timed alone on the
+    fleet-wide selector's rows: one changed row taken out and put back into its class and the
+    classes built (`patch`), and, for comparison, every row grouped again (`all_rows`)."""
+    from inventory.read import changes, classes
 
     rows = classes.read_rows(index, selector, None)
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        classes.group(index, rows)
-        times.append(time.perf_counter() - started)
-    return {"rows": len(rows), **quantiles(times)}
+    kept = classes.grouped(rows)
+    some = next(iter(rows))
+    changed = changes.Changed(frozenset({some}), frozenset())
+    fresh = {some: rows[some]}
+    timed: dict[str, Any] = {"rows": len(rows)}
+    for label, work in (
+        ("patch", lambda: classes.classes_of(index, classes.patched(kept, changed, fresh))),
+        ("all_rows", lambda: classes.group(index, rows)),
+    ):
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - started)
+        timed[label] = quantiles(times)
+    return timed
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -24,8 +24,10 @@ the next review.
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from operator import itemgetter
@@ -91,6 +93,7 @@ _ROWS = (
 )
 _SELECTOR_COLUMNS = {"device": "name", "hwaddr": "mac", "pciBusID": "pci_address"}
 _DEVICE = len(facts.DEVICE_COLUMNS)
+_NAME = itemgetter(0)  # a row's node name
 
 # A remembered row: (node name, node id, class key, DEVICE_COLUMNS values); by interface id.
 Row = tuple[str, int, tuple, tuple]
@@ -122,7 +125,7 @@ class Rows:
     cluster, not per index: they do not depend on it (a rebuilt index groups them again)."""
 
     generation: int
-    rows: dict[int, Row]
+    grouped: Grouped
 
 
 # (cluster id, selector kind, value, candidate node ids or None) -> Rows.
@@ -184,12 +187,12 @@ def device_classes(
     if changed is not None and kept is not None:
         if count:
             count("patch")
-        rows = patch(index, kept.rows, selector, nodes, changed)
+        rows = patched(kept.grouped, changed, read_rows(index, selector, nodes, changed))
     else:
         if count:
             count("miss")
-        rows = read_rows(index, selector, nodes)
-    classes = group(index, rows)
+        rows = grouped(read_rows(index, selector, nodes))
+    classes = classes_of(index, rows)
     entry = Entry(generation, None if classes is None else tuple(classes))
     _remember(index, key, entry, rows_key, Rows(generation, rows))
     return classes
@@ -206,11 +209,11 @@ def _remember(index: Index, key: tuple, entry: Entry, rows_key: tuple, rows: Row
         if kept is not None and kept.generation > rows.generation:
             return  # newer rows were stored meanwhile
         _KEPT.pop(rows_key, None)
-        if len(rows.rows) > ROWS_KEPT:
+        if len(rows.grouped.rows) > ROWS_KEPT:
             return
-        total = sum(len(r.rows) for r in _KEPT.values())
-        while _KEPT and (total + len(rows.rows) > ROWS_KEPT or len(_KEPT) >= CLASS_ENTRIES):
-            total -= len(_KEPT.pop(next(iter(_KEPT))).rows)  # the oldest
+        total = sum(len(r.grouped.rows) for r in _KEPT.values())
+        while _KEPT and (total + len(rows.grouped.rows) > ROWS_KEPT or len(_KEPT) >= CLASS_ENTRIES):
+            total -= len(_KEPT.pop(next(iter(_KEPT))).grouped.rows)  # the oldest
         _KEPT[rows_key] = rows
 
 
@@ -301,32 +304,21 @@ def _row(values: tuple) -> tuple[int, Row]:
     return interface_id, (node_name, node_id, interned, device)
 
 
-def patch(
-    index: Index,
-    rows: dict[int, Row],
-    selector: DeviceSelector,
-    nodes: Collection[str] | None,
-    changed: changes.Changed,
-) -> dict[int, Row]:
-    """`rows` (not modified) with the rows of the changed interfaces and nodes read again."""
-    fresh = read_rows(index, selector, nodes, changed)
-    patched = dict(rows)
-    for interface_id in changed.interfaces:
-        patched.pop(interface_id, None)
-    if changed.nodes:
-        for interface_id in [i for i, row in patched.items() if row[1] in changed.nodes]:
-            del patched[interface_id]
-    patched.update(fresh)
-    return patched
+@dataclass(frozen=True, slots=True)
+class Grouped:
+    """Rows by interface id and by class key (each class's rows in node-name order: code
+    points, as COLLATE "C" orders UTF-8), and how many rows each node has. Never modified once
+    made: patched() makes a new one, sharing what did not change."""
+
+    rows: dict[int, Row]
+    members: dict[tuple, list[Row]]
+    per_node: dict[int, int]
+    shared: int  # nodes with more than one row
 
 
-def group(index: Index, rows: dict[int, Row]) -> list[DeviceClass] | None:
-    """The classes of `rows`, as the grouped query _CLASSES answers them: members in node-name
-    order (code points, as COLLATE "C" orders UTF-8), classes in the order of their first
-    member's node id. None when a node has two rows or is not in the index."""
-    ordered = sorted(rows.values(), key=itemgetter(0))
-    if len({row[1] for row in ordered}) != len(ordered):
-        return None  # a node with two matching interfaces
+def grouped(rows: dict[int, Row]) -> Grouped:
+    """`rows` grouped in full."""
+    ordered = sorted(rows.values(), key=_NAME)
     # Rows read while the same key was interned share one key object (_row): grouped by its
     # identity first (cheap), then the groups whose keys are equal merged (few).
     same: dict[int, list[Row]] = {}
@@ -343,10 +335,67 @@ def group(index: Index, rows: dict[int, Row]) -> list[DeviceClass] | None:
             members[group_rows[0][2]] = group_rows
         else:
             found.extend(group_rows)
-            found.sort(key=itemgetter(0))
+            found.sort(key=_NAME)
+    per_node = dict(Counter(map(itemgetter(1), ordered)))
+    return Grouped(rows, members, per_node, sum(1 for n in per_node.values() if n > 1))
+
+
+def patched(kept: Grouped, changed: changes.Changed, fresh: dict[int, Row]) -> Grouped:
+    """`kept` without the rows of the changed interfaces and nodes, with `fresh` (their rows
+    read again) instead: only the classes they leave or join are copied and changed."""
+    rows = dict(kept.rows)
+    members = dict(kept.members)
+    per_node = dict(kept.per_node)
+    shared = kept.shared
+    copied: set[tuple] = set()
+
+    def class_of(key: tuple) -> list[Row]:
+        if key not in copied:
+            copied.add(key)
+            members[key] = list(members.get(key, ()))
+        return members[key]
+
+    gone = [i for i in changed.interfaces if i in rows]
+    if changed.nodes:
+        gone += [i for i, row in rows.items() if row[1] in changed.nodes]
+    for interface_id in gone:
+        row = rows.pop(interface_id, None)
+        if row is None:
+            continue  # named twice (its id and its node)
+        members_of = class_of(row[2])
+        at = bisect.bisect_left(members_of, row[0], key=_NAME)
+        while members_of[at] is not row:
+            at += 1
+        del members_of[at]
+        left = per_node[row[1]] - 1
+        if left == 1:
+            shared -= 1
+        if left:
+            per_node[row[1]] = left
+        else:
+            del per_node[row[1]]
+    for interface_id, row in fresh.items():
+        rows[interface_id] = row
+        bisect.insort(class_of(row[2]), row, key=_NAME)
+        now = per_node.get(row[1], 0) + 1
+        if now == 2:
+            shared += 1
+        per_node[row[1]] = now
+    for key in copied:
+        if not members[key]:
+            del members[key]
+    return Grouped(rows, members, per_node, shared)
+
+
+def classes_of(index: Index, kept: Grouped) -> list[DeviceClass] | None:
+    """The classes as the grouped query _CLASSES answers them: members in node-name order,
+    classes in the order of their first member's node id, the facts of the first NAMED_NODES
+    members. None when a node has two rows or is not in the index."""
+    if kept.shared:
+        return None  # a node with two matching interfaces
     by_id, name_of = index.by_id, index.names_by_id
     classes = []
-    for class_rows in sorted(members.values(), key=lambda m: m[0][1]):
+    for class_rows in sorted(kept.members.values(), key=lambda m: m[0][1]):
         try:
             names = tuple([name_of[row[1]] for row in class_rows])
         except KeyError:
@@ -361,6 +410,11 @@ def group(index: Index, rows: dict[int, Row]) -> list[DeviceClass] | None:
             )
         classes.append(DeviceClass(tuple(devices), names))
     return classes
+
+
+def group(index: Index, rows: dict[int, Row]) -> list[DeviceClass] | None:
+    """The classes of `rows` (grouped in full)."""
+    return classes_of(index, grouped(rows))
 
 
 def read_classes(

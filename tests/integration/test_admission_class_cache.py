@@ -829,6 +829,10 @@ def step(fleet, operation: tuple) -> None:
         Node.objects.filter(name=node).update(cni=CNIS[value % len(CNIS)])
     elif kind == "cluster":
         Node.objects.filter(name=node).update(in_cluster=bool(value % 2))
+    elif kind == "second":  # a node's second interface takes a selected name, or leaves it
+        Interface.objects.filter(pk=fleet["second"][node].pk).update(
+            name=("eth9", "eth1", "eth2")[value % 3]
+        )
     elif kind == "sriov":
         Interface.objects.filter(pk=row.pk).update(sriov_num_vfs=value, has_netdev=value != 3)
 
@@ -841,15 +845,22 @@ def test_any_sequence_of_commits_patched_is_a_full_read(fleet):
     # orders (classes are ordered by their first member's node id, members by node name).
     late = make_node(fleet["cluster"], name="node-00", cni=CNI)
     fleet["rows"][late.name] = make_interface(late, name="eth1", kind="physical", driver="ixgbe")
+    # A second interface on each node: named like the first, the node has two (judged node by
+    # node: device_classes() is None).
+    fleet["second"] = {
+        node.name: make_interface(node, name="eth9", kind="physical", driver="ixgbe")
+        for node in Node.objects.filter(name__in=list(fleet["rows"]))
+    }
     admission_facts.INDEX.reload()
     nodes = st.sampled_from([*(f"node-{i}" for i in range(NODES)), late.name])
     operation = st.tuples(
-        st.sampled_from(["state", "rename", "reserve", "cni", "cluster", "sriov"]),
+        st.sampled_from(["state", "rename", "reserve", "cni", "cluster", "sriov", "second"]),
         nodes,
         st.integers(0, 4),
     )
     keys: list[Key] = [*KEYS, (admission_facts.DeviceSelector("device", "eth3"), None)]
     outcomes: list[str] = []
+    answers: list[list | None] = []
 
     @settings(
         max_examples=25,
@@ -869,7 +880,9 @@ def test_any_sequence_of_commits_patched_is_a_full_read(fleet):
             for key in keys:
                 found, how = answer(key)
                 outcomes.extend(how)
+                answers.append(found)
                 assert found == full_read(key), (key, commits)
 
     sequences()
     assert "patch" in outcomes
+    assert None in answers, "no sequence gave a node two matching interfaces"
