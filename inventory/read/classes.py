@@ -6,15 +6,17 @@ one class (rules/admission/fleet.py), so `device_classes` answers O(classes) row
 one per node:
 
 - **Read in full**: the interfaces the selector picks, one row each (class-key facts, device
-  facts, node, active reservation's team), grouped in Python (`group`); or, when the answer
-  cannot be remembered, the one grouped query `_CLASSES` (the same classes, grouped by
-  PostgreSQL).
-- **Remembered**, per index and (selector, value, nodes), with those rows, until PostgreSQL
-  notifies a commit (read/changes.py, migrations 0015 and 0017). A notification names the
+  facts, node, active reservation's team), grouped in Python (`grouped`, `classes_of`); or,
+  when the answer cannot be remembered, the one grouped query `_CLASSES` (the same classes,
+  grouped by PostgreSQL).
+- **Remembered** until PostgreSQL notifies a commit (read/changes.py, migrations 0015 and
+  0017): the answer per index and (selector, value, nodes), its grouped rows per cluster (an
+  index rebuilt every poll interval groups them again, no query). A notification names the
   interfaces or nodes it changed: the next review re-reads only the rows of those interfaces
   and nodes (one indexed query; a row that now matches is added, one that no longer matches is
-  dropped) and groups again (`patch`). A change it does not name (a team, a TRUNCATE, more ids
-  than a notification holds, a listener that reconnected or went silent) reads in full.
+  dropped) and moves just them between classes (`patched`). A change it does not name (a team,
+  a TRUNCATE, more ids than a notification holds, a listener that reconnected or went silent)
+  reads in full.
 
 An answer computed from a read that started at generation G (read BEFORE the query) is true
 while the generation is G, and patching it with what the generations after G changed makes it
