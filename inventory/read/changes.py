@@ -16,11 +16,11 @@ starts its own thread on first use) and the server answered its SELECT 1 (sent e
 seconds) within SILENT_AFTER; while it is False nobody may trust a cached answer.
 
 Each notification names what its commit changed (migration 0017): interface ids ("i:1,2"),
-node ids ("n:3"), or everything (""). The listener keeps, for the last LOG_GENERATIONS
-generations, what each one changed (`changed_between`), so a cached answer can be patched
+node ids ("n:3"), or everything (""). The listener keeps what each of the last LOG_GENERATIONS
+generations changed (LOG_IDS ids at most; `changed_between`), so a cached answer can be patched
 with just those rows. A generation moved by anything else (a (re)connection, a failure, a
-silence, a fork, a notification it cannot read) is not logged: an answer older than it must be
-read again in full.
+silence, a fork, a notification it cannot read) is not logged, nor is one forgotten: an answer
+older than it must be read again in full.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ DEAD_AFTER = 10.0  # seconds without an answer from the server before the connec
 # (unhealthy until it answers again, and then the generation moves on): a connection that
 # hangs stops cached answers within this, long before TCP gives up on it.
 SILENT_AFTER = 3.0
-LOG_GENERATIONS = 4096  # generations whose changed ids are kept
+LOG_GENERATIONS = 4096  # generations whose changed ids are kept, at most
+LOG_IDS = 100_000  # ids kept over those generations, at most (the oldest are forgotten first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,8 @@ class Listener:
         self._listening = False
         self._answered_at = 0.0  # time.monotonic() of the server's last answer
         # (generation, what it changed) of notifications that named it, oldest first.
-        self._log: deque[tuple[int, Changed]] = deque(maxlen=LOG_GENERATIONS)
+        self._log: deque[tuple[int, Changed]] = deque()
+        self._logged = 0  # ids in _log
         self.backend_pid = 0  # the listening connection's server process (tests end it)
 
     @property
@@ -195,6 +197,10 @@ class Listener:
         with self._changed:
             if changed is not None:
                 self._log.append((self._generation + 1, changed))
+                self._logged += len(changed.interfaces) + len(changed.nodes)
+                while len(self._log) > LOG_GENERATIONS or self._logged > LOG_IDS:
+                    _, old = self._log.popleft()  # its generation: read in full from now on
+                    self._logged -= len(old.interfaces) + len(old.nodes)
             self._generation += 1
             if listening is not None and (by is None or by is self._stopping):
                 self._listening = listening
