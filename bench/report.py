@@ -340,22 +340,37 @@ def webhook_section(folder: Path) -> list[str]:
         lines += [
             "",
             "The fleet-wide cases (a pod that may land on any of 5,000 nodes, a NAD with no node "
-            "list) are judged on device classes (rules/admission/fleet.py), read by one grouped "
-            "query and remembered until PostgreSQL notifies a committed change to the tables it "
-            "reads (read/changes.py): a repeated review is answered from memory. Worst CPU p99 "
+            "list) are judged on device classes (rules/admission/fleet.py), read once and "
+            "remembered until PostgreSQL notifies a committed change to the tables they are "
+            "read from (read/changes.py): a repeated review is answered from memory. Worst CPU p99 "
             f"{fleet_cpu} ms {verdict(fleet_cpu)}; worst wall p99 {fleet_wall} ms "
             f"{verdict(fleet_wall)}.",
         ]
     if after_change:
         change_cpu, change_wall = worst(list(after_change.values()))
+        answered: dict[str, int] = {}
+        for case in after_change.values():
+            for result, count in (case.get("class_cache") or {}).items():
+                answered[result] = answered.get(result, 0) + count
+        how = ", ".join(f"{result} {count}" for result, count in sorted(answered.items()))
         lines += [
             "",
-            "The first fleet-wide review after a committed change reads the database again "
-            "(each timed review follows a change and its notification): worst CPU p99 "
+            "The first fleet-wide review after a committed change reads the rows that change "
+            "named and moves them between the remembered classes (read/classes.py; each timed "
+            "review follows a committed write to a row its selector picks, and its "
+            f"notification{'; answered: ' + how if how else ''}): worst CPU p99 "
             f"{change_cpu} ms {verdict(change_cpu)}; worst wall p99 {change_wall} ms "
-            f"{verdict(change_wall)}, most of it PostgreSQL grouping the 5,000 matching rows "
-            "(bench/ANALYSIS.md).",
+            f"{verdict(change_wall)} (bench/ANALYSIS.md).",
         ]
+        regroup = data.get("class_regroup_ms")
+        if regroup:
+            lines += [
+                "",
+                f"A patch's own Python work on the {regroup['rows']} rows of a fleet-wide "
+                f"selector (one row moved, the classes built): median {regroup['patch']['median']}"
+                f" ms, p99 {regroup['patch']['p99']} ms; grouping every row again instead: median "
+                f"{regroup['all_rows']['median']} ms, p99 {regroup['all_rows']['p99']} ms.",
+            ]
     return [*lines, ""]
 
 
