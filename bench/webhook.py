@@ -230,7 +230,7 @@ def commit_a_change(interface_id: int) -> None:
             [interface_id],
         )
     if not changes.LISTENER.wait_for(since, 10):
-        raise SystemExit("no change notification within 10 s: is migration 0017 applied?")
+        raise SystemExit("no change notification within 10 s: is migration 0018 applied?")
 
 
 def regroup_times(index: Any, selector: Any, runs: int = 200) -> dict[str, Any]:

@@ -17,7 +17,7 @@ Two speeds, so that a review costs at most one database query:
   a fleet-wide review reads the selected device on every node, so its answer (and the rows it
   was grouped from) is kept per index and selector until PostgreSQL notifies a commit that
   changed an interface, a node, a reservation or a team (read/changes.py, migrations 0015 and
-  0017); the next review re-reads only the rows the notification names and groups again. A
+  0018); the next review re-reads only the rows the notification names and groups again. A
   change is seen by every review that starts after its commit's notification reaches the
   process (a fraction of a millisecond to a few milliseconds:
   tests/integration/test_admission_class_cache.py). Without the listener (SQLite, the listener

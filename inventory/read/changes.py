@@ -2,7 +2,7 @@
 reviews read, told by PostgreSQL (read/classes.py caches on it).
 
 Statement triggers on the interface, node, reservation and team tables (migrations 0015 and
-0017) send NOTIFY nicportal_inventory; PostgreSQL delivers them when the writing transaction
+0018) send NOTIFY nicportal_inventory; PostgreSQL delivers them when the writing transaction
 commits, in commit order, identical payloads of one transaction folded into one (a transaction
 that wrote different rows in several statements sends one per distinct payload, and is fully
 told once the last of them is read). One daemon thread per process holds its own connection
@@ -15,7 +15,7 @@ while the generation is G.
 starts its own thread on first use) and the server answered its SELECT 1 (sent every WAIT
 seconds) within SILENT_AFTER; while it is False nobody may trust a cached answer.
 
-Each notification names what its commit changed (migration 0017): interface ids ("i:1,2"),
+Each notification names what its commit changed (migration 0018): interface ids ("i:1,2"),
 node ids ("n:3"), or everything (""). The listener keeps what each of the last LOG_GENERATIONS
 generations changed (LOG_IDS ids at most; `changed_between`), so a cached answer can be patched
 with just those rows. A generation moved by anything else (a (re)connection, a failure, a

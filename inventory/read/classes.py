@@ -10,7 +10,7 @@ one per node:
   when the answer cannot be remembered, the one grouped query `_CLASSES` (the same classes,
   grouped by PostgreSQL).
 - **Remembered** until PostgreSQL notifies a commit (read/changes.py, migrations 0015 and
-  0017): the answer per index and (selector, value, nodes), its grouped rows per cluster (an
+  0018): the answer per index and (selector, value, nodes), its grouped rows per cluster (an
   index rebuilt every poll interval groups them again, no query). A notification names the
   interfaces or nodes it changed: the next review re-reads only the rows of those interfaces
   and nodes (one indexed query; a row that now matches is added, one that no longer matches is

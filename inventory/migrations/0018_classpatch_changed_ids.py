@@ -128,6 +128,6 @@ def drop(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("inventory", "0016_history_team_kind")]
+    dependencies = [("inventory", "0017_lean_write_indexes")]
 
     operations = [migrations.RunPython(create, drop)]
