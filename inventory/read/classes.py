@@ -301,7 +301,7 @@ def _row(values: tuple) -> tuple[int, Row]:
     interned = _KEYS.get(key)
     if interned is None:
         if len(_KEYS) >= 4096:
-            _KEYS.clear()  # only identity is lost: group() merges equal keys
+            _KEYS.clear()  # only identity is lost: grouped() merges equal keys
         interned = _KEYS[key] = key
     return interface_id, (node_name, node_id, interned, device)
 
@@ -451,7 +451,7 @@ def read_classes(
     return [DeviceClass(tuple(devices), names) for devices, names in classes]
 
 
-# Class keys by themselves: rows read with equal keys share one object (group() is faster).
+# Class keys by themselves: rows read with equal keys share one object (grouped() is faster).
 _KEYS: dict[tuple, tuple] = {}
 # The node's host-device facts (jsonb, read as its text) as a hashable value equal where
 # PostgreSQL's jsonb equality says equal (1 and 1.0 alike; true and 1 not), parsed once per text.
