@@ -103,6 +103,15 @@ def pg_row_changes() -> int:
         return int(cursor.fetchone()[0])
 
 
+def vacuum_analyze() -> None:
+    """VACUUM ANALYZE the benchmark database: visibility map and planner statistics as
+    autovacuum leaves them after a bulk load."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+
+
 def settled_pg_row_changes(timeout: float = 30.0) -> int:
     """Backends report their counters at the end of a transaction at most once a second, after
     up to 10 s idle, and when they exit. So: close this thread's connection, let the sweep

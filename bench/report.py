@@ -99,7 +99,9 @@ def sweep_section(folder: Path) -> list[str]:
         "slowest run). `rows` is SyncStats.rows_written per run; `pg` is the independent count: "
         "the delta of n_tup_ins + n_tup_upd + n_tup_del over pg_stat_user_tables, read after every "
         "sweep connection has exited (pg also counts the Cluster row's get_or_create/save, which "
-        "SyncStats does not).",
+        "SyncStats does not). The warm and churn runs start on a settled database: after the "
+        "last cold run, VACUUM ANALYZE (as autovacuum leaves the tables once it has caught up "
+        "with the cold sweep's inserts, instead of catching up during the warm runs).",
         "",
         "| nodes × NICs | listing (static API) | cold sweep | warm sweep | warm rows / pg "
         "| 1% churn sweep | churn rows / pg (churned nodes; node rows) |",
