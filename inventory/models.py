@@ -115,6 +115,10 @@ class Cluster(models.Model):
 
 
 class Node(models.Model):
+    # The node's JSON documents: what lists and sweeps leave unread (.defer) when they show or
+    # poll a node without its facts.
+    JSON_FACTS = ("labels", "cni", "findings", "rogue_agents", "internal_ips", "external_ips")
+
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
     # Lists order interfaces by node name: this index lets PostgreSQL walk nodes in order
     # instead of sorting the whole fleet for every page (bench/ANALYSIS.md).
@@ -523,11 +527,7 @@ class HistoryEntry(models.Model):
         Node, null=True, blank=True, on_delete=models.CASCADE, related_name="history"
     )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        db_index=False,
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
     )
     team = models.ForeignKey(
         Group, null=True, blank=True, on_delete=models.SET_NULL, db_index=False

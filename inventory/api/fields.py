@@ -53,8 +53,8 @@ class DirectReadMixin:
     `attrgetter`, and each date-time field resolves the request's time zone once, not per value.
     Same output as DRF's `Serializer.to_representation`: None stays None, every other value goes
     through the field's own `to_representation`; any other field, and any attribute that is
-    missing, goes through the field's `get_attribute` as DRF does. A page of 50 interfaces is
-    2,350 values: this halves the time to build them."""
+    missing, goes through the field's `get_attribute` as DRF does. A page of 100 interfaces is
+    4,700 values: this halves the time to build them."""
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         plan = self.__dict__.get("_direct_plan")

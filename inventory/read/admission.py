@@ -244,7 +244,7 @@ def devices(
     for selector in selectors:
         by_kind.setdefault(selector.selector, set()).add(selector.value)
     matches, params = [], []
-    for kind, column in (("device", "name"), ("hwaddr", "mac"), ("pciBusID", "pci_address")):
+    for kind, column in classes.SELECTOR_COLUMNS.items():
         values = sorted(by_kind.get(kind, ()))
         if values:
             matches.append(f"i.{column} IN ({', '.join(['%s'] * len(values))})")

@@ -68,7 +68,7 @@ _CLASS_KEY = (
 )
 # The interfaces of the cluster's nodes with their active reservation's team (hash-joined:
 # few). Only table names are interpolated into these queries ({column} is one of
-# _SELECTOR_COLUMNS' values); every value is a query parameter.
+# SELECTOR_COLUMNS' values); every value is a query parameter.
 _FROM = (
     f" FROM {_INTERFACE} i JOIN {_NODE} n ON n.id = i.node_id"  # noqa: S608
     f" LEFT JOIN (SELECT r.interface_id, g.name AS team FROM {_RESERVATION} r"
@@ -93,7 +93,7 @@ _ROWS = (
     " CASE WHEN i.state = %(system)s THEN i.reason ~* %(primary)s END, n.cni -> 'host_device'"
     f"{_FROM}{{changed}}"
 )
-_SELECTOR_COLUMNS = {"device": "name", "hwaddr": "mac", "pciBusID": "pci_address"}
+SELECTOR_COLUMNS = {"device": "name", "hwaddr": "mac", "pciBusID": "pci_address"}
 _DEVICE = len(facts.DEVICE_COLUMNS)
 _NAME = itemgetter(0)  # a row's node name
 
@@ -162,7 +162,7 @@ def device_classes(
     embedded SQLite, which judges node by node."""
     if connection.vendor != "postgresql":
         return None
-    column = _SELECTOR_COLUMNS.get(selector.selector)
+    column = SELECTOR_COLUMNS.get(selector.selector)
     if column is None or index.cluster_id is None:
         return []
     key = (selector.selector, selector.value, None if nodes is None else tuple(nodes))
@@ -248,7 +248,7 @@ def _params(index: Index, selector: DeviceSelector, nodes: Collection[str] | Non
 
 def _sql(template: str, selector: DeviceSelector, nodes: Collection[str] | None) -> str:
     scope = "" if nodes is None else " AND i.node_id = ANY(%(ids)s)"
-    column = _SELECTOR_COLUMNS[selector.selector]
+    column = SELECTOR_COLUMNS[selector.selector]
     return template.replace("{column}", column).replace("{nodes}", scope)
 
 

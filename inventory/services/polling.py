@@ -510,16 +510,13 @@ def _write_contacts(contacts: dict, nodes: list[Node]) -> None:
     _keep_contacts_without_cache({key: ids[key] for key in contacts if key in ids})
 
 
-# What a poll does not read of a node row: an answer that changed anything re-reads the row
-# under its lock (apply_snapshot, apply_first_snapshots), and a rare path that needs one of
-# these (an agent turning stale re-judges the node) loads it on access.
-_NOT_POLLED = ("labels", "cni", "findings", "rogue_agents", "internal_ips", "external_ips")
-
-
 def _sweep_nodes(nodes: QuerySet[Node]) -> QuerySet[Node]:
     """A sweep's node rows: with the `known` flag, without the JSON columns a poll never
-    reads (decoding six JSON documents per node was most of loading 20,000 of them)."""
-    return with_known_flag(nodes).defer(*_NOT_POLLED)
+    reads (decoding six JSON documents per node was most of loading 20,000 of them). An answer
+    that changed anything re-reads the row under its lock (apply_snapshot,
+    apply_first_snapshots), and a rare path that needs one of them (an agent turning stale
+    re-judges the node) loads it on access."""
+    return with_known_flag(nodes).defer(*Node.JSON_FACTS)
 
 
 def poll_batch(node_ids: list[int], *, touched: set[int], workers: int = 4) -> NodesReport:

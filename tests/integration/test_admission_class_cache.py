@@ -293,11 +293,9 @@ def test_without_a_listening_listener_every_review_reads_the_database(fleet, mon
     assert decide(request)[1] == 0  # back to memory once it listens again
 
 
-def test_a_lost_listener_connection_reconnects_and_drops_what_it_knew(fleet):
-    """The listener's server process ends (a restart, a failover): it reconnects with a new
-    generation, so the answers remembered before are read again."""
-    request = pod_request()
-    assert_cached(request)
+def end_listener_connection() -> int:
+    """End the listener's server process (a restart, a failover) and wait until it has
+    reconnected; the generation before."""
     since, backend = changes.LISTENER.generation, changes.LISTENER.backend_pid
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
@@ -305,6 +303,15 @@ def test_a_lost_listener_connection_reconnects_and_drops_what_it_knew(fleet):
     while changes.LISTENER.backend_pid == backend or not changes.LISTENER.healthy:
         assert time.monotonic() < deadline, "the listener did not reconnect"
         time.sleep(0.05)
+    return since
+
+
+def test_a_lost_listener_connection_reconnects_and_drops_what_it_knew(fleet):
+    """The listener's server process ends (a restart, a failover): it reconnects with a new
+    generation, so the answers remembered before are read again."""
+    request = pod_request()
+    assert_cached(request)
+    since = end_listener_connection()
     assert changes.LISTENER.generation > since
     assert decide(request)[2]  # read again
     assert decide(request)[1] == 0
@@ -752,13 +759,7 @@ def test_a_patch_after_a_listener_reconnect_reads_in_full(fleet):
     for key in KEYS:
         answer(key)
     into_pod(fleet, "node-1")
-    since, backend = changes.LISTENER.generation, changes.LISTENER.backend_pid
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
-    deadline = time.monotonic() + 10
-    while changes.LISTENER.backend_pid == backend or not changes.LISTENER.healthy:
-        assert time.monotonic() < deadline, "the listener did not reconnect"
-        time.sleep(0.05)
+    since = end_listener_connection()
     settle(fleet)
     assert changes.LISTENER.changed_between(since, changes.LISTENER.generation) is None
     assert_as_read(KEYS, "miss")

@@ -75,16 +75,9 @@ def row_queryset() -> QuerySet:
     decoding them for every row cost more than the rest of the row."""
     return (
         Interface.objects.select_related("node", "node__cluster")
-        .defer(*_NODE_FACTS)
+        .defer(*(f"node__{name}" for name in Node.JSON_FACTS))
         .prefetch_related(active_reservations())
     )
-
-
-_NODE_FACTS = tuple(
-    f"node__{field.name}"
-    for field in Node._meta.concrete_fields
-    if field.get_internal_type() == "JSONField"
-)
 
 
 def fleet_queryset(params: QueryDict) -> tuple[InterfaceFilterSet, QuerySet]:
@@ -108,11 +101,6 @@ class CountedPaginator(Paginator):
 COUNTS_TTL = 10  # seconds
 
 
-def counts_stamp() -> str:
-    """What cached counts are keyed on: the history version and the newest interface."""
-    return pages.inventory_version()
-
-
 def without_state(params: QueryDict) -> tuple[QueryDict, str]:
     """The query without `state` (and paging), and a short digest of it for cache keys."""
     rest = params.copy()
@@ -129,7 +117,7 @@ def state_counts(params: QueryDict, stamp: str | None = None) -> dict[str, int]:
     or row; a filter on a fact that changed without a state change (a driver, say) may lag by
     COUNTS_TTL seconds."""
     rest, filters = without_state(params)
-    key = f"fleet-counts:{filters}:{stamp or counts_stamp()}"
+    key = f"fleet-counts:{filters}:{stamp or pages.inventory_version()}"
     counts = cache.get(key)
     if counts is None:
         filterset = InterfaceFilterSet(rest, queryset=Interface.objects.all())
@@ -159,7 +147,7 @@ def node_state_counts(
     cluster) since node names are unique per cluster only, under every filter but `state`, and
     how many nodes match in all. Cached like state_counts."""
     rest, filters = without_state(params)
-    key = f"fleet-node-bars:{filters}:{stamp or counts_stamp()}"
+    key = f"fleet-node-bars:{filters}:{stamp or pages.inventory_version()}"
     cached = cache.get(key)
     if cached is None:
         rows = InterfaceFilterSet(rest, queryset=Interface.objects.all()).qs.order_by()
@@ -208,7 +196,7 @@ class FleetView(PageMixin, LiveMixin, ListView):
         return size if size in PAGE_SIZES else 50
 
     def paginate_queryset(self, queryset: QuerySet, page_size: int) -> tuple:
-        self.stamp = counts_stamp()
+        self.stamp = pages.inventory_version()
         counts = state_counts(self.request.GET, self.stamp)
         chosen = self.filterset.form.cleaned_data.get("state") if self.filterset.is_valid() else []
         self.state_counts = counts
