@@ -8,12 +8,14 @@ import json
 import urllib.request
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
+from django.utils import timezone
 
 from bench import fleet
 from bench.fleet_agent import FleetAgentClient
 from inventory.clients.cluster import ClusterClient
-from inventory.models import HistoryEntry, Interface, Node, PodAttachment
+from inventory.models import HistoryEntry, Interface, Node, PodAttachment, contact_cache_key
 from inventory.services import polling
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,6 +127,7 @@ def test_a_sweep_over_two_processes_fills_every_interface_then_writes_nothing(si
 
     cold = polling.sweep_inline(workers=2, processes=2, cluster_client=cluster_client, agent=agent)
     before = stored_rows()
+    started = timezone.now()
     warm = polling.sweep_inline(workers=2, processes=2, cluster_client=cluster_client, agent=agent)
 
     assert (cold.agents_ok, cold.agents_failed) == (NODES, 0)
@@ -134,6 +137,10 @@ def test_a_sweep_over_two_processes_fills_every_interface_then_writes_nothing(si
     assert HistoryEntry.objects.filter(kind="ownership").count() == NODES * NICS
     assert warm.agents_ok == NODES and warm.stats.rows_written == 0
     assert stored_rows() == before
+    # Each process wrote its share's contact times to the cache (what the pages read).
+    ids = list(Node.objects.values_list("pk", flat=True))
+    contacts = cache.get_many([contact_cache_key(pk) for pk in ids])
+    assert len(contacts) == NODES and min(contacts.values()) >= started
 
 
 def control(server, path: str) -> dict:
