@@ -171,8 +171,13 @@ def facts_digest(row: dict) -> str:
     added = {f: row.get(f) for f in _ADDED_LINK_FIELDS if row.get(f) not in (None, "")}
     if added:
         values.append(added)
-    blob = json.dumps(values, sort_keys=True, default=str)
+    blob = _DIGEST_ENCODER.encode(values)
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+# json.dumps(values, sort_keys=True, default=str), whose text every stored digest was made
+# from, without building an encoder per call.
+_DIGEST_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
 
 
 def _keep_name_of_vanished(iface: Interface, row: dict) -> None:
