@@ -135,8 +135,8 @@ def _apply_nodes(
         to_update.append(node)
         update_fields.add("in_cluster")
     stats.node_rows += bulk_write(Node, to_create, to_update, update_fields)
-    if to_create:
-        # bulk_create sets pks on PostgreSQL and SQLite >= 3.35; re-read to be portable.
+    if any(node.pk is None for node in to_create):
+        # bulk_create sets pks on PostgreSQL and SQLite >= 3.35; re-read where it did not.
         existing.update(
             {
                 n.name: n
