@@ -185,7 +185,10 @@ def _target(target: str) -> _Target | str:
     netloc = parsed.host + (f":{parsed.port}" if parsed.port else "")
     return _Target(
         url=f"{scheme}://{netloc}{parsed.request_uri}",
-        authority=auth.authority(parsed.host.strip("[]"), parsed.port or 80),
+        # The address the agent's socket has: a URL without a port means the scheme's port.
+        authority=auth.authority(
+            parsed.host.strip("[]"), parsed.port or (443 if scheme == "https" else 80)
+        ),
         path=parsed.request_uri,
     )
 
