@@ -24,7 +24,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from inventory import tasks
@@ -425,9 +425,18 @@ def test_manage_py_poll_sweeps_every_cluster(registered):
     lines = out.getvalue().splitlines()
     assert [line.split(":")[0] for line in lines] == ["cluster lab", "cluster second"]
     assert all("sweep done in" in line and "0 failed" in line for line in lines)
+    answered = [line.split("s: ", 1)[1].split(";")[0] for line in lines]  # "3 nodes, 3 agents…"
     out = io.StringIO()
     call_command("poll", "--quiet", "--cluster", "second", stdout=out)
     assert out.getvalue().startswith("cluster second: sweep done in")
+    out = io.StringIO()
+    call_command("poll", "--quiet", "--processes", "2", "--workers", "2", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["cluster lab", "cluster second"]
+    assert all("sweep done in" in line and "0 failed" in line for line in lines)
+    assert [line.split("s: ", 1)[1].split(";")[0] for line in lines] == answered
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("poll", "--quiet", "--processes", "0")
 
 
 def nad_in(handle: LabHandle, namespace: str, name: str) -> bool:
