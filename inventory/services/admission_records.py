@@ -58,7 +58,7 @@ QUEUE_FULL, WRITE_FAILED = "queue_full", "write_failed"
 DROP_REASONS = (QUEUE_FULL, WRITE_FAILED)
 BATCH = 500  # records written in one statement at most
 DROP_WARN_EVERY = 60.0  # seconds between two warnings about dropped records
-EXIT_FLUSH_SECONDS = 3.0  # well within gunicorn's graceful_timeout
+EXIT_FLUSH_SECONDS = 5.0  # within gunicorn's graceful_timeout (10 s)
 
 KEY = ("cluster", "resource", "namespace", "name", "codes", "enforced")
 VALUES = ("operation", "username", "uid", "message", "last_at")
