@@ -286,8 +286,9 @@ def webhook_section(folder: Path) -> list[str]:
     lines += [
         f"{data['nodes']:,} nodes, {data['interfaces']:,} interfaces. One POST /validate through "
         "Django's test Client with the webhook server's settings (no socket, no TLS); the "
-        "in-memory index warm. `reads` = the SELECTs of the inventory (a denial's record adds "
-        "one INSERT ... ON CONFLICT); the index "
+        "in-memory index warm. `reads` = the SELECTs of the inventory; a denial's record is "
+        "queued for the process's writer thread and written off the response path (its time "
+        "per record below the table, every case's records counted after it); the index "
         f"itself (nodes, NADs, team namespaces) builds in {build['median']} ms median "
         f"(n={build['n']}), in a background thread. The wall time includes waiting for a CPU: "
         "the load average was "
@@ -307,6 +308,17 @@ def webhook_section(folder: Path) -> list[str]:
             f"{cpu['median']} / {cpu['p99']} | {'allowed' if case['allowed'] else 'denied'} | "
             f"{case['queries']} ({case['reads']}) |"
         )
+    written = {
+        label: case["records"] for label, case in data["cases"].items() if case.get("records")
+    }
+    if written:
+        lines += ["", "The record writer (off the response path), per case of denials:", ""]
+        lines += [
+            f"- {label}: {r['records']} records in {r['batches']} batches, "
+            f"{r['ms_per_record']} ms writing per record; {r['flush_after_ms']} ms left to "
+            "write after the last review"
+            for label, r in written.items()
+        ]
     after_change = {
         label: case for label, case in data["cases"].items() if "after a change" in label
     }

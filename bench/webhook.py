@@ -4,7 +4,12 @@
 
 Server time = wall time of one POST /validate through Django's test Client in this process (with
 the webhook server's settings, NICPORTAL_WEBHOOK_SERVER=1: its URLconf and middleware; parsing,
-the decision, the query, the record of a denial, the Redis counters), without a socket or TLS.
+the decision, the query, queueing a denial's record, the Redis counters), without a socket or TLS.
+A denial's record is written by the process's writer thread, off the response path
+(inventory/services/admission_records.py), while the next reviews run, as in the server: after
+each case the writer is flushed and the case's records counted in the database (a case whose
+records did not all land stops the run), and the writer's own time per record is reported
+(`records`: batches, seconds spent writing / records written).
 The inventory is the one bench.api uses: a cold sweep of the simulated fleet (bench.fleet) fills
 the database when it holds fewer than --interfaces rows. The in-memory index is warm (it is
 rebuilt in the background in production; its build time is reported on its own). Goal: p99
@@ -282,13 +287,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     setup = prepare()
 
     from django.conf import settings
+    from django.db.models import Sum
 
+    from inventory.models import AdmissionRecord
     from inventory.read import admission as admission_facts
     from inventory.read import changes
-    from inventory.services import admission
+    from inventory.services import admission, admission_records
 
     if not settings.WEBHOOK_CLASS_CACHE:
         raise SystemExit("NICPORTAL_WEBHOOK_CLASS_CACHE is off: the server's default is on")
+    if not settings.WEBHOOK_RECORD_ASYNC:
+        raise SystemExit("NICPORTAL_WEBHOOK_RECORD_ASYNC is off: the server's default is on")
+    writer = admission_records.WRITER
+
+    def recorded() -> int:
+        return AdmissionRecord.objects.aggregate(n=Sum("count"))["n"] or 0
+
     if not changes.LISTENER.wait_healthy(10):
         raise SystemExit("the inventory change listener did not start")
     admission_facts.INDEX.background = False
@@ -320,6 +334,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 (pk for words, pk in setup["changed_interface"].items() if words in label), None
             )
             runs = args.fleet_runs if changed else args.runs
+            records_before = recorded()
+            written, batches, writing = writer.written, writer.batches, writer.write_seconds
             for _ in range(3):
                 response = client.post("/validate", body, content_type="application/json")
                 assert response.status_code == 200, response.content[:300]
@@ -343,15 +359,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 commit_a_change(changing)
             with CaptureQueriesContext(connection) as queries:
                 client.post("/validate", body, content_type="application/json")
+            # Every denial of the case (3 warm-ups, the timed runs, the one above) recorded.
+            started = time.perf_counter()
+            if not writer.flush(60):
+                raise SystemExit(f"{label}: the record writer did not finish within 60 s")
+            flush_ms = (time.perf_counter() - started) * 1000
+            landed = recorded() - records_before
+            expected = 0 if answer["allowed"] else runs + 4
+            if landed != expected:
+                raise SystemExit(f"{label}: {landed} records landed, {expected} expected")
+            records = None
+            if writer.written > written:
+                records = {
+                    "records": writer.written - written,
+                    "batches": writer.batches - batches,
+                    "ms_per_record": round(
+                        (writer.write_seconds - writing) * 1000 / (writer.written - written), 3
+                    ),
+                    "flush_after_ms": round(flush_ms, 3),  # left to write after the last review
+                }
             results["cases"][label] = {
                 "ms": quantiles(times),
                 # CPU time of this thread: what the review costs the server, without the waits
                 # for PostgreSQL and Redis, and without waiting for a CPU on a shared machine.
                 "cpu_ms": quantiles(cpu),
                 "allowed": answer["allowed"],
-                "queries": len(queries),  # BEGIN, SET LOCAL and COMMIT of a record included
+                "queries": len(queries),  # the review's own: its record is the writer's
                 "reads": reads(queries),
                 "class_cache": how,  # how the timed reviews' device classes were answered
+                "records": records,  # the writer's, for this case's denials
             }
             print(f"{label}: {results['cases'][label]}", file=sys.stderr)
     results["class_regroup_ms"] = regroup_times(admission_facts.INDEX.get(), setup["selector"])

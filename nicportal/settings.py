@@ -311,6 +311,12 @@ WEBHOOK_INDEX_MAX_AGE = env_float("NICPORTAL_WEBHOOK_INDEX_MAX_AGE", POLL_INTERV
 # device classes in memory until PostgreSQL notifies a commit that changes interfaces, nodes,
 # reservations or teams (inventory/read/changes.py); off: every review reads the database.
 WEBHOOK_CLASS_CACHE = env_bool("NICPORTAL_WEBHOOK_CLASS_CACHE", True)
+# A denial's record (AdmissionRecord) is written by a writer thread in the process, off the
+# review's response path (inventory/services/admission_records.py): on in the webhook server,
+# off elsewhere (the web process, tests: the review writes it itself). At most this many records
+# wait for the writer; past that a record is dropped and counted in /metrics, never waited for.
+WEBHOOK_RECORD_ASYNC = env_bool("NICPORTAL_WEBHOOK_RECORD_ASYNC", WEBHOOK_SERVER)
+WEBHOOK_RECORD_QUEUE = env_int("NICPORTAL_WEBHOOK_RECORD_QUEUE", 10000, minimum=1)
 
 # --- Auth, REST ------------------------------------------------------------------------------
 LOGIN_URL = "login"

@@ -37,3 +37,18 @@ def ssl_context(config: Any, default_ssl_context_factory: Any) -> ssl.SSLContext
     context = default_ssl_context_factory()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """A worker that stops (a restart, a scale-down, SIGTERM) first writes the denial records
+    its writer thread still has queued, and its pending metrics, within a few seconds
+    (inventory/services/admission_records.py)."""
+    # Imported here: this file is read by the gunicorn master, which never sets Django up (the
+    # workers load the application after the fork).
+    from inventory.services import admission, admission_records
+
+    if admission_records.WRITER.running and not admission_records.WRITER.flush(
+        admission_records.EXIT_FLUSH_SECONDS
+    ):
+        server.log.warning("admission records still queued at exit were not written")
+    admission.flush_counters()

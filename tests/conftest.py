@@ -60,11 +60,14 @@ def pytest_sessionstart(session):
 def django_db_setup(django_db_setup):
     """pytest-django's test database, and before it is dropped, the inventory change listener
     stopped: a fleet-wide review outside a transaction starts it (read/changes.py), and its
-    connection would keep DROP DATABASE from running."""
+    connection would keep DROP DATABASE from running. So is the admission records' writer
+    thread (services/admission_records.py), for the same reason."""
     from inventory.read import changes
+    from inventory.services import admission_records
 
     yield
     changes.LISTENER.stop()
+    admission_records.WRITER.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,11 @@ For every request, in this order:
 1. parse: a body that is not an AdmissionReview v1 with a uid is a 400 (nothing to answer);
 2. decide: NADs on CREATE/UPDATE, pods on CREATE; anything else is allowed untouched;
 3. apply the mode: `enforce` denies; `warn` allows and turns the denial into warnings;
-4. record a denial (or would-be denial) in AdmissionRecord, unless the request is a dry run
-   (`kubectl --dry-run=server`): a dry run changes nothing, this record included. It is still
-   counted in the metrics (label dry_run="true"), which are not state anyone acts on;
+4. record a denial (or would-be denial) in AdmissionRecord (in the webhook server: queued for
+   the process's writer thread, off the response path: services/admission_records.py), unless
+   the request is a dry run (`kubectl --dry-run=server`): a dry run changes nothing, this record
+   included. It is still counted in the metrics (label dry_run="true"), which are not state
+   anyone acts on;
 5. count the decision and its latency (in this process, flushed to Redis at most once a second:
    shared by every server process and read by /metrics) and log one key=value line.
 
@@ -30,13 +32,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from inventory.models import AdmissionRecord
 from inventory.read import admission as admission_facts
 from inventory.rules import multus, nad
 from inventory.rules.admission import decide, fleet, placement
@@ -49,6 +48,7 @@ from inventory.rules.admission.review import (
 )
 from inventory.rules.nad import fleet as nad_fleet
 from inventory.rules.nad import render
+from inventory.services import admission_records
 
 log = logging.getLogger("inventory.admission")
 
@@ -350,66 +350,23 @@ def _object_name(request: AdmissionRequest) -> str:
 def _record(
     request: AdmissionRequest, decision: Decision, *, enforced: bool, cluster: str = ""
 ) -> None:
-    """Upsert the AdmissionRecord of this object, reason and mode. A failure to record never
-    changes the answer (logged instead)."""
-    key = {
-        "cluster": (cluster or settings.CLUSTER_NAME)[:100],
-        "resource": request.resource[:64],
-        "namespace": request.namespace[:63],
-        "name": _object_name(request)[:253],
-        "codes": ",".join(decision.codes)[:300],
-        "enforced": enforced,
-    }
-    now = timezone.now()
-    values = {
-        "operation": request.operation[:10],
-        "username": request.username[:253],
-        "uid": request.uid[:64],
-        "message": decision.message(),
-        "last_at": now,
-    }
-    try:
-        if connection.vendor == "postgresql":
-            _upsert(key, values, now)
-            return
-        for _attempt in range(2):
-            try:
-                with transaction.atomic():
-                    if AdmissionRecord.objects.filter(**key).update(count=F("count") + 1, **values):
-                        return
-                    AdmissionRecord.objects.create(**key, **values, first_at=now)
-                return
-            except IntegrityError:
-                continue  # another process created it first: update that row
-    except DatabaseError:
-        log.exception("admission record failed uid=%s", request.uid)
-
-
-_TABLE = AdmissionRecord._meta.db_table
-_KEY = ("cluster", "resource", "namespace", "name", "codes", "enforced")
-_VALUES = ("operation", "username", "uid", "message", "last_at")
-# Identifiers from the model's own metadata; every value is a parameter.
-_UPSERT = (
-    f"INSERT INTO {_TABLE} ({', '.join(_KEY + _VALUES)}, count, first_at)"  # noqa: S608
-    f" VALUES ({', '.join(['%s'] * (len(_KEY) + len(_VALUES) + 2))})"
-    f" ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET count = {_TABLE}.count + 1, "
-    + ", ".join(f"{column} = EXCLUDED.{column}" for column in _VALUES)
-)
-
-
-def _upsert(key: dict[str, Any], values: dict[str, Any], now: Any) -> None:
-    """One INSERT ... ON CONFLICT on PostgreSQL: one round trip, no race between two servers
-    recording the same object (the unique constraint decides). In the webhook server its
-    commit does not wait for the WAL flush (settings: the record is a log, not a promise).
-    Inside a transaction (tests, a caller's atomic block) a savepoint keeps a failure here
-    from breaking the caller's transaction."""
-    params = [key[c] for c in _KEY] + [values[c] for c in _VALUES] + [1, now]
-    if connection.in_atomic_block:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_UPSERT, params)
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(_UPSERT, params)
+    """Count this denial in the AdmissionRecord of its object, reason and mode: queued for the
+    process's writer thread in the webhook server, written now elsewhere
+    (services/admission_records.py). A failure to record never changes the answer."""
+    entry = admission_records.Entry.of(
+        cluster=(cluster or settings.CLUSTER_NAME)[:100],
+        resource=request.resource[:64],
+        namespace=request.namespace[:63],
+        name=_object_name(request)[:253],
+        codes=",".join(decision.codes)[:300],
+        enforced=enforced,
+        operation=request.operation[:10],
+        username=request.username[:253],
+        uid=request.uid[:64],
+        message=decision.message(),
+        last_at=timezone.now(),
+    )
+    admission_records.record(entry)
 
 
 # --- metrics ---------------------------------------------------------------------------------
@@ -490,7 +447,10 @@ def flush_counters() -> None:
     """Move this process's pending counts to Redis when configured (atomic, shared by every
     process), otherwise to the cache (the embedded set-up: approximate under concurrency).
     A failed flush keeps the counts for the next one; it never fails a review."""
+    dropped = admission_records.WRITER.take_dropped()
     with _pending_lock:
+        for reason, records in dropped.items():
+            _pending[f"records_dropped|{reason}"] += records
         counts = dict(_pending)
         _pending.clear()
     if not counts:
@@ -528,9 +488,9 @@ def read_counters() -> dict[str, float]:
 
 
 class AdmissionCollector(Collector):
-    """nicportal_admission_decisions_total, nicportal_admission_latency_seconds and
-    nicportal_admission_class_cache_total, summed over every webhook server process (the
-    counters live in Redis)."""
+    """nicportal_admission_decisions_total, nicportal_admission_latency_seconds,
+    nicportal_admission_class_cache_total and nicportal_admission_records_dropped_total, summed
+    over every webhook server process (the counters live in Redis)."""
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -556,7 +516,8 @@ class AdmissionCollector(Collector):
         yield decisions
         latency = HistogramMetricFamily(
             "nicportal_admission_latency_seconds",
-            "Server time per admission review (parse, decide, record, count), by cluster.",
+            "Server time per admission review (parse, decide, record or queue the record, count), "
+            "by cluster.",
             labels=["cluster", "resource"],
         )
         buckets_of = _by_cluster(counters, "bucket", 3)
@@ -584,3 +545,12 @@ class AdmissionCollector(Collector):
         for result in CLASS_CACHE_RESULTS:
             cache.add_metric([result], counters.get(f"class_cache|{result}", 0))
         yield cache
+        dropped = CounterMetricFamily(
+            "nicportal_admission_records_dropped",
+            "Denial records not written: the writer's queue was full (queue_full), or a batch "
+            "failed twice (write_failed). The denials were answered all the same.",
+            labels=["reason"],
+        )
+        for reason in admission_records.DROP_REASONS:
+            dropped.add_metric([reason], counters.get(f"records_dropped|{reason}", 0))
+        yield dropped

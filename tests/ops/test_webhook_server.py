@@ -5,6 +5,7 @@ the UI; a client that does not trust the CA, or speaks plain HTTP, gets nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -12,13 +13,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 import requests
 from cryptography import x509
 from django.core.management import call_command
 
-from inventory.models import Cluster
+from inventory.models import AdmissionRecord, Cluster
+from inventory.read import changes
 from tests.ops.servers import database_url, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,9 +38,9 @@ def certificates(tmp_path) -> Path:
     return out
 
 
-@pytest.fixture
-def webhook_server(certificates, tmp_path) -> Iterator[str]:
-    Cluster.objects.create(name="default")
+@contextlib.contextmanager
+def serving(certificates: Path, tmp_path: Path, **extra: str) -> Iterator[tuple[Any, str]]:
+    """gunicorn with nicportal/webhook_gunicorn.py and one worker: (its process, its URL)."""
     port = free_port()
     env = {
         **os.environ,
@@ -48,6 +52,7 @@ def webhook_server(certificates, tmp_path) -> Iterator[str]:
         "NICPORTAL_VAR_DIR": str(tmp_path / "var"),
         "NICPORTAL_CLUSTER_NAME": "default",
         "PYTHONPATH": str(ROOT),
+        **extra,
     }
     log = (tmp_path / "webhook.log").open("w")
     process = subprocess.Popen(
@@ -68,7 +73,7 @@ def webhook_server(certificates, tmp_path) -> Iterator[str]:
                 assert process.poll() is None, (tmp_path / "webhook.log").read_text()
                 assert time.monotonic() < deadline, "the webhook server did not start"
                 time.sleep(0.2)
-        yield base
+        yield process, base
     finally:
         process.terminate()
         try:
@@ -77,6 +82,13 @@ def webhook_server(certificates, tmp_path) -> Iterator[str]:
             process.kill()
             process.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture
+def webhook_server(certificates, tmp_path) -> Iterator[str]:
+    Cluster.objects.create(name="default")
+    with serving(certificates, tmp_path) as (_, base):
+        yield base
 
 
 def test_webhookcert_makes_a_ca_and_a_serving_certificate_for_the_names(certificates):
@@ -138,6 +150,12 @@ def test_the_server_answers_reviews_over_tls_and_serves_nothing_else(webhook_ser
     review = answer.json()["response"]
     assert review["uid"] == "7f0c" and review["allowed"] is False
     assert review["status"]["details"]["causes"][0]["reason"] == "CONFIG_INVALID_JSON"
+    # Its record is written by the worker's writer thread (started in the forked worker, not in
+    # the gunicorn master), a moment after the answer.
+    deadline = time.monotonic() + 10
+    while not AdmissionRecord.objects.filter(name="macvlan-conf", uid="7f0c").exists():
+        assert time.monotonic() < deadline, "the denial's record was not written"
+        time.sleep(0.05)
     bad = requests.post(f"{webhook_server}/validate", data=b"{", verify=ca, timeout=10)
     assert bad.status_code == 400 and "not JSON" in bad.json()["error"]
     for path in ("/", "/api/v1/interfaces/", "/metrics", "/admin/"):
@@ -145,6 +163,62 @@ def test_the_server_answers_reviews_over_tls_and_serves_nothing_else(webhook_ser
     assert json.loads(requests.get(f"{webhook_server}/healthz", verify=ca, timeout=10).text) == {
         "status": "ok"
     }
+
+
+def test_a_stopping_worker_writes_the_records_still_queued(certificates, tmp_path):
+    # The record table locked by another session: the worker's writer waits on its INSERT when
+    # the server is told to stop; released half a second later, the record must still land (the
+    # worker flushes its writer before exiting, nicportal/webhook_gunicorn.py worker_exit).
+    if not database_url().startswith("postgres"):
+        pytest.skip("locks the table from another PostgreSQL session (the PostgreSQL pass)")
+    Cluster.objects.create(name="default")
+    table = AdmissionRecord._meta.db_table
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "exit-1",
+            "resource": {
+                "group": "k8s.cni.cncf.io",
+                "version": "v1",
+                "resource": "network-attachment-definitions",
+            },
+            "operation": "CREATE",
+            "namespace": "default",
+            "name": "late",
+            "object": {
+                "metadata": {"name": "late", "namespace": "default"},
+                "spec": {"config": '{"cniVersion": "0.3.1", # x\n "type": "host-device"}'},
+            },
+        },
+    }
+    # No statement cap: the writer waits for the lock as long as the test holds it.
+    with serving(certificates, tmp_path, NICPORTAL_DB_STATEMENT_TIMEOUT_MS="0") as (server, base):
+        lock = psycopg.connect(**changes.connection_params())
+        try:
+            lock.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+            answer = requests.post(
+                f"{base}/validate", json=body, verify=certificates / "ca.crt", timeout=10
+            )
+            assert answer.json()["response"]["allowed"] is False
+            deadline = time.monotonic() + 10
+            with psycopg.connect(**changes.connection_params(), autocommit=True) as probe:
+                while not probe.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE %s",
+                    [f"INSERT INTO {table}%"],
+                ).fetchone()[0]:
+                    assert time.monotonic() < deadline, "the writer did not reach the lock"
+                    time.sleep(0.02)
+            server.terminate()
+            time.sleep(2.5)
+            assert not AdmissionRecord.objects.filter(uid="exit-1").exists()
+        finally:
+            lock.rollback()
+            lock.close()
+        server.wait(timeout=15)
+    assert AdmissionRecord.objects.get(uid="exit-1").name == "late"
+    assert "still queued at exit" not in (tmp_path / "webhook.log").read_text()
 
 
 def test_the_server_is_trusted_only_through_its_ca_and_speaks_only_tls(webhook_server):
@@ -156,11 +230,13 @@ def test_the_server_is_trusted_only_through_its_ca_and_speaks_only_tls(webhook_s
 
 
 def test_the_servers_sessions_do_not_wait_for_the_wal_flush_and_cap_statements(settings):
-    # Its only writes are AdmissionRecords (a log): one upsert per denial, committed without
-    # waiting for the flush; every statement capped under the webhook's deadline.
+    # Its only writes are AdmissionRecords (a log), by its writer thread: one upsert per batch,
+    # committed without waiting for the flush; every statement capped under the deadline.
     if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         pytest.skip("session settings of PostgreSQL (the PostgreSQL pass runs this)")
     show = (
+        "from django.conf import settings\n"
+        "print('records', 'async' if settings.WEBHOOK_RECORD_ASYNC else 'sync')\n"
         "from django.db import connection\n"
         "with connection.cursor() as c:\n"
         "    c.execute('SHOW synchronous_commit'); print(c.fetchone()[0])\n"
@@ -176,6 +252,7 @@ def test_the_servers_sessions_do_not_wait_for_the_wal_flush_and_cap_statements(s
         check=True,
     )
     assert out.stdout.split()[-2:] == ["off", "1500ms"], out.stdout + out.stderr
+    assert "records async" in out.stdout  # a denial's record is written by the writer thread
     web = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", show],
         cwd=ROOT,
@@ -185,3 +262,4 @@ def test_the_servers_sessions_do_not_wait_for_the_wal_flush_and_cap_statements(s
         check=True,
     )
     assert web.stdout.split()[-2] == "on", web.stderr  # the web portal's writes wait for it
+    assert "records sync" in web.stdout
