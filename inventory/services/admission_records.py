@@ -16,7 +16,8 @@ The writer (`WRITER`):
   slow or down) a record is dropped, never waited for, counted in
   nicportal_admission_records_dropped_total{reason="queue_full"} and warned about at most once
   a minute;
-- takes everything queued (up to BATCH) and writes it as one statement: the records of one
+- takes everything queued within LINGER of a batch's first record (up to BATCH) and writes it
+  as one statement: the records of one
   object, reason and mode are summed into one row (its count moves by how many were queued, its
   values are the latest), and on PostgreSQL every row goes in one INSERT ... ON CONFLICT, in
   key order (two processes upserting the same rows lock them in the same order: no deadlock);
@@ -57,6 +58,7 @@ log = logging.getLogger("inventory.admission")
 QUEUE_FULL, WRITE_FAILED = "queue_full", "write_failed"
 DROP_REASONS = (QUEUE_FULL, WRITE_FAILED)
 BATCH = 500  # records written in one statement at most
+LINGER = 0.05  # seconds a batch waits for more records after its first
 DROP_WARN_EVERY = 60.0  # seconds between two warnings about dropped records
 EXIT_FLUSH_SECONDS = 5.0  # within gunicorn's graceful_timeout (10 s)
 
@@ -270,9 +272,13 @@ class RecordWriter:
                     batch = [pending.get(timeout=0.5)]  # wakes up to notice stop()
                 except queue.Empty:
                     continue
+                # The rest of a burst joins the batch: one statement for it, and the thread
+                # wakes (and takes the interpreter from the reviews) once per burst, not once
+                # per denial.
+                lingering = time.monotonic() + LINGER
                 while len(batch) < BATCH:
                     try:
-                        batch.append(pending.get_nowait())
+                        batch.append(pending.get(timeout=max(0.0, lingering - time.monotonic())))
                     except queue.Empty:
                         break
                 self._write(batch)
