@@ -70,7 +70,7 @@ def page_sort(params: QueryDict) -> pages.Sort:
 
 
 def row_queryset() -> QuerySet:
-    """What a row of the page (or the export) shows: its node's and cluster's names and its
+    """What a row of the export shows: its node's and cluster's names and its
     active reservation. The node's JSON facts (labels, CNI, findings, addresses) are not read:
     decoding them for every row cost more than the rest of the row."""
     return (
@@ -78,6 +78,22 @@ def row_queryset() -> QuerySet:
         .defer(*(f"node__{name}" for name in Node.JSON_FACTS))
         .prefetch_related(active_reservations())
     )
+
+
+# The columns a row of the page shows (fleet_rows in templatetags/nicportal.py), plus node_id so
+# that `interface.node` stays one lookup away.
+PAGE_ROW_COLUMNS = (
+    "node_id", "node_name", "identity", "name", "alias", "mac", "driver", "pci_address",
+    "speed_mbps", "present", "state", "reason", "holder", "breach",
+)  # fmt: skip
+
+
+def page_row_queryset() -> QuerySet:
+    """A page's rows in one query, with only what they show: the interface's own copy of its
+    node's name, its cluster's name and its active reservation's team joined as columns
+    (read/pages.py), no Node, Cluster or Reservation objects. Building those, and decoding the
+    other columns (dates, JSON), was half of the page's reading time."""
+    return pages.with_active_reservation(Interface.objects.only(*PAGE_ROW_COLUMNS))
 
 
 def fleet_queryset(params: QueryDict) -> tuple[InterfaceFilterSet, QuerySet]:
@@ -217,7 +233,7 @@ class FleetView(PageMixin, LiveMixin, ListView):
             offset = (number - 1) * page_size
             window = pages.offset_page(queryset, sort, offset=offset, limit=page_size)
         self.window = window
-        rows = pages.rows_in_order(window.ids, row_queryset())
+        rows = pages.rows_in_order(window.ids, page_row_queryset())
         page = Page(rows, number, paginator)
         return paginator, page, rows, paginator.num_pages > 1
 
