@@ -1,4 +1,5 @@
-"""Template filters of the dashboard: numbers as people read them, node links with their cluster."""
+"""Template filters and tags of the dashboard: numbers as people read them, node links with their
+cluster, and the markup of the fleet page's many rows."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from inventory.choices import OwnershipState
 register = template.Library()
 
 UNKNOWN = "–"
+BAR_COUNTS = ("free", "reserved", "pod")  # a node bar's counts, in its order
 
 
 @register.filter
@@ -39,13 +41,13 @@ def node_url(name: str, cluster: str = "") -> str:
     return f"{url}?{urlencode({'cluster': cluster})}" if cluster else url
 
 
-# --- a NIC's state and actions, and the fleet table's rows -----------------------------------
+# --- a NIC's state and actions, the fleet table's rows, the per-node bars ---------------------
 #
-# Built in Python: the fleet page renders 50 to 200 rows, and the template engine spent about
-# half of the page's CPU on them (a lookup, localisation and escaping per variable, an include
-# per cell, a reverse() per link); format_html costs several times what the markup needs too.
-# So every value a row shows goes through html.escape (what Django's escape filter does, minus
-# its lazy-string checks) and the markup is marked safe once, in _markup(). The badge and the
+# Built in Python: the fleet page renders 50 to 200 rows and 24 bars, and the template engine
+# spent more than half of the page's CPU on them (a lookup, localisation and escaping per
+# variable, an include per cell, a reverse() per link); format_html costs several times what
+# the markup needs too. So every value shown goes through html.escape (what Django's escape
+# filter does, minus its lazy-string checks) and the markup is marked safe once, in _markup(). The
 # actions are tags so that every page showing a NIC uses this one markup.
 
 
@@ -137,5 +139,34 @@ def fleet_rows(context: Context, interfaces: list[Any], several_clusters: bool) 
             f'<td class="mono hide-narrow">{_text(interface.mac)}</td>'
             f"<td>{_text(interface.reserved_team or '')}</td>"
             f"<td>{_actions(interface, reserve_path, nad_builder_path)}</td></tr>\n"
+        )
+    return _markup("".join(rows))
+
+
+@register.simple_tag
+def node_bar_rows(bars: list[Any], several_clusters: bool) -> SafeString:
+    """The fleet page's per-node bars (web/diagrams.py's NodeBar): the node's link, its free,
+    reserved and in-pod NICs as segments scaled to the widest node, and their counts."""
+    rows = []
+    for bar in bars:
+        node, counts = _text(bar.node), bar.counts
+        free, reserved, pod = (_text(counts.get(state, "")) for state in BAR_COUNTS)
+        test_id, shown = node, node
+        if several_clusters:
+            test_id = f"{_text(bar.cluster)}-{node}"
+            shown = f'<span class="muted">{_text(bar.cluster)}/</span>{node}'
+        segments = "".join(
+            f'<span class="seg s-{_text(state)}" style="width:{_text(percent)}%"'
+            f' title="{_text(count)} {_text(state)}" data-testid="seg-{_text(state)}">'
+            f"{_text(count)}</span>"
+            for state, count, percent in bar.segments
+        )
+        rows.append(
+            f'<div class="bar-row" data-testid="bar-{test_id}">\n'
+            f'      <a class="mono" href="{_text(node_url(bar.node, bar.cluster))}">{shown}</a>\n'
+            f'      <div class="bar" role="img" aria-label="{node}: {free} free, {reserved}'
+            f' reserved, {pod} in pods">{segments}</div>\n'
+            f'      <span class="small muted">{free} free · {reserved} reserved · {pod} in pods'
+            "</span>\n    </div>\n"
         )
     return _markup("".join(rows))
