@@ -47,8 +47,8 @@ def node_url(name: str, cluster: str = "") -> str:
 # spent more than half of the page's CPU on them (a lookup, localisation and escaping per
 # variable, an include per cell, a reverse() per link); format_html costs several times what
 # the markup needs too. So every value shown goes through html.escape (what Django's escape
-# filter does, minus its lazy-string checks) and the markup is marked safe once, in _markup(). The
-# actions are tags so that every page showing a NIC uses this one markup.
+# filter does, minus its lazy-string checks) and the markup is marked safe once, in _markup().
+# The badge and the actions are tags so that every page showing a NIC uses this one markup.
 
 
 def _markup(html_text: str) -> SafeString:
