@@ -143,13 +143,15 @@ def state_counts(params: QueryDict, stamp: str | None = None) -> dict[str, int]:
     return counts
 
 
-def breach_count(params: QueryDict) -> int:
+def breach_count(params: QueryDict, filterset: InterfaceFilterSet | None = None) -> int:
     """Reservation breaches under every filter but `breach` itself (the chip shows what choosing
-    it would give). Breaches are few and a partial index holds them: no cache needed."""
-    without = params.copy()
-    for name in ("breach", "page", "sort", "per_page", "since", "cursor"):
-        without.pop(name, None)
-    filterset = InterfaceFilterSet(without, queryset=Interface.objects.all())
+    it would give). Breaches are few and a partial index holds them: no cache needed. Without a
+    `breach` filter the page's own filterset (if given) already has exactly those filters."""
+    if filterset is None or "breach" in params:
+        without = params.copy()
+        for name in ("breach", "page", "sort", "per_page", "since", "cursor"):
+            without.pop(name, None)
+        filterset = InterfaceFilterSet(without, queryset=Interface.objects.all())
     return filterset.qs.exclude(breach="").order_by().count()
 
 
@@ -266,7 +268,7 @@ class FleetView(PageMixin, LiveMixin, ListView):
             ],
             total=context["paginator"].count,
             breach_only=params.get("breach") == "true",
-            breach_count=breach_count(params),
+            breach_count=breach_count(params, self.filterset),
             query=self.query_without("page", "since", "cursor"),
             next_cursor=self.window.next.encode() if self.window.next else "",
             previous_cursor=self.window.previous.encode() if self.window.previous else "",
