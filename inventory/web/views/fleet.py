@@ -4,8 +4,10 @@ filters as the API), sorted, paginated, counted per state, exportable as CSV.
 Built for 320,000 interfaces: the per-state counts are one GROUP BY over the filtered rows (cached
 per inventory version) and the page total is their sum (no separate COUNT(*)); a page's ids come
 from the sort's index (read/pages.py: an offset over ids for a jump, a keyset cursor for Prev and
-Next), then its rows with their node and cluster joined plus one query for their active
-reservations; every sort ends in a unique key so that pages are stable.
+Next), then its rows in one query, with their cluster's name and their active reservation's team
+joined as columns; every sort ends in a unique key so that pages are stable. The rows and the
+per-node bars are rendered by template tags (templatetags/nicportal.py), not by the template
+engine variable by variable.
 """
 
 from __future__ import annotations
