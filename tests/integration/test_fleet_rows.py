@@ -6,6 +6,7 @@ other pages use."""
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.urls import reverse
@@ -109,3 +110,33 @@ def test_a_breach_shows_its_badge_with_the_reason(logged_in):
     ) in row
     assert f'<a class="btn small" href="/nads/new/?interface={interface.pk}">NAD</a>' in row
     assert "Reserve</a>" not in row
+
+
+def test_the_live_refresh_of_a_later_page_stays_on_that_page(logged_in):
+    node = make_node(name="node-a")
+    for index in range(30):
+        make_interface(node, name=f"ens{index:02d}", state=OwnershipState.FREE)
+    first = logged_in.get("/?per_page=25&state=free").content.decode()
+    later = logged_in.get("/?per_page=25&state=free&page=2").content.decode()
+
+    def refresh_url(body: str) -> str:
+        found = re.search(r'<div hx-get="([^"]*)" hx-trigger="every ', body)
+        assert found, "no live refresh on the page"
+        return found.group(1).replace("&amp;", "&")
+
+    def params(url: str) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(url).query)
+
+    assert "page" not in params(refresh_url(first))
+    refresh = refresh_url(later)
+    assert {name: params(refresh)[name] for name in ("page", "per_page", "state")} == {
+        "page": ["2"],
+        "per_page": ["25"],
+        "state": ["free"],
+    }
+    # What the refresh brings once the inventory changed (its `since` is older) is that page
+    # again, not the first one.
+    stale = re.sub(r"since=[^&]*", "since=older", refresh)
+    again = logged_in.get(stale, HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="interface-' in again
+    assert re.findall(r'id="interface-(\d+)"', again) == re.findall(r'id="interface-(\d+)"', later)

@@ -272,6 +272,8 @@ class FleetView(PageMixin, LiveMixin, ListView):
             breach_only=params.get("breach") == "true",
             breach_count=breach_count(params, self.filterset),
             query=self.query_without("page", "since", "cursor"),
+            # The live refresh re-reads the page being looked at (its number and cursor kept).
+            poll_query=self.query_without("since"),
             next_cursor=self.window.next.encode() if self.window.next else "",
             previous_cursor=self.window.previous.encode() if self.window.previous else "",
             sort_columns=SORT_COLUMNS,
