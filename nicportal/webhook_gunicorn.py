@@ -47,8 +47,5 @@ def worker_exit(server: Any, worker: Any) -> None:
     # workers load the application after the fork).
     from inventory.services import admission, admission_records
 
-    if admission_records.WRITER.running and not admission_records.WRITER.flush(
-        admission_records.EXIT_FLUSH_SECONDS
-    ):
-        server.log.warning("admission records still queued at exit were not written")
+    admission_records.flush_before_exit()
     admission.flush_counters()

@@ -17,16 +17,16 @@ The writer (`WRITER`):
   nicportal_admission_records_dropped_total{reason="queue_full"} and warned about at most once
   a minute;
 - takes everything queued within LINGER of a batch's first record (up to BATCH) and writes it
-  as one statement: the records of one
-  object, reason and mode are summed into one row (its count moves by how many were queued, its
-  values are the latest), and on PostgreSQL every row goes in one INSERT ... ON CONFLICT, in
-  key order (two processes upserting the same rows lock them in the same order: no deadlock);
+  as one statement: the records of one object, reason and mode are summed into one row (its
+  count moves by how many were queued, its values are the latest), and on PostgreSQL every row
+  goes in one INSERT ... ON CONFLICT, in key order (two processes upserting the same rows lock
+  them in the same order: no deadlock);
 - survives a failed write: it logs it, closes its connection and writes the batch once more on a
   new one (a PostgreSQL restart or a killed session costs nothing); a second failure drops the
   batch (reason="write_failed"), and it goes on with the next;
 - is flushed at exit: `flush(timeout)` waits until everything queued so far is written; the
-  webhook server's gunicorn calls it when a worker exits (nicportal/webhook_gunicorn.py), and
-  an atexit hook does for any other process.
+  webhook server's gunicorn calls flush_before_exit when a worker exits
+  (nicportal/webhook_gunicorn.py), and an atexit hook does for any other process.
 
 Elsewhere (NICPORTAL_WEBHOOK_RECORD_ASYNC off: the web process, the tests), and for a review
 inside a transaction (a test's, a caller's atomic block: its own record visible to it and
@@ -348,7 +348,8 @@ os.register_at_fork(after_in_child=WRITER._after_fork)
 
 
 @atexit.register
-def _flush_at_exit() -> None:
-    """A process that exits writes what it queued first, within a short deadline."""
+def flush_before_exit() -> None:
+    """A process (or gunicorn worker) that stops writes what it queued first, within a short
+    deadline."""
     if WRITER.running and not WRITER.flush(EXIT_FLUSH_SECONDS):
         log.warning("admission records still queued at exit were not written")

@@ -462,9 +462,6 @@ def sweep_inline(
     report.phases["cluster"] = time.monotonic() - started
     in_cluster = Node.objects.filter(cluster=cluster, in_cluster=True)
     agent = agent or AgentClient.for_cluster(cluster)
-    # Contact times of unchanged agents, written to the cache in one round trip at the end.
-    contacts: dict = {}
-    nodes: list[Node] = []
     node_ids = (
         list(in_cluster.values_list("pk", flat=True))
         if processes > 1 and connection.vendor == "postgresql"
@@ -488,6 +485,9 @@ def sweep_inline(
         for node in nodes:
             node.cluster = cluster  # judged with this row (no query per node)
         report.nodes = len(nodes)
+        # Contact times of unchanged agents, written to the cache in one round trip at the end
+        # (the processes write their own).
+        contacts: dict = {}
         polled = poll_nodes(
             nodes,
             agent=agent,
@@ -497,9 +497,9 @@ def sweep_inline(
             progress=progress,
             profile_inline=profile_inline,
         )
+        _write_contacts(contacts, nodes)
     report.agents_ok, report.agents_failed = polled.agents_ok, polled.agents_failed
     report.stats.add(polled.stats)
-    _write_contacts(contacts, nodes)
     linting = time.monotonic()
     report.phases["agents"] = linting - started - report.phases["cluster"]
     report.stats.other_rows += lint_cluster_nads(cluster)

@@ -121,18 +121,13 @@ def _ecdsa(algorithm):
     return (ec.ECDSA(algorithm),)
 
 
-def test_the_server_answers_reviews_over_tls_and_serves_nothing_else(webhook_server, certificates):
-    seed = {
-        "apiVersion": "k8s.cni.cncf.io/v1",
-        "kind": "NetworkAttachmentDefinition",
-        "metadata": {"name": "macvlan-conf", "namespace": "default"},
-        "spec": {"config": '{"cniVersion": "0.3.1", # the uplink\n "type": "host-device"}'},
-    }
-    body = {
+def nad_review(uid: str, name: str, nad: dict) -> dict:
+    """The AdmissionReview v1 the API server sends for creating this NAD in `default`."""
+    return {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
-            "uid": "7f0c",
+            "uid": uid,
             "resource": {
                 "group": "k8s.cni.cncf.io",
                 "version": "v1",
@@ -140,10 +135,20 @@ def test_the_server_answers_reviews_over_tls_and_serves_nothing_else(webhook_ser
             },
             "operation": "CREATE",
             "namespace": "default",
-            "name": "macvlan-conf",
-            "object": seed,
+            "name": name,
+            "object": nad,
         },
     }
+
+
+def test_the_server_answers_reviews_over_tls_and_serves_nothing_else(webhook_server, certificates):
+    seed = {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": "macvlan-conf", "namespace": "default"},
+        "spec": {"config": '{"cniVersion": "0.3.1", # the uplink\n "type": "host-device"}'},
+    }
+    body = nad_review("7f0c", "macvlan-conf", seed)
     ca = certificates / "ca.crt"
     answer = requests.post(f"{webhook_server}/validate", json=body, verify=ca, timeout=10)
     assert answer.status_code == 200
@@ -173,25 +178,11 @@ def test_a_stopping_worker_writes_the_records_still_queued(certificates, tmp_pat
         pytest.skip("locks the table from another PostgreSQL session (the PostgreSQL pass)")
     Cluster.objects.create(name="default")
     table = AdmissionRecord._meta.db_table
-    body = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "exit-1",
-            "resource": {
-                "group": "k8s.cni.cncf.io",
-                "version": "v1",
-                "resource": "network-attachment-definitions",
-            },
-            "operation": "CREATE",
-            "namespace": "default",
-            "name": "late",
-            "object": {
-                "metadata": {"name": "late", "namespace": "default"},
-                "spec": {"config": '{"cniVersion": "0.3.1", # x\n "type": "host-device"}'},
-            },
-        },
+    late = {
+        "metadata": {"name": "late", "namespace": "default"},
+        "spec": {"config": '{"cniVersion": "0.3.1", # x\n "type": "host-device"}'},
     }
+    body = nad_review("exit-1", "late", late)
     # No statement cap: the writer waits for the lock as long as the test holds it.
     with serving(certificates, tmp_path, NICPORTAL_DB_STATEMENT_TIMEOUT_MS="0") as (server, base):
         lock = psycopg.connect(**changes.connection_params())
