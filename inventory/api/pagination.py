@@ -86,8 +86,11 @@ class InterfacePagination(BoundedLimitOffsetPagination):
             if name not in PAGING_PARAMS
             for value in values
         ]
-        self.count = pages.cached_count(queryset, filters)
-        return pages.offset_page_ids(queryset, sort, offset=self.offset, limit=self.limit)
+        version = pages.inventory_version()
+        self.count = pages.cached_count(queryset, filters, version)
+        return pages.offset_page_ids(
+            queryset, sort, offset=self.offset, limit=self.limit, version=version
+        )
 
     def get_paginated_response(self, data: Any) -> Response:
         if not self.cursor_mode:

@@ -14,6 +14,10 @@ cost the same on its last page as on its first, however much history piles up.
   (an index-only scan of the sort's index), then the page's rows are read by id: the join to
   the node, the cluster and the reservation is done for the 50 rows shown, never for the rows
   skipped.
+- A deep offset starts from a checkpoint (PostgreSQL): the sort key of every STRIDE-th row of
+  the listing, found once by hopping through the index (one recursive query) and cached per
+  filter, sort and inventory version. Offset 280,000 is then a keyset step to checkpoint 280
+  and fewer than STRIDE index entries, not 280,000.
 - The active reservation comes from one LEFT JOIN restricted to unreleased rows (the partial
   unique index `one_active_reservation_per_interface`), not a subquery per row: released
   reservations, kept forever as history, never enter a list query.
@@ -33,6 +37,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import F, FilteredRelation, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.utils.dateparse import parse_datetime
 
@@ -139,21 +144,21 @@ def rows_in_order(ids: Sequence[int], queryset: QuerySet[Interface]) -> list[Int
 
 
 def offset_page_ids(
-    queryset: QuerySet[Interface], sort: Sort, *, offset: int, limit: int
+    queryset: QuerySet[Interface], sort: Sort, *, offset: int, limit: int, version: str
 ) -> list[int]:
     """The ids of one page by offset: the skipped rows are index entries of the sort's index
-    (primary keys only), never joined rows."""
-    ordered = sorted_by(queryset, sort)
-    return list(ordered.values_list("id", flat=True)[offset : offset + limit])
+    (primary keys only), never joined rows, and at most STRIDE of them (see checkpoints)."""
+    ordered, skip = _from_checkpoint(queryset, sort, offset, version)
+    return list(ordered.values_list("id", flat=True)[skip : skip + limit])
 
 
 def offset_page(
-    queryset: QuerySet[Interface], sort: Sort, *, offset: int, limit: int
+    queryset: QuerySet[Interface], sort: Sort, *, offset: int, limit: int, version: str
 ) -> KeysetPage:
     """A page by offset (a jump to page N), with the cursors of its neighbours, so that the
     next step from it is a keyset step."""
-    ordered = sorted_by(queryset, sort)
-    rows = list(ordered.values_list("id", *sort.columns)[offset : offset + limit + 1])
+    ordered, skip = _from_checkpoint(queryset, sort, offset, version)
+    rows = list(ordered.values_list("id", *sort.columns)[skip : skip + limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
     if not rows:
@@ -163,6 +168,97 @@ def offset_page(
         next=Cursor(sort, tuple(rows[-1][1:])) if more else None,
         previous=Cursor(sort, tuple(rows[0][1:]), before=True) if offset else None,
     )
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+# Rows between two checkpoints: an offset page walks fewer index entries than this (plus its
+# limit); finding a checkpoint costs one index descent and a walk of this many entries.
+STRIDE = 1_000
+
+
+def _from_checkpoint(
+    queryset: QuerySet[Interface], sort: Sort, offset: int, version: str
+) -> tuple[QuerySet[Interface], int]:
+    """The sorted listing to slice, started at the deepest checkpoint at or before `offset`,
+    and how many rows are left to skip in it. Checkpoints are sort keys of rows 1,000, 2,000, …
+    of this filtered listing, kept per inventory version for COUNT_TTL like a count (a change
+    that moves no verdict, a rename, may shift an offset page by the rows it moved for that
+    long); only as deep as someone asked, extended by later, deeper requests. SQLite, the
+    embedded default for small fleets, walks the offset as it is."""
+    ordered = sorted_by(queryset, sort)
+    wanted = offset // STRIDE
+    if not wanted or not checkpoints_apply():
+        return ordered, offset
+    key = f"interface-checkpoints:{_fingerprint(queryset, sort)}:{version}"
+    keys, complete = cache.get(key) or ([], False)
+    if len(keys) < wanted and not complete:
+        missing = wanted - len(keys)
+        found = _hop(queryset, sort, after=keys[-1] if keys else None, hops=missing)
+        keys, complete = [*keys, *found], len(found) < missing
+        cache.set(key, (keys, complete), timeout=COUNT_TTL)
+    used = min(wanted, len(keys))
+    if not used:
+        return ordered, offset
+    return _beyond(ordered, sort, keys[used - 1]), offset - used * STRIDE
+
+
+def checkpoints_apply() -> bool:
+    """Whether offsets start at checkpoints here: the hop query is PostgreSQL's (LATERAL)."""
+    return connection.vendor == "postgresql"
+
+
+def _fingerprint(queryset: QuerySet[Interface], sort: Sort) -> str:
+    """Names the filtered listing: its SQL and parameters, and the sort."""
+    sql, params = queryset.order_by().values_list("id").query.sql_with_params()
+    text = f"{sort.token}\n{sql}\n{params!r}"
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def _hop(
+    queryset: QuerySet[Interface], sort: Sort, *, after: tuple[Any, ...] | None, hops: int
+) -> list[tuple[Any, ...]]:
+    """The sort keys of the next `hops` checkpoints after `after` (None: from the start), in one
+    recursive query: each step is an index range scan from the last checkpoint, STRIDE entries
+    on (`OFFSET STRIDE - 1 LIMIT 1`), so finding 280 checkpoints walks the index once."""
+    names = [f'"k{index}"' for index in range(len(sort.columns))]
+    base = _with_sort_alias(queryset, sort)
+    first = base if after is None else _beyond(base, sort, after)
+    # The step compares with the last checkpoint's columns (fixed names, no input in them).
+    last = tuple(RawSQL(f'"hops".{name}', ()) for name in names)  # noqa: S611
+    step = _beyond(base, sort, last)
+    first_sql, first_params = _stride_end(first, sort)
+    step_sql, step_params = _stride_end(step, sort)
+    columns = ", ".join(names)
+    # Django's own SQL of the two listings, their values passed as parameters.
+    sql = (
+        f'WITH RECURSIVE "hops"("n", {columns}) AS ('  # noqa: S608
+        f'SELECT 1, "first".* FROM ({first_sql}) "first"'
+        f' UNION ALL SELECT "hops"."n" + 1, "step".* FROM "hops"'
+        f' CROSS JOIN LATERAL ({step_sql}) "step" WHERE "hops"."n" < %s'
+        f') SELECT {columns} FROM "hops" ORDER BY "n"'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*first_params, *step_params, hops))
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def _stride_end(queryset: QuerySet[Interface], sort: Sort) -> tuple[str, tuple[Any, ...]]:
+    """SQL of the sort key STRIDE rows into this (sorted) listing."""
+    page = queryset.order_by(*sort.order_by()).values_list(*sort.columns)[STRIDE - 1 : STRIDE]
+    return page.query.sql_with_params()
+
+
+def _beyond(
+    queryset: QuerySet[Interface], sort: Sort, keys: tuple[Any, ...], *, before: bool = False
+) -> QuerySet[Interface]:
+    """The rows after the row with these sort keys (`before`: the rows before it), in the
+    direction of the sort: one row comparison, the sort index's range condition."""
+    # Walking down the order (a descending sort, or backwards through an ascending one) wants
+    # the rows below the key.
+    below = sort.descending != before
+    compare = TupleLessThan if below else TupleGreaterThan
+    return queryset.filter(compare(Tuple(*(F(column) for column in sort.columns)), keys))
 
 
 # --- keyset cursors -----------------------------------------------------------------------------
@@ -252,11 +348,7 @@ def keyset_page_ids(
     before = cursor is not None and cursor.before
     queryset = _with_sort_alias(queryset, sort)
     if cursor is not None:
-        # Walking down the order (a descending sort, or backwards through an ascending one)
-        # wants the rows below the cursor's key.
-        below = sort.descending != before
-        compare = TupleLessThan if below else TupleGreaterThan
-        queryset = queryset.filter(compare(Tuple(*(F(c) for c in columns)), cursor.keys))
+        queryset = _beyond(queryset, sort, cursor.keys, before=before)
     rows = list(
         queryset.order_by(*sort.order_by(reverse=before)).values_list("id", *columns)[: limit + 1]
     )
@@ -301,13 +393,16 @@ _NEWEST_IDS = (
 )
 
 
-def cached_count(queryset: QuerySet[Interface], filters: Iterable[tuple[str, str]]) -> int:
-    """COUNT(*) of a filtered list, reused per filter and inventory version: counting 320,000
-    rows costs more than the page itself. A filter on a fact that changed without a verdict
-    change (a driver, a name) may be COUNT_TTL seconds behind."""
+def cached_count(
+    queryset: QuerySet[Interface], filters: Iterable[tuple[str, str]], version: str
+) -> int:
+    """COUNT(*) of a filtered list, reused per filter and inventory version (`version`, from
+    inventory_version()): counting 320,000 rows costs more than the page itself. A filter on a
+    fact that changed without a verdict change (a driver, a name) may be COUNT_TTL seconds
+    behind."""
     fingerprint = json.dumps(sorted(filters), separators=(",", ":"))
     digest = hashlib.blake2b(fingerprint.encode(), digest_size=12).hexdigest()
-    key = f"interface-count:{digest}:{inventory_version()}"
+    key = f"interface-count:{digest}:{version}"
     count = cache.get(key)
     if count is None:
         count = queryset.count()

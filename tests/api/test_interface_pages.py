@@ -97,6 +97,25 @@ def test_cursor_and_offset_walks_see_every_row_once_in_the_asked_order(
     assert len(set(by_cursor)) == len(eleven)
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("ordering", pages.sort_choices())
+def test_offset_walks_from_checkpoints_see_every_row_once(
+    people, eleven, client_for, ordering, monkeypatch
+):
+    """With a checkpoint every 2 rows, each offset page past the first starts from one (the
+    recursive hop query runs, then the cache serves it) and still shows the rows in order."""
+    if not pages.checkpoints_apply():
+        pytest.skip("checkpoints are PostgreSQL's")
+    monkeypatch.setattr(pages, "STRIDE", 2)
+    client = client_for(people.outsider)
+
+    by_offset = walk_with_offset(client, f"ordering={ordering}", limit=3)
+    deep = client.get(f"{API}?ordering={ordering}&limit=2&offset=9").json()
+
+    assert by_offset == expected_order(ordering)
+    assert [row["id"] for row in deep["results"]] == expected_order(ordering)[9:11]
+
+
 def test_a_previous_link_leads_back_to_the_same_page(people, eleven, client_for):
     client = client_for(people.outsider)
     _, answers = walk_with_cursor(client, "ordering=-speed_mbps", limit=4)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -138,8 +139,11 @@ def _list_queries(client, url: str, token: str) -> list[str]:
 
 
 def _page_query(queries: list[str]) -> str:
-    """The query that chose the page: the one ordered over the interface table."""
-    (chosen,) = [q for q in queries if "ORDER BY" in q and "COUNT(" not in q]
+    """The query that chose the page: the one ordered over the interface table (not the one
+    that found its checkpoints)."""
+    (chosen,) = [
+        q for q in queries if "ORDER BY" in q and "COUNT(" not in q and "WITH RECURSIVE" not in q
+    ]
     return chosen
 
 
@@ -166,9 +170,34 @@ def test_the_first_and_a_deep_offset_page_walk_the_sort_index(client, fleet):
         chosen = _page_query(queries)
         _assert_page_plan(chosen)
         # The rows of the page are then read by id, with their joins, and no OFFSET.
-        (rows,) = [q for q in queries if "JOIN" in q]
+        (rows,) = [q for q in queries if "JOIN" in q and "WITH RECURSIVE" not in q]
         assert "OFFSET" not in rows and '"inventory_interface"."id" IN' in rows
         assert all(s["Node Type"] != "Seq Scan" for s in _interface_scans(_plan(rows)))
+
+
+@pytest.mark.parametrize("ordering", ["node__name", "-state", "speed_mbps", "-state_changed_at"])
+def test_a_deep_offset_starts_at_a_checkpoint_found_by_hopping_the_index(client, fleet, ordering):
+    """The first deep request finds the checkpoints: one index descent per 1,000 rows, each
+    step's scan starting at the last checkpoint, nothing sorted but the checkpoints' numbers.
+    The page then starts at the checkpoint (a range condition) and skips fewer than 1,000."""
+    cache.clear()
+    url = f"/api/v1/interfaces/?ordering={ordering}&offset=22050&limit=50"
+    queries = _list_queries(client, url, fleet["token"])
+    (hop,) = [q for q in queries if "WITH RECURSIVE" in q]
+    plan = _plan(hop)
+    scans = _interface_scans(plan)
+    assert scans and all(s["Node Type"] != "Seq Scan" for s in scans), plan
+    assert all("Index Cond" in s for s in scans[1:]), plan  # every step after the first
+    sorts = [n for n in _nodes(plan) if n["Node Type"] in ("Sort", "Incremental Sort")]
+    assert [n["Sort Key"] for n in sorts] in ([], [["hops.n"]]), plan
+    chosen = _page_query(queries)
+    assert "OFFSET 50" in chosen, chosen
+    _assert_page_plan(chosen)
+    assert all("Index Cond" in s for s in _interface_scans(_plan(chosen))), chosen
+    # The next deep request of this listing does not hop again.
+    again = _list_queries(client, url.replace("22050", "21000"), fleet["token"])
+    assert not [q for q in again if "WITH RECURSIVE" in q]
+    assert "OFFSET" not in _page_query(again)
 
 
 @pytest.mark.parametrize("ordering", pages.sort_choices())

@@ -235,7 +235,9 @@ class FleetView(PageMixin, LiveMixin, ListView):
             window = pages.keyset_page_ids(queryset, sort, cursor=cursor, limit=page_size)
         else:
             offset = (number - 1) * page_size
-            window = pages.offset_page(queryset, sort, offset=offset, limit=page_size)
+            window = pages.offset_page(
+                queryset, sort, offset=offset, limit=page_size, version=self.stamp
+            )
         self.window = window
         rows = pages.rows_in_order(window.ids, page_row_queryset())
         page = Page(rows, number, paginator)
