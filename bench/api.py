@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from inventory.models import Interface, Node
 
+    quiet_wait = portal.wait_for_quiet()
     load_before = os.getloadavg()
     user = _bench_user()
     _, token = AuthToken.objects.create(user)
@@ -226,6 +227,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "released_reservations": released,
         "deep_offset": deep,
         "deep_free_offset": deep_free,
+        "quiet_wait_s": quiet_wait,
         "cases": {},
     }
     for label, url in cases.items():

@@ -148,6 +148,26 @@ def settled_pg_row_changes(timeout: float = 30.0) -> int:
 FLEET_PIDS: list[int] = []
 
 
+def wait_for_quiet(*, idle: float = 0.9, timeout: float = 60.0) -> float:
+    """Wait until the machine's CPUs were at least `idle` idle over one second (what an earlier
+    part left running, say autovacuum after a cold sweep's inserts, has finished), at most
+    `timeout` seconds; return the seconds waited (the report shows them)."""
+    started = time.monotonic()
+
+    def ticks() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            values = [int(v) for v in stat.readline().split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, all
+
+    while time.monotonic() - started < timeout:
+        idle_before, total_before = ticks()
+        time.sleep(1.0)
+        idle_after, total_after = ticks()
+        if (idle_after - idle_before) >= idle * max(1, total_after - total_before):
+            break
+    return round(time.monotonic() - started, 1)
+
+
 def _stat(pid: int | str) -> tuple[str, list[str]] | None:
     """A process's command name and the fields of /proc/PID/stat after it (state, ppid, ...,
     utime and stime at 11 and 12, cutime and cstime at 13 and 14); None if it is gone."""

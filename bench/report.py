@@ -152,17 +152,20 @@ def api_section(folder: Path) -> list[str]:
     return lines
 
 
+def _quiet(data: dict[str, Any]) -> str:
+    wait = data.get("quiet_wait_s")
+    return "." if wait is None else f" (it began when the CPUs were 90% idle, after {wait:g} s)."
+
+
 def _api_size(data: dict[str, Any]) -> list[str]:
-    lines: list[str] = []
-    released = data.get("released_reservations")
+    released, load = data.get("released_reservations"), data.get("load")
     depth = (
         f" Deep pages start at row {data['deep_offset']:,} (`state=free`: "
         f"{data['deep_free_offset']:,}), by `offset` or by a keyset `cursor` at that row."
         if "deep_offset" in data
         else ""
     )
-    load = data.get("load")
-    lines += [
+    lines = [
         f"{data['interfaces']:,} interfaces ({data['free']:,} free)"
         + (f", {released:,} released reservations" if released is not None else "")
         + ". Server time = one request "
@@ -173,7 +176,8 @@ def _api_size(data: dict[str, Any]) -> list[str]:
             [
                 "",
                 f"Load average during this part: {' '.join(f'{x:.2f}' for x in load['before'])} "
-                f"at its start, {' '.join(f'{x:.2f}' for x in load['after'])} at its end.",
+                f"at its start, {' '.join(f'{x:.2f}' for x in load['after'])} at its end"
+                + _quiet(data),
             ]
             if load
             else []
