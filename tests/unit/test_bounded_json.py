@@ -217,6 +217,32 @@ def test_what_the_source_cannot_show_is_left_to_the_walk(source):
     assert not bounded_json._plainly_within(source, max_depth=8, forbidden=bounded_json.CONTROL)
 
 
+@pytest.mark.parametrize(
+    ("source", "forbidden"),
+    [
+        ('["a\x00b"]', bounded_json.UNSTORABLE),
+        ('{"k": ["x\x01"]}', bounded_json.CONTROL),
+        ('{"k\x7f": 1}', bounded_json.CONTROL),
+        ('["\u00e9", "\ud800"]', bounded_json.UNSTORABLE),
+        ("[1E5]", None),
+        ("[0.5e-3]", None),
+        ("[" + "9" * 300 + "]", None),
+    ],
+)
+def test_raw_refused_characters_and_numbers_that_may_overflow_leave_the_fast_path(
+    source, forbidden
+):
+    for data in (source, source.encode("utf-8", "surrogatepass")):
+        assert not bounded_json._plainly_within(data, max_depth=8, forbidden=forbidden)
+
+
+def test_brackets_literals_and_digits_inside_strings_do_not_count():
+    source = '{"a": "[[[{{{", "b": [true, false, null, "1e999", "%s"], "c": 12.5}' % ("9" * 400)
+    for data in (source, source.encode()):
+        assert bounded_json._plainly_within(data, max_depth=2, forbidden=bounded_json.CONTROL)
+        assert not bounded_json._plainly_within(data, max_depth=1, forbidden=None)
+
+
 def test_a_str_holding_a_lone_surrogate_is_refused_not_raised():
     # A str (not bytes) can carry one, e.g. a NAD's config decoded from "\ud800" upstream.
     refused = refusal('["x\ud800"]')
