@@ -1,7 +1,8 @@
 """The snapshot contract between the node agent and the portal.
 
 Pure data and one pure function, stdlib only: the portal imports this module to validate agent
-answers (``fastjsonschema.compile(SNAPSHOT_SCHEMA)``). ``identity()`` is the agent side's
+answers (jsonschema-rs's check first, ``fastjsonschema.compile(SNAPSHOT_SCHEMA)`` for the verdict
+and message of a snapshot that check does not pass). ``identity()`` is the agent side's
 strongest key of a link; the portal does not use it: it keys interfaces with its own
 ``link_identity`` (inventory/sync/snapshot.py), which also lowercases and names the virtual
 links whose MAC is borrowed from a port or parent.
