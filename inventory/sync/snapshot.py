@@ -114,7 +114,7 @@ def snapshot_facts(snapshot: dict) -> dict[str, dict]:
                 log.warning("node=%s duplicate link name %r ignored", snapshot.get("node"), ident)
                 continue
         row = {
-            model: (link.get(key) if link.get(key) is not None else empty)
+            model: (empty if (value := link.get(key)) is None else value)
             for key, model, empty in _LINK_FIELDS
         }
         for key in ("mac", "permanent_mac", "pci_address", "pf_pci_address"):
@@ -167,7 +167,7 @@ def facts_digest(row: dict) -> str:
     """A hash of the row's agent facts. Facts added after rows were first stored count only
     when set, so that a row without them keeps the digest it was stored with: the first sweep
     after an upgrade rewrites the rows that gained a fact (the SR-IOV VFs), not the fleet."""
-    values: list = [row.get(f) for f in _DIGEST_FIELDS]
+    values: list = list(map(row.get, _DIGEST_FIELDS))
     added = {f: row.get(f) for f in _ADDED_LINK_FIELDS if row.get(f) not in (None, "")}
     if added:
         values.append(added)

@@ -13,7 +13,12 @@ from django.db import connection
 from bench import fleet
 from inventory.choices import AttachmentStatus
 from inventory.models import Cluster, HistoryEntry, Interface, Node, PodAttachment
-from inventory.sync.first_sight import FirstSnapshot, apply_first_snapshots, with_known_flag
+from inventory.sync.first_sight import (
+    FirstSnapshot,
+    _copy,
+    apply_first_snapshots,
+    with_known_flag,
+)
 from inventory.sync.snapshot import apply_snapshot
 from tests.fixtures import sysfs as fx
 from tests.integration.test_sync_snapshots import link, snapshot
@@ -197,3 +202,43 @@ def test_the_bulk_path_stores_the_sriov_node_as_the_node_by_node_path(tmp_path):
         fx.VFIO_VF: (1, "free"),
         fx.POD_VF: (2, "missing"),
     }
+
+
+def test_copy_stores_each_json_document_as_given_when_documents_repeat():
+    # _copy encodes a repeated document of strings once; 1, 1.0, True and "1" are one
+    # dictionary key in Python but four JSON values. These rows leave out the nullable
+    # columns (actor, team, interface): they get their defaults.
+    cluster = Cluster.objects.create(name="c")
+    node = make_node(cluster, "copied")
+    documents = [
+        {"holder": "a", "old_holder": ""},
+        {"holder": "a", "old_holder": ""},
+        {"holder": 1, "old_holder": ""},
+        {"holder": 1.0, "old_holder": ""},
+        {"holder": True, "old_holder": ""},
+        {"holder": "1", "old_holder": ""},
+        {"holder": ["a"], "old_holder": ""},
+        {},
+    ]
+    rows = [
+        {
+            "at": NOW,
+            "kind": "ownership",
+            "old_state": "",
+            "new_state": "free",
+            "message": str(index),
+            "data": data,
+            "node_id": node.pk,
+        }
+        for index, data in enumerate(documents)
+    ]
+
+    _copy(HistoryEntry, rows)
+
+    stored_documents = [
+        entry.data for entry in HistoryEntry.objects.filter(node=node).order_by("message")
+    ]
+    assert [(repr(d.get("holder")), d) for d in stored_documents] == [
+        (repr(d.get("holder")), d) for d in documents
+    ]
+    assert not HistoryEntry.objects.filter(node=node, interface__isnull=False).exists()
