@@ -51,10 +51,6 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
         return parameters
 
 
-# Query parameters that choose a page or a representation, not rows: not part of a count's key.
-PAGING_PARAMS = frozenset({"limit", "offset", "cursor", "ordering", "fields", "brief"})
-
-
 class InterfacePagination(BoundedLimitOffsetPagination):
     """The interface list's pages (read/pages.py): `cursor=` opts into keyset pages (`next` and
     `previous` links, no `count`: a cursor page costs the same at any depth), `limit`/`offset`
@@ -80,14 +76,8 @@ class InterfacePagination(BoundedLimitOffsetPagination):
             self.keyset = pages.keyset_page_ids(queryset, sort, cursor=cursor, limit=self.limit)
             return self.keyset.ids
         self.offset = self.get_offset(request)
-        filters = [
-            (name, value)
-            for name, values in request.query_params.lists()
-            if name not in PAGING_PARAMS
-            for value in values
-        ]
         version = pages.inventory_version()
-        self.count = pages.cached_count(queryset, filters, version)
+        self.count = pages.cached_count(queryset, version)
         return pages.offset_page_ids(
             queryset, sort, offset=self.offset, limit=self.limit, version=version
         )

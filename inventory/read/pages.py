@@ -29,7 +29,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -190,7 +190,7 @@ def _from_checkpoint(
     wanted = offset // STRIDE
     if not wanted or not checkpoints_apply():
         return ordered, offset
-    key = f"interface-checkpoints:{_fingerprint(queryset, sort)}:{version}"
+    key = f"interface-checkpoints:{sort.token}:{_listing_digest(queryset)}:{version}"
     keys, complete = cache.get(key) or ([], False)
     if len(keys) < wanted and not complete:
         missing = wanted - len(keys)
@@ -208,11 +208,10 @@ def checkpoints_apply() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _fingerprint(queryset: QuerySet[Interface], sort: Sort) -> str:
-    """Names the filtered listing: its SQL and parameters, and the sort."""
+def _listing_digest(queryset: QuerySet[Interface]) -> str:
+    """Names a filtered listing, whichever door built it: a hash of its SQL and parameters."""
     sql, params = queryset.order_by().values_list("id").query.sql_with_params()
-    text = f"{sort.token}\n{sql}\n{params!r}"
-    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+    return hashlib.blake2b(f"{sql}\n{params!r}".encode(), digest_size=12).hexdigest()
 
 
 def _hop(
@@ -393,16 +392,12 @@ _NEWEST_IDS = (
 )
 
 
-def cached_count(
-    queryset: QuerySet[Interface], filters: Iterable[tuple[str, str]], version: str
-) -> int:
-    """COUNT(*) of a filtered list, reused per filter and inventory version (`version`, from
+def cached_count(queryset: QuerySet[Interface], version: str) -> int:
+    """COUNT(*) of a filtered list, reused per listing and inventory version (`version`, from
     inventory_version()): counting 320,000 rows costs more than the page itself. A filter on a
     fact that changed without a verdict change (a driver, a name) may be COUNT_TTL seconds
     behind."""
-    fingerprint = json.dumps(sorted(filters), separators=(",", ":"))
-    digest = hashlib.blake2b(fingerprint.encode(), digest_size=12).hexdigest()
-    key = f"interface-count:{digest}:{version}"
+    key = f"interface-count:{_listing_digest(queryset)}:{version}"
     count = cache.get(key)
     if count is None:
         count = queryset.count()
