@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import F, FilteredRelation, Q, QuerySet
 from django.db.models.expressions import RawSQL
@@ -190,7 +191,10 @@ def _from_checkpoint(
     wanted = offset // STRIDE
     if not wanted or not checkpoints_apply():
         return ordered, offset
-    key = f"interface-checkpoints:{sort.token}:{_listing_digest(queryset)}:{version}"
+    listing = _listing_digest(queryset)
+    if listing is None:
+        return ordered, offset  # no row: nothing to skip
+    key = f"interface-checkpoints:{sort.token}:{listing}:{version}"
     keys, complete = cache.get(key) or ([], False)
     if len(keys) < wanted and not complete:
         missing = wanted - len(keys)
@@ -208,9 +212,14 @@ def checkpoints_apply() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _listing_digest(queryset: QuerySet[Interface]) -> str:
-    """Names a filtered listing, whichever door built it: a hash of its SQL and parameters."""
-    sql, params = queryset.order_by().values_list("id").query.sql_with_params()
+def _listing_digest(queryset: QuerySet[Interface]) -> str | None:
+    """Names a filtered listing, whichever door built it: a hash of its SQL and parameters.
+    None when Django knows no row can match without asking the database (a filter value out
+    of the column's range, `speed_mbps=-9223372036854775807`): it has no SQL."""
+    try:
+        sql, params = queryset.order_by().values_list("id").query.sql_with_params()
+    except EmptyResultSet:
+        return None
     return hashlib.blake2b(f"{sql}\n{params!r}".encode(), digest_size=12).hexdigest()
 
 
@@ -397,7 +406,10 @@ def cached_count(queryset: QuerySet[Interface], version: str) -> int:
     inventory_version()): counting 320,000 rows costs more than the page itself. A filter on a
     fact that changed without a verdict change (a driver, a name) may be COUNT_TTL seconds
     behind."""
-    key = f"interface-count:{_listing_digest(queryset)}:{version}"
+    listing = _listing_digest(queryset)
+    if listing is None:
+        return 0
+    key = f"interface-count:{listing}:{version}"
     count = cache.get(key)
     if count is None:
         count = queryset.count()

@@ -120,3 +120,15 @@ def test_the_page_follows_rows_that_move_the_inventory(rows):
     for offset in (5, 18, 30, 44, 70):
         ids = pages.offset_page_ids(queryset, sort, offset=offset, limit=3, version=after)
         assert ids == _plain(queryset, sort, offset, 3)
+
+
+def test_a_filter_no_row_can_match_is_an_empty_page_at_any_depth(rows, client, django_user_model):
+    """A value out of the column's range has no SQL (Django knows the answer is empty): the
+    count is 0 and every page, deep or not, is empty (it was a 500)."""
+    client.force_login(django_user_model.objects.create(username="deep-empty"))
+    for offset in (0, 40, 5_000):
+        response = client.get(
+            f"/api/v1/interfaces/?speed_mbps=-9223372036854775807&offset={offset}"
+        )
+        assert response.status_code == 200, response.content[:300]
+        assert response.json()["count"] == 0 and response.json()["results"] == []
